@@ -1,0 +1,51 @@
+"""Transactions -> orders: lines netted within each order, for one batch of customers.
+
+Input (contract-typed transactions): ``customer_id, order_id, ts, amount [, product_id,
+quantity, channel]``. A return is a negative line; it is netted within its order. An order whose
+net amount is negative is a refund, not a purchase: it lowers revenue but is not a visit.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+import polars as pl
+
+Frame = pl.DataFrame | pl.LazyFrame
+
+
+def midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day)
+
+
+def window(transactions: Frame, start: date | None, end: date) -> pl.LazyFrame:
+    """Lines with ``start <= ts < end`` (no lower bound when ``start`` is None)."""
+    lines = transactions.lazy().filter(pl.col("ts") < midnight(end))
+    if start is not None:
+        lines = lines.filter(pl.col("ts") >= midnight(start))
+    return lines
+
+
+def orders(lines: pl.LazyFrame) -> pl.LazyFrame:
+    """``customer_id, order_id, ts, day, amount, items, n_lines, channel, is_purchase``.
+
+    ``ts`` is the order's first line; ``items`` counts the quantities of its non-return lines.
+    """
+    return (
+        lines.group_by("customer_id", "order_id")
+        .agg(
+            pl.col("ts").min(),
+            pl.col("amount").sum(),
+            pl.col("quantity").filter(pl.col("amount") >= 0).sum().alias("items"),
+            (pl.col("amount") >= 0).sum().alias("n_lines"),
+            pl.col("channel").drop_nulls().first(),
+        )
+        .with_columns(
+            pl.col("ts").dt.date().alias("day"),
+            (pl.col("amount") >= 0).alias("is_purchase"),
+        )
+    )
+
+
+def days_before(as_of: date, days: int) -> date:
+    return as_of - timedelta(days=days)

@@ -1,0 +1,205 @@
+"""Data commands: ``retain simulate`` and ``retain features``."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import polars as pl
+import typer
+
+from features.contract import DataError, LoadReport, load_transactions, parse_column_map
+from features.customers import customer_features_lazy, observed_channels
+from features.labels import labels_lazy
+from features.products import customer_product_features_lazy
+from retain.config import settings
+from retain.progress import console, step
+
+app = typer.Typer()
+
+TransactionsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--transactions",
+        help="Transactions: a .csv or .parquet file, or a database URL (sqlite:///shop.db, "
+        "postgresql+psycopg://...) with --query. Env: RETAIN_TRANSACTIONS.",
+        show_default=False,
+    ),
+]
+AsOfOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--as-of",
+        help="Use transactions strictly before this date (YYYY-MM-DD). Default: the day after "
+        "the last transaction. Env: RETAIN_AS_OF.",
+        show_default=False,
+    ),
+]
+MapOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--map",
+        help="Map a contract column to yours, e.g. --map customer_id=client_code (repeatable). "
+        "Env: RETAIN_COLUMN_MAP as JSON.",
+        show_default=False,
+    ),
+]
+OnBadRowsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--on-bad-rows",
+        help="fail (default): stop at the first bad input with a message naming the rows; "
+        "skip: write rejected rows with their reason to a side file and go on.",
+        show_default=False,
+    ),
+]
+QueryOpt = Annotated[
+    str | None,
+    typer.Option("--query", help="SQL for a database URL. Default: SELECT * FROM transactions"),
+]
+RejectsOpt = Annotated[
+    Path | None,
+    typer.Option("--rejects", help="Where --on-bad-rows=skip writes rejected rows (CSV). "
+                 "Default: beside --out, <name>.rejected.csv."),
+]
+
+
+def fail(message: str) -> typer.Exit:
+    console.print(f"[red]error:[/] {message}", soft_wrap=True)
+    return typer.Exit(code=1)
+
+
+def parse_date(value: str | date | None, flag: str) -> date | None:
+    if value is None or isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise fail(f"{flag}: expected a date like 2026-07-01, got {value!r}") from None
+
+
+def write_frame(frame: pl.DataFrame, path: Path) -> None:
+    """Write by extension: .csv or .parquet."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".csv":
+        frame.write_csv(path)
+    elif path.suffix.lower() in (".parquet", ".pq"):
+        frame.write_parquet(path)
+    else:
+        raise fail(f"{path}: unknown output type; use .csv or .parquet")
+
+
+def report_rejects(report: LoadReport) -> None:
+    if not report.rows_rejected:
+        return
+    console.print(
+        f"[yellow]{report.rows_rejected} of {report.rows_read} rows rejected[/] "
+        f"(written with reasons to {report.rejects_path}):"
+    )
+    for reason, count in report.rejected.items():
+        console.print(f"  {count:>8}  {reason}")
+
+
+@app.command()
+def simulate(
+    customers: Annotated[int, typer.Option("--customers", min=1, help="Number of customers.")] = 5000,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed: same seed, same shop.")] = 0,
+    out: Annotated[Path, typer.Option("--out", help="Directory to write the shop to.")] = Path(
+        "data/shop"
+    ),
+    as_of: Annotated[str, typer.Option("--as-of", help="End of the history.")] = "2026-07-01",
+    history_days: Annotated[int, typer.Option(min=30, help="Days of history before --as-of.")] = 730,
+    future_days: Annotated[int, typer.Option(min=1, help="Days of true future after it.")] = 365,
+    file_format: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
+) -> None:
+    """Simulate a shop with known ground truth: transactions, customers (with consents),
+    a contacts log with a global control group, the true future and per-customer truth."""
+    from features.simulate import simulate_shop, write_shop
+
+    if file_format not in ("parquet", "csv"):
+        raise fail(f"--format: expected parquet or csv, got {file_format!r}")
+    end = parse_date(as_of, "--as-of")
+    assert end is not None
+    with step(f"Simulating {customers:,} customers"):
+        shop = simulate_shop(customers, seed=seed, as_of=end, history_days=history_days,
+                             future_days=future_days)
+    with step(f"Writing {out}"):
+        paths = write_shop(shop, out, file_format)
+    for name, path in paths.items():
+        rows = getattr(shop, name).height
+        console.print(f"  {name:<20} {rows:>12,} rows  {path}")
+
+
+@app.command()
+def features(
+    out: Annotated[Path, typer.Option("--out", help="Customer features: .parquet or .csv.")],
+    transactions: TransactionsOpt = None,
+    as_of: AsOfOpt = None,
+    horizon_days: Annotated[
+        int | None, typer.Option("--horizon-days", help="Label horizon (with --labels). Default 90.")
+    ] = None,
+    with_labels: Annotated[
+        bool,
+        typer.Option("--labels", help="Add the outcomes of the horizon after --as-of (needs the "
+                     "transactions of that window; training data)."),
+    ] = False,
+    products_out: Annotated[
+        Path | None,
+        typer.Option("--products-out", help="Customer x product features. Default: "
+                     "<out>.products.<ext>; 'none' to skip."),
+    ] = None,
+    column_map: MapOpt = None,
+    on_bad_rows: OnBadRowsOpt = None,
+    rejects: RejectsOpt = None,
+    query: QueryOpt = None,
+) -> None:
+    """Build one row of features per customer from transactions strictly before --as-of
+    (and, with --labels, what they did in the horizon after it)."""
+    try:
+        config = settings(transactions=transactions, as_of=parse_date(as_of, "--as-of"),
+                          horizon_days=horizon_days, on_bad_rows=on_bad_rows,
+                          column_map=parse_column_map(column_map) or None, query=query)
+    except (ValueError, DataError) as exc:
+        raise fail(str(exc)) from None
+    if config.transactions is None:
+        raise fail("--transactions is required (or set RETAIN_TRANSACTIONS)")
+    write_products = products_out is None or str(products_out).lower() != "none"
+    rejects = rejects or out.with_name(out.stem + ".rejected.csv")
+    allow_until = (
+        config.as_of + timedelta(days=config.horizon_days) if with_labels and config.as_of else None
+    )
+    try:
+        with step("Reading and validating transactions"):
+            loaded = load_transactions(
+                config.transactions, as_of=config.as_of, allow_until=allow_until,
+                column_map=config.column_map, on_bad_rows=config.on_bad_rows,
+                rejects_path=rejects, query=config.query,
+            )
+    except DataError as exc:
+        raise fail(str(exc)) from None
+    report_rejects(loaded.report)
+    tx = loaded.frame
+    cutoff = config.as_of or (tx["ts"].max().date() + timedelta(days=1))  # type: ignore[union-attr]
+    with step(f"Building customer features as of {cutoff}"):
+        lazy = [customer_features_lazy(tx, cutoff, observed_channels(tx))]
+        if with_labels:
+            lazy.append(labels_lazy(tx, cutoff, config.horizon_days))
+        if write_products:
+            lazy.append(customer_product_features_lazy(tx, cutoff))
+        frames = pl.collect_all(lazy)
+    customer_frame = frames[0]
+    if customer_frame.height == 0:
+        raise fail(f"no customer has a purchase before the as-of date {cutoff}")
+    if with_labels:
+        customer_frame = customer_frame.join(frames[1], on="customer_id", how="left")
+    with step(f"Writing {out}"):
+        write_frame(customer_frame, out)
+        if write_products:
+            products_path = products_out or out.with_name(f"{out.stem}.products{out.suffix}")
+            write_frame(frames[-1], products_path)
+    used = tx.filter(pl.col("ts") < pl.lit(cutoff).cast(pl.Datetime("us")))
+    console.print(
+        f"{customer_frame.height:,} customers, {used.height:,} transaction rows from "
+        f"{used['ts'].min():%Y-%m-%d} to {used['ts'].max():%Y-%m-%d}, as of {cutoff}"
+    )
