@@ -1,0 +1,194 @@
+from __future__ import annotations
+
+import sqlite3
+from datetime import date, datetime
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from features.contract import (
+    DataError,
+    load_contacts,
+    load_customers,
+    load_transactions,
+    parse_column_map,
+)
+
+HEADER = "customer_id,order_id,ts,amount,product_id\n"
+
+
+def write(tmp_path: Path, text: str, name: str = "tx.csv", encoding: str = "utf-8") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding=encoding)
+    return path
+
+
+def test_clean_csv_is_typed_and_trimmed(tmp_path):
+    path = write(tmp_path, HEADER + " c1 ,o1,2024-01-05 10:30:00,100.5,p1\nc2,,2024-01-06,7,\n")
+    frame = load_transactions(path).frame
+    assert frame["customer_id"].to_list() == ["c1", "c2"]
+    assert frame.schema["ts"] == pl.Datetime("us") and frame.schema["amount"] == pl.Float64
+    assert frame["ts"].to_list() == [datetime(2024, 1, 5, 10, 30), datetime(2024, 1, 6)]
+    assert frame["order_id"][1].startswith("#row")  # missing order id: one order per row
+    assert frame["quantity"].to_list() == [1.0, 1.0]
+
+
+def test_missing_column_names_the_file_the_column_and_the_fix(tmp_path):
+    path = write(tmp_path, "client,ts,amount\nc1,2024-01-01,5\n")
+    with pytest.raises(DataError) as err:
+        load_transactions(path)
+    message = str(err.value)
+    assert "tx.csv" in message and "'customer_id'" in message and "--map customer_id=" in message
+
+
+def test_column_map_renames_the_shops_columns(tmp_path):
+    path = write(tmp_path, "client_code,date,sum\nc1,2024-01-01,5\n")
+    mapping = parse_column_map(["customer_id=client_code", "ts=date", "amount=sum"])
+    frame = load_transactions(path, column_map=mapping).frame
+    assert frame.select("customer_id", "amount").row(0) == ("c1", 5.0)
+
+
+def test_bad_map_syntax_is_explained():
+    with pytest.raises(DataError, match="CONTRACT_COLUMN=YOUR_COLUMN"):
+        parse_column_map(["customer_id"])
+
+
+@pytest.mark.parametrize(
+    ("row", "column", "reason"),
+    [
+        ("c1,o1,yesterday,5,p1", "ts", "unparseable date"),
+        ("c1,o1,2024-13-45,5,p1", "ts", "unparseable date"),
+        ("c1,o1,2024-01-01,five,p1", "amount", "not a number"),
+        (",o1,2024-01-01,5,p1", "customer_id", "missing customer id"),
+        ("c1,o1,2031-01-01,5,p1", "ts", "dated on or after the as-of date"),
+    ],
+)
+def test_each_bad_row_is_named_by_column_and_line(tmp_path, row, column, reason):
+    path = write(tmp_path, HEADER + "c0,o0,2024-01-01,1,p1\n" + row + "\n")
+    with pytest.raises(DataError) as err:
+        load_transactions(path, as_of=date(2025, 1, 1))
+    message = str(err.value)
+    assert "tx.csv" in message and f"column '{column}'" in message and reason in message
+    assert "lines 3" in message  # header is line 1, the good row line 2
+
+
+def test_duplicated_lines_are_rejected(tmp_path):
+    path = write(tmp_path, HEADER + "c1,o1,2024-01-01,5,p1\nc1,o1,2024-01-01,5,p1\n")
+    with pytest.raises(DataError, match=r"duplicated line .* at lines 3"):
+        load_transactions(path)
+
+
+def test_all_problems_come_in_one_error_with_the_first_rows(tmp_path):
+    bad = "".join(f"c{i},o{i},bad-date,5,p\n" for i in range(12)) + "c,o,2024-01-01,x,p\n"
+    with pytest.raises(DataError) as err:
+        load_transactions(write(tmp_path, HEADER + bad))
+    message = str(err.value)
+    assert "13 bad row(s)" in message
+    assert "lines 2, 3, 4, 5, 6 and 7 more" in message and "column 'amount'" in message
+
+
+def test_skip_writes_every_rejected_row_with_its_reason_and_keeps_the_rest(tmp_path):
+    path = write(
+        tmp_path,
+        HEADER + "c1,o1,2024-01-01,5,p1\nc1,o2,nope,5,p1\nc2,o3,2024-01-02,abc,p2\nc3,o4,2024-01-03,1,p\n",
+    )
+    rejects = tmp_path / "out" / "rejected.csv"
+    loaded = load_transactions(path, on_bad_rows="skip", rejects_path=rejects)
+    assert loaded.frame["customer_id"].to_list() == ["c1", "c3"]
+    assert loaded.report.rows_read == 4 and loaded.report.rows_kept == 2
+    assert loaded.report.rejected == {"ts: unparseable date": 1, "amount: not a number": 1}
+    side = pl.read_csv(rejects, infer_schema=False)
+    assert side["line"].to_list() == ["3", "4"]
+    assert side["reason"].to_list() == ["ts: unparseable date", "amount: not a number"]
+    assert side["ts"].to_list() == ["nope", "2024-01-02"]
+
+
+@pytest.mark.parametrize("text", ["", HEADER])
+def test_empty_files_are_refused(tmp_path, text):
+    with pytest.raises(DataError, match="tx.csv: (the file is empty|no rows)"):
+        load_transactions(write(tmp_path, text))
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(DataError, match="nothing.csv: file not found"):
+        load_transactions(tmp_path / "nothing.csv")
+
+
+def test_excel_style_csv_semicolons_bom_decimal_commas_and_russian_dates(tmp_path):
+    text = "\ufeffcustomer_id;ts;amount\nКлиент 1;05.02.2024;1 234,50\nc2;05.02.2024 14:30;10\n"
+    frame = load_transactions(write(tmp_path, text, encoding="utf-8")).frame
+    assert frame["customer_id"].to_list() == ["Клиент 1", "c2"]
+    assert frame["amount"].to_list() == [1234.5, 10.0]
+    assert frame["ts"].to_list() == [datetime(2024, 2, 5), datetime(2024, 2, 5, 14, 30)]
+
+
+def test_aware_timestamps_become_utc_and_naive_ones_are_utc(tmp_path):
+    text = HEADER + "c1,o1,2024-03-01T10:00:00+03:00,5,p\nc1,o2,2024-03-01T10:00:00,5,p\n"
+    frame = load_transactions(write(tmp_path, text)).frame
+    assert frame["ts"].to_list() == [datetime(2024, 3, 1, 7), datetime(2024, 3, 1, 10)]
+
+
+def test_rows_after_as_of_are_allowed_up_to_allow_until(tmp_path):
+    path = write(tmp_path, HEADER + "c1,o1,2024-01-01,5,p\nc1,o2,2024-02-15,5,p\n")
+    loaded = load_transactions(path, as_of=date(2024, 2, 1), allow_until=date(2024, 5, 1))
+    assert loaded.frame.height == 2
+
+
+def test_parquet_with_typed_and_aware_columns(tmp_path):
+    path = tmp_path / "tx.parquet"
+    pl.DataFrame({
+        "customer_id": [1, 2],
+        "ts": [datetime(2024, 1, 1, 12), datetime(2024, 1, 2)],
+        "amount": [5, 6],
+    }).with_columns(pl.col("ts").dt.replace_time_zone("Asia/Tashkent")).write_parquet(path)
+    frame = load_transactions(path).frame
+    assert frame["customer_id"].to_list() == ["1", "2"]
+    assert frame["ts"][0] == datetime(2024, 1, 1, 7)  # Tashkent is UTC+5
+
+
+def test_parquet_bad_rows_are_reported_as_rows(tmp_path):
+    path = tmp_path / "tx.parquet"
+    pl.DataFrame({"customer_id": ["a", "b"], "ts": ["2024-01-01", "?"], "amount": [1.0, 2.0]}).write_parquet(path)
+    with pytest.raises(DataError, match=r"(?s)tx.parquet: .* at rows 2"):
+        load_transactions(path)
+
+
+def test_sql_query_against_a_sqlite_database(tmp_path):
+    db = tmp_path / "shop.db"
+    with sqlite3.connect(db) as con:
+        con.execute("CREATE TABLE sales (client TEXT, ts TEXT, amount REAL)")
+        con.executemany("INSERT INTO sales VALUES (?, ?, ?)",
+                        [("c1", "2024-01-01 10:00:00", 5.0), ("c2", "2024-01-02", 7.5)])
+    frame = load_transactions(
+        f"sqlite:///{db}", query="SELECT client, ts, amount FROM sales",
+        column_map={"customer_id": "client"},
+    ).frame
+    assert frame.select("customer_id", "amount").rows() == [("c1", 5.0), ("c2", 7.5)]
+
+
+def test_failing_query_is_reported_without_credentials():
+    with pytest.raises(DataError) as err:
+        load_transactions("sqlite:///:memory:", query="SELECT * FROM missing_table")
+    assert "query failed" in str(err.value)
+
+
+def test_customers_table_with_consents(tmp_path):
+    text = ("customer_id,signup_ts,acquisition_channel,consent_email,consent_sms\n"
+            "c1,2024-01-01,seo,true,0\nc2,,paid_search,да,\n")
+    frame = load_customers(write(tmp_path, text, "customers.csv")).frame
+    assert frame.select("customer_id", "consent_email", "consent_sms").rows() == [
+        ("c1", True, False), ("c2", True, False)
+    ]
+
+
+def test_customers_table_rejects_unknown_consent_values(tmp_path):
+    text = "customer_id,consent_email\nc1,maybe\n"
+    with pytest.raises(DataError, match=r"(?s)customers.csv: .*column 'consent_email': not true/false at lines 2"):
+        load_customers(write(tmp_path, text, "customers.csv"))
+
+
+def test_contacts_log(tmp_path):
+    text = "customer_id,ts,channel,campaign,cost,control\nc1,2024-01-01,Email,jan,0.1,false\nc2,2024-01-01,sms,jan,0,true\n"
+    frame = load_contacts(write(tmp_path, text, "contacts.csv")).frame
+    assert frame.select("channel", "cost", "control").rows() == [("email", 0.1, False), ("sms", 0.0, True)]
