@@ -21,7 +21,6 @@ demo: install
 	$(RETAIN) simulate --customers $(DEMO_CUSTOMERS) --seed 7 --as-of $(DEMO_AS_OF) --out $(DEMO_DIR)/shop
 	$(RETAIN) features --transactions $(DEMO_DIR)/shop/transactions.parquet --as-of $(DEMO_AS_OF) \
 		--out $(DEMO_DIR)/features.parquet
-	$(PY) -m retain.demo_summary $(DEMO_DIR)/features.parquet
 
 test: install
 	$(PY) -m pytest -q

@@ -85,6 +85,34 @@ _COLUMN_ORDER = [
 ]
 
 
+def rfm_summary(transactions: Frame, as_of: date) -> pl.DataFrame:
+    """``customer_id, frequency, recency, T, monetary_value`` exactly as
+    ``lifetimes.utils.summary_data_from_transaction_data(..., freq="D",
+    observation_period_end=as_of - 1 day)`` on transactions strictly before ``as_of``."""
+    return rfm_summary_lazy(transactions, as_of).collect()
+
+
+def rfm_summary_lazy(transactions: Frame, as_of: date) -> pl.LazyFrame:
+    purchases = orders(window(transactions, None, as_of)).filter("is_purchase")
+    days = purchases.group_by("customer_id", "day").agg(pl.col("amount").sum().alias("day_amount"))
+    last_day = days_before(as_of, 1)
+    return (
+        days.group_by("customer_id")
+        .agg(
+            (pl.len() - 1).cast(pl.Float64).alias("frequency"),
+            (pl.col("day").max() - pl.col("day").min()).dt.total_days().cast(pl.Float64)
+            .alias("recency"),
+            (pl.lit(last_day) - pl.col("day").min()).dt.total_days().cast(pl.Float64).alias("T"),
+            pl.when(pl.len() > 1)
+            .then((pl.col("day_amount").sum() - pl.col("day_amount").sort_by("day").first())
+                  / (pl.len() - 1))
+            .otherwise(0.0)
+            .alias("monetary_value"),
+        )
+        .sort("customer_id")
+    )
+
+
 def _rfm_and_intervals(purchases: pl.LazyFrame, as_of: date) -> pl.LazyFrame:
     days = purchases.group_by("customer_id", "day").agg(pl.col("amount").sum().alias("day_amount"))
     day = pl.col("day").sort()
@@ -199,4 +227,7 @@ def observed_channels(transactions: Frame) -> list[str]:
     return sorted(values["channel"].to_list())
 
 
-__all__ = ["customer_features", "customer_features_lazy", "observed_channels", "midnight"]
+__all__ = [
+    "customer_features", "customer_features_lazy", "observed_channels", "rfm_summary",
+    "rfm_summary_lazy",
+]

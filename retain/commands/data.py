@@ -8,6 +8,7 @@ from typing import Annotated
 
 import polars as pl
 import typer
+from rich.table import Table
 
 from features.contract import DataError, LoadReport, load_transactions, parse_column_map
 from features.customers import customer_features_lazy, observed_channels
@@ -203,3 +204,25 @@ def features(
         f"{customer_frame.height:,} customers, {used.height:,} transaction rows from "
         f"{used['ts'].min():%Y-%m-%d} to {used['ts'].max():%Y-%m-%d}, as of {cutoff}"
     )
+    console.print(summary_table(customer_frame))
+
+
+def summary_table(customers: pl.DataFrame) -> Table:
+    """A marketer's glance at the customer base the features describe."""
+    shares = customers.select(
+        (pl.col("orders") == 1).mean().alias("one order only"),
+        (pl.col("orders_last_90d") > 0).mean().alias("ordered in the last 90 days"),
+        (pl.col("overdue_ratio") > 1.5).mean().alias("repeat buyers overdue (> 1.5 x own interval)"),
+        pl.col("intervals_lengthening").fill_null(False).mean().alias("intervals lengthening"),
+    ).row(0, named=True)
+    medians = customers.select(
+        pl.col("orders").median().alias("median orders"),
+        pl.col("aov").median().alias("median order value"),
+        pl.col("interval_median").median().alias("median days between orders"),
+    ).row(0, named=True)
+    table = Table(title="Customers at a glance", show_header=False)
+    for name, value in medians.items():
+        table.add_row(name, "-" if value is None else f"{value:,.1f}")
+    for name, value in shares.items():
+        table.add_row(name, "-" if value is None else f"{value:.1%}")
+    return table

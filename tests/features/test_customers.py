@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from features.customers import customer_features, observed_channels
+from features.customers import customer_features, observed_channels, rfm_summary
 from features.samples import CDNOW_CALIBRATION_END, cdnow_transactions
 from tests.conftest import make_transactions
 
@@ -34,6 +34,8 @@ def test_rfm_is_identical_to_lifetimes_summary_on_cdnow(cdnow):
     for column in ("frequency", "recency", "T"):
         np.testing.assert_array_equal(ours[column].to_numpy(), expected[column].to_numpy())
     np.testing.assert_allclose(ours["monetary_value"], expected["monetary_value"], rtol=0, atol=1e-9)
+    summary = rfm_summary(cdnow, as_of).to_pandas().set_index("customer_id").loc[expected.index]
+    np.testing.assert_allclose(summary.to_numpy(), expected.to_numpy(), rtol=0, atol=1e-9)
 
 
 def test_nothing_at_or_after_the_as_of_date_leaks(cdnow):
