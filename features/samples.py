@@ -26,21 +26,30 @@ def lifetimes_dataset_path(name: str) -> Path:
 
 
 def cdnow_transactions() -> pl.DataFrame:
-    """CDNOW as contract transactions: ``customer_id, order_id, ts, amount, quantity``.
+    """The full CDNOW log as contract transactions: ``customer_id, order_id, ts, amount,
+    product_id, quantity, channel``. It has no order ids: each row is one order."""
+    return _read_cdnow("CDNOW_master.txt", id_field=0, first_data_line=1)
 
-    The log has no order ids: each row is one order (``order_id`` is its row number).
-    """
-    raw = pl.read_csv(
-        lifetimes_dataset_path("CDNOW_master.txt"),
-        separator="\t", has_header=True, new_columns=["line"], infer_schema=False,
+
+def cdnow_sample_transactions() -> pl.DataFrame:
+    """The 2,357-customer CDNOW sample used in Fader, Hardie & Lee (2005)."""
+    return _read_cdnow("CDNOW_sample.txt", id_field=0, first_data_line=0)
+
+
+def _read_cdnow(name: str, id_field: int, first_data_line: int) -> pl.DataFrame:
+    """Whitespace-separated ``id [id2] YYYYMMDD cds dollars`` lines; the last three fields are
+    read from the end so both files' layouts work."""
+    lines = pl.read_csv(
+        lifetimes_dataset_path(name), separator="\x1f", has_header=False, new_columns=["line"],
+        infer_schema=False, skip_rows=first_data_line,
     )
-    parts = raw.select(pl.col("line").str.strip_chars().str.extract_all(r"\S+").alias("f"))
-    return parts.select(
-        pl.col("f").list.get(0).alias("customer_id"),
+    fields = lines.select(pl.col("line").str.extract_all(r"\S+").alias("f"))
+    return fields.select(
+        pl.col("f").list.get(id_field).alias("customer_id"),
         pl.int_range(pl.len()).cast(pl.String).alias("order_id"),
-        pl.col("f").list.get(1).str.strptime(pl.Datetime("us"), "%Y%m%d").alias("ts"),
-        pl.col("f").list.get(3).cast(pl.Float64).alias("amount"),
+        pl.col("f").list.get(-3).str.strptime(pl.Datetime("us"), "%Y%m%d").alias("ts"),
+        pl.col("f").list.get(-1).cast(pl.Float64).alias("amount"),
         pl.lit(None, pl.String).alias("product_id"),
-        pl.col("f").list.get(2).cast(pl.Float64).alias("quantity"),
+        pl.col("f").list.get(-2).cast(pl.Float64).alias("quantity"),
         pl.lit(None, pl.String).alias("channel"),
     )

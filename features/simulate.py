@@ -92,11 +92,11 @@ _CONTACT_COST = np.array([0.1, 3.0, 0.05, 2.5, 0.2])
 # CONTACT_CHANNELS order) before and during the last two quarters of history (columns).
 _UPLIFT = np.array(
     [
-        [0.030, 0.030],  # email
-        [0.050, 0.050],  # sms
-        [0.025, 0.025],  # push
-        [0.060, 0.015],  # whatsapp: tires
-        [0.030, 0.070],  # telegram: the audience moves here
+        [0.040, 0.040],  # email
+        [0.060, 0.060],  # sms
+        [0.030, 0.030],  # push
+        [0.080, 0.020],  # whatsapp: tires
+        [0.040, 0.080],  # telegram: the audience moves here
     ]
 )
 _UPLIFT_DAYS = 7
@@ -114,11 +114,16 @@ _IMPULSE_QUANTITY_PROBS = np.array([0.80, 0.15, 0.05])
 _CHUNK_ORDERS = 1 << 20
 
 # Relative order volume per hour of day; stores are open 9:00-22:00.
+# fmt: off
 _ONLINE_HOURS = np.array(
     [1.0, 0.5, 0.3, 0.2, 0.2, 0.3, 0.6, 1.2, 2.0, 2.5, 3.0, 3.2,
      3.5, 3.3, 3.0, 3.0, 3.2, 3.6, 4.0, 4.5, 4.8, 4.2, 3.0, 1.8]
 )
+# fmt: on
 _STORE_HOURS = np.where((np.arange(24) >= 9) & (np.arange(24) < 22), _ONLINE_HOURS, 0.0)
+_ONLINE_CDF = np.cumsum(_ONLINE_HOURS) / _ONLINE_HOURS.sum()
+_STORE_CDF = np.cumsum(_STORE_HOURS) / _STORE_HOURS.sum()
+_ONLINE_CDF[-1] = _STORE_CDF[-1] = 1.0
 
 
 @dataclass(frozen=True)
@@ -137,16 +142,17 @@ class _TypeParams:
     channel_probs: tuple[float, float, float, float]  # preferred order channel
 
 
+# fmt: off
 _TYPES = (
     _TypeParams(
-        share=0.25, mean_interval=9.0, interval_heterogeneity=8.0, interval_bounds=(3.0, 21.0),
-        interval_cv=0.3, one_timer=0.10, dropout=0.06, favourites=(6, 10),
+        share=0.25, mean_interval=10.0, interval_heterogeneity=8.0, interval_bounds=(3.0, 21.0),
+        interval_cv=0.3, one_timer=0.15, dropout=0.08, favourites=(6, 10),
         period_probs=(0.35, 0.30, 0.20, 0.15), impulse=0.8, quantity_probs=(0.4, 0.4, 0.2),
         channel_probs=(0.30, 0.30, 0.30, 0.10),
     ),
     _TypeParams(
         share=0.20, mean_interval=6.0, interval_heterogeneity=4.0, interval_bounds=(1.5, 14.0),
-        interval_cv=0.7, one_timer=0.20, dropout=0.06, favourites=(2, 4),
+        interval_cv=0.7, one_timer=0.20, dropout=0.08, favourites=(2, 4),
         period_probs=(0.15, 0.25, 0.30, 0.30), impulse=0.2, quantity_probs=(0.8, 0.15, 0.05),
         channel_probs=(0.20, 0.50, 0.10, 0.20),
     ),
@@ -157,6 +163,7 @@ _TYPES = (
         channel_probs=(0.35, 0.15, 0.20, 0.30),
     ),
 )
+# fmt: on
 _MAX_FAVOURITES = max(t.favourites[1] for t in _TYPES)
 _FRAME_NAMES = ("transactions", "future_transactions", "customers", "contacts", "truth")
 
@@ -190,6 +197,8 @@ class _Population:
     fav_period: np.ndarray  # (n, _MAX_FAVOURITES) due every m orders; 0 marks an empty slot
     fav_phase: np.ndarray  # due at order j when j % period == phase
     fav_quantity: np.ndarray
+    product_popularity: np.ndarray
+    product_price: np.ndarray  # whole rubles
 
 
 @dataclass(frozen=True)
@@ -228,7 +237,9 @@ def _type_array(field: str, btype: np.ndarray) -> np.ndarray:
     return np.array([getattr(t, field) for t in _TYPES])[btype]
 
 
-def _draw_categories(rng: np.random.Generator, probs: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+def _draw_categories(
+    rng: np.random.Generator, probs: np.ndarray, shape: tuple[int, ...]
+) -> np.ndarray:
     """Categorical draws where ``probs`` (..., k) is broadcast against ``shape``."""
     cdf = np.cumsum(probs, axis=-1)
     cdf /= cdf[..., -1:]
@@ -246,17 +257,26 @@ def _segment_ranks(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _draw_population(
     rng: np.random.Generator, n: int, control_share: float, history_days: int
 ) -> _Population:
+    # The catalogue comes first so that its prices do not shift when customer parameters change.
+    popularity = 1.0 / np.arange(1, _N_PRODUCTS + 1) ** 0.9
+    popularity = rng.permutation(popularity / popularity.sum())
+    # Lognormal prices ending in 9 ("399", "1499"), 49-4999 rubles.
+    price = np.clip(np.round(rng.lognormal(math.log(350.0), 0.9, _N_PRODUCTS), -1) - 1, 49, 4999)
+
     btype = rng.choice(len(_TYPES), size=n, p=[t.share for t in _TYPES]).astype(np.int8)
     control = rng.random(n) < control_share
     acquisition = rng.choice(len(ACQUISITION_CHANNELS), size=n, p=_ACQUISITION_SHARES)
     # A share opts out of everything; the rest consent per channel so that the overall shares
     # match _CONSENT_RATES.
-    consent = (rng.random((n, len(CONTACT_CHANNELS))) < _CONSENT_RATES / (1 - _NO_CONSENT_SHARE)) & (
-        rng.random(n) >= _NO_CONSENT_SHARE
-    )[:, None]
+    consent = (
+        rng.random((n, len(CONTACT_CHANNELS))) < _CONSENT_RATES / (1 - _NO_CONSENT_SHARE)
+    ) & (rng.random(n) >= _NO_CONSENT_SHARE)[:, None]
     # Acquisition density grows exponentially over the history (inverse-CDF draw).
-    growth = _ACQUISITION_GROWTH
-    first_day = history_days * np.log1p(rng.random(n) * math.expm1(growth)) / growth
+    first_day = (
+        history_days
+        * np.log1p(rng.random(n) * math.expm1(_ACQUISITION_GROWTH))
+        / _ACQUISITION_GROWTH
+    )
 
     heterogeneity = _type_array("interval_heterogeneity", btype)
     bounds = _type_array("interval_bounds", btype)
@@ -278,8 +298,6 @@ def _draw_population(
     preferred_channel = _draw_categories(rng, _type_array("channel_probs", btype), (n,))
     loyalty = rng.beta(8.0, 2.0, n)
 
-    popularity = 1.0 / np.arange(1, _N_PRODUCTS + 1) ** 0.9
-    popularity = rng.permutation(popularity / popularity.sum())
     shape = (n, _MAX_FAVOURITES)
     n_favourites = rng.integers(
         _type_array("favourites", btype)[:, 0], _type_array("favourites", btype)[:, 1] + 1
@@ -314,6 +332,8 @@ def _draw_population(
         fav_period=period,
         fav_phase=phase,
         fav_quantity=quantity,
+        product_popularity=popularity,
+        product_price=price,
     )
 
 
@@ -363,3 +383,418 @@ def _draw_base_orders(
         np.concatenate(indices),
         season.calendar(np.concatenate(times)),
     )
+
+
+def _order_channel(rng: np.random.Generator, pop: _Population, customer: np.ndarray) -> np.ndarray:
+    preferred = pop.preferred_channel[customer]
+    other = (preferred + rng.integers(1, len(ORDER_CHANNELS), customer.size)) % len(ORDER_CHANNELS)
+    loyal = rng.random(customer.size) < pop.loyalty[customer]
+    return np.where(loyal, preferred, other).astype(np.int8)
+
+
+def _time_of_day(rng: np.random.Generator, channel: np.ndarray) -> np.ndarray:
+    """Seconds after midnight, following the hourly profile of the order channel."""
+    u = rng.random(channel.size)
+    hour = np.where(
+        channel == ORDER_CHANNELS.index("store"),
+        np.searchsorted(_STORE_CDF, u, side="right"),
+        np.searchsorted(_ONLINE_CDF, u, side="right"),
+    )
+    return hour * 3600 + rng.integers(0, 3600, channel.size)
+
+
+def _late_period_start(as_of: date) -> date:
+    """First day of the last two calendar quarters of history."""
+    last = date.fromordinal(as_of.toordinal() - 1)
+    month_index = 3 * ((last.year * 12 + last.month - 1) // 3 - 1)
+    return date(month_index // 12, month_index % 12 + 1, 1)
+
+
+def _campaigns(
+    rng: np.random.Generator, start: date, as_of: date
+) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """One mass campaign a month, on a random day, sent from 10:00: (start second, name, late)."""
+    late_start = _late_period_start(as_of)
+    seconds, names, late = [], [], []
+    year, month = start.year, start.month
+    while date(year, month, 1) < as_of:
+        day = date(year, month, int(rng.integers(3, 21)))
+        if start <= day < as_of:
+            seconds.append((day - start).days * _DAY + 10 * 3600)
+            names.append(f"{year:04d}-{month:02d}-promo")
+            late.append(day >= late_start)
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return np.array(seconds, dtype=np.int64), names, np.array(late, dtype=bool)
+
+
+@dataclass(frozen=True)
+class _Contacts:
+    """Contact rows sorted by customer, then time."""
+
+    customer: np.ndarray
+    sec: np.ndarray
+    channel: np.ndarray
+    campaign: np.ndarray  # index into campaign_names
+    campaign_names: list[str]
+    late: np.ndarray  # per row: sent in the last two quarters of history
+    cost: np.ndarray
+    control: np.ndarray
+
+
+def _draw_contacts(
+    rng: np.random.Generator, pop: _Population, first_sec: np.ndarray, start: date, as_of: date
+) -> _Contacts:
+    campaign_start, names, late = _campaigns(rng, start, as_of)
+    n_consents = pop.consent.sum(axis=1)
+    # Campaigns target customers who ordered before the campaign: a contiguous run of campaigns
+    # per customer, which keeps the rows sorted by customer and time without a sort.
+    first_campaign = np.searchsorted(campaign_start, first_sec, side="right")
+    counts = np.where(n_consents > 0, campaign_start.size - first_campaign, 0)
+    customer, rank = _segment_ranks(counts)
+    campaign = first_campaign[customer] + rank
+    # A mass send takes a few hours to go out.
+    sec = campaign_start[campaign] + rng.integers(0, 3 * 3600, customer.size)
+    # One consented channel per customer and campaign, uniformly: each row of ``consented``
+    # lists the customer's consented channel codes first.
+    consented = np.argsort(~pop.consent, axis=1, kind="stable")
+    pick = (rng.random(customer.size) * n_consents[customer]).astype(np.int64)
+    channel = consented[customer, pick].astype(np.int8)
+    control = pop.control[customer]
+    return _Contacts(
+        customer=customer,
+        sec=sec,
+        channel=channel,
+        campaign=campaign,
+        campaign_names=names,
+        late=late[campaign],
+        cost=np.where(control, 0.0, _CONTACT_COST[channel]),
+        control=control,
+    )
+
+
+def _draw_extra_orders(
+    rng: np.random.Generator, contacts: _Contacts, dropout_sec: np.ndarray, end_sec: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Orders caused by treated contacts to customers who had not dropped out: (customer, sec)."""
+    alive = ~contacts.control & (contacts.sec < dropout_sec[contacts.customer])
+    probability = _UPLIFT[contacts.channel, contacts.late.astype(np.int64)]
+    hit = np.flatnonzero(alive & (rng.random(contacts.customer.size) < probability))
+    customer = contacts.customer[hit]
+    sec = contacts.sec[hit] + rng.integers(0, _UPLIFT_DAYS * _DAY, hit.size)
+    keep = (sec < dropout_sec[customer]) & (sec < end_sec)
+    return customer[keep], sec[keep]
+
+
+@dataclass(frozen=True)
+class _Lines:
+    """Order lines grouped by order, in order of the orders; returns included."""
+
+    order: np.ndarray  # index into _Orders
+    product: np.ndarray
+    quantity: np.ndarray
+    amount: np.ndarray
+
+
+def _draw_lines(rng: np.random.Generator, pop: _Population, orders: _Orders) -> _Lines:
+    n_orders = orders.customer.size
+    fav_orders, fav_slots = [], []
+    for first in range(0, n_orders, _CHUNK_ORDERS):
+        customer = orders.customer[first : first + _CHUNK_ORDERS]
+        phase = orders.phase[first : first + _CHUNK_ORDERS, None]
+        period = pop.fav_period[customer]
+        due = (period > 0) & (phase % np.maximum(period, 1) == pop.fav_phase[customer])
+        order, slot = np.nonzero(due)
+        fav_orders.append(order + first)
+        fav_slots.append(slot)
+    fav_order = np.concatenate(fav_orders)
+    fav_slot = np.concatenate(fav_slots)
+    # Due favourites are sometimes skipped (forgotten, out of stock).
+    kept = rng.random(fav_order.size) >= _FAVOURITE_SKIP
+    fav_order, fav_slot = fav_order[kept], fav_slot[kept]
+    fav_customer = orders.customer[fav_order]
+    fav_product = pop.fav_product[fav_customer, fav_slot]
+    fav_quantity = pop.fav_quantity[fav_customer, fav_slot].astype(np.int64)
+    u = rng.random(fav_order.size)
+    fav_quantity += u < 0.10
+    fav_quantity -= (u > 0.95) & (fav_quantity > 1)
+
+    fav_count = np.bincount(fav_order, minlength=n_orders)
+    impulse_count = rng.poisson(_type_array("impulse", pop.btype[orders.customer]))
+    impulse_count[fav_count + impulse_count == 0] = 1
+    count = fav_count + impulse_count
+    first_line = np.cumsum(count) - count
+    line_order = np.repeat(np.arange(n_orders), count)
+    product = np.empty(line_order.size, dtype=np.int16)
+    quantity = np.empty(line_order.size, dtype=np.int64)
+    _, fav_rank = _segment_ranks(fav_count)
+    position = first_line[fav_order] + fav_rank
+    product[position] = fav_product
+    quantity[position] = fav_quantity
+    impulse_order, impulse_rank = _segment_ranks(impulse_count)
+    position = first_line[impulse_order] + fav_count[impulse_order] + impulse_rank
+    product[position] = rng.choice(_N_PRODUCTS, size=position.size, p=pop.product_popularity)
+    quantity[position] = 1 + _draw_categories(rng, _IMPULSE_QUANTITY_PROBS, (position.size,))
+
+    # A returned line is followed by its return line: same order and product, quantity negated.
+    returned = rng.random(line_order.size) < _RETURN_SHARE
+    copies = 1 + returned
+    line_order = np.repeat(line_order, copies)
+    product = np.repeat(product, copies)
+    quantity = np.repeat(quantity, copies)
+    quantity[(np.cumsum(copies) - 1)[returned]] *= -1
+    return _Lines(
+        order=line_order,
+        product=product,
+        quantity=quantity,
+        amount=pop.product_price[product] * quantity,
+    )
+
+
+@dataclass(frozen=True)
+class _Fates:
+    """Per customer, from the base orders."""
+
+    first_sec: np.ndarray
+    dropped: np.ndarray  # the last lifetime order falls inside the span
+    dropout_sec: np.ndarray  # ts of the last order if dropped, else int64 max
+
+
+def _draw_orders(
+    rng: np.random.Generator,
+    pop: _Population,
+    season: _Season,
+    start: date,
+    as_of: date,
+    end_sec: int,
+) -> tuple[_Orders, _Contacts, _Fates]:
+    """Base orders, the campaigns, and the extra orders the campaigns cause."""
+    n = pop.btype.size
+    base_customer, base_index, base_days = _draw_base_orders(rng, pop, season, end_sec // _DAY)
+    base_channel = _order_channel(rng, pop, base_customer)
+    base_sec = np.floor(base_days).astype(np.int64) * _DAY + _time_of_day(rng, base_channel)
+    first_sec = np.full(n, np.iinfo(np.int64).max)
+    np.minimum.at(first_sec, base_customer, base_sec)
+    last_sec = np.zeros(n, dtype=np.int64)
+    np.maximum.at(last_sec, base_customer, base_sec)
+    dropped = np.zeros(n, dtype=bool)
+    dropped[base_customer[base_index == pop.lifetime_orders[base_customer] - 1]] = True
+    # The customer leaves right after the last order; one still buying at the end never leaves.
+    fates = _Fates(
+        first_sec=first_sec,
+        dropped=dropped,
+        dropout_sec=np.where(dropped, last_sec, np.iinfo(np.int64).max),
+    )
+
+    contacts = _draw_contacts(rng, pop, first_sec, start, as_of)
+    extra_customer, extra_sec = _draw_extra_orders(rng, contacts, fates.dropout_sec, end_sec)
+    extra_channel = _order_channel(rng, pop, extra_customer)
+    # An extra order carries the basket of a random point in the customer's cycle.
+    extra_phase = rng.integers(0, 12, extra_customer.size)
+
+    customer = np.concatenate([base_customer, extra_customer])
+    sec = np.concatenate([base_sec, extra_sec])
+    order = np.argsort((customer << int(end_sec).bit_length()) | sec, kind="stable")
+    orders = _Orders(
+        customer=customer[order],
+        phase=np.concatenate([base_index, extra_phase])[order],
+        sec=sec[order],
+        channel=np.concatenate([base_channel, extra_channel])[order],
+    )
+    return orders, contacts, fates
+
+
+def _id_strings(prefix: str, numbers: np.ndarray, min_width: int) -> pl.Series:
+    width = max(min_width, len(str(int(numbers.max(initial=0)))))
+    digits = pl.Series(numbers).cast(pl.String).str.zfill(width)
+    return pl.select(pl.concat_str([pl.lit(prefix), pl.lit(digits)])).to_series()
+
+
+def _order_ids(orders: _Orders) -> pl.Series:
+    """Order ids numbered in time order across the whole shop, as a real order sequence is."""
+    number = np.empty(orders.sec.size, dtype=np.int64)
+    number[np.argsort(orders.sec, kind="stable")] = np.arange(1, orders.sec.size + 1)
+    return _id_strings("O", number, 8)
+
+
+def _datetimes(
+    name: str, epoch_sec: int, sec: np.ndarray, missing: np.ndarray | None = None
+) -> pl.Series:
+    micros = (sec + epoch_sec) * 1_000_000
+    if missing is not None:
+        micros = np.where(missing, np.iinfo(np.int64).min, micros)  # int64 min is NaT -> null
+    return pl.Series(name, micros.view("datetime64[us]"))
+
+
+def _lines_frame(
+    lines: _Lines,
+    mask: np.ndarray,
+    orders: _Orders,
+    customer_ids: pl.Series,
+    order_ids: pl.Series,
+    epoch_sec: int,
+) -> pl.DataFrame:
+    order = lines.order[mask]
+    product_ids = _id_strings("P", np.arange(1, _N_PRODUCTS + 1), 4)
+    return pl.DataFrame(
+        [
+            customer_ids.gather(orders.customer[order]).alias("customer_id"),
+            order_ids.gather(order).alias("order_id"),
+            _datetimes("ts", epoch_sec, orders.sec[order]),
+            pl.Series("amount", lines.amount[mask]),
+            product_ids.gather(lines.product[mask]).alias("product_id"),
+            pl.Series("quantity", lines.quantity[mask]),
+            pl.Series(ORDER_CHANNELS).gather(orders.channel[order]).alias("channel"),
+        ]
+    )
+
+
+def _truth_frame(
+    pop: _Population,
+    orders: _Orders,
+    lines: _Lines,
+    fates: _Fates,
+    customer_ids: pl.Series,
+    as_of_sec: int,
+    epoch_sec: int,
+) -> pl.DataFrame:
+    n = pop.btype.size
+    horizon_sec = as_of_sec + _HORIZON_DAYS * _DAY
+    in_horizon = (orders.sec >= as_of_sec) & (orders.sec < horizon_sec)
+    line_in_horizon = in_horizon[lines.order]
+    revenue_next = np.bincount(
+        orders.customer[lines.order[line_in_horizon]],
+        weights=lines.amount[line_in_horizon],
+        minlength=n,
+    )
+    # Orders are sorted by customer and time, so a customer's first future order is the first
+    # future row with that customer.
+    future = np.flatnonzero(orders.sec >= as_of_sec)
+    future_customer = orders.customer[future]
+    first_future = future[np.diff(future_customer, prepend=-1) != 0]
+    has_next = np.zeros(n, dtype=bool)
+    has_next[orders.customer[first_future]] = True
+    next_sec = np.zeros(n, dtype=np.int64)
+    next_sec[orders.customer[first_future]] = orders.sec[first_future]
+    dropout_sec = np.where(fates.dropped, fates.dropout_sec, 0)
+    return pl.DataFrame(
+        [
+            customer_ids.alias("customer_id"),
+            pl.Series(BEHAVIOUR_TYPES).gather(pop.btype).alias("behaviour_type"),
+            pl.Series("control", pop.control),
+            pl.Series("alive_at_as_of", fates.dropout_sec >= as_of_sec),
+            _datetimes("dropout_ts", epoch_sec, dropout_sec, ~fates.dropped),
+            pl.Series("mean_interval_days", pop.mean_interval),
+            pl.Series("orders_next_90d", np.bincount(orders.customer[in_horizon], minlength=n)),
+            pl.Series("revenue_next_90d", revenue_next),
+            _datetimes("next_order_ts", epoch_sec, next_sec, ~has_next),
+            _datetimes("first_order_ts", epoch_sec, fates.first_sec),
+        ]
+    ).with_columns(pl.col("orders_next_90d").cast(pl.Int64))
+
+
+def _customers_frame(
+    rng: np.random.Generator,
+    pop: _Population,
+    fates: _Fates,
+    customer_ids: pl.Series,
+    epoch_sec: int,
+) -> pl.DataFrame:
+    n = pop.btype.size
+    # 40% sign up in the session of their first order, the others days or weeks before it.
+    lead_sec = np.where(
+        rng.random(n) < 0.4,
+        rng.integers(60, 1800, n),
+        (rng.exponential(20.0, n) * _DAY).astype(np.int64),
+    )
+    return pl.DataFrame(
+        [
+            customer_ids.alias("customer_id"),
+            _datetimes("signup_ts", epoch_sec, fates.first_sec - lead_sec),
+            pl.Series(ACQUISITION_CHANNELS).gather(pop.acquisition).alias("acquisition_channel"),
+            *(
+                pl.Series(f"consent_{name}", pop.consent[:, k])
+                for k, name in enumerate(CONTACT_CHANNELS)
+            ),
+        ]
+    )
+
+
+def _contacts_frame(contacts: _Contacts, customer_ids: pl.Series, epoch_sec: int) -> pl.DataFrame:
+    return pl.DataFrame(
+        [
+            customer_ids.gather(contacts.customer).alias("customer_id"),
+            _datetimes("ts", epoch_sec, contacts.sec),
+            pl.Series(CONTACT_CHANNELS).gather(contacts.channel).alias("channel"),
+            pl.Series(contacts.campaign_names, dtype=pl.String)
+            .gather(contacts.campaign)
+            .alias("campaign"),
+            pl.Series("cost", contacts.cost),
+            pl.Series("control", contacts.control),
+        ]
+    )
+
+
+def simulate_shop(
+    n_customers: int,
+    seed: int = 0,
+    as_of: date = date(2026, 7, 1),
+    history_days: int = 730,
+    future_days: int = 365,
+    control_share: float = 0.075,
+) -> SimulatedShop:
+    """Simulate a shop with ``n_customers`` customers, all first ordering before ``as_of``.
+
+    The same arguments give identical frames. ``future_days`` must cover the 90-day horizon
+    of the truth columns.
+    """
+    if n_customers < 1:
+        raise ValueError("n_customers must be at least 1")
+    if history_days < 1 or future_days < _HORIZON_DAYS:
+        raise ValueError(f"need history_days >= 1 and future_days >= {_HORIZON_DAYS}")
+    if not 0.0 <= control_share < 1.0:
+        raise ValueError("control_share must be in [0, 1)")
+    rng = np.random.default_rng(seed)
+    start = date.fromordinal(as_of.toordinal() - history_days)
+    epoch_sec = (start - date(1970, 1, 1)).days * _DAY
+    as_of_sec = history_days * _DAY
+    end_sec = (history_days + future_days) * _DAY
+
+    pop = _draw_population(rng, n_customers, control_share, history_days)
+    season = _Season(start, history_days + future_days)
+    orders, contacts, fates = _draw_orders(rng, pop, season, start, as_of, end_sec)
+    lines = _draw_lines(rng, pop, orders)
+    customer_ids = _id_strings("C", np.arange(n_customers), 7)
+    order_ids = _order_ids(orders)
+    in_history = orders.sec[lines.order] < as_of_sec
+    return SimulatedShop(
+        transactions=_lines_frame(lines, in_history, orders, customer_ids, order_ids, epoch_sec),
+        future_transactions=_lines_frame(
+            lines, ~in_history, orders, customer_ids, order_ids, epoch_sec
+        ),
+        customers=_customers_frame(rng, pop, fates, customer_ids, epoch_sec),
+        contacts=_contacts_frame(contacts, customer_ids, epoch_sec),
+        truth=_truth_frame(pop, orders, lines, fates, customer_ids, as_of_sec, epoch_sec),
+        as_of=as_of,
+    )
+
+
+def write_shop(shop: SimulatedShop, out_dir: Path, fmt: str = "parquet") -> dict[str, Path]:
+    """Write transactions, future_transactions, customers, contacts and truth.
+
+    Each frame goes to ``out_dir/<name>.parquet`` or, with ``fmt="csv"``, ``out_dir/<name>.csv``
+    (ISO datetimes, empty fields for nulls). Creates ``out_dir``; returns name -> path.
+    """
+    if fmt not in ("parquet", "csv"):
+        raise ValueError(f"fmt must be 'parquet' or 'csv', not {fmt!r}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name in _FRAME_NAMES:
+        path = out_dir / f"{name}.{fmt}"
+        frame: pl.DataFrame = getattr(shop, name)
+        if fmt == "parquet":
+            frame.write_parquet(path)
+        else:
+            frame.write_csv(path)
+        paths[name] = path
+    return paths

@@ -1,0 +1,124 @@
+"""What the LightGBM estimators share: the feature matrix, a customer-level validation split,
+and early stopping."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import polars as pl
+
+from models.btyd import NotFittedError
+
+# Identifiers, dates, text and outcomes are never model inputs.
+NOT_FEATURES = frozenset({
+    "customer_id", "as_of", "first_purchase", "last_purchase", "top_product_id", "top_channel",
+    "ordered_again", "orders_h", "revenue_h", "days_to_next_order", "next_product_id",
+})
+
+
+def feature_columns(frame: pl.DataFrame) -> list[str]:
+    """Numeric and boolean columns that may be model inputs, in frame order."""
+    return [
+        name for name, dtype in frame.schema.items()
+        if name not in NOT_FEATURES and (dtype.is_numeric() or dtype == pl.Boolean)
+    ]
+
+
+def matrix(frame: pl.DataFrame, columns: Sequence[str]) -> np.ndarray:
+    """float32 matrix in ``columns`` order; a column the frame lacks is all-missing."""
+    exprs = [
+        pl.col(c).cast(pl.Float32) if c in frame.columns else pl.lit(None, pl.Float32).alias(c)
+        for c in columns
+    ]
+    return frame.select(exprs).to_numpy().astype(np.float32, copy=False)
+
+
+def validation_mask(customer_ids: pl.Series, fraction: float, salt: str) -> np.ndarray:
+    """A stable pseudo-random split by customer, so one customer's stacked rows stay together."""
+    digest = customer_ids.cast(pl.String).hash(seed=int(hashlib.md5(salt.encode()).hexdigest()[:8], 16))
+    return ((digest % 10_000).to_numpy() < fraction * 10_000)
+
+
+class GBMEstimator:
+    """Base for the LightGBM estimators: ``fit(frame, y)`` on a features frame with
+    ``customer_id``; predictions are indexed by ``customer_id``."""
+
+    objective: str = "regression"
+
+    def __init__(
+        self,
+        n_estimators: int = 600,
+        learning_rate: float = 0.05,
+        num_leaves: int = 31,
+        min_child_samples: int = 50,
+        subsample: float = 0.8,
+        colsample_bytree: float = 0.8,
+        validation_fraction: float = 0.2,
+        early_stopping_rounds: int = 40,
+        num_threads: int = 0,
+        random_state: int = 0,
+    ) -> None:
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.num_leaves = num_leaves
+        self.min_child_samples = min_child_samples
+        self.subsample = subsample
+        self.colsample_bytree = colsample_bytree
+        self.validation_fraction = validation_fraction
+        self.early_stopping_rounds = early_stopping_rounds
+        self.num_threads = num_threads
+        self.random_state = random_state
+
+    def _params(self, **extra: Any) -> dict[str, Any]:
+        return {
+            "objective": self.objective, "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves, "min_child_samples": self.min_child_samples,
+            "subsample": self.subsample, "subsample_freq": 1,
+            "colsample_bytree": self.colsample_bytree, "num_threads": self.num_threads,
+            "seed": self.random_state, "verbosity": -1, **extra,
+        }
+
+    def _train(self, frame: pl.DataFrame, y: np.ndarray, **extra: Any) -> tuple[lgb.Booster, np.ndarray]:
+        """Fit with early stopping on a customer split; returns the booster and the
+        validation mask (for calibration)."""
+        if frame.height != len(y):
+            raise ValueError(f"{frame.height} feature rows but {len(y)} targets")
+        self.feature_names_ = feature_columns(frame)
+        X = matrix(frame, self.feature_names_)
+        valid = validation_mask(frame["customer_id"], self.validation_fraction, str(self.random_state))
+        if valid.all() or not valid.any():
+            valid = np.zeros(len(y), dtype=bool)
+        train_set = lgb.Dataset(X[~valid], y[~valid], feature_name=self.feature_names_, free_raw_data=True)
+        callbacks = []
+        valid_sets = []
+        if valid.any():
+            valid_sets = [lgb.Dataset(X[valid], y[valid], reference=train_set)]
+            callbacks = [lgb.early_stopping(self.early_stopping_rounds, verbose=False)]
+        booster = lgb.train(self._params(**extra), train_set, num_boost_round=self.n_estimators,
+                            valid_sets=valid_sets, callbacks=callbacks)
+        return booster, valid
+
+    def _raw_predict(self, booster: lgb.Booster, frame: pl.DataFrame) -> np.ndarray:
+        if not hasattr(self, "feature_names_"):
+            raise NotFittedError("Model has not been fit yet: call fit(features, y) first.")
+        X = matrix(frame, self.feature_names_)
+        # One thread for small batches: OpenMP start-up stalls tiny predictions on busy cores.
+        threads = 1 if len(X) < 5_000 else self.num_threads
+        return booster.predict(X, num_threads=threads)
+
+    def feature_importance(self) -> pd.Series:
+        booster = self._booster()
+        gain = booster.feature_importance(importance_type="gain")
+        return pd.Series(gain, index=self.feature_names_, name="gain").sort_values(ascending=False)
+
+    def _booster(self) -> lgb.Booster:
+        raise NotImplementedError
+
+
+def index(frame: pl.DataFrame) -> pd.Index:
+    return pd.Index(frame["customer_id"].to_list(), name="customer_id")
