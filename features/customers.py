@@ -31,7 +31,7 @@ from datetime import date
 
 import polars as pl
 
-from features.orders import Frame, days_before, midnight, orders, window
+from features.orders import Frame, days_before, orders, window
 
 TREND_DAYS = 90
 LENGTHENING_RATIO = 1.25

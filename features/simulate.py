@@ -535,6 +535,12 @@ def _draw_lines(rng: np.random.Generator, pop: _Population, orders: _Orders) -> 
     product[position] = rng.choice(_N_PRODUCTS, size=position.size, p=pop.product_popularity)
     quantity[position] = 1 + _draw_categories(rng, _IMPULSE_QUANTITY_PROBS, (position.size,))
 
+    # An impulse pick can repeat a favourite or another pick: one line per product, as shops
+    # export them (identical lines would be duplicates under the data contract).
+    key, inverse = np.unique(line_order.astype(np.int64) * _N_PRODUCTS + product, return_inverse=True)
+    quantity = np.bincount(inverse, weights=quantity).astype(np.int64)
+    line_order, product = key // _N_PRODUCTS, (key % _N_PRODUCTS).astype(np.int16)
+
     # A returned line is followed by its return line: same order and product, quantity negated.
     returned = rng.random(line_order.size) < _RETURN_SHARE
     copies = 1 + returned

@@ -107,26 +107,36 @@ class BTYDModel:
                        weights=grouped["size"])
         repeat = frame[(frame["frequency"] > 0) & (frame["monetary_value"] > 0)]
         spend = GammaGammaFitter(penalizer_coef=max(self.penalizer_coef, 1e-4))
+        self.spend_params_: dict[str, float] = {}
         if len(repeat) >= 10:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 spend.fit(repeat["frequency"], repeat["monetary_value"])
-            self.spend_model_: GammaGammaFitter | None = spend
-        else:
-            self.spend_model_ = None
-        self.frequency_model_ = fitter
+            self.spend_params_ = {k: float(v) for k, v in spend.params_.items()}
+        # Only the parameters are kept: lifetimes' fitters hold lambdas and do not pickle.
         self.params_ = {k: float(v) for k, v in fitter.params_.items()}
-        self.spend_params_ = (
-            {k: float(v) for k, v in spend.params_.items()} if self.spend_model_ else {}
-        )
         # Customers with no repeat purchase (or when spend cannot be fitted) spend the mean.
         self.mean_order_value_ = float(frame["monetary_value"][frame["monetary_value"] > 0].mean()
                                        if (frame["monetary_value"] > 0).any() else 0.0)
         return self
 
     def _check(self) -> None:
-        if not hasattr(self, "frequency_model_"):
+        if not hasattr(self, "params_"):
             raise NotFittedError("Model has not been fit yet: call fit(rfm) first.")
+
+    @property
+    def frequency_model_(self) -> BetaGeoFitter | ParetoNBDFitter:
+        fitter = BetaGeoFitter() if self.model == "bgnbd" else ParetoNBDFitter()
+        fitter.params_ = pd.Series(self.params_)
+        return fitter
+
+    @property
+    def spend_model_(self) -> GammaGammaFitter | None:
+        if not self.spend_params_:
+            return None
+        fitter = GammaGammaFitter()
+        fitter.params_ = pd.Series(self.spend_params_)
+        return fitter
 
     def _scaled(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         unit = self.time_unit_days
@@ -183,14 +193,15 @@ class BTYDModel:
         self._check()
         frame = as_pandas_rfm(rfm)
         value = np.full(len(frame), self.mean_order_value_)
-        if self.spend_model_ is not None:
+        spend_model = self.spend_model_
+        if spend_model is not None:
             usable = ((frame["frequency"] > 0) & (frame["monetary_value"] > 0)).to_numpy()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                value = np.asarray(self.spend_model_.conditional_expected_average_profit(
+                value = np.asarray(spend_model.conditional_expected_average_profit(
                     frame["frequency"].where(usable, 1.0), frame["monetary_value"].where(usable, 1.0)
                 ), dtype=float)
-                population = self.spend_model_.conditional_expected_average_profit(
+                population = spend_model.conditional_expected_average_profit(
                     pd.Series([0.0]), pd.Series([1.0])
                 )
             value = np.where(usable, value, float(np.asarray(population)[0]))

@@ -88,7 +88,7 @@ class ScoringPipeline:
     churn: ChurnClassifier | None = None
     value: RevenueRegressor | None = None
     timing: NextOrderRegressor | None = None
-    cold_start_max_orders: int = 1
+    cold_start_max_orders: int = 0
     trained_as_of: date | None = None
     notes: list[str] = field(default_factory=list)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from retain.commands import data
+from retain.commands import data, training
 
 app = typer.Typer(
     name="retain",
@@ -13,3 +13,4 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(data.app)
+app.add_typer(training.app)

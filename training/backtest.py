@@ -19,7 +19,6 @@ import polars as pl
 from features.customers import customer_features_lazy, observed_channels, rfm_summary
 from features.labels import labels_lazy
 from features.orders import Frame
-from features.products import customer_product_features_lazy
 from models.btyd import BTYDModel
 from models.churn import ChurnClassifier
 from models.pipeline import ScoringPipeline, due_products, with_btyd

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -10,97 +10,25 @@ import polars as pl
 import typer
 from rich.table import Table
 
-from features.contract import DataError, LoadReport, load_transactions, parse_column_map
 from features.customers import customer_features_lazy, observed_channels
 from features.labels import labels_lazy
 from features.products import customer_product_features_lazy
-from retain.config import settings
+from retain.commands.common import (
+    AsOfOpt,
+    MapOpt,
+    OnBadRowsOpt,
+    QueryOpt,
+    RejectsOpt,
+    TransactionsOpt,
+    fail,
+    load,
+    parse_date,
+    transaction_settings,
+    write_frame,
+)
 from retain.progress import console, step
 
 app = typer.Typer()
-
-TransactionsOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--transactions",
-        help="Transactions: a .csv or .parquet file, or a database URL (sqlite:///shop.db, "
-        "postgresql+psycopg://...) with --query. Env: RETAIN_TRANSACTIONS.",
-        show_default=False,
-    ),
-]
-AsOfOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--as-of",
-        help="Use transactions strictly before this date (YYYY-MM-DD). Default: the day after "
-        "the last transaction. Env: RETAIN_AS_OF.",
-        show_default=False,
-    ),
-]
-MapOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--map",
-        help="Map a contract column to yours, e.g. --map customer_id=client_code (repeatable). "
-        "Env: RETAIN_COLUMN_MAP as JSON.",
-        show_default=False,
-    ),
-]
-OnBadRowsOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--on-bad-rows",
-        help="fail (default): stop at the first bad input with a message naming the rows; "
-        "skip: write rejected rows with their reason to a side file and go on.",
-        show_default=False,
-    ),
-]
-QueryOpt = Annotated[
-    str | None,
-    typer.Option("--query", help="SQL for a database URL. Default: SELECT * FROM transactions"),
-]
-RejectsOpt = Annotated[
-    Path | None,
-    typer.Option("--rejects", help="Where --on-bad-rows=skip writes rejected rows (CSV). "
-                 "Default: beside --out, <name>.rejected.csv."),
-]
-
-
-def fail(message: str) -> typer.Exit:
-    console.print(f"[red]error:[/] {message}", soft_wrap=True)
-    return typer.Exit(code=1)
-
-
-def parse_date(value: str | date | None, flag: str) -> date | None:
-    if value is None or isinstance(value, date):
-        return value
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise fail(f"{flag}: expected a date like 2026-07-01, got {value!r}") from None
-
-
-def write_frame(frame: pl.DataFrame, path: Path) -> None:
-    """Write by extension: .csv or .parquet."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() == ".csv":
-        frame.write_csv(path)
-    elif path.suffix.lower() in (".parquet", ".pq"):
-        frame.write_parquet(path)
-    else:
-        raise fail(f"{path}: unknown output type; use .csv or .parquet")
-
-
-def report_rejects(report: LoadReport) -> None:
-    if not report.rows_rejected:
-        return
-    console.print(
-        f"[yellow]{report.rows_rejected} of {report.rows_read} rows rejected[/] "
-        f"(written with reasons to {report.rejects_path}):"
-    )
-    for reason, count in report.rejected.items():
-        console.print(f"  {count:>8}  {reason}")
-
 
 @app.command()
 def simulate(
@@ -157,31 +85,13 @@ def features(
 ) -> None:
     """Build one row of features per customer from transactions strictly before --as-of
     (and, with --labels, what they did in the horizon after it)."""
-    try:
-        config = settings(transactions=transactions, as_of=parse_date(as_of, "--as-of"),
-                          horizon_days=horizon_days, on_bad_rows=on_bad_rows,
-                          column_map=parse_column_map(column_map) or None, query=query)
-    except (ValueError, DataError) as exc:
-        raise fail(str(exc)) from None
-    if config.transactions is None:
-        raise fail("--transactions is required (or set RETAIN_TRANSACTIONS)")
+    config = transaction_settings(transactions, as_of, horizon_days, on_bad_rows, column_map, query)
     write_products = products_out is None or str(products_out).lower() != "none"
     rejects = rejects or out.with_name(out.stem + ".rejected.csv")
     allow_until = (
         config.as_of + timedelta(days=config.horizon_days) if with_labels and config.as_of else None
     )
-    try:
-        with step("Reading and validating transactions"):
-            loaded = load_transactions(
-                config.transactions, as_of=config.as_of, allow_until=allow_until,
-                column_map=config.column_map, on_bad_rows=config.on_bad_rows,
-                rejects_path=rejects, query=config.query,
-            )
-    except DataError as exc:
-        raise fail(str(exc)) from None
-    report_rejects(loaded.report)
-    tx = loaded.frame
-    cutoff = config.as_of or (tx["ts"].max().date() + timedelta(days=1))  # type: ignore[union-attr]
+    tx, cutoff = load(config, rejects, allow_until)
     with step(f"Building customer features as of {cutoff}"):
         lazy = [customer_features_lazy(tx, cutoff, observed_channels(tx))]
         if with_labels:

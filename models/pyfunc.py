@@ -1,0 +1,74 @@
+"""The whole scoring pipeline as ONE MLflow pyfunc model: raw transactions in, scores out.
+
+``mlflow.pyfunc.load_model("models:/retain@champion").predict(transactions, params={"as_of":
+"2026-07-01"})`` gives the same frame as ``retain score``. The fitted
+:class:`~models.pipeline.ScoringPipeline` is one pickled artifact, read once in
+``load_context``; ``predict`` does no I/O.
+"""
+
+from __future__ import annotations
+
+import pickle
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+import pandas as pd
+import polars as pl
+
+from models.pipeline import ScoringPipeline
+
+PIPELINE_ARTIFACT = "pipeline"
+TRANSACTION_SCHEMA = {
+    "customer_id": pl.String, "order_id": pl.String, "ts": pl.Datetime("us"),
+    "amount": pl.Float64, "product_id": pl.String, "quantity": pl.Float64, "channel": pl.String,
+}
+
+
+def save_pipeline(pipeline: ScoringPipeline, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as handle:
+        pickle.dump(pipeline, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    return path
+
+
+def load_pipeline(path: str | Path) -> ScoringPipeline:
+    with Path(path).open("rb") as handle:
+        pipeline = pickle.load(handle)
+    if not isinstance(pipeline, ScoringPipeline):
+        raise TypeError(f"{path} does not hold a retain ScoringPipeline")
+    return pipeline
+
+
+def transactions_frame(model_input: pd.DataFrame | pl.DataFrame) -> pl.DataFrame:
+    """Contract-typed transactions from a pyfunc input frame; optional columns may be absent."""
+    frame = model_input if isinstance(model_input, pl.DataFrame) else pl.from_pandas(model_input)
+    columns = []
+    for name, dtype in TRANSACTION_SCHEMA.items():
+        if name in frame.columns:
+            columns.append(pl.col(name).cast(dtype))
+        elif name == "order_id":
+            columns.append(pl.int_range(pl.len()).cast(pl.String).alias(name))
+        elif name == "quantity":
+            columns.append(pl.lit(1.0).alias(name))
+        else:
+            columns.append(pl.lit(None, dtype).alias(name))
+    return frame.select(columns)
+
+
+class RetainModel(mlflow.pyfunc.PythonModel):
+    """pyfunc wrapper; ``params={"as_of": "YYYY-MM-DD"}`` (default: the day after the last
+    transaction)."""
+
+    def load_context(self, context: Any) -> None:
+        self.pipeline = load_pipeline(context.artifacts[PIPELINE_ARTIFACT])
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        transactions = transactions_frame(model_input)
+        as_of_text = (params or {}).get("as_of") or ""
+        as_of = (
+            date.fromisoformat(as_of_text) if as_of_text
+            else transactions["ts"].max().date() + timedelta(days=1)  # type: ignore[union-attr]
+        )
+        return self.pipeline.score(transactions, as_of).to_pandas()

@@ -1,0 +1,128 @@
+"""What the commands share: the transaction options, loading with clear errors, writing."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import polars as pl
+import typer
+
+from features.contract import DataError, LoadReport, load_transactions, parse_column_map
+from retain.config import Settings, settings
+from retain.progress import console, step
+
+TransactionsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--transactions",
+        help="Transactions: a .csv or .parquet file, or a database URL (sqlite:///shop.db, "
+        "postgresql+psycopg://...) with --query. Env: RETAIN_TRANSACTIONS.",
+        show_default=False,
+    ),
+]
+AsOfOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--as-of",
+        help="Use transactions strictly before this date (YYYY-MM-DD). Default: the day after "
+        "the last transaction. Env: RETAIN_AS_OF.",
+        show_default=False,
+    ),
+]
+MapOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--map",
+        help="Map a contract column to yours, e.g. --map customer_id=client_code (repeatable). "
+        "Env: RETAIN_COLUMN_MAP as JSON.",
+        show_default=False,
+    ),
+]
+OnBadRowsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--on-bad-rows",
+        help="fail (default): stop at the first bad input with a message naming the rows; "
+        "skip: write rejected rows with their reason to a side file and go on.",
+        show_default=False,
+    ),
+]
+QueryOpt = Annotated[
+    str | None,
+    typer.Option("--query", help="SQL for a database URL. Default: SELECT * FROM transactions"),
+]
+RejectsOpt = Annotated[
+    Path | None,
+    typer.Option("--rejects", help="Where --on-bad-rows=skip writes rejected rows (CSV). "
+                 "Default: beside --out, <name>.rejected.csv."),
+]
+
+
+def fail(message: str) -> typer.Exit:
+    console.print(f"[red]error:[/] {message}", soft_wrap=True)
+    return typer.Exit(code=1)
+
+
+def parse_date(value: str | date | None, flag: str) -> date | None:
+    if value is None or isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise fail(f"{flag}: expected a date like 2026-07-01, got {value!r}") from None
+
+
+def write_frame(frame: pl.DataFrame, path: Path) -> None:
+    """Write by extension: .csv or .parquet."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".csv":
+        frame.write_csv(path)
+    elif path.suffix.lower() in (".parquet", ".pq"):
+        frame.write_parquet(path)
+    else:
+        raise fail(f"{path}: unknown output type; use .csv or .parquet")
+
+
+def report_rejects(report: LoadReport) -> None:
+    if not report.rows_rejected:
+        return
+    console.print(
+        f"[yellow]{report.rows_rejected} of {report.rows_read} rows rejected[/] "
+        f"(written with reasons to {report.rejects_path}):"
+    )
+    for reason, count in report.rejected.items():
+        console.print(f"  {count:>8}  {reason}")
+
+
+def transaction_settings(transactions: str | None, as_of: str | None, horizon_days: int | None,
+                         on_bad_rows: str | None, column_map: list[str] | None,
+                         query: str | None) -> Settings:
+    """Flags over ``RETAIN_*`` environment variables, with the error a user can act on."""
+    try:
+        config = settings(transactions=transactions, as_of=parse_date(as_of, "--as-of"),
+                          horizon_days=horizon_days, on_bad_rows=on_bad_rows,
+                          column_map=parse_column_map(column_map) or None, query=query)
+    except (ValueError, DataError) as exc:
+        raise fail(str(exc)) from None
+    if config.transactions is None:
+        raise fail("--transactions is required (or set RETAIN_TRANSACTIONS)")
+    return config
+
+
+def load(config: Settings, rejects: Path, allow_until: date | None = None) -> tuple[pl.DataFrame, date]:
+    """Validated transactions and the as-of date (default: the day after the last one)."""
+    try:
+        with step("Reading and validating transactions"):
+            loaded = load_transactions(
+                config.transactions or "", as_of=config.as_of, allow_until=allow_until,
+                column_map=config.column_map, on_bad_rows=config.on_bad_rows,
+                rejects_path=rejects, query=config.query,
+            )
+    except DataError as exc:
+        raise fail(str(exc)) from None
+    report_rejects(loaded.report)
+    tx = loaded.frame.drop("_row")
+    as_of = config.as_of or (tx["ts"].max().date() + timedelta(days=1))  # type: ignore[union-attr]
+    return tx, as_of

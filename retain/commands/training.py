@@ -1,0 +1,148 @@
+"""Training commands: ``retain train``, ``retain evaluate`` and ``retain promote``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from retain.commands.common import (
+    AsOfOpt,
+    MapOpt,
+    OnBadRowsOpt,
+    QueryOpt,
+    RejectsOpt,
+    TransactionsOpt,
+    fail,
+    load,
+    transaction_settings,
+)
+from retain.progress import console
+
+app = typer.Typer()
+
+HorizonOpt = Annotated[
+    int | None, typer.Option("--horizon-days", help="Prediction horizon in days. Default 90.")
+]
+
+
+def metrics_table(metrics: dict, title: str) -> Table:
+    """Every model beside every baseline, one table per run."""
+    shown = {
+        "churn": ("auc", "pr_auc", "log_loss", "brier"),
+        "value": ("mae", "rmse", "spearman", "gini", "top_decile_capture"),
+        "timing": ("mae_days", "coverage_p10_p90"),
+        "due_product": ("hit_rate",),
+    }
+    table = Table(title=title)
+    for column in ("task", "model", "metrics"):
+        table.add_column(column)
+    for task, names in shown.items():
+        for model, values in metrics.get(task, {}).items():
+            text = "  ".join(f"{n} {values[n]:.4f}" for n in names if n in values)
+            table.add_row(task, f"[bold]{model}[/]" if model == "retain" else model, text)
+    return table
+
+
+@app.command()
+def train(
+    transactions: TransactionsOpt = None,
+    as_of: AsOfOpt = None,
+    horizon_days: HorizonOpt = None,
+    n_origins: Annotated[int, typer.Option(min=1, help="Stacked training origins.")] = 4,
+    origin_step_days: Annotated[int, typer.Option(min=1, help="Days between origins.")] = 30,
+    max_train_rows: Annotated[int, typer.Option(min=1000, help="Cap on stacked rows.")] = 600_000,
+    n_estimators: Annotated[int, typer.Option(min=10, help="Max boosting rounds.")] = 600,
+    learning_rate: Annotated[float, typer.Option(help="LightGBM learning rate.")] = 0.05,
+    annual_discount_rate: Annotated[float, typer.Option(help="CLV discount rate per year.")] = 0.10,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    register: Annotated[bool, typer.Option(help="Register in the MLflow model registry.")] = True,
+    column_map: MapOpt = None,
+    on_bad_rows: OnBadRowsOpt = None,
+    rejects: RejectsOpt = None,
+    query: QueryOpt = None,
+) -> None:
+    """Backtest, fit and register churn, value and timing models (tracked in MLflow).
+
+    Uses data strictly before --as-of only. The new version becomes the `champion` alias
+    when it beats the current champion on the same backtest, else `challenger`.
+    """
+    from models.registry import tracking_uri
+    from training.backtest import TrainConfig
+    from training.train import beats_baselines
+    from training.train import train as run_training
+
+    config = transaction_settings(transactions, as_of, horizon_days, on_bad_rows, column_map, query)
+    tx, cutoff = load(config, rejects or Path("rejected.csv"))
+    train_config = TrainConfig(
+        horizon_days=config.horizon_days, n_origins=n_origins, origin_step_days=origin_step_days,
+        max_train_rows=max_train_rows, n_estimators=n_estimators, learning_rate=learning_rate,
+        annual_discount_rate=annual_discount_rate, random_state=seed,
+    )
+    console.print(f"Training at {cutoff} with horizon {config.horizon_days} days; "
+                  f"MLflow: {tracking_uri()}")
+    try:
+        with console.status("Training...") as status:
+            def progress(message: str) -> None:
+                status.update(f"Training: {message}...")
+                console.print(f"[dim]-[/] {message}")
+
+            result = run_training(tx, cutoff, train_config, progress=progress, register=register)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    console.print(metrics_table(result.metrics, f"Backtest: horizon after {cutoff} minus {config.horizon_days} days"))
+    for key, (baseline, value, ours) in beats_baselines(result.metrics).items():
+        console.print(f"{key}: retain {ours:.4f} vs best baseline {baseline} {value:.4f}")
+    console.print(f"MLflow run {result.run_id}; model 'retain' version {result.version or '-'} "
+                  f"-> {result.alias or 'not registered'} ({result.reason})")
+
+
+@app.command()
+def evaluate(
+    transactions: TransactionsOpt = None,
+    as_of: AsOfOpt = None,
+    model_version: Annotated[
+        str | None, typer.Option("--model-version", help="Registered version (default: champion).")
+    ] = None,
+    column_map: MapOpt = None,
+    on_bad_rows: OnBadRowsOpt = None,
+    rejects: RejectsOpt = None,
+    query: QueryOpt = None,
+) -> None:
+    """Score a registered model at --as-of and compare with what happened in the horizon after
+    it (the transactions must cover that horizon), beside the baselines."""
+    from datetime import timedelta
+
+    from models.registry import load_registered
+    from training.backtest import TrainConfig, evaluate_pipeline
+
+    config = transaction_settings(transactions, as_of, None, on_bad_rows, column_map, query)
+    if config.as_of is None:
+        raise fail("--as-of is required: the horizon after it is what the model is judged on")
+    try:
+        registered = load_registered(model_version)
+    except LookupError as exc:
+        raise fail(str(exc)) from None
+    pipeline, version = registered.pipeline, registered.version
+    horizon = pipeline.horizon_days
+    tx, cutoff = load(config, rejects or Path("rejected.csv"),
+                      allow_until=config.as_of + timedelta(days=horizon))
+    metrics, _ = evaluate_pipeline(pipeline, tx, cutoff, TrainConfig(horizon_days=horizon))
+    console.print(metrics_table(metrics, f"Model version {version} at {cutoff}, horizon {horizon} days"))
+
+
+@app.command()
+def promote(
+    version: Annotated[str, typer.Option("--version", help="Model version to promote.")],
+    alias: Annotated[str, typer.Option("--alias", help="Alias to point at it.")] = "champion",
+) -> None:
+    """Point an alias (default `champion`) at a registered version, by hand."""
+    from models.registry import set_alias
+
+    try:
+        set_alias(version, alias)
+    except LookupError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"retain@{alias} -> version {version}")

@@ -1,0 +1,231 @@
+"""``retain train``: backtest, fit, log to MLflow, register, and move the champion alias.
+
+The only code that opens MLflow runs. Tracking URI from ``MLFLOW_TRACKING_URI``; default the
+embedded ``sqlite:///mlflow.db`` in the working directory. The registered model is ``retain``;
+a new version becomes ``champion`` only when it beats the current champion on the same backtest,
+otherwise ``challenger``, and the reason is logged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import math
+import subprocess
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from models.pipeline import ScoringPipeline
+from models.registry import MODEL_NAME, configure_mlflow
+from training import plots
+from training.backtest import TrainConfig, backtest, best_baseline, check_eligibility, fit_pipeline
+
+log = logging.getLogger(__name__)
+
+EXPERIMENT = "retain"
+
+
+def data_fingerprint(transactions: pl.DataFrame) -> dict[str, Any]:
+    """Rows, customers, date range and a content hash (independent of row order)."""
+    row_hashes = transactions.select(
+        "customer_id", "order_id", "ts", "amount", "product_id", "quantity", "channel"
+    ).hash_rows(seed=0)
+    digest = hashlib.sha256(np.sort(row_hashes.to_numpy()).tobytes()).hexdigest()[:16]
+    return {
+        "rows": transactions.height,
+        "customers": transactions["customer_id"].n_unique(),
+        "first_ts": str(transactions["ts"].min()),
+        "last_ts": str(transactions["ts"].max()),
+        "sha256_16": digest,
+    }
+
+
+def git_commit() -> str:
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).resolve().parent, check=False, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return done.stdout.strip() or "unknown"
+
+
+def flatten(metrics: dict, prefix: str = "backtest") -> dict[str, float]:
+    """``{task: {model: {metric: v}}}`` -> ``{"backtest.churn.retain.auc": v, ...}`` (finite only)."""
+    out = {}
+    for task, models in metrics.items():
+        for model, values in models.items():
+            for name, value in values.items():
+                if math.isfinite(value):
+                    out[f"{prefix}.{task}.{model}.{name}"] = float(value)
+    return out
+
+
+def selection_score(metrics: dict) -> float:
+    """What the champion is chosen by: the mean of churn AUC and revenue Spearman."""
+    return (metrics["churn"]["retain"].get("auc", 0.0) + metrics["value"]["retain"].get("spearman", 0.0)) / 2
+
+
+@dataclass
+class TrainResult:
+    run_id: str
+    version: str
+    alias: str
+    reason: str
+    metrics: dict
+    pipeline: ScoringPipeline
+    fingerprint: dict[str, Any]
+
+
+def train(transactions: pl.DataFrame, as_of: date, config: TrainConfig,
+          progress: Callable[[str], None] = log.info, register: bool = True) -> TrainResult:
+    """Backtest, fit on everything before ``as_of``, log and register (see module doc)."""
+    import mlflow
+
+    configure_mlflow()
+    history = transactions.filter(pl.col("ts") < pl.lit(as_of).cast(pl.Datetime("us")))
+    fingerprint = data_fingerprint(history)
+    eligibility = check_eligibility(history, as_of)
+    for reason in eligibility.reasons:
+        progress(f"WARNING: {reason}: the probabilistic model alone will score this shop")
+    metrics, frame, _ = backtest(history, as_of, config, progress)
+    progress("final fit on all data before the as-of date")
+    pipeline = fit_pipeline(history, as_of, config, progress)
+    for note in pipeline.notes:
+        progress(f"WARNING: {note}")
+
+    mlflow.set_experiment(EXPERIMENT)
+    with mlflow.start_run(run_name=f"train-{as_of}") as run, tempfile.TemporaryDirectory() as tmp:
+        mlflow.log_params({**dataclasses.asdict(config), "as_of": str(as_of),
+                           "cold_start_max_orders": pipeline.cold_start_max_orders})
+        mlflow.set_tags({"git_commit": git_commit(), "eligible": str(pipeline.eligible),
+                         **{f"data.{k}": str(v) for k, v in fingerprint.items()}})
+        mlflow.log_metrics(flatten(metrics))
+        mlflow.log_metric("selection_score", selection_score(metrics))
+        mlflow.log_dict(metrics, "backtest_metrics.json")
+        mlflow.log_dict({"notes": pipeline.notes, "eligibility": dataclasses.asdict(eligibility)},
+                        "eligibility.json")
+        _log_plots(frame, pipeline, Path(tmp))
+        progress("logging the scoring pipeline to MLflow")
+        model_info = _log_model(pipeline, history, as_of, Path(tmp))
+        version, alias, reason = "", "", "not registered"
+        if register:
+            version, alias, reason = _register(model_info.model_uri, run.info.run_id, metrics,
+                                               config, as_of, fingerprint, history, progress)
+        mlflow.set_tag("alias_decision", reason)
+    return TrainResult(run.info.run_id, version, alias, reason, metrics, pipeline, fingerprint)
+
+
+def _log_plots(frame: pl.DataFrame, pipeline: ScoringPipeline, tmp: Path) -> None:
+    import mlflow
+
+    paths = [plots.reliability(frame, tmp / "reliability.png"), plots.gains(frame, tmp / "gains.png"),
+             plots.predicted_vs_actual(frame, tmp / "predicted_vs_actual.png")]
+    if pipeline.churn is not None:
+        paths.append(plots.feature_importance(pipeline.churn.feature_importance(),
+                                              tmp / "feature_importance.png"))
+    for path in paths:
+        mlflow.log_artifact(str(path), artifact_path="plots")
+
+
+def _log_model(pipeline: ScoringPipeline, history: pl.DataFrame, as_of: date, tmp: Path):
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from models.pyfunc import PIPELINE_ARTIFACT, RetainModel, save_pipeline, transactions_frame
+
+    path = save_pipeline(pipeline, tmp / "pipeline.pkl")
+    example_ids = history["customer_id"].unique().sort().head(3)
+    example = transactions_frame(history.filter(pl.col("customer_id").is_in(example_ids.implode())))
+    example_pd = example.to_pandas()
+    output = pipeline.score(example, as_of).to_pandas()
+    signature = infer_signature(example_pd, output, params={"as_of": str(as_of)})
+    return mlflow.pyfunc.log_model(
+        name="model", python_model=RetainModel(), artifacts={PIPELINE_ARTIFACT: str(path)},
+        signature=signature, input_example=(example_pd, {"as_of": str(as_of)}),
+    )
+
+
+def _register(model_uri: str, run_id: str, metrics: dict, config: TrainConfig, as_of: date,
+              fingerprint: dict, history: pl.DataFrame, progress: Callable[[str], None]) -> tuple[str, str, str]:
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient()
+    version = mlflow.register_model(model_uri, MODEL_NAME).version
+    score = selection_score(metrics)
+    try:
+        champion = client.get_model_version_by_alias(MODEL_NAME, "champion")
+    except MlflowException:
+        champion = None
+    if champion is None:
+        alias, reason = "champion", "first version: becomes champion"
+    else:
+        alias, reason = _compare(client, champion, score, config, as_of, fingerprint, history, progress)
+    client.set_registered_model_alias(MODEL_NAME, alias, version)
+    client.set_model_version_tag(MODEL_NAME, version, "alias_decision", reason)
+    client.set_model_version_tag(MODEL_NAME, version, "as_of", str(as_of))
+    client.set_model_version_tag(MODEL_NAME, version, "selection_score", f"{score:.6f}")
+    client.set_model_version_tag(MODEL_NAME, version, "run_id", run_id)
+    progress(f"registered {MODEL_NAME} version {version} as {alias}: {reason}")
+    return str(version), alias, reason
+
+
+def _compare(client, champion, score: float, config: TrainConfig, as_of: date, fingerprint: dict,
+             history: pl.DataFrame, progress: Callable[[str], None]) -> tuple[str, str]:
+    """Champion or challenger, judged on the same backtest (this run's data and window).
+
+    The champion's recipe (its logged parameters) is re-run on this backtest unless it equals
+    ours; an identical recipe on identical data is a tie and does not move the alias, and an
+    identical recipe on newer data moves it (same method, fresher data).
+    """
+    champion_run = client.get_run(champion.run_id)
+    params = champion_run.data.params
+    champion_config = _config_from_params(params)
+    champion_as_of = date.fromisoformat(params.get("as_of", "1970-01-01"))
+    same_recipe = champion_config == config
+    if same_recipe:
+        if champion_run.data.tags.get("data.sha256_16") == fingerprint["sha256_16"] and champion_as_of == as_of:
+            return "challenger", (f"same recipe and same data as champion v{champion.version}: "
+                                  "nothing to gain, the champion stays")
+        if as_of > champion_as_of:
+            return "champion", (f"same recipe as champion v{champion.version}, newer data "
+                                f"({as_of} > {champion_as_of}); backtest score {score:.4f}")
+        return "challenger", f"same recipe as champion v{champion.version} on older data"
+    progress(f"re-running champion v{champion.version}'s recipe on this backtest")
+    champion_metrics, _, _ = backtest(history, as_of, champion_config, progress)
+    champion_score = selection_score(champion_metrics)
+    if score > champion_score:
+        return "champion", (f"beats champion v{champion.version} on the same backtest: "
+                            f"{score:.4f} > {champion_score:.4f}")
+    return "challenger", (f"does not beat champion v{champion.version} on the same backtest: "
+                          f"{score:.4f} <= {champion_score:.4f}")
+
+
+def _config_from_params(params: dict[str, str]) -> TrainConfig:
+    fields = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
+    values: dict[str, Any] = {}
+    for name, kind in fields.items():
+        if name in params:
+            values[name] = float(params[name]) if "float" in str(kind) else int(params[name])
+    return TrainConfig(**values)
+
+
+def beats_baselines(metrics: dict) -> dict[str, tuple[str, float, float]]:
+    """For each headline metric: (best baseline, its value, retain's value)."""
+    out = {}
+    for task, metric, higher in (("churn", "auc", True), ("value", "spearman", True),
+                                 ("timing", "mae_days", False)):
+        if metrics[task]["retain"].get(metric) is None:
+            continue
+        name, value = best_baseline(metrics, task, metric, higher)
+        out[f"{task}.{metric}"] = (name, value, metrics[task]["retain"][metric])
+    return out
