@@ -31,7 +31,7 @@ from datetime import date
 
 import polars as pl
 
-from features.orders import Frame, days_before, orders, window
+from features.orders import Frame, days_before, orders, window, with_gaps
 
 TREND_DAYS = 90
 LENGTHENING_RATIO = 1.25
@@ -115,16 +115,16 @@ def rfm_summary_lazy(transactions: Frame, as_of: date) -> pl.LazyFrame:
 
 def _rfm_and_intervals(purchases: pl.LazyFrame, as_of: date) -> pl.LazyFrame:
     days = purchases.group_by("customer_id", "day").agg(pl.col("amount").sum().alias("day_amount"))
-    day = pl.col("day").sort()
-    gaps = day.diff().drop_nulls().dt.total_days().cast(pl.Float64)
+    gaps = pl.col("gap").drop_nulls()
     return (
-        days.group_by("customer_id")
+        with_gaps(days, ["customer_id"])
+        .group_by("customer_id")
         .agg(
             pl.len().alias("n_days"),
-            pl.col("day").min().alias("first_purchase"),
-            pl.col("day").max().alias("last_purchase"),
+            pl.col("day").first().alias("first_purchase"),
+            pl.col("day").last().alias("last_purchase"),
             pl.col("day_amount").sum().alias("days_amount"),
-            pl.col("day_amount").sort_by("day").first().alias("first_day_amount"),
+            pl.col("day_amount").first().alias("first_day_amount"),
             gaps.mean().alias("interval_mean"),
             gaps.median().alias("interval_median"),
             gaps.std().alias("interval_std"),

@@ -47,5 +47,16 @@ def orders(lines: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
+def with_gaps(days: pl.LazyFrame, keys: list[str]) -> pl.LazyFrame:
+    """Sort by ``keys, day`` and add ``gap``: days since the previous ``day`` of the same keys.
+
+    One global sort and a shift: far faster than sorting inside every group. Aggregations over
+    the result keep this order within each group.
+    """
+    same = pl.all_horizontal([pl.col(k) == pl.col(k).shift(1) for k in keys])
+    gap = (pl.col("day") - pl.col("day").shift(1)).dt.total_days().cast(pl.Float64)
+    return days.sort(*keys, "day").with_columns(pl.when(same).then(gap).alias("gap"))
+
+
 def days_before(as_of: date, days: int) -> date:
     return as_of - timedelta(days=days)

@@ -17,7 +17,7 @@ from datetime import date
 import polars as pl
 
 from features.customers import product_orders
-from features.orders import Frame, window
+from features.orders import Frame, window, with_gaps
 
 
 def customer_product_features(transactions: Frame, as_of: date) -> pl.DataFrame:
@@ -26,14 +26,14 @@ def customer_product_features(transactions: Frame, as_of: date) -> pl.DataFrame:
 
 def customer_product_features_lazy(transactions: Frame, as_of: date) -> pl.LazyFrame:
     days = product_orders(window(transactions, None, as_of)).unique()
-    day = pl.col("day").sort()
-    gaps = day.diff().drop_nulls().dt.total_days().cast(pl.Float64)
+    gaps = pl.col("gap").drop_nulls()
     return (
-        days.group_by("customer_id", "product_id")
+        with_gaps(days, ["customer_id", "product_id"])
+        .group_by("customer_id", "product_id")
         .agg(
             pl.len().cast(pl.Int64).alias("purchases"),
-            pl.col("day").min().alias("first_purchase"),
-            pl.col("day").max().alias("last_purchase"),
+            pl.col("day").first().alias("first_purchase"),
+            pl.col("day").last().alias("last_purchase"),
             gaps.median().alias("interval_median"),
             gaps.mean().alias("interval_mean"),
         )

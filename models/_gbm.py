@@ -83,6 +83,12 @@ class GBMEstimator:
             "seed": self.random_state, "verbosity": -1, **extra,
         }
 
+    def _init_score(self, frame: pl.DataFrame) -> np.ndarray | None:
+        """Where to start boosting from, in the objective's raw (link) scale; None = from a
+        constant. Subclasses start from the probabilistic model, so the trees learn what it
+        misses and early stopping keeps them from undoing what it gets right."""
+        return None
+
     def _train(self, frame: pl.DataFrame, y: np.ndarray, **extra: Any) -> tuple[lgb.Booster, np.ndarray]:
         """Fit with early stopping on a customer split; returns the booster and the
         validation mask (for calibration)."""
@@ -90,26 +96,32 @@ class GBMEstimator:
             raise ValueError(f"{frame.height} feature rows but {len(y)} targets")
         self.feature_names_ = feature_columns(frame)
         X = matrix(frame, self.feature_names_)
+        init = self._init_score(frame)
         valid = validation_mask(frame["customer_id"], self.validation_fraction, str(self.random_state))
         if valid.all() or not valid.any():
             valid = np.zeros(len(y), dtype=bool)
-        train_set = lgb.Dataset(X[~valid], y[~valid], feature_name=self.feature_names_, free_raw_data=True)
+        train_set = lgb.Dataset(X[~valid], y[~valid], feature_name=self.feature_names_,
+                                init_score=None if init is None else init[~valid], free_raw_data=True)
         callbacks = []
         valid_sets = []
         if valid.any():
-            valid_sets = [lgb.Dataset(X[valid], y[valid], reference=train_set)]
+            valid_sets = [lgb.Dataset(X[valid], y[valid], reference=train_set,
+                                      init_score=None if init is None else init[valid])]
             callbacks = [lgb.early_stopping(self.early_stopping_rounds, verbose=False)]
         booster = lgb.train(self._params(**extra), train_set, num_boost_round=self.n_estimators,
                             valid_sets=valid_sets, callbacks=callbacks)
         return booster, valid
 
-    def _raw_predict(self, booster: lgb.Booster, frame: pl.DataFrame) -> np.ndarray:
-        if not hasattr(self, "feature_names_"):
+    def _raw_predict(self, booster: lgb.Booster | None, frame: pl.DataFrame) -> np.ndarray:
+        """Predictions in the raw (link) scale, including the initial score."""
+        if booster is None or not hasattr(self, "feature_names_"):
             raise NotFittedError("Model has not been fit yet: call fit(features, y) first.")
         X = matrix(frame, self.feature_names_)
         # One thread for small batches: OpenMP start-up stalls tiny predictions on busy cores.
         threads = 1 if len(X) < 5_000 else self.num_threads
-        return booster.predict(X, num_threads=threads)
+        raw = booster.predict(X, raw_score=True, num_threads=threads)
+        init = self._init_score(frame)
+        return raw if init is None else raw + init
 
     def feature_importance(self) -> pd.Series:
         booster = self._booster()

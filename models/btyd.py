@@ -27,6 +27,7 @@ import polars as pl
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # lifetimes warns about a pandas option at import
     from lifetimes import BetaGeoFitter, GammaGammaFitter, ParetoNBDFitter
+    from lifetimes.utils import ConvergenceError
 
 RFM_COLUMNS = ("frequency", "recency", "T", "monetary_value")
 DAYS_PER_MONTH = 30.0
@@ -95,30 +96,55 @@ class BTYDModel:
             .groupby(["frequency", "recency", "T"], as_index=False)
             .size()
         )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            if self.model == "bgnbd":
-                fitter = BetaGeoFitter(penalizer_coef=self.penalizer_coef)
-            elif self.model == "pareto":
-                fitter = ParetoNBDFitter(penalizer_coef=self.penalizer_coef)
-            else:
-                raise ValueError(f"model must be 'bgnbd' or 'pareto', got {self.model!r}")
-            fitter.fit(grouped["frequency"], grouped["recency"], grouped["T"],
-                       weights=grouped["size"])
+        if self.model not in ("bgnbd", "pareto"):
+            raise ValueError(f"model must be 'bgnbd' or 'pareto', got {self.model!r}")
+        fitter = self._fit_frequency(grouped)
         repeat = frame[(frame["frequency"] > 0) & (frame["monetary_value"] > 0)]
-        spend = GammaGammaFitter(penalizer_coef=max(self.penalizer_coef, 1e-4))
-        self.spend_params_: dict[str, float] = {}
-        if len(repeat) >= 10:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                spend.fit(repeat["frequency"], repeat["monetary_value"])
-            self.spend_params_ = {k: float(v) for k, v in spend.params_.items()}
+        self.spend_params_: dict[str, float] = self._fit_spend(repeat) if len(repeat) >= 10 else {}
         # Only the parameters are kept: lifetimes' fitters hold lambdas and do not pickle.
         self.params_ = {k: float(v) for k, v in fitter.params_.items()}
         # Customers with no repeat purchase (or when spend cannot be fitted) spend the mean.
         self.mean_order_value_ = float(frame["monetary_value"][frame["monetary_value"] > 0].mean()
                                        if (frame["monetary_value"] > 0).any() else 0.0)
         return self
+
+    def _fit_frequency(self, grouped: pd.DataFrame) -> BetaGeoFitter | ParetoNBDFitter:
+        """Fit, retrying with a growing penalty when the optimiser does not converge (small or
+        odd shops); the penalty used is kept in ``penalizer_used_``."""
+        penalties = [self.penalizer_coef] + [p for p in (1e-3, 1e-2, 1e-1) if p > self.penalizer_coef]
+        for penalty in penalties:
+            fitter = (BetaGeoFitter if self.model == "bgnbd" else ParetoNBDFitter)(penalizer_coef=penalty)
+            try:
+                with warnings.catch_warnings(), np.errstate(all="ignore"):
+                    warnings.simplefilter("ignore")
+                    fitter.fit(grouped["frequency"], grouped["recency"], grouped["T"],
+                               weights=grouped["size"])
+            except ConvergenceError:
+                continue
+            self.penalizer_used_ = penalty
+            return fitter
+        raise ConvergenceError(
+            f"{self.model} did not converge even with penalizer {penalties[-1]}: "
+            "too few or too uniform customers? Check the as-of date and the history."
+        )
+
+    def _fit_spend(self, repeat: pd.DataFrame) -> dict[str, float]:
+        """Gamma-Gamma on spend in units of its median: amounts in tenge or rubles run to
+        millions and stall the optimiser. The expected spend is linear in (v, spend), so the
+        scale goes back into v. Empty (mean spend is used) if it does not converge."""
+        scale = float(repeat["monetary_value"].median()) or 1.0
+        for penalty in (self.penalizer_coef, 1e-4, 1e-3, 1e-2, 1e-1):
+            spend = GammaGammaFitter(penalizer_coef=penalty)
+            try:
+                with warnings.catch_warnings(), np.errstate(all="ignore"):
+                    warnings.simplefilter("ignore")
+                    spend.fit(repeat["frequency"], repeat["monetary_value"] / scale)
+            except ConvergenceError:
+                continue
+            params = {k: float(v) for k, v in spend.params_.items()}
+            params["v"] *= scale
+            return params
+        return {}
 
     def _check(self) -> None:
         if not hasattr(self, "params_"):
@@ -240,4 +266,4 @@ class BTYDModel:
         })
 
 
-__all__ = ["BTYDModel", "NotFittedError", "as_pandas_rfm"]
+__all__ = ["BTYDModel", "ConvergenceError", "NotFittedError", "as_pandas_rfm"]

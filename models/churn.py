@@ -21,18 +21,24 @@ class ChurnClassifier(GBMEstimator):
 
     objective = "binary"
 
+    def _init_score(self, features: pl.DataFrame) -> np.ndarray | None:
+        if "btyd_p_no_order" not in features.columns:
+            return None
+        p = np.clip(features["btyd_p_no_order"].to_numpy(), 1e-4, 1 - 1e-4)
+        return np.log(p / (1 - p))
+
     def fit(self, features: pl.DataFrame, churned: np.ndarray) -> ChurnClassifier:
         y = np.asarray(churned, dtype=float)
         self.booster_, valid = self._train(features, y)
         self.calibrator_: IsotonicRegression | None = None
         if valid.sum() >= 200 and 0 < y[valid].mean() < 1:
-            raw = self._raw_predict(self.booster_, features.filter(pl.Series(valid)))
+            raw = _sigmoid(self._raw_predict(self.booster_, features.filter(pl.Series(valid))))
             self.calibrator_ = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
             self.calibrator_.fit(raw, y[valid])
         return self
 
     def predict_churn_probability(self, features: pl.DataFrame) -> pd.Series:
-        p = self._raw_predict(self.booster_ if hasattr(self, "booster_") else None, features)
+        p = _sigmoid(self._raw_predict(getattr(self, "booster_", None), features))
         if self.calibrator_ is not None:
             # Isotonic steps tie many customers; a sliver of the raw score keeps their order.
             p = np.clip(self.calibrator_.predict(p) * (1 - 1e-6) + p * 1e-6, 0.0, 1.0)
@@ -40,3 +46,7 @@ class ChurnClassifier(GBMEstimator):
 
     def _booster(self):
         return self.booster_
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))

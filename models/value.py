@@ -20,13 +20,19 @@ class RevenueRegressor(GBMEstimator):
         super().__init__(**kwargs)
         self.tweedie_variance_power = tweedie_variance_power
 
+    def _init_score(self, features: pl.DataFrame) -> np.ndarray | None:
+        if "btyd_expected_revenue" not in features.columns:
+            return None
+        # Tweedie's log link; the floor keeps near-zero expectations from dominating.
+        return np.log(np.clip(features["btyd_expected_revenue"].to_numpy(), 1.0, None))
+
     def fit(self, features: pl.DataFrame, revenue: np.ndarray) -> RevenueRegressor:
         y = np.clip(np.asarray(revenue, dtype=float), 0, None)
         self.booster_, _ = self._train(features, y, tweedie_variance_power=self.tweedie_variance_power)
         return self
 
     def predict_revenue(self, features: pl.DataFrame) -> pd.Series:
-        p = self._raw_predict(getattr(self, "booster_", None), features)
+        p = np.exp(self._raw_predict(getattr(self, "booster_", None), features))
         return pd.Series(p, index=index(features), name="predicted_revenue")
 
     def _booster(self):

@@ -139,7 +139,8 @@ def _log_model(pipeline: ScoringPipeline, history: pl.DataFrame, as_of: date, tm
     import mlflow
     from mlflow.models import infer_signature
 
-    from models.pyfunc import PIPELINE_ARTIFACT, RetainModel, save_pipeline, transactions_frame
+    from models import pyfunc_model
+    from models.pyfunc import PIPELINE_ARTIFACT, save_pipeline, transactions_frame
 
     path = save_pipeline(pipeline, tmp / "pipeline.pkl")
     example_ids = history["customer_id"].unique().sort().head(3)
@@ -148,7 +149,8 @@ def _log_model(pipeline: ScoringPipeline, history: pl.DataFrame, as_of: date, tm
     output = pipeline.score(example, as_of).to_pandas()
     signature = infer_signature(example_pd, output, params={"as_of": str(as_of)})
     return mlflow.pyfunc.log_model(
-        name="model", python_model=RetainModel(), artifacts={PIPELINE_ARTIFACT: str(path)},
+        name="model", python_model=str(Path(pyfunc_model.__file__)),
+        artifacts={PIPELINE_ARTIFACT: str(path)},
         signature=signature, input_example=(example_pd, {"as_of": str(as_of)}),
     )
 

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import pickle
+import numpy as np
+import pytest
+
+from features.customers import rfm_summary
+from features.samples import CDNOW_CALIBRATION_END, cdnow_sample_transactions
+from models.btyd import BTYDModel, NotFittedError
+
+
+@pytest.fixture(scope="module")
+def cdnow_rfm():
+    return rfm_summary(cdnow_sample_transactions(), CDNOW_CALIBRATION_END)
+
+
+@pytest.fixture(scope="module")
+def bgnbd(cdnow_rfm):
+    return BTYDModel().fit(cdnow_rfm)
+
+
+def test_bgnbd_params_are_close_to_fader_hardie_lee_2005(bgnbd):
+    expected = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
+    for name, value in expected.items():
+        assert bgnbd.params_[name] == pytest.approx(value, rel=0.01), name
+
+
+def test_pareto_nbd_params_are_close_to_published(cdnow_rfm):
+    # Fader, Hardie & Lee (2005), Pareto/NBD on the same CDNOW sample (weeks).
+    pareto = BTYDModel(model="pareto").fit(cdnow_rfm)
+    expected = {"r": 0.553, "alpha": 10.578, "s": 0.606, "beta": 11.669}
+    for name, value in expected.items():
+        assert pareto.params_[name] == pytest.approx(value, rel=0.01), name
+
+
+def test_outputs_are_indexed_by_customer_and_sensible(bgnbd, cdnow_rfm):
+    out = bgnbd.predict(cdnow_rfm, horizon_days=90)
+    assert list(out.index[:3]) == cdnow_rfm["customer_id"].head(3).to_list()
+    assert out["p_alive"].between(0, 1).all() and out["p_no_order"].between(0, 1).all()
+    one_timers = (cdnow_rfm["frequency"] == 0).to_numpy()
+    assert (out["p_alive"].to_numpy()[one_timers] == 1).all()  # BG/NBD: no repeat, no death
+    assert (out["clv_12m"] >= out["expected_revenue"] - 1e-9).all()
+
+
+def test_longer_horizons_mean_more_orders_and_less_chance_of_none(bgnbd, cdnow_rfm):
+    short, long = bgnbd.predict(cdnow_rfm, 30), bgnbd.predict(cdnow_rfm, 180)
+    assert (long["expected_orders"] >= short["expected_orders"]).all()
+    assert (long["p_no_order"] <= short["p_no_order"] + 1e-12).all()
+
+
+def test_p_no_order_matches_simulation_for_one_customer(bgnbd, cdnow_rfm):
+    """Monte Carlo from the BG/NBD posterior agrees with the closed form."""
+    row = cdnow_rfm.filter(cdnow_rfm["frequency"] == 3).head(1)
+    x, T = row["frequency"].item(), row["T"].item() / 7
+    r, alpha = bgnbd.params_["r"], bgnbd.params_["alpha"]
+    rng = np.random.default_rng(0)
+    n = 400_000
+    p_alive = bgnbd.predict_p_alive(row).item()
+    alive = rng.random(n) < p_alive
+    rate = rng.gamma(r + x, 1 / (alpha + T), n)
+    none_in_window = rng.random(n) < np.exp(-rate * 90 / 7)
+    simulated = np.mean(~alive | none_in_window)
+    assert bgnbd.predict_p_no_order(row, 90).item() == pytest.approx(simulated, abs=0.005)
+
+
+def test_predicting_before_fit_fails_loudly(cdnow_rfm):
+    with pytest.raises(NotFittedError, match="not been fit"):
+        BTYDModel().predict(cdnow_rfm, 90)
+
+
+def test_init_stores_parameters_only_and_fit_returns_self(cdnow_rfm):
+    model = BTYDModel(model="bgnbd", penalizer_coef=0.01)
+    assert vars(model) == {"model": "bgnbd", "penalizer_coef": 0.01, "time_unit_days": 7.0,
+                           "max_fit_customers": 200_000, "annual_discount_rate": 0.10,
+                           "random_state": 0}
+    assert model.fit(cdnow_rfm) is model
+
+
+def test_fitted_model_pickles_and_predicts_the_same(bgnbd, cdnow_rfm):
+    restored = pickle.loads(pickle.dumps(bgnbd))
+    np.testing.assert_array_equal(restored.predict(cdnow_rfm, 90).to_numpy(),
+                                  bgnbd.predict(cdnow_rfm, 90).to_numpy())
+
+
+def test_rfm_from_another_as_of_is_refused(bgnbd, cdnow_rfm):
+    broken = cdnow_rfm.with_columns(cdnow_rfm["T"] - 300)
+    with pytest.raises(ValueError, match="recency are larger than T"):
+        bgnbd.predict(broken, 90)
+
+
+def test_sample_fit_is_seeded(cdnow_rfm):
+    a = BTYDModel(max_fit_customers=1000, random_state=1).fit(cdnow_rfm).params_
+    b = BTYDModel(max_fit_customers=1000, random_state=1).fit(cdnow_rfm).params_
+    assert a == b
+
+
+def test_gamma_gamma_spend_is_close_to_fader_hardie_lee_2005(bgnbd):
+    # "RFM and CLV: using iso-value curves", CDNOW sample: p = 6.25, q = 3.74, v = 15.44.
+    for name, value in {"p": 6.25, "q": 3.74, "v": 15.44}.items():
+        assert bgnbd.spend_params_[name] == pytest.approx(value, rel=0.01), name

@@ -1,0 +1,86 @@
+"""retain train end to end against a real (embedded SQLite) MLflow tracking server and registry."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import mlflow
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+
+from models.registry import MODEL_NAME, load_registered
+from training.backtest import TrainConfig
+from training.train import data_fingerprint, train
+
+FAST = TrainConfig(n_origins=2, n_estimators=60, learning_rate=0.15)
+
+
+@pytest.fixture
+def tracking(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    yield MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+
+
+def quiet(_: str) -> None:
+    pass
+
+
+def test_train_logs_everything_and_the_first_version_is_champion(tracking, shop, shop_history):
+    result = train(shop_history, shop.as_of, FAST, progress=quiet)
+    assert (result.version, result.alias) == ("1", "champion")
+    run = tracking.get_run(result.run_id)
+    metrics, params, tags = run.data.metrics, run.data.params, run.data.tags
+    for name in ("auc", "pr_auc", "log_loss", "brier"):
+        assert f"backtest.churn.retain.{name}" in metrics
+    for name in ("mae", "rmse", "spearman", "gini", "top_decile_capture"):
+        assert f"backtest.value.retain.{name}" in metrics
+    assert "backtest.churn.recency_90d.auc" in metrics and "backtest.value.formula_revenue.spearman" in metrics
+    assert "backtest.timing.retain.mae_days" in metrics and "backtest.timing.median_interval.mae_days" in metrics
+    assert params["horizon_days"] == "90" and params["as_of"] == str(shop.as_of)
+    assert tags["data.rows"] == str(shop_history.height) and len(tags["git_commit"]) >= 7
+    artifacts = {a.path for a in tracking.list_artifacts(result.run_id, "plots")}
+    assert {"plots/reliability.png", "plots/gains.png", "plots/predicted_vs_actual.png",
+            "plots/feature_importance.png"} <= artifacts
+    assert str(tracking.get_model_version_by_alias(MODEL_NAME, "champion").version) == "1"
+
+
+def test_registered_pyfunc_scores_raw_transactions_like_the_pipeline(tracking, shop, shop_history):
+    result = train(shop_history, shop.as_of, FAST, progress=quiet)
+    model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@champion")
+    assert model.metadata.signature is not None and model.metadata.signature.params is not None
+    some = shop_history.filter(shop_history["customer_id"].is_in(shop_history["customer_id"].unique().head(50).implode()))
+    via_mlflow = model.predict(some.to_pandas(), params={"as_of": str(shop.as_of)})
+    direct = result.pipeline.score(some, shop.as_of).to_pandas()
+    assert list(via_mlflow.columns) == list(direct.columns)
+    np.testing.assert_allclose(via_mlflow["churn_probability"], direct["churn_probability"], atol=1e-9)
+    np.testing.assert_allclose(via_mlflow["predicted_revenue"], direct["predicted_revenue"], atol=1e-9)
+    assert load_registered().version == result.version
+
+
+def test_same_data_same_recipe_stays_challenger_newer_data_becomes_champion(tracking, shop, shop_history):
+    first = train(shop_history, shop.as_of, FAST, progress=quiet)
+    again = train(shop_history, shop.as_of, FAST, progress=quiet)
+    assert again.alias == "challenger" and "same recipe and same data" in again.reason
+    assert str(tracking.get_model_version_by_alias(MODEL_NAME, "champion").version) == first.version
+    later = shop.as_of + timedelta(days=30)
+    newer = train(shop_history, later, FAST, progress=quiet)
+    assert newer.alias == "champion" and "newer data" in newer.reason
+    decision = tracking.get_model_version(MODEL_NAME, again.version).tags["alias_decision"]
+    assert "same recipe" in decision
+
+
+def test_a_different_recipe_is_judged_on_the_same_backtest(tracking, shop, shop_history):
+    train(shop_history, shop.as_of, FAST, progress=quiet)
+    weak = TrainConfig(n_origins=2, n_estimators=10, learning_rate=0.01)
+    result = train(shop_history, shop.as_of, weak, progress=quiet)
+    assert "on the same backtest" in result.reason
+    assert (result.alias == "champion") == ("beats" in result.reason)
+
+
+def test_fingerprint_ignores_row_order_but_not_content(shop_history):
+    a = data_fingerprint(shop_history)
+    b = data_fingerprint(shop_history.reverse())
+    c = data_fingerprint(shop_history.with_columns(shop_history["amount"] + 1))
+    assert a == b and a["sha256_16"] != c["sha256_16"]
