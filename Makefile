@@ -6,7 +6,7 @@ DEMO_DIR ?= demo
 DEMO_CUSTOMERS ?= 5000
 DEMO_AS_OF ?= 2026-07-01
 
-.PHONY: install demo test lint bench-features clean
+.PHONY: install demo test lint bench-features bench-train results mlflow-ui clean
 
 install: $(VENV)/.installed
 
@@ -21,6 +21,10 @@ demo: install
 	$(RETAIN) simulate --customers $(DEMO_CUSTOMERS) --seed 7 --as-of $(DEMO_AS_OF) --out $(DEMO_DIR)/shop
 	$(RETAIN) features --transactions $(DEMO_DIR)/shop/transactions.parquet --as-of $(DEMO_AS_OF) \
 		--out $(DEMO_DIR)/features.parquet
+	$(RETAIN) train --transactions $(DEMO_DIR)/shop/transactions.parquet --as-of $(DEMO_AS_OF)
+	$(RETAIN) score --transactions $(DEMO_DIR)/shop/transactions.parquet --as-of $(DEMO_AS_OF) \
+		--out $(DEMO_DIR)/scores.csv
+	@echo "Scores: $(DEMO_DIR)/scores.csv; MLflow UI: make mlflow-ui"
 
 test: install
 	$(PY) -m pytest -q
@@ -33,3 +37,12 @@ bench-features: install
 
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache
+
+results: install
+	$(PY) -m training.results --out docs/results.md
+
+mlflow-ui: install
+	$(VENV)/bin/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db} --host 127.0.0.1 --port 5000
+
+bench-train: install
+	$(PY) benchmarks/train.py

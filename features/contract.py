@@ -350,9 +350,9 @@ def load_transactions(
         checks.append(
             _Check("ts", f"dated on or after the as-of date {cutoff}", pl.col("__ts") >= _midnight(cutoff))
         )
-    source_columns = [c for c in raw.columns if c != _ROW]
-    duplicate = pl.struct(source_columns).is_duplicated() & ~pl.struct(source_columns).is_first_distinct()
-    checks.append(_Check(_ALL_COLUMNS, "duplicated line (same as an earlier one)", duplicate))
+    repeated = _repeated_rows(raw, [c for c in raw.columns if c != _ROW])
+    checks.append(_Check(_ALL_COLUMNS, "duplicated line (same as an earlier one)",
+                         pl.col(_ROW).is_in(repeated.implode())))
     loaded = _validate(
         raw, parsed, checks, source=name, on_bad_rows=on_bad_rows,
         rejects_path=rejects_path, line_offset=_line_offset(name),
@@ -429,6 +429,16 @@ def load_contacts(
         raw, parsed, checks, source=name, on_bad_rows=on_bad_rows,
         rejects_path=rejects_path, line_offset=_line_offset(name),
     )
+
+
+def _repeated_rows(raw: pl.DataFrame, columns: list[str]) -> pl.Series:
+    """Row indexes of lines identical to an earlier line. Row hashes find the candidates in one
+    cheap pass; only those are compared exactly (a hash collision is never a duplicate)."""
+    candidates = raw.select(columns).hash_rows(seed=0).is_duplicated()
+    if not candidates.any():
+        return pl.Series(_ROW, [], dtype=raw.schema[_ROW])
+    subset = raw.filter(candidates).select(_ROW, *columns)
+    return subset.filter(~pl.struct(columns).is_first_distinct())[_ROW]
 
 
 def _midnight(day: date) -> datetime:

@@ -33,6 +33,9 @@ SCORE_COLUMNS = (
     "predicted_revenue", "clv_12m", "next_order_date", "next_order_p10", "next_order_p90",
     "overdue_days", "due_product_id", "due_product_date", "score_source",
 )
+# Bumped whenever a fitted part's meaning changes: a pickled pipeline is only valid with the
+# code it was fitted with.
+PIPELINE_FORMAT = 2
 # A product bought at least twice and not overdue beyond this many of its own intervals is
 # still in use; beyond it the customer has most likely switched.
 DUE_PRODUCT_MAX_OVERDUE = 3.0
@@ -91,6 +94,7 @@ class ScoringPipeline:
     cold_start_max_orders: int = 0
     trained_as_of: date | None = None
     notes: list[str] = field(default_factory=list)
+    format_version: int = PIPELINE_FORMAT
 
     @property
     def eligible(self) -> bool:

@@ -17,7 +17,7 @@ import mlflow.pyfunc
 import pandas as pd
 import polars as pl
 
-from models.pipeline import ScoringPipeline
+from models.pipeline import PIPELINE_FORMAT, ScoringPipeline
 
 PIPELINE_ARTIFACT = "pipeline"
 TRANSACTION_SCHEMA = {
@@ -38,6 +38,12 @@ def load_pipeline(path: str | Path) -> ScoringPipeline:
         pipeline = pickle.load(handle)
     if not isinstance(pipeline, ScoringPipeline):
         raise TypeError(f"{path} does not hold a retain ScoringPipeline")
+    found = vars(pipeline).get("format_version", 1)  # not the class default
+    if found != PIPELINE_FORMAT:
+        raise ValueError(
+            f"this model was fitted by a retain with pipeline format {found}; this retain reads "
+            f"format {PIPELINE_FORMAT}: retrain it with `retain train`"
+        )
     return pipeline
 
 

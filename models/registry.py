@@ -61,7 +61,10 @@ def load_registered(version: str | None = None, alias: str = "champion") -> Regi
             f"no model '{MODEL_NAME}' {what} in the registry at {tracking_uri()}; "
             "train one with `retain train` (or set MLFLOW_TRACKING_URI)"
         ) from None
-    model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/{found.version}")
+    try:
+        model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/{found.version}")
+    except ValueError as exc:
+        raise LookupError(f"model '{MODEL_NAME}' version {found.version}: {exc}") from None
     pipeline = model.unwrap_python_model().pipeline
     run = client.get_run(found.run_id) if found.run_id else None
     metrics = dict(run.data.metrics) if run else {}

@@ -77,8 +77,13 @@ def training_origins(transactions: Frame, as_of: date, config: TrainConfig) -> l
     return [o for o in candidates if (o - first).days >= MIN_ORIGIN_HISTORY_DAYS]
 
 
+# Pareto/NBD's likelihood is far slower than BG/NBD's; as a baseline a smaller sample will do.
+MAX_FIT_CUSTOMERS = {"bgnbd": 200_000, "pareto": 50_000}
+
+
 def fit_btyd(transactions: Frame, as_of: date, config: TrainConfig, model: str = "bgnbd") -> BTYDModel:
     return BTYDModel(model=model, annual_discount_rate=config.annual_discount_rate,  # type: ignore[arg-type]
+                     max_fit_customers=MAX_FIT_CUSTOMERS[model],
                      random_state=config.random_state).fit(rfm_summary(transactions, as_of))
 
 

@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import logging
 import math
+import os
 import subprocess
 import tempfile
 from collections.abc import Callable
@@ -101,7 +102,8 @@ def train(transactions: pl.DataFrame, as_of: date, config: TrainConfig,
     for note in pipeline.notes:
         progress(f"WARNING: {note}")
 
-    mlflow.set_experiment(EXPERIMENT)
+    if "MLFLOW_RUN_ID" not in os.environ:  # under `mlflow run`, log into the run it made
+        mlflow.set_experiment(EXPERIMENT)
     with mlflow.start_run(run_name=f"train-{as_of}") as run, tempfile.TemporaryDirectory() as tmp:
         mlflow.log_params({**dataclasses.asdict(config), "as_of": str(as_of),
                            "cold_start_max_orders": pipeline.cold_start_max_orders})

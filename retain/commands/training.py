@@ -122,7 +122,7 @@ def evaluate(
     if config.as_of is None:
         raise fail("--as-of is required: the horizon after it is what the model is judged on")
     try:
-        registered = load_registered(model_version)
+        registered = load_registered(model_version or None)
     except LookupError as exc:
         raise fail(str(exc)) from None
     pipeline, version = registered.pipeline, registered.version
@@ -131,6 +131,42 @@ def evaluate(
                       allow_until=config.as_of + timedelta(days=horizon))
     metrics, _ = evaluate_pipeline(pipeline, tx, cutoff, TrainConfig(horizon_days=horizon))
     console.print(metrics_table(metrics, f"Model version {version} at {cutoff}, horizon {horizon} days"))
+
+
+@app.command()
+def score(
+    out: Annotated[Path, typer.Option("--out", help="Scores: .csv or .parquet.")],
+    transactions: TransactionsOpt = None,
+    as_of: AsOfOpt = None,
+    model_version: Annotated[
+        str | None, typer.Option("--model-version", help="Registered version (default: champion).")
+    ] = None,
+    column_map: MapOpt = None,
+    on_bad_rows: OnBadRowsOpt = None,
+    rejects: RejectsOpt = None,
+    query: QueryOpt = None,
+) -> None:
+    """Score every customer with the champion (or --model-version) at --as-of."""
+    import polars as pl
+
+    from models.registry import load_registered
+    from retain.commands.common import write_frame
+    from retain.progress import step
+
+    config = transaction_settings(transactions, as_of, None, on_bad_rows, column_map, query)
+    try:
+        with step("Loading the model from the registry"):
+            registered = load_registered(model_version or None)
+    except LookupError as exc:
+        raise fail(str(exc)) from None
+    tx, cutoff = load(config, rejects or out.with_name(out.stem + ".rejected.csv"))
+    with step(f"Scoring at {cutoff} with model version {registered.version}"):
+        scores = registered.pipeline.score(tx, cutoff).with_columns(
+            pl.lit(registered.version).alias("model_version")
+        )
+    with step(f"Writing {out}"):
+        write_frame(scores, out)
+    console.print(f"{scores.height:,} customers scored")
 
 
 @app.command()

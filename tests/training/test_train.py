@@ -19,8 +19,9 @@ FAST = TrainConfig(n_origins=2, n_estimators=60, learning_rate=0.15)
 @pytest.fixture
 def tracking(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    yield MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    yield MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 def quiet(_: str) -> None:
