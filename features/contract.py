@@ -346,7 +346,7 @@ def load_transactions(
         quantity_given = pl.col("quantity").is_not_null() & (_text("quantity") != "")
         checks.append(_Check("quantity", "not a number", quantity_given & _number(raw, "quantity").is_null()))
     cutoff = allow_until or as_of
-    if cutoff is not None:
+    if cutoff is not None and cutoff != date.max:
         checks.append(
             _Check("ts", f"dated on or after the as-of date {cutoff}", pl.col("__ts") >= _midnight(cutoff))
         )

@@ -111,12 +111,18 @@ def transaction_settings(transactions: str | None, as_of: str | None, horizon_da
     return config
 
 
-def load(config: Settings, rejects: Path, allow_until: date | None = None) -> tuple[pl.DataFrame, date]:
-    """Validated transactions and the as-of date (default: the day after the last one)."""
+def load(config: Settings, rejects: Path, allow_until: date | None = None,
+         later_rows: str = "reject") -> tuple[pl.DataFrame, date]:
+    """Validated transactions and the as-of date (default: the day after the last one).
+
+    ``later_rows``: "reject" treats rows on or after the as-of date (or ``allow_until``) as bad
+    rows; "unused" keeps them out of the check and reports how many the command will not use.
+    """
+    check_until = allow_until if later_rows == "reject" else date.max
     try:
         with step("Reading and validating transactions"):
             loaded = load_transactions(
-                config.transactions or "", as_of=config.as_of, allow_until=allow_until,
+                config.transactions or "", as_of=config.as_of, allow_until=check_until,
                 column_map=config.column_map, on_bad_rows=config.on_bad_rows,
                 rejects_path=rejects, query=config.query,
             )
@@ -125,4 +131,9 @@ def load(config: Settings, rejects: Path, allow_until: date | None = None) -> tu
     report_rejects(loaded.report)
     tx = loaded.frame.drop("_row")
     as_of = config.as_of or (tx["ts"].max().date() + timedelta(days=1))  # type: ignore[union-attr]
+    if later_rows == "unused":
+        later = tx.filter(pl.col("ts") >= pl.lit(as_of).cast(pl.Datetime("us"))).height
+        if later:
+            console.print(f"{later:,} rows on or after the as-of date {as_of} are not used "
+                          "(this command uses data strictly before it)")
     return tx, as_of

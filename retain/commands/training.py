@@ -75,7 +75,7 @@ def train(
     from training.train import train as run_training
 
     config = transaction_settings(transactions, as_of, horizon_days, on_bad_rows, column_map, query)
-    tx, cutoff = load(config, rejects or Path("rejected.csv"))
+    tx, cutoff = load(config, rejects or Path("rejected.csv"), later_rows="unused")
     train_config = TrainConfig(
         horizon_days=config.horizon_days, n_origins=n_origins, origin_step_days=origin_step_days,
         max_train_rows=max_train_rows, n_estimators=n_estimators, learning_rate=learning_rate,

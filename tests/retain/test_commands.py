@@ -1,0 +1,76 @@
+"""The data scientist's loop through the CLI: simulate, train, score, evaluate, promote."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from retain.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("cli")
+
+
+@pytest.fixture
+def env(workdir, monkeypatch):
+    monkeypatch.chdir(workdir)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{workdir / 'mlflow.db'}")
+    monkeypatch.setenv("COLUMNS", "200")
+    return workdir
+
+
+def invoke(*args: str):
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_simulate_writes_the_shop(env):
+    result = invoke("simulate", "--customers", "3000", "--seed", "11", "--out", "shop", "--format", "csv")
+    assert "transactions" in result.output
+    for name in ("transactions", "future_transactions", "customers", "contacts", "truth"):
+        assert (env / "shop" / f"{name}.csv").exists()
+    invoke("simulate", "--customers", "3000", "--seed", "11", "--out", "shop")
+    assert pl.read_parquet(env / "shop" / "truth.parquet").height == 3000
+
+
+def test_simulate_refuses_an_unknown_format(env):
+    result = runner.invoke(app, ["simulate", "--out", "x", "--format", "xlsx"])
+    assert result.exit_code == 1 and "--format" in result.output
+
+
+def test_score_before_any_training_says_what_to_do(env):
+    result = runner.invoke(app, ["score", "--transactions", "shop/transactions.parquet", "--out", "s.csv"])
+    assert result.exit_code == 1 and "retain train" in result.output
+
+
+def test_train_score_evaluate_promote(env):
+    trained = invoke("train", "--transactions", "shop/transactions.parquet", "--as-of", "2026-04-02",
+                     "--n-origins", "2", "--n-estimators", "60", "--learning-rate", "0.15")
+    assert "version 1 -> champion" in trained.output.replace("\n", " ")
+    assert "rows on or after the as-of date 2026-04-02 are not used" in trained.output
+    assert "churn.auc: retain" in trained.output
+
+    invoke("score", "--transactions", "shop/transactions.parquet", "--as-of", "2026-04-02",
+           "--out", "scores.parquet", "--on-bad-rows", "skip")
+    scores = pl.read_parquet(env / "scores.parquet")
+    assert scores["customer_id"].is_unique().all() and set(scores["model_version"]) == {"1"}
+    for column in ("p_alive", "churn_probability", "expected_orders", "predicted_revenue", "clv_12m",
+                   "next_order_date", "next_order_p10", "next_order_p90", "overdue_days",
+                   "due_product_id", "due_product_date"):
+        assert column in scores.columns
+
+    evaluated = invoke("evaluate", "--transactions", "shop/transactions.parquet", "--as-of", "2026-04-02")
+    assert "recency_90d" in evaluated.output and "retain" in evaluated.output
+
+    invoke("train", "--transactions", "shop/transactions.parquet", "--as-of", "2026-04-02",
+           "--n-origins", "2", "--n-estimators", "60", "--learning-rate", "0.15")
+    promoted = invoke("promote", "--version", "2")
+    assert "champion -> version 2" in promoted.output or "retain@champion -> version 2" in promoted.output
+    missing = runner.invoke(app, ["promote", "--version", "99"])
+    assert missing.exit_code == 1 and "no model 'retain' version 99" in missing.output
