@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 
 import numpy as np
 import polars as pl
@@ -170,10 +170,3 @@ def empty_scores() -> pl.DataFrame:
     }
     return pl.DataFrame(schema=schema)
 
-
-def days_between(start: date, end: date) -> int:
-    return (end - start).days
-
-
-def shift(day: date, days: int) -> date:
-    return day + timedelta(days=days)

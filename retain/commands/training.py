@@ -46,6 +46,16 @@ def metrics_table(metrics: dict, title: str) -> Table:
     return table
 
 
+def registered_model(version: str | None):
+    """The champion (or ``version``) from the registry, or a clear error and exit 1."""
+    from models.registry import load_registered
+
+    try:
+        return load_registered(version or None)
+    except LookupError as exc:
+        raise fail(str(exc)) from None
+
+
 @app.command()
 def train(
     transactions: TransactionsOpt = None,
@@ -115,16 +125,12 @@ def evaluate(
     it (the transactions must cover that horizon), beside the baselines."""
     from datetime import timedelta
 
-    from models.registry import load_registered
     from training.backtest import TrainConfig, evaluate_pipeline
 
     config = transaction_settings(transactions, as_of, None, on_bad_rows, column_map, query)
     if config.as_of is None:
         raise fail("--as-of is required: the horizon after it is what the model is judged on")
-    try:
-        registered = load_registered(model_version or None)
-    except LookupError as exc:
-        raise fail(str(exc)) from None
+    registered = registered_model(model_version)
     pipeline, version = registered.pipeline, registered.version
     horizon = pipeline.horizon_days
     tx, cutoff = load(config, rejects or Path("rejected.csv"),
@@ -149,16 +155,12 @@ def score(
     """Score every customer with the champion (or --model-version) at --as-of."""
     import polars as pl
 
-    from models.registry import load_registered
     from retain.commands.common import write_frame
     from retain.progress import step
 
     config = transaction_settings(transactions, as_of, None, on_bad_rows, column_map, query)
-    try:
-        with step("Loading the model from the registry"):
-            registered = load_registered(model_version or None)
-    except LookupError as exc:
-        raise fail(str(exc)) from None
+    with step("Loading the model from the registry"):
+        registered = registered_model(model_version)
     tx, cutoff = load(config, rejects or out.with_name(out.stem + ".rejected.csv"))
     with step(f"Scoring at {cutoff} with model version {registered.version}"):
         scores = registered.pipeline.score(tx, cutoff).with_columns(

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 
+from tests.conftest import make_transactions
 from training.backtest import (
     TrainConfig,
     best_baseline,
@@ -14,7 +15,6 @@ from training.backtest import (
     fit_pipeline,
     training_origins,
 )
-from tests.conftest import make_transactions
 
 CONFIG = TrainConfig(n_origins=3)
 

@@ -1,0 +1,1 @@
+"""The FastAPI scoring service (issue [3 of 6]): not built yet."""
