@@ -261,7 +261,8 @@ def _validate(
         if rejects_path is not None:
             _write_rejects(rejected, raw.columns, rejects_path, line_offset)
             report.rejects_path = rejects_path
-    clean = work.filter(pl.col(_REASON).is_null()).select(
+    kept = work.filter(pl.col(_REASON).is_null()) if rejected.height else work
+    clean = kept.select(
         pl.col(_ROW), *[pl.col(f"__{k}").alias(k) for k in parsed]
     )
     return Loaded(frame=clean, report=report)
@@ -326,11 +327,7 @@ def load_transactions(
     has = set(raw.columns)
     parsed: dict[str, pl.Expr] = {
         "customer_id": _text("customer_id"),
-        "order_id": (
-            pl.coalesce(_text("order_id").replace("", None), pl.lit("#row") + pl.col(_ROW).cast(pl.String))
-            if "order_id" in has
-            else pl.lit("#row") + pl.col(_ROW).cast(pl.String)
-        ),
+        "order_id": _order_id(raw),
         "ts": _datetime(raw, "ts"),
         "amount": _number(raw, "amount"),
         "product_id": _text("product_id") if "product_id" in has else pl.lit(None, pl.String),
@@ -360,6 +357,17 @@ def load_transactions(
     if loaded.frame.height == 0:
         raise DataError(f"{name}: no valid rows left after rejecting bad rows")
     return loaded
+
+
+def _order_id(raw: pl.DataFrame) -> pl.Expr:
+    """The order id, or a per-row key where it is missing (one order per row)."""
+    per_row = pl.lit("#row") + pl.col(_ROW).cast(pl.String)
+    if "order_id" not in raw.columns:
+        return per_row
+    order_id = _text("order_id")
+    complete = raw.select((order_id.is_null() | (order_id == "")).any()).item() is False
+    # Building a fallback key for every row costs a string per row: only when one is missing.
+    return order_id if complete else pl.coalesce(order_id.replace("", None), per_row)
 
 
 def load_customers(
