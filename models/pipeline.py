@@ -55,17 +55,26 @@ def with_btyd(features: pl.DataFrame, btyd: BTYDModel, horizon_days: int, as_of:
     )
 
 
-def due_products(products: pl.DataFrame, as_of: date) -> pl.DataFrame:
-    """Per customer, the product due next: among products bought at least twice and still in
-    use, the one whose own cadence says it runs out first. ``customer_id, due_product_id,
-    due_product_date`` (never before the as-of date)."""
+def due_products(products: pl.DataFrame, as_of: date, next_orders: pl.DataFrame) -> pl.DataFrame:
+    """Per customer, the product due next and when: ``customer_id, due_product_id,
+    due_product_date`` (never before the as-of date).
+
+    Candidates are products bought at least twice and still in use, ranked by how often they
+    were bought, doubled when their own cadence says they run out by the customer's next
+    expected order (``next_orders``: ``customer_id, next_order_date``).
+    """
+    candidates = products.filter(
+        (pl.col("purchases") >= 2)
+        & pl.col("next_due").is_not_null()
+        & (pl.col("overdue_ratio") <= DUE_PRODUCT_MAX_OVERDUE)
+    ).join(next_orders, on="customer_id", how="left")
+    # A product that runs out by the next expected order counts double.
+    due_by_next = pl.col("next_due") <= pl.col("next_order_date").fill_null(pl.col("next_due"))
     return (
-        products.filter(
-            (pl.col("purchases") >= 2)
-            & pl.col("next_due").is_not_null()
-            & (pl.col("overdue_ratio") <= DUE_PRODUCT_MAX_OVERDUE)
+        candidates.sort(
+            [pl.col("purchases") * (1 + due_by_next.cast(pl.Int64)), "next_due", "product_id"],
+            descending=[True, False, False],
         )
-        .sort("next_due", "purchases", "product_id", descending=[False, True, False])
         .group_by("customer_id", maintain_order=True)
         .first()
         .select(
@@ -154,10 +163,8 @@ class ScoringPipeline:
             .alias("overdue_days"),
             pl.Series("score_source", source.astype(str)),
         )
-        return (
-            scores.join(due_products(products, as_of), on="customer_id", how="left")
-            .select(SCORE_COLUMNS)
-        )
+        due = due_products(products, as_of, scores.select("customer_id", "next_order_date"))
+        return scores.join(due, on="customer_id", how="left").select(SCORE_COLUMNS)
 
 
 def empty_scores() -> pl.DataFrame:

@@ -18,10 +18,10 @@ import polars as pl
 
 from features.customers import customer_features_lazy, observed_channels, rfm_summary
 from features.labels import labels_lazy
-from features.orders import Frame
+from features.orders import Frame, orders, window
 from models.btyd import BTYDModel
 from models.churn import ChurnClassifier
-from models.pipeline import ScoringPipeline, due_products, with_btyd
+from models.pipeline import ScoringPipeline, with_btyd
 from models.timing import NextOrderRegressor
 from models.value import RevenueRegressor
 from training.metrics import churn_metrics, timing_metrics, value_metrics
@@ -161,9 +161,7 @@ def baseline_scores(frame: pl.DataFrame, products: pl.DataFrame, transactions: F
         # The marketer's formula: AOV x purchase frequency x lifetime (here the horizon).
         (pl.col("aov") * pl.col("orders") / tenure * h).alias("formula_revenue"),
         own.fill_null(shop_interval).alias("median_interval_days"),
-    ).join(top_product, on="customer_id").join(
-        due_products(products, as_of).select("customer_id", "due_product_id"), on="customer_id", how="left"
-    )
+    ).join(top_product, on="customer_id")
 
 
 CHURN_BASELINES = {
@@ -183,7 +181,8 @@ def evaluate_pipeline(pipeline: ScoringPipeline, transactions: Frame, origin: da
     """
     features, products = pipeline.features(transactions, origin)
     scores = pipeline.score_features(features, products, origin)
-    outcome = labels_lazy(transactions, origin, config.horizon_days).collect()
+    outcome = labels_lazy(transactions, origin, config.horizon_days).collect().join(
+        next_basket(transactions, origin, config.horizon_days), on="customer_id", how="left")
     frame = scores.join(outcome, on="customer_id", how="left")
     if with_baselines:
         frame = frame.join(baseline_scores(features, products, transactions, origin, config),
@@ -197,7 +196,7 @@ def score_metrics(frame: pl.DataFrame, with_baselines: bool, origin: date) -> di
     days = frame["days_to_next_order"].cast(pl.Float64).to_numpy()
     as_days = {c: frame.select((pl.col(c) - pl.lit(origin)).dt.total_days().cast(pl.Float64))
                .to_series().to_numpy() for c in ("next_order_date", "next_order_p10", "next_order_p90")}
-    due = frame.filter(pl.col("due_product_id").is_not_null() & pl.col("next_product_id").is_not_null())
+    due = frame.filter(pl.col("due_product_id").is_not_null() & pl.col("next_basket").is_not_null())
     metrics: dict[str, dict[str, dict[str, float]]] = {
         "churn": {"retain": churn_metrics(churned, frame["churn_probability"].to_numpy())},
         "value": {"retain": value_metrics(revenue, frame["predicted_revenue"].to_numpy())},
@@ -220,9 +219,21 @@ def score_metrics(frame: pl.DataFrame, with_baselines: bool, origin: date) -> di
 
 
 def _hit_rate(frame: pl.DataFrame, column: str) -> float:
+    """Share of customers whose next order holds the product named in ``column``."""
     if frame.height == 0:
         return float("nan")
-    return float((frame[column] == frame["next_product_id"]).mean())
+    return float(frame.select(pl.col("next_basket").list.contains(pl.col(column)).mean()).item())
+
+
+def next_basket(transactions: Frame, origin: date, horizon_days: int) -> pl.DataFrame:
+    """``customer_id, next_basket``: the products of each customer's first order in the horizon."""
+    lines = window(transactions, origin, origin + timedelta(days=horizon_days))
+    first = (orders(lines).filter("is_purchase").sort("ts").group_by("customer_id")
+             .first().select("customer_id", "order_id"))
+    return (lines.filter((pl.col("amount") >= 0) & pl.col("product_id").is_not_null())
+            .join(first, on=["customer_id", "order_id"])
+            .group_by("customer_id").agg(pl.col("product_id").unique().alias("next_basket"))
+            .collect())
 
 
 def best_baseline(metrics: dict, task: str, metric: str, higher_is_better: bool = True) -> tuple[str, float]:

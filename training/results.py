@@ -24,7 +24,7 @@ COLUMNS = {
     "value": (("mae", "MAE"), ("rmse", "RMSE"), ("spearman", "Spearman"), ("gini", "norm. Gini"),
               ("top_decile_capture", "top-decile capture")),
     "timing": (("mae_days", "MAE days"), ("coverage_p10_p90", "p10-p90 coverage")),
-    "due_product": (("hit_rate", "hit rate (largest line of the next order)"),),
+    "due_product": (("hit_rate", "hit rate (in the next order)"),),
 }
 TITLES = {"churn": "Churn: no order in the horizon", "value": "Revenue in the horizon",
           "timing": "Days to the next order (customers who ordered)",
