@@ -14,7 +14,8 @@ FROM python:3.11-slim
 # LightGBM needs the OpenMP runtime.
 RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --create-home --uid 10001 retain
+    && useradd --create-home --uid 10001 retain \
+    && mkdir -p /home/retain/mlartifacts && chown retain:retain /home/retain/mlartifacts
 COPY --from=build /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
 USER retain
