@@ -61,3 +61,62 @@ def training_frame(shop_history, shop):
     origins = training_origins(shop_history, shop.as_of, config)
     return stacked_frame(shop_history, origins, observed_channels(shop_history), config,
                          progress=lambda _: None)
+
+
+# --- store-db: the score store's backends (serving/store.py) -----------------------------------
+# `store_url` (alias `store_db_url`, which a closer conftest cannot shadow) runs a test on SQLite
+# (a file in tmp_path) and on PostgreSQL (RETAIN_TEST_POSTGRES_URL, e.g. from
+# scripts/postgres.sh), each test in a fresh schema of its own. Without that variable the
+# PostgreSQL half is skipped, except under CI, where it fails.
+
+
+def _ci() -> bool:
+    import os
+
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+@pytest.fixture
+def store_url(store_db_url):
+    return store_db_url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_db_url(request, tmp_path):
+    import os
+    import uuid
+
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'scores.db'}"
+        return
+    base = os.environ.get("RETAIN_TEST_POSTGRES_URL")
+    if not base:
+        reason = ("RETAIN_TEST_POSTGRES_URL is not set: run `export RETAIN_TEST_POSTGRES_URL="
+                  "$(scripts/postgres.sh)` (or `make test`) to test the PostgreSQL store")
+        if _ci():
+            pytest.fail(reason + "; CI must run the PostgreSQL tests")
+        pytest.skip(reason)
+    import sqlalchemy as sa
+    from sqlalchemy.pool import NullPool
+
+    parsed = sa.make_url(base)
+    if parsed.drivername in ("postgres", "postgresql"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    schema = f"retain_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(parsed, poolclass=NullPool)
+    try:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        message = f"PostgreSQL at RETAIN_TEST_POSTGRES_URL is unreachable: {exc.orig}"
+        if _ci():
+            pytest.fail(message)
+        pytest.skip(message)
+    url = parsed.update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()

@@ -147,18 +147,33 @@ def score(
     model_version: Annotated[
         str | None, typer.Option("--model-version", help="Registered version (default: champion).")
     ] = None,
+    store_url: Annotated[
+        str | None,
+        typer.Option("--store-url", help="Score store database URL. Env: RETAIN_STORE_URL; "
+                     "default sqlite:///retain.db in the working directory."),
+    ] = None,
     column_map: MapOpt = None,
     on_bad_rows: OnBadRowsOpt = None,
     rejects: RejectsOpt = None,
     query: QueryOpt = None,
 ) -> None:
-    """Score every customer with the champion (or --model-version) at --as-of."""
+    """Score every customer with the champion (or --model-version) at --as-of.
+
+    Writes --out (CSV or Parquet by extension) and always the score store, where the new run
+    becomes visible all at once; a run that fails leaves the previous scores untouched.
+    """
     import polars as pl
 
     from retain.commands.common import write_frame
+    from retain.config import settings
     from retain.progress import step
+    from serving.store import ScoreStore
 
     config = transaction_settings(transactions, as_of, None, on_bad_rows, column_map, query)
+    try:
+        store = ScoreStore(settings(store_url=store_url).store_url)
+    except ValueError as exc:
+        raise fail(f"score store: {exc}") from None
     with step("Loading the model from the registry"):
         registered = registered_model(model_version)
     tx, cutoff = load(config, rejects or out.with_name(out.stem + ".rejected.csv"))
@@ -168,7 +183,12 @@ def score(
         )
     with step(f"Writing {out}"):
         write_frame(scores, out)
-    console.print(f"{scores.height:,} customers scored")
+    try:
+        with step(f"Writing the score store {store.url}"), store.open() as opened:
+            run_id = opened.write_run(scores, model_version=registered.version, as_of=cutoff)
+    except (ValueError, OSError) as exc:
+        raise fail(f"score store: {exc}") from None
+    console.print(f"{scores.height:,} customers scored; store run {run_id}")
 
 
 @app.command()

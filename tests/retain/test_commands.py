@@ -7,6 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from retain.cli import app
+from serving.store import ScoreStore
 
 runner = CliRunner()
 
@@ -21,6 +22,8 @@ def env(workdir, monkeypatch):
     monkeypatch.chdir(workdir)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{workdir / 'mlflow.db'}")
     monkeypatch.setenv("COLUMNS", "200")
+    if not (workdir / "shop" / "transactions.parquet").exists():
+        invoke("simulate", "--customers", "3000", "--seed", "11", "--out", "shop")
     return workdir
 
 
@@ -31,11 +34,10 @@ def invoke(*args: str):
 
 
 def test_simulate_writes_the_shop(env):
-    result = invoke("simulate", "--customers", "3000", "--seed", "11", "--out", "shop", "--format", "csv")
+    result = invoke("simulate", "--customers", "3000", "--seed", "11", "--out", "csv-shop", "--format", "csv")
     assert "transactions" in result.output
     for name in ("transactions", "future_transactions", "customers", "contacts", "truth"):
-        assert (env / "shop" / f"{name}.csv").exists()
-    invoke("simulate", "--customers", "3000", "--seed", "11", "--out", "shop")
+        assert (env / "csv-shop" / f"{name}.csv").exists()
     assert pl.read_parquet(env / "shop" / "truth.parquet").height == 3000
 
 
@@ -60,6 +62,10 @@ def test_train_score_evaluate_promote(env):
            "--out", "scores.parquet", "--on-bad-rows", "skip")
     scores = pl.read_parquet(env / "scores.parquet")
     assert scores["customer_id"].is_unique().all() and set(scores["model_version"]) == {"1"}
+    with ScoreStore(f"sqlite:///{env / 'retain.db'}") as store:  # the default store
+        stored = store.latest(scores["customer_id"][0])
+        assert stored is not None and stored["model_version"] == "1"
+        assert stored["churn_probability"] == pytest.approx(scores["churn_probability"][0])
     for column in ("p_alive", "churn_probability", "expected_orders", "predicted_revenue", "clv_12m",
                    "next_order_date", "next_order_p10", "next_order_p90", "overdue_days",
                    "due_product_id", "due_product_date"):
