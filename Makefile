@@ -5,6 +5,7 @@ RETAIN := $(VENV)/bin/retain
 DEMO_DIR ?= demo
 DEMO_CUSTOMERS ?= 5000
 DEMO_AS_OF ?= 2026-07-01
+DEMO_KEY ?= demo-key
 
 .PHONY: install demo test lint bench-features bench-train results mlflow-ui clean
 
@@ -24,7 +25,9 @@ demo: install
 	$(RETAIN) train --transactions $(DEMO_DIR)/shop/transactions.parquet --as-of $(DEMO_AS_OF)
 	$(RETAIN) score --transactions $(DEMO_DIR)/shop/transactions.parquet --as-of $(DEMO_AS_OF) \
 		--out $(DEMO_DIR)/scores.csv
-	@echo "Scores: $(DEMO_DIR)/scores.csv; MLflow UI: make mlflow-ui"
+	@echo "Scores: $(DEMO_DIR)/scores.csv and the score store retain.db"
+	@echo "API: http://127.0.0.1:8000/docs (header X-API-Key: $(DEMO_KEY)); MLflow UI: make mlflow-ui, then http://127.0.0.1:5000"
+	RETAIN_API_KEYS='{"$(DEMO_KEY)": ["score", "export", "admin"]}' $(RETAIN) serve --host 127.0.0.1 --port 8000
 
 # The store tests run against a real PostgreSQL server, installed and started by the script.
 test: install

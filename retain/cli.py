@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from retain.commands import data, training
+from retain.commands import data, serving, training
 
 app = typer.Typer(
     name="retain",
@@ -14,3 +14,4 @@ app = typer.Typer(
 )
 app.add_typer(data.app)
 app.add_typer(training.app)
+app.add_typer(serving.app)

@@ -6,7 +6,7 @@ from datetime import date
 from functools import lru_cache
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -22,6 +22,21 @@ class Settings(BaseSettings):
     horizon_days: int = Field(90, ge=1, le=3650, description="Prediction horizon in days")
     on_bad_rows: Literal["fail", "skip"] = "fail"
     column_map: dict[str, str] = Field(default_factory=dict, description="contract -> your column")
+    # Serving (``retain serve``).
+    # A secret as a whole: pydantic would otherwise quote a key in a validation error.
+    api_keys: SecretStr | None = Field(
+        None, description='API key -> scopes, JSON: {"k1": ["score"], "k2": ["score", "export"]}'
+    )
+    allow_no_auth: bool = Field(False, description="Dev only: serve without API keys when none is set")
+    store_url: str = Field(
+        "sqlite:///retain.db", repr=False,  # a database URL may hold a password
+        description="Database URL of the score store",
+    )
+    model_alias: str = Field("champion", min_length=1, description="Registry alias to serve")
+    reload_interval: float = Field(
+        60.0, ge=0, description="Seconds between checks for a moved model alias; 0 = never"
+    )
+    max_request_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Larger bodies get 413")
 
 
 def settings(**flags: Any) -> Settings:

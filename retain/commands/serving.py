@@ -1,0 +1,50 @@
+"""``retain serve``: the scoring API under uvicorn."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+
+from retain.commands.common import fail
+
+app = typer.Typer()
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 8000,
+    reload_interval: Annotated[
+        float | None,
+        typer.Option("--reload-interval", min=0, help="Seconds between checks for a moved "
+                     "model alias (0 = never). Default 60. Env: RETAIN_RELOAD_INTERVAL."),
+    ] = None,
+    log_level: Annotated[
+        str, typer.Option("--log-level", help="debug, info, warning, error.")
+    ] = "info",
+) -> None:
+    """Serve the scoring API with the model the registry's `champion` alias points at.
+
+    API keys: RETAIN_API_KEYS='{"key": ["score"], "ops-key": ["admin", "metrics"]}'
+    (RETAIN_ALLOW_NO_AUTH=true for local development only). Stored scores: RETAIN_STORE_URL.
+    Registry: MLFLOW_TRACKING_URI. OpenAPI docs at /docs.
+    """
+    import uvicorn
+    from pydantic import ValidationError
+
+    from retain.config import settings
+    from serving.main import create_app
+    from serving.security import AuthConfigError
+
+    try:
+        app_ = create_app(settings(reload_interval=reload_interval))
+    except (AuthConfigError, ValidationError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    level = log_level.upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # uvicorn's access log would write raw paths (customer ids); the service logs its own
+    # lines with the route template instead.
+    uvicorn.run(app_, host=host, port=port, access_log=False, log_level=log_level.lower(),
+                timeout_graceful_shutdown=10)

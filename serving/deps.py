@@ -1,0 +1,141 @@
+"""What the routes share: the served model (swapped by reloads), the score store, the keys and
+the metrics, kept on ``app.state.service``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from fastapi import HTTPException, Request, status
+from starlette.concurrency import run_in_threadpool
+
+from models.pipeline import ScoringPipeline
+from models.registry import MODEL_NAME, RegisteredPipeline, configure_mlflow, load_registered
+from retain.config import Settings
+from serving.metrics import ServiceMetrics
+from serving.security import KeyRing
+from serving.store import ScoreStore
+
+log = logging.getLogger(__name__)
+
+ReloadStatus = Literal["reloaded", "unchanged", "failed"]
+_MAX_ERROR_CHARS = 300
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    registered: RegisteredPipeline
+    alias: str
+    loaded_at: datetime
+
+    @property
+    def version(self) -> str:
+        return self.registered.version
+
+    @property
+    def pipeline(self) -> ScoringPipeline:
+        return self.registered.pipeline
+
+
+@dataclass(frozen=True)
+class ReloadOutcome:
+    status: ReloadStatus
+    model_version: str | None
+    previous_version: str | None
+    detail: str
+
+
+def alias_version(alias: str) -> str:
+    """The registry version ``alias`` points at (one registry query, no artifact read).
+    MLflow's own error, when there is none, says what is missing."""
+    from mlflow import MlflowClient
+
+    configure_mlflow()
+    return str(MlflowClient().get_model_version_by_alias(MODEL_NAME, alias).version)
+
+
+def _short(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    text = f"{type(exc).__name__}: {lines[0] if lines else ''}"
+    return text[:_MAX_ERROR_CHARS]
+
+
+class ModelHolder:
+    """The model being served. A reload swaps it in one assignment, so a request scores with
+    either the old or the new model, never a mix; a reload that fails keeps the old one."""
+
+    def __init__(self, alias: str, metrics: ServiceMetrics) -> None:
+        self.alias = alias
+        self.current: ServedModel | None = None
+        self._metrics = metrics
+        # Reloads run in worker threads (registry and artifact I/O); one at a time.
+        self._lock = threading.Lock()
+
+    def require(self) -> ServedModel:
+        served = self.current
+        if served is None:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no model loaded yet")
+        return served
+
+    async def refresh(self) -> ReloadOutcome:
+        """Load the version the alias points at, if it is not the one served. Never raises."""
+        return await run_in_threadpool(self._refresh)
+
+    def _refresh(self) -> ReloadOutcome:
+        with self._lock:
+            previous = self.current.version if self.current else None
+            try:
+                version = alias_version(self.alias)
+                if version == previous:
+                    outcome = ReloadOutcome(
+                        "unchanged", previous, previous,
+                        f"alias '{self.alias}' still points at version {version}")
+                else:
+                    registered = load_registered(version=version)
+                    self.current = ServedModel(registered, self.alias, datetime.now(UTC))
+                    outcome = ReloadOutcome(
+                        "reloaded", version, previous,
+                        f"alias '{self.alias}' -> now serving version {version}")
+                    self._metrics.served(version, self.alias,
+                                         str(registered.pipeline.trained_as_of or ""))
+                    log.info("model: serving version %s (alias %s; was %s)", version,
+                             self.alias, previous or "none")
+            except Exception as exc:  # noqa: BLE001 - any failure must leave the old model serving
+                kept = f"still serving version {previous}" if previous else "no model loaded"
+                outcome = ReloadOutcome("failed", previous, previous,
+                                        f"reload failed, {kept}: {_short(exc)}")
+                log.warning("model: %s", outcome.detail)
+        self._metrics.reloads.labels(outcome.status).inc()
+        return outcome
+
+    async def watch(self, interval: float) -> None:
+        """Follow the alias: check every ``interval`` seconds until cancelled."""
+        while True:
+            await asyncio.sleep(interval)
+            await self.refresh()
+
+
+@dataclass
+class Service:
+    settings: Settings
+    keyring: KeyRing
+    metrics: ServiceMetrics
+    holder: ModelHolder
+    store: ScoreStore
+
+
+# async: a plain-def dependency would cost a threadpool hop on every request.
+async def service(request: Request) -> Service:
+    return request.app.state.service
+
+
+REQUEST_ID_KEY = "retain.request_id"
+
+
+def request_id(request: Request) -> str:
+    """The id the service middleware gave this request (echoed as ``X-Request-ID``)."""
+    return request.scope.get(REQUEST_ID_KEY, "-")

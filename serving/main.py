@@ -1,0 +1,201 @@
+"""The retain HTTP service: ``create_app(settings)``, run by ``retain serve`` (uvicorn).
+
+At start the service opens the score store and loads the model the registry alias (default
+``champion``) points at; while none can be loaded it still starts, ``/readyz`` answers 503 and
+the background check keeps trying. Every ``RETAIN_RELOAD_INTERVAL`` seconds (default 60) it
+checks whether the alias moved and swaps the new version in; ``POST /v1/admin/reload`` does the
+same at once. A failed reload keeps the previous model.
+
+Every response carries ``X-Request-ID`` (the client's, when it sent a sane one). Errors are JSON
+with that id; an unexpected one is a 500 without any detail of the failure, and the log gets
+its type and code location only: messages of data errors may quote customer ids or amounts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+import traceback
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from retain.config import Settings
+from serving.deps import REQUEST_ID_KEY, ModelHolder, Service, request_id
+from serving.metrics import UNMATCHED_ROUTE, ServiceMetrics
+from serving.routes import ROUTERS
+from serving.security import KeyRing
+from serving.store import ScoreStore
+
+log = logging.getLogger(__name__)
+
+MAX_REPORTED_ERRORS = 50
+_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+DESCRIPTION = """Churn, value and next-order predictions for retention marketing.
+
+Authenticate with an API key in the `X-API-Key` header (`RETAIN_API_KEYS`). Scopes: `score`
+(scoring, stored scores, model info), `export` (segment exports), `admin` (model reload),
+`metrics` (`/metrics`). `/healthz` and `/readyz` need no key.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The service. Raises AuthConfigError when no API key is configured (and
+    ``RETAIN_ALLOW_NO_AUTH`` is not set): refusing to start beats serving without keys."""
+    settings = settings or Settings()
+    metrics = ServiceMetrics()
+    state = Service(
+        settings=settings,
+        keyring=KeyRing(settings.api_keys, allow_no_auth=settings.allow_no_auth),
+        metrics=metrics,
+        holder=ModelHolder(settings.model_alias, metrics),
+        store=ScoreStore(settings.store_url),
+    )
+    app = FastAPI(title="retain", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.service = state
+    for router in ROUTERS:
+        app.include_router(router)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_middleware(ServiceMiddleware, metrics=metrics,
+                       max_body_bytes=settings.max_request_bytes)
+    return app
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    svc: Service = app.state.service
+    await asyncio.to_thread(svc.store.open)
+    outcome = await svc.holder.refresh()
+    if outcome.status == "failed":
+        log.warning("starting without a model (readyz answers 503 until one loads)")
+    interval = svc.settings.reload_interval
+    watcher = asyncio.create_task(svc.holder.watch(interval)) if interval > 0 else None
+    try:
+        yield
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        svc.store.close()
+
+
+def _field(loc: tuple | list) -> str:
+    """``("body", "customers", 3, "amount")`` -> ``customers[3].amount``."""
+    text = ""
+    for part in loc[1:]:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return (text or str(loc[0])) if loc else ""
+
+
+def _field_error(error: dict) -> dict:
+    if error["type"] == "json_invalid":  # loc is ("body", character offset), not a field
+        reason = error.get("ctx", {}).get("error", "")
+        return {"field": "body", "loc": ["body"], "type": "json_invalid",
+                "msg": f"invalid JSON at character {error['loc'][-1]}: {reason}"}
+    return {"field": _field(error["loc"]), "loc": list(error["loc"]), "msg": error["msg"],
+            "type": error["type"]}
+
+
+async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    # No "input" echoed back: it may be megabytes, and it is the client's own data anyway.
+    detail = [_field_error(e) for e in errors[:MAX_REPORTED_ERRORS]]
+    log.info("422: %d validation error(s) [request %s]", len(errors), request_id(request))
+    return JSONResponse({"detail": detail, "errors_total": len(errors),
+                         "request_id": request_id(request)}, status_code=422)
+
+
+async def http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    return JSONResponse({"detail": exc.detail, "request_id": request_id(request)},
+                        status_code=exc.status_code, headers=exc.headers)
+
+
+def _where(exc: BaseException) -> str:
+    """Where an exception came from: files, lines and functions, never its message."""
+    frames = traceback.extract_tb(exc.__traceback__)[-6:]
+    return " < ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(frames))
+
+
+class ServiceMiddleware:
+    """Request id, body size limit, access log and metrics for every request, and the
+    catch-all for errors.
+
+    Pure ASGI rather than ``BaseHTTPMiddleware``: no extra task or body buffering per request.
+    The size limit is ours rather than FastAPI's ``max_body_size`` so that every 413 is the
+    same JSON error with a request id.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics, max_body_bytes: int) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        incoming = headers.get(b"x-request-id", b"").decode("latin-1")
+        rid = incoming if _SANE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        scope[REQUEST_ID_KEY] = rid
+        status = 500
+        started = False
+        received = 0
+        too_large = f"request body over {self.max_body_bytes} bytes (RETAIN_MAX_REQUEST_BYTES)"
+
+        async def limited_receive() -> Message:
+            # A body without Content-Length (chunked) is counted as it arrives; FastAPI
+            # passes an HTTPException raised while it reads the body on to our handler.
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise StarletteHTTPException(413, too_large)
+            return message
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                started = True
+                status = message["status"]
+                MutableHeaders(scope=message).append("X-Request-ID", rid)
+            await send(message)
+
+        begin = time.perf_counter()
+        try:
+            declared = headers.get(b"content-length", b"")
+            if declared.isdigit() and int(declared) > self.max_body_bytes:
+                # Refused before reading a byte of it.
+                await JSONResponse({"detail": too_large, "request_id": rid}, status_code=413)(
+                    scope, receive, send_with_id)
+            else:
+                await self.app(scope, limited_receive, send_with_id)
+        except Exception as exc:
+            log.error("500: unhandled %s at %s [request %s]", type(exc).__name__, _where(exc), rid)
+            if started:
+                raise  # too late for a clean answer: let the server drop the connection
+            response = JSONResponse({"detail": "internal server error", "request_id": rid},
+                                    status_code=500)
+            await response(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - begin
+            route = scope.get("route")
+            template = getattr(route, "path", UNMATCHED_ROUTE)
+            self.metrics.observe_request(scope["method"], template, status, elapsed)
+            log.info("%s %s %d %.1f ms [request %s]", scope["method"], template, status,
+                     elapsed * 1000, rid)

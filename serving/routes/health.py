@@ -1,0 +1,44 @@
+"""Probes and metrics: ``/healthz`` (the process answers), ``/readyz`` (a model is loaded, so
+scoring works) and ``/metrics`` (Prometheus)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response
+from fastapi.responses import JSONResponse
+
+from serving.deps import Service, service
+from serving.schemas import ErrorPublic, HealthPublic, ReadinessPublic
+from serving.security import require
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", response_model=HealthPublic, summary="Liveness: always 200")
+async def healthz() -> HealthPublic:
+    return HealthPublic(status="ok")
+
+
+@router.get(
+    "/readyz", response_model=ReadinessPublic, summary="Readiness: 200 once a model is loaded",
+    responses={503: {"model": ReadinessPublic, "description": "No model loaded yet"}},
+)
+async def readyz(svc: Annotated[Service, Depends(service)]) -> Response:
+    served = svc.holder.current
+    if served is None:
+        body = ReadinessPublic(status="not_ready", model_version=None)
+        return JSONResponse(body.model_dump(), status_code=503)
+    return JSONResponse(ReadinessPublic(status="ready", model_version=served.version).model_dump())
+
+
+@router.get(
+    "/metrics", summary="Prometheus metrics (scope: metrics)",
+    dependencies=[require("metrics")],
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"},
+               401: {"model": ErrorPublic}, 403: {"model": ErrorPublic}},
+)
+async def metrics(svc: Annotated[Service, Depends(service)]) -> Response:
+    body, content_type = svc.metrics.exposition()
+    return Response(body, media_type=content_type)

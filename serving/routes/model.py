@@ -1,0 +1,56 @@
+"""The model being served, and reloading it when its registry alias moved."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+
+from models.registry import MODEL_NAME
+from serving.deps import Service, service
+from serving.schemas import ErrorPublic, ModelPublic, ReloadPublic
+from serving.security import require
+
+router = APIRouter(tags=["model"])
+AUTH_ERRORS = {401: {"model": ErrorPublic}, 403: {"model": ErrorPublic}}
+
+
+@router.get(
+    "/v1/model", response_model=ModelPublic, dependencies=[require("score")],
+    summary="The model being served: version, training date, backtest metrics (scope: score)",
+    responses={**AUTH_ERRORS, 503: {"model": ErrorPublic, "description": "No model loaded"}},
+)
+async def model_info(svc: Annotated[Service, Depends(service)]) -> ModelPublic:
+    served = svc.holder.require()
+    registered = served.registered
+    created = registered.created_at_ms
+    return ModelPublic(
+        name=MODEL_NAME,
+        version=registered.version,
+        alias=served.alias,
+        aliases=registered.aliases,
+        run_id=registered.run_id,
+        trained_as_of=served.pipeline.trained_as_of,
+        created_at=datetime.fromtimestamp(created / 1000, UTC) if created else None,
+        loaded_at=served.loaded_at,
+        horizon_days=served.pipeline.horizon_days,
+        backtest_metrics={k: v for k, v in sorted(registered.metrics.items())
+                          if k.startswith("backtest.")},
+    )
+
+
+@router.post(
+    "/v1/admin/reload", response_model=ReloadPublic, dependencies=[require("admin")],
+    summary="Load the version the alias points at now (scope: admin)",
+    description="The service also checks every RETAIN_RELOAD_INTERVAL seconds. 200: reloaded, "
+    "or unchanged when the alias did not move. 503: the reload failed and the previous model "
+    "(if any) is still served; the body says which.",
+    responses={**AUTH_ERRORS, 503: {"model": ReloadPublic, "description": "Reload failed"}},
+)
+async def reload_model(svc: Annotated[Service, Depends(service)]) -> JSONResponse:
+    outcome = await svc.holder.refresh()
+    body = ReloadPublic(status=outcome.status, model_version=outcome.model_version,
+                        previous_version=outcome.previous_version, detail=outcome.detail)
+    return JSONResponse(body.model_dump(), status_code=503 if outcome.status == "failed" else 200)

@@ -1,0 +1,181 @@
+"""Scoring customers' histories on the fly, and reading one customer's stored batch scores.
+
+``POST /v1/score`` answers for every requested customer, in request order, or rejects the
+whole request:
+
+- **422** (field-level ``detail``) for anything the data contract refuses: wrong types, unknown
+  fields, non-finite or absurd amounts and quantities, dates outside 1900-2200, more than 1,000
+  customers, a ``customer_id`` given twice, a transaction dated on or after ``as_of`` (as
+  ``retain score`` refuses such rows: scores use data strictly before ``as_of``), and a
+  transaction line repeated within a customer (the batch refuses duplicated lines too).
+- **200** with an ``error`` entry (and null scores) for a customer the model cannot score: no
+  transactions at all (``no_transactions``), or no purchase before ``as_of``, e.g. only refunds
+  (``no_purchase_before_as_of``).
+
+The numbers are the batch's: one polars frame of every customer's transactions (contract
+dtypes) goes through ``ScoringPipeline.score``, exactly as ``retain score`` does.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import logging
+import time
+from datetime import date
+from typing import Annotated, Any
+
+import orjson
+import polars as pl
+from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response
+from fastapi.exceptions import RequestValidationError
+
+from features.orders import midnight
+from models.pipeline import SCORE_COLUMNS
+from models.pyfunc import TRANSACTION_SCHEMA
+from serving.deps import ServedModel, Service, request_id, service
+from serving.schemas import (
+    MAX_ID_LENGTH,
+    ErrorPublic,
+    ScoreRequest,
+    ScoresPublic,
+    StoredScorePublic,
+    ValidationErrorPublic,
+)
+from serving.security import require
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["scores"])
+
+NO_TRANSACTIONS = {"code": "no_transactions", "message": "no transactions given: nothing to score"}
+NO_PURCHASE = {
+    "code": "no_purchase_before_as_of",
+    "message": "no purchase (an order with a non-negative total) before as_of: nothing to score",
+}
+_NULL_SCORES = dict.fromkeys(SCORE_COLUMNS)
+AUTH_ERRORS = {401: {"model": ErrorPublic}, 403: {"model": ErrorPublic}}
+
+
+def _problem(loc: tuple[str | int, ...], kind: str, message: str) -> dict[str, Any]:
+    return {"type": kind, "loc": ("body", *loc), "msg": message, "input": None}
+
+
+def transactions_frame(request: ScoreRequest) -> pl.DataFrame:
+    """Every customer's transactions as ONE contract-typed frame, or a RequestValidationError
+    naming each offending field (see module doc)."""
+    problems: list[dict[str, Any]] = []
+    first_seen: dict[str, int] = {}
+    for i, customer in enumerate(request.customers):
+        first = first_seen.setdefault(customer.customer_id, i)
+        if first != i:
+            problems.append(_problem(("customers", i, "customer_id"), "duplicate_customer",
+                                     f"customer_id given twice: also customers[{first}]"))
+    # Row of each customer's first transaction, to name offending rows below.
+    starts = [0, *itertools.accumulate(len(c.transactions) for c in request.customers)][:-1]
+    lines = [(c.customer_id, tx) for c in request.customers for tx in c.transactions]
+    columns = {
+        "customer_id": [customer_id for customer_id, _ in lines],
+        "order_id": [tx.get("order_id") for _, tx in lines],
+        "ts": [tx["ts"] for _, tx in lines],
+        "amount": [tx["amount"] for _, tx in lines],
+        "product_id": [tx.get("product_id") for _, tx in lines],
+        "quantity": [tx.get("quantity") for _, tx in lines],
+        "channel": [tx.get("channel") for _, tx in lines],
+    }
+    raw = pl.DataFrame(columns, schema=TRANSACTION_SCHEMA)
+    problems += _row_problems(raw, request.as_of, starts)
+    if problems:
+        raise RequestValidationError(problems)
+    # As the batch loader: a missing order id makes the line its own order, quantity defaults to 1.
+    return raw.with_columns(
+        pl.coalesce(pl.col("order_id").replace("", None),
+                    pl.lit("#row") + pl.int_range(pl.len()).cast(pl.String)).alias("order_id"),
+        pl.col("quantity").fill_null(1.0),
+    )
+
+
+def _row_problems(raw: pl.DataFrame, as_of: date, starts: list[int]) -> list[dict[str, Any]]:
+    """Lines on or after as_of, and lines repeating an earlier line of the same customer."""
+    flags = raw.select(
+        late=pl.col("ts") >= midnight(as_of),
+        repeated=~pl.struct(pl.all()).is_first_distinct(),
+    ).with_row_index("row").filter(pl.col("late") | pl.col("repeated"))
+    problems = []
+    for row, late, repeated in flags.iter_rows():
+        i = bisect.bisect_right(starts, row) - 1
+        where = ("customers", i, "transactions", row - starts[i])
+        if late:
+            problems.append(_problem((*where, "ts"), "after_as_of",
+                                     f"dated on or after as_of {as_of}: scores use "
+                                     "transactions strictly before it"))
+        if repeated:
+            problems.append(_problem(where, "duplicate_transaction",
+                                     "the same line as an earlier transaction of this customer"))
+    return problems
+
+
+def scores_payload(request: ScoreRequest, scored: pl.DataFrame, served: ServedModel) -> dict:
+    """``ScoresPublic`` as plain data: one entry per requested customer, in request order."""
+    version = served.version
+    by_id = {row["customer_id"]: row for row in scored.to_dicts()}
+    unscored = {**_NULL_SCORES, "as_of": request.as_of,
+                "horizon_days": served.pipeline.horizon_days, "model_version": version}
+    entries = []
+    for customer in request.customers:
+        row = by_id.get(customer.customer_id)
+        if row is None:
+            error = NO_PURCHASE if customer.transactions else NO_TRANSACTIONS
+            entries.append({**unscored, "customer_id": customer.customer_id, "error": error})
+        else:
+            row["model_version"] = version
+            row["error"] = None
+            entries.append(row)
+    return {"model_version": version, "as_of": request.as_of, "scores": entries}
+
+
+@router.post(
+    "/v1/score", response_model=ScoresPublic, dependencies=[require("score")],
+    summary="Score customers from their transactions (scope: score)",
+    description=__doc__,
+    responses={**AUTH_ERRORS, 413: {"model": ErrorPublic, "description": "Body too large"},
+               422: {"model": ValidationErrorPublic}, 503: {"model": ErrorPublic}},
+)
+def score(body: ScoreRequest, request: Request,
+          svc: Annotated[Service, Depends(service)]) -> Response:
+    # A plain def: FastAPI runs it in the threadpool, so CPU-bound scoring never blocks the
+    # event loop (polars and LightGBM release the GIL while they compute).
+    served = svc.holder.require()
+    frame = transactions_frame(body)
+    started = time.perf_counter()
+    scored = served.pipeline.score(frame, body.as_of)
+    payload = scores_payload(body, scored, served)
+    n_scored = scored.height
+    n_unscored = len(body.customers) - n_scored
+    svc.metrics.predictions.labels("scored").inc(n_scored)
+    if n_unscored:
+        svc.metrics.predictions.labels("unscored").inc(n_unscored)
+    log.info("scored %d customers (%d unscorable, %d transactions) with model %s in %.1f ms "
+             "[request %s]", n_scored, n_unscored, frame.height, served.version,
+             (time.perf_counter() - started) * 1000, request_id(request))
+    # Serialized here with orjson (dates, NaN -> null) rather than validated again field by
+    # field: the rows come straight from the pipeline, whose schema is fixed.
+    return Response(orjson.dumps(payload), media_type="application/json")
+
+
+@router.get(
+    # :path, so ids holding a slash (sent as %2F) reach the route too.
+    "/v1/customers/{customer_id:path}", response_model=StoredScorePublic,
+    dependencies=[require("score")],
+    summary="One customer's latest stored batch scores (scope: score)",
+    responses={**AUTH_ERRORS, 404: {"model": ErrorPublic, "description": "Unknown customer"},
+               422: {"model": ValidationErrorPublic}},
+)
+def stored_scores(
+    customer_id: Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH)],
+    svc: Annotated[Service, Depends(service)],
+) -> StoredScorePublic:
+    # Stored ids are stripped like every input id (the data contract).
+    row = svc.store.latest(customer_id.strip())
+    if row is None:
+        raise HTTPException(404, "no stored scores for this customer_id")
+    return StoredScorePublic.model_validate(row)

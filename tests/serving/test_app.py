@@ -1,0 +1,377 @@
+"""The HTTP service through TestClient, with a real trained model in a real (SQLite) registry
+and a real score store."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import polars as pl
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from models.pipeline import SCORE_COLUMNS
+from models.registry import MODEL_NAME
+from retain.config import Settings
+from serving.main import create_app
+from serving.schemas import ScoresPublic, StoredScorePublic
+from serving.security import AuthConfigError
+from serving.store import ScoreStore
+from tests.serving.conftest import (
+    ADMIN_KEY,
+    KEYS,
+    METRICS_KEY,
+    SCORE_KEY,
+    customers_of,
+    score_body,
+)
+
+SCORE = {"X-API-Key": SCORE_KEY}
+ADMIN = {"X-API-Key": ADMIN_KEY}
+FLOATS = ("p_alive", "churn_probability", "expected_orders", "predicted_revenue", "clv_12m",
+          "overdue_days")
+
+
+@pytest.fixture
+def client(settings, tracking):
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+def served_app(settings: Settings, **changes) -> TestClient:
+    return TestClient(create_app(settings.model_copy(update=changes)))
+
+
+def one_customer_body(as_of: str = "2026-07-01", **transaction) -> dict:
+    tx = {"ts": "2026-05-01T10:00:00", "amount": 25.0, **transaction}
+    return {"as_of": as_of, "customers": [{"customer_id": "C-1", "transactions": [tx]}]}
+
+
+# -- probes, auth ------------------------------------------------------------------------------
+
+
+def test_probes_need_no_key_and_say_which_model_is_ready(client, registry):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "model_version": registry.trained.version}
+
+
+@pytest.mark.parametrize(("method", "path", "scope"), [
+    ("POST", "/v1/score", "score"),
+    ("GET", "/v1/customers/C0000001", "score"),
+    ("GET", "/v1/model", "score"),
+    ("POST", "/v1/admin/reload", "admin"),
+    ("GET", "/metrics", "metrics"),
+])
+def test_every_other_route_needs_a_key_with_its_scope(client, method, path, scope):
+    body = one_customer_body() if path == "/v1/score" else None
+    missing = client.request(method, path, json=body)
+    assert missing.status_code == 401 and "X-API-Key" in missing.headers["WWW-Authenticate"]
+    assert client.request(method, path, json=body, headers={"X-API-Key": "nope"}).status_code == 401
+    lacking = next(key for key, scopes in KEYS.items() if scope not in scopes)
+    forbidden = client.request(method, path, json=body, headers={"X-API-Key": lacking})
+    assert forbidden.status_code == 403 and scope in forbidden.json()["detail"]
+    allowed = next(key for key, scopes in KEYS.items() if scope in scopes)
+    done = client.request(method, path, json=body, headers={"X-API-Key": allowed})
+    assert done.status_code in (200, 404)
+
+
+def test_no_keys_refuses_to_start_unless_dev_mode_says_so(settings, tracking):
+    with pytest.raises(AuthConfigError, match="RETAIN_ALLOW_NO_AUTH"):
+        create_app(settings.model_copy(update={"api_keys": None}))
+    with served_app(settings, api_keys=None, allow_no_auth=True) as open_client:
+        assert open_client.get("/v1/model").status_code == 200
+
+
+def test_bad_key_configuration_is_refused_without_quoting_a_key(settings):
+    secret = "do-not-print-me"
+    for keys in ({secret: ["scor"]}, {secret: "score"}, [secret], {" ": ["score"]}):
+        with pytest.raises(AuthConfigError) as raised:
+            create_app(settings.model_copy(update={"api_keys": SecretStr(json.dumps(keys))}))
+        assert secret not in str(raised.value)
+    with pytest.raises(AuthConfigError, match="not valid JSON"):
+        create_app(settings.model_copy(update={"api_keys": SecretStr("{" + secret)}))
+
+
+# -- model info and reloads --------------------------------------------------------------------
+
+
+def test_model_info_gives_version_training_date_and_backtest_metrics(client, registry, shop):
+    info = client.get("/v1/model", headers=SCORE).json()
+    assert info["name"] == MODEL_NAME and info["version"] == registry.trained.version
+    assert info["alias"] == "champion" and "champion" in info["aliases"]
+    assert info["run_id"] == registry.trained.run_id
+    assert info["trained_as_of"] == shop.as_of.isoformat() and info["created_at"]
+    assert info["horizon_days"] == 90
+    metrics = info["backtest_metrics"]
+    assert "backtest.churn.retain.auc" in metrics
+    assert all(k.startswith("backtest.") for k in metrics)
+    assert metrics["backtest.churn.retain.auc"] == pytest.approx(
+        registry.trained.metrics["churn"]["retain"]["auc"])
+
+
+def test_not_ready_until_the_alias_exists_then_reload_loads_it(settings, tracking, registry):
+    alias = "serving-test-pending"
+    with served_app(settings, model_alias=alias) as client:
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/readyz").status_code == 503
+        assert client.get("/v1/model", headers=SCORE).status_code == 503
+        assert client.post("/v1/score", json=one_customer_body(), headers=SCORE).status_code == 503
+        registry.point(alias, registry.trained.version)
+        reload = client.post("/v1/admin/reload", headers=ADMIN)
+        assert reload.status_code == 200 and reload.json()["status"] == "reloaded"
+        assert client.get("/readyz").json()["model_version"] == registry.trained.version
+
+
+def test_reload_picks_up_a_moved_alias(settings, tracking, registry):
+    alias = "serving-test-reload"
+    registry.point(alias, registry.trained.version)
+    with served_app(settings, model_alias=alias) as client:
+        newer = registry.new_version()
+        registry.point(alias, newer)
+        reload = client.post("/v1/admin/reload", headers=ADMIN).json()
+        assert reload == {"status": "reloaded", "model_version": newer,
+                          "previous_version": registry.trained.version, "detail": reload["detail"]}
+        assert client.get("/v1/model", headers=SCORE).json()["version"] == newer
+        assert client.post("/v1/admin/reload", headers=ADMIN).json()["status"] == "unchanged"
+
+
+def test_the_background_check_follows_the_alias(settings, tracking, registry):
+    alias = "serving-test-watch"
+    registry.point(alias, registry.trained.version)
+    with served_app(settings, model_alias=alias, reload_interval=0.2) as client:
+        newer = registry.new_version()
+        registry.point(alias, newer)
+        deadline = time.monotonic() + 15
+        while client.get("/readyz").json()["model_version"] != newer:
+            assert time.monotonic() < deadline, "the background check never picked up the alias"
+            time.sleep(0.1)
+
+
+def test_a_failed_reload_keeps_serving_the_old_model(settings, tracking, registry, caplog):
+    alias = "serving-test-broken"
+    registry.point(alias, registry.trained.version)
+    with served_app(settings, model_alias=alias) as client:
+        registry.point(alias, registry.broken_version())
+        with caplog.at_level(logging.WARNING, logger="serving"):
+            reload = client.post("/v1/admin/reload", headers=ADMIN)
+        assert reload.status_code == 503
+        body = reload.json()
+        assert body["status"] == "failed" and body["model_version"] == registry.trained.version
+        assert f"still serving version {registry.trained.version}" in body["detail"]
+        assert "reload failed" in caplog.text
+        assert client.get("/v1/model", headers=SCORE).json()["version"] == registry.trained.version
+        assert client.post("/v1/score", json=one_customer_body(), headers=SCORE).status_code == 200
+
+
+# -- scoring -----------------------------------------------------------------------------------
+
+
+def test_api_and_batch_agree(client, registry, shop, shop_history):
+    some = customers_of(shop_history, 60)
+    response = client.post("/v1/score", json=score_body(some, shop.as_of), headers=SCORE)
+    assert response.status_code == 200
+    ScoresPublic.model_validate(response.json())
+    api = pl.DataFrame(response.json()["scores"]).drop("error", "model_version")
+    batch = registry.trained.pipeline.score(some, shop.as_of)
+    assert api["customer_id"].to_list() == some["customer_id"].unique(maintain_order=True).to_list()
+    api = api.sort("customer_id")
+    batch = batch.sort("customer_id")
+    assert api.columns == list(SCORE_COLUMNS)
+    for name in FLOATS:
+        np.testing.assert_allclose(api[name].cast(pl.Float64).to_numpy(),
+                                   batch[name].to_numpy(), atol=1e-9, rtol=0)
+    # Dates, ids, horizon and source: identical once both are text (JSON has no date type).
+    others = [pl.col(c).cast(pl.String) for c in SCORE_COLUMNS if c not in FLOATS]
+    assert api.select(others).equals(batch.select(others))
+
+
+def test_aware_timestamps_are_converted_to_utc(client, shop, shop_history):
+    some = customers_of(shop_history, 5)
+    naive = score_body(some, shop.as_of)
+    aware = json.loads(json.dumps(naive))
+    for customer in aware["customers"]:
+        for tx in customer["transactions"]:
+            utc = datetime.fromisoformat(tx["ts"]).replace(tzinfo=UTC)
+            tx["ts"] = utc.astimezone(ZoneInfo("Asia/Tokyo")).isoformat()
+    assert aware != naive
+    first = client.post("/v1/score", json=naive, headers=SCORE).json()["scores"]
+    assert client.post("/v1/score", json=aware, headers=SCORE).json()["scores"] == first
+
+
+def test_every_customer_is_answered_in_request_order(client, shop):
+    as_of = shop.as_of.isoformat()
+    body = {"as_of": as_of, "customers": [
+        {"customer_id": "buyer", "transactions": [{"ts": "2026-02-01", "amount": 30.0},
+                                                  {"ts": "2026-04-01", "amount": 45.0}]},
+        {"customer_id": "new", "transactions": []},
+        {"customer_id": "refunds-only", "transactions": [{"ts": "2026-03-01", "amount": -20.0}]},
+        {"customer_id": "  spaced  ",
+         "transactions": [{"ts": "2026-06-30T23:59:59", "amount": 1.0}]},
+    ]}
+    scores = client.post("/v1/score", json=body, headers=SCORE).json()["scores"]
+    assert [s["customer_id"] for s in scores] == ["buyer", "new", "refunds-only", "spaced"]
+    assert [s["error"] and s["error"]["code"] for s in scores] == [
+        None, "no_transactions", "no_purchase_before_as_of", None]
+    assert scores[0]["churn_probability"] is not None and scores[1]["churn_probability"] is None
+    assert all(s["model_version"] and s["as_of"] == as_of for s in scores)
+
+
+@pytest.mark.parametrize(("body", "field", "says"), [
+    (one_customer_body(amount=1e13), "customers[0].transactions[0].amount", "less than or equal"),
+    (one_customer_body(amount=float("nan")), "customers[0].transactions[0].amount", "finite"),
+    (one_customer_body(quantity=float("inf")), "customers[0].transactions[0].quantity", "finite"),
+    (one_customer_body(ts="2026-07-01T00:00:00"), "customers[0].transactions[0].ts", "as_of"),
+    (one_customer_body(ts="2026-06-30T23:30:00-01:00"), "customers[0].transactions[0].ts", "as_of"),
+    (one_customer_body(ts=1767225600), "customers[0].transactions[0].ts", "ISO 8601"),
+    (one_customer_body(ts="1850-01-01"), "customers[0].transactions[0].ts", "between"),
+    (one_customer_body(ts="yesterday"), "customers[0].transactions[0].ts", "datetime"),
+    (one_customer_body(as_of="2026-13-01"), "as_of", "date"),
+    (one_customer_body(coupon="X"), "customers[0].transactions[0].coupon", "Extra inputs"),
+    ({"as_of": "2026-07-01", "customers": []}, "customers", "at least 1"),
+    ({"as_of": "2026-07-01", "customers": [{"customer_id": f"C{i}", "transactions": []}
+                                           for i in range(1001)]}, "customers", "at most 1000"),
+    ({"as_of": "2026-07-01", "customers": [{"customer_id": " ", "transactions": []}]},
+     "customers[0].customer_id", "at least 1"),
+    ({"as_of": "2026-07-01", "customers": [{"customer_id": "A", "transactions": []},
+                                           {"customer_id": "B", "transactions": []},
+                                           {"customer_id": "A ", "transactions": []}]},
+     "customers[2].customer_id", "also customers[0]"),
+    ({"as_of": "2026-07-01", "customers": [{"customer_id": "A", "transactions": [
+        {"ts": "2026-05-01", "amount": 5.0}, {"ts": "2026-05-01", "amount": 5.0}]}]},
+     "customers[0].transactions[1]", "same line"),
+    ({"customers": [{"customer_id": "A", "transactions": []}]}, "as_of", "required"),
+])
+def test_bad_input_is_rejected_with_the_field_named(client, body, field, says):
+    # Raw JSON text: NaN and Infinity are not valid JSON, but Python's parser reads them.
+    response = client.post("/v1/score", content=json.dumps(body), headers={
+        **SCORE, "Content-Type": "application/json"})
+    assert response.status_code == 422
+    problem = response.json()
+    assert problem["request_id"] == response.headers["X-Request-ID"]
+    named = [d for d in problem["detail"] if d["field"] == field]
+    assert named, problem["detail"]
+    assert says.lower() in named[0]["msg"].lower()
+    assert "input" not in named[0]
+
+
+def test_malformed_json_is_a_422(client):
+    response = client.post("/v1/score", content=b'{"as_of": ', headers={
+        **SCORE, "Content-Type": "application/json"})
+    assert response.status_code == 422
+    assert response.json()["detail"][0] == {
+        "field": "body", "loc": ["body"], "type": "json_invalid",
+        "msg": "invalid JSON at character 10: Expecting value"}
+
+
+def test_bodies_over_the_limit_get_413(settings, tracking):
+    with served_app(settings, max_request_bytes=4096) as client:
+        big = one_customer_body()
+        big["customers"][0]["transactions"] *= 200
+        declared = client.post("/v1/score", json=big, headers=SCORE)
+        assert declared.status_code == 413 and "4096 bytes" in declared.json()["detail"]
+        payload = json.dumps(big).encode()
+        chunked = client.post("/v1/score", headers={**SCORE, "Content-Type": "application/json"},
+                              content=(payload[i:i + 1000] for i in range(0, len(payload), 1000)))
+        assert chunked.status_code == 413
+        assert chunked.json()["request_id"] == chunked.headers["X-Request-ID"]
+        assert client.post("/v1/score", json=one_customer_body(), headers=SCORE).status_code == 200
+
+
+# -- stored scores -----------------------------------------------------------------------------
+
+
+def test_stored_scores_of_one_customer_and_404_for_unknown(client, store_url, registry, shop,
+                                                          shop_history):
+    batch = registry.trained.pipeline.score(customers_of(shop_history, 20), shop.as_of)
+    batch = batch.with_columns(customer_id=pl.when(pl.int_range(pl.len()) == 5)
+                               .then(pl.lit("shop/42")).otherwise("customer_id"))
+    with ScoreStore(store_url).open() as store:
+        older = store.write_run(batch, model_version="0", as_of=shop.as_of)
+        run_id = store.write_run(batch, model_version=registry.trained.version, as_of=shop.as_of)
+    assert older != run_id
+    customer = batch.row(3, named=True)
+    found = client.get(f"/v1/customers/{customer['customer_id']}", headers=SCORE)
+    assert found.status_code == 200
+    row = StoredScorePublic.model_validate(found.json())
+    assert row.run_id == run_id and row.model_version == registry.trained.version
+    assert row.as_of == shop.as_of and row.next_order_date == customer["next_order_date"]
+    assert math.isclose(row.churn_probability, customer["churn_probability"], abs_tol=1e-9)
+    slashed = client.get("/v1/customers/shop%2F42", headers=SCORE)
+    assert slashed.status_code == 200 and slashed.json()["customer_id"] == "shop/42"
+    missing = client.get("/v1/customers/nobody", headers=SCORE)
+    assert missing.status_code == 404 and missing.json()["request_id"]
+
+
+# -- operations --------------------------------------------------------------------------------
+
+
+def test_metrics_expose_latency_counts_predictions_and_model(client, registry, shop, shop_history):
+    body = score_body(customers_of(shop_history, 7), shop.as_of)
+    assert client.post("/v1/score", json=body, headers=SCORE).status_code == 200
+    client.get("/v1/customers/unknown", headers=SCORE)
+    response = client.get("/metrics", headers={"X-API-Key": METRICS_KEY})
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    assert 'retain_http_requests_total{method="POST",route="/v1/score",status="200"} 1.0' in text
+    assert 'route="/v1/customers/{customer_id:path}",status="404"' in text
+    assert "unknown" not in text
+    assert ('retain_http_request_duration_seconds_bucket{le="0.25",method="POST",'
+            'route="/v1/score"}') in text
+    assert 'retain_predictions_total{result="scored"} 7.0' in text
+    version = registry.trained.version
+    assert (f'retain_model_info{{alias="champion",trained_as_of="{shop.as_of}",'
+            f'version="{version}"}} 1.0') in text
+    assert f"retain_model_version {float(registry.trained.version)}" in text
+    assert 'retain_model_reloads_total{result="reloaded"} 1.0' in text
+
+
+def test_a_failure_is_a_500_with_a_request_id_and_no_details(client, monkeypatch, caplog):
+    def explode(*_args):
+        raise RuntimeError("customer C-1 paid 4321.5: secret detail")
+
+    pipeline = client.app.state.service.holder.current.pipeline
+    monkeypatch.setattr(pipeline, "score", explode)
+    with caplog.at_level(logging.INFO):
+        response = client.post("/v1/score", json=one_customer_body(amount=4321.5), headers=SCORE)
+    assert response.status_code == 500
+    assert response.json() == {"detail": "internal server error",
+                               "request_id": response.headers["X-Request-ID"]}
+    assert "RuntimeError" in caplog.text and "explode" in caplog.text
+    for leak in ("C-1", "4321.5", "secret", "Traceback"):
+        assert leak not in response.text and leak not in caplog.text
+
+
+def test_logs_carry_counts_not_customer_ids_amounts_or_keys(client, caplog):
+    body = {"as_of": "2026-07-01", "customers": [
+        {"customer_id": "person-Ivanova", "transactions": [
+            {"ts": "2026-03-01", "amount": 987.65, "product_id": "P-secret"},
+            {"ts": "2026-05-01", "amount": 123.45, "order_id": "order-private"}]},
+        {"customer_id": "person-Petrov", "transactions": [{"ts": "2026-03-02", "amount": 55.5}]},
+    ]}
+    with caplog.at_level(logging.DEBUG):
+        assert client.post("/v1/score", json=body, headers=SCORE).status_code == 200
+        client.get("/v1/customers/person-Ivanova", headers=SCORE)
+        client.get("/v1/model", headers={"X-API-Key": "wrong-key-guess"})
+    # httpx is the test's own client logging its URLs; everything else is the service side.
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.name != "httpx")
+    assert "scored 2 customers" in logged
+    for secret in ("person-", "987.65", "123.45", "55.5", "P-secret", "order-private",
+                   SCORE_KEY, "wrong-key-guess"):
+        assert secret not in logged
+
+
+def test_request_ids_are_echoed_when_sane_and_made_up_otherwise(client):
+    sane = client.get("/healthz", headers={"X-Request-ID": "crm-42.a_b"})
+    assert sane.headers["X-Request-ID"] == "crm-42.a_b"
+    made_up = client.get("/healthz", headers={"X-Request-ID": "x" * 65}).headers["X-Request-ID"]
+    assert len(made_up) == 32
+
+

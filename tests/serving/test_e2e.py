@@ -1,0 +1,109 @@
+"""End to end: a pipeline trained on a simulated shop (the session registry), batch scores written
+to a score store, and a REAL `retain serve` (uvicorn) process answering over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from serving.store import ScoreStore
+from tests.serving.conftest import SCORE_KEY, customers_of, score_body
+
+REPO = Path(__file__).resolve().parents[2]
+STARTUP_SECONDS = 90
+HEADERS = {"X-API-Key": SCORE_KEY}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_ready(base: str, server: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"retain serve exited with {server.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass  # not listening yet
+        time.sleep(0.25)
+    pytest.fail(f"retain serve not ready after {STARTUP_SECONDS}s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture
+def server(tmp_path, registry, store_url) -> Iterator[str]:
+    port = free_port()
+    log = tmp_path / "serve.log"
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": registry.uri,
+        "RETAIN_API_KEYS": json.dumps({SCORE_KEY: ["score"]}),
+        "RETAIN_STORE_URL": store_url,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "retain", "serve", "--host", "127.0.0.1", "--port", str(port),
+             "--reload-interval", "0"],
+            cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base, process, log)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+@pytest.fixture
+def stored(registry, shop, shop_history, store_url):
+    """The batch: scores of 30 customers written to the store before the server starts."""
+    some = customers_of(shop_history, 30, offset=100)
+    batch = registry.trained.pipeline.score(some, shop.as_of)
+    with ScoreStore(store_url).open() as store:
+        run_id = store.write_run(batch, model_version=registry.trained.version, as_of=shop.as_of)
+    return some, batch, run_id
+
+
+def test_a_real_server_scores_and_reads_back_batch_scores(stored, server, registry, shop):
+    some, batch, run_id = stored
+    with httpx.Client(base_url=server, headers=HEADERS, timeout=30) as http:
+        assert http.get("/healthz").json() == {"status": "ok"}
+        assert http.get("/v1/model").json()["version"] == registry.trained.version
+
+        scored = http.post("/v1/score", json=score_body(some, shop.as_of))
+        assert scored.status_code == 200, scored.text
+        live = {row["customer_id"]: row for row in scored.json()["scores"]}
+        for row in batch.iter_rows(named=True):
+            np.testing.assert_allclose(live[row["customer_id"]]["churn_probability"],
+                                       row["churn_probability"], atol=1e-9, rtol=0)
+
+        customer = batch.row(0, named=True)
+        found = http.get(f"/v1/customers/{customer['customer_id']}")
+        assert found.status_code == 200
+        row = found.json()
+        assert row["run_id"] == run_id and row["customer_id"] == customer["customer_id"]
+        assert row["predicted_revenue"] == pytest.approx(customer["predicted_revenue"], abs=1e-9)
+        assert row["next_order_date"] == customer["next_order_date"].isoformat()
+        assert http.get("/v1/customers/not-a-customer").status_code == 404
+        assert httpx.get(f"{server}/v1/model").status_code == 401
+        assert http.get("/metrics").status_code == 403  # a score key has no metrics scope
