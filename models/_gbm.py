@@ -31,11 +31,14 @@ def feature_columns(frame: pl.DataFrame) -> list[str]:
 
 def matrix(frame: pl.DataFrame, columns: Sequence[str]) -> np.ndarray:
     """float32 matrix in ``columns`` order; a column the frame lacks is all-missing."""
-    exprs = [
-        pl.col(c).cast(pl.Float32) if c in frame.columns else pl.lit(None, pl.Float32).alias(c)
-        for c in columns
-    ]
-    return frame.select(exprs).to_numpy().astype(np.float32, copy=False)
+    present = [c for c in columns if c in frame.columns]
+    values = frame.select(present).cast(pl.Float32).to_numpy()
+    if len(present) == len(columns):
+        return values
+    out = np.full((frame.height, len(columns)), np.nan, dtype=np.float32)
+    position = {c: i for i, c in enumerate(columns)}
+    out[:, [position[c] for c in present]] = values
+    return out
 
 
 def validation_mask(customer_ids: pl.Series, fraction: float, salt: str) -> np.ndarray:

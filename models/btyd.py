@@ -18,7 +18,7 @@ the Pareto/NBD model"; Schmittlein, Morrison & Colombo (1987); Fader, Hardie & L
 from __future__ import annotations
 
 import warnings
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -164,38 +164,76 @@ class BTYDModel:
         fitter.params_ = pd.Series(self.spend_params_)
         return fitter
 
-    def _scaled(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _arrays(self, rfm: pd.DataFrame | pl.DataFrame) -> _RFM:
+        """One conversion per call: the column arrays, time scaled to the fitting unit."""
+        self._check()
+        if isinstance(rfm, pl.DataFrame):  # straight to numpy: no pandas frame on the hot path
+            missing = [c for c in ("customer_id", *RFM_COLUMNS) if c not in rfm.columns]
+            if missing:
+                raise ValueError(f"RFM frame lacks column(s) {missing}")
+            index = pd.Index(rfm["customer_id"].to_list(), name="customer_id")
+            x, t_x, T, m = (rfm[c].cast(pl.Float64).to_numpy() for c in RFM_COLUMNS)
+            if (t_x > T).any():
+                raise ValueError("Some values in recency are larger than T: RFM built at another as-of date?")
+        else:
+            frame = as_pandas_rfm(rfm)
+            index = frame.index
+            x, t_x, T, m = (frame[c].to_numpy() for c in RFM_COLUMNS)
         unit = self.time_unit_days
-        return (frame["frequency"].to_numpy(), frame["recency"].to_numpy() / unit,
-                frame["T"].to_numpy() / unit)
+        return _RFM(index, x, t_x / unit, T / unit, m)
 
-    def _expected_orders(self, frame: pd.DataFrame, days: float) -> np.ndarray:
-        x, t_x, T = self._scaled(frame)
+    def _expected_orders(self, a: _RFM, days: np.ndarray | float) -> np.ndarray:
+        """Expected orders up to each of ``days`` (a column vector gives one row per horizon)."""
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             expected = self.frequency_model_.conditional_expected_number_of_purchases_up_to_time(
-                days / self.time_unit_days, x, t_x, T
+                np.asarray(days, dtype=float) / self.time_unit_days, a.x, a.t_x, a.T
             )
         return np.nan_to_num(np.asarray(expected, dtype=float), nan=0.0, posinf=0.0)
 
-    def predict_p_alive(self, rfm: pd.DataFrame | pl.DataFrame) -> pd.Series:
-        self._check()
-        frame = as_pandas_rfm(rfm)
-        x, t_x, T = self._scaled(frame)
+    def _p_alive(self, a: _RFM) -> np.ndarray:
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            p = np.asarray(self.frequency_model_.conditional_probability_alive(x, t_x, T), dtype=float)
+            p = np.asarray(self.frequency_model_.conditional_probability_alive(a.x, a.t_x, a.T), dtype=float)
             # Pareto/NBD's hypergeometric terms overflow for very frequent buyers; for them the
             # chance of a silence as long as the current one at their own rate is a close stand-in.
-            rate = np.divide(x, t_x, out=np.zeros_like(t_x), where=t_x > 0)
-            p = np.where(np.isfinite(p), p, np.exp(-rate * (T - t_x)))
-        return pd.Series(np.clip(p, 0, 1), index=frame.index, name="p_alive")
+            rate = np.divide(a.x, a.t_x, out=np.zeros_like(a.t_x), where=a.t_x > 0)
+            p = np.where(np.isfinite(p), p, np.exp(-rate * (a.T - a.t_x)))
+        return np.clip(p, 0, 1)
+
+    def _p_no_order(self, a: _RFM, horizon_days: float, p_alive: np.ndarray) -> np.ndarray:
+        r, alpha = self.params_["r"], self.params_["alpha"]
+        t = horizon_days / self.time_unit_days
+        p_order_if_alive = 1.0 - ((alpha + a.T) / (alpha + a.T + t)) ** (r + a.x)
+        return np.clip(1.0 - p_alive * p_order_if_alive, 0, 1)
+
+    def _order_value(self, a: _RFM) -> np.ndarray:
+        spend_model = self.spend_model_
+        if spend_model is None:
+            return np.full(len(a.x), self.mean_order_value_)
+        usable = (a.x > 0) & (a.m > 0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            value = np.asarray(spend_model.conditional_expected_average_profit(
+                np.where(usable, a.x, 1.0), np.where(usable, a.m, 1.0)), dtype=float)
+            population = np.asarray(spend_model.conditional_expected_average_profit(
+                np.array([0.0]), np.array([1.0])), dtype=float)[0]
+        return np.where(usable, value, population)
+
+    def _clv(self, a: _RFM, months: int, value: np.ndarray) -> np.ndarray:
+        monthly_rate = (1 + self.annual_discount_rate) ** (1 / 12) - 1
+        month = np.arange(1, months + 1, dtype=float)[:, None]
+        cumulative = self._expected_orders(a, month * DAYS_PER_MONTH)  # months x customers
+        per_month = np.diff(cumulative, axis=0, prepend=0.0)
+        return (per_month * value / (1 + monthly_rate) ** month).sum(axis=0)
+
+    def predict_p_alive(self, rfm: pd.DataFrame | pl.DataFrame) -> pd.Series:
+        a = self._arrays(rfm)
+        return pd.Series(self._p_alive(a), index=a.index, name="p_alive")
 
     def predict_expected_orders(self, rfm: pd.DataFrame | pl.DataFrame, horizon_days: float) -> pd.Series:
-        self._check()
-        frame = as_pandas_rfm(rfm)
-        return pd.Series(self._expected_orders(frame, horizon_days), index=frame.index,
-                         name="expected_orders")
+        a = self._arrays(rfm)
+        return pd.Series(self._expected_orders(a, horizon_days), index=a.index, name="expected_orders")
 
     def predict_p_no_order(self, rfm: pd.DataFrame | pl.DataFrame, horizon_days: float) -> pd.Series:
         """P(no order in the next ``horizon_days``).
@@ -205,65 +243,48 @@ class BTYDModel:
         Pareto/NBD: the same Poisson-gamma term, ignoring death within the horizon (an upper
         bound on the probability of ordering).
         """
-        self._check()
-        frame = as_pandas_rfm(rfm)
-        x, _, T = self._scaled(frame)
-        r, alpha = self.params_["r"], self.params_["alpha"]
-        t = horizon_days / self.time_unit_days
-        p_order_if_alive = 1.0 - ((alpha + T) / (alpha + T + t)) ** (r + x)
-        p = 1.0 - self.predict_p_alive(frame).to_numpy() * p_order_if_alive
-        return pd.Series(np.clip(p, 0, 1), index=frame.index, name="p_no_order")
+        a = self._arrays(rfm)
+        return pd.Series(self._p_no_order(a, horizon_days, self._p_alive(a)), index=a.index,
+                         name="p_no_order")
 
     def predict_order_value(self, rfm: pd.DataFrame | pl.DataFrame) -> pd.Series:
         """Expected value of a future order (Gamma-Gamma), the fitted mean for one-timers."""
-        self._check()
-        frame = as_pandas_rfm(rfm)
-        value = np.full(len(frame), self.mean_order_value_)
-        spend_model = self.spend_model_
-        if spend_model is not None:
-            usable = ((frame["frequency"] > 0) & (frame["monetary_value"] > 0)).to_numpy()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                value = np.asarray(spend_model.conditional_expected_average_profit(
-                    frame["frequency"].where(usable, 1.0), frame["monetary_value"].where(usable, 1.0)
-                ), dtype=float)
-                population = spend_model.conditional_expected_average_profit(
-                    pd.Series([0.0]), pd.Series([1.0])
-                )
-            value = np.where(usable, value, float(np.asarray(population)[0]))
-        return pd.Series(value, index=frame.index, name="order_value")
+        a = self._arrays(rfm)
+        return pd.Series(self._order_value(a), index=a.index, name="order_value")
 
     def predict_expected_revenue(self, rfm: pd.DataFrame | pl.DataFrame, horizon_days: float) -> pd.Series:
-        frame = as_pandas_rfm(rfm)
-        revenue = self.predict_expected_orders(frame, horizon_days) * self.predict_order_value(frame)
-        return revenue.rename("expected_revenue")
+        a = self._arrays(rfm)
+        revenue = self._expected_orders(a, horizon_days) * self._order_value(a)
+        return pd.Series(revenue, index=a.index, name="expected_revenue")
 
     def predict_clv(self, rfm: pd.DataFrame | pl.DataFrame, months: int = 12) -> pd.Series:
         """Discounted revenue over the next ``months``: each month's expected orders times the
         expected order value, discounted at ``annual_discount_rate``."""
-        self._check()
-        frame = as_pandas_rfm(rfm)
-        monthly_rate = (1 + self.annual_discount_rate) ** (1 / 12) - 1
-        value = self.predict_order_value(frame).to_numpy()
-        clv = np.zeros(len(frame))
-        previous = np.zeros(len(frame))
-        for month in range(1, months + 1):
-            cumulative = self._expected_orders(frame, month * DAYS_PER_MONTH)
-            clv += (cumulative - previous) * value / (1 + monthly_rate) ** month
-            previous = cumulative
-        return pd.Series(clv, index=frame.index, name=f"clv_{months}m")
+        a = self._arrays(rfm)
+        return pd.Series(self._clv(a, months, self._order_value(a)), index=a.index,
+                         name=f"clv_{months}m")
 
     def predict(self, rfm: pd.DataFrame | pl.DataFrame, horizon_days: float) -> pd.DataFrame:
         """All outputs: ``p_alive, p_no_order, expected_orders, expected_revenue, clv_12m``."""
-        frame = as_pandas_rfm(rfm)
-        orders = self.predict_expected_orders(frame, horizon_days)
+        a = self._arrays(rfm)
+        p_alive = self._p_alive(a)
+        orders = self._expected_orders(a, horizon_days)
+        value = self._order_value(a)
         return pd.DataFrame({
-            "p_alive": self.predict_p_alive(frame),
-            "p_no_order": self.predict_p_no_order(frame, horizon_days),
+            "p_alive": p_alive,
+            "p_no_order": self._p_no_order(a, horizon_days, p_alive),
             "expected_orders": orders,
-            "expected_revenue": orders * self.predict_order_value(frame),
-            "clv_12m": self.predict_clv(frame, 12),
-        })
+            "expected_revenue": orders * value,
+            "clv_12m": self._clv(a, 12, value),
+        }, index=a.index)
+
+
+class _RFM(NamedTuple):
+    index: pd.Index
+    x: np.ndarray
+    t_x: np.ndarray
+    T: np.ndarray
+    m: np.ndarray
 
 
 __all__ = ["BTYDModel", "ConvergenceError", "NotFittedError", "as_pandas_rfm"]
