@@ -1,0 +1,195 @@
+"""API benchmark: retain's FastAPI service beside `mlflow models serve`, same model, same run.
+
+    .venv/bin/python benchmarks/api.py [--customers 20000] [--requests 2000] [--rate 200]
+
+Trains a model on a simulated shop into a throw-away MLflow store, starts both servers on
+127.0.0.1 (one worker each, LightGBM on one thread), and drives them from this process:
+one-customer requests at a fixed rate (open loop, so slow answers cannot slow the sender), then
+sequential 1,000-customer batches. Bounded in count and time; both servers are stopped at the end.
+Targets on 2 cores: one customer p50 < 5 ms, p99 < 30 ms; 1,000 customers < 300 ms; and faster
+than `mlflow models serve`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+
+import httpx
+import numpy as np
+import polars as pl
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+KEY = "bench-key"
+AS_OF = date(2026, 7, 1)
+DEADLINE_S = 120
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def server(command: list[str], env: dict[str, str], ready_url: str):
+    # A file, not a pipe: a server logging into a full pipe blocks.
+    log = tempfile.TemporaryFile()
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)
+    try:
+        started = time.monotonic()
+        while True:
+            if process.poll() is not None:
+                log.seek(0)
+                raise SystemExit(f"{command[0]} exited: {log.read().decode()[-2000:]}")
+            try:
+                if httpx.get(ready_url, timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() - started > DEADLINE_S:
+                raise SystemExit(f"{command} not ready after {DEADLINE_S} s")
+            time.sleep(0.5)
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+def retain_body(history: pl.DataFrame, ids: list[str]) -> dict:
+    rows = history.filter(pl.col("customer_id").is_in(ids)).with_columns(
+        pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%S")
+    )
+    customers = []
+    for (cid,), group in rows.group_by("customer_id", maintain_order=True):
+        customers.append({"customer_id": cid, "transactions": group.select(
+            "ts", "amount", "order_id", "product_id", "quantity", "channel").to_dicts()})
+    return {"as_of": AS_OF.isoformat(), "customers": customers}
+
+
+def mlflow_body(history: pl.DataFrame, ids: list[str]) -> dict:
+    rows = history.filter(pl.col("customer_id").is_in(ids)).with_columns(
+        pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%S")
+    )
+    return {"dataframe_split": {"columns": rows.columns, "data": rows.rows()},
+            "params": {"as_of": AS_OF.isoformat()}}
+
+
+async def paced(url: str, bodies: list[dict], rate: float, headers: dict) -> tuple[list[float], float, int]:
+    """Send at a fixed rate regardless of answers: latency per answered request in ms, the wall
+    time, and how many requests failed (refused, reset or timed out)."""
+    latencies: list[float] = []
+    failures = 0
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(limits=limits, timeout=30, headers=headers) as client:
+        async def one(body: dict) -> None:
+            nonlocal failures
+            start = time.perf_counter()
+            try:
+                response = await client.post(url, json=body)
+                response.raise_for_status()
+            except httpx.HTTPError:
+                failures += 1
+                return
+            latencies.append((time.perf_counter() - start) * 1000)
+
+        started = time.perf_counter()
+        tasks = []
+        for i, body in enumerate(bodies):
+            delay = started + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(body)))
+        await asyncio.gather(*tasks)
+        return latencies, time.perf_counter() - started, failures
+
+
+def sequential(url: str, bodies: list[dict], headers: dict) -> list[float]:
+    latencies = []
+    with httpx.Client(timeout=60, headers=headers) as client:
+        for body in bodies:
+            start = time.perf_counter()
+            client.post(url, json=body).raise_for_status()
+            latencies.append((time.perf_counter() - start) * 1000)
+    return latencies
+
+
+def row(name: str, latencies: list[float], wall: float | None = None, failures: int = 0) -> str:
+    if not latencies:
+        return f"{name:<48} {0:>6} {'-':>9} {'-':>9} {'-':>8} req/s  failed {failures}"
+    p50, p99 = np.percentile(latencies, [50, 99])
+    rate = f"{len(latencies) / wall:8.0f}" if wall else f"{1000 / np.mean(latencies):8.1f}"
+    failed = f"  failed {failures}" if failures else ""
+    return f"{name:<48} {len(latencies):>6} {p50:>9.2f} {p99:>9.2f} {rate} req/s{failed}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=20_000)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--rate", type=float, default=200)
+    parser.add_argument("--batches", type=int, default=20)
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    from features.simulate import simulate_shop
+    from training.backtest import TrainConfig
+    from training.train import train
+
+    with tempfile.TemporaryDirectory() as tmp:
+        uri = f"sqlite:///{tmp}/mlflow.db"
+        os.environ["MLFLOW_TRACKING_URI"] = uri
+        shop = simulate_shop(args.customers, seed=3)
+        history = shop.transactions.with_columns(pl.col("quantity").cast(pl.Float64))
+        os.chdir(tmp)
+        train(history, AS_OF, TrainConfig(), progress=lambda _: None)
+        env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "OMP_NUM_THREADS": "1",
+               "RETAIN_API_KEYS": f'{{"{KEY}": ["score"]}}', "RETAIN_STORE_URL": f"sqlite:///{tmp}/retain.db",
+               "PATH": f"{BIN}:{os.environ['PATH']}"}
+        ids = history["customer_id"].unique().sort().to_list()
+        rng = np.random.default_rng(0)
+        singles = [rng.choice(ids) for _ in range(args.requests)]
+        batches = [list(rng.choice(ids, 1000, replace=False)) for _ in range(args.batches)]
+        print(f"{'server / request':<48} {'n':>6} {'p50 ms':>9} {'p99 ms':>9} {'throughput':>12}")
+
+        retain_port, mlflow_port = free_port(), free_port()
+        with server([str(BIN / "retain"), "serve", "--host", "127.0.0.1", "--port", str(retain_port)],
+                    env, f"http://127.0.0.1:{retain_port}/readyz"):
+            url = f"http://127.0.0.1:{retain_port}/v1/score"
+            headers = {"X-API-Key": KEY}
+            bodies = [retain_body(history, [c]) for c in singles]
+            sequential(url, bodies[:50], headers)  # warm-up
+            print(row("retain, 1 customer, sequential", sequential(url, bodies[:300], headers)), flush=True)
+            latencies, wall, failed = asyncio.run(paced(url, bodies, args.rate, headers))
+            print(row(f"retain, 1 customer at {args.rate:.0f} req/s", latencies, wall, failed), flush=True)
+            big = [retain_body(history, b) for b in batches]
+            print(row("retain, 1,000 customers, sequential", sequential(url, big, headers)), flush=True)
+
+        with server([str(BIN / "mlflow"), "models", "serve", "-m", "models:/retain@champion",
+                     "--env-manager", "local", "--host", "127.0.0.1", "--port", str(mlflow_port)],
+                    env, f"http://127.0.0.1:{mlflow_port}/ping"):
+            url = f"http://127.0.0.1:{mlflow_port}/invocations"
+            bodies = [mlflow_body(history, [c]) for c in singles]
+            sequential(url, bodies[:50], {})
+            print(row("mlflow models serve, 1 customer, sequential", sequential(url, bodies[:300], {})), flush=True)
+            latencies, wall, failed = asyncio.run(paced(url, bodies, args.rate, {}))
+            print(row(f"mlflow models serve, 1 customer at {args.rate:.0f} req/s", latencies, wall, failed), flush=True)
+            big = [mlflow_body(history, b) for b in batches]
+            print(row("mlflow models serve, 1,000 customers, sequential", sequential(url, big, {})), flush=True)
+
+
+if __name__ == "__main__":
+    main()
