@@ -23,6 +23,9 @@ from retain.progress import console
 
 app = typer.Typer()
 
+ModelVersionOpt = Annotated[
+    str | None, typer.Option("--model-version", help="Registered version (default: champion).")
+]
 HorizonOpt = Annotated[
     int | None, typer.Option("--horizon-days", help="Prediction horizon in days. Default 90.")
 ]
@@ -113,9 +116,7 @@ def train(
 def evaluate(
     transactions: TransactionsOpt = None,
     as_of: AsOfOpt = None,
-    model_version: Annotated[
-        str | None, typer.Option("--model-version", help="Registered version (default: champion).")
-    ] = None,
+    model_version: ModelVersionOpt = None,
     column_map: MapOpt = None,
     on_bad_rows: OnBadRowsOpt = None,
     rejects: RejectsOpt = None,
@@ -144,9 +145,7 @@ def score(
     out: Annotated[Path, typer.Option("--out", help="Scores: .csv or .parquet.")],
     transactions: TransactionsOpt = None,
     as_of: AsOfOpt = None,
-    model_version: Annotated[
-        str | None, typer.Option("--model-version", help="Registered version (default: champion).")
-    ] = None,
+    model_version: ModelVersionOpt = None,
     store_url: Annotated[
         str | None,
         typer.Option("--store-url", help="Score store database URL. Env: RETAIN_STORE_URL; "
