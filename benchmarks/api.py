@@ -44,30 +44,31 @@ def free_port() -> int:
 @contextmanager
 def server(command: list[str], env: dict[str, str], ready_url: str):
     # A file, not a pipe: a server logging into a full pipe blocks.
-    log = tempfile.TemporaryFile()
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)
-    try:
-        started = time.monotonic()
-        while True:
-            if process.poll() is not None:
-                log.seek(0)
-                raise SystemExit(f"{command[0]} exited: {log.read().decode()[-2000:]}")
-            try:
-                if httpx.get(ready_url, timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() - started > DEADLINE_S:
-                raise SystemExit(f"{command} not ready after {DEADLINE_S} s")
-            time.sleep(0.5)
-        yield
-    finally:
-        process.terminate()
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)
         try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+            started = time.monotonic()
+            while not ready(ready_url):
+                if process.poll() is not None:
+                    log.seek(0)
+                    raise SystemExit(f"{command[0]} exited: {log.read().decode()[-2000:]}")
+                if time.monotonic() - started > DEADLINE_S:
+                    raise SystemExit(f"{command} not ready after {DEADLINE_S} s")
+                time.sleep(0.5)
+            yield
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def ready(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def retain_body(history: pl.DataFrame, ids: list[str]) -> dict:

@@ -22,11 +22,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
 import polars as pl
+
+from features.orders import midnight
 
 OnBadRows = Literal["fail", "skip"]
 
@@ -345,7 +347,7 @@ def load_transactions(
     cutoff = allow_until or as_of
     if cutoff is not None and cutoff != date.max:
         checks.append(
-            _Check("ts", f"dated on or after the as-of date {cutoff}", pl.col("__ts") >= _midnight(cutoff))
+            _Check("ts", f"dated on or after the as-of date {cutoff}", pl.col("__ts") >= midnight(cutoff))
         )
     repeated = _repeated_rows(raw, [c for c in raw.columns if c != _ROW])
     checks.append(_Check(_ALL_COLUMNS, "duplicated line (same as an earlier one)",
@@ -447,14 +449,3 @@ def _repeated_rows(raw: pl.DataFrame, columns: list[str]) -> pl.Series:
         return pl.Series(_ROW, [], dtype=raw.schema[_ROW])
     subset = raw.filter(candidates).select(_ROW, *columns)
     return subset.filter(~pl.struct(columns).is_first_distinct())[_ROW]
-
-
-def _midnight(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day)
-
-
-def default_as_of(transactions: pl.DataFrame) -> date:
-    """The day after the last transaction: every row is then strictly before it."""
-    last = transactions["ts"].max()
-    assert isinstance(last, datetime)
-    return last.date() + timedelta(days=1)

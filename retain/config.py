@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import date
-from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr
@@ -42,8 +41,3 @@ class Settings(BaseSettings):
 def settings(**flags: Any) -> Settings:
     """Settings from flags given on the command line (None = not given) over the environment."""
     return Settings(**{name: value for name, value in flags.items() if value is not None})
-
-
-@lru_cache
-def get_settings() -> Settings:
-    return Settings()
