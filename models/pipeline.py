@@ -90,8 +90,10 @@ class ScoringPipeline:
     """Fitted parts plus what scoring needs to reproduce training's inputs.
 
     ``eligible`` is False when the shop had too little history for the LightGBM models; then
-    every score comes from the probabilistic model (``score_source = "btyd"``). One-order
-    customers also get the probabilistic scores (cold start).
+    every score comes from the probabilistic model (``score_source = "btyd"``). Customers with at
+    most ``cold_start_max_orders`` orders get the probabilistic scores too (default 0: none, as
+    the LightGBM models, trained on one-order histories as well, rank them better); one-order
+    customers scored by LightGBM are flagged ``score_source = "gbm_one_order"``.
     """
 
     horizon_days: int
@@ -142,7 +144,9 @@ class ScoringPipeline:
             p10 = np.where(warm, timing["p10"].to_numpy(), p10)
             p50 = np.where(warm, timing["p50"].to_numpy(), p50)
             p90 = np.where(warm, timing["p90"].to_numpy(), p90)
-            source = np.where(warm, "gbm", source)
+            # One order is little to go on: say so per customer, so a CRM can treat it apart.
+            one_order = (frame["orders"] <= 1).to_numpy()
+            source = np.where(warm, np.where(one_order, "gbm_one_order", "gbm"), source)
         btyd_revenue = frame["btyd_expected_revenue"].to_numpy()
         # CLV: the probabilistic model's 12-month shape, scaled to the better horizon revenue.
         scale = np.clip((revenue + 1e-9) / (btyd_revenue + 1e-9), *CLV_SCALE_BOUNDS)

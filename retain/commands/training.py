@@ -188,6 +188,13 @@ def score(
     except (ValueError, OSError) as exc:
         raise fail(f"score store: {exc}") from None
     console.print(f"{scores.height:,} customers scored; store run {run_id}")
+    sources = dict(scores["score_source"].value_counts().iter_rows())
+    if sources.get("gbm_one_order"):
+        console.print(f"[yellow]note:[/] {sources['gbm_one_order']:,} customers have a single order: "
+                      "their scores rest on little history (score_source = gbm_one_order)")
+    if sources.get("btyd"):
+        console.print(f"[yellow]note:[/] {sources['btyd']:,} customers are scored by the "
+                      "probabilistic fallback (score_source = btyd)")
 
 
 @app.command()

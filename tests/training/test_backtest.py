@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import polars as pl
 import pytest
 
 from tests.conftest import make_transactions
@@ -63,6 +64,8 @@ def test_scores_have_one_row_per_customer_with_every_column(judged, shop):
     assert frame["churn_probability"].is_between(0, 1).all()
     assert (frame["due_product_date"].drop_nulls() >= shop.as_of).all()
     assert pipeline.eligible and not pipeline.notes
+    one_order = frame.filter(pl.col("score_source") == "gbm_one_order")
+    assert one_order.height > 0 and set(frame["score_source"]) == {"gbm", "gbm_one_order"}
 
 
 def test_best_baseline_picks_the_strongest(judged):
