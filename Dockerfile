@@ -17,7 +17,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 \
     && useradd --create-home --uid 10001 retain \
     && mkdir -p /home/retain/mlartifacts && chown retain:retain /home/retain/mlartifacts
 COPY --from=build /opt/venv /opt/venv
-ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
+ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 POLARS_MAX_THREADS=1
 USER retain
 WORKDIR /home/retain
 EXPOSE 8000

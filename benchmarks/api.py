@@ -157,7 +157,9 @@ def main() -> None:
         history = shop.transactions.with_columns(pl.col("quantity").cast(pl.Float64))
         os.chdir(tmp)
         train(history, AS_OF, TrainConfig(), progress=lambda _: None)
+        # One polars and one OpenMP thread for both servers: best for small requests.
         env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "OMP_NUM_THREADS": "1",
+               "POLARS_MAX_THREADS": "1",
                "RETAIN_API_KEYS": f'{{"{KEY}": ["score"]}}', "RETAIN_STORE_URL": f"sqlite:///{tmp}/retain.db",
                "PATH": f"{BIN}:{os.environ['PATH']}"}
         ids = history["customer_id"].unique().sort().to_list()
