@@ -82,9 +82,12 @@ MAX_FIT_CUSTOMERS = {"bgnbd": 200_000, "pareto": 50_000}
 
 
 def fit_btyd(transactions: Frame, as_of: date, config: TrainConfig, model: str = "bgnbd") -> BTYDModel:
+    return btyd_model(config, model).fit(rfm_summary(transactions, as_of))
+
+
+def btyd_model(config: TrainConfig, model: str = "bgnbd") -> BTYDModel:
     return BTYDModel(model=model, annual_discount_rate=config.annual_discount_rate,  # type: ignore[arg-type]
-                     max_fit_customers=MAX_FIT_CUSTOMERS[model],
-                     random_state=config.random_state).fit(rfm_summary(transactions, as_of))
+                     max_fit_customers=MAX_FIT_CUSTOMERS[model], random_state=config.random_state)
 
 
 def origin_frame(transactions: Frame, origin: date, channels: Sequence[str], config: TrainConfig) -> pl.DataFrame:
@@ -93,7 +96,8 @@ def origin_frame(transactions: Frame, origin: date, channels: Sequence[str], con
         customer_features_lazy(transactions, origin, channels),
         labels_lazy(transactions, origin, config.horizon_days),
     ])
-    btyd = fit_btyd(transactions, origin, config)
+    # The features already hold the RFM summary (identical to rfm_summary, tested): no rebuild.
+    btyd = btyd_model(config).fit(features)
     return with_btyd(features, btyd, config.horizon_days, origin).join(
         outcome, on="customer_id", how="left"
     ).with_columns(pl.lit(origin).alias("as_of"))
