@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import io
 import logging
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -229,6 +230,24 @@ def _now() -> datetime:
 # The store
 
 
+def _switch_to_wal(cursor: Any) -> None:
+    """Put a SQLite file in WAL mode (once per file; it persists).
+
+    Changing the journal mode can fail with "database is locked" at once, without waiting on
+    the busy timeout, while another connection opens the same new file: retry for a while.
+    """
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 class ScoreStore:
     """Score runs in SQLite or PostgreSQL. ``ScoreStore(url).open()``, or ``with``."""
 
@@ -325,7 +344,7 @@ class ScoreStore:
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA busy_timeout = 60000")
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _switch_to_wal(cursor)
             cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.close()
 
