@@ -13,7 +13,7 @@ if sys.argv[1:2] == ["serve"]:
 
 import typer
 
-from retain.commands import data, serving, training
+from retain.commands import data, decisions, serving, training
 
 app = typer.Typer(
     name="retain",
@@ -23,4 +23,5 @@ app = typer.Typer(
 )
 app.add_typer(data.app)
 app.add_typer(training.app)
+app.add_typer(decisions.app)
 app.add_typer(serving.app)

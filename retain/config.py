@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     horizon_days: int = Field(90, ge=1, le=3650, description="Prediction horizon in days")
     on_bad_rows: Literal["fail", "skip"] = "fail"
     column_map: dict[str, str] = Field(default_factory=dict, description="contract -> your column")
+    # Decisions.
+    rules: str | None = Field(None, description="Decision rules YAML (default: built-in rules)")
+    lang: Literal["en", "ru"] = Field("en", description="Language of the decision reasons")
     # Serving (``retain serve``).
     # A secret as a whole: pydantic would otherwise quote a key in a validation error.
     api_keys: SecretStr | None = Field(

@@ -17,7 +17,8 @@ Tables:
 - ``score_runs``: every run (``run_id, as_of, model_version, started_at, finished_at, status,
   rows``); ``status`` is ``running``, ``complete`` or ``failed``.
 - ``scores``: keyed by ``(run_id, customer_id)``, indexed on ``customer_id``; the columns of
-  :data:`models.pipeline.SCORE_COLUMNS` plus ``model_version``.
+  :data:`models.pipeline.SCORE_COLUMNS` plus ``model_version`` (migration 1) and the decision
+  columns of :data:`decisions.decide.DECISION_SCHEMA` (migration 2).
 
 **Atomic runs.** The run's row is committed first with status ``running``; then ONE transaction
 inserts every score row (COPY on PostgreSQL, large ``executemany`` chunks on SQLite in WAL mode)
@@ -31,9 +32,7 @@ killed midway leaves its run ``running`` with no rows (its transaction never com
 an advisory lock on PostgreSQL), so two processes opening at once apply each step once. Adding
 score columns is one entry::
 
-    Migration(2, "decision fields", add_score_columns=(
-        ("lifecycle_stage", pl.String), ("send_at", pl.Datetime("us", "UTC")),
-        ("control_group", pl.Boolean), ...)),
+    Migration(3, "offer value", add_score_columns=(("offer_value", pl.Float64),)),
 
 Supported column dtypes: String, Float64, Int32, Int64, Date, Datetime("us", "UTC"), Boolean.
 
@@ -55,6 +54,8 @@ from typing import Any, Self
 import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+
+from decisions.decide import DECISION_SCHEMA
 
 log = logging.getLogger(__name__)
 
@@ -188,9 +189,11 @@ def _add_score_columns(conn: Connection, migration: Migration) -> None:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "score runs and scores", add_score_columns=BASE_SCORE_COLUMNS,
               apply=_create_tables),
-    # Next: Migration(2, "decision fields", add_score_columns=(("lifecycle_stage", pl.String),
-    #       ..., ("send_at", pl.Datetime("us", "UTC")), ("control_group", pl.Boolean))),
+    Migration(2, "decision fields", add_score_columns=tuple(DECISION_SCHEMA.items())),
 )
+# Columns an export or the segment matrix may filter on (equality).
+FILTER_COLUMNS = ("segment", "goal", "channel", "lifecycle_stage", "value_tier",
+                  "behaviour_type")
 
 
 def _check_migrations(migrations: Sequence[Migration]) -> tuple[ColumnSpec, ...]:
@@ -570,10 +573,13 @@ class ScoreStore:
         return (sa.select(runs).where(runs.c.status == COMPLETE)
                 .order_by(runs.c.finished_at.desc(), runs.c.run_id.desc()))
 
-    def latest_run(self) -> dict | None:
+    def latest_run(self, as_of: date | None = None) -> dict | None:
         """The most recent complete run (``run_id, as_of, model_version, started_at,
-        finished_at, status, rows``), or None."""
-        rows = self._read(self._complete_runs().limit(1))
+        finished_at, status, rows``), or None; with ``as_of``, the most recent for that date."""
+        statement = self._complete_runs()
+        if as_of is not None:
+            statement = statement.where(self._runs.c.as_of == as_of)
+        rows = self._read(statement.limit(1))
         return rows[0] if rows else None
 
     def runs(self, limit: int = 20) -> list[dict]:
@@ -618,27 +624,70 @@ class ScoreStore:
             return self.empty_frame()
         return pl.concat(chunks, rechunk=True)
 
-    def iter_scores(self, run_id: str | None = None,
-                    chunk_size: int = 50_000) -> Iterator[pl.DataFrame]:
+    def iter_scores(self, run_id: str | None = None, chunk_size: int = 50_000,
+                    filters: dict[str, str | None] | None = None) -> Iterator[pl.DataFrame]:
         """A complete run (the latest by default) as polars frames of at most ``chunk_size``
         rows, ordered by customer_id, read with a streaming cursor (constant memory).
 
+        ``filters`` keeps rows whose columns (of :data:`FILTER_COLUMNS`) equal the values given
+        (None matches a null, e.g. ``{"channel": None}`` for customers with no channel).
         The run is looked up now (``RunNotFound`` is raised by this call, before any chunk, so an
         export can answer 404 before it starts streaming); rows are read as they are consumed.
         """
         if chunk_size < 1:
             raise ValueError("chunk_size must be at least 1")
+        filters = dict(filters or {})
+        unknown = sorted(set(filters) - set(FILTER_COLUMNS))
+        if unknown:
+            raise ValueError(f"cannot filter scores on {', '.join(unknown)}; use "
+                             f"{', '.join(FILTER_COLUMNS)}")
         engine = self._engine_or_raise()
         resolved = self._resolve_run(run_id)
         if resolved is None:
             return iter(())
-        return self._stream(engine, resolved, chunk_size)
+        return self._stream(engine, resolved, chunk_size, filters)
 
-    def _stream(self, engine: Engine, run_id: str, chunk_size: int) -> Iterator[pl.DataFrame]:
+    def segment_matrix(self, run_id: str | None = None) -> pl.DataFrame:
+        """The segment x goal x channel matrix of a complete run (the latest by default):
+        ``segment, goal, channel, customers, predicted_revenue, expected_incremental_revenue,
+        contact_cost``, largest cells first. Empty when there is no complete run."""
+        scores = self._scores
+        resolved = self._resolve_run(run_id)
+        statement = (
+            sa.select(
+                scores.c.segment, scores.c.goal, scores.c.channel,
+                sa.func.count().label("customers"),
+                sa.func.coalesce(sa.func.sum(scores.c.predicted_revenue), 0.0)
+                .label("predicted_revenue"),
+                sa.func.coalesce(sa.func.sum(scores.c.expected_incremental_revenue), 0.0)
+                .label("expected_incremental_revenue"),
+                sa.func.coalesce(sa.func.sum(scores.c.contact_cost), 0.0).label("contact_cost"),
+            )
+            .where(scores.c.run_id == resolved)
+            .group_by(scores.c.segment, scores.c.goal, scores.c.channel)
+        )
+        schema = {"segment": pl.String, "goal": pl.String, "channel": pl.String,
+                  "customers": pl.Int64, "predicted_revenue": pl.Float64,
+                  "expected_incremental_revenue": pl.Float64, "contact_cost": pl.Float64}
+        rows = self._read(statement) if resolved is not None else []
+        return pl.DataFrame(rows, schema=schema, orient="row").sort(
+            ["customers", "segment", "goal", "channel"], descending=[True, False, False, False],
+            nulls_last=True)
+
+    def _stream(self, engine: Engine, run_id: str, chunk_size: int,
+                filters: dict[str, str | None]) -> Iterator[pl.DataFrame]:
         quote = engine.dialect.identifier_preparer.quote
         placeholder = "?" if self.is_sqlite else "%s"
+        conditions = [f"run_id = {placeholder}"]
+        parameters: list[str] = [run_id]
+        for name, value in sorted(filters.items()):
+            if value is None:
+                conditions.append(f"{quote(name)} IS NULL")
+            else:
+                conditions.append(f"{quote(name)} = {placeholder}")
+                parameters.append(value)
         sql = (f"SELECT {', '.join(quote(n) for n in self._names)} FROM scores "
-               f"WHERE run_id = {placeholder} ORDER BY customer_id")
+               f"WHERE {' AND '.join(conditions)} ORDER BY customer_id")
         raw_schema = {name: self._raw_dtype(dtype) for name, dtype in self._columns}
         dbapi = engine.raw_connection()
         try:
@@ -648,7 +697,7 @@ class ScoreStore:
                 cursor = dbapi.cursor(name=f"retain_scores_{uuid.uuid4().hex}", binary=True)
                 cursor.itersize = chunk_size
             try:
-                cursor.execute(sql, (run_id,))
+                cursor.execute(sql, tuple(parameters))
                 while rows := cursor.fetchmany(chunk_size):
                     yield self._decode(pl.DataFrame(rows, schema=raw_schema, orient="row"))
             finally:

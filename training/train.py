@@ -24,6 +24,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from decisions.channels import measure_channels
+from decisions.rules import Rules, default_rules
+from decisions.segments import ShopReference
 from models.pipeline import ScoringPipeline
 from models.registry import MODEL_NAME, configure_mlflow
 from training import plots
@@ -86,8 +89,12 @@ class TrainResult:
 
 
 def train(transactions: pl.DataFrame, as_of: date, config: TrainConfig,
-          progress: Callable[[str], None] = log.info, register: bool = True) -> TrainResult:
-    """Backtest, fit on everything before ``as_of``, log and register (see module doc)."""
+          progress: Callable[[str], None] = log.info, register: bool = True,
+          contacts: pl.DataFrame | None = None, rules: Rules | None = None) -> TrainResult:
+    """Backtest, fit on everything before ``as_of``, log and register (see module doc).
+
+    ``contacts`` (the contacts log) lets the decisions measure each channel; ``rules`` say how
+    (default: the built-in rules)."""
     import mlflow
 
     configure_mlflow()
@@ -101,6 +108,7 @@ def train(transactions: pl.DataFrame, as_of: date, config: TrainConfig,
     pipeline = fit_pipeline(history, as_of, config, progress)
     for note in pipeline.notes:
         progress(f"WARNING: {note}")
+    fit_decision_inputs(pipeline, history, as_of, contacts, rules or default_rules(), progress)
 
     if "MLFLOW_RUN_ID" not in os.environ:  # under `mlflow run`, log into the run it made
         mlflow.set_experiment(EXPERIMENT)
@@ -115,6 +123,9 @@ def train(transactions: pl.DataFrame, as_of: date, config: TrainConfig,
         mlflow.log_dict({"notes": pipeline.notes, "eligibility": dataclasses.asdict(eligibility)},
                         "eligibility.json")
         _log_plots(frame, pipeline, Path(tmp))
+        if pipeline.channel_measurements is not None:
+            mlflow.log_table(pipeline.channel_measurements.periods.to_pandas(),
+                             "channels/periods.json")
         progress("logging the scoring pipeline to MLflow")
         model_info = _log_model(pipeline, history, as_of, Path(tmp))
         version, alias, reason = "", "", "not registered"
@@ -123,6 +134,19 @@ def train(transactions: pl.DataFrame, as_of: date, config: TrainConfig,
                                                config, as_of, fingerprint, history, progress)
         mlflow.set_tag("alias_decision", reason)
     return TrainResult(run.info.run_id, version, alias, reason, metrics, pipeline, fingerprint)
+
+
+def fit_decision_inputs(pipeline: ScoringPipeline, history: pl.DataFrame, as_of: date,
+                        contacts: pl.DataFrame | None, rules: Rules,
+                        progress: Callable[[str], None] = log.info) -> None:
+    """Fit what the decisions need beside the models: the shop-wide figures segments compare
+    with (from every customer's scores at ``as_of``), and the channels' measurements."""
+    progress("shop-wide figures for segments")
+    frame, products = pipeline.features(history, as_of)
+    pipeline.reference = ShopReference.fit(pipeline.score_features(frame, products, as_of), frame)
+    if contacts is not None:
+        progress("measuring each channel from the contacts log")
+        pipeline.channel_measurements = measure_channels(contacts, history, as_of, rules.channels)
 
 
 def _log_plots(frame: pl.DataFrame, pipeline: ScoringPipeline, tmp: Path) -> None:

@@ -9,7 +9,15 @@ from typing import Annotated
 import polars as pl
 import typer
 
-from features.contract import DataError, LoadReport, load_transactions, parse_column_map
+from decisions.rules import Rules, RulesError, load_rules
+from features.contract import (
+    DataError,
+    LoadReport,
+    load_contacts,
+    load_customers,
+    load_transactions,
+    parse_column_map,
+)
 from retain.config import Settings, settings
 from retain.progress import console, step
 
@@ -57,6 +65,29 @@ RejectsOpt = Annotated[
     Path | None,
     typer.Option("--rejects", help="Where --on-bad-rows=skip writes rejected rows (CSV). "
                  "Default: beside --out, <name>.rejected.csv."),
+]
+
+CustomersOpt = Annotated[
+    str | None,
+    typer.Option("--customers", help="Customers table with consent_<channel> flags (CSV, "
+                 "Parquet or database URL). Without it no channel has consent.",
+                 show_default=False),
+]
+ContactsOpt = Annotated[
+    str | None,
+    typer.Option("--contacts", help="Contacts log (CSV, Parquet or database URL): measures "
+                 "each channel and keeps the frequency cap.", show_default=False),
+]
+RulesOpt = Annotated[
+    str | None,
+    typer.Option("--rules", help="Decision rules YAML over the built-in defaults "
+                 "(`retain rules --out rules.yaml` writes them). Env: RETAIN_RULES.",
+                 show_default=False),
+]
+LangOpt = Annotated[
+    str | None,
+    typer.Option("--lang", help="Language of the reasons: en or ru. Env: RETAIN_LANG.",
+                 show_default=False),
 ]
 
 
@@ -137,3 +168,26 @@ def load(config: Settings, rejects: Path, allow_until: date | None = None,
             console.print(f"{later:,} rows on or after the as-of date {as_of} are not used "
                           "(this command uses data strictly before it)")
     return tx, as_of
+
+
+def rules_or_fail(path: str | None) -> Rules:
+    try:
+        return load_rules(path)
+    except RulesError as exc:
+        raise fail(str(exc)) from None
+
+
+def load_side_table(kind: str, source: str | None, config: Settings,
+                    rejects: Path) -> pl.DataFrame | None:
+    """The customers table or contacts log (``kind``), validated; None when not given."""
+    if source is None:
+        return None
+    loader = load_customers if kind == "customers" else load_contacts
+    try:
+        with step(f"Reading and validating the {kind}"):
+            loaded = loader(source, on_bad_rows=config.on_bad_rows,
+                            rejects_path=rejects.with_name(f"{rejects.stem}.{kind}.csv"))
+    except DataError as exc:
+        raise fail(str(exc)) from None
+    report_rejects(loaded.report)
+    return loaded.frame.drop("_row", strict=False)

@@ -10,13 +10,19 @@ from rich.table import Table
 
 from retain.commands.common import (
     AsOfOpt,
+    ContactsOpt,
+    CustomersOpt,
+    LangOpt,
     MapOpt,
     OnBadRowsOpt,
     QueryOpt,
     RejectsOpt,
+    RulesOpt,
     TransactionsOpt,
     fail,
     load,
+    load_side_table,
+    rules_or_fail,
     transaction_settings,
 )
 from retain.progress import console
@@ -72,6 +78,8 @@ def train(
     annual_discount_rate: Annotated[float, typer.Option(help="CLV discount rate per year.")] = 0.10,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
     register: Annotated[bool, typer.Option(help="Register in the MLflow model registry.")] = True,
+    contacts: ContactsOpt = None,
+    rules: RulesOpt = None,
     column_map: MapOpt = None,
     on_bad_rows: OnBadRowsOpt = None,
     rejects: RejectsOpt = None,
@@ -83,12 +91,15 @@ def train(
     when it beats the current champion on the same backtest, else `challenger`.
     """
     from models.registry import tracking_uri
+    from retain.config import settings
     from training.backtest import TrainConfig
     from training.train import beats_baselines
     from training.train import train as run_training
 
     config = transaction_settings(transactions, as_of, horizon_days, on_bad_rows, column_map, query)
+    decision_rules = rules_or_fail(settings(rules=rules).rules)
     tx, cutoff = load(config, rejects or Path("rejected.csv"), later_rows="unused")
+    contacts_log = load_side_table("contacts", contacts, config, rejects or Path("rejected.csv"))
     train_config = TrainConfig(
         horizon_days=config.horizon_days, n_origins=n_origins, origin_step_days=origin_step_days,
         max_train_rows=max_train_rows, n_estimators=n_estimators, learning_rate=learning_rate,
@@ -102,7 +113,8 @@ def train(
                 status.update(f"Training: {message}...")
                 console.print(f"[dim]-[/] {message}")
 
-            result = run_training(tx, cutoff, train_config, progress=progress, register=register)
+            result = run_training(tx, cutoff, train_config, progress=progress, register=register,
+                                  contacts=contacts_log, rules=decision_rules)
     except ValueError as exc:
         raise fail(str(exc)) from None
     console.print(metrics_table(result.metrics, f"Backtest: horizon after {cutoff} minus {config.horizon_days} days"))
@@ -151,18 +163,25 @@ def score(
         typer.Option("--store-url", help="Score store database URL. Env: RETAIN_STORE_URL; "
                      "default sqlite:///retain.db in the working directory."),
     ] = None,
+    customers: CustomersOpt = None,
+    contacts: ContactsOpt = None,
+    rules: RulesOpt = None,
+    lang: LangOpt = None,
     column_map: MapOpt = None,
     on_bad_rows: OnBadRowsOpt = None,
     rejects: RejectsOpt = None,
     query: QueryOpt = None,
 ) -> None:
-    """Score every customer with the champion (or --model-version) at --as-of.
+    """Score every customer with the champion (or --model-version) at --as-of, and decide
+    what to do for each: segment, goal, channel (with consent from --customers), send_at,
+    offer and reason.
 
     Writes --out (CSV or Parquet by extension) and always the score store, where the new run
     becomes visible all at once; a run that fails leaves the previous scores untouched.
     """
     import polars as pl
 
+    from decisions.decide import score_and_decide
     from retain.commands.common import write_frame
     from retain.config import settings
     from retain.progress import step
@@ -170,16 +189,25 @@ def score(
 
     config = transaction_settings(transactions, as_of, None, on_bad_rows, column_map, query)
     try:
-        store = ScoreStore(settings(store_url=store_url).store_url)
+        options = settings(store_url=store_url, rules=rules, lang=lang)
+        store = ScoreStore(options.store_url)
     except ValueError as exc:
-        raise fail(f"score store: {exc}") from None
+        raise fail(str(exc)) from None
+    decision_rules = rules_or_fail(options.rules)
     with step("Loading the model from the registry"):
         registered = registered_model(model_version)
-    tx, cutoff = load(config, rejects or out.with_name(out.stem + ".rejected.csv"))
-    with step(f"Scoring at {cutoff} with model version {registered.version}"):
-        scores = registered.pipeline.score(tx, cutoff).with_columns(
-            pl.lit(registered.version).alias("model_version")
-        )
+    rejected = rejects or out.with_name(out.stem + ".rejected.csv")
+    tx, cutoff = load(config, rejected)
+    consents = load_side_table("customers", customers, config, rejected)
+    contacts_log = load_side_table("contacts", contacts, config, rejected)
+    if consents is None:
+        console.print("[yellow]note:[/] no --customers table: no consent is known, so no "
+                      "customer gets a channel")
+    with step(f"Scoring and deciding at {cutoff} with model version {registered.version}"):
+        scores = score_and_decide(
+            registered.pipeline, tx, cutoff, rules=decision_rules, consents=consents,
+            contacts=contacts_log, lang=options.lang,
+        ).with_columns(pl.lit(registered.version).alias("model_version"))
     with step(f"Writing {out}"):
         write_frame(scores, out)
     try:
@@ -188,6 +216,8 @@ def score(
     except (ValueError, OSError) as exc:
         raise fail(f"score store: {exc}") from None
     console.print(f"{scores.height:,} customers scored; store run {run_id}")
+    goals = scores.group_by("goal").len().sort("len", descending=True)
+    console.print("goals: " + ", ".join(f"{goal} {n:,}" for goal, n in goals.iter_rows()))
     sources = dict(scores["score_source"].value_counts().iter_rows())
     if sources.get("gbm_one_order"):
         console.print(f"[yellow]note:[/] {sources['gbm_one_order']:,} customers have a single order: "

@@ -53,9 +53,13 @@ def make_scores(n: int, seed: int = 0, start: int = 0, as_of: date = AS_OF) -> p
 
 
 def stored(frame: pl.DataFrame, model_version: str) -> pl.DataFrame:
-    """What the store gives back for ``frame``: model_version added, ordered by customer."""
+    """What the store gives back for ``frame``: model_version added, the columns it lacks as
+    nulls, ordered by customer."""
+    schema = ScoreStore().empty_frame().schema
     return (frame.with_columns(pl.lit(model_version).alias("model_version"))
-            .select(ScoreStore().columns).sort("customer_id"))
+            .with_columns(pl.lit(None, dtype).alias(name) for name, dtype in schema.items()
+                          if name not in frame.columns and name != "model_version")
+            .select(list(schema)).sort("customer_id"))
 
 
 def rows_of_run(url: str, run_id: str) -> int:
@@ -144,8 +148,8 @@ def test_empty_store_and_unknown_customer(store):
 
 def test_bad_frames_raise_clear_errors_and_write_nothing(store):
     frame = make_scores(5)
-    with pytest.raises(ValueError, match=r"\['segment', 'lifecycle_stage'\].*not in the score"):
-        store.write_run(frame.with_columns(segment=pl.lit("x"), lifecycle_stage=pl.lit("y")),
+    with pytest.raises(ValueError, match=r"\['mood', 'colour'\].*not in the score"):
+        store.write_run(frame.with_columns(mood=pl.lit("x"), colour=pl.lit("y")),
                         model_version="1", as_of=AS_OF)
     with pytest.raises(ValueError, match="not unique"):
         store.write_run(pl.concat([frame, frame.head(1)]), model_version="1", as_of=AS_OF)
@@ -340,10 +344,17 @@ def test_prune_keeps_the_newest_complete_runs(store, store_db_url):
 # -- migrations -------------------------------------------------------------------------------
 
 
-class StoreV2(ScoreStore):
-    migrations = (*MIGRATIONS, Migration(2, "decision fields (test)", add_score_columns=(
-        ("segment", pl.String), ("send_at", pl.Datetime("us", "UTC")),
-        ("control_group", pl.Boolean), ("priority", pl.Int64))))
+NEWEST = len(MIGRATIONS)
+
+
+class StoreV1(ScoreStore):
+    migrations = MIGRATIONS[:1]
+
+
+class StoreNext(ScoreStore):
+    migrations = (*MIGRATIONS, Migration(NEWEST + 1, "next fields (test)", add_score_columns=(
+        ("campaign_note", pl.String), ("sent_at", pl.Datetime("us", "UTC")),
+        ("opted_out", pl.Boolean), ("priority", pl.Int64))))
 
 
 def schema_rows(url: str) -> list[tuple]:
@@ -364,7 +375,7 @@ def test_migrations_are_idempotent_and_concurrent_opens_are_safe(store_db_url):
         try:
             barrier.wait()
             with ScoreStore(store_db_url) as opened:
-                assert opened.schema_version == 1
+                assert opened.schema_version == NEWEST
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
@@ -375,39 +386,46 @@ def test_migrations_are_idempotent_and_concurrent_opens_are_safe(store_db_url):
         thread.join()
     assert errors == []
     with ScoreStore(store_db_url) as first:
-        assert first.schema_version == 1
+        assert first.schema_version == NEWEST
     with ScoreStore(store_db_url) as again:
-        assert again.schema_version == 1
-    assert schema_rows(store_db_url) == [(1, "score runs and scores")]
+        assert again.schema_version == NEWEST
+    assert schema_rows(store_db_url) == [(m.version, m.name) for m in MIGRATIONS]
 
 
 def test_a_new_migration_adds_columns_to_an_existing_store(store_db_url):
-    with ScoreStore(store_db_url) as v1:
+    with StoreV1(store_db_url) as v1:
+        assert v1.schema_version == 1
         v1.write_run(make_scores(5, seed=1), model_version="1", as_of=AS_OF)
-    with StoreV2(store_db_url) as v2:
-        assert v2.schema_version == 2
-        old = v2.scores()
-        assert old["segment"].null_count() == 5 and old["send_at"].dtype == pl.Datetime("us", "UTC")
+    with ScoreStore(store_db_url) as current:  # migration 2: the decision fields
+        assert current.schema_version == NEWEST
+        old = current.scores()
+        assert old.height == 5 and old["goal"].null_count() == 5
+        assert old["send_at"].dtype == pl.Date and old["control_group"].dtype == pl.Boolean
+    with StoreNext(store_db_url) as nxt:
+        assert nxt.schema_version == NEWEST + 1
+        old = nxt.scores()
+        assert old["campaign_note"].null_count() == 5
+        assert old["sent_at"].dtype == pl.Datetime("us", "UTC")
         frame = make_scores(3, seed=2).with_columns(
-            segment=pl.Series(["loyal", None, "at risk"]),
-            send_at=pl.Series([datetime(2026, 7, 2, 9, 30, 15, 123456, tzinfo=UTC), None,
+            campaign_note=pl.Series(["loyal", None, "at risk"]),
+            sent_at=pl.Series([datetime(2026, 7, 2, 9, 30, 15, 123456, tzinfo=UTC), None,
                                datetime(2026, 7, 3, 12, tzinfo=timezone(timedelta(hours=3)))]),
-            control_group=pl.Series([True, False, None]),
+            opted_out=pl.Series([True, False, None]),
             priority=pl.Series([1, None, 2 ** 40]),
         )
-        v2.write_run(frame, model_version="2", as_of=AS_OF)
-        back = v2.scores()
-        assert back["send_at"].to_list() == [datetime(2026, 7, 2, 9, 30, 15, 123456, tzinfo=UTC),
+        nxt.write_run(frame, model_version="2", as_of=AS_OF)
+        back = nxt.scores()
+        assert back["sent_at"].to_list() == [datetime(2026, 7, 2, 9, 30, 15, 123456, tzinfo=UTC),
                                              None, datetime(2026, 7, 3, 9, tzinfo=UTC)]
-        assert back["control_group"].to_list() == [True, False, None]
+        assert back["opted_out"].to_list() == [True, False, None]
         assert back["priority"].to_list() == [1, None, 2 ** 40]
-        row = v2.latest("C000002")
-        assert row["send_at"] == datetime(2026, 7, 3, 9, tzinfo=UTC)
-        assert row["segment"] == "at risk" and row["control_group"] is None
-    with StoreV2(store_db_url) as again:
-        assert again.schema_version == 2
-    assert [v for v, _ in schema_rows(store_db_url)] == [1, 2]
-    with pytest.raises(RuntimeError, match="schema version 2, newer"):
+        row = nxt.latest("C000002")
+        assert row["sent_at"] == datetime(2026, 7, 3, 9, tzinfo=UTC)
+        assert row["campaign_note"] == "at risk" and row["opted_out"] is None
+    with StoreNext(store_db_url) as again:
+        assert again.schema_version == NEWEST + 1
+    assert [v for v, _ in schema_rows(store_db_url)] == list(range(1, NEWEST + 2))
+    with pytest.raises(RuntimeError, match=f"schema version {NEWEST + 1}, newer"):
         ScoreStore(store_db_url).open()
 
 

@@ -1,0 +1,168 @@
+"""How well each contact channel works, measured from the contacts log and the orders after it.
+
+A message "gets a response" when the customer orders within ``response_days`` of it. Per channel
+and period (month or quarter), the uplift is the response rate of the messages sent minus the
+response rate of the global control group's rows in the same period (they were drawn at random,
+so one pooled control rate per period is the fairest and steadiest baseline), shrunk towards the
+rules' ``default_uplift`` as if ``prior_messages`` more had shown it. A channel whose
+latest uplift fell below ``maintenance_below`` of its typical uplift (the mean over the periods
+before, weighted by messages) is in **maintenance**: it keeps a small share of customers, never
+none, so it is still measured.
+
+Per customer and channel the same log says whether a channel works *for this customer*: one
+ignored ``min_contacts_to_judge`` times or more does not, and the next cheapest is used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import polars as pl
+
+from decisions.rules import Channels
+from features.orders import Frame, midnight, orders, window
+
+ACTIVE, MAINTENANCE, UNMEASURED = "active", "maintenance", "unmeasured"
+PLAN_SCHEMA = {"channel": pl.String, "cost": pl.Float64, "uplift": pl.Float64,
+               "typical_uplift": pl.Float64, "status": pl.String}
+# A customer's verdict on a channel only counts messages from this recent past.
+IGNORED_LOOKBACK_DAYS = 365
+
+
+@dataclass(frozen=True)
+class ChannelMeasurements:
+    """What the contacts log showed up to ``measured_at``: per channel and period
+    ``channel, period, messages, response_rate, cost, control_rate, control_messages,
+    raw_uplift, uplift`` (``periods``; ``uplift`` is ``raw_uplift`` shrunk towards the
+    default), and
+    per customer the channels that did not work for them (``ignored``: ``customer_id,
+    channel``). Fitted at training and kept with the model; :func:`channel_plan` turns them
+    into a plan under the current rules."""
+
+    periods: pl.DataFrame
+    ignored: pl.DataFrame
+    measured_at: date | None = None
+
+
+def responses(contacts: Frame, transactions: Frame, as_of: date, response_days: int,
+              reachable_days: int) -> pl.LazyFrame:
+    """Messages whose response window closed before ``as_of`` to customers who had ordered
+    within ``reachable_days`` before them, with ``responded`` (bool).
+
+    Messages to long-gone customers can answer nothing about a channel; leaving them out (on
+    both sides of the comparison alike) keeps the uplift from drowning in them.
+    """
+    window_end = midnight(as_of) - timedelta(days=response_days)
+    purchases = (
+        orders(window(transactions, None, as_of)).filter("is_purchase")
+        .select("customer_id", pl.col("ts").alias("order_ts")).sort("order_ts")
+    )
+    judged = contacts.lazy().filter(pl.col("ts") < window_end).sort("ts")
+    # Both sides are sorted by time above; polars cannot check it within each customer.
+    return (
+        judged.join_asof(purchases.select("customer_id", pl.col("order_ts").alias("last_ts")),
+                         left_on="ts", right_on="last_ts", by="customer_id",
+                         strategy="backward", check_sortedness=False)
+        .filter(pl.col("ts") - pl.col("last_ts") <= pl.duration(days=reachable_days))
+        .join_asof(purchases, left_on="ts", right_on="order_ts", by="customer_id",
+                   strategy="forward", check_sortedness=False, allow_exact_matches=False)
+        .with_columns(
+            (pl.col("order_ts") - pl.col("ts") < pl.duration(days=response_days))
+            .fill_null(False).alias("responded")
+        )
+    )
+
+
+def measure_channels(contacts: Frame, transactions: Frame, as_of: date, rules: Channels,
+                     reachable_days: int = 180) -> ChannelMeasurements:
+    """Measure every channel in the log (and the rules' cost table) up to ``as_of``; messages
+    count when the customer had ordered within ``reachable_days`` before them."""
+    judged = responses(contacts, transactions, as_of, rules.response_days,
+                       reachable_days).with_columns(
+        pl.col("ts").dt.truncate("1q" if rules.period == "quarter" else "1mo").dt.date()
+        .alias("period")
+    )
+    control_rate = (
+        judged.filter("control").group_by("period")
+        .agg(pl.col("responded").mean().alias("control_rate"),
+             pl.len().alias("control_messages"))
+    )
+    sent = judged.filter(~pl.col("control"))
+    periods = (
+        sent.group_by("channel", "period")
+        .agg(pl.len().alias("messages"), pl.col("responded").mean().alias("response_rate"),
+             pl.col("cost").mean().alias("cost"))
+        .join(control_rate, on="period", how="left")
+        .with_columns((pl.col("response_rate") - pl.col("control_rate")).alias("raw_uplift"))
+        .with_columns(_shrunk(rules).alias("uplift"))
+        .sort("channel", "period")
+    )
+    ignored = (
+        sent.filter(pl.col("ts") >= midnight(as_of) - timedelta(days=IGNORED_LOOKBACK_DAYS))
+        .group_by("customer_id", "channel")
+        .agg(pl.len().alias("messages"), pl.col("responded").any().alias("any_response"))
+        .filter((pl.col("messages") >= rules.min_contacts_to_judge) & ~pl.col("any_response"))
+        .select("customer_id", "channel").sort("customer_id", "channel")
+    )
+    periods, ignored = pl.collect_all([periods, ignored])
+    return ChannelMeasurements(periods, ignored, as_of)
+
+
+def _shrunk(rules: Channels) -> pl.Expr:
+    """The period's uplift pulled towards the default by ``prior_messages``: a difference of
+    two response rates from a few hundred messages is mostly noise, and one noisy quarter
+    must not send a channel to maintenance."""
+    # The difference is as uncertain as its smaller side: both counts matter.
+    weight = 1 / (1 / pl.col("messages") + 1 / pl.col("control_messages"))
+    return ((pl.col("raw_uplift") * weight + rules.default_uplift * rules.prior_messages)
+            / (weight + rules.prior_messages))
+
+
+def no_measurements() -> ChannelMeasurements:
+    """No contacts log: every channel unmeasured, no customer ignores any."""
+    return ChannelMeasurements(
+        pl.DataFrame(), pl.DataFrame(schema={"customer_id": pl.String, "channel": pl.String}))
+
+
+def channel_plan(measurements: ChannelMeasurements, rules: Channels) -> pl.DataFrame:
+    """``channel, cost, uplift, typical_uplift, status`` for every channel of the rules' cost
+    table and of the log, cheapest first. Unmeasured channels get the rules' default uplift;
+    a log that records no cost keeps the rules' price."""
+    periods = measurements.periods
+    defaults = pl.DataFrame(
+        {"channel": list(rules.cost), "default_cost": list(rules.cost.values())},
+        schema={"channel": pl.String, "default_cost": pl.Float64},
+    )
+    if periods.height == 0:
+        measured = pl.DataFrame(schema={"channel": pl.String, "measured_cost": pl.Float64,
+                                        "uplift": pl.Float64, "typical_uplift": pl.Float64})
+    else:
+        before = pl.col("period") < pl.col("period").max()
+        messages = pl.col("messages")
+        measured = (
+            periods.filter(pl.col("uplift").is_not_null())
+            .group_by("channel")
+            .agg(
+                (pl.col("cost") * messages).sum().truediv(messages.sum()).alias("measured_cost"),
+                pl.col("uplift").sort_by("period").last(),
+                (pl.col("uplift") * messages).filter(before).sum()
+                .truediv(messages.filter(before).sum()).alias("typical_uplift"),
+            )
+        )
+    tired = (pl.col("uplift") <= 0) | (
+        pl.col("uplift") < rules.maintenance_below * pl.col("typical_uplift"))
+    return (
+        defaults.join(measured, on="channel", how="full", coalesce=True)
+        .with_columns(
+            pl.when(pl.col("measured_cost") > 0).then("measured_cost")
+            .otherwise(pl.col("default_cost")).fill_null(0.0).alias("cost"),
+            pl.when(pl.col("uplift").is_null()).then(pl.lit(UNMEASURED))
+            .when(tired).then(pl.lit(MAINTENANCE)).otherwise(pl.lit(ACTIVE)).alias("status"),
+            pl.col("uplift").fill_null(rules.default_uplift),
+        )
+        .select(list(PLAN_SCHEMA))
+        .cast(PLAN_SCHEMA)
+        .sort("cost", pl.col("uplift"), "channel", descending=[False, True, False])
+    )
+

@@ -1,0 +1,164 @@
+"""Decision commands: ``retain segments``, ``retain export`` and ``retain rules``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from retain.commands.common import fail, parse_date
+from retain.progress import console, step
+
+app = typer.Typer()
+
+StoreUrlOpt = Annotated[
+    str | None,
+    typer.Option("--store-url", help="Score store database URL. Env: RETAIN_STORE_URL; "
+                 "default sqlite:///retain.db in the working directory."),
+]
+RunAsOfOpt = Annotated[
+    str | None,
+    typer.Option("--as-of", help="Use the latest stored run for this as-of date (YYYY-MM-DD). "
+                 "Default: the latest run.", show_default=False),
+]
+
+
+def _open_store(store_url: str | None):
+    from retain.config import settings
+    from serving.store import ScoreStore
+
+    try:
+        return ScoreStore(settings(store_url=store_url).store_url).open()
+    except (ValueError, ConnectionError, RuntimeError) as exc:
+        raise fail(f"score store: {exc}") from None
+
+
+def _run_for(store, as_of: str | None) -> dict:
+    day = parse_date(as_of, "--as-of")
+    run = store.latest_run(day)
+    if run is None:
+        when = f" for as-of {day}" if day else ""
+        hint = f" --as-of {day}" if day else ""
+        raise fail(f"no complete score run{when} in {store.url}: run `retain score{hint} ...` "
+                   "first")
+    return run
+
+
+def matrix_table(matrix, title: str, limit: int = 40) -> Table:
+    table = Table(title=title)
+    for column in ("segment", "goal", "channel", "customers", "predicted revenue",
+                   "incremental revenue", "cost"):
+        table.add_column(column, justify="right" if column[0] in "cpi" else "left",
+                         overflow="fold")
+    for row in matrix.head(limit).iter_rows(named=True):
+        table.add_row(row["segment"] or "-", row["goal"] or "-", row["channel"] or "-",
+                      f"{row['customers']:,}", f"{row['predicted_revenue']:,.0f}",
+                      f"{row['expected_incremental_revenue']:,.0f}", f"{row['contact_cost']:,.0f}")
+    if matrix.height > limit:
+        table.caption = f"the {limit} largest of {matrix.height:,} cells; all are in the file"
+    return table
+
+
+@app.command()
+def segments(
+    as_of: RunAsOfOpt = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Where to save the matrix (.csv or .parquet). Default: "
+        "segments-<as-of>.csv.")] = None,
+    store_url: StoreUrlOpt = None,
+) -> None:
+    """Print and save the segment x goal x channel matrix of a stored score run: customers,
+    predicted revenue, expected incremental revenue and cost per cell."""
+    from retain.commands.common import write_frame
+
+    with _open_store(store_url) as store:
+        run = _run_for(store, as_of)
+        matrix = store.segment_matrix(run["run_id"])
+    path = out or Path(f"segments-{run['as_of']}.csv")
+    write_frame(matrix, path)
+    console.print(matrix_table(matrix, f"Segments x goal x channel, as of {run['as_of']} "
+                                       f"(model version {run['model_version']})"))
+    console.print(f"{matrix['customers'].sum():,} customers in {matrix.height:,} cells; "
+                  f"saved to {path}")
+
+
+@app.command()
+def export(
+    out: Annotated[Path, typer.Option("--out", help="File to write.")],
+    segment: Annotated[str | None, typer.Option(
+        "--segment", help="Micro-segment, e.g. at_risk-vip-stock_up.")] = None,
+    goal: Annotated[str | None, typer.Option(
+        "--goal", help="onboard, cross_sell, replenish, reactivate, win_back, keep_vip, none "
+        "or control.")] = None,
+    channel: Annotated[str | None, typer.Option(
+        "--channel", help="A channel (email, sms, ...), or 'none' for customers without one.")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="csv or parquet.")] = "csv",
+    separator: Annotated[str, typer.Option(
+        "--sep", help="CSV separator: ',' or ';' (Excel in Russian locales expects ';').")] = ",",
+    bom: Annotated[bool, typer.Option(
+        "--bom/--no-bom", help="Start the CSV with a UTF-8 byte-order mark, so Excel shows "
+        "Cyrillic intact.")] = False,
+    excel: Annotated[bool, typer.Option(
+        "--excel", help="Shorthand for --bom --sep ';'.")] = False,
+    as_of: RunAsOfOpt = None,
+    store_url: StoreUrlOpt = None,
+) -> None:
+    """Export scored customers with their decisions from the score store, filtered by
+    segment, goal and/or channel, in a stable column order."""
+    from decisions.decide import GOALS
+    from serving.export import SEGMENT_NAMES, export_scores
+
+    if fmt not in ("csv", "parquet"):
+        raise fail(f"--format: expected csv or parquet, got {fmt!r}")
+    if excel:
+        separator, bom = ";", True
+    if separator not in (",", ";"):
+        raise fail(f"--sep: expected ',' or ';', got {separator!r}")
+    if segment is not None and segment not in SEGMENT_NAMES:
+        raise fail(f"--segment: unknown segment {segment!r}; names look like "
+                   "<lifecycle>-<value tier>-<behaviour>, e.g. at_risk-vip-stock_up "
+                   "(`retain segments` lists them)")
+    if goal is not None and goal not in GOALS:
+        raise fail(f"--goal: unknown goal {goal!r}; use one of {', '.join(GOALS)}")
+    filters: dict[str, str | None] = {}
+    if segment is not None:
+        filters["segment"] = segment
+    if goal is not None:
+        filters["goal"] = goal
+    if channel is not None:
+        filters["channel"] = None if channel == "none" else channel
+    with _open_store(store_url) as store:
+        run = _run_for(store, as_of)
+        with step(f"Exporting to {out}"):
+            rows = export_scores(store, out, fmt=fmt, run_id=run["run_id"], filters=filters,
+                                 separator=separator, bom=bom)  # type: ignore[arg-type]
+    console.print(f"{rows:,} customers (as of {run['as_of']}, model version "
+                  f"{run['model_version']}) written to {out}")
+
+
+@app.command()
+def rules(
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Write the built-in rules here to edit them.")] = None,
+    check: Annotated[Path | None, typer.Option(
+        "--check", help="Validate a rules file and say what it changes.")] = None,
+) -> None:
+    """Show, copy or check the decision rules (thresholds for segments, goals, channels,
+    offers and the control group)."""
+    from decisions.rules import default_rules_text
+    from retain.commands.common import rules_or_fail
+
+    if check is not None:
+        rules_or_fail(str(check))
+        console.print(f"{check}: valid")
+        return
+    if out is not None:
+        if out.exists():
+            raise fail(f"{out} exists: choose another --out or remove it first")
+        out.write_text(default_rules_text(), encoding="utf-8")
+        console.print(f"built-in rules written to {out}; pass it with --rules {out}")
+        return
+    typer.echo(default_rules_text())
