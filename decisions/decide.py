@@ -101,17 +101,20 @@ def score_and_decide(
     consents: pl.DataFrame | None = None,
     contacts: Frame | None = None,
     lang: Language = "en",
+    measure_channels_from_contacts: bool = True,
 ) -> pl.DataFrame:
     """The pipeline's scores with the decision columns, for every customer with a purchase
     before ``as_of``. The shop-wide figures and channel measurements fitted at training are
-    used; a contacts log given here also refreshes the channel measurements."""
+    used; a full contacts log given here also refreshes the channel measurements (pass
+    ``measure_channels_from_contacts=False`` for a few recent messages kept only for the
+    frequency cap)."""
     features, products = pipeline.features(transactions, as_of)
     scores = pipeline.score_features(features, products, as_of)
     reference = pipeline.reference
     if reference is None:  # a pipeline fitted outside `retain train`
         reference = ShopReference.fit(scores, features)
     channels = pipeline.channel_measurements
-    if contacts is not None:
+    if contacts is not None and measure_channels_from_contacts:
         channels = measure_channels(contacts, transactions, as_of, rules.channels)
     return decide(scores, features, as_of=as_of, rules=rules, reference=reference,
                   channels=channels, consents=consents, contacts=contacts, lang=lang)

@@ -13,6 +13,7 @@ from typing import Literal
 from fastapi import HTTPException, Request, status
 from starlette.concurrency import run_in_threadpool
 
+from decisions.rules import Rules
 from models.pipeline import ScoringPipeline
 from models.registry import MODEL_NAME, RegisteredPipeline, configure_mlflow, load_registered
 from retain.config import Settings
@@ -126,6 +127,7 @@ class Service:
     metrics: ServiceMetrics
     holder: ModelHolder
     store: ScoreStore
+    rules: Rules
 
 
 # async: a plain-def dependency would cost a threadpool hop on every request.

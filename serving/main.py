@@ -30,10 +30,12 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from decisions.rules import load_rules
 from retain.config import Settings
 from serving.deps import REQUEST_ID_KEY, ModelHolder, Service, request_id
 from serving.metrics import UNMATCHED_ROUTE, ServiceMetrics
 from serving.routes import ROUTERS
+from serving.routes.ui import router as ui_router
 from serving.security import KeyRing
 from serving.store import ScoreStore
 
@@ -44,7 +46,8 @@ _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 DESCRIPTION = """Churn, value and next-order predictions for retention marketing.
 
 Authenticate with an API key in the `X-API-Key` header (`RETAIN_API_KEYS`). Scopes: `score`
-(scoring, stored scores, model info), `export` (segment exports), `admin` (model reload),
+(scoring with decisions, stored scores, model info), `export` (the segment matrix and
+exports), `admin` (model reload),
 `metrics` (`/metrics`). `/healthz` and `/readyz` need no key.
 """
 
@@ -60,11 +63,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics=metrics,
         holder=ModelHolder(settings.model_alias, metrics),
         store=ScoreStore(settings.store_url),
+        rules=load_rules(settings.rules),
     )
     app = FastAPI(title="retain", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.service = state
     for router in ROUTERS:
         app.include_router(router)
+    app.include_router(ui_router)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_middleware(ServiceMiddleware, metrics=metrics,

@@ -39,8 +39,10 @@ EXAMPLE_REQUEST = {
                  "product_id": "P-12", "quantity": 1, "channel": "app"},
             ],
         },
-        {"customer_id": "C0002", "transactions": [{"ts": "2026-06-11", "amount": 12.5}]},
+        {"customer_id": "C0002", "transactions": [{"ts": "2026-06-11", "amount": 12.5}],
+         "consents": {"email": True, "sms": False}},
     ],
+    "lang": "en",
 }
 EXAMPLE_SCORE = {
     "customer_id": "C0001", "as_of": "2026-07-01", "horizon_days": 90, "model_version": "3",
@@ -48,6 +50,12 @@ EXAMPLE_SCORE = {
     "predicted_revenue": 61.2, "clv_12m": 188.4, "next_order_date": "2026-07-24",
     "next_order_p10": "2026-07-09", "next_order_p90": "2026-09-30", "overdue_days": 0.0,
     "due_product_id": "P-12", "due_product_date": "2026-08-23", "score_source": "gbm",
+    "lifecycle_stage": "active", "value_tier": "high", "behaviour_type": "stock_up",
+    "segment": "active-high-stock_up", "goal": "replenish", "channel": "push",
+    "send_at": "2026-08-21", "offer": "none",
+    "reason": "Orders every 14 days; last order 34 days ago; product P-12 runs out around "
+              "2026-08-23.",
+    "control_group": False, "expected_incremental_revenue": 0.9, "contact_cost": 0.05,
     "error": None,
 }
 EXAMPLE_UNSCORED = {
@@ -112,11 +120,23 @@ class TransactionIn(TypedDict):
     channel: NotRequired[Annotated[Text | None, Field(description="web, app, store, ...")]]
 
 
+ChannelName = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True,
+                                               min_length=1, max_length=32)]
+
+
 class CustomerIn(Strict):
     customer_id: CustomerId = Field(description="Surrounding spaces are stripped")
     transactions: list[TransactionIn] = Field(
         description="The customer's history; lines on or after as_of are refused (422)"
     )
+    consents: dict[ChannelName, bool] | None = Field(
+        None, max_length=32,
+        description="Consent per contact channel, e.g. {\"email\": true, \"sms\": false}. "
+        "Only channels with consent are chosen; missing means no consent to any.")
+    recent_messages: list[Timestamp] | None = Field(
+        None, max_length=1000,
+        description="When messages were sent to the customer lately: the frequency cap "
+        "moves send_at so that it holds.")
 
 
 class ScoreRequest(Strict):
@@ -127,6 +147,7 @@ class ScoreRequest(Strict):
     as_of: Day = Field(description="Scores use transactions strictly before this date")
     customers: list[CustomerIn] = Field(min_length=1, max_length=MAX_CUSTOMERS,
                                         description=f"1 to {MAX_CUSTOMERS} distinct customers")
+    lang: Literal["en", "ru"] = Field("en", description="Language of the reasons")
 
 
 class ScoreErrorPublic(BaseModel):
@@ -155,6 +176,22 @@ class ScoreFields(BaseModel):
     score_source: str | None = Field(
         description="gbm: the LightGBM models; btyd: the probabilistic model (cold start)"
     )
+    lifecycle_stage: str | None = Field(
+        None, description="new, active, at_risk, sleeping or lost")
+    value_tier: str | None = Field(None, description="vip, high, mid or low (by 12-month CLV)")
+    behaviour_type: str | None = Field(None, description="stock_up, hedonist or occasional")
+    segment: str | None = Field(None, description="<lifecycle>-<tier>-<behaviour>")
+    goal: str | None = Field(None, description=(
+        "onboard, cross_sell, replenish, reactivate, win_back, keep_vip, none, or control "
+        "(the global control group: never any action)"))
+    channel: str | None = Field(None, description="A consented channel; null: no action")
+    send_at: date | None = Field(None, description="When to send; null: no action")
+    offer: str | None = Field(None, description="none, or a discount that pays for itself")
+    reason: str | None = Field(None, description="One sentence a marketer can trust")
+    control_group: bool | None = Field(None, description="In the global control group")
+    expected_incremental_revenue: float | None = Field(
+        None, description="Revenue the action is expected to add")
+    contact_cost: float | None = Field(None, description="The message's and the offer's cost")
 
 
 class ScorePublic(ScoreFields):
@@ -232,6 +269,34 @@ class StoredScorePublic(ScoreFields):
     }]})
 
     run_id: str = Field(description="The batch scoring run the row comes from")
+
+
+class SegmentCellPublic(BaseModel):
+    segment: str | None
+    goal: str | None
+    channel: str | None = Field(description="null: customers with no action or no channel")
+    customers: int
+    predicted_revenue: float
+    expected_incremental_revenue: float
+    contact_cost: float
+
+
+class SegmentsPublic(BaseModel):
+    """The segment x goal x channel matrix of the latest complete batch run."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "run_id": "0c1f9a8e5d2b4f7a9e3c6b1d8f2a4e6c", "as_of": "2026-07-01",
+        "model_version": "3", "customers": 1250,
+        "cells": [{"segment": "at_risk-vip-stock_up", "goal": "replenish", "channel": "push",
+                   "customers": 1250, "predicted_revenue": 481200.0,
+                   "expected_incremental_revenue": 20400.0, "contact_cost": 62.5}],
+    }]})
+
+    run_id: str | None
+    as_of: date | None
+    model_version: str | None
+    customers: int
+    cells: list[SegmentCellPublic]
 
 
 class ErrorPublic(BaseModel):

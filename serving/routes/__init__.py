@@ -1,5 +1,5 @@
-"""The API's routes: scoring and stored scores, the model, health and metrics."""
+"""The API's routes: scoring and stored scores, segments and exports, the model, health and metrics."""
 
-from serving.routes import health, model, scores
+from serving.routes import health, model, scores, segments
 
-ROUTERS = (scores.router, model.router, health.router)
+ROUTERS = (scores.router, segments.router, model.router, health.router)

@@ -13,16 +13,16 @@ whole request:
   (``no_purchase_before_as_of``).
 
 The numbers are the batch's: one polars frame of every customer's transactions (contract
-dtypes) goes through ``ScoringPipeline.score``, exactly as ``retain score`` does.
+dtypes) goes through the pipeline and the decisions exactly as in ``retain score``. Each
+customer's ``consents`` play the customers table's ``consent_<channel>`` flags and
+``recent_messages`` the contacts log's recent rows (for the frequency cap).
 """
 
 from __future__ import annotations
 
-import bisect
-import itertools
 import logging
 import time
-from datetime import date
+from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
@@ -30,6 +30,7 @@ import polars as pl
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
 
+from decisions.decide import DECISION_COLUMNS, score_and_decide
 from features.orders import midnight
 from models.pipeline import SCORE_COLUMNS
 from models.pyfunc import TRANSACTION_SCHEMA
@@ -52,7 +53,7 @@ NO_PURCHASE = {
     "code": "no_purchase_before_as_of",
     "message": "no purchase (an order with a non-negative total) before as_of: nothing to score",
 }
-_NULL_SCORES = dict.fromkeys(SCORE_COLUMNS)
+_NULL_SCORES = dict.fromkeys((*SCORE_COLUMNS, *DECISION_COLUMNS))
 AUTH_ERRORS = {401: {"model": ErrorPublic}, 403: {"model": ErrorPublic}}
 
 
@@ -70,48 +71,74 @@ def transactions_frame(request: ScoreRequest) -> pl.DataFrame:
         if first != i:
             problems.append(_problem(("customers", i, "customer_id"), "duplicate_customer",
                                      f"customer_id given twice: also customers[{first}]"))
-    # Row of each customer's first transaction, to name offending rows below.
-    starts = [0, *itertools.accumulate(len(c.transactions) for c in request.customers)][:-1]
-    lines = [(c.customer_id, tx) for c in request.customers for tx in c.transactions]
-    columns = {
-        "customer_id": [customer_id for customer_id, _ in lines],
-        "order_id": [tx.get("order_id") for _, tx in lines],
-        "ts": [tx["ts"] for _, tx in lines],
-        "amount": [tx["amount"] for _, tx in lines],
-        "product_id": [tx.get("product_id") for _, tx in lines],
-        "quantity": [tx.get("quantity") for _, tx in lines],
-        "channel": [tx.get("channel") for _, tx in lines],
-    }
-    raw = pl.DataFrame(columns, schema=TRANSACTION_SCHEMA)
-    problems += _row_problems(raw, request.as_of, starts)
+    # Plain Python, not polars: a polars query per check cost more than all of this on the
+    # one-customer requests most clients send.
+    lines = [(c.customer_id, tx.get("order_id"), tx["ts"], tx["amount"], tx.get("product_id"),
+              tx.get("quantity"), tx.get("channel"))
+             for c in request.customers for tx in c.transactions]
+    cutoff = midnight(request.as_of)
+    if lines and (len(set(lines)) < len(lines) or max(line[2] for line in lines) >= cutoff):
+        problems += _line_problems(request, cutoff)
     if problems:
         raise RequestValidationError(problems)
-    # As the batch loader: a missing order id makes the line its own order, quantity defaults to 1.
-    return raw.with_columns(
-        pl.coalesce(pl.col("order_id").replace("", None),
-                    pl.lit("#row") + pl.int_range(pl.len()).cast(pl.String)).alias("order_id"),
-        pl.col("quantity").fill_null(1.0),
+    columns = list(zip(*lines, strict=True)) if lines else [()] * len(TRANSACTION_SCHEMA)
+    customer_ids, order_ids, ts, amounts, product_ids, quantities, channels = columns
+    return pl.DataFrame({
+        "customer_id": customer_ids,
+        # As the batch loader: a missing order id makes the line its own order, quantity
+        # defaults to 1.
+        "order_id": [order_id or f"#row{row}" for row, order_id in enumerate(order_ids)],
+        "ts": ts,
+        "amount": amounts,
+        "product_id": product_ids,
+        "quantity": [1.0 if quantity is None else quantity for quantity in quantities],
+        "channel": channels,
+    }, schema=TRANSACTION_SCHEMA)
+
+
+def _line_problems(request: ScoreRequest, cutoff: datetime) -> list[dict[str, Any]]:
+    """Lines on or after as_of, and lines repeating an earlier line of the same customer."""
+    problems = []
+    seen: set[tuple] = set()
+    for i, customer in enumerate(request.customers):
+        for j, tx in enumerate(customer.transactions):
+            where = ("customers", i, "transactions", j)
+            if tx["ts"] >= cutoff:
+                problems.append(_problem((*where, "ts"), "after_as_of",
+                                         f"dated on or after as_of {request.as_of}: scores use "
+                                         "transactions strictly before it"))
+            line = (customer.customer_id, tx.get("order_id"), tx["ts"], tx["amount"],
+                    tx.get("product_id"), tx.get("quantity"), tx.get("channel"))
+            if line in seen:
+                problems.append(_problem(where, "duplicate_transaction",
+                                         "the same line as an earlier transaction of this customer"))
+            seen.add(line)
+    return problems
+
+
+def consents_frame(request: ScoreRequest) -> pl.DataFrame | None:
+    """The customers' consents as a customers table (``customer_id, consent_<channel>``)."""
+    channels = sorted({name for c in request.customers for name in (c.consents or {})})
+    if not channels:
+        return None
+    return pl.DataFrame(
+        {"customer_id": [c.customer_id for c in request.customers],
+         **{f"consent_{name}": [(c.consents or {}).get(name, False) for c in request.customers]
+            for name in channels}},
+        schema={"customer_id": pl.String, **{f"consent_{n}": pl.Boolean for n in channels}},
     )
 
 
-def _row_problems(raw: pl.DataFrame, as_of: date, starts: list[int]) -> list[dict[str, Any]]:
-    """Lines on or after as_of, and lines repeating an earlier line of the same customer."""
-    flags = raw.select(
-        late=pl.col("ts") >= midnight(as_of),
-        repeated=~pl.struct(pl.all()).is_first_distinct(),
-    ).with_row_index("row").filter(pl.col("late") | pl.col("repeated"))
-    problems = []
-    for row, late, repeated in flags.iter_rows():
-        i = bisect.bisect_right(starts, row) - 1
-        where = ("customers", i, "transactions", row - starts[i])
-        if late:
-            problems.append(_problem((*where, "ts"), "after_as_of",
-                                     f"dated on or after as_of {as_of}: scores use "
-                                     "transactions strictly before it"))
-        if repeated:
-            problems.append(_problem(where, "duplicate_transaction",
-                                     "the same line as an earlier transaction of this customer"))
-    return problems
+def recent_messages_frame(request: ScoreRequest) -> pl.DataFrame | None:
+    """The customers' recent messages as contacts-log rows, for the frequency cap."""
+    sent = [(c.customer_id, ts) for c in request.customers for ts in (c.recent_messages or ())]
+    if not sent:
+        return None
+    return pl.DataFrame(
+        {"customer_id": [cid for cid, _ in sent], "ts": [ts for _, ts in sent],
+         "control": [False] * len(sent)},
+        schema={"customer_id": pl.String, "ts": pl.Datetime("us"), "control": pl.Boolean},
+    )
 
 
 def scores_payload(request: ScoreRequest, scored: pl.DataFrame, served: ServedModel) -> dict:
@@ -135,7 +162,7 @@ def scores_payload(request: ScoreRequest, scored: pl.DataFrame, served: ServedMo
 
 @router.post(
     "/v1/score", response_model=ScoresPublic, dependencies=[require("score")],
-    summary="Score customers from their transactions (scope: score)",
+    summary="Score customers from their transactions, with a decision each (scope: score)",
     description=__doc__,
     responses={**AUTH_ERRORS, 413: {"model": ErrorPublic, "description": "Body too large"},
                422: {"model": ValidationErrorPublic}, 503: {"model": ErrorPublic}},
@@ -147,7 +174,10 @@ def score(body: ScoreRequest, request: Request,
     served = svc.holder.require()
     frame = transactions_frame(body)
     started = time.perf_counter()
-    scored = served.pipeline.score(frame, body.as_of)
+    scored = score_and_decide(
+        served.pipeline, frame, body.as_of, rules=svc.rules, consents=consents_frame(body),
+        contacts=recent_messages_frame(body), lang=body.lang,
+        measure_channels_from_contacts=False)
     payload = scores_payload(body, scored, served)
     n_scored = scored.height
     n_unscored = len(body.customers) - n_scored

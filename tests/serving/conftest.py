@@ -65,7 +65,7 @@ def registry(tmp_path_factory, shop, shop_history) -> Registry:
         patch.chdir(root)
         trained = train(shop_history, shop.as_of,
                         TrainConfig(n_origins=2, n_estimators=40, learning_rate=0.2),
-                        progress=lambda _: None)
+                        progress=lambda _: None, contacts=shop.contacts)
     assert trained.alias == "champion"
     return Registry(uri, root, trained)
 
@@ -92,14 +92,22 @@ def customers_of(history: pl.DataFrame, n: int, offset: int = 0) -> pl.DataFrame
     return history.filter(pl.col("customer_id").is_in(ids.implode()))
 
 
-def score_body(transactions: pl.DataFrame, as_of: date) -> dict:
-    """A ``POST /v1/score`` body holding these transactions, customer by customer."""
+def score_body(transactions: pl.DataFrame, as_of: date,
+               consents: pl.DataFrame | None = None) -> dict:
+    """A ``POST /v1/score`` body holding these transactions, customer by customer, with each
+    customer's ``consent_<channel>`` flags from ``consents`` (a customers table) if given."""
     customers: dict[str, list[dict]] = {}
     for row in transactions.iter_rows(named=True):
         customers.setdefault(row["customer_id"], []).append({
             "ts": row["ts"].isoformat(), "amount": row["amount"], "order_id": row["order_id"],
             "product_id": row["product_id"], "quantity": row["quantity"], "channel": row["channel"],
         })
+    flags = {}
+    if consents is not None:
+        columns = [c for c in consents.columns if c.startswith("consent_")]
+        flags = {row["customer_id"]: {c.removeprefix("consent_"): row[c] for c in columns}
+                 for row in consents.iter_rows(named=True)}
     return {"as_of": as_of.isoformat(),
-            "customers": [{"customer_id": cid, "transactions": txs}
+            "customers": [{"customer_id": cid, "transactions": txs,
+                           **({"consents": flags[cid]} if cid in flags else {})}
                           for cid, txs in customers.items()]}

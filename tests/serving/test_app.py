@@ -17,6 +17,8 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from models.pipeline import SCORE_COLUMNS
+from decisions.decide import DECISION_COLUMNS, score_and_decide
+from decisions.rules import default_rules
 from models.registry import MODEL_NAME
 from retain.config import Settings
 from serving.main import create_app
@@ -25,6 +27,7 @@ from serving.security import AuthConfigError
 from serving.store import ScoreStore
 from tests.serving.conftest import (
     ADMIN_KEY,
+    EXPORT_KEY,
     KEYS,
     METRICS_KEY,
     SCORE_KEY,
@@ -33,8 +36,10 @@ from tests.serving.conftest import (
 )
 
 SCORE = {"X-API-Key": SCORE_KEY}
+EXPORT = {"X-API-Key": EXPORT_KEY}
 ADMIN = {"X-API-Key": ADMIN_KEY}
 FLOATS = ("p_alive", "churn_probability", "expected_orders", "predicted_revenue", "clv_12m",
+          "expected_incremental_revenue", "contact_cost",
           "overdue_days")
 
 
@@ -69,6 +74,8 @@ def test_probes_need_no_key_and_say_which_model_is_ready(client, registry):
     ("GET", "/v1/model", "score"),
     ("POST", "/v1/admin/reload", "admin"),
     ("GET", "/metrics", "metrics"),
+    ("GET", "/v1/segments", "export"),
+    ("GET", "/v1/segments/at_risk-vip-stock_up/export?format=csv", "export"),
 ])
 def test_every_other_route_needs_a_key_with_its_scope(client, method, path, scope):
     body = one_customer_body() if path == "/v1/score" else None
@@ -176,20 +183,25 @@ def test_a_failed_reload_keeps_serving_the_old_model(settings, tracking, registr
 
 def test_api_and_batch_agree(client, registry, shop, shop_history):
     some = customers_of(shop_history, 60)
-    response = client.post("/v1/score", json=score_body(some, shop.as_of), headers=SCORE)
+    consents = shop.customers.filter(pl.col("customer_id").is_in(some["customer_id"].implode()))
+    response = client.post("/v1/score", json=score_body(some, shop.as_of, consents),
+                           headers=SCORE)
     assert response.status_code == 200
     ScoresPublic.model_validate(response.json())
     api = pl.DataFrame(response.json()["scores"]).drop("error", "model_version")
-    batch = registry.trained.pipeline.score(some, shop.as_of)
+    # What `retain score --customers ...` computes for the same customers.
+    batch = score_and_decide(registry.trained.pipeline, some, shop.as_of, rules=default_rules(),
+                             consents=consents)
     assert api["customer_id"].to_list() == some["customer_id"].unique(maintain_order=True).to_list()
     api = api.sort("customer_id")
     batch = batch.sort("customer_id")
-    assert api.columns == list(SCORE_COLUMNS)
+    assert api.columns == [*SCORE_COLUMNS, *DECISION_COLUMNS]
+    assert api["channel"].drop_nulls().len() > 0  # consents reached the decisions
     for name in FLOATS:
         np.testing.assert_allclose(api[name].cast(pl.Float64).to_numpy(),
                                    batch[name].to_numpy(), atol=1e-9, rtol=0)
-    # Dates, ids, horizon and source: identical once both are text (JSON has no date type).
-    others = [pl.col(c).cast(pl.String) for c in SCORE_COLUMNS if c not in FLOATS]
+    # Dates, ids, text and flags: identical once both are text (JSON has no date type).
+    others = [pl.col(c).cast(pl.String) for c in api.columns if c not in FLOATS]
     assert api.select(others).equals(batch.select(others))
 
 
@@ -310,6 +322,80 @@ def test_stored_scores_of_one_customer_and_404_for_unknown(client, store_url, re
     assert missing.status_code == 404 and missing.json()["request_id"]
 
 
+# -- segments and exports ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def decided_run(store_url, registry, shop, shop_history) -> tuple[str, pl.DataFrame]:
+    """A stored batch run with decisions, as `retain score --customers ...` writes it."""
+    some = customers_of(shop_history, 300)
+    decided = score_and_decide(registry.trained.pipeline, some, shop.as_of,
+                               rules=default_rules(), consents=shop.customers, lang="ru")
+    with ScoreStore(store_url).open() as store:
+        run_id = store.write_run(decided, model_version=registry.trained.version,
+                                 as_of=shop.as_of)
+    return run_id, decided
+
+
+def test_stored_scores_carry_the_decision(client, decided_run):
+    _, decided = decided_run
+    customer = decided.row(7, named=True)
+    found = client.get(f"/v1/customers/{customer['customer_id']}", headers=SCORE).json()
+    for name in ("segment", "goal", "channel", "send_at", "offer", "reason", "control_group"):
+        expected = customer[name]
+        assert found[name] == (expected.isoformat() if name == "send_at" and expected else expected)
+
+
+def test_the_segment_matrix_adds_up_to_the_run(client, decided_run):
+    run_id, decided = decided_run
+    body = client.get("/v1/segments", headers=EXPORT).json()
+    assert body["run_id"] == run_id and body["customers"] == decided.height
+    cells = pl.DataFrame(body["cells"])
+    assert cells["customers"].sum() == decided.height
+    expected = decided.group_by("segment", "goal", "channel").agg(
+        pl.len().alias("customers"), pl.col("contact_cost").sum())
+    joined = cells.join(expected, on=["segment", "goal", "channel"], nulls_equal=True,
+                        suffix="_expected")
+    assert joined.height == cells.height == expected.height
+    assert (joined["customers"] == joined["customers_expected"]).all()
+    np.testing.assert_allclose(joined["contact_cost"], joined["contact_cost_expected"],
+                               atol=1e-6)
+
+
+def test_a_segment_export_streams_its_rows_as_csv(client, decided_run):
+    _, decided = decided_run
+    segment = decided["segment"].mode().sort()[0]
+    response = client.get(f"/v1/segments/{segment}/export?format=csv&sep=;&bom=true",
+                          headers=EXPORT)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    assert "attachment" in response.headers["content-disposition"]
+    assert response.content.startswith("\ufeff".encode())
+    rows = pl.read_csv(response.content[3:], separator=";", infer_schema=False)
+    expected = decided.filter(pl.col("segment") == segment).sort("customer_id")
+    assert rows["customer_id"].to_list() == expected["customer_id"].to_list()
+    assert rows.columns[:3] == ["customer_id", "as_of", "horizon_days"]
+    assert rows["reason"].to_list() == expected["reason"].to_list()  # Cyrillic intact
+    assert any("дн." in reason for reason in rows["reason"].to_list())
+    only_goal = client.get(f"/v1/segments/{segment}/export?goal=none", headers=EXPORT)
+    assert only_goal.status_code == 200
+    goal_rows = pl.read_csv(only_goal.content, infer_schema=False)
+    assert goal_rows.height == expected.filter(pl.col("goal") == "none").height
+    assert client.get("/v1/segments/nope/export", headers=EXPORT).status_code == 404
+    assert client.get(f"/v1/segments/{segment}/export?goal=bogus",
+                      headers=EXPORT).status_code == 422
+    assert client.get(f"/v1/segments/{segment}/export?format=xlsx",
+                      headers=EXPORT).status_code == 422
+
+
+def test_segments_without_a_run_say_so(client):
+    body = client.get("/v1/segments", headers=EXPORT).json()
+    assert body == {"run_id": None, "as_of": None, "model_version": None, "customers": 0,
+                    "cells": []}
+    missing = client.get("/v1/segments/active-vip-stock_up/export", headers=EXPORT)
+    assert missing.status_code == 404 and "retain score" in missing.json()["detail"]
+
+
 # -- operations --------------------------------------------------------------------------------
 
 
@@ -338,7 +424,7 @@ def test_a_failure_is_a_500_with_a_request_id_and_no_details(client, monkeypatch
         raise RuntimeError("customer C-1 paid 4321.5: secret detail")
 
     pipeline = client.app.state.service.holder.current.pipeline
-    monkeypatch.setattr(pipeline, "score", explode)
+    monkeypatch.setattr(pipeline, "score_features", explode)
     with caplog.at_level(logging.INFO):
         response = client.post("/v1/score", json=one_customer_body(amount=4321.5), headers=SCORE)
     assert response.status_code == 500

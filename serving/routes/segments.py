@@ -1,0 +1,92 @@
+"""The segment x goal x channel matrix and segment exports, from the latest stored batch run.
+
+``GET /v1/segments`` gives the matrix; ``GET /v1/segments/{name}/export?format=csv`` streams
+every customer of a micro-segment (optionally one goal or channel) as CSV, read from the store
+chunk by chunk, so a million rows stream in constant memory. Both need the ``export`` scope.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+
+from decisions.decide import GOALS
+from serving.deps import Service, service
+from serving.export import CHUNK_ROWS, SEGMENT_NAMES, csv_chunks
+from serving.routes.scores import AUTH_ERRORS
+from serving.schemas import ErrorPublic, SegmentsPublic, ValidationErrorPublic
+from serving.security import require
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["segments"])
+
+NO_RUN = "no complete batch run in the score store yet: run `retain score` first"
+
+
+@router.get(
+    "/v1/segments", response_model=SegmentsPublic, dependencies=[require("export")],
+    summary="The segment x goal x channel matrix of the latest batch run (scope: export)",
+    responses={**AUTH_ERRORS},
+)
+async def segments(svc: Annotated[Service, Depends(service)]) -> SegmentsPublic:
+    def read() -> SegmentsPublic:
+        run = svc.store.latest_run()
+        if run is None:
+            return SegmentsPublic(run_id=None, as_of=None, model_version=None, customers=0,
+                                  cells=[])
+        matrix = svc.store.segment_matrix(run["run_id"])
+        return SegmentsPublic(run_id=run["run_id"], as_of=run["as_of"],
+                              model_version=run["model_version"],
+                              customers=int(matrix["customers"].sum()),
+                              cells=matrix.to_dicts())
+
+    return await run_in_threadpool(read)
+
+
+@router.get(
+    "/v1/segments/{name}/export", dependencies=[require("export")],
+    summary="Stream one micro-segment's customers as CSV (scope: export)",
+    response_class=StreamingResponse,
+    responses={
+        **AUTH_ERRORS,
+        200: {"content": {"text/csv": {}}, "description": "Every customer of the segment, "
+              "with scores and decision, in the store's stable column order"},
+        404: {"model": ErrorPublic, "description": "Unknown segment, or no batch run yet"},
+        422: {"model": ValidationErrorPublic},
+    },
+)
+async def export_segment(
+    name: Annotated[str, Path(max_length=64, description="e.g. at_risk-vip-stock_up")],
+    svc: Annotated[Service, Depends(service)],
+    format: Annotated[Literal["csv"], Query(description="csv")] = "csv",
+    goal: Annotated[str | None, Query(max_length=32, description="Only this goal")] = None,
+    channel: Annotated[str | None, Query(
+        max_length=32, description="Only this channel; 'none' for customers without one")] = None,
+    sep: Annotated[Literal[",", ";"], Query(description="Separator; Excel in Russian locales "
+                                                        "expects ';'")] = ",",
+    bom: Annotated[bool, Query(description="Start with a UTF-8 byte-order mark (Excel)")] = False,
+) -> StreamingResponse:
+    if name not in SEGMENT_NAMES:
+        raise HTTPException(404, "unknown segment: names look like <lifecycle>-<value tier>-"
+                                 "<behaviour>, e.g. at_risk-vip-stock_up (see /v1/segments)")
+    if goal is not None and goal not in GOALS:
+        raise HTTPException(422, f"unknown goal; use one of {', '.join(GOALS)}")
+    filters: dict[str, str | None] = {"segment": name}
+    if goal is not None:
+        filters["goal"] = goal
+    if channel is not None:
+        filters["channel"] = None if channel == "none" else channel
+    run = await run_in_threadpool(svc.store.latest_run)
+    if run is None:
+        raise HTTPException(404, NO_RUN)
+    frames = await run_in_threadpool(svc.store.iter_scores, run["run_id"], CHUNK_ROWS, filters)
+    chunks = csv_chunks(frames, svc.store.columns, separator=sep, bom=bom)
+    filename = f"retain-{name}-{run['as_of']}.csv"
+    return StreamingResponse(
+        iterate_in_threadpool(chunks), media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
