@@ -15,9 +15,17 @@ from pathlib import Path
 
 import polars as pl
 
+from decisions.channels import channel_plan
+from decisions.decide import score_and_decide
+from decisions.rules import default_rules
 from features.samples import CDNOW_CALIBRATION_END, cdnow_transactions
-from features.simulate import simulate_shop
+from features.simulate import SimulatedShop, simulate_shop
+from models.pipeline import ScoringPipeline
 from training.backtest import TrainConfig, best_baseline, evaluate_pipeline, fit_pipeline
+from training.train import fit_decision_inputs
+
+DUE_WITHIN_DAYS = 14
+RULE_LAPSE_DAYS = 30
 
 COLUMNS = {
     "churn": (("auc", "AUC"), ("pr_auc", "PR-AUC"), ("log_loss", "log loss"), ("brier", "Brier")),
@@ -91,7 +99,95 @@ def simulated_section(customers: int, seed: int) -> str:
         f"Trained on the history before {shop.as_of} ({history.height:,} rows, {config.n_origins} "
         f"origins {config.origin_step_days} days apart), judged on the simulator's true future "
         f"({frame.height:,} customers, horizon {config.horizon_days} days).\n\n"
-        f"{headline(metrics)}\n\n{markdown(metrics)}"
+        f"{headline(metrics)}\n\n{markdown(metrics)}\n\n"
+        + decisions_section(shop, history, pipeline, config.horizon_days)
+    )
+
+
+def decision_evidence(decided: pl.DataFrame, truth: pl.DataFrame, as_of: date,
+                      horizon_days: int, seed: int = 0) -> pl.DataFrame:
+    """retain's contacts against the rule "no order for a month -> discount" at the same
+    number of contacts, on the true future: precision at k for customers who were really about
+    to leave (alive, dropping out within the horizon) or due (ordering within
+    ``DUE_WITHIN_DAYS``), and discounts handed to customers who ordered in the horizon anyway.
+    The control group is left out of both."""
+    start = pl.lit(as_of).cast(pl.Datetime("us"))
+    outcome = truth.select(
+        "customer_id",
+        (pl.col("alive_at_as_of") & pl.col("dropout_ts").is_not_null()
+         & (pl.col("dropout_ts") < start + pl.duration(days=horizon_days))).alias("leaving"),
+        (pl.col("next_order_ts") < start + pl.duration(days=DUE_WITHIN_DAYS))
+        .fill_null(False).alias("due"),
+        (pl.col("orders_next_90d") > 0).alias("bought_anyway"),
+    )
+    joined = decided.join(outcome, on="customer_id", how="left").filter(~pl.col("control_group"))
+    contacted = joined.filter(pl.col("channel").is_not_null())
+    k = contacted.height
+    since = pl.col("days_since_last_order")
+
+    def rule(fires: pl.Expr) -> pl.DataFrame:
+        lapsed = joined.filter(fires)
+        return lapsed.sample(min(k, lapsed.height), seed=seed).with_columns(
+            pl.lit("discount").alias("offer"))
+
+    def row(name: str, chosen: pl.DataFrame) -> dict:
+        discounts = chosen.filter(pl.col("offer") != "none")
+        return {
+            "policy": name, "contacts": chosen.height,
+            "precision_leaving_or_due": (chosen["leaving"] | chosen["due"]).mean(),
+            "precision_leaving": chosen["leaving"].mean(), "precision_due": chosen["due"].mean(),
+            "discounts": discounts.height,
+            "discounts_wasted": int(discounts["bought_anyway"].sum()),
+        }
+
+    return pl.DataFrame([
+        row("retain decisions", contacted),
+        row(f"no order for {RULE_LAPSE_DAYS}+ days -> discount", rule(since >= RULE_LAPSE_DAYS)),
+        row(f"no order for {RULE_LAPSE_DAYS}-{2 * RULE_LAPSE_DAYS} days -> discount",
+            rule(since.is_between(RULE_LAPSE_DAYS, 2 * RULE_LAPSE_DAYS, closed="left"))),
+    ])
+
+
+def decisions_section(shop: SimulatedShop, history: pl.DataFrame, pipeline: ScoringPipeline,
+                      horizon_days: int) -> str:
+    rules = default_rules()
+    fit_decision_inputs(pipeline, history, shop.as_of, shop.contacts, rules,
+                        progress=lambda _: None)
+    decided = score_and_decide(pipeline, history, shop.as_of, rules=rules,
+                               consents=shop.customers, contacts=shop.contacts)
+    features, _ = pipeline.features(history, shop.as_of)
+    decided = decided.join(features.select("customer_id", "days_since_last_order"),
+                           on="customer_id")
+    evidence = decision_evidence(decided, shop.truth, shop.as_of, horizon_days)
+    header = ("| policy | contacts | precision: leaving or due | leaving | due | discounts | "
+              "discounts to customers who bought anyway |")
+    lines = [header, "|---" * 7 + "|"]
+    for r in evidence.iter_rows(named=True):
+        lines.append(f"| {r['policy']} | {r['contacts']:,} | {r['precision_leaving_or_due']:.3f} "
+                     f"| {r['precision_leaving']:.3f} | {r['precision_due']:.3f} "
+                     f"| {r['discounts']:,} | {r['discounts_wasted']:,} |")
+    goals = decided.group_by("goal").len().sort("len", descending=True)
+    plan = channel_plan(pipeline.channel_measurements, rules.channels)
+    channels = ["| channel | cost | uplift (latest period) | typical uplift | status |",
+                "|---|---|---|---|---|"]
+    for r in plan.iter_rows(named=True):
+        typical = "" if r["typical_uplift"] is None else f"{r['typical_uplift']:.4f}"
+        channels.append(f"| {r['channel']} | {r['cost']:.2f} | {r['uplift']:.4f} | {typical} "
+                        f"| {r['status']} |")
+    control = decided["control_group"].mean()
+    return (
+        "### Decisions against the rule marketers use\n\n"
+        f"One decision per customer at {shop.as_of} (built-in rules, consents from the "
+        f"customers table, channels measured on the contacts log). The rule \"no order for a "
+        f"month -> discount\" gets as many contacts, drawn at random from the customers it "
+        f"fires on: every lapsed customer, or only those who lapsed in the last month. True future: *leaving* = alive at the as-of date and dropping out within "
+        f"{horizon_days} days; *due* = ordering within {DUE_WITHIN_DAYS} days; *bought anyway* "
+        f"= ordered within {horizon_days} days (no campaign ran after the as-of date). The global "
+        f"control group ({control:.1%} of customers) is left out of both.\n\n"
+        + "\n".join(lines) + "\n\n"
+        + "Goals: " + ", ".join(f"{g} {n:,}" for g, n in goals.iter_rows()) + ".\n\n"
+        + "Channels measured from the contacts log (uplift: response rate within 7 days minus "
+        "the control group's, shrunk towards the default):\n\n" + "\n".join(channels)
     )
 
 
