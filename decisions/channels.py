@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import lru_cache
 
 import polars as pl
 
@@ -30,7 +31,8 @@ PLAN_SCHEMA = {"channel": pl.String, "cost": pl.Float64, "uplift": pl.Float64,
 IGNORED_LOOKBACK_DAYS = 365
 
 
-@dataclass(frozen=True)
+# eq=False: hashed by identity, so the plan under given rules can be cached per measurement.
+@dataclass(frozen=True, eq=False)
 class ChannelMeasurements:
     """What the contacts log showed up to ``measured_at``: per channel and period
     ``channel, period, messages, response_rate, cost, control_rate, control_messages,
@@ -129,6 +131,12 @@ def channel_plan(measurements: ChannelMeasurements, rules: Channels) -> pl.DataF
     """``channel, cost, uplift, typical_uplift, status`` for every channel of the rules' cost
     table and of the log, cheapest first. Unmeasured channels get the rules' default uplift;
     a log that records no cost keeps the rules' price."""
+    return _cached_plan(measurements, rules.model_dump_json())
+
+
+@lru_cache(maxsize=16)  # the API asks for the same plan on every request
+def _cached_plan(measurements: ChannelMeasurements, rules_json: str) -> pl.DataFrame:
+    rules = Channels.model_validate_json(rules_json)
     periods = measurements.periods
     defaults = pl.DataFrame(
         {"channel": list(rules.cost), "default_cost": list(rules.cost.values())},
