@@ -22,18 +22,26 @@ demo: install
 	$(RETAIN) simulate --customers $(DEMO_CUSTOMERS) --seed 7 --as-of $(DEMO_AS_OF) --out $(DEMO_DIR)/shop
 	$(RETAIN) features --transactions $(DEMO_DIR)/shop/transactions.parquet --as-of $(DEMO_AS_OF) \
 		--out $(DEMO_DIR)/features.parquet
-	$(RETAIN) train --transactions $(DEMO_DIR)/shop/transactions.parquet --as-of $(DEMO_AS_OF)
+	$(RETAIN) train --transactions $(DEMO_DIR)/shop/transactions.parquet --as-of $(DEMO_AS_OF) \
+		--contacts $(DEMO_DIR)/shop/contacts.parquet
 	$(RETAIN) score --transactions $(DEMO_DIR)/shop/transactions.parquet --as-of $(DEMO_AS_OF) \
+		--customers $(DEMO_DIR)/shop/customers.parquet --contacts $(DEMO_DIR)/shop/contacts.parquet \
 		--out $(DEMO_DIR)/scores.csv
-	@echo "Scores: $(DEMO_DIR)/scores.csv and the score store retain.db"
+	$(RETAIN) segments --as-of $(DEMO_AS_OF) --out $(DEMO_DIR)/segments.csv
+	$(RETAIN) export --goal replenish --excel --out $(DEMO_DIR)/replenish.csv
+	@echo "Scores and decisions: $(DEMO_DIR)/scores.csv and the score store retain.db"
+	@echo "Marketers' page: http://127.0.0.1:8000/ui (key $(DEMO_KEY))"
 	@echo "API: http://127.0.0.1:8000/docs (header X-API-Key: $(DEMO_KEY)); MLflow UI: make mlflow-ui, then http://127.0.0.1:5000"
 	RETAIN_API_KEYS='{"$(DEMO_KEY)": ["score", "export", "admin"]}' $(RETAIN) serve --host 127.0.0.1 --port 8000
 
-# The store tests run against a real PostgreSQL server, installed and started by the script.
+# The store tests run against a real PostgreSQL server, installed and started by the script;
+# the /ui browser test drives Debian's Chromium, installed by its script.
 test: install
 	@url=$$(bash scripts/postgres.sh | tail -n 1) || url=""; \
 	if [ -z "$$url" ]; then echo "PostgreSQL could not be started: its store tests will be skipped (CI fails instead)"; fi; \
-	RETAIN_TEST_POSTGRES_URL="$$url" $(PY) -m pytest -q
+	chromium=$$(bash scripts/chromium.sh | tail -n 1) || chromium=""; \
+	if [ -z "$$chromium" ]; then echo "Chromium could not be installed: the browser test will be skipped (CI fails instead)"; fi; \
+	RETAIN_TEST_POSTGRES_URL="$$url" RETAIN_TEST_CHROMIUM="$$chromium" $(PY) -m pytest -q
 
 lint: install
 	$(VENV)/bin/ruff check .
