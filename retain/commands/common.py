@@ -179,8 +179,9 @@ def rules_or_fail(path: str | None) -> Rules:
 
 def load_side_table(kind: str, source: str | None, config: Settings,
                     rejects: Path) -> pl.DataFrame | None:
-    """The customers table or contacts log (``kind``), validated; None when not given."""
-    if source is None:
+    """The customers table or contacts log (``kind``), validated; None when not given (an
+    empty value, as MLproject passes, is not given either)."""
+    if not source:
         return None
     loader = load_customers if kind == "customers" else load_contacts
     try:
