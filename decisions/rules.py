@@ -170,6 +170,8 @@ def _merge(defaults: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     """Deep merge: a section or channel-cost table in the file updates the default's keys."""
     merged = dict(defaults)
     for key, value in changes.items():
+        if value is None and isinstance(merged.get(key), dict):
+            continue  # a section left empty (every key commented out) keeps the defaults
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
             merged[key] = _merge(merged[key], value)
         else:

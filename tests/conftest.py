@@ -120,3 +120,25 @@ def store_db_url(request, tmp_path):
         with admin.begin() as conn:
             conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
         admin.dispose()
+
+
+# --- browser: Debian's Chromium for the Playwright tests (scripts/chromium.sh) -----------------
+# RETAIN_TEST_CHROMIUM (set by `make test`) or a chromium on PATH. Without one the browser tests
+# are skipped, except under CI, where they fail.
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    import os
+    import shutil
+
+    given = os.environ.get("RETAIN_TEST_CHROMIUM", "").strip()
+    found = given or shutil.which("chromium") or shutil.which("chromium-browser")
+    if found and os.path.isfile(found) and os.access(found, os.X_OK):
+        return found
+    reason = (f"RETAIN_TEST_CHROMIUM={given!r} is not an executable" if given else
+              "no Chromium found: run `export RETAIN_TEST_CHROMIUM=$(scripts/chromium.sh)` "
+              "(or `make test`) to run the browser tests")
+    if _ci():
+        pytest.fail(reason + "; CI must run the browser tests")
+    pytest.skip(reason)

@@ -1,0 +1,113 @@
+"""The marketer's loop through the CLI: score with consents, the matrix, exports, the rules."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from retain.cli import app
+
+runner = CliRunner()
+AS_OF = "2026-07-01"
+
+
+def invoke(*args: str):
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory):
+    """A shop trained with its contacts log and scored with consents (once per module)."""
+    workdir = tmp_path_factory.mktemp("decisions-cli")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(workdir)
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{workdir / 'mlflow.db'}")
+        patch.setenv("COLUMNS", "200")
+        invoke("simulate", "--customers", "3000", "--seed", "13", "--as-of", AS_OF, "--out", "shop")
+        invoke("train", "--transactions", "shop/transactions.parquet", "--as-of", AS_OF,
+               "--contacts", "shop/contacts.parquet", "--n-origins", "2", "--n-estimators", "60",
+               "--learning-rate", "0.15")
+        result = invoke("score", "--transactions", "shop/transactions.parquet", "--as-of", AS_OF,
+                        "--customers", "shop/customers.parquet", "--contacts",
+                        "shop/contacts.parquet", "--lang", "ru", "--out", "scores.parquet")
+    return workdir, result.output
+
+
+@pytest.fixture
+def env(scored, monkeypatch):
+    workdir, _ = scored
+    monkeypatch.chdir(workdir)
+    monkeypatch.setenv("COLUMNS", "200")
+    return workdir
+
+
+def test_score_writes_one_decision_per_customer(env, scored):
+    scores = pl.read_parquet(env / "scores.parquet")
+    for column in ("lifecycle_stage", "value_tier", "behaviour_type", "segment", "goal",
+                   "channel", "send_at", "offer", "reason", "control_group"):
+        assert column in scores.columns
+    assert scores["reason"].null_count() == 0
+    assert scores["reason"].str.contains("дн\\.|группе|клиент").any()  # --lang ru
+    assert "goals: " in scored[1]
+    control = scores.filter("control_group")
+    assert control.height > 0 and set(control["goal"]) == {"control"}
+    assert control["channel"].null_count() == control.height
+
+
+def test_segments_prints_and_saves_the_matrix(env):
+    result = invoke("segments", "--as-of", AS_OF)
+    matrix = pl.read_csv(env / f"segments-{AS_OF}.csv")
+    scores = pl.read_parquet(env / "scores.parquet")
+    assert matrix["customers"].sum() == scores.height
+    assert matrix.columns == ["segment", "goal", "channel", "customers", "predicted_revenue",
+                              "expected_incremental_revenue", "contact_cost"]
+    assert "customers in" in result.output and matrix["segment"][0] in result.output
+
+
+def test_segments_for_a_date_without_a_run_says_what_to_do(env):
+    result = runner.invoke(app, ["segments", "--as-of", "2020-01-01"])
+    assert result.exit_code == 1 and "retain score --as-of 2020-01-01" in result.output
+
+
+def test_export_filters_and_opens_in_excel(env):
+    scores = pl.read_parquet(env / "scores.parquet")
+    invoke("export", "--goal", "replenish", "--excel", "--out", "replenish.csv")
+    raw = (env / "replenish.csv").read_bytes()
+    assert raw.startswith("\ufeff".encode())
+    exported = pl.read_csv(raw[3:], separator=";", infer_schema=False)
+    expected = scores.filter(pl.col("goal") == "replenish").sort("customer_id")
+    assert exported["customer_id"].to_list() == expected["customer_id"].to_list()
+    assert exported["reason"].to_list() == expected["reason"].to_list()  # Cyrillic intact
+    segment = scores["segment"][0]
+    invoke("export", "--segment", segment, "--format", "parquet", "--out", "segment.parquet")
+    assert pl.read_parquet(env / "segment.parquet").height == scores.filter(
+        pl.col("segment") == segment).height
+    invoke("export", "--channel", "none", "--out", "none.csv")
+    assert pl.read_csv(env / "none.csv").height == scores["channel"].null_count()
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--segment", "nope"], "unknown segment"),
+    (["--goal", "sell"], "unknown goal"),
+    (["--format", "xlsx"], "--format"),
+    (["--sep", "|"], "--sep"),
+])
+def test_export_refuses_bad_flags_clearly(env, args, says):
+    result = runner.invoke(app, ["export", "--out", "x.csv", *args])
+    assert result.exit_code == 1 and says in result.output
+
+
+def test_rules_are_shown_copied_and_checked(env):
+    assert "control_group:" in invoke("rules").output
+    invoke("rules", "--out", "rules.yaml")
+    assert "lifecycle:" in (env / "rules.yaml").read_text()
+    refused = runner.invoke(app, ["rules", "--out", "rules.yaml"])
+    assert refused.exit_code == 1 and "exists" in refused.output
+    (env / "bad.yaml").write_text("lifecycle:\n  sleeping_after_days: 400\n")
+    bad = runner.invoke(app, ["rules", "--check", "bad.yaml"])
+    assert bad.exit_code == 1 and "bad.yaml" in bad.output and "lifecycle" in bad.output
+    (env / "mine.yaml").write_text("control_group:\n  share: 0.1\n")
+    assert "valid" in invoke("rules", "--check", "mine.yaml").output

@@ -1,0 +1,518 @@
+"""The marketers' pages at /ui: sign-in with an API key, the segment x goal x channel matrix of the
+latest run with filters and CSV downloads, the model at a glance and a customer look-up; through
+TestClient, then in a real Chromium against a real uvicorn server.
+
+No model is trained here: the registry look-up is stubbed to fail (the pages must work without a
+model), and a stand-in ServedModel is put on the holder where the model summary is tested.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from html import unescape
+from types import SimpleNamespace
+from urllib.parse import parse_qs, urlsplit
+
+import polars as pl
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from models.pipeline import SCORE_COLUMNS
+from models.registry import RegisteredPipeline
+from retain.config import Settings
+from serving.deps import ServedModel
+from serving.main import create_app
+from serving.routes import ui
+from serving.store import ScoreStore
+from tests.serving.conftest import EXPORT_KEY, SCORE_KEY
+
+AS_OF = date(2026, 7, 1)
+BOM = "\ufeff"
+REASON_RU = "Давно не покупал(а) — напомнить о любимом творожке «Простоквашино»"
+# (segment, goal, channel, customers): 12 customers in 4 cells, one without a channel.
+CELLS = [
+    ("active-high-hedonist", "cross_sell", "email", 4),
+    ("sleeping-mid-occasional", "reactivate", "sms", 3),
+    ("lost-low-occasional", "none", None, 3),
+    ("at_risk-vip-stock_up", "reactivate", "telegram", 2),
+]
+METRICS = {
+    "backtest.churn.retain.auc": 0.81, "backtest.churn.recency_rule.auc": 0.70,
+    "backtest.churn.bgnbd_p_no_order.auc": 0.74, "backtest.value.retain.spearman": 0.62,
+    "backtest.value.bgnbd_gg_revenue.spearman": 0.55, "backtest.timing.retain.mae_days": 21.5,
+    "backtest.timing.median_interval.mae_days": 19.0, "training.rows": 1000.0,
+}
+
+
+def ui_scores() -> pl.DataFrame:
+    """Scores and decisions of 12 customers C000001.. in the cells of CELLS; every reason in
+    Russian, and customer-specific so rows can be told apart."""
+    rows = []
+    n = 0
+    for segment, goal, channel, count in CELLS:
+        stage, tier, behaviour = segment.split("-")
+        for _ in range(count):
+            n += 1
+            rows.append({
+                "customer_id": f"C{n:06d}", "as_of": AS_OF, "horizon_days": 90,
+                "p_alive": 1 - n / 20, "churn_probability": n / 20, "expected_orders": n / 4,
+                "predicted_revenue": 100.0 * n + 0.25, "clv_12m": 400.0 * n,
+                "next_order_date": AS_OF + timedelta(days=n),
+                "next_order_p10": AS_OF + timedelta(days=n // 2),
+                "next_order_p90": AS_OF + timedelta(days=2 * n),
+                "overdue_days": float(n % 5), "due_product_id": f"P{n}" if n % 2 else None,
+                "due_product_date": AS_OF + timedelta(days=n) if n % 2 else None,
+                "score_source": "gbm",
+                "lifecycle_stage": stage, "value_tier": tier, "behaviour_type": behaviour,
+                "segment": segment, "goal": goal, "channel": channel,
+                "send_at": AS_OF + timedelta(days=1) if channel else None,
+                "offer": "скидка 10%" if goal == "reactivate" else "none",
+                "reason": f"{REASON_RU} (№{n})", "control_group": n == 12,
+                "expected_incremental_revenue": 10.0 * n if channel else 0.0,
+                "contact_cost": {"email": 0.5, "sms": 3.0, "telegram": 0.2}.get(channel, 0.0),
+            })
+    schema = {
+        "customer_id": pl.String, "as_of": pl.Date, "horizon_days": pl.Int32,
+        "p_alive": pl.Float64, "churn_probability": pl.Float64, "expected_orders": pl.Float64,
+        "predicted_revenue": pl.Float64, "clv_12m": pl.Float64, "next_order_date": pl.Date,
+        "next_order_p10": pl.Date, "next_order_p90": pl.Date, "overdue_days": pl.Float64,
+        "due_product_id": pl.String, "due_product_date": pl.Date, "score_source": pl.String,
+        "lifecycle_stage": pl.String, "value_tier": pl.String, "behaviour_type": pl.String,
+        "segment": pl.String, "goal": pl.String, "channel": pl.String, "send_at": pl.Date,
+        "offer": pl.String, "reason": pl.String, "control_group": pl.Boolean,
+        "expected_incremental_revenue": pl.Float64, "contact_cost": pl.Float64,
+    }
+    frame = pl.DataFrame(rows, schema=schema)
+    assert set(SCORE_COLUMNS) <= set(frame.columns)
+    return frame
+
+
+def write_run(url: str, frame: pl.DataFrame | None = None) -> str:
+    with ScoreStore(url).open() as store:
+        return store.write_run(ui_scores() if frame is None else frame, model_version="3",
+                               as_of=AS_OF)
+
+
+def store_rows(url: str, **filters: str | None) -> pl.DataFrame:
+    with ScoreStore(url).open() as store:
+        chunks = list(store.iter_scores(filters=filters))
+        return pl.concat(chunks) if chunks else store.empty_frame()
+
+
+@pytest.fixture
+def no_registry(monkeypatch):
+    """No model to load: the registry look-up fails at once (and nothing touches MLflow)."""
+    def missing(alias: str) -> str:
+        raise LookupError(f"no alias {alias!r} (stubbed in tests)")
+
+    monkeypatch.setattr("serving.deps.alias_version", missing)
+
+
+@pytest.fixture
+def ui_settings(settings, no_registry) -> Settings:
+    return settings
+
+
+def app_client(settings: Settings) -> TestClient:
+    return TestClient(create_app(settings), follow_redirects=False)
+
+
+@pytest.fixture
+def client(ui_settings) -> Iterator[TestClient]:
+    with app_client(ui_settings) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def scored(ui_settings) -> str:
+    """A complete run of ui_scores() in the store, before the app starts."""
+    return write_run(ui_settings.store_url)
+
+
+def sign_in(client: TestClient, key: str = EXPORT_KEY) -> None:
+    response = client.post("/ui/login", data={"api_key": key})
+    assert response.status_code == 303, response.text
+    assert response.headers["location"] == "/ui"
+
+
+def matrix_rows(html: str) -> dict[tuple[str, str, str], int]:
+    """The table's cells: (segment, goal, channel token) -> customers."""
+    found = re.findall(r'<tr class="cell" data-segment="([^"]*)" data-goal="([^"]*)"\s+'
+                       r'data-channel="([^"]*)" data-customers="(\d+)"', html)
+    return {(unescape(s), unescape(g), unescape(c)): int(n) for s, g, c, n in found}
+
+
+def download_links(html: str) -> list[str]:
+    return [unescape(href) for href in re.findall(r'<a class="download" href="([^"]+)"', html)]
+
+
+def parse_csv(content: bytes, separator: str = ";") -> list[dict[str, str]]:
+    text = content.decode("utf-8")
+    assert text.startswith(BOM), "the CSV must start with a byte-order mark for Excel"
+    return list(csv.DictReader(io.StringIO(text[1:], newline=""), delimiter=separator))
+
+
+def fake_model(version: str = "7", metrics: dict | None = None) -> ServedModel:
+    pipeline = SimpleNamespace(trained_as_of=AS_OF, horizon_days=90)
+    registered = RegisteredPipeline(pipeline=pipeline, version=version,  # type: ignore[arg-type]
+                                    metrics=METRICS if metrics is None else metrics)
+    return ServedModel(registered, "champion", datetime.now(UTC))
+
+
+# -- signing in ----------------------------------------------------------------------------------
+
+
+def test_without_a_session_every_page_asks_for_the_key(client, scored):
+    page = client.get("/ui")
+    assert page.status_code == 200
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
+    assert 'name="api_key"' in page.text and 'type="password"' in page.text
+    assert 'id="matrix"' not in page.text
+    for path in ("/ui/export?segment=active-high-hedonist", "/ui/customers?customer_id=C000001",
+                 "/ui?customer_id=C000001"):
+        refused = client.get(path)
+        assert refused.status_code in (200, 401) and 'name="api_key"' in refused.text
+        assert "C000001" not in refused.text and "text/csv" not in refused.headers["content-type"]
+    assert client.get("/ui/export").status_code == 401
+    assert client.get("/ui/customers").status_code == 401
+
+
+def test_a_wrong_key_shows_the_form_again_with_a_message(client, caplog):
+    caplog.set_level(logging.DEBUG)
+    response = client.post("/ui/login", data={"api_key": "not-a-key-0123456789"})
+    assert response.status_code == 401
+    assert "not valid" in response.text and 'name="api_key"' in response.text
+    assert "set-cookie" not in response.headers
+    assert "not-a-key-0123456789" not in caplog.text and "not-a-key" not in response.text
+    assert client.post("/ui/login", data={}).status_code == 401
+
+
+def test_a_key_without_the_export_scope_is_refused(client):
+    response = client.post("/ui/login", data={"api_key": SCORE_KEY})
+    assert response.status_code == 403
+    assert "'export' scope" in unescape(response.text)
+    assert "set-cookie" not in response.headers
+    assert client.get("/ui").text.count('name="api_key"') == 1  # still signed out
+
+
+def test_signing_in_sets_a_strict_httponly_cookie_and_signing_out_clears_it(client, scored,
+                                                                             caplog):
+    caplog.set_level(logging.DEBUG)
+    response = client.post("/ui/login", data={"api_key": f"  {EXPORT_KEY}\n"})  # pasted
+    assert response.status_code == 303 and response.headers["location"] == "/ui"
+    cookie = response.headers["set-cookie"]
+    assert cookie.startswith(f"{ui.COOKIE}=")
+    attributes = {part.strip().lower() for part in cookie.split(";")[1:]}
+    assert {"httponly", "samesite=strict", "path=/ui"} <= attributes
+    assert "secure" not in attributes  # plain http here; set over https
+    page = client.get("/ui")
+    assert page.status_code == 200 and 'id="matrix"' in page.text
+    assert page.headers["cache-control"] == "no-store"
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert "<script" not in page.text
+
+    out = client.post("/ui/logout")
+    assert out.status_code == 303 and out.headers["location"] == "/ui"
+    assert f'{ui.COOKIE}=""' in out.headers["set-cookie"] or "max-age=0" in (
+        out.headers["set-cookie"].lower())
+    assert ui.COOKIE not in client.cookies
+    assert 'name="api_key"' in client.get("/ui").text
+    assert EXPORT_KEY not in caplog.text
+
+
+def test_over_https_the_cookie_is_secure_and_a_huge_form_is_refused(ui_settings):
+    small = ui_settings.model_copy(update={"max_request_bytes": 1024})
+    with TestClient(create_app(small), base_url="https://testserver",
+                    follow_redirects=False) as client:
+        response = client.post("/ui/login", data={"api_key": EXPORT_KEY})
+        assert "secure" in {p.strip().lower() for p in response.headers["set-cookie"].split(";")}
+        assert client.post("/ui/login", data={"api_key": "k" * 5000}).status_code == 413
+
+
+def test_a_revoked_key_ends_the_session(ui_settings, scored):
+    with app_client(ui_settings) as client:
+        sign_in(client)
+        kept = client.cookies.get(ui.COOKIE)
+    revoked = ui_settings.model_copy(update={"api_keys": SecretStr(json.dumps({SCORE_KEY: ["score"]}))})
+    with app_client(revoked) as client:
+        client.cookies.set(ui.COOKIE, kept)
+        page = client.get("/ui")
+        assert page.status_code == 401 and "no longer valid" in page.text
+        assert 'id="matrix"' not in page.text
+
+
+def test_without_keys_in_dev_mode_no_sign_in_is_needed(ui_settings, scored):
+    open_settings = ui_settings.model_copy(update={"api_keys": None, "allow_no_auth": True})
+    with app_client(open_settings) as client:
+        assert 'id="matrix"' in client.get("/ui").text
+
+
+# -- the matrix ------------------------------------------------------------------------------------
+
+
+def test_the_matrix_shows_every_cell_with_its_counts_and_totals(client, scored, ui_settings):
+    sign_in(client)
+    page = client.get("/ui")
+    assert page.status_code == 200
+    expected = {(s, g, c or "none"): n for s, g, c, n in CELLS}
+    assert matrix_rows(page.text) == expected
+    assert re.search(r'<tr id="totals" data-customers="12"', page.text)
+    with ScoreStore(ui_settings.store_url).open() as store:
+        matrix = store.segment_matrix()
+    revenue = ui_scores()["predicted_revenue"].sum()
+    assert matrix["predicted_revenue"].sum() == pytest.approx(revenue)
+    assert ui._number(revenue) in page.text  # the total predicted revenue, formatted
+    assert "no channel" in page.text and "Scores as of <strong>2026-07-01</strong>" in page.text
+    assert 'id="no-model"' in page.text and "No model loaded" in page.text
+
+
+def test_filters_narrow_the_table_and_keep_their_choice(client, scored):
+    sign_in(client)
+    page = client.get("/ui", params={"goal": "reactivate"})
+    assert matrix_rows(page.text) == {("sleeping-mid-occasional", "reactivate", "sms"): 3,
+                                      ("at_risk-vip-stock_up", "reactivate", "telegram"): 2}
+    assert re.search(r'<tr id="totals" data-customers="5"', page.text)
+    assert '<option value="reactivate" selected>' in page.text
+    assert '<option value="cross_sell">' in page.text  # the other choices stay offered
+
+    no_channel = client.get("/ui", params={"channel": "none"})
+    assert matrix_rows(no_channel.text) == {("lost-low-occasional", "none", "none"): 3}
+    both = client.get("/ui", params={"goal": "reactivate", "channel": "sms", "segment": ""})
+    assert matrix_rows(both.text) == {("sleeping-mid-occasional", "reactivate", "sms"): 3}
+    nothing = client.get("/ui", params={"segment": "no-such-segment"})
+    assert matrix_rows(nothing.text) == {} and 'id="no-cells"' in nothing.text
+    too_long = client.get("/ui", params={"segment": "x" * 500})
+    assert too_long.status_code == 400 and "too long" in too_long.text
+
+
+def test_without_a_run_the_page_says_how_to_make_one(client):
+    sign_in(client)
+    page = client.get("/ui")
+    assert page.status_code == 200
+    assert 'id="no-run"' in page.text and "retain score" in page.text
+    assert 'id="matrix"' not in page.text
+    missing = client.get("/ui/export")
+    assert missing.status_code == 404 and "retain score" in missing.text
+
+
+# -- downloads -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def ui_store_url(store_db_url) -> str:
+    """Both backends (SQLite; PostgreSQL when RETAIN_TEST_POSTGRES_URL is set)."""
+    return store_db_url
+
+
+def test_each_cells_csv_holds_exactly_the_stores_rows_of_that_cell(ui_settings, ui_store_url):
+    settings = ui_settings.model_copy(update={"store_url": ui_store_url})
+    write_run(ui_store_url)
+    with app_client(settings) as client:
+        sign_in(client)
+        links = download_links(client.get("/ui").text)
+        assert len(links) == len(CELLS)
+        with ScoreStore(ui_store_url).open() as store:
+            columns = store.columns
+        for link in links:
+            query = {k: v[0] for k, v in parse_qs(urlsplit(link).query).items()}
+            response = client.get(link)
+            assert response.status_code == 200
+            assert response.headers["content-type"] == "text/csv; charset=utf-8"
+            channel = query["channel"]
+            filename = f"retain-{query['segment']}-{query['goal']}-{channel}-2026-07-01.csv"
+            assert f'filename="{filename}"' in response.headers["content-disposition"]
+            assert response.headers["content-disposition"].startswith("attachment;")
+            rows = parse_csv(response.content)
+            expected = store_rows(ui_store_url, segment=query["segment"], goal=query["goal"],
+                                  channel=None if channel == "none" else channel)
+            sizes = {(s, g, c or "none"): n for s, g, c, n in CELLS}
+            assert expected.height == sizes[(query["segment"], query["goal"], channel)]
+            assert list(rows[0]) == columns
+            assert [r["customer_id"] for r in rows] == expected["customer_id"].to_list()
+            assert [r["reason"] for r in rows] == expected["reason"].to_list()
+            assert all(r["reason"].startswith(REASON_RU) for r in rows)
+            assert [float(r["predicted_revenue"]) for r in rows] == pytest.approx(
+                expected["predicted_revenue"].to_list())
+            assert {r["channel"] for r in rows} == {"" if channel == "none" else channel}
+
+        everything = client.get("/ui/export", params={"sep": ","})
+        assert 'filename="retain-all-all-all-2026-07-01.csv"' in (
+            everything.headers["content-disposition"])
+        rows = parse_csv(everything.content, separator=",")
+        assert [r["customer_id"] for r in rows] == [f"C{n:06d}" for n in range(1, 13)]
+        assert client.get("/ui/export", params={"sep": "|"}).status_code == 400
+
+
+def test_a_cyrillic_cell_downloads_under_a_utf8_file_name(ui_settings):
+    frame = ui_scores().with_columns(
+        pl.when(pl.col("goal") == "none").then(pl.lit("зимняя-акция")).otherwise(pl.col("segment"))
+        .alias("segment"))
+    write_run(ui_settings.store_url, frame)
+    with app_client(ui_settings) as client:
+        sign_in(client)
+        page = client.get("/ui", params={"segment": "зимняя-акция"})
+        assert matrix_rows(page.text) == {("зимняя-акция", "none", "none"): 3}
+        [link] = download_links(page.text)
+        response = client.get(link)
+        disposition = response.headers["content-disposition"]
+        assert "filename*=UTF-8''retain-%D0%B7%D0%B8%D0%BC" in disposition
+        assert [r["segment"] for r in parse_csv(response.content)] == ["зимняя-акция"] * 3
+
+
+# -- the model, a customer, errors ---------------------------------------------------------------
+
+
+def test_the_model_at_a_glance_against_the_best_baseline(client, scored):
+    client.app.state.service.holder.current = fake_model()
+    sign_in(client)
+    page = client.get("/ui").text
+    assert 'id="no-model"' not in page
+    assert "Serving model version <strong>7</strong>" in page and "2026-07-01" in page
+    assert "0.810" in page and "0.740" in page and "bgnbd p no order" in page  # best, not 0.70
+    assert "0.620" in page and "0.550" in page
+    assert "21.5" in page and "19.0" in page and "median interval" in page
+    assert page.count("retain is better") == 2 and page.count("retain is not better") == 1
+    assert "The service now serves version 7" in page  # the run was made by version 3
+
+    client.app.state.service.holder.current = fake_model(metrics={})
+    assert "no backtest metrics" in client.get("/ui").text
+
+
+def test_customer_look_up_shows_scores_decision_and_reason(client, scored):
+    sign_in(client)
+    for path in ("/ui/customers", "/ui"):
+        page = client.get(path, params={"customer_id": " C000005 "})
+        assert page.status_code == 200
+        assert 'data-customer-id="C000005"' in page.text
+        assert f"{REASON_RU} (№5)" in page.text
+        assert "sleeping-mid-occasional" in page.text and "скидка 10%" in page.text
+        assert "25.0%" in page.text  # churn probability 5/20
+    missing = client.get("/ui/customers", params={"customer_id": "<b>C999</b>"})
+    assert missing.status_code == 200 and 'id="customer-not-found"' in missing.text
+    assert "&lt;b&gt;C999&lt;/b&gt;" in missing.text and "<b>C999</b>" not in missing.text
+    too_long = client.get("/ui/customers", params={"customer_id": "C" * 129})
+    assert too_long.status_code == 400
+
+
+def test_a_failure_is_a_page_without_details_and_the_log_without_data(client, scored,
+                                                                      monkeypatch, caplog):
+    sign_in(client)
+    caplog.set_level(logging.DEBUG)
+
+    def broken(*args, **kwargs):
+        raise ValueError("customer C000001 spent 1234.56")
+
+    monkeypatch.setattr(client.app.state.service.store, "segment_matrix", broken)
+    page = client.get("/ui")
+    assert page.status_code == 500 and "Something went wrong" in page.text
+    assert "C000001" not in page.text and "Traceback" not in page.text
+    assert page.headers["x-request-id"] in page.text
+    assert "ValueError" in caplog.text
+    assert "C000001" not in caplog.text and "1234.56" not in caplog.text
+
+    def unreachable(*args, **kwargs):
+        raise ConnectionError("cannot open the score store")
+
+    monkeypatch.setattr(client.app.state.service.store, "latest_run", unreachable)
+    assert client.get("/ui").status_code == 503
+
+
+# -- a real browser --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def live_server(ui_settings, scored) -> Iterator[tuple[str, object]]:
+    """A real uvicorn server on a free port of 127.0.0.1, in a thread, serving the store's run."""
+    import uvicorn
+
+    from tests.serving.test_e2e import free_port
+
+    app = create_app(ui_settings)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="ui-test-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            pytest.fail("the uvicorn server did not start")
+        time.sleep(0.05)
+    app.state.service.holder.current = fake_model()
+    try:
+        yield f"http://127.0.0.1:{port}", app
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+def test_a_marketer_signs_in_filters_downloads_and_looks_up_in_a_real_browser(
+        chromium_path, live_server, ui_settings, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    base, _ = live_server
+    cell = ("sleeping-mid-occasional", "reactivate", "sms")
+    expected = store_rows(ui_settings.store_url, segment=cell[0], goal=cell[1], channel=cell[2])
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        try:
+            context = browser.new_context(accept_downloads=True)
+            page = context.new_page()
+            page.set_default_timeout(15_000)
+            page.goto(f"{base}/ui")
+            page.fill("#api_key", "wrong-key")
+            page.click("form[action='/ui/login'] button")
+            assert "not valid" in page.locator("#login-message").inner_text()
+
+            page.fill("#api_key", EXPORT_KEY)
+            page.click("form[action='/ui/login'] button")
+            page.wait_for_selector("#matrix")
+            assert page.locator("tr.cell").count() == len(CELLS)
+            assert page.locator("#totals").get_attribute("data-customers") == "12"
+            assert "Serving model version 7" in page.locator("#model-summary").inner_text()
+            cookies = context.cookies()
+            assert [c["httpOnly"] for c in cookies if c["name"] == ui.COOKIE] == [True]
+            page.screenshot(path=str(tmp_path / "ui-matrix.png"), full_page=True)
+
+            page.select_option("#filter-goal", "reactivate")
+            page.click("#filters button[type=submit]")
+            page.wait_for_url(re.compile(r"goal=reactivate"))
+            assert page.locator("tr.cell").count() == 2
+            assert page.locator("#totals").get_attribute("data-customers") == "5"
+
+            row = page.locator(f'tr.cell[data-segment="{cell[0]}"][data-channel="{cell[2]}"]')
+            with page.expect_download() as started:
+                row.locator("a.download").click()
+            download = started.value
+            assert download.suggested_filename == f"retain-{'-'.join(cell)}-2026-07-01.csv"
+            saved = tmp_path / download.suggested_filename
+            download.save_as(saved)
+            rows = parse_csv(saved.read_bytes())
+            assert len(rows) == expected.height == 3
+            assert [r["customer_id"] for r in rows] == expected["customer_id"].to_list()
+            assert [r["reason"] for r in rows] == expected["reason"].to_list()
+            assert all(r["reason"].startswith(REASON_RU) for r in rows)
+
+            customer = expected["customer_id"][0]
+            page.fill("#customer_id", customer)
+            page.click("#lookup-form button")
+            reason = page.locator("#customer-reason").inner_text()
+            assert REASON_RU in reason and customer in page.locator("#customer h3").inner_text()
+            page.screenshot(path=str(tmp_path / "ui-customer.png"), full_page=True)
+
+            page.click("header form button")  # sign out
+            page.wait_for_selector("#api_key")
+            assert not [c for c in context.cookies() if c["name"] == ui.COOKIE]
+        finally:
+            browser.close()
+
