@@ -15,17 +15,24 @@ AS_OF = date(2026, 7, 1)
 
 
 def shop_parquet(customers: int, seed: int) -> Path:
-    path = OUT / f"transactions-{customers}-{seed}.parquet"
-    if path.exists():
-        return path
-    OUT.mkdir(parents=True, exist_ok=True)
+    """The shop's transactions (Parquet), simulated once."""
+    return shop_tables(customers, seed) / "transactions.parquet"
+
+
+def shop_tables(customers: int, seed: int) -> Path:
+    """A directory with the shop's transactions, customers and contacts (Parquet), cached."""
+    folder = OUT / f"shop-{customers}-{seed}"
+    if (folder / "contacts.parquet").exists():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    # In a child process, so this one stays small while the contenders run.
     code = (f"from features.simulate import simulate_shop; import datetime; "
-            f"simulate_shop({customers}, seed={seed}, as_of=datetime.date.fromisoformat("
-            f"{AS_OF.isoformat()!r})).transactions.write_parquet({str(path)!r})")
+            f"shop = simulate_shop({customers}, seed={seed}, as_of=datetime.date.fromisoformat("
+            f"{AS_OF.isoformat()!r})); "
+            f"[getattr(shop, name).write_parquet({str(folder)!r} + f'/{{name}}.parquet') "
+            f"for name in ('transactions', 'customers', 'contacts')]")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True,
                    env={**os.environ, "PYTHONPATH": str(ROOT)})
-    print(f"simulated {customers:,} customers in {time.perf_counter() - started:.0f} s -> {path}",
+    print(f"simulated {customers:,} customers in {time.perf_counter() - started:.0f} s -> {folder}",
           file=sys.stderr)
-    return path
+    return folder
