@@ -7,7 +7,7 @@ DEMO_CUSTOMERS ?= 5000
 DEMO_AS_OF ?= 2026-07-01
 DEMO_KEY ?= demo-key
 
-.PHONY: install demo test lint bench-features bench-train results mlflow-ui clean
+.PHONY: install demo test lint bench-features bench-train bench-score bench-api results mlflow-ui clean
 
 install: $(VENV)/.installed
 
@@ -60,3 +60,9 @@ mlflow-ui: install
 
 bench-train: install
 	$(PY) benchmarks/train.py
+
+bench-score: install
+	$(PY) benchmarks/score.py
+
+bench-api: install
+	$(PY) benchmarks/api.py
