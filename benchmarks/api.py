@@ -1,13 +1,14 @@
 """API benchmark: retain's FastAPI service beside `mlflow models serve`, same model, same run.
 
     .venv/bin/python benchmarks/api.py [--customers 20000] [--requests 2000] [--rate 200]
+                                       [--workers 1]
 
 Trains a model on a simulated shop into a throw-away MLflow store, starts both servers on
-127.0.0.1 (one worker each, LightGBM on one thread), and drives them from this process:
-one-customer requests at a fixed rate (open loop, so slow answers cannot slow the sender), then
-sequential 1,000-customer batches. Bounded in count and time; both servers are stopped at the end.
-Targets on 2 cores: one customer p50 < 5 ms, p99 < 30 ms; 1,000 customers < 300 ms; and faster
-than `mlflow models serve`.
+127.0.0.1 (one worker each unless ``--workers``; LightGBM on one thread), and drives them from
+this process: one-customer requests at a fixed rate (open loop, so slow answers cannot slow the
+sender), then sequential 1,000-customer batches. Bounded in count and time; both servers are
+stopped at the end. Targets on 2 cores: one customer p50 < 5 ms, p99 < 30 ms; 1,000 customers
+< 300 ms; and faster than `mlflow models serve`.
 """
 
 from __future__ import annotations
@@ -144,6 +145,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--batches", type=int, default=20)
+    parser.add_argument("--workers", type=int, default=1, help="worker processes per server")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     from features.simulate import simulate_shop
@@ -169,8 +171,9 @@ def main() -> None:
         print(f"{'server / request':<48} {'n':>6} {'p50 ms':>9} {'p99 ms':>9} {'throughput':>12}")
 
         retain_port, mlflow_port = free_port(), free_port()
-        with server([str(BIN / "retain"), "serve", "--host", "127.0.0.1", "--port", str(retain_port)],
-                    env, f"http://127.0.0.1:{retain_port}/readyz"):
+        workers = ["--workers", str(args.workers)]
+        with server([str(BIN / "retain"), "serve", "--host", "127.0.0.1", "--port", str(retain_port),
+                     *workers], env, f"http://127.0.0.1:{retain_port}/readyz"):
             url = f"http://127.0.0.1:{retain_port}/v1/score"
             headers = {"X-API-Key": KEY}
             bodies = [retain_body(history, [c]) for c in singles]
@@ -182,7 +185,8 @@ def main() -> None:
             print(row("retain, 1,000 customers, sequential", sequential(url, big, headers)), flush=True)
 
         with server([str(BIN / "mlflow"), "models", "serve", "-m", "models:/retain@champion",
-                     "--env-manager", "local", "--host", "127.0.0.1", "--port", str(mlflow_port)],
+                     "--env-manager", "local", "--host", "127.0.0.1", "--port", str(mlflow_port),
+                     *workers],
                     env, f"http://127.0.0.1:{mlflow_port}/ping"):
             url = f"http://127.0.0.1:{mlflow_port}/invocations"
             bodies = [mlflow_body(history, [c]) for c in singles]

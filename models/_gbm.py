@@ -31,13 +31,13 @@ def feature_columns(frame: pl.DataFrame) -> list[str]:
 
 def matrix(frame: pl.DataFrame, columns: Sequence[str]) -> np.ndarray:
     """float32 matrix in ``columns`` order; a column the frame lacks is all-missing."""
-    present = [c for c in columns if c in frame.columns]
-    values = frame.select(present).cast(pl.Float32).to_numpy()
-    if len(present) == len(columns):
-        return values
-    out = np.full((frame.height, len(columns)), np.nan, dtype=np.float32)
-    position = {c: i for i, c in enumerate(columns)}
-    out[:, [position[c] for c in present]] = values
+    # Column by column: Series casts run at once, a frame-wide select is planned first (about
+    # 0.5 ms on a one-row frame). Column-major, as LightGBM reads it without a copy.
+    out = np.full((frame.height, len(columns)), np.nan, dtype=np.float32, order="F")
+    present = set(frame.columns)
+    for i, name in enumerate(columns):
+        if name in present:
+            out[:, i] = frame.get_column(name).cast(pl.Float32).to_numpy()
     return out
 
 
@@ -115,11 +115,20 @@ class GBMEstimator:
                             valid_sets=valid_sets, callbacks=callbacks)
         return booster, valid
 
-    def _raw_predict(self, booster: lgb.Booster | None, frame: pl.DataFrame) -> np.ndarray:
-        """Predictions in the raw (link) scale, including the initial score."""
+    def inputs(self, frame: pl.DataFrame) -> np.ndarray:
+        """The model's input matrix of ``frame`` (its feature columns, float32)."""
+        if not hasattr(self, "feature_names_"):
+            raise NotFittedError("Model has not been fit yet: call fit(features, y) first.")
+        return matrix(frame, self.feature_names_)
+
+    def _raw_predict(self, booster: lgb.Booster | None, frame: pl.DataFrame,
+                     X: np.ndarray | None = None) -> np.ndarray:
+        """Predictions in the raw (link) scale, including the initial score. ``X``: the
+        frame's ``inputs`` when the caller has them already (models sharing features)."""
         if booster is None or not hasattr(self, "feature_names_"):
             raise NotFittedError("Model has not been fit yet: call fit(features, y) first.")
-        X = matrix(frame, self.feature_names_)
+        if X is None:
+            X = matrix(frame, self.feature_names_)
         # One thread for small batches: OpenMP start-up stalls tiny predictions on busy cores.
         threads = 1 if len(X) < 5_000 else self.num_threads
         raw = booster.predict(X, raw_score=True, num_threads=threads)

@@ -153,7 +153,9 @@ class BTYDModel:
     @property
     def frequency_model_(self) -> BetaGeoFitter | ParetoNBDFitter:
         fitter = BetaGeoFitter() if self.model == "bgnbd" else ParetoNBDFitter()
-        fitter.params_ = pd.Series(self.params_)
+        # A dict, not the pd.Series lifetimes builds: its predictions read parameters by name
+        # only, and a Series costs more than the prediction itself on one customer.
+        fitter.params_ = dict(self.params_)
         return fitter
 
     @property
@@ -161,7 +163,7 @@ class BTYDModel:
         if not self.spend_params_:
             return None
         fitter = GammaGammaFitter()
-        fitter.params_ = pd.Series(self.spend_params_)
+        fitter.params_ = dict(self.spend_params_)  # as in frequency_model_
         return fitter
 
     def _arrays(self, rfm: pd.DataFrame | pl.DataFrame) -> _RFM:
@@ -171,30 +173,31 @@ class BTYDModel:
             missing = [c for c in ("customer_id", *RFM_COLUMNS) if c not in rfm.columns]
             if missing:
                 raise ValueError(f"RFM frame lacks column(s) {missing}")
-            index = pd.Index(rfm["customer_id"].to_list(), name="customer_id")
-            x, t_x, T, m = (rfm[c].cast(pl.Float64).to_numpy() for c in RFM_COLUMNS)
+            ids = rfm.get_column("customer_id")
+            x, t_x, T, m = (rfm.get_column(c).cast(pl.Float64).to_numpy() for c in RFM_COLUMNS)
             if (t_x > T).any():
                 raise ValueError("Some values in recency are larger than T: RFM built at another as-of date?")
         else:
             frame = as_pandas_rfm(rfm)
-            index = frame.index
+            ids = frame.index
             x, t_x, T, m = (frame[c].to_numpy() for c in RFM_COLUMNS)
         unit = self.time_unit_days
-        return _RFM(index, x, t_x / unit, T / unit, m)
+        return _RFM(ids, x, t_x / unit, T / unit, m)
 
-    def _expected_orders(self, a: _RFM, days: np.ndarray | float) -> np.ndarray:
+    def _expected_orders(self, a: _RFM, days: np.ndarray | float,
+                         fitter: BetaGeoFitter | ParetoNBDFitter) -> np.ndarray:
         """Expected orders up to each of ``days`` (a column vector gives one row per horizon)."""
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            expected = self.frequency_model_.conditional_expected_number_of_purchases_up_to_time(
+            expected = fitter.conditional_expected_number_of_purchases_up_to_time(
                 np.asarray(days, dtype=float) / self.time_unit_days, a.x, a.t_x, a.T
             )
         return np.nan_to_num(np.asarray(expected, dtype=float), nan=0.0, posinf=0.0)
 
-    def _p_alive(self, a: _RFM) -> np.ndarray:
+    def _p_alive(self, a: _RFM, fitter: BetaGeoFitter | ParetoNBDFitter) -> np.ndarray:
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            p = np.asarray(self.frequency_model_.conditional_probability_alive(a.x, a.t_x, a.T), dtype=float)
+            p = np.asarray(fitter.conditional_probability_alive(a.x, a.t_x, a.T), dtype=float)
             # Pareto/NBD's hypergeometric terms overflow for very frequent buyers; for them the
             # chance of a silence as long as the current one at their own rate is a close stand-in.
             rate = np.divide(a.x, a.t_x, out=np.zeros_like(a.t_x), where=a.t_x > 0)
@@ -220,20 +223,22 @@ class BTYDModel:
                 np.array([0.0]), np.array([1.0])), dtype=float)[0]
         return np.where(usable, value, population)
 
-    def _clv(self, a: _RFM, months: int, value: np.ndarray) -> np.ndarray:
+    def _clv(self, a: _RFM, months: int, value: np.ndarray,
+             fitter: BetaGeoFitter | ParetoNBDFitter) -> np.ndarray:
         monthly_rate = (1 + self.annual_discount_rate) ** (1 / 12) - 1
         month = np.arange(1, months + 1, dtype=float)[:, None]
-        cumulative = self._expected_orders(a, month * DAYS_PER_MONTH)  # months x customers
+        cumulative = self._expected_orders(a, month * DAYS_PER_MONTH, fitter)  # months x customers
         per_month = np.diff(cumulative, axis=0, prepend=0.0)
         return (per_month * value / (1 + monthly_rate) ** month).sum(axis=0)
 
     def predict_p_alive(self, rfm: pd.DataFrame | pl.DataFrame) -> pd.Series:
         a = self._arrays(rfm)
-        return pd.Series(self._p_alive(a), index=a.index, name="p_alive")
+        return pd.Series(self._p_alive(a, self.frequency_model_), index=a.customer_index(), name="p_alive")
 
     def predict_expected_orders(self, rfm: pd.DataFrame | pl.DataFrame, horizon_days: float) -> pd.Series:
         a = self._arrays(rfm)
-        return pd.Series(self._expected_orders(a, horizon_days), index=a.index, name="expected_orders")
+        return pd.Series(self._expected_orders(a, horizon_days, self.frequency_model_),
+                         index=a.customer_index(), name="expected_orders")
 
     def predict_p_no_order(self, rfm: pd.DataFrame | pl.DataFrame, horizon_days: float) -> pd.Series:
         """P(no order in the next ``horizon_days``).
@@ -244,47 +249,62 @@ class BTYDModel:
         bound on the probability of ordering).
         """
         a = self._arrays(rfm)
-        return pd.Series(self._p_no_order(a, horizon_days, self._p_alive(a)), index=a.index,
+        p_alive = self._p_alive(a, self.frequency_model_)
+        return pd.Series(self._p_no_order(a, horizon_days, p_alive), index=a.customer_index(),
                          name="p_no_order")
 
     def predict_order_value(self, rfm: pd.DataFrame | pl.DataFrame) -> pd.Series:
         """Expected value of a future order (Gamma-Gamma), the fitted mean for one-timers."""
         a = self._arrays(rfm)
-        return pd.Series(self._order_value(a), index=a.index, name="order_value")
+        return pd.Series(self._order_value(a), index=a.customer_index(), name="order_value")
 
     def predict_expected_revenue(self, rfm: pd.DataFrame | pl.DataFrame, horizon_days: float) -> pd.Series:
         a = self._arrays(rfm)
-        revenue = self._expected_orders(a, horizon_days) * self._order_value(a)
-        return pd.Series(revenue, index=a.index, name="expected_revenue")
+        revenue = self._expected_orders(a, horizon_days, self.frequency_model_) * self._order_value(a)
+        return pd.Series(revenue, index=a.customer_index(), name="expected_revenue")
 
     def predict_clv(self, rfm: pd.DataFrame | pl.DataFrame, months: int = 12) -> pd.Series:
         """Discounted revenue over the next ``months``: each month's expected orders times the
         expected order value, discounted at ``annual_discount_rate``."""
         a = self._arrays(rfm)
-        return pd.Series(self._clv(a, months, self._order_value(a)), index=a.index,
-                         name=f"clv_{months}m")
+        return pd.Series(self._clv(a, months, self._order_value(a), self.frequency_model_),
+                         index=a.customer_index(), name=f"clv_{months}m")
 
     def predict(self, rfm: pd.DataFrame | pl.DataFrame, horizon_days: float) -> pd.DataFrame:
         """All outputs: ``p_alive, p_no_order, expected_orders, expected_revenue, clv_12m``."""
         a = self._arrays(rfm)
-        p_alive = self._p_alive(a)
-        orders = self._expected_orders(a, horizon_days)
+        return pd.DataFrame(self._predict_arrays(a, horizon_days), index=a.customer_index())
+
+    def predict_arrays(self, rfm: pd.DataFrame | pl.DataFrame, horizon_days: float) -> dict[str, np.ndarray]:
+        """``predict`` as plain arrays in ``rfm``'s row order: no pandas on the scoring path."""
+        return self._predict_arrays(self._arrays(rfm), horizon_days)
+
+    def _predict_arrays(self, a: _RFM, horizon_days: float) -> dict[str, np.ndarray]:
+        fitter = self.frequency_model_  # built once per call: building one costs ~60 us
+        p_alive = self._p_alive(a, fitter)
+        orders = self._expected_orders(a, horizon_days, fitter)
         value = self._order_value(a)
-        return pd.DataFrame({
+        return {
             "p_alive": p_alive,
             "p_no_order": self._p_no_order(a, horizon_days, p_alive),
             "expected_orders": orders,
             "expected_revenue": orders * value,
-            "clv_12m": self._clv(a, 12, value),
-        }, index=a.index)
+            "clv_12m": self._clv(a, 12, value, fitter),
+        }
 
 
 class _RFM(NamedTuple):
-    index: pd.Index
+    ids: pl.Series | pd.Index
     x: np.ndarray
     t_x: np.ndarray
     T: np.ndarray
     m: np.ndarray
+
+    def customer_index(self) -> pd.Index:
+        """``customer_id`` as a pandas index, built only for the pandas outputs."""
+        if isinstance(self.ids, pd.Index):
+            return self.ids
+        return pd.Index(self.ids.to_list(), name="customer_id")
 
 
 __all__ = ["BTYDModel", "ConvergenceError", "NotFittedError", "as_pandas_rfm"]

@@ -38,11 +38,17 @@ class ChurnClassifier(GBMEstimator):
         return self
 
     def predict_churn_probability(self, features: pl.DataFrame) -> pd.Series:
-        p = _sigmoid(self._raw_predict(getattr(self, "booster_", None), features))
+        return pd.Series(self.churn_probability(features), index=index(features),
+                         name="churn_probability")
+
+    def churn_probability(self, features: pl.DataFrame, X: np.ndarray | None = None) -> np.ndarray:
+        """``predict_churn_probability`` as an array in row order (``X``: ``inputs(features)``
+        if already built)."""
+        p = _sigmoid(self._raw_predict(getattr(self, "booster_", None), features, X))
         if self.calibrator_ is not None:
             # Isotonic steps tie many customers; a sliver of the raw score keeps their order.
             p = np.clip(self.calibrator_.predict(p) * (1 - 1e-6) + p * 1e-6, 0.0, 1.0)
-        return pd.Series(p, index=index(features), name="churn_probability")
+        return p
 
     def _booster(self):
         return self.booster_

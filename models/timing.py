@@ -28,13 +28,17 @@ class NextOrderRegressor(GBMEstimator):
         return self
 
     def predict_days_to_next_order(self, features: pl.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame(self.days_to_next_order(features), index=index(features),
+                            columns=[f"p{int(q * 100)}" for q in QUANTILES])
+
+    def days_to_next_order(self, features: pl.DataFrame, X: np.ndarray | None = None) -> np.ndarray:
+        """``predict_days_to_next_order`` as an array, one row per customer and one column per
+        quantile (``X``: ``inputs(features)`` if already built)."""
         boosters = getattr(self, "boosters_", {})
-        raw = {f"p{int(q * 100)}": np.expm1(self._raw_predict(boosters.get(q), features))
-               for q in QUANTILES}
-        out = pd.DataFrame(raw, index=index(features)).clip(lower=0)
+        days = np.column_stack([np.expm1(self._raw_predict(boosters.get(q), features, X))
+                                for q in QUANTILES])
         # Quantile models are fitted apart; sort each row so p10 <= p50 <= p90 always holds.
-        out[:] = np.sort(out.to_numpy(), axis=1)
-        return out
+        return np.sort(np.maximum(days, 0.0), axis=1)
 
     def _booster(self):
         return self.boosters_[0.5]

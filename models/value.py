@@ -32,8 +32,12 @@ class RevenueRegressor(GBMEstimator):
         return self
 
     def predict_revenue(self, features: pl.DataFrame) -> pd.Series:
-        p = np.exp(self._raw_predict(getattr(self, "booster_", None), features))
-        return pd.Series(p, index=index(features), name="predicted_revenue")
+        return pd.Series(self.revenue(features), index=index(features), name="predicted_revenue")
+
+    def revenue(self, features: pl.DataFrame, X: np.ndarray | None = None) -> np.ndarray:
+        """``predict_revenue`` as an array in row order (``X``: ``inputs(features)`` if
+        already built)."""
+        return np.exp(self._raw_predict(getattr(self, "booster_", None), features, X))
 
     def _booster(self):
         return self.booster_

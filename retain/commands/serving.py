@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Annotated
 
 import typer
@@ -24,6 +25,11 @@ def serve(
     log_level: Annotated[
         str, typer.Option("--log-level", help="debug, info, warning, error.")
     ] = "info",
+    workers: Annotated[
+        int,
+        typer.Option("--workers", min=1, help="Worker processes, each with its own copy of the "
+                     "model: one per core for throughput. /metrics then counts per worker."),
+    ] = 1,
 ) -> None:
     """Serve the scoring API with the model the registry's `champion` alias points at.
 
@@ -46,5 +52,13 @@ def serve(
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # uvicorn's access log would write raw paths (customer ids); the service logs its own
     # lines with the route template instead.
-    uvicorn.run(app_, host=host, port=port, access_log=False, log_level=log_level.lower(),
-                timeout_graceful_shutdown=10)
+    options = {"host": host, "port": port, "access_log": False, "log_level": log_level.lower(),
+               "timeout_graceful_shutdown": 10}
+    if workers == 1:
+        uvicorn.run(app_, **options)
+        return
+    # Worker processes build their app from an import string, with settings from the
+    # environment: pass the flag on that way (the app built above only checked the settings).
+    if reload_interval is not None:
+        os.environ["RETAIN_RELOAD_INTERVAL"] = str(reload_interval)
+    uvicorn.run("serving.main:create_app", factory=True, workers=workers, **options)

@@ -28,11 +28,12 @@ from typing import Annotated, Any
 import orjson
 import polars as pl
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 
 from decisions.decide import DECISION_COLUMNS, score_and_decide
 from features.orders import midnight
-from models.pipeline import SCORE_COLUMNS
+from models.pipeline import SCORE_COLUMNS, SMALL_BATCH_MAX_CUSTOMERS, SMALL_BATCH_MAX_LINES
 from models.pyfunc import TRANSACTION_SCHEMA
 from serving.deps import ServedModel, Service, request_id, service
 from serving.schemas import (
@@ -167,10 +168,24 @@ def scores_payload(request: ScoreRequest, scored: pl.DataFrame, served: ServedMo
     responses={**AUTH_ERRORS, 413: {"model": ErrorPublic, "description": "Body too large"},
                422: {"model": ValidationErrorPublic}, 503: {"model": ErrorPublic}},
 )
-def score(body: ScoreRequest, request: Request,
-          svc: Annotated[Service, Depends(service)]) -> Response:
-    # A plain def: FastAPI runs it in the threadpool, so CPU-bound scoring never blocks the
-    # event loop (polars and LightGBM release the GIL while they compute).
+async def score(body: ScoreRequest, request: Request,
+                svc: Annotated[Service, Depends(service)]) -> Response:
+    # A small request is scored right here on the event loop: under load, the hop to the
+    # threadpool and the GIL contention among its threads cost more than its CPU time (one
+    # worker, one customer at 200 req/s: 85 -> 150 req/s served scoring only, 37 -> 62 with
+    # the decisions). Larger ones go to the threadpool, so they never hold up the loop long.
+    if is_small_request(body):
+        return score_now(body, request, svc)
+    return await run_in_threadpool(score_now, body, request, svc)
+
+
+def is_small_request(body: ScoreRequest) -> bool:
+    """Few enough customers and lines for the pipeline's small-batch path."""
+    return (len(body.customers) <= SMALL_BATCH_MAX_CUSTOMERS
+            and sum(len(c.transactions) for c in body.customers) <= SMALL_BATCH_MAX_LINES)
+
+
+def score_now(body: ScoreRequest, request: Request, svc: Service) -> Response:
     served = svc.holder.require()
     frame = transactions_frame(body)
     started = time.perf_counter()

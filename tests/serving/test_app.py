@@ -16,9 +16,9 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from models.pipeline import SCORE_COLUMNS
 from decisions.decide import DECISION_COLUMNS, score_and_decide
 from decisions.rules import default_rules
+from models.pipeline import SCORE_COLUMNS
 from models.registry import MODEL_NAME
 from retain.config import Settings
 from serving.main import create_app

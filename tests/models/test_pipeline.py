@@ -1,0 +1,97 @@
+"""The scoring pipeline: small requests (plain-Python features) score exactly as the batch."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from models.pipeline import (
+    SMALL_BATCH_MAX_CUSTOMERS,
+    due_products,
+    due_products_small,
+    is_small_batch,
+)
+from training.backtest import TrainConfig, fit_pipeline
+
+
+@pytest.fixture(scope="module")
+def pipeline(shop, shop_history):
+    config = TrainConfig(n_origins=2, n_estimators=40, learning_rate=0.2)
+    return fit_pipeline(shop_history, shop.as_of, config, progress=lambda _: None)
+
+
+def customers(history: pl.DataFrame, n: int, offset: int = 0) -> list[str]:
+    return history["customer_id"].unique().sort().slice(offset, n).to_list()
+
+
+def of(history: pl.DataFrame, ids: list[str]) -> pl.DataFrame:
+    return history.filter(pl.col("customer_id").is_in(ids))
+
+
+def assert_small_equals_batch(pipeline, history: pl.DataFrame, ids: list[str], as_of) -> None:
+    batch = pipeline.score(of(history, ids), as_of)
+    assert not is_small_batch(of(history, ids))
+    one_at_a_time = []
+    for customer_id in ids:
+        one = of(history, [customer_id])
+        assert is_small_batch(one)
+        one_at_a_time.append(pipeline.score(one, as_of))
+    assert_frame_equal(pl.concat(one_at_a_time), batch, check_exact=False, rel_tol=0,
+                       abs_tol=1e-9)
+
+
+@pytest.mark.parametrize("days_before", [0, 60])
+def test_customers_scored_one_at_a_time_equal_the_batch(pipeline, shop, shop_history,
+                                                         days_before):
+    # Some of these customers bought only after the earlier as-of date: no row for them.
+    ids = customers(shop_history, SMALL_BATCH_MAX_CUSTOMERS + 40, offset=100)
+    as_of = shop.as_of - timedelta(days=days_before)
+    assert_small_equals_batch(pipeline, shop_history, ids, as_of)
+
+
+def test_small_groups_equal_the_batch(pipeline, shop, shop_history):
+    ids = customers(shop_history, 4 * SMALL_BATCH_MAX_CUSTOMERS, offset=500)
+    groups = [ids[i:i + SMALL_BATCH_MAX_CUSTOMERS]
+              for i in range(0, len(ids), SMALL_BATCH_MAX_CUSTOMERS)]
+    assert all(is_small_batch(of(shop_history, group)) for group in groups)
+    scored = pl.concat([pipeline.score(of(shop_history, group), shop.as_of) for group in groups])
+    assert_frame_equal(scored, pipeline.score(of(shop_history, ids), shop.as_of),
+                       check_exact=False, rel_tol=0, abs_tol=1e-9)
+
+
+def test_probabilistic_fallback_scores_small_requests_as_the_batch(pipeline, shop, shop_history):
+    # Its one-timers' timing falls back on the request's median interval, so compare whole
+    # requests: a lazy frame takes the polars path.
+    fallback = dataclasses.replace(pipeline, churn=None, value=None, timing=None)
+    assert not fallback.eligible
+    for offset in (0, 300, 600):
+        request = of(shop_history, customers(shop_history, SMALL_BATCH_MAX_CUSTOMERS, offset))
+        assert is_small_batch(request)
+        assert_frame_equal(fallback.score(request, shop.as_of),
+                           fallback.score(request.lazy(), shop.as_of),
+                           check_exact=False, rel_tol=0, abs_tol=1e-9)
+
+
+def test_small_due_products_equal_the_polars_rule(pipeline, shop, shop_history):
+    for ids in (customers(shop_history, 12), customers(shop_history, 12, offset=40)):
+        frame, products = pipeline.features(of(shop_history, ids), shop.as_of)
+        next_orders = pipeline.score_features(frame, products, shop.as_of).select(
+            "customer_id", "next_order_date")
+        expected = next_orders.select("customer_id").join(
+            due_products(products, shop.as_of, next_orders), on="customer_id", how="left")
+        small = due_products_small(products, shop.as_of, next_orders["customer_id"],
+                                   next_orders["next_order_date"])
+        assert_frame_equal(pl.DataFrame([next_orders["customer_id"], *small.values()]), expected)
+        assert expected["due_product_id"].null_count() < len(ids)
+
+
+def test_large_or_lazy_inputs_take_the_polars_path(shop_history):
+    few = of(shop_history, customers(shop_history, 3))
+    assert is_small_batch(few)
+    assert not is_small_batch(few.lazy())
+    many = of(shop_history, customers(shop_history, SMALL_BATCH_MAX_CUSTOMERS + 1))
+    assert not is_small_batch(many)
