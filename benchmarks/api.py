@@ -6,8 +6,9 @@
 Trains a model on a simulated shop into a throw-away MLflow store, starts both servers on
 127.0.0.1 (one worker each unless ``--workers``; LightGBM on one thread), and drives them from
 this process: one-customer requests at a fixed rate (open loop, so slow answers cannot slow the
-sender), then sequential 1,000-customer batches. Bounded in count and time; both servers are
-stopped at the end. Targets on 2 cores: one customer p50 < 5 ms, p99 < 30 ms; 1,000 customers
+sender), then sequential 1,000-customer batches. retain runs twice: with its decisions (the
+default; each customer sends their consents) and scores only (``?decisions=false``, what
+`mlflow models serve` returns). Bounded in count and time; both servers are stopped at the end. Targets on 2 cores: one customer p50 < 5 ms, p99 < 30 ms; 1,000 customers
 < 300 ms; and faster than `mlflow models serve`.
 """
 
@@ -72,15 +73,22 @@ def ready(url: str) -> bool:
         return False
 
 
-def retain_body(history: pl.DataFrame, ids: list[str]) -> dict:
+def retain_body(history: pl.DataFrame, ids: list[str], consents: dict[str, dict]) -> dict:
     rows = history.filter(pl.col("customer_id").is_in(ids)).with_columns(
         pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%S")
     )
     customers = []
     for (cid,), group in rows.group_by("customer_id", maintain_order=True):
-        customers.append({"customer_id": cid, "transactions": group.select(
-            "ts", "amount", "order_id", "product_id", "quantity", "channel").to_dicts()})
+        customers.append({"customer_id": cid, "consents": consents[cid],
+                          "transactions": group.select("ts", "amount", "order_id", "product_id",
+                                                       "quantity", "channel").to_dicts()})
     return {"as_of": AS_OF.isoformat(), "customers": customers}
+
+
+def consent_flags(customers: pl.DataFrame) -> dict[str, dict]:
+    columns = [c for c in customers.columns if c.startswith("consent_")]
+    return {row["customer_id"]: {c.removeprefix("consent_"): row[c] for c in columns}
+            for row in customers.iter_rows(named=True)}
 
 
 def mlflow_body(history: pl.DataFrame, ids: list[str]) -> dict:
@@ -158,7 +166,8 @@ def main() -> None:
         shop = simulate_shop(args.customers, seed=3)
         history = shop.transactions.with_columns(pl.col("quantity").cast(pl.Float64))
         os.chdir(tmp)
-        train(history, AS_OF, TrainConfig(), progress=lambda _: None)
+        train(history, AS_OF, TrainConfig(), progress=lambda _: None, contacts=shop.contacts)
+        consents = consent_flags(shop.customers)
         # One polars and one OpenMP thread for both servers: best for small requests.
         env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "OMP_NUM_THREADS": "1",
                "POLARS_MAX_THREADS": "1",
@@ -174,15 +183,19 @@ def main() -> None:
         workers = ["--workers", str(args.workers)]
         with server([str(BIN / "retain"), "serve", "--host", "127.0.0.1", "--port", str(retain_port),
                      *workers], env, f"http://127.0.0.1:{retain_port}/readyz"):
-            url = f"http://127.0.0.1:{retain_port}/v1/score"
             headers = {"X-API-Key": KEY}
-            bodies = [retain_body(history, [c]) for c in singles]
-            sequential(url, bodies[:50], headers)  # warm-up
-            print(row("retain, 1 customer, sequential", sequential(url, bodies[:300], headers)), flush=True)
-            latencies, wall, failed = asyncio.run(paced(url, bodies, args.rate, headers))
-            print(row(f"retain, 1 customer at {args.rate:.0f} req/s", latencies, wall, failed), flush=True)
-            big = [retain_body(history, b) for b in batches]
-            print(row("retain, 1,000 customers, sequential", sequential(url, big, headers)), flush=True)
+            bodies = [retain_body(history, [c], consents) for c in singles]
+            big = [retain_body(history, b, consents) for b in batches]
+            for name, query in (("retain", ""), ("retain scores only", "?decisions=false")):
+                url = f"http://127.0.0.1:{retain_port}/v1/score{query}"
+                sequential(url, bodies[:50], headers)  # warm-up
+                print(row(f"{name}, 1 customer, sequential", sequential(url, bodies[:300], headers)),
+                      flush=True)
+                latencies, wall, failed = asyncio.run(paced(url, bodies, args.rate, headers))
+                print(row(f"{name}, 1 customer at {args.rate:.0f} req/s", latencies, wall, failed),
+                      flush=True)
+                print(row(f"{name}, 1,000 customers, sequential", sequential(url, big, headers)),
+                      flush=True)
 
         with server([str(BIN / "mlflow"), "models", "serve", "-m", "models:/retain@champion",
                      "--env-manager", "local", "--host", "127.0.0.1", "--port", str(mlflow_port),

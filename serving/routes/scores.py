@@ -27,7 +27,7 @@ from typing import Annotated, Any
 
 import orjson
 import polars as pl
-from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 
@@ -155,9 +155,8 @@ def scores_payload(request: ScoreRequest, scored: pl.DataFrame, served: ServedMo
             error = NO_PURCHASE if customer.transactions else NO_TRANSACTIONS
             entries.append({**unscored, "customer_id": customer.customer_id, "error": error})
         else:
-            row["model_version"] = version
-            row["error"] = None
-            entries.append(row)
+            # Scores only (decisions=false): the decision fields are there, null.
+            entries.append({**_NULL_SCORES, **row, "model_version": version, "error": None})
     return {"model_version": version, "as_of": request.as_of, "scores": entries}
 
 
@@ -168,15 +167,19 @@ def scores_payload(request: ScoreRequest, scored: pl.DataFrame, served: ServedMo
     responses={**AUTH_ERRORS, 413: {"model": ErrorPublic, "description": "Body too large"},
                422: {"model": ValidationErrorPublic}, 503: {"model": ErrorPublic}},
 )
-async def score(body: ScoreRequest, request: Request,
-                svc: Annotated[Service, Depends(service)]) -> Response:
+async def score(
+    body: ScoreRequest, request: Request, svc: Annotated[Service, Depends(service)],
+    decisions: Annotated[bool, Query(description=(
+        "false: scores only, the decision fields null (a one-customer request then takes "
+        "about 2 ms instead of 12 ms of work)"))] = True,
+) -> Response:
     # A small request is scored right here on the event loop: under load, the hop to the
     # threadpool and the GIL contention among its threads cost more than its CPU time (one
     # worker, one customer at 200 req/s: 85 -> 150 req/s served scoring only, 37 -> 62 with
     # the decisions). Larger ones go to the threadpool, so they never hold up the loop long.
     if is_small_request(body):
-        return score_now(body, request, svc)
-    return await run_in_threadpool(score_now, body, request, svc)
+        return score_now(body, request, svc, decisions)
+    return await run_in_threadpool(score_now, body, request, svc, decisions)
 
 
 def is_small_request(body: ScoreRequest) -> bool:
@@ -185,14 +188,17 @@ def is_small_request(body: ScoreRequest) -> bool:
             and sum(len(c.transactions) for c in body.customers) <= SMALL_BATCH_MAX_LINES)
 
 
-def score_now(body: ScoreRequest, request: Request, svc: Service) -> Response:
+def score_now(body: ScoreRequest, request: Request, svc: Service, decisions: bool) -> Response:
     served = svc.holder.require()
     frame = transactions_frame(body)
     started = time.perf_counter()
-    scored = score_and_decide(
-        served.pipeline, frame, body.as_of, rules=svc.rules, consents=consents_frame(body),
-        contacts=recent_messages_frame(body), lang=body.lang,
-        measure_channels_from_contacts=False)
+    if decisions:
+        scored = score_and_decide(
+            served.pipeline, frame, body.as_of, rules=svc.rules, consents=consents_frame(body),
+            contacts=recent_messages_frame(body), lang=body.lang,
+            measure_channels_from_contacts=False)
+    else:
+        scored = served.pipeline.score(frame, body.as_of)
     payload = scores_payload(body, scored, served)
     n_scored = scored.height
     n_unscored = len(body.customers) - n_scored

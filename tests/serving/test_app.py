@@ -205,6 +205,19 @@ def test_api_and_batch_agree(client, registry, shop, shop_history):
     assert api.select(others).equals(batch.select(others))
 
 
+def test_scores_only_leave_the_decision_fields_null(client, registry, shop, shop_history):
+    some = customers_of(shop_history, 5)
+    response = client.post("/v1/score?decisions=false", json=score_body(some, shop.as_of),
+                           headers=SCORE)
+    assert response.status_code == 200
+    rows = response.json()["scores"]
+    batch = registry.trained.pipeline.score(some, shop.as_of).sort("customer_id")
+    assert sorted(r["customer_id"] for r in rows) == batch["customer_id"].to_list()
+    for row in rows:
+        assert all(row[name] is None for name in DECISION_COLUMNS)
+        assert row["churn_probability"] is not None
+
+
 def test_aware_timestamps_are_converted_to_utc(client, shop, shop_history):
     some = customers_of(shop_history, 5)
     naive = score_body(some, shop.as_of)
