@@ -18,7 +18,6 @@ from decisions.rules import Rules
 LIFECYCLE_STAGES = ("new", "active", "at_risk", "sleeping", "lost")
 VALUE_TIERS = ("vip", "high", "mid", "low")
 BEHAVIOUR_TYPES = ("stock_up", "hedonist", "occasional")
-SEGMENT_COLUMNS = ("lifecycle_stage", "value_tier", "behaviour_type", "segment")
 # The customer features segments and decisions read, beside the scores.
 FEATURE_INPUTS = ("orders", "revenue", "aov", "first_purchase", "last_purchase",
                   "days_since_last_order", "interval_median", "interval_cv")
