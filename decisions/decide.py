@@ -70,7 +70,7 @@ def decide(
     contacts: Frame | None = None,
     lang: Language = "en",
 ) -> pl.DataFrame:
-    """``scores`` with the decision columns added (see module doc).
+    """``scores`` with the decision columns added (see module doc), rows in ``scores``' order.
 
     ``consents``: ``customer_id`` and ``consent_<channel>`` booleans (a customers table); a
     customer without a row, or no table at all, consented to nothing. ``channels``: what the
@@ -78,7 +78,7 @@ def decide(
     the frequency cap.
     """
     frame = scores.join(features.select("customer_id", *FEATURE_INPUTS), on="customer_id",
-                        how="left")
+                        how="left", maintain_order="left")
     frame = frame.with_columns(
         *segment_expressions(rules, reference, as_of),
         control_group(frame["customer_id"], share=rules.control_group.share,
@@ -188,7 +188,7 @@ def _with_channel(frame: pl.DataFrame, rules: Rules, measurements: ChannelMeasur
         .select("customer_id", "channel", pl.col("cost").alias("_channel_cost"),
                 pl.col("uplift").alias("_channel_uplift"))
     )
-    return frame.join(chosen, on="customer_id", how="left")
+    return frame.join(chosen, on="customer_id", how="left", maintain_order="left")
 
 
 def _with_offer_and_value(frame: pl.DataFrame, rules: Rules) -> pl.DataFrame:
@@ -239,7 +239,8 @@ def _with_send_at(frame: pl.DataFrame, rules: Rules, as_of: date,
         .otherwise(today)
     )
     frame = frame.with_columns(next_step.alias("_step"), planned.alias("_planned"))
-    frame = frame.join(cap_free_dates(contacts, as_of, rules), on="customer_id", how="left")
+    frame = frame.join(cap_free_dates(contacts, as_of, rules), on="customer_id", how="left",
+                       maintain_order="left")
     send_at = pl.max_horizontal(pl.col("_planned"), today, pl.col("_cap_free"))
     return frame.with_columns(
         pl.when(pl.col("channel").is_not_null()).then(send_at).otherwise(None).alias("send_at"))

@@ -542,3 +542,8 @@ def test_one_customer_alone_is_decided_as_in_the_batch(run, decided, scores, fea
 def test_an_unknown_language_is_refused(run):
     with pytest.raises(ValueError, match="language"):
         run(lang="de")
+
+
+def test_rows_come_back_in_the_order_of_the_scores(run, scores):
+    shuffled = scores.sample(fraction=1.0, shuffle=True, seed=3)
+    assert run(scores=shuffled)["customer_id"].to_list() == shuffled["customer_id"].to_list()
