@@ -162,7 +162,8 @@ def _with_channel(frame: pl.DataFrame, rules: Rules, measurements: ChannelMeasur
     plan = channel_plan(measurements, rules.channels)
     acting = frame.filter(~pl.col("goal").is_in(_NO_ACTION)).select(
         "customer_id", "p_alive", "aov")
-    # Maintenance keeps a stable, small share of the customers it could reach.
+    # Maintenance keeps a small share of the customers it could reach, drawn afresh each day
+    # (as_of in the draw) so that over time it measures across the whole audience.
     maintenance_draw = (
         pl.concat_str(pl.col("customer_id"), pl.lit(f":{as_of.isoformat()}"))
         .hash(seed=20_220_301) % 10_000 < int(rules.channels.maintenance_share * 10_000)
