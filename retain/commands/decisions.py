@@ -48,10 +48,11 @@ def _run_for(store, as_of: str | None) -> dict:
 
 def matrix_table(matrix, title: str, limit: int = 40) -> Table:
     table = Table(title=title)
-    for column in ("segment", "goal", "channel", "customers", "predicted revenue",
-                   "incremental revenue", "cost"):
-        table.add_column(column, justify="right" if column[0] in "cpi" else "left",
-                         overflow="fold")
+    table.add_column("segment", no_wrap=True)  # a name cut in two reads as two names
+    for column in ("goal", "channel"):
+        table.add_column(column, overflow="fold")
+    for column in ("customers", "revenue in horizon", "extra revenue", "cost"):
+        table.add_column(column, justify="right")
     for row in matrix.head(limit).iter_rows(named=True):
         table.add_row(row["segment"] or "-", row["goal"] or "-", row["channel"] or "-",
                       f"{row['customers']:,}", f"{row['predicted_revenue']:,.0f}",
