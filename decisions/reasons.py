@@ -58,13 +58,13 @@ TEMPLATES: dict[Language, dict[str, str]] = {
         "step_cross_sell": "сопутствующий товар", "step_repeat_offer": "предложение повторить заказ",
     },
 }
-_DATE_FORMAT: dict[Language, str] = {"en": "%Y-%m-%d", "ru": "%d.%m.%Y"}
-_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+DATE_FORMAT: dict[Language, str] = {"en": "%Y-%m-%d", "ru": "%d.%m.%Y"}
+PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
 def _fill(template: str, values: dict[str, pl.Expr]) -> pl.Expr:
-    names = _PLACEHOLDER.findall(template)
-    return pl.format(_PLACEHOLDER.sub("{}", template), *(values[name] for name in names))
+    names = PLACEHOLDER.findall(template)
+    return pl.format(PLACEHOLDER.sub("{}", template), *(values[name] for name in names))
 
 
 def reason_expression(lang: Language, discount_percent: float) -> pl.Expr:
@@ -72,7 +72,7 @@ def reason_expression(lang: Language, discount_percent: float) -> pl.Expr:
     if lang not in TEMPLATES:
         raise ValueError(f"language {lang!r}: choose one of {', '.join(LANGUAGES)}")
     text = TEMPLATES[lang]
-    dates = _DATE_FORMAT[lang]
+    dates = DATE_FORMAT[lang]
 
     def whole(column: str) -> pl.Expr:
         return pl.col(column).round(0).cast(pl.Int64).cast(pl.String)

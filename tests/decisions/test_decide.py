@@ -30,39 +30,10 @@ from decisions.decide import (
     decide,
 )
 from decisions.rules import default_rules
-from decisions.segments import BEHAVIOUR_TYPES, LIFECYCLE_STAGES, VALUE_TIERS, ShopReference
+from decisions.segments import BEHAVIOUR_TYPES, LIFECYCLE_STAGES, VALUE_TIERS
 
 RULES = default_rules()
 ACTING = pl.col("goal").is_in(["none", "control"]).not_()
-
-
-@pytest.fixture(scope="module")
-def scored(shop):
-    from features.customers import customer_features
-    from models.btyd import BTYDModel
-    from models.pipeline import ScoringPipeline
-
-    tx = shop.transactions.with_columns(pl.col("quantity").cast(pl.Float64))
-    pipe = ScoringPipeline(horizon_days=90, channels=[],
-                           btyd=BTYDModel().fit(customer_features(tx, shop.as_of)))
-    frame, products = pipe.features(tx, shop.as_of)
-    scores = pipe.score_features(frame, products, shop.as_of)
-    return tx, scores, frame
-
-
-@pytest.fixture(scope="module")
-def scores(scored):
-    return scored[1]
-
-
-@pytest.fixture(scope="module")
-def features(scored):
-    return scored[2]
-
-
-@pytest.fixture(scope="module")
-def reference(scores, features):
-    return ShopReference.fit(scores, features)
 
 
 @pytest.fixture(scope="module")
