@@ -170,8 +170,8 @@ def scores_payload(request: ScoreRequest, scored: pl.DataFrame, served: ServedMo
 async def score(
     body: ScoreRequest, request: Request, svc: Annotated[Service, Depends(service)],
     decisions: Annotated[bool, Query(description=(
-        "false: scores only, the decision fields null (a one-customer request then takes "
-        "about 2 ms instead of 12 ms of work)"))] = True,
+        "false: scores only, the decision fields null (for a CRM that decides itself)"))
+    ] = True,
 ) -> Response:
     # A small request is scored right here on the event loop: under load, the hop to the
     # threadpool and the GIL contention among its threads cost more than its CPU time (one
