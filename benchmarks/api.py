@@ -101,32 +101,27 @@ def mlflow_body(history: pl.DataFrame, ids: list[str]) -> dict:
             "params": {"as_of": AS_OF.isoformat()}}
 
 
-async def paced(url: str, bodies: list[dict], rate: float,
-                headers: dict) -> tuple[list[float], float, int]:
-    """Send at a fixed rate regardless of answers (open loop): latency per answered request in
-    ms, the wall time, and how many requests failed (refused, reset, non-2xx or timed out).
+class RawClient:
+    """A minimal HTTP/1.1 keep-alive client on raw asyncio streams, every request encoded up
+    front: the load generator shares the 2 cores with the server, and httpx alone took about
+    one core at 200 req/s (and ~1 ms per request), which the server then lacked."""
 
-    A minimal HTTP/1.1 keep-alive client on raw asyncio streams, with every request encoded
-    up front: the load generator shares the 2 cores with the server, and httpx alone took
-    about one core at 200 req/s, which the server then lacked.
-    """
-    target = httpx.URL(url)
-    path = target.raw_path.decode()
-    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-    requests = []
-    for body in bodies:
+    def __init__(self, url: str, headers: dict) -> None:
+        self.target = httpx.URL(url)
+        self.head = (f"POST {self.target.raw_path.decode()} HTTP/1.1\r\n"
+                     f"Host: {self.target.host}:{self.target.port}\r\n"
+                     + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+                     + "Content-Type: application/json\r\n")
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    def encode(self, body: dict) -> bytes:
         payload = orjson.dumps(body)
-        requests.append(
-            f"POST {path} HTTP/1.1\r\nHost: {target.host}:{target.port}\r\n{head}"
-            f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
-            .encode() + payload)
-    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
-    latencies: list[float] = []
-    failures = 0
+        return f"{self.head}Content-Length: {len(payload)}\r\n\r\n".encode() + payload
 
-    async def exchange(request: bytes) -> bool:
-        connection = idle.pop() if idle else await asyncio.open_connection(
-            target.host, target.port)
+    async def exchange(self, request: bytes) -> bool:
+        """Send one request on an idle connection (or a new one); True on a 2xx answer."""
+        connection = self.idle.pop() if self.idle else await asyncio.open_connection(
+            self.target.host, self.target.port)
         reader, writer = connection
         writer.write(request)
         status = await reader.readline()
@@ -136,43 +131,57 @@ async def paced(url: str, bodies: list[dict], rate: float,
             if name.strip().lower() == b"content-length":
                 length = int(value)
         await reader.readexactly(length)
-        idle.append(connection)
+        self.idle.append(connection)
         return status.split(b" ", 2)[1].startswith(b"2")
 
-    async def one(request: bytes) -> None:
-        nonlocal failures
+    async def timed(self, request: bytes) -> float | None:
+        """Latency in ms, or None when the request failed (refused, reset, non-2xx, timeout)."""
         start = time.perf_counter()
         try:
-            ok = await asyncio.wait_for(exchange(request), timeout=30)
+            ok = await asyncio.wait_for(self.exchange(request), timeout=60)
         except (TimeoutError, OSError, asyncio.IncompleteReadError, IndexError):
             ok = False
-        if ok:
-            latencies.append((time.perf_counter() - start) * 1000)
-        else:
-            failures += 1
+        return (time.perf_counter() - start) * 1000 if ok else None
 
+    def close(self) -> None:
+        for _, writer in self.idle:
+            writer.close()
+
+
+async def paced(url: str, bodies: list[dict], rate: float,
+                headers: dict) -> tuple[list[float], float, int]:
+    """Send at a fixed rate regardless of answers (open loop): latency per answered request in
+    ms, the wall time, and how many requests failed."""
+    client = RawClient(url, headers)
+    requests = [client.encode(body) for body in bodies]
     started = time.perf_counter()
     tasks = []
     for i, request in enumerate(requests):
         delay = started + i / rate - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(request)))
-    await asyncio.gather(*tasks)
+        tasks.append(asyncio.create_task(client.timed(request)))
+    results = await asyncio.gather(*tasks)
     wall = time.perf_counter() - started
-    for _, writer in idle:
-        writer.close()
-    return latencies, wall, failures
+    client.close()
+    latencies = [ms for ms in results if ms is not None]
+    return latencies, wall, len(results) - len(latencies)
 
 
 def sequential(url: str, bodies: list[dict], headers: dict) -> list[float]:
-    latencies = []
-    with httpx.Client(timeout=60, headers=headers) as client:
-        for body in bodies:
-            start = time.perf_counter()
-            client.post(url, json=body).raise_for_status()
-            latencies.append((time.perf_counter() - start) * 1000)
-    return latencies
+    """One request at a time, each after the previous answer: latencies in ms."""
+    async def run() -> list[float]:
+        client = RawClient(url, headers)
+        latencies = []
+        for request in [client.encode(body) for body in bodies]:
+            ms = await client.timed(request)
+            if ms is None:
+                raise SystemExit(f"a request to {url} failed")
+            latencies.append(ms)
+        client.close()
+        return latencies
+
+    return uvloop.run(run())
 
 
 def row(name: str, latencies: list[float], wall: float | None = None, failures: int = 0) -> str:
