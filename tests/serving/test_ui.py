@@ -26,7 +26,8 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from models.pipeline import SCORE_COLUMNS
+from decisions.decide import DECISION_SCHEMA
+from models.pipeline import SCORE_COLUMNS, empty_scores
 from models.registry import RegisteredPipeline
 from retain.config import Settings
 from serving.deps import ServedModel
@@ -80,17 +81,7 @@ def ui_scores() -> pl.DataFrame:
                 "expected_incremental_revenue": 10.0 * n if channel else 0.0,
                 "contact_cost": {"email": 0.5, "sms": 3.0, "telegram": 0.2}.get(channel, 0.0),
             })
-    schema = {
-        "customer_id": pl.String, "as_of": pl.Date, "horizon_days": pl.Int32,
-        "p_alive": pl.Float64, "churn_probability": pl.Float64, "expected_orders": pl.Float64,
-        "predicted_revenue": pl.Float64, "clv_12m": pl.Float64, "next_order_date": pl.Date,
-        "next_order_p10": pl.Date, "next_order_p90": pl.Date, "overdue_days": pl.Float64,
-        "due_product_id": pl.String, "due_product_date": pl.Date, "score_source": pl.String,
-        "lifecycle_stage": pl.String, "value_tier": pl.String, "behaviour_type": pl.String,
-        "segment": pl.String, "goal": pl.String, "channel": pl.String, "send_at": pl.Date,
-        "offer": pl.String, "reason": pl.String, "control_group": pl.Boolean,
-        "expected_incremental_revenue": pl.Float64, "contact_cost": pl.Float64,
-    }
+    schema = {**empty_scores().schema, **DECISION_SCHEMA}
     frame = pl.DataFrame(rows, schema=schema)
     assert set(SCORE_COLUMNS) <= set(frame.columns)
     return frame
