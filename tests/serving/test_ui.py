@@ -378,6 +378,18 @@ def test_the_model_at_a_glance_against_the_best_baseline(client, scored):
     assert "no backtest metrics" in client.get("/ui").text
 
 
+def test_the_page_shows_the_real_champion_and_its_backtest(settings, tracking):
+    """The trained model from the registry, not a stand-in: its version and its own AUC."""
+    write_run(settings.store_url)
+    with app_client(settings) as real:
+        sign_in(real)
+        page = real.get("/ui").text
+    trained = tracking.trained
+    assert 'id="no-model"' not in page
+    assert f"Serving model version <strong>{trained.version}</strong>" in page
+    assert f"{trained.metrics['churn']['retain']['auc']:.3f}" in page
+
+
 def test_customer_look_up_shows_scores_decision_and_reason(client, scored):
     sign_in(client)
     for path in ("/ui/customers", "/ui"):
