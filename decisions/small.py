@@ -30,7 +30,7 @@ from decisions.channels import (
     channel_plan,
     no_measurements,
 )
-from decisions.control import control_group
+from decisions.control import in_control_group
 from decisions.decide import DECISION_SCHEMA, NO_OFFER
 from decisions.reasons import DATE_FORMAT, LANGUAGES, PLACEHOLDER, TEMPLATES, Language
 from decisions.rules import Channels, Rules
@@ -69,9 +69,8 @@ def decide_small(
     ids: list[str | None] = scores.get_column("customer_id").to_list()
     wanted = [cid for cid in ids if cid is not None]
     by_id = _rows_by_id(features, ("customer_id", *FEATURE_INPUTS), wanted)
-    in_control = control_group(scores.get_column("customer_id"),
-                               share=rules.control_group.share,
-                               salt=rules.control_group.salt).to_list()
+    in_control = [in_control_group(cid, share=rules.control_group.share,
+                                   salt=rules.control_group.salt) for cid in ids]
     rows = []
     for score, control in zip(scores.rows(named=True), in_control, strict=True):
         found = by_id.get(score["customer_id"])

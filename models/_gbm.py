@@ -4,6 +4,7 @@ and early stopping."""
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,6 +32,8 @@ def feature_columns(frame: pl.DataFrame) -> list[str]:
 
 def matrix(frame: pl.DataFrame, columns: Sequence[str]) -> np.ndarray:
     """float32 matrix in ``columns`` order; a column the frame lacks is all-missing."""
+    if frame.height <= _ROW_WISE_MAX_ROWS:
+        return _matrix_from_rows(frame, columns)
     # Column by column: Series casts run at once, a frame-wide select is planned first (about
     # 0.5 ms on a one-row frame). Column-major, as LightGBM reads it without a copy.
     out = np.full((frame.height, len(columns)), np.nan, dtype=np.float32, order="F")
@@ -39,6 +42,21 @@ def matrix(frame: pl.DataFrame, columns: Sequence[str]) -> np.ndarray:
         if name in present:
             out[:, i] = frame.get_column(name).cast(pl.Float32).to_numpy()
     return out
+
+
+# A few rows (the API's requests) are read as Python tuples: ~10 us for one customer against
+# ~130 us for one polars cast per column.
+_ROW_WISE_MAX_ROWS = 64
+
+
+def _matrix_from_rows(frame: pl.DataFrame, columns: Sequence[str]) -> np.ndarray:
+    position = {name: i for i, name in enumerate(frame.columns)}
+    where = [position.get(name) for name in columns]
+    nan = math.nan
+    return np.array(
+        [[nan if i is None or row[i] is None else row[i] for i in where] for row in frame.rows()],
+        dtype=np.float32,
+    ).reshape(frame.height, len(columns))
 
 
 def validation_mask(customer_ids: pl.Series, fraction: float, salt: str) -> np.ndarray:

@@ -175,20 +175,27 @@ class ScoringPipeline:
     def score_features(self, frame: pl.DataFrame, products: pl.DataFrame, as_of: date) -> pl.DataFrame:
         if frame.height == 0:
             return empty_scores()
-        # Columns from Series and numpy, not DataFrame.select: planning a polars query costs
-        # about as much as scoring a few customers.
+        # numpy arrays (nulls as NaN) rather than polars Series or expressions: each polars
+        # operation has a fixed cost that, on the API's one-customer requests, came to ~1 ms
+        # of the score; numpy's is a few microseconds and it is as fast on a whole shop.
         column = frame.get_column
-        churn = column("btyd_p_no_order").to_numpy()
-        revenue = column("btyd_expected_revenue").to_numpy()
+        values = {name: column(name).to_numpy() for name in (
+            "btyd_p_no_order", "btyd_expected_revenue", "btyd_clv_12m", "interval_median",
+            "days_since_last_order", "orders")}
+        interval, since_last = values["interval_median"], values["days_since_last_order"]
+        churn = values["btyd_p_no_order"]
+        revenue = btyd_revenue = values["btyd_expected_revenue"]
         source = np.full(frame.height, "btyd", dtype=object)
         # Timing fallback: the customer's own median interval from the last order; the shop's
         # typical cadence for one-timers.
-        own = (column("interval_median") - column("days_since_last_order")).clip(lower_bound=0)
-        shop_interval = column("interval_median").median() or float(self.horizon_days)
-        p50 = own.fill_null(shop_interval).to_numpy().astype(float)
+        known = interval[~np.isnan(interval)]
+        shop_interval = (float(np.median(known)) if known.size else 0.0) or float(self.horizon_days)
+        own = np.maximum(interval - since_last, 0.0)
+        p50 = np.where(np.isnan(own), shop_interval, own)
         p10, p90 = p50 * 0.5, p50 * 2.0 + 7
         if self.eligible:
-            warm = (column("orders") > self.cold_start_max_orders).to_numpy()
+            orders = values["orders"]
+            warm = orders > self.cold_start_max_orders
             assert self.churn and self.value and self.timing
             churn_X, value_X, timing_X = model_inputs(frame, [self.churn, self.value, self.timing])
             churn = np.where(warm, self.churn.churn_probability(frame, churn_X), churn)
@@ -198,9 +205,7 @@ class ScoringPipeline:
             p50 = np.where(warm, timing[:, 1], p50)
             p90 = np.where(warm, timing[:, 2], p90)
             # One order is little to go on: say so per customer, so a CRM can treat it apart.
-            one_order = (column("orders") <= 1).to_numpy()
-            source = np.where(warm, np.where(one_order, "gbm_one_order", "gbm"), source)
-        btyd_revenue = column("btyd_expected_revenue").to_numpy()
+            source = np.where(warm, np.where(orders <= 1, "gbm_one_order", "gbm"), source)
         # CLV: the probabilistic model's 12-month shape, scaled to the better horizon revenue.
         scale = np.clip((revenue + 1e-9) / (btyd_revenue + 1e-9), *CLV_SCALE_BOUNDS)
         scores = {series.name: series for series in (
@@ -211,12 +216,12 @@ class ScoringPipeline:
             pl.Series("churn_probability", np.asarray(churn, dtype=float)),
             column("btyd_expected_orders").alias("expected_orders"),
             pl.Series("predicted_revenue", np.asarray(revenue, dtype=float)),
-            (column("btyd_clv_12m") * scale).alias("clv_12m"),
+            pl.Series("clv_12m", values["btyd_clv_12m"] * scale),
             days_after(as_of, p50).alias("next_order_date"),
             days_after(as_of, p10).alias("next_order_p10"),
             days_after(as_of, p90).alias("next_order_p90"),
-            (column("days_since_last_order") - column("interval_median")).clip(lower_bound=0)
-            .alias("overdue_days"),
+            # Null (NaN here) without an interval, as in the features.
+            pl.Series("overdue_days", np.maximum(since_last - interval, 0.0), nan_to_null=True),
             pl.Series("score_source", source.astype(str)),
         )}
         if frame.height <= SMALL_BATCH_MAX_CUSTOMERS:  # no join to plan

