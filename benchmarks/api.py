@@ -1,15 +1,18 @@
 """API benchmark: retain's FastAPI service beside `mlflow models serve`, same model, same run.
 
     .venv/bin/python benchmarks/api.py [--customers 20000] [--requests 2000] [--rate 200]
-                                       [--workers 1]
+                                       [--rounds 3] [--workers 2] [--skip-mlflow]
 
 Trains a model on a simulated shop into a throw-away MLflow store, starts both servers on
-127.0.0.1 (one worker each unless ``--workers``; LightGBM on one thread), and drives them from
-this process: one-customer requests at a fixed rate (open loop, so slow answers cannot slow the
-sender), then sequential 1,000-customer batches. retain runs twice: with its decisions (the
-default; each customer sends their consents) and scores only (``?decisions=false``, what
-`mlflow models serve` returns). Bounded in count and time; both servers are stopped at the end. Targets on 2 cores: one customer p50 < 5 ms, p99 < 30 ms; 1,000 customers
-< 300 ms; and faster than `mlflow models serve`.
+127.0.0.1 (two workers each, one per core, unless ``--workers``; LightGBM and polars on one
+thread) and drives them from this process: sequential one-customer requests, ``--rounds`` runs
+of one-customer requests at a fixed rate (open loop, so slow answers cannot slow the sender),
+then sequential 1,000-customer batches. retain runs twice: with its decisions (the default;
+each customer sends their consents) and scores only (``?decisions=false``, what `mlflow models
+serve` returns). Each row also gives the server's CPU time per request, read from /proc: the
+figure to compare across runs on a shared machine, whose speed drifts. Bounded in count and
+time; both servers are stopped at the end. Targets on 2 cores: one customer p50 < 5 ms, p99 <
+30 ms; 1,000 customers < 300 ms; and faster than `mlflow models serve`.
 """
 
 from __future__ import annotations
@@ -59,13 +62,34 @@ def server(command: list[str], env: dict[str, str], ready_url: str):
                 if time.monotonic() - started > DEADLINE_S:
                     raise SystemExit(f"{command} not ready after {DEADLINE_S} s")
                 time.sleep(0.5)
-            yield
+            yield process.pid
         finally:
             process.terminate()
             try:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a server process and all its descendants (workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parent, used = {}, {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        child = int(stat.parent.name)
+        parent[child] = int(fields[1])
+        used[child] = (int(fields[11]) + int(fields[12])) / tick
+    def descends(p: int) -> bool:
+        while p > 1:
+            if p == pid:
+                return True
+            p = parent.get(p, 0)
+        return False
+    return sum(seconds for p, seconds in used.items() if descends(p))
 
 
 def ready(url: str) -> bool:
@@ -120,8 +144,13 @@ class RawClient:
 
     async def exchange(self, request: bytes) -> bool:
         """Send one request on an idle connection (or a new one); True on a 2xx answer."""
-        connection = self.idle.pop() if self.idle else await asyncio.open_connection(
-            self.target.host, self.target.port)
+        while self.idle:
+            connection = self.idle.pop()
+            if not (connection[1].is_closing() or connection[0].at_eof()):
+                break
+            connection[1].close()
+        else:
+            connection = await asyncio.open_connection(self.target.host, self.target.port)
         reader, writer = connection
         writer.write(request)
         status = await reader.readline()
@@ -139,7 +168,7 @@ class RawClient:
         start = time.perf_counter()
         try:
             ok = await asyncio.wait_for(self.exchange(request), timeout=60)
-        except (TimeoutError, OSError, asyncio.IncompleteReadError, IndexError):
+        except (TimeoutError, OSError, RuntimeError, asyncio.IncompleteReadError, IndexError):
             ok = False
         return (time.perf_counter() - start) * 1000 if ok else None
 
@@ -184,13 +213,34 @@ def sequential(url: str, bodies: list[dict], headers: dict) -> list[float]:
     return uvloop.run(run())
 
 
-def row(name: str, latencies: list[float], wall: float | None = None, failures: int = 0) -> str:
+def row(name: str, latencies: list[float], wall: float | None = None, failures: int = 0,
+        cpu_s: float | None = None) -> str:
     if not latencies:
         return f"{name:<48} {0:>6} {'-':>9} {'-':>9} {'-':>8} req/s  failed {failures}"
     p50, p99 = np.percentile(latencies, [50, 99])
     rate = f"{len(latencies) / wall:8.0f}" if wall else f"{1000 / np.mean(latencies):8.1f}"
+    cpu = f"{cpu_s * 1000 / len(latencies):>9.2f}" if cpu_s is not None else f"{'-':>9}"
     failed = f"  failed {failures}" if failures else ""
-    return f"{name:<48} {len(latencies):>6} {p50:>9.2f} {p99:>9.2f} {rate} req/s{failed}"
+    return f"{name:<48} {len(latencies):>6} {p50:>9.2f} {p99:>9.2f} {rate} req/s {cpu}{failed}"
+
+
+def suite(name: str, url: str, pid: int, singles: list[dict], batches: list[dict],
+          headers: dict, rate: float, rounds: int) -> None:
+    """Sequential single-customer requests, ``rounds`` paced runs at ``rate``, then sequential
+    batches: one printed row each, with the server's CPU time per request."""
+    def measured(label: str, run) -> None:
+        before = cpu_seconds(pid)
+        latencies, wall, failed = run()
+        print(row(f"{name}, {label}", latencies, wall, failed, cpu_seconds(pid) - before),
+              flush=True)
+
+    sequential(url, singles[:50], headers)  # warm-up
+    measured("1 customer, sequential",
+             lambda: (sequential(url, singles[:300], headers), None, 0))
+    for _ in range(rounds):
+        measured(f"1 customer at {rate:.0f} req/s",
+                 lambda: uvloop.run(paced(url, singles, rate, headers)))
+    measured("1,000 customers, sequential", lambda: (sequential(url, batches, headers), None, 0))
 
 
 def main() -> None:
@@ -198,8 +248,11 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=20_000)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--rate", type=float, default=200)
+    parser.add_argument("--rounds", type=int, default=3, help="paced runs per server")
     parser.add_argument("--batches", type=int, default=20)
-    parser.add_argument("--workers", type=int, default=1, help="worker processes per server")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="worker processes per server (default: one per core of 2)")
+    parser.add_argument("--skip-mlflow", action="store_true", help="retain only (quicker)")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     from features.simulate import simulate_shop
@@ -223,38 +276,28 @@ def main() -> None:
         rng = np.random.default_rng(0)
         singles = [rng.choice(ids) for _ in range(args.requests)]
         batches = [list(rng.choice(ids, 1000, replace=False)) for _ in range(args.batches)]
-        print(f"{'server / request':<48} {'n':>6} {'p50 ms':>9} {'p99 ms':>9} {'throughput':>12}")
+        print(f"{'server / request':<48} {'n':>6} {'p50 ms':>9} {'p99 ms':>9} {'throughput':>14} "
+              f"{'server CPU ms/request':>9}")
 
         retain_port, mlflow_port = free_port(), free_port()
         workers = ["--workers", str(args.workers)]
         with server([str(BIN / "retain"), "serve", "--host", "127.0.0.1", "--port", str(retain_port),
-                     *workers], env, f"http://127.0.0.1:{retain_port}/readyz"):
+                     *workers], env, f"http://127.0.0.1:{retain_port}/readyz") as pid:
             headers = {"X-API-Key": KEY}
             bodies = [retain_body(history, [c], consents) for c in singles]
             big = [retain_body(history, b, consents) for b in batches]
             for name, query in (("retain", ""), ("retain scores only", "?decisions=false")):
-                url = f"http://127.0.0.1:{retain_port}/v1/score{query}"
-                sequential(url, bodies[:50], headers)  # warm-up
-                print(row(f"{name}, 1 customer, sequential", sequential(url, bodies[:300], headers)),
-                      flush=True)
-                latencies, wall, failed = uvloop.run(paced(url, bodies, args.rate, headers))
-                print(row(f"{name}, 1 customer at {args.rate:.0f} req/s", latencies, wall, failed),
-                      flush=True)
-                print(row(f"{name}, 1,000 customers, sequential", sequential(url, big, headers)),
-                      flush=True)
-
+                suite(name, f"http://127.0.0.1:{retain_port}/v1/score{query}", pid, bodies, big,
+                      headers, args.rate, args.rounds)
+        if args.skip_mlflow:
+            return
         with server([str(BIN / "mlflow"), "models", "serve", "-m", "models:/retain@champion",
                      "--env-manager", "local", "--host", "127.0.0.1", "--port", str(mlflow_port),
                      *workers],
-                    env, f"http://127.0.0.1:{mlflow_port}/ping"):
-            url = f"http://127.0.0.1:{mlflow_port}/invocations"
-            bodies = [mlflow_body(history, [c]) for c in singles]
-            sequential(url, bodies[:50], {})
-            print(row("mlflow models serve, 1 customer, sequential", sequential(url, bodies[:300], {})), flush=True)
-            latencies, wall, failed = uvloop.run(paced(url, bodies, args.rate, {}))
-            print(row(f"mlflow models serve, 1 customer at {args.rate:.0f} req/s", latencies, wall, failed), flush=True)
-            big = [mlflow_body(history, b) for b in batches]
-            print(row("mlflow models serve, 1,000 customers, sequential", sequential(url, big, {})), flush=True)
+                    env, f"http://127.0.0.1:{mlflow_port}/ping") as pid:
+            suite("mlflow models serve", f"http://127.0.0.1:{mlflow_port}/invocations", pid,
+                  [mlflow_body(history, [c]) for c in singles],
+                  [mlflow_body(history, b) for b in batches], {}, args.rate, args.rounds)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
+from models._lightgbm_rows import raw_scores
 from models.btyd import NotFittedError
 
 # Identifiers, dates, text and outcomes are never model inputs.
@@ -147,9 +148,12 @@ class GBMEstimator:
             raise NotFittedError("Model has not been fit yet: call fit(features, y) first.")
         if X is None:
             X = matrix(frame, self.feature_names_)
-        # One thread for small batches: OpenMP start-up stalls tiny predictions on busy cores.
-        threads = 1 if len(X) < 5_000 else self.num_threads
-        raw = booster.predict(X, raw_score=True, num_threads=threads)
+        if len(X) < 5_000:
+            # One thread for small batches: OpenMP start-up stalls tiny predictions on busy
+            # cores.
+            raw = raw_scores(booster, X)
+        else:
+            raw = booster.predict(X, raw_score=True, num_threads=self.num_threads)
         init = self._init_score(frame)
         return raw if init is None else raw + init
 

@@ -27,8 +27,9 @@ def serve(
     ] = "info",
     workers: Annotated[
         int,
-        typer.Option("--workers", min=1, help="Worker processes, each with its own copy of the "
-                     "model: one per core for throughput. /metrics then counts per worker."),
+        typer.Option("--workers", min=1, envvar="RETAIN_WORKERS",
+                     help="Worker processes, each with its own copy of the model: one per core "
+                     "for throughput and a steady tail latency. /metrics then counts per worker."),
     ] = 1,
 ) -> None:
     """Serve the scoring API with the model the registry's `champion` alias points at.
