@@ -99,3 +99,48 @@ def test_gamma_gamma_spend_is_close_to_fader_hardie_lee_2005(bgnbd):
     # "RFM and CLV: using iso-value curves", CDNOW sample: p = 6.25, q = 3.74, v = 15.44.
     for name, value in {"p": 6.25, "q": 3.74, "v": 15.44}.items():
         assert bgnbd.spend_params_[name] == pytest.approx(value, rel=0.01), name
+
+
+def test_bgnbd_and_gamma_gamma_predictions_equal_lifetimes(bgnbd, cdnow_rfm):
+    from lifetimes import BetaGeoFitter, GammaGammaFitter
+
+    x, t_x, T, m = (np.asarray(cdnow_rfm[c].to_numpy(), dtype=float)
+                    for c in ("frequency", "recency", "T", "monetary_value"))
+    t_x, T = t_x / bgnbd.time_unit_days, T / bgnbd.time_unit_days
+    ours, theirs = bgnbd.frequency_model_, BetaGeoFitter()
+    theirs.params_ = dict(bgnbd.params_)
+    np.testing.assert_allclose(ours.conditional_probability_alive(x, t_x, T),
+                               theirs.conditional_probability_alive(x, t_x, T), rtol=1e-14)
+    for t in (1.0, 13.0, np.arange(1, 53, dtype=float)[:, None]):  # one horizon and many
+        np.testing.assert_allclose(
+            ours.conditional_expected_number_of_purchases_up_to_time(t, x, t_x, T),
+            theirs.conditional_expected_number_of_purchases_up_to_time(t, x, t_x, T), rtol=1e-13)
+    spend, their_spend = bgnbd.spend_model_, GammaGammaFitter()
+    their_spend.params_ = dict(bgnbd.spend_params_)
+    repeat = x > 0
+    np.testing.assert_allclose(
+        spend.conditional_expected_average_profit(x[repeat], m[repeat]),
+        their_spend.conditional_expected_average_profit(x[repeat], m[repeat]), rtol=1e-14)
+
+
+def test_bgnbd_expected_orders_of_very_frequent_buyers_take_the_overflow_form():
+    from lifetimes import BetaGeoFitter
+    from scipy.special import hyp2f1
+
+    from models.btyd import BGNBDPredictions
+
+    params = {"r": 0.24, "alpha": 4.4, "a": 0.79, "b": 2.4}
+    x = np.array([0.0, 1, 50, 300, 1000, 3000])
+    T = np.full(len(x), 60.0)
+    t_x = T - 1
+    z = 52 / (params["alpha"] + T + 52)
+    overflowing = np.isinf(np.log(hyp2f1(params["r"] + x, params["b"] + x,
+                                         params["a"] + params["b"] + x - 1, z)))
+    assert overflowing.any() and not overflowing.all()
+    theirs = BetaGeoFitter()
+    theirs.params_ = dict(params)
+    with np.errstate(all="ignore"):
+        ours = BGNBDPredictions(**params).conditional_expected_number_of_purchases_up_to_time(
+            52.0, x, t_x, T)
+        expected = theirs.conditional_expected_number_of_purchases_up_to_time(52.0, x, t_x, T)
+    np.testing.assert_allclose(ours, expected, rtol=1e-13)
