@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -29,7 +34,8 @@ def serve(
         int,
         typer.Option("--workers", min=1, envvar="RETAIN_WORKERS",
                      help="Worker processes, each with its own copy of the model: one per core "
-                     "for throughput and a steady tail latency. /metrics then counts per worker."),
+                     "for throughput and a steady tail latency. /metrics adds up all workers "
+                     "(through PROMETHEUS_MULTIPROC_DIR, a temporary directory unless set)."),
     ] = 1,
 ) -> None:
     """Serve the scoring API with the model the registry's `champion` alias points at.
@@ -62,4 +68,29 @@ def serve(
     # environment: pass the flag on that way (the app built above only checked the settings).
     if reload_interval is not None:
         os.environ["RETAIN_RELOAD_INTERVAL"] = str(reload_interval)
-    uvicorn.run("serving.main:create_app", factory=True, workers=workers, **options)
+    with shared_metrics_directory():
+        uvicorn.run("serving.main:create_app", factory=True, workers=workers, **options)
+
+
+@contextlib.contextmanager
+def shared_metrics_directory() -> Iterator[None]:
+    """A directory where the workers' metrics meet (serving.metrics): the one
+    PROMETHEUS_MULTIPROC_DIR names, emptied first as prometheus-client requires, or a new
+    temporary one, removed at the end."""
+    from serving.metrics import MULTIPROCESS_DIR_ENV
+
+    given = os.environ.get(MULTIPROCESS_DIR_ENV)
+    if given:
+        directory = Path(given)
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.glob("*.db"):  # values of an earlier run
+            stale.unlink()
+        yield
+        return
+    directory = Path(tempfile.mkdtemp(prefix="retain-metrics-"))
+    os.environ[MULTIPROCESS_DIR_ENV] = str(directory)
+    try:
+        yield
+    finally:
+        del os.environ[MULTIPROCESS_DIR_ENV]
+        shutil.rmtree(directory, ignore_errors=True)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -17,7 +18,7 @@ import numpy as np
 import pytest
 
 from serving.store import ScoreStore
-from tests.serving.conftest import SCORE_KEY, customers_of, score_body
+from tests.serving.conftest import METRICS_KEY, SCORE_KEY, customers_of, score_body
 
 REPO = Path(__file__).resolve().parents[2]
 STARTUP_SECONDS = 90
@@ -44,21 +45,23 @@ def wait_ready(base: str, server: subprocess.Popen, log: Path) -> None:
     pytest.fail(f"retain serve not ready after {STARTUP_SECONDS}s:\n{log.read_text()[-3000:]}")
 
 
-@pytest.fixture
-def server(tmp_path, registry, store_url) -> Iterator[str]:
+@contextmanager
+def serving(tmp_path: Path, registry, store_url: str, *extra: str) -> Iterator[str]:
+    """A real `retain serve` on a free port; yields its base URL."""
     port = free_port()
     log = tmp_path / "serve.log"
     env = {
         **os.environ,
         "MLFLOW_TRACKING_URI": registry.uri,
-        "RETAIN_API_KEYS": json.dumps({SCORE_KEY: ["score"]}),
+        "RETAIN_API_KEYS": json.dumps({SCORE_KEY: ["score"], METRICS_KEY: ["metrics"]}),
         "RETAIN_STORE_URL": store_url,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
     }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "retain", "serve", "--host", "127.0.0.1", "--port", str(port),
-             "--reload-interval", "0"],
+             "--reload-interval", "0", *extra],
             cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
         )
     base = f"http://127.0.0.1:{port}"
@@ -72,6 +75,12 @@ def server(tmp_path, registry, store_url) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)
+
+
+@pytest.fixture
+def server(tmp_path, registry, store_url) -> Iterator[str]:
+    with serving(tmp_path, registry, store_url) as base:
+        yield base
 
 
 @pytest.fixture
@@ -107,3 +116,25 @@ def test_a_real_server_scores_and_reads_back_batch_scores(stored, server, regist
         assert http.get("/v1/customers/not-a-customer").status_code == 404
         assert httpx.get(f"{server}/v1/model").status_code == 401
         assert http.get("/metrics").status_code == 403  # a score key has no metrics scope
+
+
+def test_two_workers_report_their_metrics_together(tmp_path, registry, shop, shop_history):
+    """With --workers 2, any worker answering /metrics counts every worker's requests."""
+    body = score_body(customers_of(shop_history, 2), shop.as_of)
+    store_url = f"sqlite:///{tmp_path / 'scores.db'}"
+    with serving(tmp_path, registry, store_url, "--workers", "2") as base:
+        # One new connection per request, so the kernel spreads them over both workers.
+        for _ in range(12):
+            assert httpx.post(f"{base}/v1/score", json=body, headers=HEADERS,
+                              timeout=30).status_code == 200
+        scrapes = [httpx.get(f"{base}/metrics", headers={"X-API-Key": METRICS_KEY}, timeout=10)
+                   for _ in range(6)]
+    for scrape in scrapes:
+        assert scrape.status_code == 200
+        text = scrape.text
+        assert 'retain_http_requests_total{method="POST",route="/v1/score",status="200"} 12.0' in text
+        assert 'retain_predictions_total{result="scored"} 24.0' in text
+        assert f'retain_model_version {float(registry.trained.version)}' in text
+        assert f'version="{registry.trained.version}"}} 1.0' in text
+        # Both workers loaded the model: two successful loads, counted together.
+        assert 'retain_model_reloads_total{result="reloaded"} 2.0' in text
