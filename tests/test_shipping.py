@@ -17,10 +17,8 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -28,16 +26,11 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
+from tests.processes import free_port, start, stop, wait_ready
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 PACKAGES = ("retain", "features", "models", "training", "decisions", "serving")
-STARTUP_SECONDS = 120
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _instructions(dockerfile: str) -> list[tuple[str, str]]:
@@ -181,35 +174,6 @@ def _mlflow_option(command: str, name: str) -> str:
     return words[words.index(name) + 1]
 
 
-def _wait(url: str, process: subprocess.Popen, log: Path, headers: dict | None = None) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"{process.args[:3]} exited {process.returncode}:\n"
-                        f"{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(url, headers=headers, timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"{url} not ready after {STARTUP_SECONDS} s:\n{log.read_text()[-3000:]}")
-
-
-def _start(command: list[str], log: Path, env: dict, cwd: Path) -> subprocess.Popen:
-    with log.open("wb") as out:
-        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd)
-
-
-def _stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=5)
-
-
 @pytest.mark.parametrize("store_db_url", ["postgresql"], indirect=True)
 def test_the_compose_set_up_trains_serves_and_stores_natively(compose, tmp_path, store_url):
     """The mlflow service's own command line (its backend store swapped for a local one, its
@@ -217,7 +181,7 @@ def test_the_compose_set_up_trains_serves_and_stores_natively(compose, tmp_path,
     service's configuration: model from MLflow, scores in the store."""
     words = shlex.split(_defaults(compose["services"]["mlflow"]["command"]))
     assert words[:2] == ["mlflow", "server"]
-    port = _free_port()
+    port = free_port()
     swapped = {"--backend-store-uri": f"sqlite:///{tmp_path / 'mlflow-backend.db'}",
                "--artifacts-destination": str(tmp_path / "mlartifacts"),
                "--port": str(port), "--host": "127.0.0.1"}
@@ -226,11 +190,11 @@ def test_the_compose_set_up_trains_serves_and_stores_natively(compose, tmp_path,
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     mlflow_log = tmp_path / "mlflow.log"
-    server = _start([str(BIN / "mlflow"), *words[1:], "--workers", "1"], mlflow_log, env, tmp_path)
+    server = start([str(BIN / "mlflow"), *words[1:], "--workers", "1"], mlflow_log, env, tmp_path)
     retain_server = None
     try:
         base = f"http://127.0.0.1:{port}"
-        _wait(f"{base}/health", server, mlflow_log)
+        wait_ready(f"{base}/health", server, mlflow_log)
         # The retain container reaches MLflow as http://mlflow:5000: its Host header must pass
         # MLflow's DNS-rebinding guard.
         search = httpx.get(f"{base}/api/2.0/mlflow/experiments/search?max_results=1",
@@ -261,12 +225,12 @@ def test_the_compose_set_up_trains_serves_and_stores_natively(compose, tmp_path,
         assert batch.returncode == 0, batch.stderr[-3000:]
         stored_id = (tmp_path / "scores.csv").read_text().splitlines()[1].split(",")[0]
 
-        retain_port = _free_port()
+        retain_port = free_port()
         serve_log = tmp_path / "serve.log"
-        retain_server = _start([*run, "serve", "--host", "127.0.0.1", "--port", str(retain_port)],
+        retain_server = start([*run, "serve", "--host", "127.0.0.1", "--port", str(retain_port)],
                                serve_log, served_env, tmp_path)
         retain_base = f"http://127.0.0.1:{retain_port}"
-        _wait(f"{retain_base}/readyz", retain_server, serve_log)
+        wait_ready(f"{retain_base}/readyz", retain_server, serve_log)
         headers = {"X-API-Key": "k"}
         assert httpx.get(f"{retain_base}/v1/model", headers=headers).json()["version"] == "1"
         body = {"as_of": as_of, "customers": [{"customer_id": "c-1", "transactions": [
@@ -278,5 +242,5 @@ def test_the_compose_set_up_trains_serves_and_stores_natively(compose, tmp_path,
         assert stored.status_code == 200 and stored.json()["model_version"] == "1", stored.text
     finally:
         if retain_server is not None:
-            _stop(retain_server)
-        _stop(server)
+            stop(retain_server)
+        stop(server)

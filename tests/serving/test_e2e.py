@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -18,31 +16,11 @@ import numpy as np
 import pytest
 
 from serving.store import ScoreStore
+from tests.processes import free_port, start, stop, wait_ready
 from tests.serving.conftest import METRICS_KEY, SCORE_KEY, customers_of, score_body
 
 REPO = Path(__file__).resolve().parents[2]
-STARTUP_SECONDS = 90
 HEADERS = {"X-API-Key": SCORE_KEY}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_ready(base: str, server: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"retain serve exited with {server.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass  # not listening yet
-        time.sleep(0.25)
-    pytest.fail(f"retain serve not ready after {STARTUP_SECONDS}s:\n{log.read_text()[-3000:]}")
 
 
 @contextmanager
@@ -58,23 +36,14 @@ def serving(tmp_path: Path, registry, store_url: str, *extra: str) -> Iterator[s
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "retain", "serve", "--host", "127.0.0.1", "--port", str(port),
-             "--reload-interval", "0", *extra],
-            cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )
+    process = start([sys.executable, "-m", "retain", "serve", "--host", "127.0.0.1", "--port",
+                     str(port), "--reload-interval", "0", *extra], log, env, tmp_path)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(base, process, log)
+        wait_ready(f"{base}/readyz", process, log)
         yield base
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        stop(process)
 
 
 @pytest.fixture
@@ -123,6 +92,12 @@ def test_two_workers_report_their_metrics_together(tmp_path, registry, shop, sho
     body = score_body(customers_of(shop_history, 2), shop.as_of)
     store_url = f"sqlite:///{tmp_path / 'scores.db'}"
     with serving(tmp_path, registry, store_url, "--workers", "2") as base:
+        # Ready means one worker is; wait for the other's model too (its load counts here).
+        deadline = time.monotonic() + 120
+        while 'retain_model_reloads_total{result="reloaded"} 2.0' not in httpx.get(
+                f"{base}/metrics", headers={"X-API-Key": METRICS_KEY}, timeout=10).text:
+            assert time.monotonic() < deadline, "the second worker never loaded the model"
+            time.sleep(0.5)
         # One new connection per request, so the kernel spreads them over both workers.
         for _ in range(12):
             assert httpx.post(f"{base}/v1/score", json=body, headers=HEADERS,

@@ -437,7 +437,7 @@ def live_server(ui_settings, scored) -> Iterator[tuple[str, object]]:
     """A real uvicorn server on a free port of 127.0.0.1, in a thread, serving the store's run."""
     import uvicorn
 
-    from tests.serving.test_e2e import free_port
+    from tests.processes import free_port
 
     app = create_app(ui_settings)
     port = free_port()

@@ -1,0 +1,51 @@
+"""Real server processes for the end-to-end tests: a free port, waiting until ready, stopping."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+STARTUP_SECONDS = 120
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start(command: list[str], log: Path, env: dict, cwd: Path) -> subprocess.Popen:
+    """``command`` in the background, its output in ``log``."""
+    with log.open("wb") as out:
+        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd)
+
+
+def wait_ready(url: str, process: subprocess.Popen, log: Path) -> None:
+    """Until ``url`` answers 200; fails with the log's tail when the process exits or the
+    start-up takes too long."""
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"{process.args[:3]} exited with {process.returncode}:\n"
+                        f"{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass  # not listening yet
+        time.sleep(0.25)
+    pytest.fail(f"{url} not ready after {STARTUP_SECONDS} s:\n{log.read_text()[-3000:]}")
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
