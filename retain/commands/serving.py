@@ -83,8 +83,11 @@ def shared_metrics_directory() -> Iterator[None]:
     if given:
         directory = Path(given)
         directory.mkdir(parents=True, exist_ok=True)
-        for stale in directory.glob("*.db"):  # values of an earlier run
-            stale.unlink()
+        # Values of an earlier run: prometheus-client's own files only (the directory may be
+        # one where other .db files live, retain.db among them).
+        for kind in ("counter", "gauge", "histogram", "summary"):
+            for stale in directory.glob(f"{kind}_*.db"):
+                stale.unlink()
         yield
         return
     directory = Path(tempfile.mkdtemp(prefix="retain-metrics-"))
