@@ -56,6 +56,9 @@ class _RowPredictor:
         from lightgbm import basic
 
         self.n_features = n_features
+        # One caller at a time: the single-row predictor keeps per-call buffers, and whether
+        # LightGBM locks them itself is not part of its API.
+        self._calling = threading.Lock()
         self._lib = basic._LIB
         self._check = basic._safe_call
         self._config = ctypes.c_void_p()
@@ -77,13 +80,14 @@ class _RowPredictor:
         written = ctypes.c_int64(0)
         row_bytes = rows.strides[0] if len(rows) else 0
         row_pointer, out_pointer = rows.ctypes.data, out.ctypes.data
-        for i in range(len(rows)):
-            self._check(self._lib.LGBM_BoosterPredictForMatSingleRowFast(
-                self._config,
-                ctypes.c_void_p(row_pointer + i * row_bytes),
-                ctypes.byref(written),
-                ctypes.cast(out_pointer + i * 8, ctypes.POINTER(ctypes.c_double)),
-            ))
+        with self._calling:
+            for i in range(len(rows)):
+                self._check(self._lib.LGBM_BoosterPredictForMatSingleRowFast(
+                    self._config,
+                    ctypes.c_void_p(row_pointer + i * row_bytes),
+                    ctypes.byref(written),
+                    ctypes.cast(out_pointer + i * 8, ctypes.POINTER(ctypes.c_double)),
+                ))
         return out
 
     def __del__(self) -> None:

@@ -60,3 +60,16 @@ def test_when_the_c_api_refuses_it_falls_back_on_predict(fitted, training_frame,
                         lambda *args: -1, raising=False)
     np.testing.assert_array_equal(_lightgbm_rows.raw_scores(fresh, X), expected)
     assert "unavailable" in caplog.text
+
+
+def test_threads_sharing_one_booster_get_their_own_rows_scores(fitted, training_frame):
+    from concurrent.futures import ThreadPoolExecutor
+
+    X = matrix(training_frame.head(640), fitted[0].feature_name())
+    expected = fitted[0].predict(X, raw_score=True, num_threads=1)
+    chunks = [X[start:start + 64] for start in range(0, 640, 64)]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(5):
+            got = np.concatenate(list(pool.map(
+                lambda chunk: _lightgbm_rows.raw_scores(fitted[0], chunk), chunks)))
+            np.testing.assert_array_equal(got, expected)
