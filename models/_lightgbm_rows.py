@@ -6,8 +6,11 @@ and three timing quantiles). ``LGBM_BoosterPredictForMatSingleRowFast`` does tha
 per booster. Same trees, same iterations, same float32 input: the same numbers (tested equal).
 
 LightGBM's Python package keeps its library handle and helpers private, so this module is the
-one place that touches them; when they are missing (another LightGBM version), or the C call
-fails, ``raw_scores`` falls back on ``Booster.predict``.
+one place that touches them. ``raw_scores`` falls back on ``Booster.predict`` when they are
+missing (another LightGBM version) or the set-up fails, and for what this path does not cover:
+inputs other than float32 (a float64 value could fall the other side of a split once rounded),
+models with several outputs per row, and boosters holding more iterations than the best one
+(the C API takes the iteration range from the booster, which every ``predict`` call resets).
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ _lock = threading.Lock()
 
 def raw_scores(booster: lgb.Booster, X: np.ndarray) -> np.ndarray:
     """``booster.predict(X, raw_score=True, num_threads=1)``, faster for up to ``MAX_ROWS``."""
-    predictor = _predictor(booster, X.shape[1]) if len(X) <= MAX_ROWS else None
+    predictor = (_predictor(booster, X.shape[1])
+                 if len(X) <= MAX_ROWS and X.dtype == np.float32 else None)
     if predictor is None:
         return booster.predict(X, raw_score=True, num_threads=1)
     return predictor.predict(X)
@@ -44,8 +48,8 @@ def _predictor(booster: lgb.Booster, n_features: int) -> _RowPredictor | None:
             try:
                 _predictors[booster] = _RowPredictor(booster, n_features)
             except (AttributeError, ImportError, lgb.basic.LightGBMError) as exc:
-                log.warning("LightGBM's single-row predictions unavailable (%s): using "
-                            "Booster.predict", type(exc).__name__)
+                log.warning("LightGBM's single-row predictions unavailable (%s: %s): using "
+                            "Booster.predict", type(exc).__name__, exc)
                 _predictors[booster] = None
         predictor = _predictors[booster]
     return predictor if predictor is not None and predictor.n_features == n_features else None
@@ -55,6 +59,10 @@ class _RowPredictor:
     def __init__(self, booster: lgb.Booster, n_features: int) -> None:
         from lightgbm import basic
 
+        if booster.num_model_per_iteration() != 1:
+            raise lgb.basic.LightGBMError("several outputs per row")
+        if 0 < booster.best_iteration != booster.current_iteration():
+            raise lgb.basic.LightGBMError("more iterations kept than the best one")
         self.n_features = n_features
         # One caller at a time: the single-row predictor keeps per-call buffers, and whether
         # LightGBM locks them itself is not part of its API.
@@ -75,7 +83,7 @@ class _RowPredictor:
         ))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        rows = np.ascontiguousarray(X, dtype=np.float32)
+        rows = np.ascontiguousarray(X)
         out = np.empty(len(rows), dtype=np.float64)
         written = ctypes.c_int64(0)
         row_bytes = rows.strides[0] if len(rows) else 0

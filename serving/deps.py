@@ -106,12 +106,13 @@ class ModelHolder:
                                          str(registered.pipeline.trained_as_of or ""))
                     log.info("model: serving version %s (alias %s; was %s)", version,
                              self.alias, previous or "none")
-                    settle_heap()
             except Exception as exc:  # noqa: BLE001 - any failure must leave the old model serving
                 kept = f"still serving version {previous}" if previous else "no model loaded"
                 outcome = ReloadOutcome("failed", previous, previous,
                                         f"reload failed, {kept}: {_short(exc)}")
                 log.warning("model: %s", outcome.detail)
+            if outcome.status == "reloaded":
+                settle_heap()
         self._metrics.reloads.labels(outcome.status).inc()
         return outcome
 
@@ -126,8 +127,9 @@ def settle_heap() -> None:
     """Collect once and freeze what survives (the libraries and the model: ~400k objects)
     out of the garbage collector's view. Otherwise every full collection walks them all,
     ~100 ms with the GIL held, and requests arriving meanwhile wait: the worst of the API's
-    tail latency. Unfreezing first lets a replaced model's cycles be freed. Runs at each load,
-    so it stalls requests once per reload."""
+    tail latency. Unfreezing first lets a replaced model's cycles be freed (unless a request
+    still holds that model: then they wait for the next reload). Runs at each load, so it
+    stalls requests once per reload."""
     gc.unfreeze()
     gc.collect()
     gc.freeze()

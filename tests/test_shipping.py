@@ -74,18 +74,26 @@ def test_the_image_is_multi_stage_slim_non_root_and_checks_its_health():
 
 
 def _ignored(relative: str, patterns: list[str]) -> bool:
-    """Docker's .dockerignore rules, as far as ours uses them: a pattern matches the path or
-    a folder above it; ``**/`` matches at any depth."""
+    """Docker's .dockerignore rules, as far as ours uses them: a pattern matches the path or a
+    folder above it, segment by segment (``*`` stops at ``/``); ``**/`` matches at any depth."""
     parts = relative.split("/")
-    prefixes = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
     for pattern in patterns:
-        if pattern.startswith("**/"):
-            tail = pattern[3:]
-            if any(fnmatch.fnmatch(part, tail) for part in parts):
+        anywhere = pattern.startswith("**/")
+        wanted = pattern.removeprefix("**/").split("/")
+        for first in range(len(parts)) if anywhere else (0,):
+            segments = parts[first:first + len(wanted)]
+            if len(segments) == len(wanted) and all(
+                    fnmatch.fnmatchcase(part, want) for part, want in zip(segments, wanted)):
                 return True
-        elif any(fnmatch.fnmatch(prefix, pattern) for prefix in prefixes):
-            return True
     return False
+
+
+def test_dockerignore_rules_as_docker_reads_them():
+    patterns = ["*.db", "**/*.csv", "docs", "**/__pycache__"]
+    assert _ignored("retain.db", patterns) and not _ignored("serving/retain.db", patterns)
+    assert _ignored("shop/data.csv", patterns) and _ignored("data.csv", patterns)
+    assert _ignored("docs/benchmarks.md", patterns) and not _ignored("serving/docs.py", patterns)
+    assert _ignored("models/__pycache__/x.pyc", patterns)
 
 
 def _build_context(destination: Path) -> None:

@@ -44,6 +44,14 @@ def serve(
     (RETAIN_ALLOW_NO_AUTH=true for local development only). Stored scores: RETAIN_STORE_URL.
     Registry: MLFLOW_TRACKING_URI. OpenAPI docs at /docs.
     """
+    # Before the app is built: its metrics write to a given directory at once, and the workers
+    # (new processes) read the variable when they import prometheus-client.
+    with shared_metrics_directory(temporary=workers > 1):
+        _serve(host, port, reload_interval, log_level, workers)
+
+
+def _serve(host: str, port: int, reload_interval: float | None, log_level: str,
+           workers: int) -> None:
     import uvicorn
     from pydantic import ValidationError
 
@@ -68,26 +76,29 @@ def serve(
     # environment: pass the flag on that way (the app built above only checked the settings).
     if reload_interval is not None:
         os.environ["RETAIN_RELOAD_INTERVAL"] = str(reload_interval)
-    with shared_metrics_directory():
-        uvicorn.run("serving.main:create_app", factory=True, workers=workers, **options)
+    uvicorn.run("serving.main:create_app", factory=True, workers=workers, **options)
 
 
 @contextlib.contextmanager
-def shared_metrics_directory() -> Iterator[None]:
-    """A directory where the workers' metrics meet (serving.metrics): the one
-    PROMETHEUS_MULTIPROC_DIR names, emptied first as prometheus-client requires, or a new
-    temporary one, removed at the end."""
+def shared_metrics_directory(temporary: bool = True) -> Iterator[None]:
+    """The directory where the workers' metrics meet (serving.metrics): the one
+    PROMETHEUS_MULTIPROC_DIR names, made if missing and cleared of an earlier run's metric
+    files as prometheus-client requires; else, when ``temporary``, a new temporary directory,
+    removed at the end; else none (one process keeps its metrics in memory)."""
     from serving.metrics import MULTIPROCESS_DIR_ENV
 
     given = os.environ.get(MULTIPROCESS_DIR_ENV)
     if given:
         directory = Path(given)
         directory.mkdir(parents=True, exist_ok=True)
-        # Values of an earlier run: prometheus-client's own files only (the directory may be
-        # one where other .db files live, retain.db among them).
+        # prometheus-client's own files only (the directory may be one where other .db
+        # files live, retain.db among them).
         for kind in ("counter", "gauge", "histogram", "summary"):
             for stale in directory.glob(f"{kind}_*.db"):
                 stale.unlink()
+        yield
+        return
+    if not temporary:
         yield
         return
     directory = Path(tempfile.mkdtemp(prefix="retain-metrics-"))

@@ -37,9 +37,31 @@ def test_raw_scores_equal_booster_predict_row_by_row(fitted, training_frame):
 def test_column_major_and_float64_inputs_too(fitted, training_frame):
     X = matrix(training_frame.head(_lightgbm_rows.MAX_ROWS), fitted[0].feature_name())
     expected = fitted[0].predict(X, raw_score=True, num_threads=1)
-    for variant in (np.asfortranarray(X), X.astype(np.float64), X[:0]):
+    for variant in (np.asfortranarray(X), X[:0]):
         got = _lightgbm_rows.raw_scores(fitted[0], variant)
         np.testing.assert_array_equal(got, expected[:len(variant)])
+    # float64 goes to Booster.predict, which compares it unrounded with the thresholds.
+    wide = X.astype(np.float64) + 1e-9
+    np.testing.assert_array_equal(_lightgbm_rows.raw_scores(fitted[0], wide),
+                                  fitted[0].predict(wide, raw_score=True, num_threads=1))
+
+
+def test_a_booster_keeping_more_than_its_best_iteration_goes_to_predict(training_frame):
+    import lightgbm as lgb
+
+    X = matrix(training_frame.head(500), ["frequency", "recency", "T"])
+    y = training_frame.head(500)["orders"].cast(float).to_numpy()
+    booster = lgb.train({"objective": "regression", "verbosity": -1, "num_threads": 1},
+                        lgb.Dataset(X, y), num_boost_round=30, keep_training_booster=True)
+    booster.best_iteration = 5
+    assert booster.current_iteration() == 30
+    few = X[:10]
+    np.testing.assert_array_equal(_lightgbm_rows.raw_scores(booster, few),
+                                  booster.predict(few, raw_score=True, num_threads=1))
+    # Predicting with all iterations in between must not change what the best one gives.
+    booster.predict(few, num_iteration=-1)
+    np.testing.assert_array_equal(_lightgbm_rows.raw_scores(booster, few),
+                                  booster.predict(few, raw_score=True, num_threads=1))
 
 
 def test_an_unpickled_booster_predicts_the_same(fitted, training_frame):
