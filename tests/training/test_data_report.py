@@ -1,0 +1,63 @@
+"""The data report: counts by hand on small shops, and the plan retain announces."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import polars as pl
+
+from tests.conftest import make_transactions
+from training.backtest import TrainConfig
+from training.data_report import data_report, origins_for, report_lines
+
+
+def _long_shop(customers: int, repeat: bool, days: int = 400) -> pl.DataFrame:
+    start = date(2025, 1, 1)
+    rows = []
+    for c in range(customers):
+        rows.append((f"c{c}", f"o{c}a", f"{start + timedelta(days=c % 30)}", 10.0))
+        if repeat:
+            rows.append((f"c{c}", f"o{c}b", f"{start + timedelta(days=days - 40 + c % 30)}", 20.0))
+    return make_transactions(rows)
+
+
+def test_counts_refunds_zero_prices_and_lines_after_the_as_of_date():
+    tx = make_transactions([
+        ("a", "1", "2026-01-01", 10.0, "p1"),
+        ("a", "1", "2026-01-01", 0.0, "gift"),
+        ("a", "2", "2026-02-01", 30.0, "p1"),
+        ("a", "C2", "2026-02-03", -30.0, "p1"),
+        ("b", "3", "2026-01-15", 5.0, "p2"),
+        ("b", "4", "2026-03-10", 7.0, "p2"),  # on the as-of date: outside the window
+        ("b", "5", "2026-03-20", 7.0, "p2"),
+    ])
+    report = data_report(tx, None, date(2026, 3, 10))
+    assert (report.lines, report.lines_after_as_of) == (5, 2)
+    assert report.after_as_of_range == ("2026-03-10", "2026-03-20")
+    assert (report.customers, report.orders, report.repeat_buyers) == (2, 3, 1)
+    assert (report.refund_orders, report.negative_lines, report.zero_price_lines) == (1, 1, 1)
+    assert report.first_day == "2026-01-01" and report.history_days == 68
+    assert report.has_products and not report.has_channels
+
+
+def test_a_young_shop_gets_the_probabilistic_fallback_and_a_shorter_horizon():
+    tx = _long_shop(600, repeat=True, days=200)
+    report = data_report(tx, None, date(2025, 6, 20), TrainConfig(horizon_days=273))
+    assert report.plan.startswith("probabilistic")
+    assert any("no training origin" in reason for reason in report.reasons)
+    assert report.suggested_horizon_days == 60
+    assert origins_for(report.history_days, 60, TrainConfig()) >= 2
+
+
+def test_an_established_shop_gets_the_full_models():
+    tx = _long_shop(600, repeat=True)
+    report = data_report(tx, None, date(2026, 2, 10))
+    assert report.plan.startswith("LightGBM") and report.training_origins == 4
+    assert not report.reasons
+
+
+def test_everyone_bought_once_is_said_plainly():
+    report = data_report(_long_shop(50, repeat=False), None, date(2025, 3, 1))
+    assert report.plan == "cannot train" and "every customer bought once" in report.reasons[0]
+    labels = dict(report_lines(report))
+    assert labels["retain will train"] == "cannot train"

@@ -1,0 +1,208 @@
+"""Know your data first: what a shop's transactions hold, and what ``retain train`` will do
+with them.
+
+``data_report`` is a pure function of contract-typed transactions (``features.contract``) and
+the loader's ``LoadReport``; ``retain inspect`` prints it and ``retain train`` logs it to MLflow
+(``data_report.json``). It counts what real exports hold (refunds and cancellations, zero-price
+lines, guest lines, duplicates, float ids, the encoding, lines after the as-of date) and says
+whether the shop gets the full LightGBM models or the probabilistic fallback, and why, with a
+suggested horizon.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from typing import Any
+
+import polars as pl
+
+from features.orders import midnight, orders, window
+from training.backtest import (
+    MIN_HISTORY_DAYS,
+    MIN_ORIGIN_HISTORY_DAYS,
+    MIN_REPEAT_BUYERS,
+    TrainConfig,
+)
+
+# Horizons retain suggests, shortest last: the default first, then what a short history allows.
+_HORIZON_CHOICES = (90, 60, 30, 14, 7)
+
+
+@dataclass
+class DataReport:
+    """Counts over the lines before the as-of date unless said otherwise."""
+
+    source: str
+    as_of: date
+    rows_read: int
+    rows_rejected: int
+    rejected: dict[str, int]
+    encoding: str
+    duplicated_lines: int
+    float_ids_rewritten: int
+    lines_after_as_of: int
+    after_as_of_range: tuple[str, str] | None
+    lines: int
+    customers: int
+    first_day: str | None
+    last_day: str | None
+    history_days: int
+    orders: int
+    orders_per_customer_mean: float
+    orders_per_customer_median: float
+    repeat_buyers: int
+    repeat_share: float
+    refund_orders: int
+    negative_lines: int
+    zero_price_lines: int
+    has_products: bool
+    has_channels: bool
+    has_order_ids: bool
+    median_days_between_orders: float | None
+    plan: str = ""
+    reasons: list[str] = field(default_factory=list)
+    horizon_days: int = 90
+    training_origins: int = 0
+    suggested_horizon_days: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["as_of"] = str(self.as_of)
+        return out
+
+
+def data_report(transactions: pl.DataFrame, load_report: Any, as_of: date,
+                config: TrainConfig | None = None, encoding: str = "utf-8") -> DataReport:
+    """The report of ``transactions`` (all lines, including those after ``as_of``) at ``as_of``.
+
+    ``load_report`` is the loader's ``LoadReport``; its optional counters (duplicates, float
+    ids, encoding) are read when it has them.
+    """
+    config = config or TrainConfig()
+    end = midnight(as_of)
+    after = transactions.filter(pl.col("ts") >= end)
+    history = transactions.filter(pl.col("ts") < end)
+    all_orders = orders(window(history, None, as_of)).collect()
+    purchases = all_orders.filter("is_purchase")
+    per_customer = purchases.group_by("customer_id").agg(
+        pl.len().alias("orders"), pl.col("day").n_unique().alias("days"))
+    day_gaps = (purchases.select("customer_id", "day").unique().sort("customer_id", "day")
+                .with_columns(pl.col("day").diff().over("customer_id").dt.total_days().alias("gap")))
+    first, last = history["ts"].min(), history["ts"].max()
+    history_days = (as_of - first.date()).days if first is not None else 0
+    repeat = int((per_customer["days"] > 1).sum())
+    customers = per_customer.height
+    after_range = None
+    if after.height:
+        after_range = (f"{after['ts'].min():%Y-%m-%d}", f"{after['ts'].max():%Y-%m-%d}")
+    report = DataReport(
+        source=str(getattr(load_report, "source", "")),
+        as_of=as_of,
+        rows_read=int(getattr(load_report, "rows_read", transactions.height)),
+        rows_rejected=int(getattr(load_report, "rows_rejected", 0)),
+        rejected=dict(getattr(load_report, "rejected", {}) or {}),
+        encoding=str(getattr(load_report, "encoding", None) or encoding),
+        duplicated_lines=int(getattr(load_report, "duplicates", 0) or 0),
+        float_ids_rewritten=int(getattr(load_report, "float_ids_rewritten", 0) or 0),
+        lines_after_as_of=after.height,
+        after_as_of_range=after_range,
+        lines=history.height,
+        customers=customers,
+        first_day=None if first is None else f"{first:%Y-%m-%d}",
+        last_day=None if last is None else f"{last:%Y-%m-%d}",
+        history_days=history_days,
+        orders=purchases.height,
+        orders_per_customer_mean=float(per_customer["orders"].mean() or 0.0),
+        orders_per_customer_median=float(per_customer["orders"].median() or 0.0),
+        repeat_buyers=repeat,
+        repeat_share=repeat / customers if customers else 0.0,
+        refund_orders=int((~all_orders["is_purchase"]).sum()),
+        negative_lines=int((history["amount"] < 0).sum()),
+        zero_price_lines=int((history["amount"] == 0).sum()),
+        has_products=bool(history["product_id"].is_not_null().any()),
+        has_channels=bool(history["channel"].is_not_null().any()),
+        has_order_ids=not bool(history["order_id"].str.starts_with("#row").all()),
+        median_days_between_orders=day_gaps["gap"].median(),
+        horizon_days=config.horizon_days,
+    )
+    _plan(report, config)
+    return report
+
+
+def origins_for(history_days: int, horizon_days: int, config: TrainConfig) -> int:
+    """How many training origins (as-of dates with a known outcome and at least
+    ``MIN_ORIGIN_HISTORY_DAYS`` of history before them) a history of this length gives."""
+    return sum(1 for k in range(config.n_origins)
+               if history_days - horizon_days - k * config.origin_step_days
+               >= MIN_ORIGIN_HISTORY_DAYS)
+
+
+def _plan(report: DataReport, config: TrainConfig) -> None:
+    """What ``retain train`` will do: the full models or the probabilistic fallback, and why."""
+    reasons = []
+    if report.customers == 0:
+        report.plan = "nothing to train on"
+        report.reasons = ["no purchase before the as-of date"]
+        return
+    if report.repeat_buyers == 0:
+        report.plan = "cannot train"
+        report.reasons = ["every customer bought once: there is no repeat behaviour to learn from"]
+        return
+    report.training_origins = origins_for(report.history_days, config.horizon_days, config)
+    if report.repeat_buyers < MIN_REPEAT_BUYERS:
+        reasons.append(f"only {report.repeat_buyers:,} repeat buyers (LightGBM needs "
+                       f"{MIN_REPEAT_BUYERS:,})")
+    if report.history_days < MIN_HISTORY_DAYS:
+        reasons.append(f"only {report.history_days} days of history (LightGBM needs "
+                       f"{MIN_HISTORY_DAYS})")
+    if report.training_origins == 0:
+        reasons.append(f"no training origin has a known {config.horizon_days}-day outcome in "
+                       f"{report.history_days} days of history")
+    report.reasons = reasons
+    report.plan = ("probabilistic models (BG/NBD or Pareto/NBD, chosen on the history)" if reasons
+                   else f"LightGBM models on {report.training_origins} origins, each task "
+                   "checked against the probabilistic model and a simple baseline")
+    fits = [h for h in _HORIZON_CHOICES if origins_for(report.history_days, h, config) >= 2]
+    report.suggested_horizon_days = fits[0] if fits else None
+
+
+def report_lines(report: DataReport) -> list[tuple[str, str]]:
+    """(label, value) rows for a terminal table."""
+    rows = [
+        ("source", report.source),
+        ("encoding", report.encoding),
+        ("lines read", f"{report.rows_read:,}"),
+        ("lines rejected", f"{report.rows_rejected:,}" + (
+            " (" + "; ".join(f"{n:,} {why}" for why, n in report.rejected.items()) + ")"
+            if report.rejected else "")),
+        ("duplicated lines (kept; --drop-duplicates drops them)", f"{report.duplicated_lines:,}"),
+        ("ids written as floats (17850.0 -> 17850)", f"{report.float_ids_rewritten:,}"),
+        ("lines on or after the as-of date (not used)", f"{report.lines_after_as_of:,}" + (
+            " ({} .. {})".format(*report.after_as_of_range) if report.after_as_of_range else "")),
+        ("as of", str(report.as_of)),
+        ("lines before it", f"{report.lines:,}"),
+        ("date range", f"{report.first_day} .. {report.last_day} ({report.history_days} days)"),
+        ("customers with a purchase", f"{report.customers:,}"),
+        ("orders (purchases)", f"{report.orders:,}"),
+        ("orders per customer: mean / median",
+         f"{report.orders_per_customer_mean:.2f} / {report.orders_per_customer_median:.0f}"),
+        ("repeat buyers", f"{report.repeat_buyers:,} ({report.repeat_share:.1%})"),
+        ("median days between a customer's orders",
+         "-" if report.median_days_between_orders is None
+         else f"{report.median_days_between_orders:.0f}"),
+        ("refunds and cancellations (orders netting below zero)", f"{report.refund_orders:,}"),
+        ("negative lines (returns, adjustments)", f"{report.negative_lines:,}"),
+        ("zero-price lines", f"{report.zero_price_lines:,}"),
+        ("order ids / products / channels",
+         " / ".join("yes" if flag else "no"
+                    for flag in (report.has_order_ids, report.has_products, report.has_channels))),
+        ("retain will train", report.plan),
+    ]
+    rows += [("  because", reason) for reason in report.reasons]
+    rows.append((f"training origins for a {report.horizon_days}-day horizon",
+                 str(report.training_origins)))
+    if report.suggested_horizon_days and report.suggested_horizon_days != report.horizon_days:
+        rows.append(("suggested horizon", f"{report.suggested_horizon_days} days "
+                     "(the longest with at least two training origins)"))
+    return rows
