@@ -1,0 +1,62 @@
+"""``retain inspect``: a data report before training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from retain.commands.common import (
+    AsOfOpt,
+    MapOpt,
+    OnBadRowsOpt,
+    QueryOpt,
+    RejectsOpt,
+    TransactionsOpt,
+    load,
+    transaction_settings,
+)
+from retain.progress import console
+
+app = typer.Typer()
+
+
+@app.command()
+def inspect(
+    transactions: TransactionsOpt = None,
+    as_of: AsOfOpt = None,
+    horizon_days: Annotated[
+        int | None, typer.Option("--horizon-days", help="The horizon you mean to train for. "
+                                 "Default 90.")
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the report as JSON here.")
+    ] = None,
+    column_map: MapOpt = None,
+    on_bad_rows: OnBadRowsOpt = None,
+    rejects: RejectsOpt = None,
+    query: QueryOpt = None,
+) -> None:
+    """Know your data first: rows, customers, dates, repeat buyers, refunds, guest lines,
+    duplicates, float ids, the encoding, lines after --as-of, and what `retain train` will do
+    with this shop (the full models or the probabilistic fallback, and why; a suggested
+    horizon). Reads exactly as `retain train` does."""
+    from training.backtest import TrainConfig
+    from training.data_report import data_report, report_lines
+
+    config = transaction_settings(transactions, as_of, horizon_days, on_bad_rows, column_map, query)
+    tx, cutoff, loaded_report = load(config, rejects or Path("rejected.csv"), with_report=True)
+    report = data_report(tx, loaded_report, cutoff, TrainConfig(horizon_days=config.horizon_days))
+    table = Table(title=f"Data report as of {cutoff}", show_header=False)
+    table.add_column("what", overflow="fold")
+    table.add_column("value", overflow="fold")
+    for label, value in report_lines(report):
+        table.add_row(label, value)
+    console.print(table)
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report.to_dict(), indent=2, default=str))
+        console.print(f"Report written to {json_out}")

@@ -1,0 +1,74 @@
+"""Real public logs through the CLI, as a new user runs them: the whole file, ``--map``, an
+as-of date in the middle of it, no preprocessing.
+
+CDNOW ships inside lifetimes exactly as its authors published it: a header line, whitespace
+separated, CRLF, dates as 19970101, repeated lines (a customer buying the same amount twice in
+a day) and zero-dollar lines.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from features.samples import lifetimes_dataset_path
+from retain.cli import app
+
+runner = CliRunner()
+CDNOW = str(lifetimes_dataset_path("CDNOW_master.txt"))
+CDNOW_MAP = ["--map", "ts=date", "--map", "amount=dollar_value", "--map", "quantity=number_of_cds"]
+# 20,573 of the 69,659 lines fall on or after 1997-10-01.
+LINES_AFTER = "20,573"
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("real-logs")
+
+
+@pytest.fixture
+def env(workdir, monkeypatch):
+    monkeypatch.chdir(workdir)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{workdir / 'mlflow.db'}")
+    monkeypatch.setenv("COLUMNS", "200")
+    return workdir
+
+
+def run(*args: str):
+    result = runner.invoke(app, [*args])
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    return " ".join(result.output.split())
+
+
+def test_cdnow_as_shipped_trains_scores_and_evaluates(env):
+    trained = run("train", "--transactions", CDNOW, "--as-of", "1997-10-01", *CDNOW_MAP,
+                  "--n-estimators", "80", "--learning-rate", "0.15", "--n-origins", "2")
+    assert LINES_AFTER in trained and "1997-10-01" in trained
+    assert "version 1 -> champion" in trained
+    for task in ("churn", "revenue", "timing"):
+        assert task in trained
+
+    scored = run("score", "--transactions", CDNOW, "--as-of", "1997-10-01", *CDNOW_MAP,
+                 "--out", "cdnow-scores.parquet")
+    assert LINES_AFTER in scored
+    scores = pl.read_parquet(env / "cdnow-scores.parquet")
+    # 23,570 customers; 70 of them bought only zero-dollar lines (no purchase to score).
+    assert 23_400 < scores.height <= 23_570 and scores["customer_id"].is_unique().all()
+    assert scores["churn_probability"].is_between(0, 1).all()
+    assert scores["predicted_revenue"].is_finite().all()
+
+    evaluated = run("evaluate", "--transactions", CDNOW, "--as-of", "1997-10-01", *CDNOW_MAP)
+    assert "retain" in evaluated and "auc" in evaluated.lower()
+
+
+def test_cdnow_39_week_calibration_falls_back_to_the_chosen_probabilistic_model(env):
+    trained = run("train", "--transactions", CDNOW, "--as-of", "1997-10-01", "--horizon-days",
+                  "273", *CDNOW_MAP)
+    assert "probabilistic" in trained.lower()
+    assert any(kind in trained for kind in ("BG/NBD", "Pareto/NBD", "MBG/NBD"))
+    scored = run("score", "--transactions", CDNOW, "--as-of", "1997-10-01", *CDNOW_MAP,
+                 "--out", "cdnow-273.csv")
+    assert LINES_AFTER in scored
+    assert pl.read_csv(env / "cdnow-273.csv")["p_alive"].is_between(0, 1).all()
