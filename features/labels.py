@@ -33,7 +33,10 @@ def labels_lazy(transactions: Frame, as_of: date, horizon_days: int = DEFAULT_HO
         pl.col("is_purchase").sum().cast(pl.Int64).alias("orders_h"),
         pl.col("amount").sum().alias("revenue_h"),
         pl.col("ts").filter("is_purchase").min().alias("next_order_ts"),
-        pl.col("order_id").filter("is_purchase").sort_by("ts").first().alias("next_order_id"),
+        # Filter the order ids and their sort key alike: a non-purchase order in the horizon
+        # would otherwise leave the two of different lengths (polars ShapeError).
+        pl.col("order_id").filter("is_purchase")
+        .sort_by(pl.col("ts").filter("is_purchase")).first().alias("next_order_id"),
     )
     next_product = (
         future_lines.filter(pl.col("product_id").is_not_null())

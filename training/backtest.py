@@ -18,7 +18,7 @@ import polars as pl
 
 from features.customers import customer_features_lazy, observed_channels, rfm_summary
 from features.labels import labels_lazy
-from features.orders import Frame, orders, window
+from features.orders import Frame, bought_line, orders, window
 from models.btyd import BTYDModel
 from models.churn import ChurnClassifier
 from models.pipeline import ScoringPipeline, with_btyd
@@ -234,7 +234,7 @@ def next_basket(transactions: Frame, origin: date, horizon_days: int) -> pl.Data
     lines = window(transactions, origin, origin + timedelta(days=horizon_days))
     first = (orders(lines).filter("is_purchase").sort("ts").group_by("customer_id")
              .first().select("customer_id", "order_id"))
-    return (lines.filter((pl.col("amount") >= 0) & pl.col("product_id").is_not_null())
+    return (lines.filter(bought_line() & pl.col("product_id").is_not_null())
             .join(first, on=["customer_id", "order_id"])
             .group_by("customer_id").agg(pl.col("product_id").unique().alias("next_basket"))
             .collect())

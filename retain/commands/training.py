@@ -12,6 +12,9 @@ from retain.commands.common import (
     AsOfOpt,
     ContactsOpt,
     CustomersOpt,
+    DateFormatOpt,
+    DropDuplicatesOpt,
+    EncodingOpt,
     LangOpt,
     MapOpt,
     OnBadRowsOpt,
@@ -84,6 +87,9 @@ def train(
     on_bad_rows: OnBadRowsOpt = None,
     rejects: RejectsOpt = None,
     query: QueryOpt = None,
+    encoding: EncodingOpt = None,
+    date_format: DateFormatOpt = None,
+    drop_duplicates: DropDuplicatesOpt = None,
 ) -> None:
     """Backtest, fit and register churn, value and timing models (tracked in MLflow).
 
@@ -96,9 +102,11 @@ def train(
     from training.train import beats_baselines
     from training.train import train as run_training
 
-    config = transaction_settings(transactions, as_of, horizon_days, on_bad_rows, column_map, query)
+    config = transaction_settings(transactions, as_of, horizon_days, on_bad_rows, column_map, query,
+                                  encoding=encoding, date_format=date_format,
+                                  drop_duplicates=drop_duplicates)
     decision_rules = rules_or_fail(settings(rules=rules).rules)
-    tx, cutoff = load(config, rejects or Path("rejected.csv"), later_rows="unused")
+    tx, cutoff, _ = load(config, rejects or Path("rejected.csv"))
     contacts_log = load_side_table("contacts", contacts, config, rejects or Path("rejected.csv"))
     train_config = TrainConfig(
         horizon_days=config.horizon_days, n_origins=n_origins, origin_step_days=origin_step_days,
@@ -133,21 +141,23 @@ def evaluate(
     on_bad_rows: OnBadRowsOpt = None,
     rejects: RejectsOpt = None,
     query: QueryOpt = None,
+    encoding: EncodingOpt = None,
+    date_format: DateFormatOpt = None,
+    drop_duplicates: DropDuplicatesOpt = None,
 ) -> None:
     """Score a registered model at --as-of and compare with what happened in the horizon after
     it (the transactions must cover that horizon), beside the baselines."""
-    from datetime import timedelta
-
     from training.backtest import TrainConfig, evaluate_pipeline
 
-    config = transaction_settings(transactions, as_of, None, on_bad_rows, column_map, query)
+    config = transaction_settings(transactions, as_of, None, on_bad_rows, column_map, query,
+                                  encoding=encoding, date_format=date_format,
+                                  drop_duplicates=drop_duplicates)
     if config.as_of is None:
         raise fail("--as-of is required: the horizon after it is what the model is judged on")
     registered = registered_model(model_version)
     pipeline, version = registered.pipeline, registered.version
     horizon = pipeline.horizon_days
-    tx, cutoff = load(config, rejects or Path("rejected.csv"),
-                      allow_until=config.as_of + timedelta(days=horizon))
+    tx, cutoff, _ = load(config, rejects or Path("rejected.csv"), horizon)
     metrics, _ = evaluate_pipeline(pipeline, tx, cutoff, TrainConfig(horizon_days=horizon))
     console.print(metrics_table(metrics, f"Model version {version} at {cutoff}, horizon {horizon} days"))
 
@@ -171,6 +181,9 @@ def score(
     on_bad_rows: OnBadRowsOpt = None,
     rejects: RejectsOpt = None,
     query: QueryOpt = None,
+    encoding: EncodingOpt = None,
+    date_format: DateFormatOpt = None,
+    drop_duplicates: DropDuplicatesOpt = None,
 ) -> None:
     """Score every customer with the champion (or --model-version) at --as-of, and decide
     what to do for each: segment, goal, channel (with consent from --customers), send_at,
@@ -187,7 +200,9 @@ def score(
     from retain.progress import step
     from serving.store import ScoreStore
 
-    config = transaction_settings(transactions, as_of, None, on_bad_rows, column_map, query)
+    config = transaction_settings(transactions, as_of, None, on_bad_rows, column_map, query,
+                                  encoding=encoding, date_format=date_format,
+                                  drop_duplicates=drop_duplicates)
     try:
         options = settings(store_url=store_url, rules=rules, lang=lang)
         store = ScoreStore(options.store_url)
@@ -197,7 +212,7 @@ def score(
     with step("Loading the model from the registry"):
         registered = registered_model(model_version)
     rejected = rejects or out.with_name(out.stem + ".rejected.csv")
-    tx, cutoff = load(config, rejected)
+    tx, cutoff, _ = load(config, rejected)
     consents = load_side_table("customers", customers, config, rejected)
     contacts_log = load_side_table("contacts", contacts, config, rejected)
     if consents is None:
