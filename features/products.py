@@ -48,3 +48,73 @@ def customer_product_features_lazy(transactions: Frame, as_of: date) -> pl.LazyF
         )
         .sort("customer_id", "product_id")
     )
+
+
+# Candidates for the due-product ranker (models.due_product): the columns above plus what says
+# whether a product will be in the customer's NEXT basket. Cadences are also counted in the
+# customer's own baskets (purchase days), not only in calendar days: "tea every third order"
+# is a cadence a calendar interval blurs when the customer's visits are irregular.
+CANDIDATE_COLUMNS = (
+    "lines", "basket_days", "basket_share", "orders_since_last", "order_gap_median",
+    "order_overdue", "purchase_rank", "customer_products", "customer_days_since_last",
+)
+
+
+def product_candidates(transactions: Frame, as_of: date) -> pl.DataFrame:
+    return product_candidates_lazy(transactions, as_of).collect()
+
+
+def product_candidates_lazy(transactions: Frame, as_of: date) -> pl.LazyFrame:
+    """``customer_product_features`` plus, per customer x product:
+
+    ``lines`` (purchase lines), ``basket_days`` (the customer's distinct purchase days),
+    ``basket_share`` (purchases / basket_days), ``orders_since_last`` (the customer's purchase
+    days after the product's last one), ``order_gap_median`` (median gap between its purchases
+    counted in the customer's purchase days; null with one), ``order_overdue``
+    (``(orders_since_last + 1) / order_gap_median``: 1 = due at the next basket),
+    ``purchase_rank`` (1 = most bought: purchases, then the latest, then product id),
+    ``customer_products`` and ``customer_days_since_last``.
+    """
+    lines = product_orders(window(transactions, None, as_of))
+    days = lines.unique()
+    customer_days = (
+        days.select("customer_id", "day").unique().sort("customer_id", "day")
+        .with_columns(
+            pl.int_range(pl.len()).over("customer_id").cast(pl.Int64).alias("basket_index"),
+            pl.len().over("customer_id").cast(pl.Int64).alias("basket_days"),
+        )
+    )
+    keys = ["customer_id", "product_id"]
+    same = pl.all_horizontal([pl.col(k) == pl.col(k).shift(1) for k in keys])
+    per_product = (
+        days.join(customer_days, on=["customer_id", "day"])
+        .sort(*keys, "day")
+        .with_columns(pl.when(same).then(
+            (pl.col("basket_index") - pl.col("basket_index").shift(1)).cast(pl.Float64))
+            .alias("basket_gap"))
+        .group_by(keys)
+        .agg(
+            pl.col("basket_days").first(),
+            (pl.col("basket_days").first() - 1 - pl.col("basket_index").max())
+            .alias("orders_since_last"),
+            pl.col("basket_gap").drop_nulls().median().alias("order_gap_median"),
+        )
+    )
+    n_lines = lines.group_by(keys).agg(pl.len().cast(pl.Int64).alias("lines"))
+    base = customer_product_features_lazy(transactions, as_of)
+    return (
+        base.join(per_product, on=keys, how="left")
+        .join(n_lines, on=keys, how="left")
+        # Most bought first; ties to the latest bought, then the product id (deterministic).
+        .sort("customer_id", "purchases", "days_since_last", "product_id",
+              descending=[False, True, False, False])
+        .with_columns(
+            (pl.col("purchases") / pl.col("basket_days")).alias("basket_share"),
+            ((pl.col("orders_since_last") + 1) / pl.col("order_gap_median")).alias("order_overdue"),
+            (pl.int_range(pl.len()).over("customer_id") + 1).cast(pl.Int64).alias("purchase_rank"),
+            pl.len().over("customer_id").cast(pl.Int64).alias("customer_products"),
+            pl.col("days_since_last").min().over("customer_id").alias("customer_days_since_last"),
+        )
+        .select(*base.collect_schema().names(), *CANDIDATE_COLUMNS)
+        .sort(keys)
+    )
