@@ -25,8 +25,8 @@ from features.customers import customer_features_lazy
 from features.orders import Frame
 from features.products import (
     customer_product_features_lazy,
-    product_candidates,
     product_candidates_lazy,
+    product_candidates_small,
 )
 from features.small import small_features
 from models._gbm import GBMEstimator
@@ -185,7 +185,7 @@ class ScoringPipeline:
         if is_small_batch(transactions):
             customers, products = small_features(transactions, as_of, self.channels)
             if ranker is not None:
-                products = product_candidates(transactions, as_of)
+                products = product_candidates_small(transactions, as_of, products)
         else:
             customers, products = pl.collect_all([
                 customer_features_lazy(transactions, as_of, self.channels),
