@@ -108,3 +108,9 @@ def test_paired_bootstrap_interval():
     worse = np.arange(400) % 2 == 0
     diff, lo, hi = paired_bootstrap(better, worse)
     assert diff == pytest.approx(0.5) and 0.4 < lo < 0.5 < hi < 0.6
+
+
+def test_fit_origins_whose_horizon_overlaps_the_evaluation_are_refused(replenishing_shop):
+    shop, tx = replenishing_shop
+    with pytest.raises(ValueError, match="past the evaluation origin"):
+        choose_due_product(tx, [shop.as_of - timedelta(days=60)], shop.as_of, HORIZON)
