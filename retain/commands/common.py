@@ -92,7 +92,14 @@ LangOpt = Annotated[
 
 
 def fail(message: str) -> typer.Exit:
-    console.print(f"[red]error:[/] {message}", soft_wrap=True)
+    """Print one ``error:`` line (credentials masked, the text never read as markup) and return
+    the exit-1 exception for the caller to raise."""
+    from rich.markup import escape
+
+    from features.redaction import mask_credentials
+
+    console.print(f"[red]error:[/] {escape(mask_credentials(' '.join(message.split())))}",
+                  soft_wrap=True)
     return typer.Exit(code=1)
 
 
