@@ -24,18 +24,13 @@ DEBUG_KEY = "retain.debug"
 
 
 def _passing_through() -> tuple[type[BaseException], ...]:
-    """Typer's and Click's own ways to end a command (exit codes, usage errors with exit 2,
-    "Aborted!"): they already print what they mean."""
-    kinds: list[type[BaseException]] = [
-        typer.Exit, typer.Abort, _click.exceptions.ClickException, _click.exceptions.Exit,
-        _click.exceptions.Abort, SystemExit,
-    ]
-    try:
-        from typer.exceptions import TyperException
-        kinds.append(TyperException)
-    except ImportError:  # pragma: no cover - older Typer
-        pass
-    try:  # a stand-alone Click, if a library raises its exceptions
+    """Typer's own ways to end a command (typer.Exit, typer.Abort, and its vendored Click's
+    exceptions, usage errors among them, which exit 2): they already print what they mean."""
+    from typer.exceptions import TyperException
+
+    kinds: list[type[BaseException]] = [typer.Exit, typer.Abort, TyperException, SystemExit,
+                                         _click.exceptions.ClickException]
+    try:  # a stand-alone Click, should a library raise its exceptions
         import click
         kinds += [click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort]
     except ImportError:  # pragma: no cover

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import sys
 import tempfile
 import traceback
@@ -34,7 +35,25 @@ _OS_HINTS = {
     errno.EISDIR: "is a directory, not a file",
     errno.ENOTDIR: "a part of the path is not a directory",
     errno.EMFILE: "too many open files: raise the limit (ulimit -n)",
+    errno.EEXIST: "a file is in the way (a directory was expected there)",
 }
+# polars (Rust) reports an OS error as "... (os error 28)", without errno set.
+_RUST_OS_ERROR = re.compile(r"\(os error (\d+)\)")
+
+
+def write_failure(path: object, exc: BaseException) -> str:
+    """Why ``path`` could not be written, in one masked line with the fix."""
+    code = getattr(exc, "errno", None)
+    found = _RUST_OS_ERROR.search(str(exc))
+    if code is None and found:
+        code = int(found.group(1))
+    if code in _OS_HINTS:
+        reason = _OS_HINTS[code]
+    else:
+        lines = str(exc).strip().splitlines()
+        reason = (f"{lines[0] if lines else type(exc).__name__} (check the free space and "
+                  "that the directory is writable)")
+    return mask_credentials(f"cannot write {path}: {reason}")
 
 
 def debug_requested() -> bool:
