@@ -16,7 +16,16 @@ from starlette.concurrency import run_in_threadpool
 
 from decisions.rules import Rules
 from models.pipeline import ScoringPipeline
-from models.registry import MODEL_NAME, RegisteredPipeline, configure_mlflow, load_registered
+from features.redaction import mask_credentials
+from models.registry import (
+    MODEL_NAME,
+    RegisteredPipeline,
+    RegistryUnreachableError,
+    configure_mlflow,
+    is_unreachable,
+    load_registered,
+    unreachable,
+)
 from retain.config import Settings
 from serving.metrics import ServiceMetrics
 from serving.security import KeyRing
@@ -61,9 +70,12 @@ def alias_version(alias: str) -> str:
 
 
 def _short(exc: BaseException) -> str:
+    """The first line of the error, credentials masked: it goes into logs and API answers."""
+    if not isinstance(exc, RegistryUnreachableError) and is_unreachable(exc):
+        exc = unreachable(exc)
     lines = str(exc).strip().splitlines()
     text = f"{type(exc).__name__}: {lines[0] if lines else ''}"
-    return text[:_MAX_ERROR_CHARS]
+    return mask_credentials(text)[:_MAX_ERROR_CHARS]
 
 
 class ModelHolder:

@@ -112,7 +112,14 @@ LangOpt = Annotated[
 
 
 def fail(message: str) -> typer.Exit:
-    console.print(f"[red]error:[/] {message}", soft_wrap=True)
+    """Print one ``error:`` line (credentials masked, the text never read as markup) and return
+    the exit-1 exception for the caller to raise."""
+    from rich.markup import escape
+
+    from features.redaction import mask_credentials
+
+    console.print(f"[red]error:[/] {escape(mask_credentials(' '.join(message.split())))}",
+                  soft_wrap=True)
     return typer.Exit(code=1)
 
 
@@ -126,14 +133,21 @@ def parse_date(value: str | date | None, flag: str) -> date | None:
 
 
 def write_frame(frame: pl.DataFrame, path: Path) -> None:
-    """Write by extension: .csv or .parquet."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() == ".csv":
-        frame.write_csv(path)
-    elif path.suffix.lower() in (".parquet", ".pq"):
-        frame.write_parquet(path)
-    else:
+    """Write by extension: .csv or .parquet; a full disk or a read-only place is one error."""
+    from retain.errors import write_failure
+
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet", ".pq"):
         raise fail(f"{path}: unknown output type; use .csv or .parquet")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if suffix == ".csv":
+            frame.write_csv(path)
+        else:
+            frame.write_parquet(path)
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        # polars reports a full disk while writing Parquet as a ComputeError ("transport error").
+        raise fail(write_failure(path, exc)) from None
 
 
 def report_rejects(report: LoadReport) -> None:

@@ -58,10 +58,21 @@ def metrics_table(metrics: dict, title: str) -> Table:
     return table
 
 
+def registry_or_fail() -> None:
+    """Stop in seconds, before any work, when the MLflow tracking server does not answer."""
+    from models.registry import RegistryError, check_registry
+
+    try:
+        check_registry()
+    except RegistryError as exc:
+        raise fail(str(exc)) from None
+
+
 def registered_model(version: str | None):
     """The champion (or ``version``) from the registry, or a clear error and exit 1."""
     from models.registry import load_registered
 
+    registry_or_fail()
     try:
         return load_registered(version or None)
     except LookupError as exc:
@@ -96,7 +107,7 @@ def train(
     Uses data strictly before --as-of only. The new version becomes the `champion` alias
     when it beats the current champion on the same backtest, else `challenger`.
     """
-    from models.registry import tracking_uri
+    from models.registry import masked_tracking_uri
     from retain.config import settings
     from training.backtest import TrainConfig
     from training.train import beats_baselines
@@ -106,6 +117,7 @@ def train(
                                   encoding=encoding, date_format=date_format,
                                   drop_duplicates=drop_duplicates)
     decision_rules = rules_or_fail(settings(rules=rules).rules)
+    registry_or_fail()
     tx, cutoff, _ = load(config, rejects or Path("rejected.csv"))
     contacts_log = load_side_table("contacts", contacts, config, rejects or Path("rejected.csv"))
     train_config = TrainConfig(
@@ -114,7 +126,7 @@ def train(
         annual_discount_rate=annual_discount_rate, random_state=seed,
     )
     console.print(f"Training at {cutoff} with horizon {config.horizon_days} days; "
-                  f"MLflow: {tracking_uri()}")
+                  f"MLflow: {masked_tracking_uri()}")
     try:
         with console.status("Training...") as status:
             def progress(message: str) -> None:
@@ -250,6 +262,7 @@ def promote(
     """Point an alias (default `champion`) at a registered version, by hand."""
     from models.registry import set_alias
 
+    registry_or_fail()
     try:
         set_alias(version, alias)
     except LookupError as exc:
