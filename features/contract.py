@@ -228,6 +228,20 @@ def _read_parquet(path: Path) -> pl.DataFrame:
         raise DataError(f"{path}: cannot be read as Parquet ({why}: {first})") from None
 
 
+def _written_in_cyrillic(text: str) -> bool:
+    """True when the words holding non-ASCII letters are Cyrillic words: no word mixes Latin
+    and Cyrillic letters (``café`` read as cp1251 is ``cafй``) and most such letters are
+    Cyrillic. A Russian-locale export (1C, Excel) passes; a Latin-1 file does not."""
+    words = re.findall(r"\w*[^\x00-\x7f]\w*", text)
+    if not words:
+        return False
+    letters = "".join(words)
+    cyrillic = sum("\u0400" <= c <= "\u04ff" for c in letters)
+    mixed = sum(1 for w in words if re.search(r"[A-Za-z]", w) and re.search(r"[\u0400-\u04ff]", w))
+    non_ascii = sum(ord(c) > 127 for c in letters)
+    return mixed <= len(words) // 100 and cyrillic >= 0.8 * non_ascii
+
+
 def decode_text(data: bytes, source: str, encoding: str | None = None) -> tuple[str, str]:
     """``(text, encoding)``: strict UTF-8 (a BOM is fine), else the one fallback encoding whose
     letters the text is written in (cp1251: Cyrillic), else one error. Never lossy."""
@@ -248,14 +262,12 @@ def decode_text(data: bytes, source: str, encoding: str | None = None) -> tuple[
             text = data.decode(candidate)
         except UnicodeDecodeError:
             continue
-        non_ascii = [c for c in text if ord(c) > 127]
-        cyrillic = sum("\u0400" <= c <= "\u04ff" for c in non_ascii)
-        # Most non-ASCII letters Cyrillic: a Russian-locale export (1C, Excel), not a guess.
-        if non_ascii and cyrillic / len(non_ascii) >= 0.8:
+        if _written_in_cyrillic(text):
             return text, candidate
     raise DataError(
         f"{source}: not UTF-8 (first bad byte at {utf8_error.start}) and not recognisably "
-        "cp1251; pass the file's encoding, e.g. --encoding cp1251 (or save it as UTF-8)"
+        "cp1251; pass the file's encoding, e.g. --encoding cp1251 (Russian) or --encoding "
+        "latin-1 (Western European), or save it as UTF-8"
     )
 
 
