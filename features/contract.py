@@ -320,7 +320,12 @@ def _read_csv(path: Path, options: ReadOptions, info: ReadInfo) -> pl.DataFrame:
         first = str(exc).splitlines()[0]
         hint = ""
         if "field" in first.lower():
-            hint = f"; rows have more fields than the header's {len(names)} (separator {separator!r})"
+            # The first line with more separators than the header (quotes aside: a hint).
+            extra = next((number for number, line in enumerate(text.split("\n"), start=1)
+                          if line.count(separator) > len(names) - 1), None)
+            where = f" first at line {extra}" if extra else ""
+            hint = (f"; rows have more fields than the header's {len(names)}{where} "
+                    f"(separator {separator!r})")
         raise DataError(f"{path}: cannot be read as CSV ({first}){hint}") from None
     return frame.rename({c: c.strip().lstrip("\ufeff") for c in frame.columns})
 

@@ -33,6 +33,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 
 from decisions.decide import DECISION_COLUMNS, score_and_decide
+from features.contract import normalize_customer_id
 from features.orders import midnight
 from models.pipeline import SCORE_COLUMNS, SMALL_BATCH_MAX_CUSTOMERS, SMALL_BATCH_MAX_LINES
 from models.pyfunc import TRANSACTION_SCHEMA
@@ -211,8 +212,9 @@ def stored_scores(
     customer_id: Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH)],
     svc: Annotated[Service, Depends(service)],
 ) -> StoredScorePublic:
-    # Stored ids are stripped like every input id (the data contract).
-    row = svc.store.latest(customer_id.strip())
+    # Stored ids are normalized like every input id (the data contract: stripped, and a
+    # spreadsheet's float 17850.0 is 17850).
+    row = svc.store.latest(normalize_customer_id(customer_id))
     if row is None:
         raise HTTPException(404, "no stored scores for this customer_id")
     return StoredScorePublic.model_validate(row)

@@ -113,3 +113,32 @@ def test_an_online_retail_export_through_features_train_and_score(env):
     text = " ".join(trained.output.split())
     assert "rows on or after the as-of date 2011-12-01 are not used" in text
     assert "churn" in text
+
+
+def test_read_options_from_flags_and_environment(env, monkeypatch):
+    from tests.fixtures import CDNOW_MAP, CP1251_MAP, write_cdnow_like, write_cp1251
+
+    russian = write_cp1251(env / "exports" / "1c.csv")
+    detected = invoke("features", "--transactions", str(russian), *CP1251_MAP,
+                      "--out", "ru.csv", "--products-out", "none")
+    assert "read as cp1251" in detected.output
+    assert sorted(pl.read_csv(env / "ru.csv")["customer_id"]) == ["Иван", "Петр"]
+    monkeypatch.setenv("RETAIN_ENCODING", "utf-8")
+    refused = runner.invoke(app, ["features", "--transactions", str(russian), *CP1251_MAP,
+                                  "--out", "ru.csv"])
+    assert refused.exit_code == 1 and "not valid utf-8" in refused.output
+    monkeypatch.delenv("RETAIN_ENCODING")
+
+    cdnow = write_cdnow_like(env / "exports" / "cdnow.txt")
+    kept = invoke("features", "--transactions", str(cdnow), *CDNOW_MAP, "--as-of", "1997-10-01",
+                  "--out", "cd.csv", "--products-out", "none")
+    assert "1 duplicated lines" in kept.output and "kept" in kept.output
+    monkeypatch.setenv("RETAIN_DROP_DUPLICATES", "true")
+    dropped = invoke("features", "--transactions", str(cdnow), *CDNOW_MAP, "--as-of", "1997-10-01",
+                     "--out", "cd.csv", "--products-out", "none")
+    assert "dropped (--drop-duplicates)" in dropped.output
+    assert "1 rows on or after the as-of date 1997-10-01 are not used" in dropped.output
+    monkeypatch.setenv("RETAIN_DATE_FORMAT", "%d.%m.%Y")
+    wrong = runner.invoke(app, ["features", "--transactions", str(cdnow), *CDNOW_MAP,
+                                "--out", "cd.csv"])
+    assert wrong.exit_code == 1 and "--date-format %d.%m.%Y" in wrong.output
