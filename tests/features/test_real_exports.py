@@ -212,3 +212,13 @@ def test_each_broken_file_is_one_data_error_naming_it(tmp_path, name, content, s
     with pytest.raises(DataError) as err:
         load_transactions(path)
     assert name in str(err.value) and says in str(err.value)
+
+
+def test_a_format_first_seen_after_the_sample_is_still_read(tmp_path):
+    # Formats are chosen on a sample of the values; a file switching format later (an export
+    # appended to another) must read every line all the same.
+    lines = [f"c{i},2024-01-{1 + i % 28:02d},5" for i in range(3000)] + ["c9,31.01.2024 10:00,7"]
+    path = tmp_path / "tx.csv"
+    path.write_text("customer_id,ts,amount\n" + "\n".join(lines) + "\n")
+    loaded = load_transactions(path)
+    assert loaded.frame.height == 3001 and loaded.frame["ts"][-1] == datetime(2024, 1, 31, 10, 0)
