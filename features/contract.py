@@ -80,6 +80,7 @@ _SHOWN_ROWS = 5
 _ROW = "_row"
 _ALL_COLUMNS = "all columns"
 _REASON = "_reason"
+_PARSED_TS = "__ts_parsed"
 
 
 class DataError(ValueError):
@@ -228,6 +229,20 @@ def _read_parquet(path: Path) -> pl.DataFrame:
         raise DataError(f"{path}: cannot be read as Parquet ({why}: {first})") from None
 
 
+def _written_in_cyrillic(text: str) -> bool:
+    """True when the words holding non-ASCII letters are Cyrillic words: no word mixes Latin
+    and Cyrillic letters (``café`` read as cp1251 is ``cafй``) and most such letters are
+    Cyrillic. A Russian-locale export (1C, Excel) passes; a Latin-1 file does not."""
+    words = re.findall(r"\w*[^\x00-\x7f]\w*", text)
+    if not words:
+        return False
+    letters = "".join(words)
+    cyrillic = sum("\u0400" <= c <= "\u04ff" for c in letters)
+    mixed = sum(1 for w in words if re.search(r"[A-Za-z]", w) and re.search(r"[\u0400-\u04ff]", w))
+    non_ascii = sum(ord(c) > 127 for c in letters)
+    return mixed <= len(words) // 100 and cyrillic >= 0.8 * non_ascii
+
+
 def decode_text(data: bytes, source: str, encoding: str | None = None) -> tuple[str, str]:
     """``(text, encoding)``: strict UTF-8 (a BOM is fine), else the one fallback encoding whose
     letters the text is written in (cp1251: Cyrillic), else one error. Never lossy."""
@@ -248,14 +263,12 @@ def decode_text(data: bytes, source: str, encoding: str | None = None) -> tuple[
             text = data.decode(candidate)
         except UnicodeDecodeError:
             continue
-        non_ascii = [c for c in text if ord(c) > 127]
-        cyrillic = sum("\u0400" <= c <= "\u04ff" for c in non_ascii)
-        # Most non-ASCII letters Cyrillic: a Russian-locale export (1C, Excel), not a guess.
-        if non_ascii and cyrillic / len(non_ascii) >= 0.8:
+        if _written_in_cyrillic(text):
             return text, candidate
     raise DataError(
         f"{source}: not UTF-8 (first bad byte at {utf8_error.start}) and not recognisably "
-        "cp1251; pass the file's encoding, e.g. --encoding cp1251 (or save it as UTF-8)"
+        "cp1251; pass the file's encoding, e.g. --encoding cp1251 (Russian) or --encoding "
+        "latin-1 (Western European), or save it as UTF-8"
     )
 
 
@@ -308,7 +321,12 @@ def _read_csv(path: Path, options: ReadOptions, info: ReadInfo) -> pl.DataFrame:
         first = str(exc).splitlines()[0]
         hint = ""
         if "field" in first.lower():
-            hint = f"; rows have more fields than the header's {len(names)} (separator {separator!r})"
+            # The first line with more separators than the header (quotes aside: a hint).
+            extra = next((number for number, line in enumerate(text.split("\n"), start=1)
+                          if line.count(separator) > len(names) - 1), None)
+            where = f" first at line {extra}" if extra else ""
+            hint = (f"; rows have more fields than the header's {len(names)}{where} "
+                    f"(separator {separator!r})")
         raise DataError(f"{path}: cannot be read as CSV ({first}){hint}") from None
     return frame.rename({c: c.strip().lstrip("\ufeff") for c in frame.columns})
 
@@ -362,6 +380,17 @@ def _text(column: str) -> pl.Expr:
     return pl.col(column).cast(pl.String).str.strip_chars()
 
 
+def _datetime_formats(frame: pl.DataFrame, column: str) -> list[str]:
+    """The naive formats to try; slash dates month first unless a first field > 12."""
+    formats = list(_DATETIME_FORMATS)
+    if frame.select(pl.col(column).cast(pl.String).str.contains("/").any()).item():
+        first = frame.select(pl.col(column).cast(pl.String).str.strip_chars()
+                             .str.extract(r"^(\d{1,2})/\d{1,2}/\d{4}").cast(pl.Int32, strict=False)
+                             .max()).item()
+        formats += _DAY_FIRST if first is not None and first > 12 else _MONTH_FIRST
+    return formats
+
+
 def _datetime(frame: pl.DataFrame, column: str, date_format: str | None = None) -> pl.Expr:
     """Any date/datetime/text column -> naive UTC Datetime('us'); unparseable -> null."""
     dtype = frame.schema[column]
@@ -375,12 +404,7 @@ def _datetime(frame: pl.DataFrame, column: str, date_format: str | None = None) 
     text = col.cast(pl.String).str.strip_chars()
     if date_format:
         return text.str.strptime(pl.Datetime("us"), date_format, strict=False)
-    formats = list(_DATETIME_FORMATS)
-    if frame.select(pl.col(column).cast(pl.String).str.contains("/").any()).item():
-        first = frame.select(pl.col(column).cast(pl.String).str.strip_chars()
-                             .str.extract(r"^(\d{1,2})/\d{1,2}/\d{4}").cast(pl.Int32, strict=False)
-                             .max()).item()
-        formats += _DAY_FIRST if first is not None and first > 12 else _MONTH_FIRST
+    formats = _datetime_formats(frame, column)
     naive = [text.str.strptime(pl.Datetime("us"), f, strict=False) for f in formats]
     aware = [
         text.str.strptime(pl.Datetime("us", "UTC"), f, strict=False)
@@ -388,6 +412,37 @@ def _datetime(frame: pl.DataFrame, column: str, date_format: str | None = None) 
         for f in _AWARE_FORMATS
     ]
     return pl.coalesce(*aware, *naive)
+
+
+def parse_datetimes(frame: pl.DataFrame, column: str, date_format: str | None = None) -> pl.Series:
+    """``_datetime`` on a whole column, fast: the formats that read a sample of the values are
+    tried first, and every format only when some value is still unread (a mixed file). Trying
+    every format on every value costs ~9 s per million rows."""
+    full = _datetime(frame, column, date_format)
+    if date_format or frame.schema[column] != pl.String:
+        return frame.select(full).to_series()
+    sample = frame.select(pl.col(column).drop_nulls().head(2000))
+    formats = [f for f in _datetime_formats(frame, column)
+               if sample.select(pl.col(column).str.strip_chars()
+                                .str.strptime(pl.Datetime("us"), f, strict=False)
+                                .is_not_null().any()).item()]
+    aware = [f for f in _AWARE_FORMATS
+             if sample.select(pl.col(column).str.strip_chars()
+                              .str.strptime(pl.Datetime("us", "UTC"), f, strict=False)
+                              .is_not_null().any()).item()]
+    if not formats and not aware:
+        return frame.select(full).to_series()
+    text = pl.col(column).str.strip_chars()
+    quick = pl.coalesce(
+        *[text.str.strptime(pl.Datetime("us", "UTC"), f, strict=False).dt.replace_time_zone(None)
+          for f in aware],
+        *[text.str.strptime(pl.Datetime("us"), f, strict=False) for f in formats],
+    )
+    values = frame.select(quick.alias(column)).to_series()
+    unread = values.is_null() & frame[column].str.strip_chars().fill_null("").ne("")
+    if unread.any():
+        return frame.select(full).to_series()
+    return values
 
 
 _FLOAT_ID = r"^(-?\d+)\.0+$"
@@ -492,7 +547,7 @@ def _write_rejects(
     out = rejected.select(
         (pl.col(_ROW) + line_offset).alias(unit),
         pl.col(_REASON).alias("reason"),
-        *[pl.col(c).cast(pl.String) for c in columns if c != _ROW],
+        *[pl.col(c).cast(pl.String) for c in columns if c != _ROW and c != _PARSED_TS],
     )
     out.write_csv(path)
 
@@ -536,9 +591,11 @@ def load_transactions(
     _require(raw, [c for c in TRANSACTION_REQUIRED if not (from_price and c == "amount")], name)
     has = set(raw.columns)
     rows_read = raw.height
-    ts = _datetime(raw, "ts", options.date_format)
+    ts = pl.col(_PARSED_TS)
     # Over the whole file, as a user sees it: the lines later dropped as outside the window too.
     repeated = _repeated_rows(raw, [c for c in raw.columns if c != _ROW])
+    # Parsed once, here: the window split and the checks below both read it.
+    raw = raw.with_columns(parse_datetimes(raw, "ts", options.date_format).alias(_PARSED_TS))
     duplicates_dropped = 0
     if options.drop_duplicates and repeated.len():
         raw = raw.filter(~pl.col(_ROW).is_in(repeated.implode()))
@@ -558,7 +615,7 @@ def load_transactions(
     parsed: dict[str, pl.Expr] = {
         "customer_id": customer_id_expr(),
         "order_id": _order_id(raw),
-        "ts": _datetime(raw, "ts", options.date_format),
+        "ts": pl.col(_PARSED_TS),
         "amount": amount,
         "product_id": _text("product_id") if "product_id" in has else pl.lit(None, pl.String),
         "quantity": quantity,

@@ -94,7 +94,12 @@ def data_report(transactions: pl.DataFrame, load_report: Any, as_of: date,
     repeat = int((per_customer["days"] > 1).sum())
     customers = per_customer.height
     after_range = None
-    if after.height:
+    # The loader leaves the lines outside the window out of the frame and counts them.
+    lines_after = int(getattr(load_report, "after_as_of", 0) or 0) + after.height
+    if getattr(load_report, "after_as_of", 0):
+        after_range = (f"{load_report.after_as_of_first:%Y-%m-%d}",
+                       f"{load_report.after_as_of_last:%Y-%m-%d}")
+    elif after.height:
         after_range = (f"{after['ts'].min():%Y-%m-%d}", f"{after['ts'].max():%Y-%m-%d}")
     report = DataReport(
         source=str(getattr(load_report, "source", "")),
@@ -105,7 +110,7 @@ def data_report(transactions: pl.DataFrame, load_report: Any, as_of: date,
         encoding=str(getattr(load_report, "encoding", None) or encoding),
         duplicated_lines=int(getattr(load_report, "duplicates", 0) or 0),
         float_ids_rewritten=int(getattr(load_report, "float_ids_rewritten", 0) or 0),
-        lines_after_as_of=after.height,
+        lines_after_as_of=lines_after,
         after_as_of_range=after_range,
         lines=history.height,
         customers=customers,
@@ -203,6 +208,6 @@ def report_lines(report: DataReport) -> list[tuple[str, str]]:
     rows.append((f"training origins for a {report.horizon_days}-day horizon",
                  str(report.training_origins)))
     if report.suggested_horizon_days and report.suggested_horizon_days != report.horizon_days:
-        rows.append(("suggested horizon", f"{report.suggested_horizon_days} days "
-                     "(the longest with at least two training origins)"))
+        rows.append(("suggested horizon", (f"{report.suggested_horizon_days} days "
+                     "(the longest with at least two training origins)")))
     return rows

@@ -42,7 +42,6 @@ def run(*args: str):
     return " ".join(result.output.split())
 
 
-@pytest.mark.xfail(reason="needs the one as-of rule and whitespace files (issue 11)", strict=False)
 def test_cdnow_as_shipped_trains_scores_and_evaluates(env):
     trained = run("train", "--transactions", CDNOW, "--as-of", "1997-10-01", *CDNOW_MAP,
                   "--n-estimators", "80", "--learning-rate", "0.15", "--n-origins", "2")
@@ -64,7 +63,6 @@ def test_cdnow_as_shipped_trains_scores_and_evaluates(env):
     assert "retain" in evaluated and "auc" in evaluated.lower()
 
 
-@pytest.mark.xfail(reason="needs the chosen probabilistic fallback (issue 11)", strict=False)
 def test_cdnow_39_week_calibration_falls_back_to_the_chosen_probabilistic_model(env):
     trained = run("train", "--transactions", CDNOW, "--as-of", "1997-10-01", "--horizon-days",
                   "273", *CDNOW_MAP)
