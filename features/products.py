@@ -72,7 +72,8 @@ def product_candidates_lazy(transactions: Frame, as_of: date) -> pl.LazyFrame:
     days after the product's last one), ``order_gap_median`` (median gap between its purchases
     counted in the customer's purchase days; null with one), ``order_overdue``
     (``(orders_since_last + 1) / order_gap_median``: 1 = due at the next basket),
-    ``purchase_rank`` (1 = most bought: purchases, then the latest, then product id),
+    ``purchase_rank`` (1 = most bought: most lines, ties to the smallest product id, as
+    ``features.customers``' ``top_product_id``),
     ``customer_products`` and ``customer_days_since_last``.
     """
     lines = product_orders(window(transactions, None, as_of))
@@ -105,9 +106,9 @@ def product_candidates_lazy(transactions: Frame, as_of: date) -> pl.LazyFrame:
     return (
         base.join(per_product, on=keys, how="left")
         .join(n_lines, on=keys, how="left")
-        # Most bought first; ties to the latest bought, then the product id (deterministic).
-        .sort("customer_id", "purchases", "days_since_last", "product_id",
-              descending=[False, True, False, False])
+        # Most bought first, as features.customers' top_product_id: most lines, ties to the
+        # smallest product id.
+        .sort("customer_id", "lines", "product_id", descending=[False, True, False])
         .with_columns(
             (pl.col("purchases") / pl.col("basket_days")).alias("basket_share"),
             ((pl.col("orders_since_last") + 1) / pl.col("order_gap_median")).alias("order_overdue"),
@@ -155,7 +156,8 @@ def product_candidates_small(transactions: pl.DataFrame, as_of: date,
     index = {c: {day: i for i, day in enumerate(sorted(d))} for c, d in baskets.items()}
     names = ("customer_id", "product_id", "purchases", "days_since_last")
     rows = list(zip(*(products.get_column(name).to_list() for name in names)))
-    order = sorted(range(len(rows)), key=lambda i: (rows[i][0], -rows[i][2], rows[i][3], rows[i][1]))
+    order = sorted(range(len(rows)),
+                   key=lambda i: (rows[i][0], -lines[rows[i][0], rows[i][1]], rows[i][1]))
     rank, count, latest = [0] * len(rows), {}, {}
     for i in order:
         customer_id, _, _, since_last = rows[i]

@@ -5,6 +5,8 @@ Candidates are each customer's ``MAX_CANDIDATES`` most bought products (``purcha
 in the customer's next purchase order", trained on the customers who did order (the due product
 is only judged on them) and read as a score per candidate: the due product is the candidate with
 the highest one. The simple rule it must beat is the candidate ranked first (the most bought).
+Learned state besides the trees: each product's share of customers at training
+(``product_popularity_``), so one customer's request is scored with the shop's popularity.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ MAX_CANDIDATES = 20
 FEATURES = (
     "purchases", "lines", "basket_days", "basket_share", "days_since_last", "interval_median",
     "interval_mean", "overdue_ratio", "orders_since_last", "order_gap_median", "order_overdue",
-    "purchase_rank", "customer_products", "customer_days_since_last",
+    "purchase_rank", "customer_products", "customer_days_since_last", "product_popularity",
 )
 
 
@@ -69,8 +71,9 @@ class DueProductRanker:
         y = y.to_numpy().astype(np.float32)
         if y.min() == y.max():
             raise ValueError("every candidate product has the same outcome: nothing to rank")
+        self.product_popularity_ = popularity(products)
         self.feature_names_ = list(FEATURES)
-        X = matrix(rows, self.feature_names_)
+        X = matrix(self._with_popularity(rows), self.feature_names_)
         valid = validation_mask(rows["customer_id"], self.validation_fraction, str(self.random_state))
         if valid.all() or not valid.any() or y[valid].min() == y[valid].max():
             valid = np.zeros(len(y), dtype=bool)
@@ -100,9 +103,31 @@ class DueProductRanker:
         kept = rank <= MAX_CANDIDATES
         if kept.any():
             rows = products if kept.all() else products.filter(pl.Series(kept))
-            raw = raw_scores(self.booster_, matrix(rows, self.feature_names_))
+            raw = raw_scores(self.booster_,
+                             matrix(self._with_popularity(rows), self.feature_names_))
             out[kept] = 1.0 / (1.0 + np.exp(-raw))
         return out
+
+    def _with_popularity(self, rows: pl.DataFrame) -> pl.DataFrame:
+        """``rows`` with ``product_popularity`` from training (0 for a product it never saw)."""
+        shares = self.product_popularity_
+        ids = rows.get_column("product_id")
+        if rows.height <= 64:  # the API's requests: a dict lookup, no polars query
+            values = pl.Series([shares.get(p, 0.0) for p in ids.to_list()], dtype=pl.Float64)
+        else:
+            values = ids.replace_strict(shares, default=0.0, return_dtype=pl.Float64)
+        return rows.with_columns(values.alias("product_popularity"))
+
+
+def popularity(products: pl.DataFrame) -> dict[str, float]:
+    """Share of customers who bought each product, at the latest origin of ``products``: how
+    likely any basket is to hold it (a favourite of many is bought again by many)."""
+    if "as_of" in products.columns:
+        products = products.filter(pl.col("as_of") == pl.col("as_of").max())
+    customers = max(products.get_column("customer_id").n_unique(), 1)
+    counts = products.group_by("product_id").agg(pl.col("customer_id").n_unique().alias("n"))
+    return dict(zip(counts["product_id"].to_list(),
+                    (counts["n"].cast(pl.Float64) / customers).to_list(), strict=True))
 
 
 __all__ = ["FEATURES", "MAX_CANDIDATES", "DueProductRanker", "candidates"]

@@ -23,11 +23,7 @@ import polars as pl
 
 from features.customers import customer_features_lazy
 from features.orders import Frame
-from features.products import (
-    customer_product_features_lazy,
-    product_candidates_lazy,
-    product_candidates_small,
-)
+from features.products import product_candidates_lazy, product_candidates_small
 from features.small import small_features
 from models._gbm import GBMEstimator
 from models.btyd import BTYDModel
@@ -79,17 +75,16 @@ def due_products(products: pl.DataFrame, as_of: date,
     """Per customer, the product most likely in the next order and when it runs out:
     ``customer_id, due_product_id, due_product_date``.
 
-    With a ``ranker`` (``models.due_product``; ``products`` then from
-    ``features.products.product_candidates``), its top-scored candidate; without one, the
-    customer's most bought product (most purchase days, then the latest bought, then the id): on
-    simulated shops the previous rule (products bought twice, weighted by their own cadence) lost
-    to it. ``due_product_date`` is the product's own next due date, never before the as-of date,
-    and null when it has no cadence (bought on one day) or is overdue beyond
+    ``products``: ``features.products.product_candidates``. With a ``ranker``
+    (``models.due_product``), its top-scored candidate; without one, the customer's most bought
+    product (``purchase_rank`` 1: most lines, ties to the smallest id): on simulated shops the
+    previous rule (products bought twice, weighted by their own cadence) lost to it.
+    ``due_product_date`` is the product's own next due date, never before the as-of date, and
+    null when it has no cadence (bought on one day) or is overdue beyond
     ``DUE_PRODUCT_MAX_OVERDUE`` of its intervals (the customer has most likely switched).
     """
     if ranker is None:
-        ranked = products.sort(["customer_id", "purchases", "days_since_last", "product_id"],
-                               descending=[False, True, False, False])
+        ranked = products.filter(pl.col("purchase_rank") == 1)
     else:
         ranked = candidates(products).with_columns(
             pl.Series("_score", ranker.scores(candidates(products)))
@@ -112,19 +107,17 @@ def due_products_small(products: pl.DataFrame, as_of: date, customer_ids: pl.Ser
     """``due_products`` for a few customers in plain Python (same candidates, ranking and ties),
     as ``due_product_id`` and ``due_product_date`` aligned with ``customer_ids``."""
     wanted = set(customer_ids.to_list())
-    names = ("customer_id", "product_id", "purchases", "days_since_last", "next_due",
-             "overdue_ratio")
+    names = ("customer_id", "product_id", "next_due", "overdue_ratio")
     columns = [products.get_column(name).to_list() for name in names]
+    rank = products.get_column("purchase_rank").to_list()
     if ranker is None:
-        keys = [(-purchases, since_last, product_id) for _, product_id, purchases, since_last, *_
-                in zip(*columns)]
+        keys = [(r,) for r in rank]
     else:
-        rank = products.get_column("purchase_rank").to_list()
         score = ranker.scores(products)
         # Non-candidates (NaN) never win: the most bought product is always a candidate.
         keys = [(1, 0.0, r) if np.isnan(s) else (0, -float(s), r) for s, r in zip(score, rank)]
     best: dict[str, tuple[tuple, str, date | None]] = {}
-    for key, (customer_id, product_id, _, _, next_due, overdue_ratio) in zip(keys, zip(*columns)):
+    for key, (customer_id, product_id, next_due, overdue_ratio) in zip(keys, zip(*columns)):
         if customer_id not in wanted or (customer_id in best and best[customer_id][0] <= key):
             continue
         in_use = overdue_ratio is not None and overdue_ratio <= DUE_PRODUCT_MAX_OVERDUE
@@ -180,17 +173,14 @@ class ScoringPipeline:
 
     def features(self, transactions: Frame, as_of: date) -> tuple[pl.DataFrame, pl.DataFrame]:
         """Customer features (with the probabilistic model's outputs) and customer x product
-        features: the ranker's candidate columns when there is a ranker."""
-        ranker = self.due_product_ranker
+        candidates (``features.products.product_candidates``)."""
         if is_small_batch(transactions):
             customers, products = small_features(transactions, as_of, self.channels)
-            if ranker is not None:
-                products = product_candidates_small(transactions, as_of, products)
+            products = product_candidates_small(transactions, as_of, products)
         else:
             customers, products = pl.collect_all([
                 customer_features_lazy(transactions, as_of, self.channels),
-                (customer_product_features_lazy if ranker is None
-                 else product_candidates_lazy)(transactions, as_of),
+                product_candidates_lazy(transactions, as_of),
             ])
         return with_btyd(customers, self.btyd, self.horizon_days, as_of), products
 

@@ -114,3 +114,16 @@ def test_large_or_lazy_inputs_take_the_polars_path(shop_history):
     assert not is_small_batch(few.lazy())
     many = of(shop_history, customers(shop_history, SMALL_BATCH_MAX_CUSTOMERS + 1))
     assert not is_small_batch(many)
+
+
+def test_without_product_ids_there_is_no_due_product(pipeline, due_ranker, shop, shop_history):
+    """CDNOW has amounts and dates only: every due product is null, on both paths."""
+    ranked = dataclasses.replace(pipeline, due_product=due_ranker)
+    no_products = shop_history.with_columns(pl.lit(None, pl.String).alias("product_id"))
+    ids = customers(shop_history, SMALL_BATCH_MAX_CUSTOMERS + 5)
+    for scorer in (pipeline, ranked):
+        scores = scorer.score(of(no_products, ids), shop.as_of)
+        assert scores.height > 0
+        assert scores["due_product_id"].null_count() == scores.height
+        assert scores["due_product_date"].null_count() == scores.height
+        assert_small_equals_batch(scorer, no_products, ids, shop.as_of)
