@@ -267,3 +267,21 @@ def test_a_read_only_output_place_is_one_error(clean_env, monkeypatch):
     assert error_lines(result.output) == [
         f"error: cannot write {clean_env / 'f.parquet'}: the file system is read-only: write "
         "elsewhere"]
+
+
+def test_a_read_only_score_store_is_one_clear_error(tmp_path):
+    from datetime import date
+
+    from serving.store import ScoreStore, StoreUnavailable
+
+    path = tmp_path / "retain.db"
+    ScoreStore(f"sqlite:///{path}").open().close()
+    read_only = ScoreStore(f"sqlite:///file:{path}?mode=ro&uri=true").open()
+    try:
+        with pytest.raises(StoreUnavailable) as raised:
+            read_only.write_run(pl.DataFrame({"customer_id": ["c1"]}), model_version="1",
+                                as_of=date(2024, 1, 1))
+    finally:
+        read_only.close()
+    assert "the store is read-only" in str(raised.value)
+    assert "\n" not in str(raised.value)
