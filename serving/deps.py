@@ -21,6 +21,7 @@ from models.registry import (
     MODEL_NAME,
     RegisteredPipeline,
     RegistryUnreachableError,
+    check_registry,
     configure_mlflow,
     is_unreachable,
     load_registered,
@@ -103,6 +104,9 @@ class ModelHolder:
         with self._lock:
             previous = self.current.version if self.current else None
             try:
+                # In seconds when the server does not answer (MLflow's own retries would hold
+                # this reload for minutes); the next check tries again anyway.
+                check_registry()
                 version = alias_version(self.alias)
                 if version == previous:
                     outcome = ReloadOutcome(

@@ -493,3 +493,48 @@ def test_request_ids_are_echoed_when_sane_and_made_up_otherwise(client):
     assert len(made_up) == 32
 
 
+
+
+# -- an unreachable registry or store ----------------------------------------------------------
+
+DEAD_PASSWORD = "s3cretPassw0rd"
+
+
+def test_an_unreachable_registry_fails_the_reload_fast_and_masked(client, monkeypatch, caplog):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://ops:{DEAD_PASSWORD}@127.0.0.1:9")
+    started = time.perf_counter()
+    with caplog.at_level(logging.INFO):
+        reload = client.post("/v1/admin/reload", headers=ADMIN)
+    assert time.perf_counter() - started < 20  # MLflow's own retries would take minutes
+    assert reload.status_code == 503
+    detail = reload.json()["detail"]
+    assert "is unreachable" in detail and "ops:***@127.0.0.1:9" in detail, detail
+    assert client.get("/readyz").status_code == 200  # the old model still serves
+    for text in (reload.text, caplog.text):
+        assert DEAD_PASSWORD not in text and "Traceback" not in text
+
+
+@pytest.mark.parametrize("failure, says", [
+    ("store", "cannot read the score store at postgresql://u:***@db/retain"),
+    ("driver", "the score store is unavailable"),
+])
+def test_an_unreachable_store_is_a_503_with_retry_after(client, monkeypatch, caplog, failure,
+                                                        says):
+    import sqlalchemy as sa
+
+    from serving.store import StoreUnavailable
+
+    def down(*_args, **_kwargs):
+        if failure == "store":
+            raise StoreUnavailable(
+                f"cannot read the score store at postgresql://u:{DEAD_PASSWORD}@db/retain")
+        raise sa.exc.OperationalError("SELECT", {}, Exception(f"host db user u {DEAD_PASSWORD}"))
+
+    monkeypatch.setattr(client.app.state.service.store, "latest_run", down)
+    with caplog.at_level(logging.INFO):
+        response = client.get("/v1/segments", headers=EXPORT)
+    assert response.status_code == 503
+    assert response.headers["Retry-After"].isdigit()
+    assert response.json()["detail"] == says
+    for text in (response.text, caplog.text):
+        assert DEAD_PASSWORD not in text and "Traceback" not in text
