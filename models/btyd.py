@@ -30,7 +30,7 @@ from scipy.special import expit, hyp2f1
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # lifetimes warns about a pandas option at import
-    from lifetimes import BetaGeoFitter, GammaGammaFitter, ParetoNBDFitter
+    from lifetimes import BetaGeoFitter, GammaGammaFitter, ModifiedBetaGeoFitter, ParetoNBDFitter
     from lifetimes.utils import ConvergenceError
 
 RFM_COLUMNS = ("frequency", "recency", "T", "monetary_value")
@@ -39,6 +39,19 @@ DAYS_PER_MONTH = 30.0
 
 class NotFittedError(ValueError, AttributeError):
     """A model was used before ``fit``."""
+
+
+class InsufficientHistoryError(ValueError):
+    """Too little history to fit a model: too few customers, or nobody bought twice. The
+    message says what the shop has and what is needed; the CLI prints it as one line."""
+
+
+# Below this many customers, or without a single repeat buyer, the frequency models have
+# nothing to learn a repeat rate from (lifetimes ends in "Singular matrix" or NaN parameters).
+MIN_FIT_CUSTOMERS = 10
+MIN_FIT_REPEAT_BUYERS = 1
+BTYD_KINDS = ("bgnbd", "pareto", "mbgnbd")
+BTYD_NAMES = {"bgnbd": "BG/NBD", "pareto": "Pareto/NBD", "mbgnbd": "MBG/NBD"}
 
 
 def as_pandas_rfm(rfm: pd.DataFrame | pl.DataFrame) -> pd.DataFrame:
@@ -61,8 +74,9 @@ class BTYDModel:
 
     Parameters
     ----------
-    model : "bgnbd" or "pareto"
-        BG/NBD (Fader, Hardie & Lee 2005) or Pareto/NBD (Schmittlein et al. 1987).
+    model : "bgnbd", "pareto" or "mbgnbd"
+        BG/NBD (Fader, Hardie & Lee 2005), Pareto/NBD (Schmittlein et al. 1987) or MBG/NBD
+        (Batislam et al. 2007: BG/NBD where a customer may also drop out before any repeat).
     penalizer_coef : float
         L2 penalty on the parameters; 0 reproduces the papers.
     time_unit_days : float
@@ -75,7 +89,7 @@ class BTYDModel:
 
     def __init__(
         self,
-        model: Literal["bgnbd", "pareto"] = "bgnbd",
+        model: Literal["bgnbd", "pareto", "mbgnbd"] = "bgnbd",
         penalizer_coef: float = 0.0,
         time_unit_days: float = 7.0,
         max_fit_customers: int = 200_000,
@@ -90,9 +104,23 @@ class BTYDModel:
         self.random_state = random_state
 
     def fit(self, rfm: pd.DataFrame | pl.DataFrame) -> BTYDModel:
+        if self.model not in BTYD_KINDS:
+            raise ValueError(f"model must be one of {BTYD_KINDS}, got {self.model!r}")
         frame = as_pandas_rfm(rfm)
         if len(frame) > self.max_fit_customers:
             frame = frame.sample(self.max_fit_customers, random_state=self.random_state)
+        # A customer whose first purchase is on the last day has T = 0: lifetimes refuses the
+        # whole fit ("zero length vector"). They carry no information on the repeat rate yet;
+        # they are left out of the fit only and scored like everyone else.
+        frame = frame[frame["T"] > 0]
+        repeat_buyers = int((frame["frequency"] > 0).sum())
+        if len(frame) < MIN_FIT_CUSTOMERS or repeat_buyers < MIN_FIT_REPEAT_BUYERS:
+            raise InsufficientHistoryError(
+                f"too little history for any model: {len(frame)} customer(s) with a purchase "
+                f"before the last day, {repeat_buyers} of them bought more than once (need at "
+                f"least {MIN_FIT_CUSTOMERS} customers and {MIN_FIT_REPEAT_BUYERS} repeat buyer). "
+                "Pass a longer history or a later --as-of."
+            )
         unit = self.time_unit_days
         # Identical histories are fitted once with a weight: far fewer likelihood terms.
         grouped = (
@@ -100,8 +128,6 @@ class BTYDModel:
             .groupby(["frequency", "recency", "T"], as_index=False)
             .size()
         )
-        if self.model not in ("bgnbd", "pareto"):
-            raise ValueError(f"model must be 'bgnbd' or 'pareto', got {self.model!r}")
         fitter = self._fit_frequency(grouped)
         repeat = frame[(frame["frequency"] > 0) & (frame["monetary_value"] > 0)]
         self.spend_params_: dict[str, float] = self._fit_spend(repeat) if len(repeat) >= 10 else {}
@@ -112,24 +138,26 @@ class BTYDModel:
                                        if (frame["monetary_value"] > 0).any() else 0.0)
         return self
 
-    def _fit_frequency(self, grouped: pd.DataFrame) -> BetaGeoFitter | ParetoNBDFitter:
+    def _fit_frequency(self, grouped: pd.DataFrame) -> BetaGeoFitter | ParetoNBDFitter | ModifiedBetaGeoFitter:
         """Fit, retrying with a growing penalty when the optimiser does not converge (small or
         odd shops); the penalty used is kept in ``penalizer_used_``."""
         penalties = [self.penalizer_coef] + [p for p in (1e-3, 1e-2, 1e-1) if p > self.penalizer_coef]
         for penalty in penalties:
-            fitter = (BetaGeoFitter if self.model == "bgnbd" else ParetoNBDFitter)(penalizer_coef=penalty)
+            fitter = FITTERS[self.model](penalizer_coef=penalty)
             try:
                 with warnings.catch_warnings(), np.errstate(all="ignore"):
                     warnings.simplefilter("ignore")
                     fitter.fit(grouped["frequency"], grouped["recency"], grouped["T"],
                                weights=grouped["size"])
-            except ConvergenceError:
+            except (ConvergenceError, np.linalg.LinAlgError):
+                continue
+            if not np.isfinite(np.asarray(fitter.params_, dtype=float)).all():
                 continue
             self.penalizer_used_ = penalty
             return fitter
-        raise ConvergenceError(
-            f"{self.model} did not converge even with penalizer {penalties[-1]}: "
-            "too few or too uniform customers? Check the as-of date and the history."
+        raise InsufficientHistoryError(
+            f"the {BTYD_NAMES[self.model]} model did not converge even with penalizer "
+            f"{penalties[-1]}: too few or too uniform customers. Check the as-of date and the history."
         )
 
     def _fit_spend(self, repeat: pd.DataFrame) -> dict[str, float]:
@@ -155,10 +183,10 @@ class BTYDModel:
             raise NotFittedError("Model has not been fit yet: call fit(rfm) first.")
 
     @property
-    def frequency_model_(self) -> BGNBDPredictions | ParetoNBDFitter:
+    def frequency_model_(self) -> BGNBDPredictions | ParetoNBDFitter | ModifiedBetaGeoFitter:
         if self.model == "bgnbd":
             return BGNBDPredictions(**self.params_)
-        fitter = ParetoNBDFitter()
+        fitter = FITTERS[self.model]()
         # A dict, not the pd.Series lifetimes builds: its predictions read parameters by name
         # only, and a Series costs more than the prediction itself on one customer.
         fitter.params_ = dict(self.params_)
@@ -295,6 +323,9 @@ class BTYDModel:
         }
 
 
+FITTERS = {"bgnbd": BetaGeoFitter, "pareto": ParetoNBDFitter, "mbgnbd": ModifiedBetaGeoFitter}
+
+
 @dataclass(frozen=True)
 class BGNBDPredictions:
     """lifetimes' ``BetaGeoFitter`` predictions, the same formulas in plain numpy: lifetimes
@@ -359,4 +390,5 @@ class _RFM(NamedTuple):
         return pd.Index(self.ids.to_list(), name="customer_id")
 
 
-__all__ = ["BTYDModel", "ConvergenceError", "NotFittedError", "as_pandas_rfm"]
+__all__ = ["BTYD_KINDS", "BTYD_NAMES", "BTYDModel", "ConvergenceError", "InsufficientHistoryError",
+           "NotFittedError", "as_pandas_rfm"]

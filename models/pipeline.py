@@ -43,7 +43,10 @@ SCORE_COLUMNS = (
 )
 # Bumped whenever a fitted part's meaning changes: a pickled pipeline is only valid with the
 # code it was fitted with.
-PIPELINE_FORMAT = 3
+PIPELINE_FORMAT = 4  # 4: a model chosen per task (``choice``), scoring uses it
+TASKS = ("churn", "value", "timing")
+# Simplest first: on a tie (a difference within noise) the simpler model is used.
+MODEL_KINDS = ("baseline", "btyd", "gbm")
 # A product bought at least twice and not overdue beyond this many of its own intervals is
 # still in use; beyond it the customer has most likely switched.
 DUE_PRODUCT_MAX_OVERDUE = 3.0
@@ -131,6 +134,33 @@ def due_products_small(products: pl.DataFrame, as_of: date, customer_ids: pl.Ser
     }
 
 
+@dataclass(frozen=True)
+class RecencyChurnRule:
+    """The marketer's rule "the longer since the last order, the likelier gone", as a
+    probability: the churn rate observed per band of days since the last order (training
+    origins), interpolated and kept non-decreasing. A hair of slope keeps its ranking exactly
+    that of the days, so it scores the AUC the backtest measured for ``recency_days``."""
+
+    days: np.ndarray
+    rates: np.ndarray
+
+    @classmethod
+    def fit(cls, days_since_last: np.ndarray, churned: np.ndarray, bands: int = 20) -> RecencyChurnRule:
+        d = np.asarray(days_since_last, dtype=float)
+        y = np.asarray(churned, dtype=float)
+        edges = np.unique(np.quantile(d, np.linspace(0, 1, bands + 1)))
+        which = np.clip(np.searchsorted(edges, d, side="right") - 1, 0, max(len(edges) - 2, 0))
+        counts = np.bincount(which, minlength=len(edges))
+        used = counts > 0
+        centres = np.bincount(which, weights=d, minlength=len(edges))[used] / counts[used]
+        rates = np.bincount(which, weights=y, minlength=len(edges))[used] / counts[used]
+        return cls(centres, np.maximum.accumulate(rates))
+
+    def churn_probability(self, days_since_last: np.ndarray) -> np.ndarray:
+        d = np.asarray(days_since_last, dtype=float)
+        return np.clip(np.interp(d, self.days, self.rates) + 1e-9 * d, 0.0, 1.0)
+
+
 @dataclass
 class ScoringPipeline:
     """Fitted parts plus what scoring needs to reproduce training's inputs.
@@ -140,6 +170,14 @@ class ScoringPipeline:
     most ``cold_start_max_orders`` orders get the probabilistic scores too (default 0: none, as
     the LightGBM models, trained on one-order histories as well, rank them better); one-order
     customers scored by LightGBM are flagged ``score_source = "gbm_one_order"``.
+
+    ``choice`` names the model each task is scored by (``churn``, ``value``, ``timing`` ->
+    ``baseline``, ``btyd`` or ``gbm``), as the backtest chose it (``training.backtest``);
+    without an entry, LightGBM when fitted, else the probabilistic model (timing: the
+    customer's own interval). ``btyd_variant`` is the probabilistic model the ``btyd`` choices
+    score with when it is not ``btyd`` (e.g. Pareto/NBD won, while the LightGBM models read
+    BG/NBD's outputs); ``recency_rule`` scores a churn ``baseline`` choice;
+    ``btyd_comparison`` is how the BTYD kind was chosen on a short history.
 
     ``reference`` (shop-wide figures for segments) and ``channel_measurements`` (what the
     contacts log showed) are fitted at training for the decisions (``decisions/``), so the
@@ -160,7 +198,19 @@ class ScoringPipeline:
     # The due-product ranker when it beat "the most bought product" on the backtest
     # (training.due_product.choose_due_product); None: the most bought product.
     due_product: DueProductRanker | None = None
+    choice: dict[str, str] = field(default_factory=dict)
+    btyd_variant: BTYDModel | None = None
+    recency_rule: RecencyChurnRule | None = None
+    btyd_comparison: dict = field(default_factory=dict)
     format_version: int = PIPELINE_FORMAT
+
+    def chosen(self, task: str) -> str:
+        """The model ``task`` is scored by (see the class doc)."""
+        if task in self.choice:
+            return self.choice[task]
+        if self.eligible:
+            return "gbm"
+        return "baseline" if task == "timing" else "btyd"
 
     @property
     def eligible(self) -> bool:
@@ -198,11 +248,24 @@ class ScoringPipeline:
         column = frame.get_column
         values = {name: column(name).to_numpy() for name in (
             "btyd_p_no_order", "btyd_expected_revenue", "btyd_clv_12m", "interval_median",
-            "days_since_last_order", "orders")}
+            "days_since_last_order", "orders", "btyd_p_alive", "btyd_expected_orders")}
         interval, since_last = values["interval_median"], values["days_since_last_order"]
+        chosen = {task: self.chosen(task) for task in TASKS}
+        if self.btyd_variant is not None and "btyd" in (chosen["churn"], chosen["value"]):
+            variant = self.btyd_variant.predict_arrays(frame, self.horizon_days)
+            values.update({f"btyd_{k}": variant[k] for k in (
+                "p_no_order", "expected_revenue", "clv_12m", "p_alive", "expected_orders")})
         churn = values["btyd_p_no_order"]
         revenue = btyd_revenue = values["btyd_expected_revenue"]
         source = np.full(frame.height, "btyd", dtype=object)
+        if chosen["churn"] == "baseline" and self.recency_rule is not None:
+            churn = self.recency_rule.churn_probability(since_last)
+            source[:] = "baseline"
+        if chosen["value"] == "baseline":
+            # The marketer's formula: order value x purchase rate over the tenure x horizon.
+            tenure = np.maximum(column("T").to_numpy() + 1, 1)
+            revenue = np.nan_to_num(column("aov").to_numpy() * values["orders"] / tenure
+                                    * self.horizon_days)
         # Timing fallback: the customer's own median interval from the last order; the shop's
         # typical cadence for one-timers.
         known = interval[~np.isnan(interval)]
@@ -215,23 +278,26 @@ class ScoringPipeline:
             warm = orders > self.cold_start_max_orders
             assert self.churn and self.value and self.timing
             churn_X, value_X, timing_X = model_inputs(frame, [self.churn, self.value, self.timing])
-            churn = np.where(warm, self.churn.churn_probability(frame, churn_X), churn)
-            revenue = np.where(warm, self.value.revenue(frame, value_X), revenue)
-            timing = self.timing.days_to_next_order(frame, timing_X)
-            p10 = np.where(warm, timing[:, 0], p10)
-            p50 = np.where(warm, timing[:, 1], p50)
-            p90 = np.where(warm, timing[:, 2], p90)
-            # One order is little to go on: say so per customer, so a CRM can treat it apart.
-            source = np.where(warm, np.where(orders <= 1, "gbm_one_order", "gbm"), source)
+            if chosen["churn"] == "gbm":
+                churn = np.where(warm, self.churn.churn_probability(frame, churn_X), churn)
+                # One order is little to go on: say so per customer, so a CRM can treat it apart.
+                source = np.where(warm, np.where(orders <= 1, "gbm_one_order", "gbm"), source)
+            if chosen["value"] == "gbm":
+                revenue = np.where(warm, self.value.revenue(frame, value_X), revenue)
+            if chosen["timing"] == "gbm":
+                timing = self.timing.days_to_next_order(frame, timing_X)
+                p10 = np.where(warm, timing[:, 0], p10)
+                p50 = np.where(warm, timing[:, 1], p50)
+                p90 = np.where(warm, timing[:, 2], p90)
         # CLV: the probabilistic model's 12-month shape, scaled to the better horizon revenue.
         scale = np.clip((revenue + 1e-9) / (btyd_revenue + 1e-9), *CLV_SCALE_BOUNDS)
         scores = {series.name: series for series in (
             column("customer_id"),
             pl.Series("as_of", [as_of], pl.Date).new_from_index(0, frame.height),
             pl.Series("horizon_days", [self.horizon_days], pl.Int32).new_from_index(0, frame.height),
-            column("btyd_p_alive").alias("p_alive"),
+            pl.Series("p_alive", np.asarray(values["btyd_p_alive"], dtype=float)),
             pl.Series("churn_probability", np.asarray(churn, dtype=float)),
-            column("btyd_expected_orders").alias("expected_orders"),
+            pl.Series("expected_orders", np.asarray(values["btyd_expected_orders"], dtype=float)),
             pl.Series("predicted_revenue", np.asarray(revenue, dtype=float)),
             pl.Series("clv_12m", values["btyd_clv_12m"] * scale),
             days_after(as_of, p50).alias("next_order_date"),

@@ -220,6 +220,22 @@ class ScoresPublic(BaseModel):
     scores: list[ScorePublic]
 
 
+class VerdictPublic(BaseModel):
+    model: str | None = Field(description="The model this task is scored by: simple baseline, "
+                              "probabilistic model (BTYD) or LightGBM")
+    metric: str
+    retain: float | None = Field(description="retain's backtest figure (the chosen model)")
+    alternative: str | None = Field(description="The best model of another kind")
+    alternative_value: float | None
+    diff: float | None = Field(description="retain minus the alternative, positive = retain is "
+                               "better (for an error too)")
+    lo: float | None = Field(description="95% paired bootstrap interval of diff, low end")
+    hi: float | None
+    verdict: str = Field(description="better, worse, tie (the interval holds zero) or "
+                         "unchecked (a model trained before the check)")
+    text: str
+
+
 class ModelPublic(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "name": "retain", "version": "3", "alias": "champion", "aliases": ["champion"],
@@ -240,6 +256,9 @@ class ModelPublic(BaseModel):
     loaded_at: datetime = Field(description="When this service loaded it (UTC)")
     horizon_days: int
     backtest_metrics: dict[str, float] = Field(description="The run's backtest.* metrics")
+    verdicts: dict[str, VerdictPublic] = Field(
+        default_factory=dict, description="Per task (churn, value, timing): the model used and "
+        "how it compares with the best alternative on the backtest, as /ui shows it")
 
 
 class ReloadPublic(BaseModel):

@@ -4,6 +4,14 @@ Origins are as-of dates whose horizon outcome is known: for training at ``as_of`
 ``as_of - H - k * step`` (k = 0, 1, ...), each using only data before itself. The backtest
 refits everything at ``as_of - H`` (from origins whose outcome ends by then) and scores the
 horizon ``[as_of - H, as_of)``, which no part of it has seen.
+
+Every model earns its place: per task the backtest compares the simple baseline, the
+probabilistic (BTYD) model and LightGBM with a paired bootstrap over customers
+(:func:`choose_models`); a difference within noise is a tie and a tie goes to the simpler model
+(baseline < btyd < gbm). Scoring then uses the chosen model (``ScoringPipeline.choice``).
+When the history is too short for any origin with a known outcome, there is no backtest: the
+probabilistic model scores, its kind (BG/NBD, MBG/NBD or Pareto/NBD) chosen on a
+calibration/holdout split inside the history (:func:`choose_btyd_kind`).
 """
 
 from __future__ import annotations
@@ -19,12 +27,19 @@ import polars as pl
 from features.customers import customer_features_lazy, observed_channels, rfm_summary
 from features.labels import labels_lazy
 from features.orders import Frame, bought_line, orders, window
-from models.btyd import BTYDModel
+from models.btyd import BTYD_KINDS, BTYD_NAMES, BTYDModel, InsufficientHistoryError
 from models.churn import ChurnClassifier
-from models.pipeline import ScoringPipeline, with_btyd
+from models.pipeline import MODEL_KINDS, TASKS, RecencyChurnRule, ScoringPipeline, with_btyd
 from models.timing import NextOrderRegressor
 from models.value import RevenueRegressor
-from training.metrics import churn_metrics, timing_metrics, value_metrics
+from training.metrics import (
+    PairedDifference,
+    churn_metrics,
+    paired_bootstrap,
+    point_metric,
+    timing_metrics,
+    value_metrics,
+)
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +93,10 @@ def training_origins(transactions: Frame, as_of: date, config: TrainConfig) -> l
 
 
 # Pareto/NBD's likelihood is far slower than BG/NBD's; as a baseline a smaller sample will do.
-MAX_FIT_CUSTOMERS = {"bgnbd": 200_000, "pareto": 50_000}
+MAX_FIT_CUSTOMERS = {"bgnbd": 200_000, "mbgnbd": 200_000, "pareto": 50_000}
+# The calibration/holdout split that picks the BTYD kind on a short history: the holdout is
+# the horizon, at most a third of the history, and at least this many days.
+MIN_HOLDOUT_DAYS = 14
 
 
 def fit_btyd(transactions: Frame, as_of: date, config: TrainConfig, model: str = "bgnbd") -> BTYDModel:
@@ -122,13 +140,20 @@ def fit_pipeline(transactions: Frame, as_of: date, config: TrainConfig,
     history = window.collect()
     channels = observed_channels(history)
     progress(f"probabilistic model at {as_of}")
+    rfm = rfm_summary(history, as_of)
     pipeline = ScoringPipeline(horizon_days=config.horizon_days, channels=channels,
-                               btyd=fit_btyd(history, as_of, config), trained_as_of=as_of)
+                               btyd=btyd_model(config).fit(rfm), trained_as_of=as_of)
     eligibility = check_eligibility(history, as_of)
     origins = training_origins(history, as_of, config)
     if not eligibility.eligible or not origins:
         reasons = eligibility.reasons or ["no origin with a known outcome before the as-of date"]
         pipeline.notes.append("probabilistic fallback only: " + "; ".join(reasons))
+        progress("choosing the probabilistic model on a calibration/holdout split of the history")
+        kind, comparison = choose_btyd_kind(history, as_of, config)
+        pipeline.btyd_comparison = comparison
+        pipeline.notes.append(comparison["summary"])
+        if kind != pipeline.btyd.model:
+            pipeline.btyd = btyd_model(config, kind).fit(rfm)
         return pipeline
     stacked = stacked_frame(history, origins, channels, config, progress)
     gbm = {"n_estimators": config.n_estimators, "learning_rate": config.learning_rate,
@@ -140,14 +165,67 @@ def fit_pipeline(transactions: Frame, as_of: date, config: TrainConfig,
     progress("timing model")
     days = stacked["days_to_next_order"].cast(pl.Float64).to_numpy()
     pipeline.timing = NextOrderRegressor(**gbm).fit(stacked, days)
+    pipeline.recency_rule = RecencyChurnRule.fit(stacked["days_since_last_order"].to_numpy(),
+                                                 ~stacked["ordered_again"].to_numpy())
     return pipeline
 
 
+def choose_btyd_kind(history: Frame, as_of: date, config: TrainConfig) -> tuple[str, dict]:
+    """BG/NBD, MBG/NBD or Pareto/NBD for a history too short for a backtest, as lifetimes
+    users choose: fit each on a calibration period, predict the holdout period after it (the
+    last ``min(horizon, history / 3)`` days) and keep the best by the mean of churn AUC and
+    revenue Spearman there. Returns the kind and what was measured (``summary``: one line)."""
+    first = history.lazy().select(pl.col("ts").min()).collect().item().date()
+    span = (as_of - first).days
+    holdout = min(config.horizon_days, span // 3)
+    comparison: dict = {"holdout_days": holdout, "kinds": {}}
+    if holdout < MIN_HOLDOUT_DAYS:
+        comparison["summary"] = (f"BTYD model: BG/NBD (history of {span} days too short for a "
+                                 "calibration/holdout comparison)")
+        return "bgnbd", comparison
+    calibration_end = as_of - timedelta(days=holdout)
+    rfm = rfm_summary(history, calibration_end)
+    outcome = rfm.select("customer_id").join(
+        labels_lazy(history, calibration_end, holdout).collect(), on="customer_id", how="left")
+    churned = ~outcome["ordered_again"].fill_null(False).to_numpy()
+    revenue = outcome["revenue_h"].fill_null(0.0).to_numpy()
+    for kind in BTYD_KINDS:
+        try:
+            predicted = btyd_model(config, kind).fit(rfm).predict_arrays(rfm, holdout)
+        except InsufficientHistoryError as exc:
+            comparison["kinds"][kind] = {"error": str(exc)}
+            continue
+        churn = churn_metrics(churned, predicted["p_no_order"]).get("auc", np.nan)
+        value = value_metrics(revenue, predicted["expected_revenue"])["spearman"]
+        comparison["kinds"][kind] = {"auc": churn, "spearman": value,
+                                     "score": float(np.nanmean([churn, value]))}
+    scored = {k: v["score"] for k, v in comparison["kinds"].items()
+              if "score" in v and np.isfinite(v["score"])}
+    if not scored:
+        comparison["summary"] = "BTYD model: BG/NBD (no kind could be compared on the holdout)"
+        return "bgnbd", comparison
+    kind = max(scored, key=lambda k: (scored[k], -BTYD_KINDS.index(k)))  # ties: the first kind
+    measured = ", ".join(f"{BTYD_NAMES[k]} AUC {v['auc']:.4f} Spearman {v['spearman']:.4f}"
+                         for k, v in comparison["kinds"].items() if "score" in v)
+    comparison["chosen"] = kind
+    comparison["summary"] = (f"BTYD model chosen on a calibration/holdout split (holdout the last "
+                             f"{holdout} days before {as_of}): {BTYD_NAMES[kind]}; {measured}")
+    return kind, comparison
+
+
 def baseline_scores(frame: pl.DataFrame, products: pl.DataFrame, transactions: Frame,
-                    as_of: date, config: TrainConfig) -> pl.DataFrame:
-    """The heuristics marketers use today, and the classic probabilistic models."""
+                    as_of: date, config: TrainConfig, btyd_kind: str = "bgnbd") -> pl.DataFrame:
+    """The heuristics marketers use today, and the classic probabilistic models.
+    ``btyd_kind``: the kind the frame's ``btyd_*`` columns come from (BG/NBD is refitted when
+    it is another one)."""
     h = config.horizon_days
     pareto = fit_btyd(transactions, as_of, config, model="pareto").predict(frame, h)
+    if btyd_kind != "bgnbd":
+        bgnbd = fit_btyd(transactions, as_of, config).predict_arrays(frame, h)
+        frame = frame.with_columns(
+            pl.Series("btyd_p_no_order", bgnbd["p_no_order"]),
+            pl.Series("btyd_expected_orders", bgnbd["expected_orders"]),
+            pl.Series("btyd_expected_revenue", bgnbd["expected_revenue"]))
     own = (frame["interval_median"] - frame["days_since_last_order"]).clip(lower_bound=0)
     shop_interval = frame["interval_median"].median() or float(h)
     tenure = (frame["T"] + 1).clip(lower_bound=1)
@@ -189,7 +267,8 @@ def evaluate_pipeline(pipeline: ScoringPipeline, transactions: Frame, origin: da
         next_basket(transactions, origin, config.horizon_days), on="customer_id", how="left")
     frame = scores.join(outcome, on="customer_id", how="left")
     if with_baselines:
-        frame = frame.join(baseline_scores(features, products, transactions, origin, config),
+        frame = frame.join(baseline_scores(features, products, transactions, origin, config,
+                                           pipeline.btyd.model),
                            on="customer_id", how="left")
     return score_metrics(frame, with_baselines, origin), frame
 
@@ -241,25 +320,195 @@ def next_basket(transactions: Frame, origin: date, horizon_days: int) -> pl.Data
 
 
 def best_baseline(metrics: dict, task: str, metric: str, higher_is_better: bool = True) -> tuple[str, float]:
-    candidates = {k: v[metric] for k, v in metrics[task].items() if k != "retain" and metric in v}
+    candidates = {k: v[metric] for k, v in metrics[task].items()
+                  if k not in ("retain", "gbm") and metric in v}
     pick = max if higher_is_better else min
     name = pick(candidates, key=lambda k: candidates[k])
     return name, candidates[name]
 
 
-def backtest(transactions: Frame, as_of: date, config: TrainConfig,
-             progress: Callable[[str], None] = log.info) -> tuple[dict, pl.DataFrame, ScoringPipeline]:
-    """Refit at ``as_of - H`` and evaluate on ``[as_of - H, as_of)`` beside the baselines."""
+# Per task, the candidates in the backtest frame: kind -> [(name, score column)], and the
+# outcome and metric they are judged by. "retain" columns are the LightGBM pipeline's scores.
+CANDIDATES = {
+    "churn": {"baseline": [("recency_days", "recency_days")],
+              "btyd": [("bgnbd_p_no_order", "bgnbd_p_no_order"),
+                       ("pareto_p_no_order", "pareto_p_no_order")],
+              "gbm": [("gbm", "churn_probability")]},
+    "value": {"baseline": [("formula_revenue", "formula_revenue")],
+              "btyd": [("bgnbd_gg_revenue", "bgnbd_gg_revenue"),
+                       ("pareto_gg_revenue", "pareto_gg_revenue")],
+              "gbm": [("gbm", "predicted_revenue")]},
+    "timing": {"baseline": [("median_interval", "median_interval_days")],
+               "gbm": [("gbm", "next_order_days")]},
+}
+TASK_METRIC = {"churn": "auc", "value": "spearman", "timing": "mae_days"}
+
+
+@dataclass
+class TaskChoice:
+    """The model a task is scored by and how it compares with the best model of another kind
+    (``difference``: chosen minus alternative, positive = chosen better, with its interval)."""
+
+    task: str
+    kind: str
+    name: str
+    alternative: str | None = None
+    difference: PairedDifference | None = None
+    reason: str = ""
+
+    @property
+    def verdict(self) -> str:
+        return self.difference.verdict if self.difference is not None else "not measured"
+
+    def as_dict(self) -> dict:
+        """Plain values (JSON, MLflow): kind, name, reason, verdict and, when measured, metric,
+        value, alternative, alternative_value, diff, lo, hi."""
+        out = {"kind": self.kind, "name": self.name, "reason": self.reason, "verdict": self.verdict}
+        d = self.difference
+        if d is not None:
+            out.update(metric=d.metric, value=d.a, alternative=self.alternative,
+                       alternative_value=d.b, diff=d.diff, lo=d.lo, hi=d.hi)
+        return out
+
+
+def choice_line(task: str, choice: dict) -> str:
+    """One summary line: chosen model, metric vs the best alternative, diff [lo, hi], verdict.
+    ``diff`` is signed so that positive means the chosen model is better (an error too)."""
+    head = f"{task}: {choice['kind']} ({choice['name']})"
+    if "diff" not in choice:
+        return f"{head}: {choice.get('reason') or 'not measured'}"
+    return (f"{head}: {choice['metric']} {choice['value']:.4f} vs {choice['alternative']} "
+            f"{choice['alternative_value']:.4f}, diff {choice['diff']:+.4f} "
+            f"[{choice['lo']:+.4f}, {choice['hi']:+.4f}] -> {choice['verdict']}"
+            + (f" ({choice['reason']})" if choice.get("reason") else ""))
+
+
+def _outcomes(frame: pl.DataFrame, origin: date) -> dict[str, tuple[np.ndarray, pl.DataFrame]]:
+    churned = ~frame["ordered_again"].fill_null(False).to_numpy()
+    timing = frame.filter(pl.col("days_to_next_order").is_not_null()).with_columns(
+        (pl.col("next_order_date") - pl.lit(origin)).dt.total_days().cast(pl.Float64)
+        .alias("next_order_days"))
+    return {"churn": (churned, frame), "value": (frame["revenue_h"].fill_null(0).to_numpy(), frame),
+            "timing": (timing["days_to_next_order"].cast(pl.Float64).to_numpy(), timing)}
+
+
+def choose_models(frame: pl.DataFrame, origin: date, with_gbm: bool = True,
+                  resamples: int = 200, seed: int = 0) -> dict[str, TaskChoice]:
+    """Per task, the model scoring uses: the best on the backtest unless a simpler kind is
+    within noise of it (its paired-bootstrap interval of the difference holds zero), then the
+    simplest such. Needs :func:`evaluate_pipeline`'s frame (scores, baselines, outcomes)."""
+    outcomes = _outcomes(frame, origin)
+    choices = {}
+    for task, kinds in CANDIDATES.items():
+        actual, data = outcomes[task]
+        metric = TASK_METRIC[task]
+        higher = metric != "mae_days"
+        if len(actual) < 2 or (task == "churn" and len(np.unique(actual)) < 2):
+            continue
+        columns = {k: [(n, c) for n, c in v if c in data.columns and (k != "gbm" or with_gbm)]
+                   for k, v in kinds.items()}
+        scores = {n: data[c].cast(pl.Float64).fill_null(0.0).to_numpy()
+                  for v in columns.values() for n, c in v}
+        kind_of = {n: k for k, v in columns.items() for n, _ in v}
+        point = {n: point_metric(metric, actual, s) for n, s in scores.items()}
+        point = {n: v for n, v in point.items() if np.isfinite(v)}
+        if not point:
+            continue
+        ranked = sorted(point, key=lambda n: point[n], reverse=higher)
+        # The best of each kind stands for it.
+        best_of = {}
+        for n in ranked:
+            best_of.setdefault(kind_of[n], n)
+        leader = ranked[0]
+        chosen, reason = leader, ""
+        for kind in MODEL_KINDS:
+            if kind not in best_of or MODEL_KINDS.index(kind) >= MODEL_KINDS.index(kind_of[leader]):
+                continue
+            candidate = best_of[kind]
+            d = paired_bootstrap(metric, actual, scores[candidate], scores[leader], resamples, seed)
+            if d.hi >= 0:  # not significantly worse than the best: a tie, the simpler wins
+                chosen = candidate
+                reason = f"within noise of {leader}: the simpler model is used"
+                break
+        others = [best_of[k] for k in MODEL_KINDS if k in best_of and k != kind_of[chosen]]
+        choice = TaskChoice(task, kind_of[chosen], chosen, reason=reason)
+        if others:
+            alternative = max(others, key=lambda n: point[n] if higher else -point[n])
+            choice.alternative = alternative
+            choice.difference = paired_bootstrap(metric, actual, scores[chosen], scores[alternative],
+                                                  resamples, seed)
+        choices[task] = choice
+    return choices
+
+
+def apply_choice(pipeline: ScoringPipeline, choices: dict[str, dict], history: Frame,
+                 as_of: date, config: TrainConfig) -> ScoringPipeline:
+    """Make ``pipeline`` (fitted at ``as_of``) score each task with the chosen kind. A kind the
+    final fit could not provide (LightGBM on a shop now too small for it) keeps its default."""
+    for task, choice in choices.items():
+        if choice["kind"] == "gbm" and not pipeline.eligible:
+            continue
+        pipeline.choice[task] = choice["kind"]
+    wanted = {c["name"].split("_")[0] for c in choices.values() if c["kind"] == "btyd"}
+    kind = "pareto" if "pareto" in wanted else "bgnbd" if "bgnbd" in wanted else None
+    if kind is not None and kind != pipeline.btyd.model:
+        pipeline.btyd_variant = fit_btyd(history, as_of, config, model=kind)
+    if pipeline.choice.get("churn") == "baseline" and pipeline.recency_rule is None:
+        pipeline.choice.pop("churn")  # no origin to learn the rule's rates from: keep the default
+    return pipeline
+
+
+def backtest_origin(transactions: Frame, as_of: date, config: TrainConfig) -> date | None:
+    """``as_of - H``, or None when the history before it is too short to fit anything."""
     origin = as_of - timedelta(days=config.horizon_days)
+    first = transactions.lazy().select(pl.col("ts").min()).collect().item()
+    if first is None or (origin - first.date()).days < MIN_ORIGIN_HISTORY_DAYS:
+        return None
+    return origin
+
+
+def backtest(transactions: Frame, as_of: date, config: TrainConfig,
+             progress: Callable[[str], None] = log.info) -> tuple[dict, pl.DataFrame, ScoringPipeline | None]:
+    """Refit at ``as_of - H`` and evaluate on ``[as_of - H, as_of)`` beside the baselines.
+
+    Metrics: ``{task: {model: {metric: value}}}`` where ``retain`` is the model chosen for the
+    task (``metrics["choices"]``: :meth:`TaskChoice.as_dict` per task) and ``gbm``
+    the LightGBM model. Empty metrics (and no pipeline) when the history holds no backtest.
+    """
+    origin = backtest_origin(transactions, as_of, config)
+    if origin is None:
+        progress(f"no backtest: the history before {as_of} minus the {config.horizon_days}-day "
+                 "horizon is too short to fit and judge a model")
+        return {"choices": {}}, pl.DataFrame(), None
     progress(f"backtest: fitting at {origin}")
     pipeline = fit_pipeline(transactions, origin, config, progress)
     progress(f"backtest: scoring the horizon {origin} .. {as_of - timedelta(days=1)}")
     window = transactions.lazy().filter(pl.col("ts") < pl.lit(as_of).cast(pl.Datetime("us")))
     metrics, frame = evaluate_pipeline(pipeline, window.collect(), origin, config)
+    progress("backtest: choosing the model per task (paired bootstrap over customers)")
+    choices = choose_models(frame, origin, with_gbm=pipeline.eligible,
+                            seed=config.random_state)
+    outcomes = _outcomes(frame, origin)
+    for task, choice in choices.items():
+        if pipeline.eligible:
+            metrics[task]["gbm"] = metrics[task]["retain"]
+        column = dict(sum(CANDIDATES[task].values(), []))[choice.name]
+        actual, data = outcomes[task]
+        predicted = data[column].cast(pl.Float64).fill_null(0.0).to_numpy()
+        probabilities = choice.kind != "baseline"
+        if task == "churn" and choice.kind == "baseline" and pipeline.recency_rule is not None:
+            # What scoring would output: the rule's rates, ranked exactly as the days.
+            predicted = pipeline.recency_rule.churn_probability(predicted)
+            probabilities = True
+        metrics[task]["retain"] = (
+            churn_metrics(actual, predicted, probabilities=probabilities)
+            if task == "churn" else value_metrics(actual, predicted) if task == "value"
+            else timing_metrics(actual, predicted))
+    metrics["choices"] = {task: choice.as_dict() for task, choice in choices.items()}
     return metrics, frame, pipeline
 
 
 def summary_line(metrics: dict) -> str:
-    churn = metrics["churn"]["retain"].get("auc", np.nan)
-    value = metrics["value"]["retain"].get("spearman", np.nan)
+    churn = metrics.get("churn", {}).get("retain", {}).get("auc", np.nan)
+    value = metrics.get("value", {}).get("retain", {}).get("spearman", np.nan)
     return f"churn AUC {churn:.3f}, revenue Spearman {value:.3f}"

@@ -30,7 +30,16 @@ from decisions.segments import ShopReference
 from models.pipeline import ScoringPipeline
 from models.registry import MODEL_NAME, configure_mlflow
 from training import plots
-from training.backtest import TrainConfig, backtest, best_baseline, check_eligibility, fit_pipeline
+from models.pipeline import MODEL_KINDS, TASKS
+from training.backtest import (
+    TrainConfig,
+    apply_choice,
+    backtest,
+    best_baseline,
+    check_eligibility,
+    choice_line,
+    fit_pipeline,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +74,8 @@ def flatten(metrics: dict, prefix: str = "backtest") -> dict[str, float]:
     """``{task: {model: {metric: v}}}`` -> ``{"backtest.churn.retain.auc": v, ...}`` (finite only)."""
     out = {}
     for task, models in metrics.items():
+        if task == "choices":
+            continue
         for model, values in models.items():
             for name, value in values.items():
                 if math.isfinite(value):
@@ -73,8 +84,60 @@ def flatten(metrics: dict, prefix: str = "backtest") -> dict[str, float]:
 
 
 def selection_score(metrics: dict) -> float:
-    """What the champion is chosen by: the mean of churn AUC and revenue Spearman."""
+    """What the champion is chosen by: the mean of churn AUC and revenue Spearman of the
+    models scoring uses; NaN without a backtest."""
+    if "churn" not in metrics or "value" not in metrics:
+        return float("nan")
     return (metrics["churn"]["retain"].get("auc", 0.0) + metrics["value"]["retain"].get("spearman", 0.0)) / 2
+
+
+def choice_lines(metrics: dict, pipeline: ScoringPipeline) -> list[str]:
+    """Per task: the model scoring uses and, after a backtest, how it compares with the best
+    model of another kind (diff [lo, hi] and better / tie / worse)."""
+    choices = metrics.get("choices", {})
+    lines = []
+    for task in TASKS:
+        kind = pipeline.chosen(task)
+        if task in choices:
+            line = choice_line(task, choices[task])
+            if choices[task]["kind"] != kind:
+                line += f"; the final fit scores with {kind} (LightGBM could not be fitted)"
+            lines.append(line)
+        else:
+            name = pipeline.btyd.model if kind == "btyd" else kind
+            lines.append(f"{task}: {kind} ({name}): not measured (no backtest)")
+    return lines
+
+
+def choice_log(metrics: dict, pipeline: ScoringPipeline) -> tuple[dict, dict, dict]:
+    """MLflow params, metrics and tags for the per-task choice: params ``choice.<task>``,
+    metrics ``vs_baseline.<task>.diff/.lo/.hi`` (positive = the chosen model is better),
+    ``.value``, ``.alternative_value`` and ``choice.<task>`` (the kind's index in
+    baseline < btyd < gbm, for readers of metrics alone); tags name the alternative and the
+    verdict."""
+    params, values, tags = {}, {}, {}
+    choices = metrics.get("choices", {})
+    for task in TASKS:
+        kind = pipeline.chosen(task)
+        params[f"choice.{task}"] = kind
+        values[f"choice.{task}"] = float(MODEL_KINDS.index(kind))
+        choice = choices.get(task)
+        if choice is None or "diff" not in choice:
+            tags[f"choice.{task}.verdict"] = "not measured"
+            continue
+        for key in ("diff", "lo", "hi", "value", "alternative_value"):
+            if math.isfinite(choice[key]):
+                values[f"vs_baseline.{task}.{key}"] = float(choice[key])
+        tags[f"choice.{task}.name"] = choice["name"]
+        tags[f"choice.{task}.alternative"] = str(choice["alternative"])
+        tags[f"choice.{task}.verdict"] = choice["verdict"]
+    comparison = pipeline.btyd_comparison
+    params["btyd.kind"] = pipeline.btyd.model
+    for kind, measured in comparison.get("kinds", {}).items():
+        for key in ("auc", "spearman"):
+            if key in measured and math.isfinite(measured[key]):
+                values[f"btyd_choice.{kind}.{key}"] = float(measured[key])
+    return params, values, tags
 
 
 @dataclass
@@ -106,8 +169,11 @@ def train(transactions: pl.DataFrame, as_of: date, config: TrainConfig,
     metrics, frame, _ = backtest(history, as_of, config, progress)
     progress("final fit on all data before the as-of date")
     pipeline = fit_pipeline(history, as_of, config, progress)
+    apply_choice(pipeline, metrics.get("choices", {}), history, as_of, config)
     for note in pipeline.notes:
         progress(f"WARNING: {note}")
+    for line in choice_lines(metrics, pipeline):
+        progress(f"model for {line}")
     fit_decision_inputs(pipeline, history, as_of, contacts, rules or default_rules(), progress)
 
     if "MLFLOW_RUN_ID" not in os.environ:  # under `mlflow run`, log into the run it made
@@ -118,11 +184,17 @@ def train(transactions: pl.DataFrame, as_of: date, config: TrainConfig,
         mlflow.set_tags({"git_commit": git_commit(), "eligible": str(pipeline.eligible),
                          **{f"data.{k}": str(v) for k, v in fingerprint.items()}})
         mlflow.log_metrics(flatten(metrics))
-        mlflow.log_metric("selection_score", selection_score(metrics))
+        choice_params, choice_metrics, choice_tags = choice_log(metrics, pipeline)
+        mlflow.log_params(choice_params)
+        mlflow.log_metrics(choice_metrics)
+        mlflow.set_tags(choice_tags)
+        if math.isfinite(selection_score(metrics)):
+            mlflow.log_metric("selection_score", selection_score(metrics))
         mlflow.log_dict(metrics, "backtest_metrics.json")
         mlflow.log_dict({"notes": pipeline.notes, "eligibility": dataclasses.asdict(eligibility)},
                         "eligibility.json")
-        _log_plots(frame, pipeline, Path(tmp))
+        if frame.height:
+            _log_plots(frame, pipeline, Path(tmp))
         if pipeline.channel_measurements is not None:
             mlflow.log_table(pipeline.channel_measurements.periods.to_pandas(),
                              "channels/periods.json")
@@ -188,20 +260,33 @@ def _register(model_uri: str, run_id: str, metrics: dict, config: TrainConfig, a
     from mlflow.exceptions import MlflowException
 
     client = MlflowClient()
-    version = mlflow.register_model(model_uri, MODEL_NAME).version
     score = selection_score(metrics)
+    backtested = "churn" in metrics or "value" in metrics
+    if backtested and not math.isfinite(score):
+        # A champion must have been judged: NaN metrics (e.g. no customer both churned and
+        # stayed in the backtest) judge nothing.
+        reason = "not registered: the backtest metrics are NaN (nothing to judge the model by)"
+        progress(reason)
+        return "", "", reason
+    version = mlflow.register_model(model_uri, MODEL_NAME).version
     try:
         champion = client.get_model_version_by_alias(MODEL_NAME, "champion")
     except MlflowException:
         champion = None
     if champion is None:
-        alias, reason = "champion", "first version: becomes champion"
+        alias, reason = "champion", ("first version: becomes champion" if backtested else
+                                     "first version: becomes champion (no backtest: the history "
+                                     "is too short, the probabilistic model scores)")
+    elif not backtested:
+        alias, reason = "challenger", ("no backtest (the history is too short): it cannot be "
+                                       f"judged against champion v{champion.version}")
     else:
         alias, reason = _compare(client, champion, score, config, as_of, fingerprint, history, progress)
     client.set_registered_model_alias(MODEL_NAME, alias, version)
     client.set_model_version_tag(MODEL_NAME, version, "alias_decision", reason)
     client.set_model_version_tag(MODEL_NAME, version, "as_of", str(as_of))
-    client.set_model_version_tag(MODEL_NAME, version, "selection_score", f"{score:.6f}")
+    if math.isfinite(score):
+        client.set_model_version_tag(MODEL_NAME, version, "selection_score", f"{score:.6f}")
     client.set_model_version_tag(MODEL_NAME, version, "run_id", run_id)
     progress(f"registered {MODEL_NAME} version {version} as {alias}: {reason}")
     return str(version), alias, reason
@@ -231,7 +316,7 @@ def _compare(client, champion, score: float, config: TrainConfig, as_of: date, f
     progress(f"re-running champion v{champion.version}'s recipe on this backtest")
     champion_metrics, _, _ = backtest(history, as_of, champion_config, progress)
     champion_score = selection_score(champion_metrics)
-    if score > champion_score:
+    if not math.isfinite(champion_score) or score > champion_score:
         return "champion", (f"beats champion v{champion.version} on the same backtest: "
                             f"{score:.4f} > {champion_score:.4f}")
     return "challenger", (f"does not beat champion v{champion.version} on the same backtest: "
@@ -252,7 +337,7 @@ def beats_baselines(metrics: dict) -> dict[str, tuple[str, float, float]]:
     out = {}
     for task, metric, higher in (("churn", "auc", True), ("value", "spearman", True),
                                  ("timing", "mae_days", False)):
-        if metrics[task]["retain"].get(metric) is None:
+        if task not in metrics or metrics[task]["retain"].get(metric) is None:
             continue
         name, value = best_baseline(metrics, task, metric, higher)
         out[f"{task}.{metric}"] = (name, value, metrics[task]["retain"][metric])

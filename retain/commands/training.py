@@ -110,7 +110,7 @@ def train(
     from models.registry import masked_tracking_uri
     from retain.config import settings
     from training.backtest import TrainConfig
-    from training.train import beats_baselines
+    from training.train import choice_lines
     from training.train import train as run_training
 
     config = transaction_settings(transactions, as_of, horizon_days, on_bad_rows, column_map, query,
@@ -138,8 +138,14 @@ def train(
     except ValueError as exc:
         raise fail(str(exc)) from None
     console.print(metrics_table(result.metrics, f"Backtest: horizon after {cutoff} minus {config.horizon_days} days"))
-    for key, (baseline, value, ours) in beats_baselines(result.metrics).items():
-        console.print(f"{key}: retain {ours:.4f} vs best baseline {baseline} {value:.4f}")
+    console.print("Model per task, against the best model of another kind on the backtest "
+                  "(diff > 0: the chosen one is better; [95% paired bootstrap interval]; a "
+                  "difference within noise is a tie and the simpler model is used):",
+                  highlight=False)
+    for line in choice_lines(result.metrics, result.pipeline):
+        console.print(f"  {line}", highlight=False, markup=False)
+    for note in result.pipeline.notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
     console.print(f"MLflow run {result.run_id}; model 'retain' version {result.version or '-'} "
                   f"-> {result.alias or 'not registered'} ({result.reason})")
 

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from models.registry import MODEL_NAME
 from serving.deps import Service, service
-from serving.schemas import ErrorPublic, ModelPublic, ReloadPublic
+from serving.schemas import ErrorPublic, ModelPublic, ReloadPublic, VerdictPublic
 from serving.security import require
 
 router = APIRouter(tags=["model"])
@@ -38,7 +38,24 @@ async def model_info(svc: Annotated[Service, Depends(service)]) -> ModelPublic:
         horizon_days=served.pipeline.horizon_days,
         backtest_metrics={k: v for k, v in sorted(registered.metrics.items())
                           if k.startswith("backtest.")},
+        verdicts=verdicts(registered.metrics),
     )
+
+
+def verdicts(metrics: dict[str, float]) -> dict[str, VerdictPublic]:
+    from serving.routes.ui import MODEL_METRICS, model_verdict
+
+    out = {}
+    for _, task, metric, higher, _ in MODEL_METRICS:
+        row = model_verdict(metrics, task, metric, higher)
+        if row is None:
+            continue
+        best = row["best"] or {}
+        out[task] = VerdictPublic(
+            model=row["chosen"], metric=metric, retain=row["ours"], alternative=best.get("name"),
+            alternative_value=best.get("value"), diff=row["diff"], lo=row["lo"], hi=row["hi"],
+            verdict=row["verdict"] or "unchecked", text=row["verdict_text"])
+    return out
 
 
 @router.post(

@@ -258,26 +258,54 @@ def _model_summary(svc: Service) -> dict | None:
     metrics = served.registered.metrics
     rows = []
     for label, task, metric, higher, digits in MODEL_METRICS:
-        ours = metrics.get(f"backtest.{task}.retain.{metric}")
-        baselines = {}
-        for key, value in metrics.items():
-            parts = key.split(".")
-            if (len(parts) == 4 and parts[0] == "backtest" and parts[1] == task
-                    and parts[3] == metric and parts[2] != "retain"):
-                baselines[parts[2]] = value
-        best = None
-        if baselines:
-            name = (max if higher else min)(baselines, key=lambda k: baselines[k])
-            best = {"name": name.replace("_", " "), "value": baselines[name]}
-        better = None
-        if ours is not None and best is not None:
-            better = ours > best["value"] if higher else ours < best["value"]
-        if ours is not None or best is not None:
-            rows.append({"label": label, "ours": ours, "best": best, "better": better,
-                         "digits": digits})
+        verdict = model_verdict(metrics, task, metric, higher)
+        if verdict is not None:
+            rows.append({**verdict, "label": label, "digits": digits})
     return {"version": served.version, "alias": served.alias,
             "trained_as_of": served.pipeline.trained_as_of, "loaded_at": served.loaded_at,
             "horizon_days": getattr(served.pipeline, "horizon_days", None), "metrics": rows}
+
+
+CHOICE_NAMES = ("simple baseline", "probabilistic model (BTYD)", "LightGBM")
+VERDICT_TEXT = {"better": "retain is better", "worse": "retain is worse",
+                "tie": "a tie: the difference is within noise",
+                None: "not checked against noise (trained before the check existed)"}
+
+
+def model_verdict(metrics: dict[str, float], task: str, metric: str, higher: bool) -> dict | None:
+    """retain's backtest figure for ``task`` beside the best alternative, with the verdict of
+    the paired bootstrap logged at training (``vs_baseline.<task>.lo/.hi``): better, worse, or a
+    tie when the interval holds zero. Never "better" without an interval. None when the run
+    logged neither figure. Shared by /ui and GET /v1/model."""
+    ours = metrics.get(f"backtest.{task}.retain.{metric}")
+    others = {}
+    for key, value in metrics.items():
+        parts = key.split(".")
+        if (len(parts) == 4 and parts[0] == "backtest" and parts[1] == task
+                and parts[3] == metric and parts[2] not in ("retain", "gbm")):
+            others[parts[2]] = value
+    alternative = metrics.get(f"vs_baseline.{task}.alternative_value")
+    best = None
+    if alternative is not None:  # the alternative the choice was measured against
+        named = [n for n, v in others.items() if v == alternative]
+        if f"backtest.{task}.gbm.{metric}" in metrics and metrics[f"backtest.{task}.gbm.{metric}"] == alternative:
+            named = ["LightGBM"]
+        best = {"name": (named[0] if named else "best alternative").replace("_", " "),
+                "value": alternative}
+    elif others:
+        name = (max if higher else min)(others, key=lambda k: others[k])
+        best = {"name": name.replace("_", " "), "value": others[name]}
+    if ours is None and best is None:
+        return None
+    lo, hi = metrics.get(f"vs_baseline.{task}.lo"), metrics.get(f"vs_baseline.{task}.hi")
+    verdict = None
+    if lo is not None and hi is not None:
+        verdict = "better" if lo > 0 else "worse" if hi < 0 else "tie"
+    code = metrics.get(f"choice.{task}")
+    chosen = CHOICE_NAMES[int(code)] if code is not None and 0 <= code < len(CHOICE_NAMES) else None
+    return {"ours": ours, "best": best, "verdict": verdict, "verdict_text": VERDICT_TEXT[verdict],
+            "better": verdict == "better", "chosen": chosen,
+            "diff": metrics.get(f"vs_baseline.{task}.diff"), "lo": lo, "hi": hi}
 
 
 def _export_href(tokens: dict[str, str], sep: str | None = None) -> str:

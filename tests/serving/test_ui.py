@@ -51,6 +51,14 @@ METRICS = {
     "backtest.churn.bgnbd_p_no_order.auc": 0.74, "backtest.value.retain.spearman": 0.62,
     "backtest.value.bgnbd_gg_revenue.spearman": 0.55, "backtest.timing.retain.mae_days": 21.5,
     "backtest.timing.median_interval.mae_days": 19.0, "training.rows": 1000.0,
+    # The choice's paired bootstrap (positive = retain better): churn better beyond noise,
+    # revenue +0.07 yet within noise (a tie), timing worse.
+    "choice.churn": 2.0, "vs_baseline.churn.diff": 0.07, "vs_baseline.churn.lo": 0.03,
+    "vs_baseline.churn.hi": 0.11, "vs_baseline.churn.alternative_value": 0.74,
+    "choice.value": 2.0, "vs_baseline.value.diff": 0.07, "vs_baseline.value.lo": -0.01,
+    "vs_baseline.value.hi": 0.15, "vs_baseline.value.alternative_value": 0.55,
+    "choice.timing": 0.0, "vs_baseline.timing.diff": -2.5, "vs_baseline.timing.lo": -3.5,
+    "vs_baseline.timing.hi": -1.5, "vs_baseline.timing.alternative_value": 19.0,
 }
 
 
@@ -371,11 +379,19 @@ def test_the_model_at_a_glance_against_the_best_baseline(client, scored):
     assert "0.810" in page and "0.740" in page and "bgnbd p no order" in page  # best, not 0.70
     assert "0.620" in page and "0.550" in page
     assert "21.5" in page and "19.0" in page and "median interval" in page
-    assert page.count("retain is better") == 2 and page.count("retain is not better") == 1
+    assert page.count("retain is better") == 1 and page.count("retain is worse") == 1
+    assert page.count("a tie: the difference is within noise") == 1  # +0.07, yet noise
+    assert "LightGBM" in page and "simple baseline" in page
+    assert "interval -0.010 to 0.150" in page
     assert "The service now serves version 7" in page  # the run was made by version 3
 
     client.app.state.service.holder.current = fake_model(metrics={})
     assert "no backtest metrics" in client.get("/ui").text
+    # A model logged before the noise check is never called better on its point figures.
+    unchecked = {k: v for k, v in METRICS.items() if not k.startswith(("vs_baseline", "choice"))}
+    client.app.state.service.holder.current = fake_model(metrics=unchecked)
+    page = client.get("/ui").text
+    assert "retain is better" not in page and page.count("not checked against noise") == 3
 
 
 def test_the_page_shows_the_real_champion_and_its_backtest(settings, tracking):
