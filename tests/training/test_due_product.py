@@ -114,3 +114,15 @@ def test_fit_origins_whose_horizon_overlaps_the_evaluation_are_refused(replenish
     shop, tx = replenishing_shop
     with pytest.raises(ValueError, match="past the evaluation origin"):
         choose_due_product(tx, [shop.as_of - timedelta(days=60)], shop.as_of, HORIZON)
+
+
+def test_a_pickled_ranker_scores_the_same(replenishing_shop):
+    """The ranker travels inside the pickled scoring pipeline (MLflow's pyfunc)."""
+    import pickle
+
+    shop, tx = replenishing_shop
+    ranker = fit_due_product_ranker(tx, [shop.as_of - timedelta(days=90)], HORIZON)
+    products = product_candidates(tx, shop.as_of)
+    back = pickle.loads(pickle.dumps(ranker))
+    np.testing.assert_array_equal(back.scores(products), ranker.scores(products))
+    assert back.product_popularity_ == ranker.product_popularity_
