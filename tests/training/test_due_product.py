@@ -11,13 +11,13 @@ import pytest
 from features.products import product_candidates
 from features.simulate import simulate_shop
 from models.due_product import MAX_CANDIDATES, DueProductRanker
+from tests.conftest import make_transactions
 from training.due_product import (
     choose_due_product,
     due_product_hits,
     fit_due_product_ranker,
     paired_bootstrap,
 )
-from tests.conftest import make_transactions
 
 HORIZON = 90
 
