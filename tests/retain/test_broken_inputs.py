@@ -15,6 +15,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from retain.cli import app
@@ -30,6 +31,9 @@ TINY_TRAIN = ["--n-origins", "1", "--n-estimators", "10", "--no-register",
               "--horizon-days", "30", "--origin-step-days", "30"]
 
 runner = CliRunner()
+NEEDS_INSPECT = pytest.mark.skipif(
+    "inspect" not in typer.main.get_command(app).commands,  # type: ignore[attr-defined]
+    reason="retain inspect is not registered")
 
 
 @dataclass
@@ -192,6 +196,16 @@ CASES = [
     Case("segments with an empty store", command("segments", "--store-url",
                                                  "sqlite:///{out}/retain.db")),
     # -- small shops: training is reached -------------------------------------------------------
+    # -- retain inspect, once it is registered ---------------------------------------------------
+    Case("inspect an empty file", command("inspect", "--transactions", "{tx}",
+                                          source=csv_file("")), marks=(NEEDS_INSPECT,)),
+    Case("inspect a missing file", lambda tmp: ["inspect", "--transactions", str(tmp / "no.csv")],
+         marks=(NEEDS_INSPECT,)),
+    Case("inspect with a bad --as-of", command("inspect", "--transactions", "{tx}", "--as-of",
+                                               "2024-02-30"), marks=(NEEDS_INSPECT,)),
+    Case("inspect writing JSON to a full disk", lambda tmp: [
+        "inspect", "--transactions", str(good(tmp)), "--json", "/dev/full"],
+        marks=(NEEDS_INSPECT,)),
     Case("one-line shop", command("train", "--transactions", "{tx}", *TINY_TRAIN,
                                   source=csv_file(ONE_LINE))),
 ]
