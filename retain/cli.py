@@ -53,6 +53,7 @@ class RetainGroup(TyperGroup):
             if not isinstance(exc, Exception | MemoryError):
                 raise
             command = ctx.invoked_subcommand or "retain"
+            exc = errors.translate(exc)
             debug = ctx.meta.get(DEBUG_KEY, False) or errors.debug_requested()
             if isinstance(exc, errors.known_error_types()):
                 if debug:
