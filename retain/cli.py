@@ -49,7 +49,7 @@ class RetainGroup(TyperGroup):
         except KeyboardInterrupt:
             _print_line("interrupted")
             raise typer.Exit(errors.EXIT_INTERRUPTED) from None
-        except BaseException as exc:  # noqa: BLE001 - every other failure ends in one line
+        except BaseException as exc:
             if not isinstance(exc, Exception | MemoryError):
                 raise
             command = ctx.invoked_subcommand or "retain"

@@ -276,9 +276,9 @@ def test_a_read_only_output_place_is_one_error(clean_env, monkeypatch):
     monkeypatch.setattr(pl.DataFrame, "write_parquet", read_only)
     result = runner.invoke(app, features(good)(clean_env))
     assert result.exit_code == 1, result.output
-    assert error_lines(result.output) == [
-        f"error: cannot write {clean_env / 'f.parquet'}: the file system is read-only: write "
-        "elsewhere"]
+    says = (f"error: cannot write {clean_env / 'f.parquet'}: the file system is read-only: "
+            "write elsewhere")
+    assert error_lines(result.output) == [says]
 
 
 def test_a_read_only_score_store_is_one_clear_error(tmp_path):

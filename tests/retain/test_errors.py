@@ -70,10 +70,10 @@ def test_debug_prints_the_traceback_instead(shop, monkeypatch, tmp_path, how):
     (OSError(errno.EROFS, "Read-only file system", "/data/out.parquet"),
      "error: /data/out.parquet: the file system is read-only: write elsewhere"),
     (PermissionError(errno.EACCES, "Permission denied", "/data/out.parquet"),
-     "error: /data/out.parquet: permission denied: check the file's permissions or write "
-     "elsewhere"),
-    (MemoryError(), "error: out of memory: use a shorter history (--as-of, a --query), fewer "
-                    "rows (--max-train-rows) or a machine with more memory"),
+     ("error: /data/out.parquet: permission denied: check the file's permissions or write "
+     "elsewhere")),
+    (MemoryError(), ("error: out of memory: use a shorter history (--as-of, a --query), fewer "
+                    "rows (--max-train-rows) or a machine with more memory")),
     (ConnectionError(f"cannot reach postgresql://u:{PASSWORD}@db/x"),
      "error: cannot reach postgresql://u:***@db/x"),
 ])
