@@ -49,10 +49,11 @@ class RetainGroup(TyperGroup):
         except KeyboardInterrupt:
             _print_line("interrupted")
             raise typer.Exit(errors.EXIT_INTERRUPTED) from None
-        except BaseException as exc:  # noqa: BLE001 - every other failure ends in one line
+        except BaseException as exc:
             if not isinstance(exc, Exception | MemoryError):
                 raise
             command = ctx.invoked_subcommand or "retain"
+            exc = errors.translate(exc)
             debug = ctx.meta.get(DEBUG_KEY, False) or errors.debug_requested()
             if isinstance(exc, errors.known_error_types()):
                 if debug:

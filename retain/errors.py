@@ -66,7 +66,32 @@ def known_error_types() -> tuple[type[BaseException], ...]:
     from models.registry import RegistryError
     from serving.store import StoreUnavailable
 
-    return (DataError, RegistryError, StoreUnavailable, OSError, MemoryError)
+    return (DataError, RegistryError, StoreUnavailable, DatabaseError, OSError, MemoryError)
+
+
+def translate(exc: BaseException) -> BaseException:
+    """A library's error that retain can name: MLflow failing to reach its server becomes
+    RegistryUnreachableError (training may lose the server after the first check); a database
+    that fails to operate (SQLAlchemy's OperationalError: refused, read-only, disk full) is a
+    known error with its first line. Anything else is returned as it is."""
+    from models.registry import RegistryError, is_unreachable, unreachable
+
+    if isinstance(exc, RegistryError):
+        return exc
+    if type(exc).__module__.startswith("mlflow") and is_unreachable(exc):
+        return unreachable(exc)
+    try:
+        import sqlalchemy as sa
+    except ImportError:  # pragma: no cover
+        return exc
+    if isinstance(exc, sa.exc.OperationalError):
+        lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        return DatabaseError(f"database error: {lines[0] if lines else type(exc).__name__}")
+    return exc
+
+
+class DatabaseError(Exception):
+    """A database did not work (connection, permissions, space): one line, exit 1."""
 
 
 def describe(exc: BaseException) -> str:

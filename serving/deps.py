@@ -15,8 +15,8 @@ from fastapi import HTTPException, Request, status
 from starlette.concurrency import run_in_threadpool
 
 from decisions.rules import Rules
-from models.pipeline import ScoringPipeline
 from features.redaction import mask_credentials
+from models.pipeline import ScoringPipeline
 from models.registry import (
     MODEL_NAME,
     RegisteredPipeline,
@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 ReloadStatus = Literal["reloaded", "unchanged", "failed"]
 _MAX_ERROR_CHARS = 300
+RETRY_AFTER_SECONDS = "30"
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,9 @@ class ModelHolder:
     def require(self) -> ServedModel:
         served = self.current
         if served is None:
-            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no model loaded yet")
+            # Retry-After: the background check keeps trying to load one.
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no model loaded yet",
+                                headers={"Retry-After": RETRY_AFTER_SECONDS})
         return served
 
     async def refresh(self) -> ReloadOutcome:

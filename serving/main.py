@@ -35,7 +35,7 @@ from decisions.rules import load_rules
 from features.redaction import install_log_masking, mask_credentials
 from models.registry import RegistryUnreachableError
 from retain.config import Settings
-from serving.deps import REQUEST_ID_KEY, ModelHolder, Service, request_id
+from serving.deps import REQUEST_ID_KEY, RETRY_AFTER_SECONDS, ModelHolder, Service, request_id
 from serving.metrics import UNMATCHED_ROUTE, ServiceMetrics
 from serving.routes import ROUTERS
 from serving.routes.ui import router as ui_router
@@ -135,7 +135,6 @@ async def http_error(request: Request, exc: Exception) -> JSONResponse:
                         status_code=exc.status_code, headers=exc.headers)
 
 
-RETRY_AFTER_SECONDS = 30
 UNAVAILABLE: tuple[type[Exception], ...] = (StoreUnavailable, RegistryUnreachableError,
                                             sa.exc.OperationalError)
 
@@ -150,7 +149,7 @@ async def unavailable_error(request: Request, exc: Exception) -> JSONResponse:
         detail = "the score store is unavailable"
     log.warning("503: %s [request %s]", detail, request_id(request))
     return JSONResponse({"detail": detail, "request_id": request_id(request)}, status_code=503,
-                        headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+                        headers={"Retry-After": RETRY_AFTER_SECONDS})
 
 
 def _where(exc: BaseException) -> str:

@@ -96,15 +96,15 @@ class StoreUnavailable(ConnectionError):
     names the store by its masked URL and what to do."""
 
 
+_READ_ONLY = ("the store is read-only: give the process write access or use another "
+              "--store-url / RETAIN_STORE_URL")
 _STORE_HINTS = (
-    ("readonly", "the store is read-only: give the process write access or use another "
-                 "--store-url / RETAIN_STORE_URL"),
-    ("read-only", "the store is read-only: give the process write access or use another "
-                  "--store-url / RETAIN_STORE_URL"),
+    ("readonly", _READ_ONLY),
+    ("read-only", _READ_ONLY),
+    ("unable to open database",
+     "the database file cannot be opened: check that its directory exists and is writable"),
     ("disk is full", "the disk is full: free space or move the store"),
     ("no space left", "the disk is full: free space or move the store"),
-    ("unable to open database", "the database file cannot be opened: check that its directory "
-                                "exists and is writable"),
     ("connection refused", "the database server does not answer: start it or check the URL"),
     ("could not translate host name", "the database host is unknown: check the URL"),
     ("name or service not known", "the database host is unknown: check the URL"),

@@ -56,12 +56,11 @@ def _serve(host: str, port: int, reload_interval: float | None, log_level: str,
     import uvicorn
     from pydantic import ValidationError
 
+    from models.registry import RegistryError, check_registry
     from retain.config import settings
+    from retain.progress import console
     from serving.main import create_app
     from serving.security import AuthConfigError
-
-    from models.registry import RegistryError, check_registry
-    from retain.progress import console
     from serving.store import ScoreStore
 
     try:

@@ -2,8 +2,8 @@
 one ``error:`` line and never a traceback, and no password ever shows.
 
 Most cases fail while the transactions load, before any model is fitted, so the whole module
-runs in seconds. A shop where everyone bought once trains a whole pipeline (a minute on a
-shared machine), so it is tested with the model choice (tests/training), not here."""
+runs in seconds. A shop where everyone bought once is refused only after a backtest fit (tens
+of seconds on a shared machine), so it is tested with the model choice (tests/training)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ import errno
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import polars as pl
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from retain.cli import app
@@ -28,10 +30,11 @@ GOOD = ("customer_id,order_id,ts,amount,product_id\n"
         "c3,o4,2024-03-10,30,p2\nc2,o5,2024-03-20,12,p1\n")
 TINY_TRAIN = ["--n-origins", "1", "--n-estimators", "10", "--no-register",
               "--horizon-days", "30", "--origin-step-days", "30"]
-NEEDS_DATA_CONTRACT = pytest.mark.xfail(reason="needs data-contract", strict=False)
-NEEDS_MODEL_CHOICE = pytest.mark.xfail(reason="needs model-choice", strict=False)
 
 runner = CliRunner()
+NEEDS_INSPECT = pytest.mark.skipif(
+    "inspect" not in typer.main.get_command(app).commands,  # type: ignore[attr-defined]
+    reason="retain inspect is not registered")
 
 
 @dataclass
@@ -82,6 +85,12 @@ def parquet_file(kind: str) -> Callable[[Path], Path]:
     return write
 
 
+def write_parquet(tmp: Path, frame: pl.DataFrame) -> Path:
+    path = tmp / "tx.parquet"
+    frame.write_parquet(path)
+    return path
+
+
 def command(*words: str, source: Callable[[Path], Path] = good) -> Callable[[Path], list[str]]:
     """A command over the good shop; ``{out}`` in ``words`` becomes a path in the directory."""
     def args(tmp: Path) -> list[str]:
@@ -98,6 +107,9 @@ def full_disk_out(suffix: str) -> Callable[[Path], list[str]]:
     return args
 
 
+CP1251 = "client,order_id,ts,amount\nИван,o1,2024-01-05,10\nПетр,o2,2024-01-06,12\n".encode(
+    "cp1251")
+HEADER = "customer_id,order_id,ts,amount\n"
 ONE_LINE = "customer_id,order_id,ts,amount\nc1,o1,2024-01-05,10\n"
 
 CASES = [
@@ -107,7 +119,7 @@ CASES = [
     # The delimiter is sniffed: a semicolon or tab export is read as it is.
     Case("semicolon delimiter", features(csv_file(GOOD.replace(",", ";"))), code=0),
     Case("tab delimiter", features(csv_file(GOOD.replace(",", "\t"))), code=0),
-    Case("pipe delimiter", features(csv_file(GOOD.replace(",", "|")))),
+    Case("pipe delimiter", features(csv_file(GOOD.replace(",", "|"))), code=0),
     Case("ragged rows", features(csv_file(GOOD + "c9,o9,2024-01-01\nc8,o8,2024-01-02,1,p1,x,y\n"))),
     Case("binary file", features(csv_file(bytes(range(256)) * 8))),
     Case("one line, no newline", features(csv_file("customer_id,order_id,ts,amount"))),
@@ -115,24 +127,22 @@ CASES = [
                                                         "--out", str(tmp / "f.parquet")]),
     Case("missing file", features(lambda tmp: tmp / "nope.csv")),
     Case("unknown file type", features(csv_file(GOOD, name="tx.xlsx"))),
-    Case("truncated Parquet", features(parquet_file("truncated")), marks=(NEEDS_DATA_CONTRACT,)),
-    Case("CSV text named .parquet", features(parquet_file("csv-inside")),
-         marks=(NEEDS_DATA_CONTRACT,)),
+    Case("truncated Parquet", features(parquet_file("truncated"))),
+    Case("CSV text named .parquet", features(parquet_file("csv-inside"))),
     Case("Parquet without rows", features(parquet_file("empty"))),
-    Case("cp1251 file", features(csv_file(
-        "customer_id,order_id,ts,amount\nИван,o1,2024-01-05,10\nПетр,o2,2024-01-06,12\n"
-        .encode("cp1251"))), marks=(NEEDS_DATA_CONTRACT,)),
+    # cp1251 is detected and read as such (never lossily); declared wrongly, it is refused.
+    Case("cp1251 file", features(csv_file(CP1251), "--map", "customer_id=client"), code=0),
+    Case("cp1251 file declared UTF-8", features(csv_file(CP1251), "--encoding", "utf-8")),
+    Case("unknown --encoding", features(good, "--encoding", "klingon")),
     # -- the columns and values ----------------------------------------------------------------
     Case("missing column", features(csv_file("customer_id,order_id,ts\nc1,o1,2024-01-05\n"))),
     Case("no customer column", features(csv_file("client,order_id,ts,amount\nc1,o1,2024-01-05,1\n"))),
     Case("duplicated column name", features(csv_file(
-        "customer_id,order_id,ts,amount,amount\nc1,o1,2024-01-05,10,11\n")),
-         marks=(NEEDS_DATA_CONTRACT,)),
+        "customer_id,order_id,ts,amount,amount\nc1,o1,2024-01-05,10,11\n"))),
     Case("bad dates", features(csv_file("customer_id,order_id,ts,amount\nc1,o1,05/13/2024x,10\n"))),
     Case("empty dates", features(csv_file("customer_id,order_id,ts,amount\nc1,o1,,10\n"))),
     Case("non-numeric amounts", features(csv_file("customer_id,order_id,ts,amount\nc1,o1,2024-01-05,ten\n"))),
-    Case("amount 1e308", features(csv_file(GOOD + "c5,o9,2024-02-01,1e308,p1\n")),
-         marks=(NEEDS_DATA_CONTRACT,)),
+    Case("amount 1e308", features(csv_file(GOOD + "c5,o9,2024-02-01,1e308,p1\n"))),
     Case("amount inf", features(csv_file(GOOD + "c5,o9,2024-02-01,inf,p1\n"))),
     Case("refunds only", features(csv_file(
         "customer_id,order_id,ts,amount\nc1,o1,2024-01-05,-10\nc2,o2,2024-01-06,-5\n"))),
@@ -140,7 +150,20 @@ CASES = [
     Case("every line after --as-of", features(csv_file(GOOD), "--as-of", "2020-01-01")),
     Case("Z timestamps", features(csv_file(
         "customer_id,order_id,ts,amount\nc1,o1,2024-01-05T10:00:00Z,10\n"
-        "c1,o2,2024-02-05T10:00:00Z,10\n")), code=0, marks=(NEEDS_DATA_CONTRACT,)),
+        "c1,o2,2024-02-05T10:00:00Z,10\n")), code=0),
+    Case("NUL bytes in a line", features(csv_file(HEADER + "c1,o1,2024-01-05,1\x000\n"))),
+    Case("only blank lines", features(csv_file("\n\n\n"))),
+    Case("an unclosed quote", features(csv_file(HEADER + 'c1,"o1,2024-01-05,10\n'))),
+    Case("amounts with a currency sign", features(csv_file(HEADER + "c1,o1,2024-01-05,$10\n"))),
+    Case("NaN amount", features(csv_file(HEADER + "c1,o1,2024-01-05,NaN\n"))),
+    Case("epoch seconds for dates", features(csv_file(HEADER + "c1,o1,1704412800,10\n"))),
+    Case("UTF-8 BOM and CRLF", features(csv_file(
+        ("\ufeff" + HEADER + "c1,o1,2024-01-05,10\n").replace("\n", "\r\n"))), code=0),
+    Case("Parquet with a list amount", features(lambda tmp: write_parquet(tmp, pl.DataFrame({
+        "customer_id": ["c1"], "order_id": ["o1"], "ts": [datetime(2024, 1, 5)],
+        "amount": [[1.0]]}))), marks=(pytest.mark.xfail(reason="needs data-contract: a nested "
+                                                        "column is not refused by name",
+                                                        strict=False),)),
     # -- the flags -----------------------------------------------------------------------------
     Case("bad --as-of", features(good, "--as-of", "2024-13-45")),
     Case("--as-of not a date", features(good, "--as-of", "yesterday")),
@@ -194,8 +217,18 @@ CASES = [
     Case("segments with an empty store", command("segments", "--store-url",
                                                  "sqlite:///{out}/retain.db")),
     # -- small shops: training is reached -------------------------------------------------------
+    # -- retain inspect, once it is registered ---------------------------------------------------
+    Case("inspect an empty file", command("inspect", "--transactions", "{tx}",
+                                          source=csv_file("")), marks=(NEEDS_INSPECT,)),
+    Case("inspect a missing file", lambda tmp: ["inspect", "--transactions", str(tmp / "no.csv")],
+         marks=(NEEDS_INSPECT,)),
+    Case("inspect with a bad --as-of", command("inspect", "--transactions", "{tx}", "--as-of",
+                                               "2024-02-30"), marks=(NEEDS_INSPECT,)),
+    Case("inspect writing JSON to a full disk", lambda tmp: [
+        "inspect", "--transactions", str(good(tmp)), "--json", "/dev/full"],
+        marks=(NEEDS_INSPECT,)),
     Case("one-line shop", command("train", "--transactions", "{tx}", *TINY_TRAIN,
-                                  source=csv_file(ONE_LINE)), marks=(NEEDS_MODEL_CHOICE,)),
+                                  source=csv_file(ONE_LINE))),
 ]
 
 
@@ -264,9 +297,9 @@ def test_a_read_only_output_place_is_one_error(clean_env, monkeypatch):
     monkeypatch.setattr(pl.DataFrame, "write_parquet", read_only)
     result = runner.invoke(app, features(good)(clean_env))
     assert result.exit_code == 1, result.output
-    assert error_lines(result.output) == [
-        f"error: cannot write {clean_env / 'f.parquet'}: the file system is read-only: write "
-        "elsewhere"]
+    says = (f"error: cannot write {clean_env / 'f.parquet'}: the file system is read-only: "
+            "write elsewhere")
+    assert error_lines(result.output) == [says]
 
 
 def test_a_read_only_score_store_is_one_clear_error(tmp_path):

@@ -70,10 +70,10 @@ def test_debug_prints_the_traceback_instead(shop, monkeypatch, tmp_path, how):
     (OSError(errno.EROFS, "Read-only file system", "/data/out.parquet"),
      "error: /data/out.parquet: the file system is read-only: write elsewhere"),
     (PermissionError(errno.EACCES, "Permission denied", "/data/out.parquet"),
-     "error: /data/out.parquet: permission denied: check the file's permissions or write "
-     "elsewhere"),
-    (MemoryError(), "error: out of memory: use a shorter history (--as-of, a --query), fewer "
-                    "rows (--max-train-rows) or a machine with more memory"),
+     ("error: /data/out.parquet: permission denied: check the file's permissions or write "
+     "elsewhere")),
+    (MemoryError(), ("error: out of memory: use a shorter history (--as-of, a --query), fewer "
+                    "rows (--max-train-rows) or a machine with more memory")),
     (ConnectionError(f"cannot reach postgresql://u:{PASSWORD}@db/x"),
      "error: cannot reach postgresql://u:***@db/x"),
 ])
@@ -138,3 +138,27 @@ def test_an_unwritable_log_directory_falls_back_to_a_temporary_one(monkeypatch, 
         path = errors.write_traceback(exc, "train")
     assert path is not None and path.parent == tmp_path / "retain"
     assert "ValueError: boom" in path.read_text()
+
+
+def test_mlflow_losing_its_server_mid_command_is_named_unreachable(shop, monkeypatch):
+    from mlflow.exceptions import MlflowException
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://u:{PASSWORD}@mlflow:5000")
+    failing_features(monkeypatch, MlflowException(
+        f"API request to http://u:{PASSWORD}@mlflow:5000/api failed: Max retries exceeded "
+        "(Caused by NewConnectionError: Connection refused)"))
+    result = runner.invoke(app, shop)
+    assert result.exit_code == 1
+    assert lines(result.output)[-1].startswith(
+        "error: MLflow tracking server at http://u:***@mlflow:5000 is unreachable")
+    assert PASSWORD not in result.output
+
+
+def test_a_database_that_fails_to_operate_is_one_line(shop, monkeypatch):
+    import sqlalchemy as sa
+
+    failing_features(monkeypatch, sa.exc.OperationalError(
+        "INSERT ...", {}, Exception("attempt to write a readonly database\n[SQL: INSERT]")))
+    result = runner.invoke(app, shop)
+    assert result.exit_code == 1
+    assert lines(result.output)[-1] == "error: database error: attempt to write a readonly database"

@@ -131,7 +131,8 @@ def test_not_ready_until_the_alias_exists_then_reload_loads_it(settings, trackin
         assert client.get("/healthz").status_code == 200
         assert client.get("/readyz").status_code == 503
         assert client.get("/v1/model", headers=SCORE).status_code == 503
-        assert client.post("/v1/score", json=one_customer_body(), headers=SCORE).status_code == 503
+        not_yet = client.post("/v1/score", json=one_customer_body(), headers=SCORE)
+        assert not_yet.status_code == 503 and not_yet.headers["Retry-After"].isdigit()
         registry.point(alias, registry.trained.version)
         gc.unfreeze()
         reload = client.post("/v1/admin/reload", headers=ADMIN)
