@@ -209,6 +209,8 @@ class ScoringPipeline:
 
     def chosen(self, task: str) -> str:
         """The model ``task`` is scored by (see the class doc)."""
+        if task == "due_product":  # the LightGBM ranker, or the customer's most bought product
+            return "gbm" if self.due_product_ranker is not None else "baseline"
         if task in self.choice:
             return self.choice[task]
         if self.eligible:

@@ -127,6 +127,47 @@ def choose_due_product(transactions: Frame, fit_origins: Sequence[date], eval_or
     return None, {**figures, "verdict": f"baseline: {reason}"}
 
 
+MIN_FIT_HISTORY_DAYS = 60  # as training.backtest.MIN_ORIGIN_HISTORY_DAYS: history before an origin
+
+
+def due_product_choice(history: Frame, as_of: date, horizon_days: int, n_origins: int,
+                       origin_step_days: int, *, random_state: int = 0,
+                       ) -> tuple[DueProductRanker | None, dict]:
+    """What ``retain train`` scores the due product with: the ranker fitted on origins before
+    ``as_of - horizon`` and judged on that last horizon, or the most bought product.
+
+    Returns ``(ranker or None, choice)``; ``choice`` has the per-task shape of the backtest
+    (``training.backtest.TaskChoice.as_dict``): kind ("gbm" for the ranker, "baseline"), name,
+    reason, verdict and, when measured, metric "hit_rate", value, alternative,
+    alternative_value, diff, lo, hi (positive diff = the chosen one is better)."""
+    eval_origin = as_of - timedelta(days=horizon_days)
+    first = history.lazy().select(pl.col("ts").min()).collect().item()
+    fit = [eval_origin - timedelta(days=horizon_days + k * origin_step_days)
+           for k in range(n_origins)]
+    fit = sorted(o for o in fit if first is not None
+                 and (o - first.date()).days >= MIN_FIT_HISTORY_DAYS)
+    baseline = {"kind": "baseline", "name": "top_product", "verdict": "not measured"}
+    if not fit:
+        return None, {**baseline, "reason": "the history is too short to fit and judge a ranker"}
+    ranker, figures = choose_due_product(history, fit, eval_origin, horizon_days,
+                                         random_state=random_state)
+    if not figures["customers"]:
+        return None, {**baseline, "reason": figures["verdict"].removeprefix("baseline: ")}
+    chosen, other = ("ranker", "baseline") if ranker is not None else ("baseline", "ranker")
+    sign = 1.0 if ranker is not None else -1.0
+    lo, hi = sorted((sign * figures["lo"], sign * figures["hi"]))
+    verdict = "better" if lo > 0 else "worse" if hi < 0 else "tie"
+    return ranker, {
+        "kind": "gbm" if ranker is not None else "baseline",
+        "name": "ranker" if ranker is not None else "top_product",
+        "reason": "" if ranker is not None else figures["verdict"].removeprefix("baseline: "),
+        "verdict": verdict, "metric": "hit_rate",
+        "value": figures[f"hit_rate_{chosen}"], "alternative": "top_product"
+        if ranker is not None else "ranker", "alternative_value": figures[f"hit_rate_{other}"],
+        "diff": sign * figures["diff"], "lo": lo, "hi": hi, "customers": figures["customers"],
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """The figures in docs/due_product.md: on a simulated shop, fit on origins whose horizons end
     by the as-of date, judge on the simulated 90 days after it."""
@@ -151,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> None:
           f"{figures['verdict']} |")
 
 
-__all__ = ["choose_due_product", "due_product_hits", "fit_due_product_ranker",
+__all__ = ["choose_due_product", "due_product_choice", "due_product_hits", "fit_due_product_ranker",
            "paired_bootstrap"]
 
 
