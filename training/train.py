@@ -172,11 +172,13 @@ class TrainResult:
 
 def train(transactions: pl.DataFrame, as_of: date, config: TrainConfig,
           progress: Callable[[str], None] = log.info, register: bool = True,
-          contacts: pl.DataFrame | None = None, rules: Rules | None = None) -> TrainResult:
+          contacts: pl.DataFrame | None = None, rules: Rules | None = None,
+          data_report: dict | None = None) -> TrainResult:
     """Backtest, fit on everything before ``as_of``, log and register (see module doc).
 
     ``contacts`` (the contacts log) lets the decisions measure each channel; ``rules`` say how
-    (default: the built-in rules)."""
+    (default: the built-in rules); ``data_report`` (``training.data_report``) is logged as
+    ``data_report.json``."""
     import mlflow
 
     configure_mlflow()
@@ -215,6 +217,8 @@ def train(transactions: pl.DataFrame, as_of: date, config: TrainConfig,
         if math.isfinite(selection_score(metrics)):
             mlflow.log_metric("selection_score", selection_score(metrics))
         mlflow.log_dict(metrics, "backtest_metrics.json")
+        if data_report is not None:
+            mlflow.log_dict(data_report, "data_report.json")
         mlflow.log_dict({"notes": pipeline.notes, "eligibility": dataclasses.asdict(eligibility)},
                         "eligibility.json")
         if frame.height:

@@ -132,6 +132,20 @@ def parse_date(value: str | date | None, flag: str) -> date | None:
         raise fail(f"{flag}: expected a date like 2026-07-01, got {value!r}") from None
 
 
+def write_json(path: Path, payload: dict) -> None:
+    """Write ``payload`` as indented JSON (dates and the like as text); a full disk or a
+    read-only place is one error."""
+    import json
+
+    from retain.errors import write_failure
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(payload, indent=2, default=str, allow_nan=True))
+    except OSError as exc:
+        raise fail(write_failure(path, exc)) from None
+
+
 def write_frame(frame: pl.DataFrame, path: Path) -> None:
     """Write by extension: .csv or .parquet; a full disk or a read-only place is one error."""
     from retain.errors import write_failure

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -21,6 +20,7 @@ from retain.commands.common import (
     TransactionsOpt,
     load,
     transaction_settings,
+    write_json,
 )
 from retain.progress import console
 
@@ -65,6 +65,5 @@ def inspect(
         table.add_row(label, value)
     console.print(table)
     if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(report.to_dict(), indent=2, default=str))
+        write_json(json_out, report.to_dict())
         console.print(f"Report written to {json_out}")

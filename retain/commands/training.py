@@ -27,6 +27,7 @@ from retain.commands.common import (
     load_side_table,
     rules_or_fail,
     transaction_settings,
+    write_json,
 )
 from retain.progress import console
 
@@ -110,6 +111,7 @@ def train(
     from models.registry import masked_tracking_uri
     from retain.config import settings
     from training.backtest import TrainConfig
+    from training.data_report import data_report
     from training.train import choice_lines
     from training.train import train as run_training
 
@@ -118,13 +120,18 @@ def train(
                                   drop_duplicates=drop_duplicates)
     decision_rules = rules_or_fail(settings(rules=rules).rules)
     registry_or_fail()
-    tx, cutoff, _ = load(config, rejects or Path("rejected.csv"))
+    tx, cutoff, loaded = load(config, rejects or Path("rejected.csv"))
     contacts_log = load_side_table("contacts", contacts, config, rejects or Path("rejected.csv"))
     train_config = TrainConfig(
         horizon_days=config.horizon_days, n_origins=n_origins, origin_step_days=origin_step_days,
         max_train_rows=max_train_rows, n_estimators=n_estimators, learning_rate=learning_rate,
         annual_discount_rate=annual_discount_rate, random_state=seed,
     )
+    report = data_report(tx, loaded, cutoff, train_config)
+    console.print(f"Data: {report.customers:,} customers with a purchase, {report.orders:,} orders, "
+                  f"{report.repeat_buyers:,} repeat buyers, {report.first_day} .. "
+                  f"{report.last_day}; plan: {report.plan}"
+                  + "".join(f"; {reason}" for reason in report.reasons))
     console.print(f"Training at {cutoff} with horizon {config.horizon_days} days; "
                   f"MLflow: {masked_tracking_uri()}")
     try:
@@ -134,7 +141,8 @@ def train(
                 console.print(f"[dim]-[/] {message}")
 
             result = run_training(tx, cutoff, train_config, progress=progress, register=register,
-                                  contacts=contacts_log, rules=decision_rules)
+                                  contacts=contacts_log, rules=decision_rules,
+                                  data_report=report.to_dict())
     except ValueError as exc:
         raise fail(str(exc)) from None
     if any(task in result.metrics for task in ("churn", "value", "timing")):
@@ -167,10 +175,19 @@ def evaluate(
     encoding: EncodingOpt = None,
     date_format: DateFormatOpt = None,
     drop_duplicates: DropDuplicatesOpt = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Also write the metrics, the comparison with "
+                                  "the best baseline per task and the model's choices as JSON.")
+    ] = None,
 ) -> None:
     """Score a registered model at --as-of and compare with what happened in the horizon after
     it (the transactions must cover that horizon), beside the baselines."""
-    from training.backtest import TrainConfig, evaluate_pipeline
+    from training.backtest import (
+        TrainConfig,
+        evaluate_pipeline,
+        versus_best_baseline,
+        versus_line,
+    )
 
     config = transaction_settings(transactions, as_of, None, on_bad_rows, column_map, query,
                                   encoding=encoding, date_format=date_format,
@@ -181,8 +198,17 @@ def evaluate(
     pipeline, version = registered.pipeline, registered.version
     horizon = pipeline.horizon_days
     tx, cutoff, _ = load(config, rejects or Path("rejected.csv"), horizon)
-    metrics, _ = evaluate_pipeline(pipeline, tx, cutoff, TrainConfig(horizon_days=horizon))
+    metrics, frame = evaluate_pipeline(pipeline, tx, cutoff, TrainConfig(horizon_days=horizon))
     console.print(metrics_table(metrics, f"Model version {version} at {cutoff}, horizon {horizon} days"))
+    versus = versus_best_baseline(frame, metrics, cutoff)
+    for task, row in versus.items():
+        console.print(versus_line(task, row))
+    if out is not None:
+        report = {"model_version": version, "as_of": str(cutoff), "horizon_days": horizon,
+                  "customers": frame.height, "choices": dict(getattr(pipeline, "choice", {})),
+                  "versus_best_baseline": versus, "metrics": metrics}
+        write_json(out, report)
+        console.print(f"Metrics written to {out}")
 
 
 @app.command()

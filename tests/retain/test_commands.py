@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
+import mlflow
 import polars as pl
 import pytest
+from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from retain.cli import app
@@ -73,8 +77,19 @@ def test_train_score_evaluate_promote(env):
                    "due_product_id", "due_product_date"):
         assert column in scores.columns
 
-    evaluated = invoke("evaluate", "--transactions", "shop/transactions.parquet", "--as-of", "2026-04-02")
+    evaluated = invoke("evaluate", "--transactions", "shop/transactions.parquet", "--as-of",
+                       "2026-01-02", "--out", "evaluation.json")
     assert "recency_90d" in evaluated.output and "retain" in evaluated.output
+    report = json.loads((env / "evaluation.json").read_text())
+    churn = report["versus_best_baseline"]["churn"]
+    assert churn["metric"] == "auc" and churn["lo"] <= churn["diff"] <= churn["hi"]
+    assert f"-> {churn['verdict']}" in evaluated.output.replace("\n", " ")
+    assert report["metrics"]["churn"]["retain"]["auc"] == pytest.approx(churn["retain"])
+    assert report["horizon_days"] == 90 and report["model_version"] == "1"
+    # The run logged the data report beside the model.
+    runs = mlflow.search_runs(experiment_names=["retain"])
+    artifacts = {a.path for a in MlflowClient().list_artifacts(runs["run_id"].iloc[-1])}
+    assert "data_report.json" in artifacts
 
     invoke("train", "--transactions", "shop/transactions.parquet", "--as-of", "2026-04-02",
            "--n-origins", "2", "--n-estimators", "60", "--learning-rate", "0.15")
