@@ -167,7 +167,7 @@ def _plan(report: DataReport, config: TrainConfig) -> None:
         reasons.append(f"no training origin has a known {config.horizon_days}-day outcome in "
                        f"{report.history_days} days of history")
     report.reasons = reasons
-    report.plan = ("probabilistic models (BG/NBD or Pareto/NBD, chosen on the history)" if reasons
+    report.plan = ("probabilistic models (BG/NBD, MBG/NBD or Pareto/NBD, chosen on the history)" if reasons
                    else f"LightGBM models on {report.training_origins} origins, each task "
                    "checked against the probabilistic model and a simple baseline")
     fits = [h for h in _HORIZON_CHOICES if origins_for(report.history_days, h, config) >= 2]
