@@ -466,7 +466,7 @@ def _number(frame: pl.DataFrame, column: str) -> pl.Expr:
     if frame.schema[column].is_numeric():
         value = pl.col(column).cast(pl.Float64)
     else:
-        text = pl.col(column).cast(pl.String).str.replace_all(r"[\s\u00a0']", "")
+        text = pl.col(column).cast(pl.String).str.replace_all(r"[\s\u00a0\u202f']", "")
         text = pl.when(text.str.contains(r"^-?\d+,\d+$")).then(text.str.replace(",", ".")).otherwise(text)
         value = text.cast(pl.Float64, strict=False)
     return pl.when(value.is_finite()).then(value)

@@ -12,6 +12,7 @@ product bought strictly before the as-of date, sorted by ``customer_id, product_
 
 from __future__ import annotations
 
+import itertools
 from datetime import date
 
 import polars as pl
@@ -168,7 +169,7 @@ def product_candidates_small(transactions: pl.DataFrame, as_of: date,
     for i, (customer_id, product_id, purchases, since_last) in enumerate(rows):
         n = len(baskets[customer_id])
         positions = [index[customer_id][day] for day in sorted(days[customer_id, product_id])]
-        gaps = sorted(float(b - a) for a, b in zip(positions, positions[1:]))
+        gaps = sorted(float(b - a) for a, b in itertools.pairwise(positions))
         middle = len(gaps) // 2
         gap_median = (None if not gaps else gaps[middle] if len(gaps) % 2
                       else (gaps[middle - 1] + gaps[middle]) / 2)

@@ -9,6 +9,9 @@ Output, one row per customer with a purchase before the as-of date::
     customer_id, as_of, horizon_days, p_alive, churn_probability, expected_orders,
     predicted_revenue, clv_12m, next_order_date, next_order_p10, next_order_p90,
     overdue_days, due_product_id, due_product_date, score_source
+
+``score_source`` is the churn score's model per customer: ``gbm`` (``gbm_one_order`` for a
+single order), ``btyd`` or ``baseline``; revenue and timing follow ``ScoringPipeline.choice``.
 """
 
 from __future__ import annotations

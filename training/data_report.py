@@ -54,6 +54,7 @@ class DataReport:
     repeat_buyers: int
     repeat_share: float
     refund_orders: int
+    zero_orders: int
     negative_lines: int
     zero_price_lines: int
     has_products: bool
@@ -122,7 +123,8 @@ def data_report(transactions: pl.DataFrame, load_report: Any, as_of: date,
         orders_per_customer_median=float(per_customer["orders"].median() or 0.0),
         repeat_buyers=repeat,
         repeat_share=repeat / customers if customers else 0.0,
-        refund_orders=int((~all_orders["is_purchase"]).sum()),
+        refund_orders=int((all_orders["amount"] < 0).sum()),
+        zero_orders=int((all_orders["amount"] == 0).sum()),
         negative_lines=int((history["amount"] < 0).sum()),
         zero_price_lines=int((history["amount"] == 0).sum()),
         has_products=bool(history["product_id"].is_not_null().any()),
@@ -197,6 +199,7 @@ def report_lines(report: DataReport) -> list[tuple[str, str]]:
          "-" if report.median_days_between_orders is None
          else f"{report.median_days_between_orders:.0f}"),
         ("refunds and cancellations (orders netting below zero)", f"{report.refund_orders:,}"),
+        ("orders netting to zero (free lines; not visits)", f"{report.zero_orders:,}"),
         ("negative lines (returns, adjustments)", f"{report.negative_lines:,}"),
         ("zero-price lines", f"{report.zero_price_lines:,}"),
         ("order ids / products / channels",

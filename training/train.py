@@ -30,6 +30,7 @@ from decisions.segments import ShopReference
 from models.pipeline import ScoringPipeline
 from models.registry import MODEL_NAME, configure_mlflow
 from training import plots
+from models.btyd import BTYD_NAMES
 from models.pipeline import MODEL_KINDS, TASKS
 from training.backtest import (
     TrainConfig,
@@ -104,7 +105,9 @@ def choice_lines(metrics: dict, pipeline: ScoringPipeline) -> list[str]:
                 line += f"; the final fit scores with {kind} (LightGBM could not be fitted)"
             lines.append(line)
         else:
-            name = pipeline.btyd.model if kind == "btyd" else kind
+            name = {"btyd": BTYD_NAMES[pipeline.btyd.model], "gbm": "LightGBM",
+                    "baseline": "the customer's own median interval" if task == "timing"
+                    else "recency rule"}[kind]
             lines.append(f"{task}: {kind} ({name}): not measured (no backtest)")
     return lines
 

@@ -183,7 +183,8 @@ def transaction_settings(transactions: str | None, as_of: str | None, horizon_da
 
 
 def read_options(config: Settings) -> ReadOptions:
-    return ReadOptions(encoding=config.encoding, date_format=config.date_format,
+    # An empty value (as MLproject passes an unset parameter) is not given.
+    return ReadOptions(encoding=config.encoding or None, date_format=config.date_format or None,
                        drop_duplicates=config.drop_duplicates)
 
 

@@ -137,7 +137,12 @@ def train(
                                   contacts=contacts_log, rules=decision_rules)
     except ValueError as exc:
         raise fail(str(exc)) from None
-    console.print(metrics_table(result.metrics, f"Backtest: horizon after {cutoff} minus {config.horizon_days} days"))
+    if any(task in result.metrics for task in ("churn", "value", "timing")):
+        console.print(metrics_table(result.metrics, f"Backtest: horizon after {cutoff} minus {config.horizon_days} days"))
+    else:
+        console.print(f"No backtest: the history before {cutoff} is too short to hold out a "
+                      f"{config.horizon_days}-day horizon and still fit a model before it; the "
+                      "probabilistic model scores (see the note below)", highlight=False)
     console.print("Model per task, against the best model of another kind on the backtest "
                   "(diff > 0: the chosen one is better; [95% paired bootstrap interval]; a "
                   "difference within noise is a tie and the simpler model is used):",
@@ -255,6 +260,10 @@ def score(
     if sources.get("gbm_one_order"):
         console.print(f"[yellow]note:[/] {sources['gbm_one_order']:,} customers have a single order: "
                       "their scores rest on little history (score_source = gbm_one_order)")
+    if sources.get("baseline"):
+        console.print(f"[yellow]note:[/] {sources['baseline']:,} customers' churn is scored by the "
+                      "recency rule, which the backtest found as good as the models "
+                      "(score_source = baseline)")
     if sources.get("btyd"):
         console.print(f"[yellow]note:[/] {sources['btyd']:,} customers are scored by the "
                       "probabilistic fallback (score_source = btyd)")

@@ -222,3 +222,14 @@ def test_a_format_first_seen_after_the_sample_is_still_read(tmp_path):
     path.write_text("customer_id,ts,amount\n" + "\n".join(lines) + "\n")
     loaded = load_transactions(path)
     assert loaded.frame.height == 3001 and loaded.frame["ts"][-1] == datetime(2024, 1, 31, 10, 0)
+
+
+def test_side_tables_read_float_ids_as_the_transactions_do(tmp_path):
+    from features.contract import load_contacts, load_customers
+
+    customers = tmp_path / "customers.csv"
+    customers.write_text("customer_id,consent_email\n17850.0,yes\n 12346 ,no\n")
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text("customer_id,ts,channel\n17850.0,2024-01-01T09:00:00Z,Email\n")
+    assert load_customers(customers).frame["customer_id"].to_list() == ["17850", "12346"]
+    assert load_contacts(contacts).frame["customer_id"].to_list() == ["17850"]

@@ -144,3 +144,33 @@ def test_bgnbd_expected_orders_of_very_frequent_buyers_take_the_overflow_form():
             52.0, x, t_x, T)
         expected = theirs.conditional_expected_number_of_purchases_up_to_time(52.0, x, t_x, T)
     np.testing.assert_allclose(ours, expected, rtol=1e-13)
+
+
+def test_customers_first_buying_on_the_last_day_are_scored_not_fitted(cdnow_rfm):
+    """T = 0 made lifetimes refuse the whole fit ("zero length vector"): such customers are
+    left out of the fit, and scored like everyone else."""
+    import polars as pl
+
+    newcomers = pl.DataFrame({"customer_id": ["new1", "new2"], "frequency": [0.0, 0.0],
+                              "recency": [0.0, 0.0], "T": [0.0, 0.0], "monetary_value": [0.0, 0.0]})
+    rfm = pl.concat([cdnow_rfm.select(newcomers.columns), newcomers])
+    for kind in ("bgnbd", "mbgnbd"):
+        model = BTYDModel(model=kind).fit(rfm)
+        out = model.predict_arrays(rfm.tail(2), 90)
+        assert np.isfinite(out["p_no_order"]).all() and out["p_no_order"].max() < 1
+        if kind == "bgnbd":  # without a repeat purchase, BG/NBD has nobody dead yet
+            assert (out["p_alive"] == 1).all()
+        assert np.isfinite(out["expected_orders"]).all() and (out["expected_orders"] > 0).all()
+
+
+def test_without_a_repeat_buyer_there_is_one_clear_error(cdnow_rfm):
+    import polars as pl
+
+    from models.btyd import InsufficientHistoryError
+
+    once = cdnow_rfm.with_columns(pl.lit(0.0).alias("frequency"), pl.lit(0.0).alias("recency"),
+                                  pl.lit(0.0).alias("monetary_value"))
+    with pytest.raises(InsufficientHistoryError, match="0 of them bought more than once"):
+        BTYDModel().fit(once)
+    with pytest.raises(InsufficientHistoryError, match="1 customer"):
+        BTYDModel().fit(cdnow_rfm.head(1))

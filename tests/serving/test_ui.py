@@ -394,6 +394,19 @@ def test_the_model_at_a_glance_against_the_best_baseline(client, scored):
     assert "retain is better" not in page and page.count("not checked against noise") == 3
 
 
+def test_get_model_gives_the_same_verdicts_as_the_page():
+    from serving.routes.model import verdicts
+
+    given = verdicts(METRICS)
+    assert {t: v.verdict for t, v in given.items()} == {"churn": "better", "value": "tie",
+                                                        "timing": "worse"}
+    assert given["value"].text == "a tie: the difference is within noise"
+    assert given["churn"].model == "LightGBM" and given["timing"].model == "simple baseline"
+    assert given["churn"].alternative == "bgnbd p no order" and given["churn"].lo == 0.03
+    unchecked = verdicts({k: v for k, v in METRICS.items() if k.startswith("backtest.")})
+    assert {v.verdict for v in unchecked.values()} == {"unchecked"}
+
+
 def test_the_page_shows_the_real_champion_and_its_backtest(settings, tracking):
     """The trained model from the registry, not a stand-in: its version and its own AUC."""
     write_run(settings.store_url)

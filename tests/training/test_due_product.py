@@ -11,13 +11,13 @@ import pytest
 from features.products import product_candidates
 from features.simulate import simulate_shop
 from models.due_product import MAX_CANDIDATES, DueProductRanker
+from tests.conftest import make_transactions
 from training.due_product import (
     choose_due_product,
     due_product_hits,
     fit_due_product_ranker,
     paired_bootstrap,
 )
-from tests.conftest import make_transactions
 
 HORIZON = 90
 
@@ -114,3 +114,15 @@ def test_fit_origins_whose_horizon_overlaps_the_evaluation_are_refused(replenish
     shop, tx = replenishing_shop
     with pytest.raises(ValueError, match="past the evaluation origin"):
         choose_due_product(tx, [shop.as_of - timedelta(days=60)], shop.as_of, HORIZON)
+
+
+def test_a_pickled_ranker_scores_the_same(replenishing_shop):
+    """The ranker travels inside the pickled scoring pipeline (MLflow's pyfunc)."""
+    import pickle
+
+    shop, tx = replenishing_shop
+    ranker = fit_due_product_ranker(tx, [shop.as_of - timedelta(days=90)], HORIZON)
+    products = product_candidates(tx, shop.as_of)
+    back = pickle.loads(pickle.dumps(ranker))
+    np.testing.assert_array_equal(back.scores(products), ranker.scores(products))
+    assert back.product_popularity_ == ranker.product_popularity_
