@@ -31,7 +31,9 @@ def test_features_writes_customer_and_product_features(tmp_path):
     assert frame["customer_id"].to_list() == ["c1", "c2"]
     assert frame.filter(customer_id="c1")["frequency"].item() == 1
     assert pl.read_parquet(tmp_path / "f.products.parquet").height == 2
-    assert "rejected" in result.output  # the June row is after the as-of date: skipped, counted
+    # The June row is after the as-of date: outside the window, counted, never a rejected row.
+    assert "1 rows on or after the as-of date 2024-04-01 are not used" in result.output
+    assert "rejected" not in result.output
 
 
 def test_features_with_labels_uses_the_horizon(tmp_path):
