@@ -88,8 +88,9 @@ def run_cli(*args: str, cwd: Path) -> str:
     done = subprocess.run([sys.executable, "-m", "retain", *args], check=False, cwd=cwd, env=env,
                           capture_output=True, text=True)
     if done.returncode != 0:
-        raise RuntimeError(f"retain {args[0]} failed ({done.returncode}): {done.stdout[-2000:]}")
-    return done.stdout
+        raise RuntimeError(f"retain {args[0]} failed ({done.returncode}): "
+                           f"{(done.stdout + done.stderr)[-2000:]}")
+    return done.stdout + done.stderr  # progress goes to stderr
 
 
 def versus_table(versus: dict) -> str:
