@@ -33,6 +33,7 @@ from training import plots
 from models.btyd import BTYD_NAMES
 from models.pipeline import MODEL_KINDS, TASKS
 from training.backtest import (
+    TASK_LABELS,
     TrainConfig,
     apply_choice,
     backtest,
@@ -108,7 +109,7 @@ def choice_lines(metrics: dict, pipeline: ScoringPipeline) -> list[str]:
             name = {"btyd": BTYD_NAMES[pipeline.btyd.model], "gbm": "LightGBM",
                     "baseline": "the customer's own median interval" if task == "timing"
                     else "recency rule"}[kind]
-            lines.append(f"{task}: {kind} ({name}): not measured (no backtest)")
+            lines.append(f"{TASK_LABELS[task]}: {kind} ({name}): not measured (no backtest)")
     return lines
 
 
