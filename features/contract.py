@@ -15,6 +15,14 @@ Transactions contract (after mapping)::
     product_id   string, optional
     quantity     number, optional (1 when missing)
     channel      string, optional
+    price        number, optional: with no amount column, amount = price x quantity
+
+Real exports, as they come (see README "Data contract"): UTF-8 (with or without BOM), else
+cp1251 detected and reported, never a lossy read; comma, semicolon, tab, pipe or whitespace
+separated (CDNOW); ids a spreadsheet wrote as floats (``17850.0``) are ``17850``; duplicated
+lines are reported, kept unless ``drop_duplicates``; lines on or after the as-of date (or after
+the horizon when labels are wanted) are outside the window: counted, reported, not used and
+never rejected.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -33,7 +41,15 @@ from features.orders import midnight
 OnBadRows = Literal["fail", "skip"]
 
 TRANSACTION_REQUIRED = ("customer_id", "ts", "amount")
-TRANSACTION_OPTIONAL = ("order_id", "product_id", "quantity", "channel")
+TRANSACTION_OPTIONAL = ("order_id", "product_id", "quantity", "channel", "price")
+# The API refuses larger amounts too (serving.schemas imports it): 1e308 would be inf revenue.
+MAX_ABS_AMOUNT = 1e12
+# Encodings tried when a file is not UTF-8, with the letters that tell them apart.
+_FALLBACK_ENCODINGS = ("cp1251",)
+_SHOWN_DUPLICATES = 5
+MISSING_CUSTOMER = "missing customer id"
+GUEST_HINT = ("Lines without a customer id are guest orders: retain follows known customers "
+              "only; --on-bad-rows=skip leaves them out.")
 CUSTOMER_REQUIRED = ("customer_id",)
 CONTACT_REQUIRED = ("customer_id", "ts", "channel")
 
@@ -41,6 +57,9 @@ CONTACT_REQUIRED = ("customer_id", "ts", "channel")
 _DATETIME_FORMATS = (
     "%Y-%m-%d %H:%M:%S%.f",
     "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M:%S%.fZ",
+    "%Y-%m-%d %H:%M:%S%.fZ",
+    "%Y-%m-%dT%H:%MZ",
     "%Y-%m-%d %H:%M",
     "%Y-%m-%dT%H:%M",
     "%Y-%m-%d",
@@ -50,6 +69,10 @@ _DATETIME_FORMATS = (
     "%Y%m%d",
     "%Y/%m/%d",
 )
+# Slash dates: US month-first (UCI Online Retail: 12/1/2010 8:26) unless a first field > 12
+# shows the file is day-first.
+_MONTH_FIRST = ("%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%m/%d/%Y")
+_DAY_FIRST = ("%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y")
 _AWARE_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%dT%H:%M:%S%z")
 _TRUE = ("true", "1", "yes", "y", "t", "да")
 _FALSE = ("false", "0", "no", "n", "f", "нет", "")
@@ -57,10 +80,33 @@ _SHOWN_ROWS = 5
 _ROW = "_row"
 _ALL_COLUMNS = "all columns"
 _REASON = "_reason"
+_PARSED_TS = "__ts_parsed"
 
 
 class DataError(ValueError):
     """Input data breaks the contract; the message names the file, the column and the rows."""
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How to read a file when guessing is not enough.
+
+    ``encoding``: None = UTF-8, else cp1251 detected (never a lossy read); ``date_format``:
+    one strftime format for the ts column (default: the formats above); ``drop_duplicates``:
+    drop lines identical to an earlier one (default: keep and report them).
+    """
+
+    encoding: str | None = None
+    date_format: str | None = None
+    drop_duplicates: bool = False
+
+
+@dataclass
+class ReadInfo:
+    """What reading a file found out: the encoding and the separator."""
+
+    encoding: str = "utf-8"
+    separator: str | None = None
 
 
 @dataclass
@@ -72,10 +118,49 @@ class LoadReport:
     rows_kept: int
     rejected: dict[str, int] = field(default_factory=dict)
     rejects_path: Path | None = None
+    encoding: str = "utf-8"
+    separator: str | None = None
+    amount_from_price: bool = False
+    duplicates: int = 0
+    duplicate_lines: list[int] = field(default_factory=list)
+    duplicates_dropped: int = 0
+    float_ids_rewritten: int = 0
+    as_of: date | None = None
+    window_end: date | None = None
+    after_as_of: int = 0
+    after_as_of_first: date | None = None
+    after_as_of_last: date | None = None
 
     @property
     def rows_rejected(self) -> int:
         return sum(self.rejected.values())
+
+    def notes(self) -> list[str]:
+        """One-line notices a command prints: what was read how, and what is not used."""
+        out: list[str] = []
+        if self.encoding not in ("utf-8", "utf-8-sig"):
+            out.append(f"{self.source}: read as {self.encoding} (not UTF-8)")
+        if self.separator == "whitespace":
+            out.append(f"{self.source}: columns separated by whitespace")
+        if self.amount_from_price:
+            out.append("amount = price x quantity (no amount column)")
+        if self.float_ids_rewritten:
+            out.append(f"{self.float_ids_rewritten:,} customer ids written as floats "
+                       "(17850.0) read as integers (17850)")
+        if self.duplicates:
+            lines = ", ".join(map(str, self.duplicate_lines))
+            more = ", ..." if self.duplicates > len(self.duplicate_lines) else ""
+            what = ("dropped (--drop-duplicates)" if self.duplicates_dropped
+                    else "kept: real logs repeat legitimate lines; --drop-duplicates drops them")
+            out.append(f"{self.duplicates:,} duplicated lines (same as an earlier line: "
+                       f"{lines}{more}) {what}")
+        if self.after_as_of:
+            boundary = self.window_end or self.as_of
+            what = "the as-of date" if self.window_end in (None, self.as_of) else "the horizon end"
+            out.append(f"{self.after_as_of:,} rows on or after {what} {boundary} are not used "
+                       f"(dated {self.after_as_of_first} to {self.after_as_of_last}: outside "
+                       "the window)")
+        return out
 
 
 @dataclass
@@ -103,11 +188,15 @@ def is_database_url(source: str) -> bool:
     return bool(re.match(r"^[a-z][a-z0-9+]*://", str(source)))
 
 
-def read_table(source: str | Path, query: str | None = None) -> pl.DataFrame:
+def read_table(source: str | Path, query: str | None = None,
+               options: ReadOptions | None = None, info: ReadInfo | None = None) -> pl.DataFrame:
     """Read a CSV (every column as text), a Parquet file, or a SQL query against a database URL.
 
     A row index ``_row`` (0-based position in the source) is added so errors can point at rows.
+    ``info``, when given, receives the encoding and separator found.
     """
+    options = options or ReadOptions()
+    info = info if info is not None else ReadInfo()
     name = str(source)
     if is_database_url(name):
         frame = _read_sql(name, query or "SELECT * FROM transactions")
@@ -119,9 +208,9 @@ def read_table(source: str | Path, query: str | None = None) -> pl.DataFrame:
             raise DataError(f"{name}: the file is empty")
         suffixes = "".join(path.suffixes).lower()
         if suffixes.endswith((".parquet", ".pq")):
-            frame = pl.read_parquet(path)
-        elif suffixes.endswith((".csv", ".csv.gz", ".txt", ".tsv")):
-            frame = _read_csv(path)
+            frame = _read_parquet(path)
+        elif suffixes.endswith((".csv", ".csv.gz", ".txt", ".tsv", ".txt.gz", ".tsv.gz")):
+            frame = _read_csv(path, options, info)
         else:
             raise DataError(f"{name}: unknown file type; use .csv, .parquet or a database URL")
     if frame.height == 0:
@@ -129,22 +218,116 @@ def read_table(source: str | Path, query: str | None = None) -> pl.DataFrame:
     return frame.with_row_index(_ROW)
 
 
-def _read_csv(path: Path) -> pl.DataFrame:
-    with path.open("rb") as handle:
-        head = handle.readline().decode("utf-8-sig", errors="replace")
-    separator = max((",", ";", "\t"), key=head.count)
+def _read_parquet(path: Path) -> pl.DataFrame:
+    try:
+        return pl.read_parquet(path)
+    except Exception as exc:  # noqa: BLE001 - polars raises several kinds for a broken file; all mean the same
+        with path.open("rb") as handle:
+            magic = handle.read(4)
+        why = "not a Parquet file" if magic != b"PAR1" else "truncated or damaged"
+        first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        raise DataError(f"{path}: cannot be read as Parquet ({why}: {first})") from None
+
+
+def _written_in_cyrillic(text: str) -> bool:
+    """True when the words holding non-ASCII letters are Cyrillic words: no word mixes Latin
+    and Cyrillic letters (``café`` read as cp1251 is ``cafй``) and most such letters are
+    Cyrillic. A Russian-locale export (1C, Excel) passes; a Latin-1 file does not."""
+    words = re.findall(r"\w*[^\x00-\x7f]\w*", text)
+    if not words:
+        return False
+    letters = "".join(words)
+    cyrillic = sum("\u0400" <= c <= "\u04ff" for c in letters)
+    mixed = sum(1 for w in words if re.search(r"[A-Za-z]", w) and re.search(r"[\u0400-\u04ff]", w))
+    non_ascii = sum(ord(c) > 127 for c in letters)
+    return mixed <= len(words) // 100 and cyrillic >= 0.8 * non_ascii
+
+
+def decode_text(data: bytes, source: str, encoding: str | None = None) -> tuple[str, str]:
+    """``(text, encoding)``: strict UTF-8 (a BOM is fine), else the one fallback encoding whose
+    letters the text is written in (cp1251: Cyrillic), else one error. Never lossy."""
+    if encoding is not None:
+        try:
+            return data.decode(encoding), encoding
+        except LookupError:
+            raise DataError(f"{source}: unknown encoding {encoding!r} (--encoding)") from None
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{source}: not valid {encoding} at byte {exc.start}; check "
+                            "--encoding") from None
+    try:
+        return data.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError as exc:
+        utf8_error = exc
+    for candidate in _FALLBACK_ENCODINGS:
+        try:
+            text = data.decode(candidate)
+        except UnicodeDecodeError:
+            continue
+        if _written_in_cyrillic(text):
+            return text, candidate
+    raise DataError(
+        f"{source}: not UTF-8 (first bad byte at {utf8_error.start}) and not recognisably "
+        "cp1251; pass the file's encoding, e.g. --encoding cp1251 (Russian) or --encoding "
+        "latin-1 (Western European), or save it as UTF-8"
+    )
+
+
+def _read_csv(path: Path, options: ReadOptions, info: ReadInfo) -> pl.DataFrame:
+    data = path.read_bytes()
+    if path.suffix.lower() == ".gz":
+        import gzip
+
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as exc:
+            raise DataError(f"{path}: not a readable gzip file ({exc})") from None
+    if data.startswith(b"PAR1"):
+        raise DataError(f"{path}: this is a Parquet file; name it .parquet")
+    if b"\x00" in data[:65536]:
+        raise DataError(f"{path}: a binary file, not text CSV (NUL bytes)")
+    text, info.encoding = decode_text(data, str(path), options.encoding)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    lines = text.split("\n", 2)
+    head = lines[0].lstrip("\ufeff")
+    if not head.strip():
+        raise DataError(f"{path}: the file is empty (no header line)")
+    counts = {sep: head.count(sep) for sep in (",", ";", "\t", "|")}
+    separator = max(counts, key=counts.__getitem__)
+    if counts[separator] == 0 and len(head.split()) > 1:
+        # Whitespace-separated (CDNOW_master.txt: padded columns): one tab between fields.
+        text = re.sub(r"(?m)^[ \t]+|[ \t]+$", "", text)
+        text = re.sub(r"[ \t]+", "\t", text)
+        separator, info.separator = "\t", "whitespace"
+        head = text.split("\n", 1)[0]
+    else:
+        info.separator = {"\t": "tab"}.get(separator, separator)
+    names = [c.strip().strip('"').lstrip("\ufeff") for c in head.split(separator)]
+    repeated = sorted({c for c in names if names.count(c) > 1})
+    if repeated:
+        raise DataError(f"{path}: column name(s) {', '.join(map(repr, repeated))} appear more "
+                        "than once in the header; rename one of them")
+    if len(text.split("\n", 1)) < 2 or not text.split("\n", 1)[1].strip():
+        raise DataError(f"{path}: no rows (only a header line)")
     try:
         frame = pl.read_csv(
-            path,
+            text.encode("utf-8"),
             separator=separator,
             infer_schema=False,
-            encoding="utf8-lossy",
             truncate_ragged_lines=False,
         )
     except pl.exceptions.NoDataError as exc:
         raise DataError(f"{path}: the file is empty") from exc
     except pl.exceptions.ComputeError as exc:
-        raise DataError(f"{path}: cannot be read as CSV ({str(exc).splitlines()[0]})") from exc
+        first = str(exc).splitlines()[0]
+        hint = ""
+        if "field" in first.lower():
+            # The first line with more separators than the header (quotes aside: a hint).
+            extra = next((number for number, line in enumerate(text.split("\n"), start=1)
+                          if line.count(separator) > len(names) - 1), None)
+            where = f" first at line {extra}" if extra else ""
+            hint = (f"; rows have more fields than the header's {len(names)}{where} "
+                    f"(separator {separator!r})")
+        raise DataError(f"{path}: cannot be read as CSV ({first}){hint}") from None
     return frame.rename({c: c.strip().lstrip("\ufeff") for c in frame.columns})
 
 
@@ -182,6 +365,11 @@ def _require(frame: pl.DataFrame, required: Sequence[str], source: str) -> None:
     if missing:
         found = ", ".join(c for c in frame.columns if c != _ROW)
         hint = " ".join(f"--map {c}=YOUR_COLUMN" for c in missing)
+        if len(frame.columns) - (_ROW in frame.columns) == 1:
+            raise DataError(
+                f"{source}: one column only ({found!r}): the separator was not recognised; "
+                "use comma, semicolon, tab, pipe or whitespace between columns"
+            )
         raise DataError(
             f"{source}: missing column(s) {', '.join(map(repr, missing))} (found: {found}). "
             f"If they have other names, map them: {hint}"
@@ -192,7 +380,18 @@ def _text(column: str) -> pl.Expr:
     return pl.col(column).cast(pl.String).str.strip_chars()
 
 
-def _datetime(frame: pl.DataFrame, column: str) -> pl.Expr:
+def _datetime_formats(frame: pl.DataFrame, column: str) -> list[str]:
+    """The naive formats to try; slash dates month first unless a first field > 12."""
+    formats = list(_DATETIME_FORMATS)
+    if frame.select(pl.col(column).cast(pl.String).str.contains("/").any()).item():
+        first = frame.select(pl.col(column).cast(pl.String).str.strip_chars()
+                             .str.extract(r"^(\d{1,2})/\d{1,2}/\d{4}").cast(pl.Int32, strict=False)
+                             .max()).item()
+        formats += _DAY_FIRST if first is not None and first > 12 else _MONTH_FIRST
+    return formats
+
+
+def _datetime(frame: pl.DataFrame, column: str, date_format: str | None = None) -> pl.Expr:
     """Any date/datetime/text column -> naive UTC Datetime('us'); unparseable -> null."""
     dtype = frame.schema[column]
     col = pl.col(column)
@@ -203,7 +402,10 @@ def _datetime(frame: pl.DataFrame, column: str) -> pl.Expr:
     if dtype == pl.Date:
         return col.cast(pl.Datetime("us"))
     text = col.cast(pl.String).str.strip_chars()
-    naive = [text.str.strptime(pl.Datetime("us"), f, strict=False) for f in _DATETIME_FORMATS]
+    if date_format:
+        return text.str.strptime(pl.Datetime("us"), date_format, strict=False)
+    formats = _datetime_formats(frame, column)
+    naive = [text.str.strptime(pl.Datetime("us"), f, strict=False) for f in formats]
     aware = [
         text.str.strptime(pl.Datetime("us", "UTC"), f, strict=False)
         .dt.replace_time_zone(None)
@@ -212,12 +414,59 @@ def _datetime(frame: pl.DataFrame, column: str) -> pl.Expr:
     return pl.coalesce(*aware, *naive)
 
 
+def parse_datetimes(frame: pl.DataFrame, column: str, date_format: str | None = None) -> pl.Series:
+    """``_datetime`` on a whole column, fast: the formats that read a sample of the values are
+    tried first, and every format only when some value is still unread (a mixed file). Trying
+    every format on every value costs ~9 s per million rows."""
+    full = _datetime(frame, column, date_format)
+    if date_format or frame.schema[column] != pl.String:
+        return frame.select(full).to_series()
+    sample = frame.select(pl.col(column).drop_nulls().head(2000))
+    formats = [f for f in _datetime_formats(frame, column)
+               if sample.select(pl.col(column).str.strip_chars()
+                                .str.strptime(pl.Datetime("us"), f, strict=False)
+                                .is_not_null().any()).item()]
+    aware = [f for f in _AWARE_FORMATS
+             if sample.select(pl.col(column).str.strip_chars()
+                              .str.strptime(pl.Datetime("us", "UTC"), f, strict=False)
+                              .is_not_null().any()).item()]
+    if not formats and not aware:
+        return frame.select(full).to_series()
+    text = pl.col(column).str.strip_chars()
+    quick = pl.coalesce(
+        *[text.str.strptime(pl.Datetime("us", "UTC"), f, strict=False).dt.replace_time_zone(None)
+          for f in aware],
+        *[text.str.strptime(pl.Datetime("us"), f, strict=False) for f in formats],
+    )
+    values = frame.select(quick.alias(column)).to_series()
+    unread = values.is_null() & frame[column].str.strip_chars().fill_null("").ne("")
+    if unread.any():
+        return frame.select(full).to_series()
+    return values
+
+
+_FLOAT_ID = r"^(-?\d+)\.0+$"
+
+
+def normalize_customer_id(value: object) -> str:
+    """A customer id as text: surrounding spaces stripped, and a float a spreadsheet wrote
+    (``17850.0``) read as the integer it is (``17850``). Same rule as ``customer_id_expr``."""
+    text = str(value).strip()
+    match = re.match(_FLOAT_ID, text)
+    return match.group(1) if match else text
+
+
+def customer_id_expr(column: str = "customer_id") -> pl.Expr:
+    """``normalize_customer_id`` as a polars expression (batch loading, side tables)."""
+    return _text(column).str.replace(_FLOAT_ID, "${1}")
+
+
 def _number(frame: pl.DataFrame, column: str) -> pl.Expr:
     """Numbers, or text like '1 234,50' / '1234.5' -> Float64; anything else -> null."""
     if frame.schema[column].is_numeric():
         value = pl.col(column).cast(pl.Float64)
     else:
-        text = pl.col(column).cast(pl.String).str.replace_all(r"[\s\u00a0']", "")
+        text = pl.col(column).cast(pl.String).str.replace_all(r"[\s\u00a0\u202f']", "")
         text = pl.when(text.str.contains(r"^-?\d+,\d+$")).then(text.str.replace(",", ".")).otherwise(text)
         value = text.cast(pl.Float64, strict=False)
     return pl.when(value.is_finite()).then(value)
@@ -284,6 +533,8 @@ def _describe(rejected: pl.DataFrame, source: str, line_offset: int) -> str:
         more = f" and {group.height - shown.height} more" if group.height > shown.height else ""
         label = column if column == _ALL_COLUMNS else f"column '{column}'"
         lines.append(f"  {label}: {why.split(': ', 1)[1]} at {unit}s {where}{more}{values}")
+    if (rejected[_REASON] == f"customer_id: {MISSING_CUSTOMER}").any():
+        lines.append(f"  {GUEST_HINT}")
     lines.append("Fix the rows, or pass --on-bad-rows=skip to write them to a side file and go on.")
     return "\n".join(lines)
 
@@ -296,14 +547,16 @@ def _write_rejects(
     out = rejected.select(
         (pl.col(_ROW) + line_offset).alias(unit),
         pl.col(_REASON).alias("reason"),
-        *[pl.col(c).cast(pl.String) for c in columns if c != _ROW],
+        *[pl.col(c).cast(pl.String) for c in columns if c != _ROW and c != _PARSED_TS],
     )
     out.write_csv(path)
 
 
 def _line_offset(source: str) -> int:
     """Report CSV rows as file lines (header is line 1), other sources as 1-based rows."""
-    return 2 if not is_database_url(source) and ".csv" in Path(source).name.lower() else 1
+    name = Path(source).name.lower()
+    text = any(f".{kind}" in name for kind in ("csv", "txt", "tsv"))
+    return 2 if not is_database_url(source) and text else 1
 
 
 def load_transactions(
@@ -314,49 +567,93 @@ def load_transactions(
     on_bad_rows: OnBadRows = "fail",
     rejects_path: Path | None = None,
     query: str | None = None,
+    window_end: date | None = None,
+    options: ReadOptions | None = None,
     allow_until: date | None = None,
 ) -> Loaded:
     """Read and validate transactions.
 
-    Rows dated at or after ``allow_until`` (default: ``as_of``) are rejected as dated after the
-    as-of date; pass a later ``allow_until`` when the rows after ``as_of`` are wanted (labels).
+    Lines dated on or after ``window_end`` (default ``as_of``; a later one when the horizon
+    after ``as_of`` is wanted, for labels) are outside the window: never rejected, left out of
+    the frame and counted in the report (``after_as_of`` and their dates). ``allow_until`` is
+    the old name of ``window_end``.
     Returns a frame ``_row, customer_id, order_id, ts, amount, product_id, quantity, channel``
     where ``order_id`` is filled with a per-row key when missing and ``quantity`` with 1.
     """
+    options = options or ReadOptions()
+    window_end = window_end or allow_until or as_of
+    if window_end == date.max:
+        window_end = None
     name = str(source) if not is_database_url(str(source)) else _safe_url(str(source))
-    raw = _apply_map(read_table(source, query), column_map or {}, name)
-    _require(raw, TRANSACTION_REQUIRED, name)
+    info = ReadInfo()
+    raw = _apply_map(read_table(source, query, options, info), column_map or {}, name)
+    from_price = "amount" not in raw.columns and "price" in raw.columns
+    _require(raw, [c for c in TRANSACTION_REQUIRED if not (from_price and c == "amount")], name)
     has = set(raw.columns)
+    rows_read = raw.height
+    ts = pl.col(_PARSED_TS)
+    # Over the whole file, as a user sees it: the lines later dropped as outside the window too.
+    repeated = _repeated_rows(raw, [c for c in raw.columns if c != _ROW])
+    # Parsed once, here: the window split and the checks below both read it.
+    raw = raw.with_columns(parse_datetimes(raw, "ts", options.date_format).alias(_PARSED_TS))
+    duplicates_dropped = 0
+    if options.drop_duplicates and repeated.len():
+        raw = raw.filter(~pl.col(_ROW).is_in(repeated.implode()))
+        duplicates_dropped = repeated.len()
+    after: dict[str, object] = {"after_as_of": 0}
+    if window_end is not None:
+        outside = raw.select(ts.fill_null(datetime.min) >= midnight(window_end)).to_series()
+        if outside.any():
+            dates = raw.filter(outside).select(ts.min().alias("a"), ts.max().alias("b")).row(0)
+            after = {"after_as_of": int(outside.sum()), "after_as_of_first": dates[0].date(),
+                     "after_as_of_last": dates[1].date()}
+            raw = raw.filter(~outside)
+    quantity = _number(raw, "quantity").fill_null(1.0) if "quantity" in has else pl.lit(1.0)
+    amount = _number(raw, "price") * quantity if from_price else _number(raw, "amount")
+    amount_column = "price" if from_price else "amount"
+    customer_text = _text("customer_id")
     parsed: dict[str, pl.Expr] = {
-        "customer_id": _text("customer_id"),
+        "customer_id": customer_id_expr(),
         "order_id": _order_id(raw),
-        "ts": _datetime(raw, "ts"),
-        "amount": _number(raw, "amount"),
+        "ts": pl.col(_PARSED_TS),
+        "amount": amount,
         "product_id": _text("product_id") if "product_id" in has else pl.lit(None, pl.String),
-        "quantity": _number(raw, "quantity").fill_null(1.0) if "quantity" in has else pl.lit(1.0),
+        "quantity": quantity,
         "channel": _text("channel") if "channel" in has else pl.lit(None, pl.String),
     }
     checks = [
-        _Check("customer_id", "missing customer id", pl.col("__customer_id").fill_null("") == ""),
-        _Check("ts", "unparseable date", pl.col("__ts").is_null()),
-        _Check("amount", "not a number", pl.col("__amount").is_null()),
+        _Check("customer_id", MISSING_CUSTOMER, pl.col("__customer_id").fill_null("") == ""),
+        _Check("ts", "unparseable date" + (f" (--date-format {options.date_format})"
+                                          if options.date_format else ""),
+               pl.col("__ts").is_null()),
+        _Check(amount_column, "not a number", pl.col("__amount").is_null()),
+        _Check(amount_column, f"amount beyond +-{MAX_ABS_AMOUNT:.0e}",
+               pl.col("__amount").abs() > MAX_ABS_AMOUNT),
     ]
     if "quantity" in has:
         quantity_given = pl.col("quantity").is_not_null() & (_text("quantity") != "")
         checks.append(_Check("quantity", "not a number", quantity_given & _number(raw, "quantity").is_null()))
-    cutoff = allow_until or as_of
-    if cutoff is not None and cutoff != date.max:
-        checks.append(
-            _Check("ts", f"dated on or after the as-of date {cutoff}", pl.col("__ts") >= midnight(cutoff))
-        )
-    repeated = _repeated_rows(raw, [c for c in raw.columns if c != _ROW])
-    checks.append(_Check(_ALL_COLUMNS, "duplicated line (same as an earlier one)",
-                         pl.col(_ROW).is_in(repeated.implode())))
+    float_ids = raw.select(customer_text.str.contains(_FLOAT_ID).sum()).item() or 0
     loaded = _validate(
         raw, parsed, checks, source=name, on_bad_rows=on_bad_rows,
         rejects_path=rejects_path, line_offset=_line_offset(name),
     )
+    offset = _line_offset(name)
+    report = loaded.report
+    report.rows_read = rows_read
+    report.encoding, report.separator = info.encoding, info.separator
+    report.amount_from_price = from_price
+    report.duplicates = repeated.len()
+    report.duplicate_lines = [r + offset for r in repeated.head(_SHOWN_DUPLICATES).to_list()]
+    report.duplicates_dropped = duplicates_dropped
+    report.float_ids_rewritten = int(float_ids)
+    report.as_of, report.window_end = as_of, window_end
+    for key, value in after.items():
+        setattr(report, key, value)
     if loaded.frame.height == 0:
+        if report.after_as_of and not report.rows_rejected:
+            raise DataError(f"{name}: every line is dated on or after {window_end}; choose a "
+                            "later --as-of")
         raise DataError(f"{name}: no valid rows left after rejecting bad rows")
     return loaded
 
@@ -386,7 +683,7 @@ def load_customers(
     raw = _apply_map(read_table(source, query or "SELECT * FROM customers"), column_map or {}, name)
     _require(raw, CUSTOMER_REQUIRED, name)
     consents = [c for c in raw.columns if c.startswith("consent_")]
-    parsed: dict[str, pl.Expr] = {"customer_id": _text("customer_id")}
+    parsed: dict[str, pl.Expr] = {"customer_id": customer_id_expr()}
     checks = [_Check("customer_id", "missing customer id", pl.col("__customer_id").fill_null("") == "")]
     if "signup_ts" in raw.columns:
         parsed["signup_ts"] = _datetime(raw, "signup_ts")
@@ -421,7 +718,7 @@ def load_contacts(
     _require(raw, CONTACT_REQUIRED, name)
     has = set(raw.columns)
     parsed: dict[str, pl.Expr] = {
-        "customer_id": _text("customer_id"),
+        "customer_id": customer_id_expr(),
         "ts": _datetime(raw, "ts"),
         "channel": _text("channel").str.to_lowercase(),
         "campaign": _text("campaign") if "campaign" in has else pl.lit(None, pl.String),

@@ -31,7 +31,7 @@ from datetime import date
 
 import polars as pl
 
-from features.orders import Frame, days_before, orders, window, with_gaps
+from features.orders import Frame, bought_line, days_before, orders, window, with_gaps
 
 TREND_DAYS = 90
 LENGTHENING_RATIO = 1.25
@@ -186,7 +186,7 @@ def _order_stats(all_orders: pl.LazyFrame, as_of: date) -> pl.LazyFrame:
 def product_orders(lines: pl.LazyFrame) -> pl.LazyFrame:
     """``customer_id, product_id, day`` for every purchased (non-return) product line."""
     return (
-        lines.filter((pl.col("amount") >= 0) & pl.col("product_id").is_not_null())
+        lines.filter(bought_line() & pl.col("product_id").is_not_null())
         .select("customer_id", "product_id", pl.col("ts").dt.date().alias("day"))
     )
 

@@ -33,7 +33,10 @@ def labels_lazy(transactions: Frame, as_of: date, horizon_days: int = DEFAULT_HO
         pl.col("is_purchase").sum().cast(pl.Int64).alias("orders_h"),
         pl.col("amount").sum().alias("revenue_h"),
         pl.col("ts").filter("is_purchase").min().alias("next_order_ts"),
-        pl.col("order_id").filter("is_purchase").sort_by("ts").first().alias("next_order_id"),
+        # Filter the order ids and their sort key alike: a non-purchase order in the horizon
+        # would otherwise leave the two of different lengths (polars ShapeError).
+        pl.col("order_id").filter("is_purchase")
+        .sort_by(pl.col("ts").filter("is_purchase")).first().alias("next_order_id"),
     )
     next_product = (
         future_lines.filter(pl.col("product_id").is_not_null())
@@ -55,3 +58,15 @@ def labels_lazy(transactions: Frame, as_of: date, horizon_days: int = DEFAULT_HO
         )
         .sort("customer_id")
     )
+
+
+def next_purchase_basket(transactions: Frame, origin: date, horizon_days: int) -> pl.DataFrame:
+    """``customer_id, product_id`` of the products in each customer's first purchase order in
+    ``[origin, origin + horizon)`` (its non-return lines with a product), sorted."""
+    lines = window(transactions, origin, origin + timedelta(days=horizon_days))
+    first = (orders(lines).filter("is_purchase").sort("ts", "order_id").group_by("customer_id")
+             .first().select("customer_id", "order_id"))
+    return (lines.filter((pl.col("amount") >= 0) & pl.col("product_id").is_not_null())
+            .join(first, on=["customer_id", "order_id"])
+            .select("customer_id", "product_id").unique().sort("customer_id", "product_id")
+            .collect())

@@ -1,8 +1,10 @@
 """Transactions -> orders: lines netted within each order, for one batch of customers.
 
 Input (contract-typed transactions): ``customer_id, order_id, ts, amount [, product_id,
-quantity, channel]``. A return is a negative line; it is netted within its order. An order whose
-net amount is negative is a refund, not a purchase: it lowers revenue but is not a visit.
+quantity, channel]``. A return is a negative line (negative amount or quantity); it is netted
+within its order. A purchase is an order whose net amount is > 0. Any other order (a
+cancellation invoice, a refund larger than what it returns, a zero-price or bad-debt adjustment)
+is netted into revenue but is never a visit.
 """
 
 from __future__ import annotations
@@ -26,6 +28,17 @@ def window(transactions: Frame, start: date | None, end: date) -> pl.LazyFrame:
     return lines
 
 
+def bought_line() -> pl.Expr:
+    """A line that adds goods to an order (not a return): amount and quantity both >= 0.
+    ``features.small`` applies the same rule line by line."""
+    return (pl.col("amount") >= 0) & (pl.col("quantity").fill_null(0.0) >= 0)
+
+
+def is_purchase() -> pl.Expr:
+    """On orders: the net amount is positive (``features.small._Order.is_purchase``)."""
+    return pl.col("amount") > 0
+
+
 def orders(lines: pl.LazyFrame) -> pl.LazyFrame:
     """``customer_id, order_id, ts, day, amount, items, n_lines, channel, is_purchase``.
 
@@ -36,13 +49,13 @@ def orders(lines: pl.LazyFrame) -> pl.LazyFrame:
         .agg(
             pl.col("ts").min(),
             pl.col("amount").sum(),
-            pl.col("quantity").filter(pl.col("amount") >= 0).sum().alias("items"),
-            (pl.col("amount") >= 0).sum().alias("n_lines"),
+            pl.col("quantity").filter(bought_line()).sum().alias("items"),
+            bought_line().sum().alias("n_lines"),
             pl.col("channel").drop_nulls().first(),
         )
         .with_columns(
             pl.col("ts").dt.date().alias("day"),
-            (pl.col("amount") >= 0).alias("is_purchase"),
+            is_purchase().alias("is_purchase"),
         )
     )
 

@@ -76,7 +76,7 @@ class _Order:
 
     @property
     def is_purchase(self) -> bool:
-        return self.amount >= 0
+        return self.amount > 0  # features.orders.is_purchase
 
 
 def small_features(transactions: pl.DataFrame, as_of: date,
@@ -159,7 +159,7 @@ def _customer_row(customer_id: str, lines: list[_Line], end: int,
     swing = abs(revenue_last) + abs(revenue_prev)
 
     product_lines = Counter(
-        line.product_id for line in lines if line.amount >= 0 and line.product_id is not None)
+        line.product_id for line in lines if _bought(line) and line.product_id is not None)
     top_product, top_product_share = _top(product_lines)
     channel_orders = Counter(o.channel for o in purchases if o.channel is not None)
     top_channel, top_channel_share = _top(channel_orders)
@@ -181,6 +181,11 @@ def _customer_row(customer_id: str, lines: list[_Line], end: int,
     )
 
 
+def _bought(line: _Line) -> bool:
+    """``features.orders.bought_line``: not a return."""
+    return line.amount >= 0 and (line.quantity is None or line.quantity >= 0)
+
+
 def _orders(lines: Iterable[_Line]) -> list[_Order]:
     """Lines netted into orders: ``day`` of the first line, ``items`` and ``n_lines`` of the
     non-return lines, the first channel given."""
@@ -191,7 +196,7 @@ def _orders(lines: Iterable[_Line]) -> list[_Order]:
             order = orders[line.order_id] = _Order(line.day)
         order.day = min(order.day, line.day)
         order.amount += line.amount
-        if line.amount >= 0:
+        if _bought(line):
             order.n_lines += 1
             if line.quantity is not None:
                 order.items += line.quantity
@@ -206,7 +211,7 @@ def _product_frame(customers: dict[str, list[_Line]], as_of: date) -> pl.DataFra
     for customer_id, lines in customers.items():
         product_days: dict[str, set[int]] = {}
         for line in lines:
-            if line.amount >= 0 and line.product_id is not None:
+            if _bought(line) and line.product_id is not None:
                 product_days.setdefault(line.product_id, set()).add(line.day)
         for product_id in sorted(product_days):
             days = sorted(product_days[product_id])

@@ -26,11 +26,12 @@ import polars as pl
 
 from features.customers import customer_features_lazy
 from features.orders import Frame
-from features.products import customer_product_features_lazy
+from features.products import product_candidates_lazy, product_candidates_small
 from features.small import small_features
 from models._gbm import GBMEstimator
 from models.btyd import BTYDModel
 from models.churn import ChurnClassifier
+from models.due_product import DueProductRanker, candidates
 from models.timing import NextOrderRegressor
 from models.value import RevenueRegressor
 
@@ -75,54 +76,59 @@ def with_btyd(features: pl.DataFrame, btyd: BTYDModel, horizon_days: int, as_of:
     ])
 
 
-def due_products(products: pl.DataFrame, as_of: date, next_orders: pl.DataFrame) -> pl.DataFrame:
-    """Per customer, the product due next and when: ``customer_id, due_product_id,
-    due_product_date`` (never before the as-of date).
+def due_products(products: pl.DataFrame, as_of: date,
+                 ranker: DueProductRanker | None = None) -> pl.DataFrame:
+    """Per customer, the product most likely in the next order and when it runs out:
+    ``customer_id, due_product_id, due_product_date``.
 
-    Candidates are products bought at least twice and still in use, ranked by how often they
-    were bought, doubled when their own cadence says they run out by the customer's next
-    expected order (``next_orders``: ``customer_id, next_order_date``).
+    ``products``: ``features.products.product_candidates``. With a ``ranker``
+    (``models.due_product``), its top-scored candidate; without one, the customer's most bought
+    product (``purchase_rank`` 1: most lines, ties to the smallest id): on simulated shops the
+    previous rule (products bought twice, weighted by their own cadence) lost to it.
+    ``due_product_date`` is the product's own next due date, never before the as-of date, and
+    null when it has no cadence (bought on one day) or is overdue beyond
+    ``DUE_PRODUCT_MAX_OVERDUE`` of its intervals (the customer has most likely switched).
     """
-    candidates = products.filter(
-        (pl.col("purchases") >= 2)
-        & pl.col("next_due").is_not_null()
-        & (pl.col("overdue_ratio") <= DUE_PRODUCT_MAX_OVERDUE)
-    ).join(next_orders, on="customer_id", how="left")
-    # A product that runs out by the next expected order counts double.
-    due_by_next = pl.col("next_due") <= pl.col("next_order_date").fill_null(pl.col("next_due"))
+    if ranker is None:
+        ranked = products.filter(pl.col("purchase_rank") == 1)
+    else:
+        ranked = candidates(products).with_columns(
+            pl.Series("_score", ranker.scores(candidates(products)))
+        ).sort(["customer_id", "_score", "purchase_rank"], descending=[False, True, False])
+    in_use = pl.col("overdue_ratio") <= DUE_PRODUCT_MAX_OVERDUE
     return (
-        candidates.sort(
-            [pl.col("purchases") * (1 + due_by_next.cast(pl.Int64)), "next_due", "product_id"],
-            descending=[True, False, False],
-        )
-        .group_by("customer_id", maintain_order=True)
+        ranked.group_by("customer_id", maintain_order=True)
         .first()
         .select(
             "customer_id",
             pl.col("product_id").alias("due_product_id"),
-            pl.max_horizontal(pl.col("next_due"), pl.lit(as_of)).alias("due_product_date"),
+            pl.when(in_use).then(pl.max_horizontal(pl.col("next_due"), pl.lit(as_of)))
+            .alias("due_product_date"),
         )
     )
 
 
 def due_products_small(products: pl.DataFrame, as_of: date, customer_ids: pl.Series,
-                       next_order_dates: pl.Series) -> dict[str, pl.Series]:
+                       ranker: DueProductRanker | None = None) -> dict[str, pl.Series]:
     """``due_products`` for a few customers in plain Python (same candidates, ranking and ties),
     as ``due_product_id`` and ``due_product_date`` aligned with ``customer_ids``."""
-    next_order = dict(zip(customer_ids.to_list(), next_order_dates.to_list(), strict=True))
-    best: dict[str, tuple[tuple, str, date]] = {}
-    rows = zip(*(products.get_column(name).to_list()
-                 for name in ("customer_id", "product_id", "purchases", "next_due", "overdue_ratio")))
-    for customer_id, product_id, purchases, next_due, overdue_ratio in rows:
-        if (customer_id not in next_order or purchases < 2 or next_due is None
-                or overdue_ratio is None or overdue_ratio > DUE_PRODUCT_MAX_OVERDUE):
+    wanted = set(customer_ids.to_list())
+    names = ("customer_id", "product_id", "next_due", "overdue_ratio")
+    columns = [products.get_column(name).to_list() for name in names]
+    rank = products.get_column("purchase_rank").to_list()
+    if ranker is None:
+        keys = [(r,) for r in rank]
+    else:
+        score = ranker.scores(products)
+        # Non-candidates (NaN) never win: the most bought product is always a candidate.
+        keys = [(1, 0.0, r) if np.isnan(s) else (0, -float(s), r) for s, r in zip(score, rank)]
+    best: dict[str, tuple[tuple, str, date | None]] = {}
+    for key, (customer_id, product_id, next_due, overdue_ratio) in zip(keys, zip(*columns)):
+        if customer_id not in wanted or (customer_id in best and best[customer_id][0] <= key):
             continue
-        next_order_date = next_order[customer_id]
-        due_by_next = next_due <= (next_due if next_order_date is None else next_order_date)
-        rank = (-purchases * (1 + due_by_next), next_due, product_id)
-        if customer_id not in best or rank < best[customer_id][0]:
-            best[customer_id] = (rank, product_id, max(next_due, as_of))
-    chosen = [best.get(customer_id) for customer_id in next_order]
+        in_use = overdue_ratio is not None and overdue_ratio <= DUE_PRODUCT_MAX_OVERDUE
+        best[customer_id] = (key, product_id, max(next_due, as_of) if in_use else None)
+    chosen = [best.get(customer_id) for customer_id in customer_ids.to_list()]
     return {
         "due_product_id": pl.Series(
             "due_product_id", [None if c is None else c[1] for c in chosen], pl.String),
@@ -192,6 +198,9 @@ class ScoringPipeline:
     reference: ShopReference | None = None
     channel_measurements: ChannelMeasurements | None = None
     notes: list[str] = field(default_factory=list)
+    # The due-product ranker when it beat "the most bought product" on the backtest
+    # (training.due_product.choose_due_product); None: the most bought product.
+    due_product: DueProductRanker | None = None
     choice: dict[str, str] = field(default_factory=dict)
     btyd_variant: BTYDModel | None = None
     recency_rule: RecencyChurnRule | None = None
@@ -200,6 +209,8 @@ class ScoringPipeline:
 
     def chosen(self, task: str) -> str:
         """The model ``task`` is scored by (see the class doc)."""
+        if task == "due_product":  # the LightGBM ranker, or the customer's most bought product
+            return "gbm" if self.due_product_ranker is not None else "baseline"
         if task in self.choice:
             return self.choice[task]
         if self.eligible:
@@ -210,13 +221,21 @@ class ScoringPipeline:
     def eligible(self) -> bool:
         return self.churn is not None and self.value is not None and self.timing is not None
 
+    @property
+    def due_product_ranker(self) -> DueProductRanker | None:
+        # Pipelines pickled before the field existed have no attribute: the most bought product.
+        return getattr(self, "due_product", None)
+
     def features(self, transactions: Frame, as_of: date) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Customer features (with the probabilistic model's outputs) and customer x product
+        candidates (``features.products.product_candidates``)."""
         if is_small_batch(transactions):
             customers, products = small_features(transactions, as_of, self.channels)
+            products = product_candidates_small(transactions, as_of, products)
         else:
             customers, products = pl.collect_all([
                 customer_features_lazy(transactions, as_of, self.channels),
-                customer_product_features_lazy(transactions, as_of),
+                product_candidates_lazy(transactions, as_of),
             ])
         return with_btyd(customers, self.btyd, self.horizon_days, as_of), products
 
@@ -295,10 +314,9 @@ class ScoringPipeline:
         )}
         if frame.height <= SMALL_BATCH_MAX_CUSTOMERS:  # no join to plan
             scores.update(due_products_small(products, as_of, scores["customer_id"],
-                                             scores["next_order_date"]))
+                                             self.due_product_ranker))
             return pl.DataFrame([scores[name] for name in SCORE_COLUMNS])
-        next_orders = pl.DataFrame([scores["customer_id"], scores["next_order_date"]])
-        due = due_products(products, as_of, next_orders)
+        due = due_products(products, as_of, self.due_product_ranker)
         return pl.DataFrame(list(scores.values())).join(due, on="customer_id", how="left").select(
             SCORE_COLUMNS)
 

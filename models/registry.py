@@ -6,19 +6,100 @@ Tracking and registry URI from ``MLFLOW_TRACKING_URI``; default the embedded
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from features.redaction import mask_credentials
 from models.pipeline import ScoringPipeline
 
 MODEL_NAME = "retain"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+# MLflow retries a failed request 7 times with a doubling back-off (minutes on a refused
+# port); the reachability check asks once and briefly, unless the user set these.
+CHECK_ENV_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+                      "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+_UNREACHABLE_SIGNS = (
+    "connection refused", "max retries exceeded", "failed to establish a new connection",
+    "name or service not known", "failed to resolve", "nodename nor servname",
+    "temporary failure in name resolution", "timed out", "no route to host",
+    "network is unreachable", "connection reset", "remote end closed connection",
+)
+
+
+class RegistryError(LookupError):
+    """The registry has no such model, version or alias, or cannot be used; the message says
+    which and what to do."""
+
+
+class RegistryUnreachableError(RegistryError):
+    """The MLflow tracking server does not answer (refused, unknown host, timed out)."""
 
 
 def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def masked_tracking_uri() -> str:
+    """The tracking URI with its password masked: the only form messages and logs show."""
+    return mask_credentials(tracking_uri())
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it was raised from) says the server could not be reached."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ConnectionError | TimeoutError):
+            return True
+        text = str(current).lower()
+        if any(sign in text for sign in _UNREACHABLE_SIGNS):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def unreachable(exc: BaseException | None = None) -> RegistryUnreachableError:
+    return RegistryUnreachableError(
+        f"MLflow tracking server at {masked_tracking_uri()} is unreachable; start it or set "
+        "MLFLOW_TRACKING_URI to a running server (or unset it for the local sqlite:///mlflow.db)")
+
+
+@contextlib.contextmanager
+def short_http_retries() -> Iterator[None]:
+    """MLflow's HTTP retries and timeout kept short for a while, where the user has not set
+    them; restored afterwards (training's own requests keep MLflow's patient defaults)."""
+    added = {k: v for k, v in CHECK_ENV_DEFAULTS.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+
+
+def check_registry() -> None:
+    """Raise RegistryUnreachableError, in seconds, when the tracking server does not answer.
+
+    Local URIs (sqlite, file paths) are always reachable; for a server it is one cheap query.
+    Other failures (authentication, a server error) are left to the command's own request,
+    whose message says more."""
+    uri = tracking_uri()
+    if not uri.lower().startswith(("http://", "https://", "databricks")):
+        return
+    from mlflow import MlflowClient
+
+    configure_mlflow()
+    with short_http_retries():
+        try:
+            MlflowClient().search_registered_models(max_results=1)
+        except Exception as exc:  # noqa: BLE001 - only the unreachable case is ours to name
+            if is_unreachable(exc):
+                raise unreachable(exc) from None
 
 
 def configure_mlflow() -> None:
@@ -44,7 +125,8 @@ class RegisteredPipeline:
 def load_registered(version: str | None = None, alias: str = "champion") -> RegisteredPipeline:
     """The pipeline of a registered version (default: the one ``alias`` points at).
 
-    Raises LookupError with a hint when there is no such version or alias.
+    Raises RegistryError (a LookupError) with a hint when there is no such version or alias,
+    RegistryUnreachableError when the tracking server does not answer.
     """
     import mlflow
     from mlflow import MlflowClient
@@ -55,16 +137,19 @@ def load_registered(version: str | None = None, alias: str = "champion") -> Regi
     try:
         found = (client.get_model_version(MODEL_NAME, version) if version
                  else client.get_model_version_by_alias(MODEL_NAME, alias))
-    except MlflowException:
+    except MlflowException as exc:
+        if is_unreachable(exc):
+            raise unreachable(exc) from None
         what = f"version {version}" if version else f"alias '{alias}'"
-        raise LookupError(
-            f"no model '{MODEL_NAME}' {what} in the registry at {tracking_uri()}; "
+        raise RegistryError(
+            f"no model '{MODEL_NAME}' {what} in the registry at {masked_tracking_uri()}; "
             "train one with `retain train` (or set MLFLOW_TRACKING_URI)"
         ) from None
     try:
         model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/{found.version}")
     except ValueError as exc:
-        raise LookupError(f"model '{MODEL_NAME}' version {found.version}: {exc}") from None
+        raise RegistryError(mask_credentials(
+            f"model '{MODEL_NAME}' version {found.version}: {exc}")) from None
     pipeline = model.unwrap_python_model().pipeline
     run = client.get_run(found.run_id) if found.run_id else None
     metrics = dict(run.data.metrics) if run else {}
@@ -80,6 +165,9 @@ def set_alias(version: str, alias: str) -> None:
     client = MlflowClient()
     try:
         client.get_model_version(MODEL_NAME, version)
-    except MlflowException:
-        raise LookupError(f"no model '{MODEL_NAME}' version {version} at {tracking_uri()}") from None
+    except MlflowException as exc:
+        if is_unreachable(exc):
+            raise unreachable(exc) from None
+        raise RegistryError(
+            f"no model '{MODEL_NAME}' version {version} at {masked_tracking_uri()}") from None
     client.set_registered_model_alias(MODEL_NAME, alias, version)

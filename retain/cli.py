@@ -11,17 +11,112 @@ import sys
 if sys.argv[1:2] == ["serve"]:
     os.environ.setdefault("POLARS_MAX_THREADS", "1")
 
-import typer
+from typing import Annotated, Any
 
-from retain.commands import data, decisions, serving, training
+import typer
+from typer import _click
+from typer.core import TyperGroup
+
+from retain import errors
+from retain.commands import data, decisions, inspect, serving, training
+
+DEBUG_KEY = "retain.debug"
+
+
+def _passing_through() -> tuple[type[BaseException], ...]:
+    """Typer's own ways to end a command (typer.Exit, typer.Abort, and its vendored Click's
+    exceptions, usage errors among them, which exit 2): they already print what they mean."""
+    from typer.exceptions import TyperException
+
+    kinds: list[type[BaseException]] = [typer.Exit, typer.Abort, TyperException, SystemExit,
+                                         _click.exceptions.ClickException]
+    try:  # a stand-alone Click, should a library raise its exceptions
+        import click
+        kinds += [click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort]
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(kinds)
+
+
+class RetainGroup(TyperGroup):
+    """Runs every command so that it ends in one line, never a traceback (see retain.errors)."""
+
+    def invoke(self, ctx: _click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except _passing_through():
+            raise
+        except KeyboardInterrupt:
+            _print_line("interrupted")
+            raise typer.Exit(errors.EXIT_INTERRUPTED) from None
+        except BaseException as exc:
+            if not isinstance(exc, Exception | MemoryError):
+                raise
+            command = ctx.invoked_subcommand or "retain"
+            exc = errors.translate(exc)
+            debug = ctx.meta.get(DEBUG_KEY, False) or errors.debug_requested()
+            if isinstance(exc, errors.known_error_types()):
+                if debug:
+                    _print_raw(errors.format_traceback(exc))
+                _print_line(f"error: {errors.describe(exc)}", red="error:")
+                raise typer.Exit(errors.EXIT_ERROR) from None
+            if debug:
+                _print_raw(errors.format_traceback(exc))
+                log_file = None
+                _print_line(f"internal error in `retain {command}`: {type(exc).__name__} "
+                            "(traceback above)", red="internal error")
+            else:
+                log_file = errors.write_traceback(exc, command)
+                _print_line(errors.internal_error_message(exc, command, log_file),
+                            red="internal error")
+            raise typer.Exit(errors.EXIT_INTERNAL) from None
+
+
+def _print_line(text: str, red: str = "") -> None:
+    from rich.markup import escape
+
+    from retain.progress import console
+
+    body = escape(text)
+    if red and body.startswith(red):
+        body = f"[red]{red}[/]{body[len(red):]}"
+    # soft_wrap: one logical line however narrow the terminal.
+    console.print(body, soft_wrap=True)
+
+
+def _print_raw(text: str) -> None:
+    from retain.progress import console
+
+    console.print(text, markup=False, highlight=False, soft_wrap=True, end="")
+
 
 app = typer.Typer(
     name="retain",
     help="Churn, value and repurchase-timing predictions for retention marketing.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=RetainGroup,
 )
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    debug: Annotated[
+        bool,
+        typer.Option("--debug", help="On an unexpected error print the traceback instead of "
+                     "writing it to a log file. Env: RETAIN_DEBUG=1."),
+    ] = False,
+) -> None:
+    """Churn, value and repurchase-timing predictions for retention marketing."""
+    from features.redaction import install_log_masking
+
+    ctx.meta[DEBUG_KEY] = debug
+    install_log_masking()
+
+
 app.add_typer(data.app)
+app.add_typer(inspect.app)
 app.add_typer(training.app)
 app.add_typer(decisions.app)
 app.add_typer(serving.app)

@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     horizon_days: int = Field(90, ge=1, le=3650, description="Prediction horizon in days")
     on_bad_rows: Literal["fail", "skip"] = "fail"
     column_map: dict[str, str] = Field(default_factory=dict, description="contract -> your column")
+    encoding: str | None = Field(None, description="File encoding when not UTF-8, e.g. cp1251")
+    date_format: str | None = Field(None, description="strftime format of the ts column")
+    drop_duplicates: bool = Field(False, description="Drop lines identical to an earlier one")
     # Decisions.
     rules: str | None = Field(None, description="Decision rules YAML (default: built-in rules)")
     lang: Literal["en", "ru"] = Field("en", description="Language of the decision reasons")

@@ -15,8 +15,18 @@ from fastapi import HTTPException, Request, status
 from starlette.concurrency import run_in_threadpool
 
 from decisions.rules import Rules
+from features.redaction import mask_credentials
 from models.pipeline import ScoringPipeline
-from models.registry import MODEL_NAME, RegisteredPipeline, configure_mlflow, load_registered
+from models.registry import (
+    MODEL_NAME,
+    RegisteredPipeline,
+    RegistryUnreachableError,
+    check_registry,
+    configure_mlflow,
+    is_unreachable,
+    load_registered,
+    unreachable,
+)
 from retain.config import Settings
 from serving.metrics import ServiceMetrics
 from serving.security import KeyRing
@@ -26,6 +36,7 @@ log = logging.getLogger(__name__)
 
 ReloadStatus = Literal["reloaded", "unchanged", "failed"]
 _MAX_ERROR_CHARS = 300
+RETRY_AFTER_SECONDS = "30"
 
 
 @dataclass(frozen=True)
@@ -61,9 +72,12 @@ def alias_version(alias: str) -> str:
 
 
 def _short(exc: BaseException) -> str:
+    """The first line of the error, credentials masked: it goes into logs and API answers."""
+    if not isinstance(exc, RegistryUnreachableError) and is_unreachable(exc):
+        exc = unreachable(exc)
     lines = str(exc).strip().splitlines()
     text = f"{type(exc).__name__}: {lines[0] if lines else ''}"
-    return text[:_MAX_ERROR_CHARS]
+    return mask_credentials(text)[:_MAX_ERROR_CHARS]
 
 
 class ModelHolder:
@@ -80,7 +94,9 @@ class ModelHolder:
     def require(self) -> ServedModel:
         served = self.current
         if served is None:
-            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no model loaded yet")
+            # Retry-After: the background check keeps trying to load one.
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no model loaded yet",
+                                headers={"Retry-After": RETRY_AFTER_SECONDS})
         return served
 
     async def refresh(self) -> ReloadOutcome:
@@ -91,6 +107,9 @@ class ModelHolder:
         with self._lock:
             previous = self.current.version if self.current else None
             try:
+                # In seconds when the server does not answer (MLflow's own retries would hold
+                # this reload for minutes); the next check tries again anyway.
+                check_registry()
                 version = alias_version(self.alias)
                 if version == previous:
                     outcome = ReloadOutcome(

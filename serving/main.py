@@ -23,6 +23,7 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -31,13 +32,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from decisions.rules import load_rules
+from features.redaction import install_log_masking, mask_credentials
+from models.registry import RegistryUnreachableError
 from retain.config import Settings
-from serving.deps import REQUEST_ID_KEY, ModelHolder, Service, request_id
+from serving.deps import REQUEST_ID_KEY, RETRY_AFTER_SECONDS, ModelHolder, Service, request_id
 from serving.metrics import UNMATCHED_ROUTE, ServiceMetrics
 from serving.routes import ROUTERS
 from serving.routes.ui import router as ui_router
 from serving.security import KeyRing
-from serving.store import ScoreStore
+from serving.store import ScoreStore, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,7 @@ exports), `admin` (model reload),
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The service. Raises AuthConfigError when no API key is configured (and
     ``RETAIN_ALLOW_NO_AUTH`` is not set): refusing to start beats serving without keys."""
+    install_log_masking()
     settings = settings or Settings()
     metrics = ServiceMetrics()
     state = Service(
@@ -72,6 +76,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ui_router)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
+    for unavailable in UNAVAILABLE:
+        app.add_exception_handler(unavailable, unavailable_error)
     app.add_middleware(ServiceMiddleware, metrics=metrics,
                        max_body_bytes=settings.max_request_bytes)
     return app
@@ -127,6 +133,23 @@ async def http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     return JSONResponse({"detail": exc.detail, "request_id": request_id(request)},
                         status_code=exc.status_code, headers=exc.headers)
+
+
+UNAVAILABLE: tuple[type[Exception], ...] = (StoreUnavailable, RegistryUnreachableError,
+                                            sa.exc.OperationalError)
+
+
+async def unavailable_error(request: Request, exc: Exception) -> JSONResponse:
+    """The registry or the score store does not answer: 503 with Retry-After, one masked
+    sentence and never a stack trace (a database driver's message may name hosts and users,
+    so only retain's own sentences are passed on)."""
+    if isinstance(exc, StoreUnavailable | RegistryUnreachableError):
+        detail = mask_credentials(str(exc).splitlines()[0])
+    else:
+        detail = "the score store is unavailable"
+    log.warning("503: %s [request %s]", detail, request_id(request))
+    return JSONResponse({"detail": detail, "request_id": request_id(request)}, status_code=503,
+                        headers={"Retry-After": RETRY_AFTER_SECONDS})
 
 
 def _where(exc: BaseException) -> str:

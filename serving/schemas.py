@@ -19,9 +19,10 @@ from pydantic import (
 )
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
+from features.contract import MAX_ABS_AMOUNT, normalize_customer_id
+
 MAX_CUSTOMERS = 1000
 MAX_ID_LENGTH = 128
-MAX_ABS_AMOUNT = 1e12
 MAX_ABS_QUANTITY = 1e9
 # Dates outside this range are typing errors or sentinels (0001-01-01), not shop history.
 EARLIEST = datetime(1900, 1, 1)
@@ -62,7 +63,7 @@ EXAMPLE_UNSCORED = {
     **{name: None for name in EXAMPLE_SCORE},
     "customer_id": "C0002", "as_of": "2026-07-01", "horizon_days": 90, "model_version": "3",
     "error": {"code": "no_purchase_before_as_of",
-              "message": "no purchase (an order with a non-negative total) before as_of"},
+              "message": "no purchase (an order with a positive total) before as_of"},
 }
 
 
@@ -91,8 +92,10 @@ def _plausible_day(value: date) -> date:
 
 Timestamp = Annotated[datetime, BeforeValidator(_iso_text), AfterValidator(_naive_utc)]
 Day = Annotated[date, BeforeValidator(_iso_text), AfterValidator(_plausible_day)]
+# As the batch loader: a float id a spreadsheet wrote (17850.0) is the customer 17850.
 CustomerId = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_ID_LENGTH)
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_ID_LENGTH),
+    AfterValidator(normalize_customer_id),
 ]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_ID_LENGTH)]
 
@@ -127,7 +130,8 @@ ChannelName = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=T
 class CustomerIn(Strict):
     customer_id: CustomerId = Field(description="Surrounding spaces are stripped")
     transactions: list[TransactionIn] = Field(
-        description="The customer's history; lines on or after as_of are refused (422)"
+        description="The customer's history; lines on or after as_of are not used (counted "
+        "in lines_after_as_of)"
     )
     consents: dict[ChannelName, bool] | None = Field(
         None, max_length=32,
@@ -211,6 +215,8 @@ class ScoresPublic(BaseModel):
 
     model_version: str
     as_of: date
+    lines_after_as_of: int = Field(0, description=(
+        "Lines dated on or after as_of: outside the window, not used (as in retain score)"))
     scores: list[ScorePublic]
 
 

@@ -91,6 +91,39 @@ class RunNotFound(LookupError):
     """No complete run with that id."""
 
 
+class StoreUnavailable(ConnectionError):
+    """The score store cannot be reached or written (down, read-only, disk full); the message
+    names the store by its masked URL and what to do."""
+
+
+_READ_ONLY = ("the store is read-only: give the process write access or use another "
+              "--store-url / RETAIN_STORE_URL")
+_STORE_HINTS = (
+    ("readonly", _READ_ONLY),
+    ("read-only", _READ_ONLY),
+    ("unable to open database",
+     "the database file cannot be opened: check that its directory exists and is writable"),
+    ("disk is full", "the disk is full: free space or move the store"),
+    ("no space left", "the disk is full: free space or move the store"),
+    ("connection refused", "the database server does not answer: start it or check the URL"),
+    ("could not translate host name", "the database host is unknown: check the URL"),
+    ("name or service not known", "the database host is unknown: check the URL"),
+    ("timeout", "the database server did not answer in time"),
+    ("password authentication failed", "the database refused the credentials"),
+)
+
+
+def _store_error(url: sa.URL, doing: str, exc: BaseException) -> StoreUnavailable:
+    """One masked sentence for a database failure: which store, what failed, the fix."""
+    from features.redaction import mask_credentials
+
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    first = reason[0] if reason else type(exc).__name__
+    hint = next((h for sign, h in _STORE_HINTS if sign in first.lower()), "")
+    text = f"cannot {doing} the score store at {mask_url(url)}: {first}"
+    return StoreUnavailable(mask_credentials(f"{text} ({hint})" if hint else text))
+
+
 @dataclass(frozen=True)
 class Migration:
     """One step of the schema.
@@ -314,10 +347,9 @@ class ScoreStore:
         engine = self._create_engine()
         try:
             self._schema_version = self._migrate(engine)
-        except sa.exc.OperationalError as exc:
+        except (sa.exc.OperationalError, OSError) as exc:
             engine.dispose()
-            raise ConnectionError(
-                f"cannot open the score store at {mask_url(self._url)}: {exc.orig}") from None
+            raise _store_error(self._url, "open", exc) from None
         except BaseException:
             engine.dispose()
             raise
@@ -423,10 +455,13 @@ class ScoreStore:
         run_id = uuid.uuid4().hex
         encoded = self._encode(frame, run_id)
         started = time.perf_counter()
-        with self._write_connection(engine) as conn, conn.begin():
-            conn.execute(sa.insert(self._runs).values(
-                run_id=run_id, as_of=as_of, model_version=model_version, started_at=_now(),
-                status=RUNNING, rows=None))
+        try:
+            with self._write_connection(engine) as conn, conn.begin():
+                conn.execute(sa.insert(self._runs).values(
+                    run_id=run_id, as_of=as_of, model_version=model_version, started_at=_now(),
+                    status=RUNNING, rows=None))
+        except sa.exc.OperationalError as exc:
+            raise _store_error(self._url, "write to", exc) from None
         try:
             with self._write_connection(engine) as conn, conn.begin():
                 self._insert_rows(conn, encoded, chunk_size)
@@ -434,6 +469,8 @@ class ScoreStore:
                              .values(status=COMPLETE, finished_at=_now(), rows=frame.height))
         except BaseException as exc:
             self._mark_failed(engine, run_id, exc)
+            if isinstance(exc, sa.exc.OperationalError):
+                raise _store_error(self._url, "write to", exc) from None
             raise
         log.info("score run %s complete: %d rows in %.1fs (model %s, as of %s)", run_id,
                  frame.height, time.perf_counter() - started, model_version, as_of)

@@ -26,10 +26,10 @@ import polars as pl
 
 from features.customers import customer_features_lazy, observed_channels, rfm_summary
 from features.labels import labels_lazy
-from features.orders import Frame, orders, window
+from features.orders import Frame, bought_line, orders, window
 from models.btyd import BTYD_KINDS, BTYD_NAMES, BTYDModel, InsufficientHistoryError
 from models.churn import ChurnClassifier
-from models.pipeline import MODEL_KINDS, TASKS, RecencyChurnRule, ScoringPipeline, with_btyd
+from models.pipeline import MODEL_KINDS, RecencyChurnRule, ScoringPipeline, with_btyd
 from models.timing import NextOrderRegressor
 from models.value import RevenueRegressor
 from training.metrics import (
@@ -313,7 +313,7 @@ def next_basket(transactions: Frame, origin: date, horizon_days: int) -> pl.Data
     lines = window(transactions, origin, origin + timedelta(days=horizon_days))
     first = (orders(lines).filter("is_purchase").sort("ts").group_by("customer_id")
              .first().select("customer_id", "order_id"))
-    return (lines.filter((pl.col("amount") >= 0) & pl.col("product_id").is_not_null())
+    return (lines.filter(bought_line() & pl.col("product_id").is_not_null())
             .join(first, on=["customer_id", "order_id"])
             .group_by("customer_id").agg(pl.col("product_id").unique().alias("next_basket"))
             .collect())
@@ -325,6 +325,54 @@ def best_baseline(metrics: dict, task: str, metric: str, higher_is_better: bool 
     pick = max if higher_is_better else min
     name = pick(candidates, key=lambda k: candidates[k])
     return name, candidates[name]
+
+
+def versus_best_baseline(frame: pl.DataFrame, metrics: dict, origin: date,
+                         seed: int = 0) -> dict[str, dict]:
+    """Per task, what scoring output (``retain``) against the best baseline on the same
+    customers, with a paired-bootstrap interval: ``metric, retain, baseline, baseline_value,
+    diff, lo, hi, verdict`` (positive diff = retain better; a tie when the interval holds zero).
+    Needs :func:`evaluate_pipeline`'s frame and metrics (with baselines)."""
+    outcomes = _outcomes(frame, origin)
+    columns = {"churn": ("churn_probability", CHURN_BASELINES),
+               "value": ("predicted_revenue", {n: n for n in VALUE_BASELINES}),
+               "timing": ("next_order_days", {"median_interval": "median_interval_days"})}
+    out = {}
+    for task, (ours, baselines) in columns.items():
+        metric = TASK_METRIC[task]
+        actual, data = outcomes[task]
+        if task not in metrics or len(actual) < 2 or (task == "churn" and len(np.unique(actual)) < 2):
+            continue
+        name, value = best_baseline(metrics, task, "mae_days" if task == "timing" else metric,
+                                    higher_is_better=task != "timing")
+        if ours not in data.columns:
+            data = data.with_columns((pl.col("next_order_date") - pl.lit(origin)).dt.total_days()
+                                     .cast(pl.Float64).alias(ours))
+        d = paired_bootstrap(metric, actual, data[ours].cast(pl.Float64).fill_null(0.0).to_numpy(),
+                             data[baselines[name]].cast(pl.Float64).fill_null(0.0).to_numpy(),
+                             seed=seed)
+        out[task] = {"metric": metric, "retain": d.a, "baseline": name, "baseline_value": d.b,
+                     "diff": d.diff, "lo": d.lo, "hi": d.hi, "verdict": d.verdict}
+    due = frame.filter(pl.col("due_product_id").is_not_null() & pl.col("next_basket").is_not_null())
+    if due.height >= 2 and "top_product" in due.columns:
+        hits = due.select(pl.col("next_basket").list.contains(pl.col(c)).fill_null(False).alias(c)
+                          for c in ("due_product_id", "top_product"))
+        ours, base = (hits[c].to_numpy().astype(float) for c in ("due_product_id", "top_product"))
+        diff = ours - base
+        rng = np.random.default_rng(seed)
+        means = diff[rng.integers(0, diff.size, size=(200, diff.size))].mean(axis=1)
+        lo, hi = (float(q) for q in np.quantile(means, [0.025, 0.975]))
+        out["due_product"] = {"metric": "hit_rate", "retain": float(ours.mean()),
+                              "baseline": "top_product", "baseline_value": float(base.mean()),
+                              "diff": float(diff.mean()), "lo": lo, "hi": hi,
+                              "verdict": "better" if lo > 0 else "worse" if hi < 0 else "tie"}
+    return out
+
+
+def versus_line(task: str, row: dict) -> str:
+    return (f"{task} {row['metric']}: retain {row['retain']:.4f} vs the best baseline "
+            f"{row['baseline']} {row['baseline_value']:.4f}: {row['diff']:+.4f} "
+            f"[{row['lo']:+.4f}, {row['hi']:+.4f}] -> {row['verdict']}")
 
 
 # Per task, the candidates in the backtest frame: kind -> [(name, score column)], and the

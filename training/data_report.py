@@ -54,6 +54,7 @@ class DataReport:
     repeat_buyers: int
     repeat_share: float
     refund_orders: int
+    zero_orders: int
     negative_lines: int
     zero_price_lines: int
     has_products: bool
@@ -94,7 +95,12 @@ def data_report(transactions: pl.DataFrame, load_report: Any, as_of: date,
     repeat = int((per_customer["days"] > 1).sum())
     customers = per_customer.height
     after_range = None
-    if after.height:
+    # The loader leaves the lines outside the window out of the frame and counts them.
+    lines_after = int(getattr(load_report, "after_as_of", 0) or 0) + after.height
+    if getattr(load_report, "after_as_of", 0):
+        after_range = (f"{load_report.after_as_of_first:%Y-%m-%d}",
+                       f"{load_report.after_as_of_last:%Y-%m-%d}")
+    elif after.height:
         after_range = (f"{after['ts'].min():%Y-%m-%d}", f"{after['ts'].max():%Y-%m-%d}")
     report = DataReport(
         source=str(getattr(load_report, "source", "")),
@@ -105,7 +111,7 @@ def data_report(transactions: pl.DataFrame, load_report: Any, as_of: date,
         encoding=str(getattr(load_report, "encoding", None) or encoding),
         duplicated_lines=int(getattr(load_report, "duplicates", 0) or 0),
         float_ids_rewritten=int(getattr(load_report, "float_ids_rewritten", 0) or 0),
-        lines_after_as_of=after.height,
+        lines_after_as_of=lines_after,
         after_as_of_range=after_range,
         lines=history.height,
         customers=customers,
@@ -117,7 +123,8 @@ def data_report(transactions: pl.DataFrame, load_report: Any, as_of: date,
         orders_per_customer_median=float(per_customer["orders"].median() or 0.0),
         repeat_buyers=repeat,
         repeat_share=repeat / customers if customers else 0.0,
-        refund_orders=int((~all_orders["is_purchase"]).sum()),
+        refund_orders=int((all_orders["amount"] < 0).sum()),
+        zero_orders=int((all_orders["amount"] == 0).sum()),
         negative_lines=int((history["amount"] < 0).sum()),
         zero_price_lines=int((history["amount"] == 0).sum()),
         has_products=bool(history["product_id"].is_not_null().any()),
@@ -160,7 +167,7 @@ def _plan(report: DataReport, config: TrainConfig) -> None:
         reasons.append(f"no training origin has a known {config.horizon_days}-day outcome in "
                        f"{report.history_days} days of history")
     report.reasons = reasons
-    report.plan = ("probabilistic models (BG/NBD or Pareto/NBD, chosen on the history)" if reasons
+    report.plan = ("probabilistic models (BG/NBD, MBG/NBD or Pareto/NBD, chosen on the history)" if reasons
                    else f"LightGBM models on {report.training_origins} origins, each task "
                    "checked against the probabilistic model and a simple baseline")
     fits = [h for h in _HORIZON_CHOICES if origins_for(report.history_days, h, config) >= 2]
@@ -192,6 +199,7 @@ def report_lines(report: DataReport) -> list[tuple[str, str]]:
          "-" if report.median_days_between_orders is None
          else f"{report.median_days_between_orders:.0f}"),
         ("refunds and cancellations (orders netting below zero)", f"{report.refund_orders:,}"),
+        ("orders netting to zero (free lines; not visits)", f"{report.zero_orders:,}"),
         ("negative lines (returns, adjustments)", f"{report.negative_lines:,}"),
         ("zero-price lines", f"{report.zero_price_lines:,}"),
         ("order ids / products / channels",
@@ -203,6 +211,6 @@ def report_lines(report: DataReport) -> list[tuple[str, str]]:
     rows.append((f"training origins for a {report.horizon_days}-day horizon",
                  str(report.training_origins)))
     if report.suggested_horizon_days and report.suggested_horizon_days != report.horizon_days:
-        rows.append(("suggested horizon", f"{report.suggested_horizon_days} days "
-                     "(the longest with at least two training origins)"))
+        rows.append(("suggested horizon", (f"{report.suggested_horizon_days} days "
+                     "(the longest with at least two training origins)")))
     return rows

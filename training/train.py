@@ -27,11 +27,10 @@ import polars as pl
 from decisions.channels import measure_channels
 from decisions.rules import Rules, default_rules
 from decisions.segments import ShopReference
-from models.pipeline import ScoringPipeline
+from models.btyd import BTYD_NAMES
+from models.pipeline import MODEL_KINDS, TASKS, ScoringPipeline
 from models.registry import MODEL_NAME, configure_mlflow
 from training import plots
-from models.btyd import BTYD_NAMES
-from models.pipeline import MODEL_KINDS, TASKS
 from training.backtest import (
     TASK_LABELS,
     TrainConfig,
@@ -42,6 +41,7 @@ from training.backtest import (
     choice_line,
     fit_pipeline,
 )
+from training.due_product import due_product_choice
 
 log = logging.getLogger(__name__)
 
@@ -93,12 +93,16 @@ def selection_score(metrics: dict) -> float:
     return (metrics["churn"]["retain"].get("auc", 0.0) + metrics["value"]["retain"].get("spearman", 0.0)) / 2
 
 
+BASELINE_NAMES = {"timing": "the customer's own median interval",
+                  "due_product": "the customer's most bought product"}
+
+
 def choice_lines(metrics: dict, pipeline: ScoringPipeline) -> list[str]:
     """Per task: the model scoring uses and, after a backtest, how it compares with the best
     model of another kind (diff [lo, hi] and better / tie / worse)."""
     choices = metrics.get("choices", {})
     lines = []
-    for task in TASKS:
+    for task in (*TASKS, "due_product"):
         kind = pipeline.chosen(task)
         if task in choices:
             line = choice_line(task, choices[task])
@@ -107,9 +111,8 @@ def choice_lines(metrics: dict, pipeline: ScoringPipeline) -> list[str]:
             lines.append(line)
         else:
             name = {"btyd": BTYD_NAMES[pipeline.btyd.model], "gbm": "LightGBM",
-                    "baseline": "the customer's own median interval" if task == "timing"
-                    else "recency rule"}[kind]
-            lines.append(f"{TASK_LABELS[task]}: {kind} ({name}): not measured (no backtest)")
+                    "baseline": BASELINE_NAMES.get(task, "recency rule")}[kind]
+            lines.append(f"{TASK_LABELS.get(task, task)}: {kind} ({name}): not measured (no backtest)")
     return lines
 
 
@@ -121,7 +124,7 @@ def choice_log(metrics: dict, pipeline: ScoringPipeline) -> tuple[dict, dict, di
     verdict."""
     params, values, tags = {}, {}, {}
     choices = metrics.get("choices", {})
-    for task in TASKS:
+    for task in (*TASKS, "due_product"):
         kind = pipeline.chosen(task)
         params[f"choice.{task}"] = kind
         values[f"choice.{task}"] = float(MODEL_KINDS.index(kind))
@@ -144,6 +147,19 @@ def choice_log(metrics: dict, pipeline: ScoringPipeline) -> tuple[dict, dict, di
     return params, values, tags
 
 
+def record_due_product_choice(metrics: dict, choice: dict) -> None:
+    """The due product's choice beside the other tasks' (``metrics["choices"]``); when it was
+    measured, ``retain`` in the due-product table is the chosen model's hit rate and the
+    ranker's own figure sits beside it."""
+    metrics.setdefault("choices", {})["due_product"] = choice
+    if "value" not in choice:
+        return
+    table = metrics.setdefault("due_product", {})
+    table["retain"] = {"hit_rate": choice["value"]}
+    ranker = choice["value"] if choice["name"] == "ranker" else choice["alternative_value"]
+    table["ranker"] = {"hit_rate": ranker}
+
+
 @dataclass
 class TrainResult:
     run_id: str
@@ -157,11 +173,13 @@ class TrainResult:
 
 def train(transactions: pl.DataFrame, as_of: date, config: TrainConfig,
           progress: Callable[[str], None] = log.info, register: bool = True,
-          contacts: pl.DataFrame | None = None, rules: Rules | None = None) -> TrainResult:
+          contacts: pl.DataFrame | None = None, rules: Rules | None = None,
+          data_report: dict | None = None) -> TrainResult:
     """Backtest, fit on everything before ``as_of``, log and register (see module doc).
 
     ``contacts`` (the contacts log) lets the decisions measure each channel; ``rules`` say how
-    (default: the built-in rules)."""
+    (default: the built-in rules); ``data_report`` (``training.data_report``) is logged as
+    ``data_report.json``."""
     import mlflow
 
     configure_mlflow()
@@ -174,6 +192,11 @@ def train(transactions: pl.DataFrame, as_of: date, config: TrainConfig,
     progress("final fit on all data before the as-of date")
     pipeline = fit_pipeline(history, as_of, config, progress)
     apply_choice(pipeline, metrics.get("choices", {}), history, as_of, config)
+    progress("due product: a ranker against the customer's most bought product")
+    pipeline.due_product, due_choice = due_product_choice(
+        history, as_of, config.horizon_days, config.n_origins, config.origin_step_days,
+        random_state=config.random_state)
+    record_due_product_choice(metrics, due_choice)
     for note in pipeline.notes:
         progress(f"WARNING: {note}")
     for line in choice_lines(metrics, pipeline):
@@ -195,6 +218,8 @@ def train(transactions: pl.DataFrame, as_of: date, config: TrainConfig,
         if math.isfinite(selection_score(metrics)):
             mlflow.log_metric("selection_score", selection_score(metrics))
         mlflow.log_dict(metrics, "backtest_metrics.json")
+        if data_report is not None:
+            mlflow.log_dict(data_report, "data_report.json")
         mlflow.log_dict({"notes": pipeline.notes, "eligibility": dataclasses.asdict(eligibility)},
                         "eligibility.json")
         if frame.height:

@@ -11,8 +11,10 @@ import typer
 
 from decisions.rules import Rules, RulesError, load_rules
 from features.contract import (
+    GUEST_HINT,
     DataError,
     LoadReport,
+    ReadOptions,
     load_contacts,
     load_customers,
     load_transactions,
@@ -67,6 +69,24 @@ RejectsOpt = Annotated[
                  "Default: beside --out, <name>.rejected.csv."),
 ]
 
+EncodingOpt = Annotated[
+    str | None,
+    typer.Option("--encoding", help="The file's encoding when it is not UTF-8 (cp1251 is "
+                 "detected). Env: RETAIN_ENCODING.", show_default=False),
+]
+DateFormatOpt = Annotated[
+    str | None,
+    typer.Option("--date-format", help="strftime format of the date column, e.g. "
+                 "'%d/%m/%Y %H:%M' (default: ISO, 20240131, 31.01.2024, 1/31/2024 ...). "
+                 "Env: RETAIN_DATE_FORMAT.", show_default=False),
+]
+DropDuplicatesOpt = Annotated[
+    bool | None,
+    typer.Option("--drop-duplicates/--keep-duplicates", help="Drop lines identical to an "
+                 "earlier one (default: keep and report them). Env: RETAIN_DROP_DUPLICATES.",
+                 show_default=False),
+]
+
 CustomersOpt = Annotated[
     str | None,
     typer.Option("--customers", help="Customers table with consent_<channel> flags (CSV, "
@@ -92,7 +112,14 @@ LangOpt = Annotated[
 
 
 def fail(message: str) -> typer.Exit:
-    console.print(f"[red]error:[/] {message}", soft_wrap=True)
+    """Print one ``error:`` line (credentials masked, the text never read as markup) and return
+    the exit-1 exception for the caller to raise."""
+    from rich.markup import escape
+
+    from features.redaction import mask_credentials
+
+    console.print(f"[red]error:[/] {escape(mask_credentials(' '.join(message.split())))}",
+                  soft_wrap=True)
     return typer.Exit(code=1)
 
 
@@ -105,15 +132,36 @@ def parse_date(value: str | date | None, flag: str) -> date | None:
         raise fail(f"{flag}: expected a date like 2026-07-01, got {value!r}") from None
 
 
+def write_json(path: Path, payload: dict) -> None:
+    """Write ``payload`` as indented JSON (dates and the like as text); a full disk or a
+    read-only place is one error."""
+    import json
+
+    from retain.errors import write_failure
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(payload, indent=2, default=str, allow_nan=True))
+    except OSError as exc:
+        raise fail(write_failure(path, exc)) from None
+
+
 def write_frame(frame: pl.DataFrame, path: Path) -> None:
-    """Write by extension: .csv or .parquet."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() == ".csv":
-        frame.write_csv(path)
-    elif path.suffix.lower() in (".parquet", ".pq"):
-        frame.write_parquet(path)
-    else:
+    """Write by extension: .csv or .parquet; a full disk or a read-only place is one error."""
+    from retain.errors import write_failure
+
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet", ".pq"):
         raise fail(f"{path}: unknown output type; use .csv or .parquet")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if suffix == ".csv":
+            frame.write_csv(path)
+        else:
+            frame.write_parquet(path)
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        # polars reports a full disk while writing Parquet as a ComputeError ("transport error").
+        raise fail(write_failure(path, exc)) from None
 
 
 def report_rejects(report: LoadReport) -> None:
@@ -125,16 +173,22 @@ def report_rejects(report: LoadReport) -> None:
     )
     for reason, count in report.rejected.items():
         console.print(f"  {count:>8}  {reason}")
+    if any(reason.startswith("customer_id: missing") for reason in report.rejected):
+        console.print(f"  {GUEST_HINT}", soft_wrap=True)
 
 
 def transaction_settings(transactions: str | None, as_of: str | None, horizon_days: int | None,
                          on_bad_rows: str | None, column_map: list[str] | None,
-                         query: str | None) -> Settings:
+                         query: str | None, *, encoding: str | None = None,
+                         date_format: str | None = None,
+                         drop_duplicates: bool | None = None) -> Settings:
     """Flags over ``RETAIN_*`` environment variables, with the error a user can act on."""
     try:
         config = settings(transactions=transactions, as_of=parse_date(as_of, "--as-of"),
                           horizon_days=horizon_days, on_bad_rows=on_bad_rows,
-                          column_map=parse_column_map(column_map) or None, query=query)
+                          column_map=parse_column_map(column_map) or None, query=query,
+                          encoding=encoding, date_format=date_format,
+                          drop_duplicates=drop_duplicates)
     except (ValueError, DataError) as exc:
         raise fail(str(exc)) from None
     if config.transactions is None:
@@ -142,32 +196,40 @@ def transaction_settings(transactions: str | None, as_of: str | None, horizon_da
     return config
 
 
-def load(config: Settings, rejects: Path, allow_until: date | None = None,
-         later_rows: str = "reject") -> tuple[pl.DataFrame, date]:
-    """Validated transactions and the as-of date (default: the day after the last one).
+def read_options(config: Settings) -> ReadOptions:
+    # An empty value (as MLproject passes an unset parameter) is not given.
+    return ReadOptions(encoding=config.encoding or None, date_format=config.date_format or None,
+                       drop_duplicates=config.drop_duplicates)
 
-    ``later_rows``: "reject" treats rows on or after the as-of date (or ``allow_until``) as bad
-    rows; "unused" keeps them out of the check and reports how many the command will not use.
-    """
-    check_until = allow_until if later_rows == "reject" else date.max
+
+def load(config: Settings, rejects: Path, horizon_days: int | None = None, *,
+         quiet: bool = False, with_report: bool = True) -> tuple[pl.DataFrame, date, LoadReport]:
+    """Validated transactions, the as-of date (default: the day after the last one) and the
+    load report. One as-of rule for every command: lines on or after the as-of date (with
+    ``horizon_days``: on or after the end of the horizon after it, for labels) are outside the
+    window: never rejected, not in the frame, reported in one line. ``with_report`` is kept for
+    callers of the old two-value form; the report is always returned."""
+    window_end = (config.as_of + timedelta(days=horizon_days)
+                  if horizon_days is not None and config.as_of is not None else None)
     try:
         with step("Reading and validating transactions"):
             loaded = load_transactions(
-                config.transactions or "", as_of=config.as_of, allow_until=check_until,
+                config.transactions or "", as_of=config.as_of, window_end=window_end,
                 column_map=config.column_map, on_bad_rows=config.on_bad_rows,
-                rejects_path=rejects, query=config.query,
+                rejects_path=rejects, query=config.query, options=read_options(config),
             )
     except DataError as exc:
         raise fail(str(exc)) from None
-    report_rejects(loaded.report)
+    report = loaded.report
+    if not quiet:
+        report_rejects(report)
+        for note in report.notes():
+            console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
     tx = loaded.frame.drop("_row")
     as_of = config.as_of or (tx["ts"].max().date() + timedelta(days=1))  # type: ignore[union-attr]
-    if later_rows == "unused":
-        later = tx.filter(pl.col("ts") >= pl.lit(as_of).cast(pl.Datetime("us"))).height
-        if later:
-            console.print(f"{later:,} rows on or after the as-of date {as_of} are not used "
-                          "(this command uses data strictly before it)")
-    return tx, as_of
+    if report.as_of is None:
+        report.as_of = as_of
+    return tx, as_of, report
 
 
 def rules_or_fail(path: str | None) -> Rules:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +14,9 @@ from features.labels import labels_lazy
 from features.products import customer_product_features_lazy
 from retain.commands.common import (
     AsOfOpt,
+    DateFormatOpt,
+    DropDuplicatesOpt,
+    EncodingOpt,
     MapOpt,
     OnBadRowsOpt,
     QueryOpt,
@@ -82,16 +84,18 @@ def features(
     on_bad_rows: OnBadRowsOpt = None,
     rejects: RejectsOpt = None,
     query: QueryOpt = None,
+    encoding: EncodingOpt = None,
+    date_format: DateFormatOpt = None,
+    drop_duplicates: DropDuplicatesOpt = None,
 ) -> None:
     """Build one row of features per customer from transactions strictly before --as-of
     (and, with --labels, what they did in the horizon after it)."""
-    config = transaction_settings(transactions, as_of, horizon_days, on_bad_rows, column_map, query)
+    config = transaction_settings(transactions, as_of, horizon_days, on_bad_rows, column_map, query,
+                                  encoding=encoding, date_format=date_format,
+                                  drop_duplicates=drop_duplicates)
     write_products = products_out is None or str(products_out).lower() != "none"
     rejects = rejects or out.with_name(out.stem + ".rejected.csv")
-    allow_until = (
-        config.as_of + timedelta(days=config.horizon_days) if with_labels and config.as_of else None
-    )
-    tx, cutoff = load(config, rejects, allow_until)
+    tx, cutoff, _ = load(config, rejects, config.horizon_days if with_labels else None)
     with step(f"Building customer features as of {cutoff}"):
         lazy = [customer_features_lazy(tx, cutoff, observed_channels(tx))]
         if with_labels:

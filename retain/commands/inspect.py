@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +10,9 @@ from rich.table import Table
 
 from retain.commands.common import (
     AsOfOpt,
+    DateFormatOpt,
+    DropDuplicatesOpt,
+    EncodingOpt,
     MapOpt,
     OnBadRowsOpt,
     QueryOpt,
@@ -18,6 +20,7 @@ from retain.commands.common import (
     TransactionsOpt,
     load,
     transaction_settings,
+    write_json,
 )
 from retain.progress import console
 
@@ -39,6 +42,9 @@ def inspect(
     on_bad_rows: OnBadRowsOpt = None,
     rejects: RejectsOpt = None,
     query: QueryOpt = None,
+    encoding: EncodingOpt = None,
+    date_format: DateFormatOpt = None,
+    drop_duplicates: DropDuplicatesOpt = None,
 ) -> None:
     """Know your data first: rows, customers, dates, repeat buyers, refunds, guest lines,
     duplicates, float ids, the encoding, lines after --as-of, and what `retain train` will do
@@ -47,8 +53,10 @@ def inspect(
     from training.backtest import TrainConfig
     from training.data_report import data_report, report_lines
 
-    config = transaction_settings(transactions, as_of, horizon_days, on_bad_rows, column_map, query)
-    tx, cutoff, loaded_report = load(config, rejects or Path("rejected.csv"), with_report=True)
+    config = transaction_settings(transactions, as_of, horizon_days, on_bad_rows, column_map, query,
+                                  encoding=encoding, date_format=date_format,
+                                  drop_duplicates=drop_duplicates)
+    tx, cutoff, loaded_report = load(config, rejects or Path("rejected.csv"))
     report = data_report(tx, loaded_report, cutoff, TrainConfig(horizon_days=config.horizon_days))
     table = Table(title=f"Data report as of {cutoff}", show_header=False)
     table.add_column("what", overflow="fold")
@@ -57,6 +65,5 @@ def inspect(
         table.add_row(label, value)
     console.print(table)
     if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(report.to_dict(), indent=2, default=str))
+        write_json(json_out, report.to_dict())
         console.print(f"Report written to {json_out}")

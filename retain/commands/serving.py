@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from retain.commands.common import fail
 
@@ -55,14 +56,26 @@ def _serve(host: str, port: int, reload_interval: float | None, log_level: str,
     import uvicorn
     from pydantic import ValidationError
 
+    from models.registry import RegistryError, check_registry
     from retain.config import settings
+    from retain.progress import console
     from serving.main import create_app
     from serving.security import AuthConfigError
+    from serving.store import ScoreStore
 
     try:
-        app_ = create_app(settings(reload_interval=reload_interval))
+        options = settings(reload_interval=reload_interval)
+        app_ = create_app(options)
     except (AuthConfigError, ValidationError, ValueError) as exc:
         raise fail(str(exc)) from None
+    # The store must open (StoreUnavailable is one `error:` line); a registry that does not
+    # answer yet is not fatal: the service starts, /readyz answers 503 and reloads keep trying.
+    ScoreStore(options.store_url).open().close()
+    try:
+        check_registry()
+    except RegistryError as exc:
+        console.print(f"[yellow]warning:[/] {escape(str(exc))}; starting without a model "
+                      "(/readyz answers 503 until one loads)", soft_wrap=True)
     level = log_level.upper()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # uvicorn's access log would write raw paths (customer ids); the service logs its own

@@ -12,6 +12,9 @@ from retain.commands.common import (
     AsOfOpt,
     ContactsOpt,
     CustomersOpt,
+    DateFormatOpt,
+    DropDuplicatesOpt,
+    EncodingOpt,
     LangOpt,
     MapOpt,
     OnBadRowsOpt,
@@ -24,6 +27,7 @@ from retain.commands.common import (
     load_side_table,
     rules_or_fail,
     transaction_settings,
+    write_json,
 )
 from retain.progress import console
 
@@ -55,10 +59,21 @@ def metrics_table(metrics: dict, title: str) -> Table:
     return table
 
 
+def registry_or_fail() -> None:
+    """Stop in seconds, before any work, when the MLflow tracking server does not answer."""
+    from models.registry import RegistryError, check_registry
+
+    try:
+        check_registry()
+    except RegistryError as exc:
+        raise fail(str(exc)) from None
+
+
 def registered_model(version: str | None):
     """The champion (or ``version``) from the registry, or a clear error and exit 1."""
     from models.registry import load_registered
 
+    registry_or_fail()
     try:
         return load_registered(version or None)
     except LookupError as exc:
@@ -84,29 +99,41 @@ def train(
     on_bad_rows: OnBadRowsOpt = None,
     rejects: RejectsOpt = None,
     query: QueryOpt = None,
+    encoding: EncodingOpt = None,
+    date_format: DateFormatOpt = None,
+    drop_duplicates: DropDuplicatesOpt = None,
 ) -> None:
     """Backtest, fit and register churn, value and timing models (tracked in MLflow).
 
     Uses data strictly before --as-of only. The new version becomes the `champion` alias
     when it beats the current champion on the same backtest, else `challenger`.
     """
-    from models.registry import tracking_uri
+    from models.registry import masked_tracking_uri
     from retain.config import settings
     from training.backtest import TrainConfig
+    from training.data_report import data_report
     from training.train import choice_lines
     from training.train import train as run_training
 
-    config = transaction_settings(transactions, as_of, horizon_days, on_bad_rows, column_map, query)
+    config = transaction_settings(transactions, as_of, horizon_days, on_bad_rows, column_map, query,
+                                  encoding=encoding, date_format=date_format,
+                                  drop_duplicates=drop_duplicates)
     decision_rules = rules_or_fail(settings(rules=rules).rules)
-    tx, cutoff = load(config, rejects or Path("rejected.csv"), later_rows="unused")
+    registry_or_fail()
+    tx, cutoff, loaded = load(config, rejects or Path("rejected.csv"))
     contacts_log = load_side_table("contacts", contacts, config, rejects or Path("rejected.csv"))
     train_config = TrainConfig(
         horizon_days=config.horizon_days, n_origins=n_origins, origin_step_days=origin_step_days,
         max_train_rows=max_train_rows, n_estimators=n_estimators, learning_rate=learning_rate,
         annual_discount_rate=annual_discount_rate, random_state=seed,
     )
+    report = data_report(tx, loaded, cutoff, train_config)
+    console.print(f"Data: {report.customers:,} customers with a purchase, {report.orders:,} orders, "
+                  f"{report.repeat_buyers:,} repeat buyers, {report.first_day} .. "
+                  f"{report.last_day}; plan: {report.plan}"
+                  + "".join(f"; {reason}" for reason in report.reasons))
     console.print(f"Training at {cutoff} with horizon {config.horizon_days} days; "
-                  f"MLflow: {tracking_uri()}")
+                  f"MLflow: {masked_tracking_uri()}")
     try:
         with console.status("Training...") as status:
             def progress(message: str) -> None:
@@ -114,7 +141,8 @@ def train(
                 console.print(f"[dim]-[/] {message}")
 
             result = run_training(tx, cutoff, train_config, progress=progress, register=register,
-                                  contacts=contacts_log, rules=decision_rules)
+                                  contacts=contacts_log, rules=decision_rules,
+                                  data_report=report.to_dict())
     except ValueError as exc:
         raise fail(str(exc)) from None
     if any(task in result.metrics for task in ("churn", "value", "timing")):
@@ -144,23 +172,43 @@ def evaluate(
     on_bad_rows: OnBadRowsOpt = None,
     rejects: RejectsOpt = None,
     query: QueryOpt = None,
+    encoding: EncodingOpt = None,
+    date_format: DateFormatOpt = None,
+    drop_duplicates: DropDuplicatesOpt = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Also write the metrics, the comparison with "
+                                  "the best baseline per task and the model's choices as JSON.")
+    ] = None,
 ) -> None:
     """Score a registered model at --as-of and compare with what happened in the horizon after
     it (the transactions must cover that horizon), beside the baselines."""
-    from datetime import timedelta
+    from training.backtest import (
+        TrainConfig,
+        evaluate_pipeline,
+        versus_best_baseline,
+        versus_line,
+    )
 
-    from training.backtest import TrainConfig, evaluate_pipeline
-
-    config = transaction_settings(transactions, as_of, None, on_bad_rows, column_map, query)
+    config = transaction_settings(transactions, as_of, None, on_bad_rows, column_map, query,
+                                  encoding=encoding, date_format=date_format,
+                                  drop_duplicates=drop_duplicates)
     if config.as_of is None:
         raise fail("--as-of is required: the horizon after it is what the model is judged on")
     registered = registered_model(model_version)
     pipeline, version = registered.pipeline, registered.version
     horizon = pipeline.horizon_days
-    tx, cutoff = load(config, rejects or Path("rejected.csv"),
-                      allow_until=config.as_of + timedelta(days=horizon))
-    metrics, _ = evaluate_pipeline(pipeline, tx, cutoff, TrainConfig(horizon_days=horizon))
+    tx, cutoff, _ = load(config, rejects or Path("rejected.csv"), horizon)
+    metrics, frame = evaluate_pipeline(pipeline, tx, cutoff, TrainConfig(horizon_days=horizon))
     console.print(metrics_table(metrics, f"Model version {version} at {cutoff}, horizon {horizon} days"))
+    versus = versus_best_baseline(frame, metrics, cutoff)
+    for task, row in versus.items():
+        console.print(versus_line(task, row))
+    if out is not None:
+        report = {"model_version": version, "as_of": str(cutoff), "horizon_days": horizon,
+                  "customers": frame.height, "choices": dict(getattr(pipeline, "choice", {})),
+                  "versus_best_baseline": versus, "metrics": metrics}
+        write_json(out, report)
+        console.print(f"Metrics written to {out}")
 
 
 @app.command()
@@ -182,6 +230,9 @@ def score(
     on_bad_rows: OnBadRowsOpt = None,
     rejects: RejectsOpt = None,
     query: QueryOpt = None,
+    encoding: EncodingOpt = None,
+    date_format: DateFormatOpt = None,
+    drop_duplicates: DropDuplicatesOpt = None,
 ) -> None:
     """Score every customer with the champion (or --model-version) at --as-of, and decide
     what to do for each: segment, goal, channel (with consent from --customers), send_at,
@@ -198,7 +249,9 @@ def score(
     from retain.progress import step
     from serving.store import ScoreStore
 
-    config = transaction_settings(transactions, as_of, None, on_bad_rows, column_map, query)
+    config = transaction_settings(transactions, as_of, None, on_bad_rows, column_map, query,
+                                  encoding=encoding, date_format=date_format,
+                                  drop_duplicates=drop_duplicates)
     try:
         options = settings(store_url=store_url, rules=rules, lang=lang)
         store = ScoreStore(options.store_url)
@@ -208,7 +261,7 @@ def score(
     with step("Loading the model from the registry"):
         registered = registered_model(model_version)
     rejected = rejects or out.with_name(out.stem + ".rejected.csv")
-    tx, cutoff = load(config, rejected)
+    tx, cutoff, _ = load(config, rejected)
     consents = load_side_table("customers", customers, config, rejected)
     contacts_log = load_side_table("contacts", contacts, config, rejected)
     if consents is None:
@@ -250,6 +303,7 @@ def promote(
     """Point an alias (default `champion`) at a registered version, by hand."""
     from models.registry import set_alias
 
+    registry_or_fail()
     try:
         set_alias(version, alias)
     except LookupError as exc:

@@ -5,9 +5,11 @@ whole request:
 
 - **422** (field-level ``detail``) for anything the data contract refuses: wrong types, unknown
   fields, non-finite or absurd amounts and quantities, dates outside 1900-2200, more than 1,000
-  customers, a ``customer_id`` given twice, a transaction dated on or after ``as_of`` (as
-  ``retain score`` refuses such rows: scores use data strictly before ``as_of``), and a
-  transaction line repeated within a customer (the batch refuses duplicated lines too).
+  customers, a ``customer_id`` given twice (``17850.0`` is ``17850``, as in the batch).
+
+Lines dated on or after ``as_of`` are outside the window, as in ``retain score``: not used,
+never an error, counted in ``lines_after_as_of``. A line repeated within a customer is kept, as
+the batch keeps duplicated lines (real logs repeat legitimate lines).
 - **200** with an ``error`` entry (and null scores) for a customer the model cannot score: no
   transactions at all (``no_transactions``), or no purchase before ``as_of``, e.g. only refunds
   (``no_purchase_before_as_of``).
@@ -22,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
@@ -32,6 +33,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 
 from decisions.decide import DECISION_COLUMNS, score_and_decide
+from features.contract import normalize_customer_id
 from features.orders import midnight
 from models.pipeline import SCORE_COLUMNS, SMALL_BATCH_MAX_CUSTOMERS, SMALL_BATCH_MAX_LINES
 from models.pyfunc import TRANSACTION_SCHEMA
@@ -52,7 +54,7 @@ router = APIRouter(tags=["scores"])
 NO_TRANSACTIONS = {"code": "no_transactions", "message": "no transactions given: nothing to score"}
 NO_PURCHASE = {
     "code": "no_purchase_before_as_of",
-    "message": "no purchase (an order with a non-negative total) before as_of: nothing to score",
+    "message": "no purchase (an order with a positive total) before as_of: nothing to score",
 }
 _NULL_SCORES = dict.fromkeys((*SCORE_COLUMNS, *DECISION_COLUMNS))
 # Up to this many lines a frame is built from rows (less fixed cost), beyond from columns (less
@@ -77,12 +79,10 @@ def transactions_frame(request: ScoreRequest) -> pl.DataFrame:
                                      f"customer_id given twice: also customers[{first}]"))
     # Plain Python, not polars: a polars query per check cost more than all of this on the
     # one-customer requests most clients send.
+    cutoff = midnight(request.as_of)
     lines = [(c.customer_id, tx.get("order_id"), tx["ts"], tx["amount"], tx.get("product_id"),
               tx.get("quantity"), tx.get("channel"))
-             for c in request.customers for tx in c.transactions]
-    cutoff = midnight(request.as_of)
-    if lines and (len(set(lines)) < len(lines) or max(line[2] for line in lines) >= cutoff):
-        problems += _line_problems(request, cutoff)
+             for c in request.customers for tx in c.transactions if tx["ts"] < cutoff]
     if problems:
         raise RequestValidationError(problems)
     # As the batch loader: a missing order id makes the line its own order, quantity
@@ -97,24 +97,10 @@ def transactions_frame(request: ScoreRequest) -> pl.DataFrame:
                         schema=TRANSACTION_SCHEMA)
 
 
-def _line_problems(request: ScoreRequest, cutoff: datetime) -> list[dict[str, Any]]:
-    """Lines on or after as_of, and lines repeating an earlier line of the same customer."""
-    problems = []
-    seen: set[tuple] = set()
-    for i, customer in enumerate(request.customers):
-        for j, tx in enumerate(customer.transactions):
-            where = ("customers", i, "transactions", j)
-            if tx["ts"] >= cutoff:
-                problems.append(_problem((*where, "ts"), "after_as_of",
-                                         f"dated on or after as_of {request.as_of}: scores use "
-                                         "transactions strictly before it"))
-            line = (customer.customer_id, tx.get("order_id"), tx["ts"], tx["amount"],
-                    tx.get("product_id"), tx.get("quantity"), tx.get("channel"))
-            if line in seen:
-                problems.append(_problem(where, "duplicate_transaction",
-                                         "the same line as an earlier transaction of this customer"))
-            seen.add(line)
-    return problems
+def lines_after_as_of(request: ScoreRequest) -> int:
+    """Lines dated on or after as_of: outside the window, not used."""
+    cutoff = midnight(request.as_of)
+    return sum(tx["ts"] >= cutoff for c in request.customers for tx in c.transactions)
 
 
 def consents_frame(request: ScoreRequest) -> pl.DataFrame | None:
@@ -157,7 +143,8 @@ def scores_payload(request: ScoreRequest, scored: pl.DataFrame, served: ServedMo
         else:
             # Scores only (decisions=false): the decision fields are there, null.
             entries.append({**_NULL_SCORES, **row, "model_version": version, "error": None})
-    return {"model_version": version, "as_of": request.as_of, "scores": entries}
+    return {"model_version": version, "as_of": request.as_of,
+            "lines_after_as_of": lines_after_as_of(request), "scores": entries}
 
 
 @router.post(
@@ -225,8 +212,9 @@ def stored_scores(
     customer_id: Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH)],
     svc: Annotated[Service, Depends(service)],
 ) -> StoredScorePublic:
-    # Stored ids are stripped like every input id (the data contract).
-    row = svc.store.latest(customer_id.strip())
+    # Stored ids are normalized like every input id (the data contract: stripped, and a
+    # spreadsheet's float 17850.0 is 17850).
+    row = svc.store.latest(normalize_customer_id(customer_id))
     if row is None:
         raise HTTPException(404, "no stored scores for this customer_id")
     return StoredScorePublic.model_validate(row)

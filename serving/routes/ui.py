@@ -57,6 +57,8 @@ MODEL_METRICS = (
     ("Revenue: Spearman rank correlation (who spends most; higher is better)", "value",
      "spearman", True, 3),
     ("Next order: mean error in days (lower is better)", "timing", "mae_days", False, 1),
+    ("Due product: hit rate (in the next order; higher is better)", "due_product", "hit_rate",
+     True, 3),
 )
 SECURITY_HEADERS = {
     "Cache-Control": "no-store",

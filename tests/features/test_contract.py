@@ -9,6 +9,7 @@ import pytest
 
 from features.contract import (
     DataError,
+    ReadOptions,
     load_contacts,
     load_customers,
     load_transactions,
@@ -61,7 +62,6 @@ def test_bad_map_syntax_is_explained():
         ("c1,o1,2024-13-45,5,p1", "ts", "unparseable date"),
         ("c1,o1,2024-01-01,five,p1", "amount", "not a number"),
         (",o1,2024-01-01,5,p1", "customer_id", "missing customer id"),
-        ("c1,o1,2031-01-01,5,p1", "ts", "dated on or after the as-of date"),
     ],
 )
 def test_each_bad_row_is_named_by_column_and_line(tmp_path, row, column, reason):
@@ -73,10 +73,30 @@ def test_each_bad_row_is_named_by_column_and_line(tmp_path, row, column, reason)
     assert "lines 3" in message  # header is line 1, the good row line 2
 
 
-def test_duplicated_lines_are_rejected(tmp_path):
-    path = write(tmp_path, HEADER + "c1,o1,2024-01-01,5,p1\nc1,o1,2024-01-01,5,p1\n")
-    with pytest.raises(DataError, match=r"duplicated line .* at lines 3"):
-        load_transactions(path)
+def test_duplicated_lines_are_reported_and_kept_unless_dropped(tmp_path):
+    path = write(tmp_path, HEADER + "c1,o1,2024-01-01,5,p1\nc1,o1,2024-01-01,5,p1\n"
+                 "c2,o2,2024-01-02,7,p1\n")
+    kept = load_transactions(path)
+    assert kept.frame.height == 3 and kept.report.rows_rejected == 0
+    assert kept.report.duplicates == 1 and kept.report.duplicate_lines == [3]
+    assert any("1 duplicated lines" in note and "kept" in note for note in kept.report.notes())
+    dropped = load_transactions(path, options=ReadOptions(drop_duplicates=True))
+    assert dropped.frame.height == 2 and dropped.report.duplicates_dropped == 1
+
+
+def test_lines_on_or_after_the_as_of_date_are_outside_the_window_never_rejected(tmp_path):
+    path = write(tmp_path, HEADER + "c1,o1,2024-01-01,5,p1\nc1,o2,2031-01-01,5,p1\n"
+                 "c1,o3,2031-02-03,bad,p1\n")
+    loaded = load_transactions(path, as_of=date(2030, 1, 1))
+    assert loaded.frame["order_id"].to_list() == ["o1"]
+    report = loaded.report
+    assert report.rows_rejected == 0 and report.after_as_of == 2
+    assert (report.after_as_of_first, report.after_as_of_last) == (date(2031, 1, 1), date(2031, 2, 3))
+    assert ("2 rows on or after the as-of date 2030-01-01 are not used (dated 2031-01-01 to "
+            "2031-02-03: outside the window)") in report.notes()
+    # With the horizon wanted (labels), the window ends at its end.
+    labelled = load_transactions(path, as_of=date(2030, 1, 1), window_end=date(2031, 1, 15))
+    assert labelled.frame["order_id"].to_list() == ["o1", "o2"] and labelled.report.after_as_of == 1
 
 
 def test_all_problems_come_in_one_error_with_the_first_rows(tmp_path):

@@ -32,3 +32,21 @@ def test_labels_count_the_horizon_only_and_cover_every_customer_with_history():
 def test_an_order_on_the_as_of_day_is_the_future():
     tx = make_transactions([("a", "1", "2024-01-10", 10.0), ("a", "2", "2024-02-01 00:00", 10.0)])
     assert labels(tx, date(2024, 2, 1), 90)["days_to_next_order"].to_list() == [0]
+
+
+def test_next_purchase_basket_is_the_first_purchase_order_in_the_horizon():
+    from features.labels import next_purchase_basket
+
+    tx = make_transactions([
+        ("a", "1", "2024-01-10", 10.0, "milk"),
+        ("a", "2", "2024-02-03", -10.0, "milk"),  # a return order first: not a purchase
+        ("a", "3", "2024-02-05", 30.0, "bread"), ("a", "3", "2024-02-05", 5.0, "bread"),
+        ("a", "3", "2024-02-05", 50.0, "cheese"), ("a", "3", "2024-02-05", -50.0, "cheese"),
+        ("a", "3", "2024-02-05", 4.0, None),
+        ("a", "4", "2024-02-20", 20.0, "jam"),  # a later order
+        ("b", "5", "2024-01-15", 10.0, "milk"), ("b", "6", "2024-05-01", 10.0, "milk"),  # too late
+        ("c", "7", "2024-02-01", 10.0, "tea"),  # on the origin day: the future
+    ])
+    basket = next_purchase_basket(tx, date(2024, 2, 1), horizon_days=60)
+    # cheese was bought and returned in the same order: it was still in the basket.
+    assert basket.rows() == [("a", "bread"), ("a", "cheese"), ("c", "tea")]

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from datetime import date
 
+import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from features.products import customer_product_features
 from tests.conftest import make_transactions
@@ -33,3 +35,42 @@ def test_same_day_lines_count_once_and_returns_and_future_are_ignored():
     ])
     row = customer_product_features(tx, date(2024, 2, 1)).row(0, named=True)
     assert row["purchases"] == 2 and row["interval_median"] == 7 and row["last_purchase"] == date(2024, 1, 8)
+
+
+def test_candidates_count_cadence_in_the_customers_own_baskets():
+    """Tea every other basket, whatever the days between baskets; milk in every one."""
+    from features.products import CANDIDATE_COLUMNS, product_candidates
+
+    days = ["2024-01-01", "2024-01-04", "2024-02-20", "2024-02-22", "2024-04-01"]
+    rows = [("a", f"o{i}", day, 3.0, "milk") for i, day in enumerate(days)]
+    rows += [("a", f"o{i}", days[i], 5.0, "tea") for i in (0, 2, 4)]
+    rows += [("a", "o1", days[1], 2.0, "cake"), ("a", "o1", days[1], 2.0, "cake"),
+             ("b", "x", "2024-03-01", 1.0, "milk")]
+    tx = make_transactions(rows)
+    frame = product_candidates(tx, date(2024, 4, 11))
+    assert frame.columns[-len(CANDIDATE_COLUMNS):] == list(CANDIDATE_COLUMNS)
+    rows = {(r["customer_id"], r["product_id"]): r for r in frame.iter_rows(named=True)}
+    milk, tea, cake = rows["a", "milk"], rows["a", "tea"], rows["a", "cake"]
+    assert tea["basket_days"] == 5 and tea["basket_share"] == pytest.approx(3 / 5)
+    assert tea["order_gap_median"] == 2 and tea["orders_since_last"] == 0
+    assert tea["order_overdue"] == pytest.approx(0.5)  # due in two baskets, not the next
+    assert milk["order_gap_median"] == 1 and milk["order_overdue"] == 1
+    assert cake["lines"] == 2 and cake["purchases"] == 1 and cake["orders_since_last"] == 3
+    assert cake["order_gap_median"] is None
+    assert [milk["purchase_rank"], tea["purchase_rank"], cake["purchase_rank"]] == [1, 2, 3]
+    assert milk["customer_products"] == 3 and cake["customer_days_since_last"] == 10
+    assert rows["b", "milk"]["purchase_rank"] == 1 and rows["b", "milk"]["basket_days"] == 1
+    # The columns the pipeline always had are unchanged.
+    plain = customer_product_features(tx, date(2024, 4, 11))
+    assert_frame_equal(frame.select(plain.columns), plain)
+
+
+def test_candidates_of_a_few_customers_in_python_equal_the_polars_ones(shop_history, shop):
+    from features.products import product_candidates, product_candidates_small
+
+    ids = shop_history["customer_id"].unique().sort().head(40).to_list()
+    for as_of in (shop.as_of, date(2026, 1, 15)):
+        few = shop_history.filter(pl.col("customer_id").is_in(ids))
+        expected = product_candidates(few, as_of)
+        plain = customer_product_features(few, as_of)
+        assert_frame_equal(product_candidates_small(few, as_of, plain), expected)

@@ -76,17 +76,36 @@ def test_probabilistic_fallback_scores_small_requests_as_the_batch(pipeline, sho
                            check_exact=False, rel_tol=0, abs_tol=1e-9)
 
 
-def test_small_due_products_equal_the_polars_rule(pipeline, shop, shop_history):
+@pytest.fixture(scope="module")
+def due_ranker(shop_history, shop):
+    from training.due_product import fit_due_product_ranker
+
+    origins = [shop.as_of - timedelta(days=90 * k) for k in (3, 2, 1)]
+    return fit_due_product_ranker(shop_history, origins, 90)
+
+
+@pytest.mark.parametrize("with_ranker", [False, True])
+def test_small_due_products_equal_the_polars_choice(pipeline, due_ranker, shop, shop_history,
+                                                    with_ranker):
+    ranked = dataclasses.replace(pipeline, due_product=due_ranker if with_ranker else None)
     for ids in (customers(shop_history, 12), customers(shop_history, 12, offset=40)):
-        frame, products = pipeline.features(of(shop_history, ids), shop.as_of)
-        next_orders = pipeline.score_features(frame, products, shop.as_of).select(
-            "customer_id", "next_order_date")
-        expected = next_orders.select("customer_id").join(
-            due_products(products, shop.as_of, next_orders), on="customer_id", how="left")
-        small = due_products_small(products, shop.as_of, next_orders["customer_id"],
-                                   next_orders["next_order_date"])
-        assert_frame_equal(pl.DataFrame([next_orders["customer_id"], *small.values()]), expected)
+        frame, products = ranked.features(of(shop_history, ids), shop.as_of)
+        ranker = ranked.due_product_ranker
+        expected = frame.select("customer_id").join(
+            due_products(products, shop.as_of, ranker), on="customer_id", how="left")
+        small = due_products_small(products, shop.as_of, frame["customer_id"], ranker)
+        assert_frame_equal(pl.DataFrame([frame["customer_id"], *small.values()]), expected)
         assert expected["due_product_id"].null_count() < len(ids)
+
+
+def test_a_pipeline_with_a_due_product_ranker_scores_small_requests_as_the_batch(
+        pipeline, due_ranker, shop, shop_history):
+    ranked = dataclasses.replace(pipeline, due_product=due_ranker)
+    ids = customers(shop_history, SMALL_BATCH_MAX_CUSTOMERS + 10, offset=200)
+    assert_small_equals_batch(ranked, shop_history, ids, shop.as_of)
+    # The ranker changes some choices: it is not the most-bought rule under another name.
+    plain = pipeline.score(of(shop_history, ids), shop.as_of)["due_product_id"]
+    assert (ranked.score(of(shop_history, ids), shop.as_of)["due_product_id"] != plain).any()
 
 
 def test_large_or_lazy_inputs_take_the_polars_path(shop_history):
@@ -95,3 +114,16 @@ def test_large_or_lazy_inputs_take_the_polars_path(shop_history):
     assert not is_small_batch(few.lazy())
     many = of(shop_history, customers(shop_history, SMALL_BATCH_MAX_CUSTOMERS + 1))
     assert not is_small_batch(many)
+
+
+def test_without_product_ids_there_is_no_due_product(pipeline, due_ranker, shop, shop_history):
+    """CDNOW has amounts and dates only: every due product is null, on both paths."""
+    ranked = dataclasses.replace(pipeline, due_product=due_ranker)
+    no_products = shop_history.with_columns(pl.lit(None, pl.String).alias("product_id"))
+    ids = customers(shop_history, SMALL_BATCH_MAX_CUSTOMERS + 5)
+    for scorer in (pipeline, ranked):
+        scores = scorer.score(of(no_products, ids), shop.as_of)
+        assert scores.height > 0
+        assert scores["due_product_id"].null_count() == scores.height
+        assert scores["due_product_date"].null_count() == scores.height
+        assert_small_equals_batch(scorer, no_products, ids, shop.as_of)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
+import mlflow
 import polars as pl
 import pytest
+from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from retain.cli import app
@@ -73,8 +77,19 @@ def test_train_score_evaluate_promote(env):
                    "due_product_id", "due_product_date"):
         assert column in scores.columns
 
-    evaluated = invoke("evaluate", "--transactions", "shop/transactions.parquet", "--as-of", "2026-04-02")
+    evaluated = invoke("evaluate", "--transactions", "shop/transactions.parquet", "--as-of",
+                       "2026-01-02", "--out", "evaluation.json")
     assert "recency_90d" in evaluated.output and "retain" in evaluated.output
+    report = json.loads((env / "evaluation.json").read_text())
+    churn = report["versus_best_baseline"]["churn"]
+    assert churn["metric"] == "auc" and churn["lo"] <= churn["diff"] <= churn["hi"]
+    assert f"-> {churn['verdict']}" in evaluated.output.replace("\n", " ")
+    assert report["metrics"]["churn"]["retain"]["auc"] == pytest.approx(churn["retain"])
+    assert report["horizon_days"] == 90 and report["model_version"] == "1"
+    # The run logged the data report beside the model.
+    runs = mlflow.search_runs(experiment_names=["retain"])
+    artifacts = {a.path for a in MlflowClient().list_artifacts(runs["run_id"].iloc[-1])}
+    assert "data_report.json" in artifacts
 
     invoke("train", "--transactions", "shop/transactions.parquet", "--as-of", "2026-04-02",
            "--n-origins", "2", "--n-estimators", "60", "--learning-rate", "0.15")
@@ -82,3 +97,65 @@ def test_train_score_evaluate_promote(env):
     assert "champion -> version 2" in promoted.output or "retain@champion -> version 2" in promoted.output
     missing = runner.invoke(app, ["promote", "--version", "99"])
     assert missing.exit_code == 1 and "no model 'retain' version 99" in missing.output
+
+
+def test_an_online_retail_export_through_features_train_and_score(env):
+    from tests.fixtures import ONLINE_RETAIL_MAP, write_online_retail
+
+    retail = write_online_retail(env / "retail" / "Online Retail.csv", customers=400, seed=3)
+    path = str(retail.path)
+    refused = runner.invoke(app, ["features", "--transactions", path, "--as-of", "2011-12-01",
+                                  *ONLINE_RETAIL_MAP, "--out", "retail-features.parquet"])
+    assert refused.exit_code == 1 and "guest orders" in refused.output
+    assert "Traceback" not in refused.output
+    common = ["--transactions", path, *ONLINE_RETAIL_MAP, "--on-bad-rows", "skip"]
+    built = invoke("features", *common, "--as-of", "2011-12-01", "--labels", "--horizon-days", "90",
+                   "--out", "retail-features.parquet", "--rejects", "retail-rejects.csv")
+    output = " ".join(built.output.split())
+    # Guest lines are rejected, but only inside the window: later ones are simply not used.
+    rejected = pl.read_csv(env / "retail-rejects.csv", infer_schema=False)
+    assert f"{rejected.height} of {retail.lines} rows rejected" in output
+    assert 0 < rejected.height <= retail.guest_lines
+    assert set(rejected["reason"]) == {"customer_id: missing customer id"}
+    assert "guest orders" in output
+    assert "amount = price x quantity" in output and "read as integers" in output
+    assert "duplicated lines" in output and "kept" in output
+    assert "rows on or after the horizon end 2012-02-29 are not used" in output
+    features = pl.read_parquet(env / "retail-features.parquet")
+    assert features["customer_id"].is_unique().all() and "12347" in features["customer_id"]
+    assert features["ordered_again"].any() and (features["orders"] >= 1).all()
+
+    trained = invoke("train", *common, "--as-of", "2011-12-01", "--n-origins", "2",
+                     "--n-estimators", "40", "--learning-rate", "0.2", "--no-register")
+    text = " ".join(trained.output.split())
+    assert "rows on or after the as-of date 2011-12-01 are not used" in text
+    assert "churn" in text
+
+
+def test_read_options_from_flags_and_environment(env, monkeypatch):
+    from tests.fixtures import CDNOW_MAP, CP1251_MAP, write_cdnow_like, write_cp1251
+
+    russian = write_cp1251(env / "exports" / "1c.csv")
+    detected = invoke("features", "--transactions", str(russian), *CP1251_MAP,
+                      "--out", "ru.csv", "--products-out", "none")
+    assert "read as cp1251" in detected.output
+    assert sorted(pl.read_csv(env / "ru.csv")["customer_id"]) == ["Иван", "Петр"]
+    monkeypatch.setenv("RETAIN_ENCODING", "utf-8")
+    refused = runner.invoke(app, ["features", "--transactions", str(russian), *CP1251_MAP,
+                                  "--out", "ru.csv"])
+    assert refused.exit_code == 1 and "not valid utf-8" in refused.output
+    monkeypatch.delenv("RETAIN_ENCODING")
+
+    cdnow = write_cdnow_like(env / "exports" / "cdnow.txt")
+    kept = invoke("features", "--transactions", str(cdnow), *CDNOW_MAP, "--as-of", "1997-10-01",
+                  "--out", "cd.csv", "--products-out", "none")
+    assert "1 duplicated lines" in kept.output and "kept" in kept.output
+    monkeypatch.setenv("RETAIN_DROP_DUPLICATES", "true")
+    dropped = invoke("features", "--transactions", str(cdnow), *CDNOW_MAP, "--as-of", "1997-10-01",
+                     "--out", "cd.csv", "--products-out", "none")
+    assert "dropped (--drop-duplicates)" in dropped.output
+    assert "1 rows on or after the as-of date 1997-10-01 are not used" in dropped.output
+    monkeypatch.setenv("RETAIN_DATE_FORMAT", "%d.%m.%Y")
+    wrong = runner.invoke(app, ["features", "--transactions", str(cdnow), *CDNOW_MAP,
+                                "--out", "cd.csv"])
+    assert wrong.exit_code == 1 and "--date-format %d.%m.%Y" in wrong.output

@@ -45,6 +45,14 @@ def test_train_logs_everything_and_the_first_version_is_champion(tracking, shop,
     assert {"plots/reliability.png", "plots/gains.png", "plots/predicted_vs_actual.png",
             "plots/feature_importance.png"} <= artifacts
     assert str(tracking.get_model_version_by_alias(MODEL_NAME, "champion").version) == "1"
+    # The due product: the ranker against the most bought product, judged and logged like a task.
+    due = result.metrics["choices"]["due_product"]
+    assert params["choice.due_product"] == due["kind"] in ("gbm", "baseline")
+    assert tags["choice.due_product.verdict"] == due["verdict"] in ("better", "tie", "worse")
+    assert due["lo"] <= due["diff"] <= due["hi"] and due["customers"] > 100
+    assert (result.pipeline.due_product is not None) == (due["kind"] == "gbm")
+    assert metrics["backtest.due_product.retain.hit_rate"] == pytest.approx(due["value"])
+    assert metrics["vs_baseline.due_product.diff"] == pytest.approx(due["diff"])
 
 
 def test_registered_pyfunc_scores_raw_transactions_like_the_pipeline(tracking, shop, shop_history):

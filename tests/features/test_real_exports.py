@@ -1,0 +1,235 @@
+"""Real exports, as they come: each shape read by the data contract, and what features and labels
+make of it (tests/fixtures.py writes the files)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from features.contract import (
+    GUEST_HINT,
+    MAX_ABS_AMOUNT,
+    DataError,
+    ReadOptions,
+    customer_id_expr,
+    load_transactions,
+    normalize_customer_id,
+)
+from features.customers import customer_features
+from features.labels import labels
+from features.small import customer_features_small
+from tests.fixtures import (
+    ONLINE_RETAIL_COLUMN_MAP,
+    write_cdnow_like,
+    write_cp1251,
+    write_online_retail,
+)
+
+AS_OF = date(2011, 12, 1)
+
+
+@pytest.fixture(scope="module")
+def retail(tmp_path_factory):
+    return write_online_retail(tmp_path_factory.mktemp("retail") / "Online Retail.csv")
+
+
+@pytest.fixture(scope="module")
+def retail_tx(retail):
+    loaded = load_transactions(retail.path, column_map=ONLINE_RETAIL_COLUMN_MAP,
+                               on_bad_rows="skip", rejects_path=retail.path.with_suffix(".rej.csv"))
+    return loaded
+
+
+def test_online_retail_export_reads_with_every_quirk_reported(retail, retail_tx):
+    report, frame = retail_tx.report, retail_tx.frame
+    assert report.rows_read == retail.lines
+    assert report.rejected == {"customer_id: missing customer id": retail.guest_lines}
+    assert report.amount_from_price and report.float_ids_rewritten == retail.float_id_lines
+    assert report.duplicates == retail.duplicated_lines and report.duplicates_dropped == 0
+    assert not frame["customer_id"].str.ends_with(".0").any()
+    assert frame.filter(pl.col("customer_id") == "12347").height > 0
+    cancelled = frame.filter(pl.col("order_id").str.starts_with("C"))
+    assert cancelled.height == retail.cancellations and (cancelled["amount"] < 0).all()
+    # amount = UnitPrice x Quantity
+    line = frame.filter(pl.col("order_id") == "A563186")
+    assert line["amount"].to_list() == [-1.5]
+    assert frame["ts"].min() >= retail.start and frame["ts"].max() < datetime(2012, 6, 1)
+
+
+def test_guest_lines_fail_with_the_count_and_the_hint(retail):
+    with pytest.raises(DataError) as err:
+        load_transactions(retail.path, column_map=ONLINE_RETAIL_COLUMN_MAP)
+    assert f"{retail.guest_lines} bad row(s)" in str(err.value)
+    assert GUEST_HINT in str(err.value)
+
+
+def test_cancellations_refunds_and_adjustments_are_netted_never_visits(retail_tx):
+    tx = retail_tx.frame.drop("_row")
+    features = customer_features(tx, AS_OF)
+    positive = (tx.filter(pl.col("ts") < datetime(2011, 12, 1))
+                .group_by("customer_id", "order_id").agg(pl.col("amount").sum())
+                .filter(pl.col("amount") > 0).group_by("customer_id").len())
+    joined = features.join(positive, on="customer_id")
+    assert joined.height == features.height
+    assert (joined["orders"] == joined["len"]).all()
+    # Revenue is net of every cancellation and adjustment.
+    net = (tx.filter(pl.col("ts") < datetime(2011, 12, 1)).group_by("customer_id")
+           .agg(pl.col("amount").sum().alias("net")))
+    both = features.join(net, on="customer_id")
+    assert ((both["revenue"] - both["net"]).abs() < 1e-6).all()
+    assert features.filter(pl.col("customer_id") == "12346")["refunds"].item() >= 1
+
+
+def test_labels_survive_non_purchase_orders_in_the_horizon(retail_tx):
+    tx = retail_tx.frame.drop("_row")
+    out = labels(tx, date(2011, 6, 1), 90)
+    assert out.height > 0 and out["ordered_again"].any()
+    # The next product comes from a purchase, never from a cancellation invoice.
+    future = tx.filter((pl.col("ts") >= datetime(2011, 6, 1)) & (pl.col("ts") < datetime(2011, 8, 30)))
+    cancelled_only = set(future.filter(pl.col("order_id").str.starts_with("C"))["customer_id"])
+    assert cancelled_only  # the fixture has cancellations in the horizon
+    assert out.filter(pl.col("ordered_again").not_())["next_product_id"].is_null().all()
+
+
+def test_a_customer_with_only_a_cancellation_in_the_horizon():
+    tx = pl.DataFrame({
+        "customer_id": ["a", "a", "a", "a"],
+        "order_id": ["1", "C9", "2", "3"],
+        "ts": [datetime(2024, 1, 5), datetime(2024, 2, 2), datetime(2024, 2, 1), datetime(2024, 2, 9)],
+        "amount": [10.0, -30.0, 0.0, 12.0],
+        "product_id": ["p", "p", "q", "r"],
+        "quantity": [1.0, -3.0, 1.0, 1.0],
+        "channel": [None] * 4,
+    }, schema_overrides={"channel": pl.String})
+    out = labels(tx, date(2024, 2, 1), 30)
+    # The zero-price order (2) and the refund larger than the order (C9) are not visits.
+    assert out.row(0, named=True) == {
+        "customer_id": "a", "ordered_again": True, "orders_h": 1, "revenue_h": -18.0,
+        "days_to_next_order": 8, "next_product_id": "r"}
+
+
+def test_the_one_customer_path_equals_the_batch_on_an_invoice_export(retail_tx):
+    tx = retail_tx.frame.drop("_row")
+    some = tx.filter(pl.col("customer_id").is_in(["12346", "12347", "12350", "12351"]))
+    assert_frame_equal(customer_features_small(some, AS_OF), customer_features(some, AS_OF),
+                       check_exact=False, rel_tol=1e-9)
+
+
+def test_float_ids_are_one_rule_everywhere():
+    assert normalize_customer_id(" 17850.0 ") == "17850" == normalize_customer_id("17850")
+    assert normalize_customer_id("17850.5") == "17850.5" and normalize_customer_id("A.0") == "A.0"
+    ids = pl.DataFrame({"customer_id": ["17850.0", "17850", "007.00", "1e5"]})
+    assert ids.select(customer_id_expr())["customer_id"].to_list() == ["17850", "17850", "007", "1e5"]
+
+
+def test_cp1251_is_detected_never_lossy(tmp_path):
+    path = write_cp1251(tmp_path / "1c.csv")
+    column_map = {"customer_id": "Клиент", "ts": "Дата", "amount": "Сумма"}
+    loaded = load_transactions(path, column_map=column_map)
+    assert sorted(loaded.frame["customer_id"].unique()) == ["Иван", "Петр"]
+    assert loaded.frame["amount"].sum() == pytest.approx(2450.5)
+    assert loaded.report.encoding == "cp1251" and loaded.report.separator == ";"
+    assert any("cp1251" in note for note in loaded.report.notes())
+    explicit = load_transactions(path, column_map=column_map, options=ReadOptions(encoding="cp1251"))
+    assert_frame_equal(explicit.frame, loaded.frame)
+
+
+def test_an_unknown_encoding_is_one_error_naming_the_flag(tmp_path):
+    path = tmp_path / "latin.csv"
+    path.write_bytes("customer_id,ts,amount\ncafé,2024-01-01,5\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"latin.csv: not UTF-8 .*--encoding cp1251"):
+        load_transactions(path)
+    loaded = load_transactions(path, options=ReadOptions(encoding="latin-1"))
+    assert loaded.frame["customer_id"].to_list() == ["café"]
+
+
+def test_cdnow_layout_reads_with_its_own_column_names(tmp_path):
+    path = write_cdnow_like(tmp_path / "CDNOW_sample.txt")
+    loaded = load_transactions(path, as_of=date(1997, 10, 1), column_map={
+        "ts": "date", "amount": "dollar_value", "quantity": "number_of_cds"})
+    report = loaded.report
+    assert report.separator == "whitespace" and report.rows_kept == 9
+    assert report.after_as_of == 1 and report.after_as_of_first == date(1997, 11, 15)
+    assert report.duplicates == 1 and report.duplicate_lines == [11]
+    assert loaded.frame["customer_id"][0] == "00001"
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("2024-03-01T10:15:00Z", datetime(2024, 3, 1, 10, 15)),
+    ("2024-03-01T10:15:00.250Z", datetime(2024, 3, 1, 10, 15, 0, 250000)),
+    ("2024-03-01T10:15:00+03:00", datetime(2024, 3, 1, 7, 15)),
+    ("3/1/2024 8:26", datetime(2024, 3, 1, 8, 26)),
+])
+def test_timestamps_as_exports_write_them(tmp_path, value, expected):
+    path = tmp_path / "tx.csv"
+    path.write_text(f"customer_id,ts,amount\nc1,{value},5\n")
+    assert load_transactions(path).frame["ts"].to_list() == [expected]
+
+
+def test_day_first_slash_dates_and_an_explicit_format(tmp_path):
+    path = tmp_path / "tx.csv"
+    path.write_text("customer_id,ts,amount\nc1,25/12/2023,5\nc1,03/01/2024,5\n")
+    assert load_transactions(path).frame["ts"].to_list() == [datetime(2023, 12, 25), datetime(2024, 1, 3)]
+    other = tmp_path / "tx2.csv"
+    other.write_text("customer_id,ts,amount\nc1,2024|01|03,5\n")
+    loaded = load_transactions(other, options=ReadOptions(date_format="%Y|%m|%d"))
+    assert loaded.frame["ts"].to_list() == [datetime(2024, 1, 3)]
+
+
+def test_an_absurd_amount_is_a_bad_row_as_in_the_api(tmp_path):
+    path = tmp_path / "tx.csv"
+    path.write_text("customer_id,ts,amount\nc1,2024-01-01,5\nc2,2024-01-02,1e308\n")
+    with pytest.raises(DataError, match="amount beyond"):
+        load_transactions(path)
+    loaded = load_transactions(path, on_bad_rows="skip", rejects_path=tmp_path / "r.csv")
+    assert loaded.frame["customer_id"].to_list() == ["c1"] and MAX_ABS_AMOUNT == 1e12
+
+
+@pytest.mark.parametrize(("name", "content", "says"), [
+    ("empty.csv", b"", "the file is empty"),
+    ("header.csv", b"customer_id,ts,amount\n", "no rows"),
+    ("blank.csv", b"\n\n", "empty"),
+    ("binary.csv", b"\x00\x01\x02PK\x03\x04" * 50, "binary"),
+    ("dup.csv", b"customer_id,ts,amount,amount\nc,2024-01-01,1,2\n", "'amount' appear more than once"),
+    ("ragged.csv", b"customer_id,ts,amount\nc,2024-01-01,1\nc,2024-01-02,1,9,9\n", "cannot be read as CSV"),
+    ("pipe.csv", b"customer_id:ts:amount\nc:2024-01-01:1\n", "separator was not recognised"),
+    ("truncated.parquet", None, "cannot be read as Parquet (truncated"),
+    ("text.parquet", b"customer_id,ts,amount\nc,2024-01-01,1\n", "not a Parquet file"),
+    ("parquet.csv", None, "Parquet file; name it .parquet"),
+])
+def test_each_broken_file_is_one_data_error_naming_it(tmp_path, name, content, says):
+    path = tmp_path / name
+    if content is None:
+        whole = tmp_path / "whole.parquet"
+        pl.DataFrame({"customer_id": ["c"] * 100, "ts": [datetime(2024, 1, 1)] * 100,
+                      "amount": [1.0] * 100}).write_parquet(whole)
+        data = whole.read_bytes()
+        content = data[: len(data) // 2] if name.endswith(".parquet") else data
+    path.write_bytes(content)
+    with pytest.raises(DataError) as err:
+        load_transactions(path)
+    assert name in str(err.value) and says in str(err.value)
+
+
+def test_a_format_first_seen_after_the_sample_is_still_read(tmp_path):
+    # Formats are chosen on a sample of the values; a file switching format later (an export
+    # appended to another) must read every line all the same.
+    lines = [f"c{i},2024-01-{1 + i % 28:02d},5" for i in range(3000)] + ["c9,31.01.2024 10:00,7"]
+    path = tmp_path / "tx.csv"
+    path.write_text("customer_id,ts,amount\n" + "\n".join(lines) + "\n")
+    loaded = load_transactions(path)
+    assert loaded.frame.height == 3001 and loaded.frame["ts"][-1] == datetime(2024, 1, 31, 10, 0)
+
+
+def test_side_tables_read_float_ids_as_the_transactions_do(tmp_path):
+    from features.contract import load_contacts, load_customers
+
+    customers = tmp_path / "customers.csv"
+    customers.write_text("customer_id,consent_email\n17850.0,yes\n 12346 ,no\n")
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text("customer_id,ts,channel\n17850.0,2024-01-01T09:00:00Z,Email\n")
+    assert load_customers(customers).frame["customer_id"].to_list() == ["17850", "12346"]
+    assert load_contacts(contacts).frame["customer_id"].to_list() == ["17850"]
