@@ -390,6 +390,7 @@ CANDIDATES = {
                "gbm": [("gbm", "next_order_days")]},
 }
 TASK_METRIC = {"churn": "auc", "value": "spearman", "timing": "mae_days"}
+TASK_LABELS = {"churn": "churn", "value": "revenue", "timing": "timing"}
 
 
 @dataclass
@@ -422,7 +423,7 @@ class TaskChoice:
 def choice_line(task: str, choice: dict) -> str:
     """One summary line: chosen model, metric vs the best alternative, diff [lo, hi], verdict.
     ``diff`` is signed so that positive means the chosen model is better (an error too)."""
-    head = f"{task}: {choice['kind']} ({choice['name']})"
+    head = f"{TASK_LABELS.get(task, task)}: {choice['kind']} ({choice['name']})"
     if "diff" not in choice:
         return f"{head}: {choice.get('reason') or 'not measured'}"
     return (f"{head}: {choice['metric']} {choice['value']:.4f} vs {choice['alternative']} "

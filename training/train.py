@@ -32,6 +32,7 @@ from models.pipeline import MODEL_KINDS, TASKS, ScoringPipeline
 from models.registry import MODEL_NAME, configure_mlflow
 from training import plots
 from training.backtest import (
+    TASK_LABELS,
     TrainConfig,
     apply_choice,
     backtest,
@@ -111,7 +112,7 @@ def choice_lines(metrics: dict, pipeline: ScoringPipeline) -> list[str]:
         else:
             name = {"btyd": BTYD_NAMES[pipeline.btyd.model], "gbm": "LightGBM",
                     "baseline": BASELINE_NAMES.get(task, "recency rule")}[kind]
-            lines.append(f"{task}: {kind} ({name}): not measured (no backtest)")
+            lines.append(f"{TASK_LABELS.get(task, task)}: {kind} ({name}): not measured (no backtest)")
     return lines
 
 

@@ -198,5 +198,5 @@ def test_train_logs_the_choice_and_prints_verdicts(tracking, shop, shop_history)
         lo, hi = (run.data.metrics[f"vs_baseline.{task}.{k}"] for k in ("lo", "hi"))
         assert (verdict == "tie") == (lo <= 0 <= hi)
     lines = choice_lines(result.metrics, result.pipeline)
-    assert len(lines) == 3 and all(line in " ".join(said) for line in lines)
+    assert len(lines) == 4 and all(line in " ".join(said) for line in lines)  # + due product
     assert all(math.isfinite(v) for v in run.data.metrics.values())
