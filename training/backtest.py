@@ -358,14 +358,10 @@ def versus_best_baseline(frame: pl.DataFrame, metrics: dict, origin: date,
         hits = due.select(pl.col("next_basket").list.contains(pl.col(c)).fill_null(False).alias(c)
                           for c in ("due_product_id", "top_product"))
         ours, base = (hits[c].to_numpy().astype(float) for c in ("due_product_id", "top_product"))
-        diff = ours - base
-        rng = np.random.default_rng(seed)
-        means = diff[rng.integers(0, diff.size, size=(200, diff.size))].mean(axis=1)
-        lo, hi = (float(q) for q in np.quantile(means, [0.025, 0.975]))
-        out["due_product"] = {"metric": "hit_rate", "retain": float(ours.mean()),
-                              "baseline": "top_product", "baseline_value": float(base.mean()),
-                              "diff": float(diff.mean()), "lo": lo, "hi": hi,
-                              "verdict": "better" if lo > 0 else "worse" if hi < 0 else "tie"}
+        d = paired_bootstrap("hit_rate", ours, ours, base, seed=seed)
+        out["due_product"] = {"metric": "hit_rate", "retain": d.a, "baseline": "top_product",
+                              "baseline_value": d.b, "diff": d.diff, "lo": d.lo, "hi": d.hi,
+                              "verdict": d.verdict}
     return out
 
 

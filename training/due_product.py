@@ -19,9 +19,8 @@ from features.labels import next_purchase_basket
 from features.orders import Frame
 from features.products import product_candidates
 from models.due_product import DueProductRanker, candidates
+from training.metrics import paired_bootstrap
 
-BOOTSTRAP_RESAMPLES = 200
-BOOTSTRAP_SEED = 20_241
 
 
 def fit_due_product_ranker(transactions: Frame, origins: Sequence[date], horizon_days: int,
@@ -76,19 +75,6 @@ def due_choice(products: pl.DataFrame, ranker: DueProductRanker | None) -> pl.Da
             .select("customer_id", "product_id"))
 
 
-def paired_bootstrap(ranker_hits: np.ndarray, baseline_hits: np.ndarray,
-                     resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED,
-                     ) -> tuple[float, float, float]:
-    """Mean gain of the ranker over the baseline, per customer, and its 95% bootstrap interval
-    (customers resampled with replacement, the same ones for both)."""
-    diff = ranker_hits.astype(float) - baseline_hits.astype(float)
-    if diff.size == 0:
-        return float("nan"), float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    means = diff[rng.integers(0, diff.size, size=(resamples, diff.size))].mean(axis=1)
-    return float(diff.mean()), float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
-
-
 def choose_due_product(transactions: Frame, fit_origins: Sequence[date], eval_origin: date,
                        horizon_days: int, *, random_state: int = 0,
                        ) -> tuple[DueProductRanker | None, dict]:
@@ -116,7 +102,8 @@ def choose_due_product(transactions: Frame, fit_origins: Sequence[date], eval_or
     paired = ranked.join(baseline, on="customer_id", suffix="_baseline")
     ranker_hits = paired["hit"].to_numpy()
     baseline_hits = paired["hit_baseline"].to_numpy()
-    diff, lo, hi = paired_bootstrap(ranker_hits, baseline_hits)
+    gain = paired_bootstrap("hit_rate", ranker_hits, ranker_hits, baseline_hits, seed=random_state)
+    diff, lo, hi = gain.diff, gain.lo, gain.hi
     figures.update(hit_rate_ranker=float(ranker_hits.mean()) if paired.height else float("nan"),
                    hit_rate_baseline=float(baseline_hits.mean()) if paired.height else float("nan"),
                    diff=diff, lo=lo, hi=hi, customers=paired.height)
@@ -192,8 +179,8 @@ def main(argv: Sequence[str] | None = None) -> None:
           f"{figures['verdict']} |")
 
 
-__all__ = ["choose_due_product", "due_product_choice", "due_product_hits", "fit_due_product_ranker",
-           "paired_bootstrap"]
+__all__ = ["choose_due_product", "due_product_choice", "due_product_hits",
+           "fit_due_product_ranker"]
 
 
 if __name__ == "__main__":

@@ -118,8 +118,16 @@ def _mae_rows(actual: np.ndarray, predicted: np.ndarray) -> np.ndarray:
     return np.abs(predicted - actual).mean(axis=1)
 
 
+def _hit_rows(_actual: np.ndarray, hits: np.ndarray) -> np.ndarray:
+    """Hit rate: the share of 1s in each row of ``hits`` (the outcome is in the hits already)."""
+    return hits.mean(axis=1)
+
+
 ROW_METRICS = {"auc": (_auc_rows, True), "spearman": (_spearman_rows, True),
-               "mae_days": (_mae_rows, False)}
+               "mae_days": (_mae_rows, False), "hit_rate": (_hit_rows, True)}
+# Resamples are drawn in blocks of at most this many cells, so a shop of a million customers
+# needs a few hundred MB, not the 200 x 1M matrices at once.
+BOOTSTRAP_BLOCK_CELLS = 20_000_000
 
 
 @dataclass(frozen=True)
@@ -164,8 +172,13 @@ def paired_bootstrap(metric: str, actual: np.ndarray, score_a: np.ndarray, score
     point_b = float(row_metric(y[None, :], b[None, :])[0])
     if len(y) < 2:
         return PairedDifference(metric, point_a, point_b, sign * (point_a - point_b), np.nan, np.nan)
-    index = np.random.default_rng(seed).integers(0, len(y), size=(resamples, len(y)))
-    diffs = sign * (row_metric(y[index], a[index]) - row_metric(y[index], b[index]))
+    rng = np.random.default_rng(seed)
+    block = max(1, BOOTSTRAP_BLOCK_CELLS // len(y))
+    parts = []
+    for start in range(0, resamples, block):
+        index = rng.integers(0, len(y), size=(min(block, resamples - start), len(y)))
+        parts.append(sign * (row_metric(y[index], a[index]) - row_metric(y[index], b[index])))
+    diffs = np.concatenate(parts)
     diffs = diffs[np.isfinite(diffs)]
     lo, hi = (np.quantile(diffs, [0.025, 0.975]) if diffs.size else (np.nan, np.nan))
     return PairedDifference(metric, point_a, point_b, sign * (point_a - point_b), float(lo), float(hi))

@@ -16,7 +16,6 @@ from training.due_product import (
     choose_due_product,
     due_product_hits,
     fit_due_product_ranker,
-    paired_bootstrap,
 )
 
 HORIZON = 90
@@ -99,15 +98,6 @@ def test_a_tie_goes_to_the_most_bought_product():
     assert figures["hit_rate_baseline"] == 1.0
     assert figures["diff"] <= 0 and not figures["lo"] > 0
     assert ranker is None and figures["verdict"].startswith("baseline")
-
-
-def test_paired_bootstrap_interval():
-    same = np.array([True, False, True, True])
-    assert paired_bootstrap(same, same) == (0.0, 0.0, 0.0)
-    better = np.ones(400, dtype=bool)
-    worse = np.arange(400) % 2 == 0
-    diff, lo, hi = paired_bootstrap(better, worse)
-    assert diff == pytest.approx(0.5) and 0.4 < lo < 0.5 < hi < 0.6
 
 
 def test_fit_origins_whose_horizon_overlaps_the_evaluation_are_refused(replenishing_shop):
