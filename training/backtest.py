@@ -343,7 +343,7 @@ def versus_best_baseline(frame: pl.DataFrame, metrics: dict, origin: date,
         actual, data = outcomes[task]
         if task not in metrics or len(actual) < 2 or (task == "churn" and len(np.unique(actual)) < 2):
             continue
-        name, value = best_baseline(metrics, task, "mae_days" if task == "timing" else metric,
+        name, _ = best_baseline(metrics, task, "mae_days" if task == "timing" else metric,
                                     higher_is_better=task != "timing")
         if ours not in data.columns:
             data = data.with_columns((pl.col("next_order_date") - pl.lit(origin)).dt.total_days()
@@ -537,7 +537,7 @@ def backtest(transactions: Frame, as_of: date, config: TrainConfig,
     for task, choice in choices.items():
         if pipeline.eligible:
             metrics[task]["gbm"] = metrics[task]["retain"]
-        column = dict(sum(CANDIDATES[task].values(), []))[choice.name]
+        column = {n: c for pairs in CANDIDATES[task].values() for n, c in pairs}[choice.name]
         actual, data = outcomes[task]
         predicted = data[column].cast(pl.Float64).fill_null(0.0).to_numpy()
         probabilities = choice.kind != "baseline"

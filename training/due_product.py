@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, timedelta
 
-import numpy as np
 import polars as pl
 
 from features.labels import next_purchase_basket
@@ -20,7 +19,6 @@ from features.orders import Frame
 from features.products import product_candidates
 from models.due_product import DueProductRanker, candidates
 from training.metrics import paired_bootstrap
-
 
 
 def fit_due_product_ranker(transactions: Frame, origins: Sequence[date], horizon_days: int,

@@ -8,7 +8,6 @@ import polars as pl
 import pytest
 
 from tests.conftest import make_transactions
-from training.metrics import paired_bootstrap
 from training.backtest import (
     TrainConfig,
     best_baseline,
@@ -17,6 +16,7 @@ from training.backtest import (
     fit_pipeline,
     training_origins,
 )
+from training.metrics import paired_bootstrap
 
 CONFIG = TrainConfig(n_origins=3)
 

@@ -12,7 +12,6 @@ import pytest
 
 from features.samples import lifetimes_dataset_path
 from models.btyd import BTYD_KINDS, InsufficientHistoryError
-from models.pipeline import ScoringPipeline
 from tests.conftest import make_transactions
 from training.backtest import TrainConfig, choice_line, choose_models, fit_pipeline
 from training.metrics import paired_bootstrap
