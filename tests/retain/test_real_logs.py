@@ -42,6 +42,16 @@ def run(*args: str):
     return " ".join(result.output.split())
 
 
+def test_cdnow_as_shipped_gives_features_and_labels(env):
+    out = run("features", "--transactions", CDNOW, "--as-of", "1997-10-01", *CDNOW_MAP,
+              "--labels", "--out", "cdnow-features.parquet")
+    # The lines after the 90-day horizon are outside the window: counted, never rejected.
+    assert "not used" in out and "the horizon end" in out and "rejected" not in out
+    features = pl.read_parquet(env / "cdnow-features.parquet")
+    assert features.height == 23_500 and features["customer_id"].is_unique().all()
+    assert 0 < features["ordered_again"].mean() < 0.5 and "revenue_h" in features.columns
+
+
 def test_cdnow_as_shipped_trains_scores_and_evaluates(env):
     trained = run("train", "--transactions", CDNOW, "--as-of", "1997-10-01", *CDNOW_MAP,
                   "--n-estimators", "80", "--learning-rate", "0.15", "--n-origins", "2")
@@ -61,6 +71,7 @@ def test_cdnow_as_shipped_trains_scores_and_evaluates(env):
 
     evaluated = run("evaluate", "--transactions", CDNOW, "--as-of", "1997-10-01", *CDNOW_MAP)
     assert "retain" in evaluated and "auc" in evaluated.lower()
+    assert "churn auc: retain" in evaluated and "vs the best baseline" in evaluated
 
 
 def test_cdnow_39_week_calibration_falls_back_to_the_chosen_probabilistic_model(env):
