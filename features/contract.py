@@ -234,11 +234,15 @@ def _written_in_cyrillic(text: str) -> bool:
     and Cyrillic letters (``café`` read as cp1251 is ``cafй``) and most such letters are
     Cyrillic. A Russian-locale export (1C, Excel) passes; a Latin-1 file does not."""
     words = re.findall(r"\w*[^\x00-\x7f]\w*", text)
+    mixed = sum(1 for w in words if re.search(r"[A-Za-z]", w) and re.search(r"[\u0400-\u04ff]", w))
+    # Only words of two letters or more are evidence: a lone Cyrillic letter beside digits is
+    # what a Latin-1 currency sign becomes (UCI Online Retail's ``Gift Voucher £40.00`` read as
+    # cp1251 is ``Ј40.00``), and a file whose only non-ASCII is such signs is not Russian.
+    words = [w for w in words if len(re.sub(r"[\d_]", "", w)) >= 2]
     if not words:
         return False
     letters = "".join(words)
     cyrillic = sum("\u0400" <= c <= "\u04ff" for c in letters)
-    mixed = sum(1 for w in words if re.search(r"[A-Za-z]", w) and re.search(r"[\u0400-\u04ff]", w))
     non_ascii = sum(ord(c) > 127 for c in letters)
     return mixed <= len(words) // 100 and cyrillic >= 0.8 * non_ascii
 
