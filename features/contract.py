@@ -63,6 +63,10 @@ _DATETIME_FORMATS = (
     "%Y-%m-%d %H:%M",
     "%Y-%m-%dT%H:%M",
     "%Y-%m-%d",
+    # Two-digit years first (01.03.24 from 1C): `%Y` would read `24` as the year 24 AD.
+    "%d.%m.%y %H:%M:%S",
+    "%d.%m.%y %H:%M",
+    "%d.%m.%y",
     "%d.%m.%Y %H:%M:%S",
     "%d.%m.%Y %H:%M",
     "%d.%m.%Y",
@@ -70,9 +74,13 @@ _DATETIME_FORMATS = (
     "%Y/%m/%d",
 )
 # Slash dates: US month-first (UCI Online Retail: 12/1/2010 8:26) unless a first field > 12
-# shows the file is day-first.
-_MONTH_FIRST = ("%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%m/%d/%Y")
-_DAY_FIRST = ("%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y")
+# shows the file is day-first. Two-digit years (12/1/10 8:26, as Excel saves the same log) come
+# first: `%Y` reads `10` as the year 10 AD, `%y` reads it as 2010 (00-69: 20xx, 70-99: 19xx)
+# and never matches a four-digit year.
+_MONTH_FIRST = ("%m/%d/%y %H:%M:%S", "%m/%d/%y %H:%M", "%m/%d/%y",
+                "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%m/%d/%Y")
+_DAY_FIRST = ("%d/%m/%y %H:%M:%S", "%d/%m/%y %H:%M", "%d/%m/%y",
+              "%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y")
 _AWARE_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%dT%H:%M:%S%z")
 _TRUE = ("true", "1", "yes", "y", "t", "да")
 _FALSE = ("false", "0", "no", "n", "f", "нет", "")
@@ -234,11 +242,15 @@ def _written_in_cyrillic(text: str) -> bool:
     and Cyrillic letters (``café`` read as cp1251 is ``cafй``) and most such letters are
     Cyrillic. A Russian-locale export (1C, Excel) passes; a Latin-1 file does not."""
     words = re.findall(r"\w*[^\x00-\x7f]\w*", text)
+    mixed = sum(1 for w in words if re.search(r"[A-Za-z]", w) and re.search(r"[\u0400-\u04ff]", w))
+    # Only words of two letters or more are evidence: a lone Cyrillic letter beside digits is
+    # what a Latin-1 currency sign becomes (UCI Online Retail's ``Gift Voucher £40.00`` read as
+    # cp1251 is ``Ј40.00``), and a file whose only non-ASCII is such signs is not Russian.
+    words = [w for w in words if len(re.sub(r"[\d_]", "", w)) >= 2]
     if not words:
         return False
     letters = "".join(words)
     cyrillic = sum("\u0400" <= c <= "\u04ff" for c in letters)
-    mixed = sum(1 for w in words if re.search(r"[A-Za-z]", w) and re.search(r"[\u0400-\u04ff]", w))
     non_ascii = sum(ord(c) > 127 for c in letters)
     return mixed <= len(words) // 100 and cyrillic >= 0.8 * non_ascii
 
@@ -385,9 +397,12 @@ def _datetime_formats(frame: pl.DataFrame, column: str) -> list[str]:
     formats = list(_DATETIME_FORMATS)
     if frame.select(pl.col(column).cast(pl.String).str.contains("/").any()).item():
         first = frame.select(pl.col(column).cast(pl.String).str.strip_chars()
-                             .str.extract(r"^(\d{1,2})/\d{1,2}/\d{4}").cast(pl.Int32, strict=False)
+                             .str.extract(r"^(\d{1,2})/\d{1,2}/\d{2}").cast(pl.Int32, strict=False)
                              .max()).item()
-        formats += _DAY_FIRST if first is not None and first > 12 else _MONTH_FIRST
+        slash = _DAY_FIRST if first is not None and first > 12 else _MONTH_FIRST
+        # Before YYYY/MM/DD, which would read 12/1/10 as the year 12 AD.
+        at = formats.index("%Y/%m/%d")
+        formats[at:at] = slash
     return formats
 
 

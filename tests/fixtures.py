@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -52,8 +53,14 @@ def _us(ts: datetime) -> str:
 
 def write_online_retail(path: Path, customers: int = 120, seed: int = 0,
                         start: datetime = datetime(2010, 12, 1, 8, 26),
-                        days: int = 540) -> OnlineRetail:
-    """A year and a half of invoices of ``customers`` repeat buyers, with every quirk."""
+                        days: int = 540, vouchers: int = 0,
+                        encoding: str = "utf-8", two_digit_years: bool = False) -> OnlineRetail:
+    """A year and a half of invoices of ``customers`` repeat buyers, with every quirk.
+
+    ``vouchers`` adds guest lines selling ``Dotcomgiftshop Gift Voucher £20.00``: the real log's
+    only non-ASCII text, so in ``encoding="latin-1"`` (as the copy most people download is
+    saved) a pound sign is the one byte that is not UTF-8. ``two_digit_years`` writes dates as
+    Excel saves the same log (``12/1/10 8:26``)."""
     rng = random.Random(seed)
     products = [f"{85000 + i}{rng.choice('ABC')}" for i in range(30)]
     prices = {p: round(rng.uniform(0.4, 12.0), 2) for p in products}
@@ -96,13 +103,22 @@ def write_online_retail(path: Path, customers: int = 120, seed: int = 0,
         ts = start + timedelta(days=rng.uniform(0, days))
         rows.append(line(str(600000 + g), products[g % 30], 2, ts, prices[products[g % 30]], ""))
         guests += 1
+    for v in range(vouchers):
+        ts = start + timedelta(days=rng.uniform(0, days))
+        value = 10 * (1 + v % 5)
+        rows.append(f"{700000 + v},gift_0001_{value},Dotcomgiftshop Gift Voucher \u00a3{value}.00,1,"
+                    f"{_us(ts)},{value * 0.85:.2f},,United Kingdom")
+        guests += 1
     # Bad-debt adjustments: UCI's have no customer; one here has, with a negative price.
     rows.append(line("A563185", "B", 1, start + timedelta(days=250), -11062.06, ""))
     guests += 1
     rows.append(line("A563186", "B", 1, start + timedelta(days=251), -1.5, "12346"))
     rows.sort(key=lambda r: datetime.strptime(r.split(",")[4], "%m/%d/%Y %H:%M"))
+    if two_digit_years:
+        rows = [",".join([*f[:4], re.sub(r"/\d\d(\d\d) ", r"/\1 ", f[4]), *f[5:]])
+                for f in (r.split(",") for r in rows)]
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(ONLINE_RETAIL_HEADER + "\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    path.write_text(ONLINE_RETAIL_HEADER + "\n" + "\n".join(rows) + "\n", encoding=encoding)
     return OnlineRetail(path=path, lines=len(rows), guest_lines=guests,
                         duplicated_lines=duplicates, float_id_lines=float_ids,
                         cancellations=cancellations, start=start,

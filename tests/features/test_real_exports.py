@@ -146,6 +146,50 @@ def test_an_unknown_encoding_is_one_error_naming_the_flag(tmp_path):
     assert loaded.frame["customer_id"].to_list() == ["café"]
 
 
+def test_a_latin1_online_retail_is_refused_not_read_as_cp1251(tmp_path):
+    # The real UCI log's only non-ASCII is the pound sign of its gift vouchers; saved in
+    # Latin-1 it decodes as cp1251 too (``£20`` -> ``Ј20``), which once passed for Russian.
+    utf8 = write_online_retail(tmp_path / "utf8.csv", customers=20, vouchers=6)
+    latin = write_online_retail(tmp_path / "latin.csv", customers=20, vouchers=6, encoding="latin-1")
+    assert b"\xa3" in latin.path.read_bytes()
+    with pytest.raises(DataError, match=r"latin.csv: not UTF-8 .*--encoding latin-1"):
+        load_transactions(latin.path, column_map=ONLINE_RETAIL_COLUMN_MAP, on_bad_rows="skip")
+    read = load_transactions(latin.path, column_map=ONLINE_RETAIL_COLUMN_MAP, on_bad_rows="skip",
+                             options=ReadOptions(encoding="latin-1"))
+    expected = load_transactions(utf8.path, column_map=ONLINE_RETAIL_COLUMN_MAP, on_bad_rows="skip")
+    assert read.report.encoding == "latin-1" and expected.report.encoding == "utf-8"
+    assert_frame_equal(read.frame, expected.frame)
+    # The vouchers are guest lines, rejected as such in both.
+    assert read.report.rows_rejected == expected.report.rows_rejected == utf8.guest_lines
+
+
+def test_two_digit_years_are_this_century_not_the_first(tmp_path):
+    # The same UCI log as Excel saves it (12/1/10 8:26) was read as the years 10 and 11 AD.
+    full = write_online_retail(tmp_path / "full.csv", customers=20)
+    short = write_online_retail(tmp_path / "short.csv", customers=20, two_digit_years=True)
+    assert ",12/1/10 " in short.path.read_text() or ",12/2/10 " in short.path.read_text()
+    expected = load_transactions(full.path, as_of=AS_OF, column_map=ONLINE_RETAIL_COLUMN_MAP,
+                                 on_bad_rows="skip")
+    read = load_transactions(short.path, as_of=AS_OF, column_map=ONLINE_RETAIL_COLUMN_MAP,
+                             on_bad_rows="skip")
+    assert read.frame["ts"].min().year == 2010
+    assert_frame_equal(read.frame, expected.frame)
+    assert read.report.after_as_of == expected.report.after_as_of > 0
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("01.03.24 10:00", datetime(2024, 3, 1, 10, 0)),
+    ("01.03.24", datetime(2024, 3, 1)),
+    ("12/1/10", datetime(2010, 12, 1)),
+    ("12/1/10 8:26:05", datetime(2010, 12, 1, 8, 26, 5)),
+    ("2010/12/01", datetime(2010, 12, 1)),
+])
+def test_short_years_in_dotted_and_slash_dates(tmp_path, value, expected):
+    path = tmp_path / "tx.csv"
+    path.write_text(f"customer_id,ts,amount\na,{value},5\n", encoding="utf-8")
+    assert load_transactions(path).frame["ts"].to_list() == [expected]
+
+
 def test_cdnow_layout_reads_with_its_own_column_names(tmp_path):
     path = write_cdnow_like(tmp_path / "CDNOW_sample.txt")
     loaded = load_transactions(path, as_of=date(1997, 10, 1), column_map={

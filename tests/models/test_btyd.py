@@ -174,3 +174,24 @@ def test_without_a_repeat_buyer_there_is_one_clear_error(cdnow_rfm):
         BTYDModel().fit(once)
     with pytest.raises(InsufficientHistoryError, match="1 customer"):
         BTYDModel().fit(cdnow_rfm.head(1))
+
+
+def test_a_fit_that_needs_a_retry_prints_nothing(cdnow_rfm, capsys, monkeypatch):
+    # lifetimes prints scipy's OptimizeResult before raising ConvergenceError; the retry with a
+    # larger penalty is expected, so the dump must not reach the commands' stdout.
+    from lifetimes import fitters
+
+    real = fitters.minimize
+    calls = []
+
+    def first_fails(*args, **kwargs):
+        result = real(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 1:
+            result.success = False
+        return result
+
+    monkeypatch.setattr(fitters, "minimize", first_fails)
+    model = BTYDModel().fit(cdnow_rfm)
+    assert len(calls) >= 2 and model.penalizer_used_ > 0
+    assert capsys.readouterr().out == ""

@@ -61,3 +61,14 @@ def test_everyone_bought_once_is_said_plainly():
     assert report.plan == "cannot train" and "every customer bought once" in report.reasons[0]
     labels = dict(report_lines(report))
     assert labels["retain will train"] == "cannot train"
+
+
+def test_no_lightgbm_is_announced_when_the_backtest_cannot_measure_it():
+    # 260 days of history: enough training origins at the as-of date, but the backtest, a fit at
+    # as_of - 90 days, has 170 (UCI Online Retail at 2011-06-01 had 182 and a 92-day backtest).
+    tx = _long_shop(600, repeat=True, days=260)
+    report = data_report(tx, None, date(2025, 9, 18))
+    assert report.history_days - 90 < 180 <= report.history_days
+    assert report.training_origins >= 1
+    assert report.plan.startswith("probabilistic")
+    assert any("the backtest at 2025-06-20" in reason for reason in report.reasons)
