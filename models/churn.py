@@ -10,6 +10,9 @@ from sklearn.isotonic import IsotonicRegression
 from models._gbm import GBMEstimator, index
 
 
+PROBABILITY_FLOOR = 0.005
+
+
 class ChurnClassifier(GBMEstimator):
     """LightGBM binary classifier for "no order in the horizon", with isotonic calibration fit
     on a held-out split of customers (so the probabilities can be read as probabilities).
@@ -33,7 +36,10 @@ class ChurnClassifier(GBMEstimator):
         self.calibrator_: IsotonicRegression | None = None
         if valid.sum() >= 200 and 0 < y[valid].mean() < 1:
             raw = _sigmoid(self._raw_predict(self.booster_, features.filter(pl.Series(valid))))
-            self.calibrator_ = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
+            # Never 0 or 1: an isotonic step with no churner in the held-out split is not
+            # a certainty, and one wrong "certain" customer costs log loss ~14.
+            self.calibrator_ = IsotonicRegression(out_of_bounds="clip", y_min=PROBABILITY_FLOOR,
+                                                  y_max=1 - PROBABILITY_FLOOR)
             self.calibrator_.fit(raw, y[valid])
         return self
 

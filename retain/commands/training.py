@@ -182,6 +182,7 @@ def evaluate(
 ) -> None:
     """Score a registered model at --as-of and compare with what happened in the horizon after
     it (the transactions must cover that horizon), beside the baselines."""
+    from models.pipeline import TASKS
     from training.backtest import (
         TrainConfig,
         evaluate_pipeline,
@@ -205,7 +206,7 @@ def evaluate(
         console.print(versus_line(task, row))
     if out is not None:
         report = {"model_version": version, "as_of": str(cutoff), "horizon_days": horizon,
-                  "customers": frame.height, "choices": dict(getattr(pipeline, "choice", {})),
+                  "customers": frame.height, "choices": {task: pipeline.chosen(task) for task in (*TASKS, "due_product")},
                   "versus_best_baseline": versus, "metrics": metrics}
         write_json(out, report)
         console.print(f"Metrics written to {out}")

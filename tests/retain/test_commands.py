@@ -86,6 +86,7 @@ def test_train_score_evaluate_promote(env):
     assert f"-> {churn['verdict']}" in evaluated.output.replace("\n", " ")
     assert report["metrics"]["churn"]["retain"]["auc"] == pytest.approx(churn["retain"])
     assert report["horizon_days"] == 90 and report["model_version"] == "1"
+    assert set(report["choices"]) == {"churn", "value", "timing", "due_product"}
     # The run logged the data report beside the model.
     runs = mlflow.search_runs(experiment_names=["retain"])
     artifacts = {a.path for a in MlflowClient().list_artifacts(runs["run_id"].iloc[-1])}
