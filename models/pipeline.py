@@ -179,25 +179,33 @@ class ExpectedOrdersChurn:
     intercept: float
     slope: float  # < 0: more expected orders, less likely to churn
 
-    # Below this many expected orders all customers look alike to the log: a floor keeps the
-    # map finite (and still strictly monotone above it, where customers differ).
-    FLOOR = 1e-9
+    # Below this many expected orders the log runs to -700 (BTYD models give 1e-44 to the
+    # long gone) and the logistic would round to exactly 1 for all of them, tying their
+    # ranks: there the scale is compressed (log of the log), still strictly decreasing.
+    KNEE = 1e-6
+
+    @classmethod
+    def scale(cls, expected_orders: np.ndarray) -> np.ndarray:
+        """log expected orders above ``KNEE``; below it, a slower strictly increasing curve."""
+        e = np.maximum(np.asarray(expected_orders, dtype=float), 1e-300)
+        knee = np.log(cls.KNEE)
+        x = np.log(e)
+        return np.where(x >= knee, x, knee - np.log1p(knee - np.minimum(x, knee)))
 
     @classmethod
     def fit(cls, kind: str, expected_orders: np.ndarray, p_no_order: np.ndarray) -> ExpectedOrdersChurn:
-        x = np.log(np.maximum(np.asarray(expected_orders, dtype=float), cls.FLOOR))
+        x = cls.scale(expected_orders)
         p = np.clip(np.asarray(p_no_order, dtype=float), 1e-6, 1 - 1e-6)
         used = np.isfinite(x) & np.isfinite(p)
         slope, intercept = -1.0, 0.0
         if used.sum() >= 2 and np.ptp(x[used]) > 0:
-            # Least squares on the logit: the fit is a one-line regression, no optimiser.
+            # Least squares on the logit: a one-line regression, no optimiser.
             slope, intercept = (float(v) for v in np.polyfit(x[used], np.log(p[used] / (1 - p[used])), 1))
         # The ranking must be that of the expected orders, whatever the fit says.
         return cls(kind, intercept, min(slope, -1e-3))
 
     def churn_probability(self, expected_orders: np.ndarray) -> np.ndarray:
-        x = np.log(np.maximum(np.asarray(expected_orders, dtype=float), self.FLOOR))
-        return 1.0 / (1.0 + np.exp(-(self.intercept + self.slope * x)))
+        return 1.0 / (1.0 + np.exp(-(self.intercept + self.slope * self.scale(expected_orders))))
 
 
 @dataclass
