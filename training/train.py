@@ -112,6 +112,8 @@ def choice_lines(metrics: dict, pipeline: ScoringPipeline) -> list[str]:
         else:
             name = {"btyd": BTYD_NAMES[pipeline.btyd.model], "gbm": "LightGBM",
                     "baseline": BASELINE_NAMES.get(task, "recency rule")}[kind]
+            if task == "churn" and kind == "btyd" and pipeline.orders_churn is not None:
+                name += ", ranked by expected orders"
             lines.append(f"{TASK_LABELS.get(task, task)}: {kind} ({name}): not measured (no backtest)")
     return lines
 
