@@ -46,7 +46,7 @@ SCORE_COLUMNS = (
 )
 # Bumped whenever a fitted part's meaning changes: a pickled pipeline is only valid with the
 # code it was fitted with.
-PIPELINE_FORMAT = 4  # 4: a model chosen per task (``choice``), scoring uses it
+PIPELINE_FORMAT = 5  # 5: a BTYD churn choice may rank by expected orders (``orders_churn``)
 TASKS = ("churn", "value", "timing")
 # Simplest first: on a tie (a difference within noise) the simpler model is used.
 MODEL_KINDS = ("baseline", "btyd", "gbm")
@@ -164,6 +164,50 @@ class RecencyChurnRule:
         return np.clip(np.interp(d, self.days, self.rates) + 1e-9 * d, 0.0, 1.0)
 
 
+@dataclass(frozen=True)
+class ExpectedOrdersChurn:
+    """Churn probability from a BTYD model's expected orders in the horizon, for when ranking
+    by expected orders beat ranking by P(no order). One customer at a time (the API scores
+    so): a fixed, strictly decreasing logistic map of log expected orders, fitted at training
+    to the same model's own P(no order), so its AUC is exactly the expected-orders ranking and
+    its level stays close to the model's probability.
+
+    ``kind``: the BTYD kind whose expected orders it reads (``bgnbd``, ``pareto``, ...).
+    """
+
+    kind: str
+    intercept: float
+    slope: float  # < 0: more expected orders, less likely to churn
+
+    # Below this many expected orders the log runs to -700 (BTYD models give 1e-44 to the
+    # long gone) and the logistic would round to exactly 1 for all of them, tying their
+    # ranks: there the scale is compressed (log of the log), still strictly decreasing.
+    KNEE = 1e-6
+
+    @classmethod
+    def scale(cls, expected_orders: np.ndarray) -> np.ndarray:
+        """log expected orders above ``KNEE``; below it, a slower strictly increasing curve."""
+        e = np.maximum(np.asarray(expected_orders, dtype=float), 1e-300)
+        knee = np.log(cls.KNEE)
+        x = np.log(e)
+        return np.where(x >= knee, x, knee - np.log1p(knee - np.minimum(x, knee)))
+
+    @classmethod
+    def fit(cls, kind: str, expected_orders: np.ndarray, p_no_order: np.ndarray) -> ExpectedOrdersChurn:
+        x = cls.scale(expected_orders)
+        p = np.clip(np.asarray(p_no_order, dtype=float), 1e-6, 1 - 1e-6)
+        used = np.isfinite(x) & np.isfinite(p)
+        slope, intercept = -1.0, 0.0
+        if used.sum() >= 2 and np.ptp(x[used]) > 0:
+            # Least squares on the logit: a one-line regression, no optimiser.
+            slope, intercept = (float(v) for v in np.polyfit(x[used], np.log(p[used] / (1 - p[used])), 1))
+        # The ranking must be that of the expected orders, whatever the fit says.
+        return cls(kind, intercept, min(slope, -1e-3))
+
+    def churn_probability(self, expected_orders: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-(self.intercept + self.slope * self.scale(expected_orders))))
+
+
 @dataclass
 class ScoringPipeline:
     """Fitted parts plus what scoring needs to reproduce training's inputs.
@@ -180,7 +224,9 @@ class ScoringPipeline:
     customer's own interval). ``btyd_variant`` is the probabilistic model the ``btyd`` choices
     score with when it is not ``btyd`` (e.g. Pareto/NBD won, while the LightGBM models read
     BG/NBD's outputs); ``recency_rule`` scores a churn ``baseline`` choice;
-    ``btyd_comparison`` is how the BTYD kind was chosen on a short history.
+    ``btyd_comparison`` is how the BTYD kind was chosen on a short history; ``orders_churn``,
+    when set, makes a ``btyd`` churn choice rank by the model's expected orders in the horizon
+    rather than by its P(no order) (:class:`ExpectedOrdersChurn`).
 
     ``reference`` (shop-wide figures for segments) and ``channel_measurements`` (what the
     contacts log showed) are fitted at training for the decisions (``decisions/``), so the
@@ -205,6 +251,7 @@ class ScoringPipeline:
     btyd_variant: BTYDModel | None = None
     recency_rule: RecencyChurnRule | None = None
     btyd_comparison: dict = field(default_factory=dict)
+    orders_churn: ExpectedOrdersChurn | None = None
     format_version: int = PIPELINE_FORMAT
 
     def chosen(self, task: str) -> str:
@@ -261,6 +308,9 @@ class ScoringPipeline:
             values.update({f"btyd_{k}": variant[k] for k in (
                 "p_no_order", "expected_revenue", "clv_12m", "p_alive", "expected_orders")})
         churn = values["btyd_p_no_order"]
+        orders_churn = getattr(self, "orders_churn", None)  # absent from older pickles
+        if chosen["churn"] == "btyd" and orders_churn is not None:
+            churn = orders_churn.churn_probability(values["btyd_expected_orders"])
         revenue = btyd_revenue = values["btyd_expected_revenue"]
         source = np.full(frame.height, "btyd", dtype=object)
         if chosen["churn"] == "baseline" and self.recency_rule is not None:

@@ -29,7 +29,13 @@ from features.labels import labels_lazy
 from features.orders import Frame, bought_line, orders, window
 from models.btyd import BTYD_KINDS, BTYD_NAMES, BTYDModel, InsufficientHistoryError
 from models.churn import ChurnClassifier
-from models.pipeline import MODEL_KINDS, RecencyChurnRule, ScoringPipeline, with_btyd
+from models.pipeline import (
+    MODEL_KINDS,
+    ExpectedOrdersChurn,
+    RecencyChurnRule,
+    ScoringPipeline,
+    with_btyd,
+)
 from models.timing import NextOrderRegressor
 from models.value import RevenueRegressor
 from training.metrics import (
@@ -154,6 +160,8 @@ def fit_pipeline(transactions: Frame, as_of: date, config: TrainConfig,
         pipeline.notes.append(comparison["summary"])
         if kind != pipeline.btyd.model:
             pipeline.btyd = btyd_model(config, kind).fit(rfm)
+        if comparison.get("churn_score") == "expected_orders":
+            pipeline.orders_churn = orders_churn(pipeline.btyd, rfm, config.horizon_days)
         return pipeline
     stacked = stacked_frame(history, origins, channels, config, progress)
     gbm = {"n_estimators": config.n_estimators, "learning_rate": config.learning_rate,
@@ -174,7 +182,10 @@ def choose_btyd_kind(history: Frame, as_of: date, config: TrainConfig) -> tuple[
     """BG/NBD, MBG/NBD or Pareto/NBD for a history too short for a backtest, as lifetimes
     users choose: fit each on a calibration period, predict the holdout period after it (the
     last ``min(horizon, history / 3)`` days) and keep the best by the mean of churn AUC and
-    revenue Spearman there. Returns the kind and what was measured (``summary``: one line)."""
+    revenue Spearman there. Churn is ranked either by P(no order) or by (fewer) expected
+    orders in the horizon, whichever ranks the holdout better for that kind (a tie keeps
+    P(no order)); ``comparison["churn_score"]`` says which. Returns the kind and what was
+    measured (``summary``: one line)."""
     first = history.lazy().select(pl.col("ts").min()).collect().item().date()
     span = (as_of - first).days
     holdout = min(config.horizon_days, span // 3)
@@ -195,22 +206,40 @@ def choose_btyd_kind(history: Frame, as_of: date, config: TrainConfig) -> tuple[
         except InsufficientHistoryError as exc:
             comparison["kinds"][kind] = {"error": str(exc)}
             continue
-        churn = churn_metrics(churned, predicted["p_no_order"]).get("auc", np.nan)
+        by_p = churn_metrics(churned, predicted["p_no_order"]).get("auc", np.nan)
+        by_orders = churn_metrics(churned, -predicted["expected_orders"],
+                                  probabilities=False).get("auc", np.nan)
+        churn_score = "expected_orders" if by_orders > by_p else "p_no_order"
+        churn = by_orders if churn_score == "expected_orders" else by_p
         value = value_metrics(revenue, predicted["expected_revenue"])["spearman"]
-        comparison["kinds"][kind] = {"auc": churn, "spearman": value,
-                                     "score": float(np.nanmean([churn, value]))}
+        comparison["kinds"][kind] = {"auc": churn, "auc_p_no_order": by_p,
+                                     "auc_expected_orders": by_orders, "churn_score": churn_score,
+                                     "spearman": value, "score": float(np.nanmean([churn, value]))}
     scored = {k: v["score"] for k, v in comparison["kinds"].items()
               if "score" in v and np.isfinite(v["score"])}
     if not scored:
         comparison["summary"] = "BTYD model: BG/NBD (no kind could be compared on the holdout)"
         return "bgnbd", comparison
     kind = max(scored, key=lambda k: (scored[k], -BTYD_KINDS.index(k)))  # ties: the first kind
-    measured = ", ".join(f"{BTYD_NAMES[k]} AUC {v['auc']:.4f} Spearman {v['spearman']:.4f}"
-                         for k, v in comparison["kinds"].items() if "score" in v)
+    measured = ", ".join(
+        f"{BTYD_NAMES[k]} AUC {v['auc_p_no_order']:.4f} by P(no order), "
+        f"{v['auc_expected_orders']:.4f} by expected orders, Spearman {v['spearman']:.4f}"
+        for k, v in comparison["kinds"].items() if "score" in v)
     comparison["chosen"] = kind
+    comparison["churn_score"] = comparison["kinds"][kind]["churn_score"]
+    ranked_by = ("expected orders" if comparison["churn_score"] == "expected_orders"
+                 else "P(no order)")
     comparison["summary"] = (f"BTYD model chosen on a calibration/holdout split (holdout the last "
-                             f"{holdout} days before {as_of}): {BTYD_NAMES[kind]}; {measured}")
+                             f"{holdout} days before {as_of}): {BTYD_NAMES[kind]}, churn ranked "
+                             f"by {ranked_by}; {measured}")
     return kind, comparison
+
+
+def orders_churn(btyd: BTYDModel, rfm: pl.DataFrame, horizon_days: int) -> ExpectedOrdersChurn:
+    """The churn probability map by ``btyd``'s expected orders, fitted to its own
+    P(no order) on the customers at hand (no outcome is used)."""
+    predicted = btyd.predict_arrays(rfm, horizon_days)
+    return ExpectedOrdersChurn.fit(btyd.model, predicted["expected_orders"], predicted["p_no_order"])
 
 
 def baseline_scores(frame: pl.DataFrame, products: pl.DataFrame, transactions: Frame,
@@ -238,6 +267,7 @@ def baseline_scores(frame: pl.DataFrame, products: pl.DataFrame, transactions: F
         pl.col("btyd_p_no_order").alias("bgnbd_p_no_order"),
         (-pl.col("btyd_expected_orders")).alias("bgnbd_minus_expected_orders"),
         pl.Series("pareto_p_no_order", pareto["p_no_order"].to_numpy()),
+        pl.Series("pareto_minus_expected_orders", -pareto["expected_orders"].to_numpy()),
         pl.col("btyd_expected_revenue").alias("bgnbd_gg_revenue"),
         pl.Series("pareto_gg_revenue", pareto["expected_revenue"].to_numpy()),
         # The marketer's formula: AOV x purchase frequency x lifetime (here the horizon).
@@ -375,8 +405,12 @@ def versus_line(task: str, row: dict) -> str:
 # outcome and metric they are judged by. "retain" columns are the LightGBM pipeline's scores.
 CANDIDATES = {
     "churn": {"baseline": [("recency_days", "recency_days")],
+              # By P(no order) or by fewer expected orders in the horizon: scoring outputs the
+              # latter as a probability too (models.pipeline.ExpectedOrdersChurn).
               "btyd": [("bgnbd_p_no_order", "bgnbd_p_no_order"),
-                       ("pareto_p_no_order", "pareto_p_no_order")],
+                       ("pareto_p_no_order", "pareto_p_no_order"),
+                       ("bgnbd_expected_orders", "bgnbd_minus_expected_orders"),
+                       ("pareto_expected_orders", "pareto_minus_expected_orders")],
               "gbm": [("gbm", "churn_probability")]},
     "value": {"baseline": [("formula_revenue", "formula_revenue")],
               "btyd": [("bgnbd_gg_revenue", "bgnbd_gg_revenue"),
@@ -500,6 +534,12 @@ def apply_choice(pipeline: ScoringPipeline, choices: dict[str, dict], history: F
         pipeline.btyd_variant = fit_btyd(history, as_of, config, model=kind)
     if pipeline.choice.get("churn") == "baseline" and pipeline.recency_rule is None:
         pipeline.choice.pop("churn")  # no origin to learn the rule's rates from: keep the default
+    churn = choices.get("churn", {})
+    if pipeline.choice.get("churn") == "btyd" and churn.get("name", "").endswith("_expected_orders"):
+        # The model btyd choices score with (the variant when there is one).
+        scoring = pipeline.btyd_variant or pipeline.btyd
+        pipeline.orders_churn = orders_churn(scoring, rfm_summary(history, as_of),
+                                             config.horizon_days)
     return pipeline
 
 
@@ -545,6 +585,12 @@ def backtest(transactions: Frame, as_of: date, config: TrainConfig,
             # What scoring would output: the rule's rates, ranked exactly as the days.
             predicted = pipeline.recency_rule.churn_probability(predicted)
             probabilities = True
+        if task == "churn" and choice.name.endswith("_expected_orders"):
+            # What scoring would output: the expected orders mapped to a probability.
+            kind = choice.name.split("_")[0]
+            expected = -predicted
+            own = data[f"{kind}_p_no_order"].cast(pl.Float64).fill_null(1.0).to_numpy()
+            predicted = ExpectedOrdersChurn.fit(kind, expected, own).churn_probability(expected)
         metrics[task]["retain"] = (
             churn_metrics(actual, predicted, probabilities=probabilities)
             if task == "churn" else value_metrics(actual, predicted) if task == "value"

@@ -130,6 +130,12 @@ ROW_METRICS = {"auc": (_auc_rows, True), "spearman": (_spearman_rows, True),
 BOOTSTRAP_BLOCK_CELLS = 20_000_000
 
 
+# Differences smaller than this (AUC, Spearman; days for a timing error) mean nothing to a
+# user: on CDNOW retain's Pareto/NBD x Gamma-Gamma revenue and the same baseline refitted
+# differed by 1e-6 Spearman, an interval of [-0.0000, -0.0000], "worse" without the floor.
+NEGLIGIBLE_DIFFERENCE = 1e-4
+
+
 @dataclass(frozen=True)
 class PairedDifference:
     """How much better model A is than model B on one metric: ``diff`` is A minus B in the
@@ -145,8 +151,12 @@ class PairedDifference:
 
     @property
     def verdict(self) -> str:
-        """"better", "worse", or "tie" when the interval holds zero (within noise)."""
+        """"better", "worse", or "tie" when the interval holds zero (within noise) or the
+        whole interval is within ``NEGLIGIBLE_DIFFERENCE`` of it (the same model fitted twice
+        differs by rounding, and thousands of customers make that "significant")."""
         if not np.isfinite(self.lo) or not np.isfinite(self.hi):
+            return "tie"
+        if max(abs(self.lo), abs(self.hi)) < NEGLIGIBLE_DIFFERENCE:
             return "tie"
         return "better" if self.lo > 0 else "worse" if self.hi < 0 else "tie"
 

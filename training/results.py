@@ -28,8 +28,8 @@ from decisions.rules import default_rules
 from features.samples import lifetimes_dataset_path
 from features.simulate import SimulatedShop, simulate_shop
 from models.pipeline import ScoringPipeline
-from training.backtest import TrainConfig, best_baseline, evaluate_pipeline, fit_pipeline
-from training.train import fit_decision_inputs
+from training.backtest import TrainConfig, best_baseline, evaluate_pipeline
+from training.train import fit_chosen_pipeline, fit_decision_inputs
 
 DUE_WITHIN_DAYS = 14
 RULE_LAPSE_DAYS = 30
@@ -142,7 +142,9 @@ def simulated_section(customers: int, seed: int) -> str:
     history = shop.transactions.with_columns(pl.col("quantity").cast(pl.Float64))
     everything = pl.concat([shop.transactions, shop.future_transactions]).with_columns(
         pl.col("quantity").cast(pl.Float64))
-    pipeline = fit_pipeline(history, shop.as_of, config, progress=lambda _: None)
+    # As ``retain train`` fits: backtest, per-task choice, final fit (so "retain" below is the
+    # model scoring uses, not LightGBM alone).
+    pipeline, _, _ = fit_chosen_pipeline(history, shop.as_of, config, progress=lambda _: None)
     metrics, frame = evaluate_pipeline(pipeline, everything, shop.as_of, config)
     return (
         f"## Simulated shop ({customers:,} customers, seed {seed})\n\n"

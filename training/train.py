@@ -112,6 +112,8 @@ def choice_lines(metrics: dict, pipeline: ScoringPipeline) -> list[str]:
         else:
             name = {"btyd": BTYD_NAMES[pipeline.btyd.model], "gbm": "LightGBM",
                     "baseline": BASELINE_NAMES.get(task, "recency rule")}[kind]
+            if task == "churn" and kind == "btyd" and pipeline.orders_churn is not None:
+                name += ", ranked by expected orders"
             lines.append(f"{TASK_LABELS.get(task, task)}: {kind} ({name}): not measured (no backtest)")
     return lines
 
@@ -160,6 +162,30 @@ def record_due_product_choice(metrics: dict, choice: dict) -> None:
     table["ranker"] = {"hit_rate": ranker}
 
 
+def fit_chosen_pipeline(history: pl.DataFrame, as_of: date, config: TrainConfig,
+                        progress: Callable[[str], None] = log.info
+                        ) -> tuple[ScoringPipeline, dict, pl.DataFrame]:
+    """From the history before ``as_of`` to the pipeline scoring uses: the backtest and its
+    per-task choice, the final fit, the choice applied, the due-product choice; progress lines
+    name each task's model. Returns the pipeline, the backtest metrics (with ``choices``) and
+    the backtest frame (empty without a backtest). ``retain train`` and ``make results`` both
+    fit this way, so the results show the models scoring uses."""
+    metrics, frame, _ = backtest(history, as_of, config, progress)
+    progress("final fit on all data before the as-of date")
+    pipeline = fit_pipeline(history, as_of, config, progress)
+    apply_choice(pipeline, metrics.get("choices", {}), history, as_of, config)
+    progress("due product: a ranker against the customer's most bought product")
+    pipeline.due_product, due_choice = due_product_choice(
+        history, as_of, config.horizon_days, config.n_origins, config.origin_step_days,
+        random_state=config.random_state)
+    record_due_product_choice(metrics, due_choice)
+    for note in pipeline.notes:
+        progress(f"WARNING: {note}")
+    for line in choice_lines(metrics, pipeline):
+        progress(f"model for {line}")
+    return pipeline, metrics, frame
+
+
 @dataclass
 class TrainResult:
     run_id: str
@@ -188,19 +214,7 @@ def train(transactions: pl.DataFrame, as_of: date, config: TrainConfig,
     eligibility = check_eligibility(history, as_of)
     for reason in eligibility.reasons:
         progress(f"WARNING: {reason}: the probabilistic model alone will score this shop")
-    metrics, frame, _ = backtest(history, as_of, config, progress)
-    progress("final fit on all data before the as-of date")
-    pipeline = fit_pipeline(history, as_of, config, progress)
-    apply_choice(pipeline, metrics.get("choices", {}), history, as_of, config)
-    progress("due product: a ranker against the customer's most bought product")
-    pipeline.due_product, due_choice = due_product_choice(
-        history, as_of, config.horizon_days, config.n_origins, config.origin_step_days,
-        random_state=config.random_state)
-    record_due_product_choice(metrics, due_choice)
-    for note in pipeline.notes:
-        progress(f"WARNING: {note}")
-    for line in choice_lines(metrics, pipeline):
-        progress(f"model for {line}")
+    pipeline, metrics, frame = fit_chosen_pipeline(history, as_of, config, progress)
     fit_decision_inputs(pipeline, history, as_of, contacts, rules or default_rules(), progress)
 
     if "MLFLOW_RUN_ID" not in os.environ:  # under `mlflow run`, log into the run it made

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import pickle
 from datetime import timedelta
 
+import numpy as np
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from sklearn.metrics import roc_auc_score
+
+from features.labels import labels_lazy
 from models.pipeline import (
     SMALL_BATCH_MAX_CUSTOMERS,
+    ExpectedOrdersChurn,
     due_products,
     due_products_small,
     is_small_batch,
@@ -74,6 +80,48 @@ def test_probabilistic_fallback_scores_small_requests_as_the_batch(pipeline, sho
         assert_frame_equal(fallback.score(request, shop.as_of),
                            fallback.score(request.lazy(), shop.as_of),
                            check_exact=False, rel_tol=0, abs_tol=1e-9)
+
+
+def test_churn_by_expected_orders_is_a_probability_ranked_as_the_orders(pipeline, shop,
+                                                                       shop_history, shop_all):
+    frame, _ = pipeline.features(shop_history, shop.as_of)
+    orders = frame["btyd_expected_orders"].to_numpy()
+    p_no_order = frame["btyd_p_no_order"].to_numpy()
+    fitted = ExpectedOrdersChurn.fit("bgnbd", orders, p_no_order)
+    churn = fitted.churn_probability(orders)
+    assert fitted.slope < 0 and ((churn > 0) & (churn < 1)).all()
+    # Strictly decreasing in the orders, even for the long gone (1e-44 expected orders): the
+    # AUC is exactly the expected orders' ranking.
+    grid = np.sort(np.unique(orders))
+    assert grid[0] < 1e-30 and (np.diff(fitted.churn_probability(grid)) < 0).all()
+    churned = frame.join(labels_lazy(shop_all, shop.as_of, 90).collect(), on="customer_id",
+                         how="left")["ordered_again"].fill_null(False).not_().to_numpy()
+    assert roc_auc_score(churned, churn) == pytest.approx(roc_auc_score(churned, -orders), abs=1e-12)
+    # Close to the model's own probability: the map only changes the order of the ranks.
+    assert abs(churn.mean() - p_no_order.mean()) < 0.05
+    assert np.corrcoef(churn, p_no_order)[0, 1] > 0.9
+    assert pickle.loads(pickle.dumps(fitted)) == fitted
+
+
+def test_a_fallback_ranking_churn_by_expected_orders_scores_small_requests_as_the_batch(
+        pipeline, shop, shop_history):
+    frame, _ = pipeline.features(shop_history, shop.as_of)
+    fitted = ExpectedOrdersChurn.fit("bgnbd", frame["btyd_expected_orders"].to_numpy(),
+                                     frame["btyd_p_no_order"].to_numpy())
+    fallback = dataclasses.replace(pipeline, churn=None, value=None, timing=None,
+                                   orders_churn=fitted)
+    ids = customers(shop_history, SMALL_BATCH_MAX_CUSTOMERS + 10, offset=200)
+    scores = fallback.score(of(shop_history, ids), shop.as_of)
+    # One customer at a time, the same probabilities (the fallback's timing reads the
+    # request's median interval, so only churn is compared here).
+    one_at_a_time = pl.concat([fallback.score(of(shop_history, [c]), shop.as_of) for c in ids])
+    assert np.allclose(one_at_a_time["churn_probability"].to_numpy(),
+                       scores["churn_probability"].to_numpy(), rtol=0, atol=1e-12)
+    assert np.allclose(scores["churn_probability"].to_numpy(),
+                       fitted.churn_probability(scores["expected_orders"].to_numpy()))
+    # A LightGBM churn choice ignores the map.
+    assert dataclasses.replace(pipeline, orders_churn=fitted).score(
+        of(shop_history, ids), shop.as_of).equals(pipeline.score(of(shop_history, ids), shop.as_of))
 
 
 @pytest.fixture(scope="module")

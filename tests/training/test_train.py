@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import mlflow
 import numpy as np
+import polars as pl
 import pytest
 from mlflow import MlflowClient
 
@@ -93,3 +94,25 @@ def test_fingerprint_ignores_row_order_but_not_content(shop_history):
     b = data_fingerprint(shop_history.reverse())
     c = data_fingerprint(shop_history.with_columns(shop_history["amount"] + 1))
     assert a == b and a["sha256_16"] != c["sha256_16"]
+
+
+def test_fit_chosen_pipeline_scores_with_what_the_backtest_chose(shop, shop_history):
+    """What ``retain train`` and ``make results`` both fit: the backtest's choice applied to
+    the final fit, the due product chosen too, and a progress line per task."""
+    from training.train import choice_lines, fit_chosen_pipeline
+
+    small = shop_history.filter(pl.col("customer_id").is_in(
+        shop_history["customer_id"].unique().sort().head(1500).implode()))
+    said: list[str] = []
+    pipeline, metrics, frame = fit_chosen_pipeline(small, shop.as_of, FAST, progress=said.append)
+    assert frame.height > 0 and pipeline.trained_as_of == shop.as_of
+    assert set(metrics["choices"]) == {"churn", "value", "timing", "due_product"}
+    for task in ("churn", "value", "timing"):
+        assert pipeline.chosen(task) == metrics["choices"][task]["kind"]
+    assert [f"model for {line}" for line in choice_lines(metrics, pipeline)] == [
+        line for line in said if line.startswith("model for ")]
+    # Scoring follows the churn choice: a btyd choice is not LightGBM's probability.
+    scores = pipeline.score(small, shop.as_of)
+    sources = set(scores["score_source"])
+    assert sources <= ({"gbm", "gbm_one_order"} if pipeline.chosen("churn") == "gbm"
+                       else {pipeline.chosen("churn")})
