@@ -9,7 +9,6 @@ from sklearn.isotonic import IsotonicRegression
 
 from models._gbm import GBMEstimator, index
 
-
 PROBABILITY_FLOOR = 0.005
 
 

@@ -280,6 +280,7 @@ CHURN_BASELINES = {
     "recency_30d": "recency_30d", "recency_60d": "recency_60d", "recency_90d": "recency_90d",
     "recency_days": "recency_days", "bgnbd_p_no_order": "bgnbd_p_no_order",
     "bgnbd_expected_orders": "bgnbd_minus_expected_orders", "pareto_p_no_order": "pareto_p_no_order",
+    "pareto_expected_orders": "pareto_minus_expected_orders",
 }
 VALUE_BASELINES = ("bgnbd_gg_revenue", "pareto_gg_revenue", "formula_revenue")
 

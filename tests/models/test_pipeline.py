@@ -10,7 +10,6 @@ import numpy as np
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
-
 from sklearn.metrics import roc_auc_score
 
 from features.labels import labels_lazy

@@ -12,7 +12,6 @@ import pytest
 
 from features.samples import lifetimes_dataset_path
 from models.btyd import BTYD_KINDS, InsufficientHistoryError
-from models.pipeline import ExpectedOrdersChurn, ScoringPipeline
 from tests.conftest import make_transactions
 from training.backtest import (
     TrainConfig,
@@ -205,14 +204,6 @@ def test_a_shop_without_repeat_buyers_gets_one_clear_error(shop_of):
     assert isinstance(caught.value, ValueError)  # the CLI prints ValueErrors as one error: line
 
 
-@pytest.fixture
-def tracking(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    from mlflow import MlflowClient
-
-    yield MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 def test_nan_backtest_metrics_are_never_registered(tracking):

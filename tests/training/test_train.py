@@ -8,7 +8,6 @@ import mlflow
 import numpy as np
 import polars as pl
 import pytest
-from mlflow import MlflowClient
 
 from models.registry import MODEL_NAME, load_registered
 from training.backtest import TrainConfig
@@ -17,12 +16,6 @@ from training.train import data_fingerprint, train
 FAST = TrainConfig(n_origins=2, n_estimators=60, learning_rate=0.15)
 
 
-@pytest.fixture
-def tracking(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    yield MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 def quiet(_: str) -> None:
