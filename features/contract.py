@@ -386,6 +386,15 @@ def _require(frame: pl.DataFrame, required: Sequence[str], source: str) -> None:
             f"{source}: missing column(s) {', '.join(map(repr, missing))} (found: {found}). "
             f"If they have other names, map them: {hint}"
         )
+    # Only the columns retain reads: a nested column it ignores is no reason to refuse a file.
+    read = {*required, "order_id", "product_id", "quantity", "channel", "price"}
+    nested = [c for c in frame.columns if c in read
+              and isinstance(frame.schema[c], (pl.List, pl.Array, pl.Struct, pl.Object))]
+    if nested:
+        raise DataError(
+            f"{source}: column(s) {', '.join(map(repr, nested))} hold lists or records, not "
+            "single values: flatten them (one value per row) before passing the file"
+        )
 
 
 def _text(column: str) -> pl.Expr:

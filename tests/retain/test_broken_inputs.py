@@ -161,9 +161,7 @@ CASES = [
         ("\ufeff" + HEADER + "c1,o1,2024-01-05,10\n").replace("\n", "\r\n"))), code=0),
     Case("Parquet with a list amount", features(lambda tmp: write_parquet(tmp, pl.DataFrame({
         "customer_id": ["c1"], "order_id": ["o1"], "ts": [datetime(2024, 1, 5)],
-        "amount": [[1.0]]}))), marks=(pytest.mark.xfail(reason="needs data-contract: a nested "
-                                                        "column is not refused by name",
-                                                        strict=False),)),
+        "amount": [[1.0]]})))),
     # -- the flags -----------------------------------------------------------------------------
     Case("bad --as-of", features(good, "--as-of", "2024-13-45")),
     Case("--as-of not a date", features(good, "--as-of", "yesterday")),
