@@ -3,7 +3,8 @@
 Rows stream from the score store chunk by chunk (:meth:`ScoreStore.iter_scores`); the column
 order is the store's, which only grows at the end as migrations add columns. CSV is UTF-8,
 with a byte-order mark on request (Excel then shows Cyrillic intact) and ``,`` or ``;`` as the
-separator (``;`` is what Excel expects where the decimal mark is a comma).
+separator (``;`` is what Excel expects where the decimal mark is a comma); text cells that a
+spreadsheet would run as formulas are neutralised (:func:`formula_safe`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,20 @@ BOM = "\ufeff".encode()
 CHUNK_ROWS = 20_000
 
 
+# OWASP's advice on CSV injection: a text cell that Excel or LibreOffice would read as a formula
+# (or whose leading tab / CR they strip before doing so) gets a leading apostrophe, which they
+# show as text. Numbers are typed columns and stay as they are.
+FORMULA_START = r"^[=+\-@\t\r]"
+
+
+def formula_safe(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with every text cell that a spreadsheet would run as a formula neutralised."""
+    text = [name for name, dtype in frame.schema.items() if dtype == pl.String]
+    return frame.with_columns(
+        pl.when(pl.col(name).str.contains(FORMULA_START)).then(pl.lit("'") + pl.col(name))
+        .otherwise(pl.col(name)).alias(name) for name in text)
+
+
 def csv_chunks(frames: Iterator[pl.DataFrame], columns: list[str], *, separator: Separator = ",",
                bom: bool = False) -> Iterator[bytes]:
     """CSV bytes: the header (also when there are no rows), then each frame's rows."""
@@ -35,7 +50,8 @@ def csv_chunks(frames: Iterator[pl.DataFrame], columns: list[str], *, separator:
     yield (BOM if bom else b"") + header.getvalue()
     for frame in frames:
         buffer = io.BytesIO()
-        frame.select(columns).write_csv(buffer, separator=separator, include_header=False)
+        formula_safe(frame.select(columns)).write_csv(buffer, separator=separator,
+                                                      include_header=False)
         yield buffer.getvalue()
 
 

@@ -156,7 +156,9 @@ def write_frame(frame: pl.DataFrame, path: Path) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         if suffix == ".csv":
-            frame.write_csv(path)
+            from serving.export import formula_safe
+
+            formula_safe(frame).write_csv(path)
         else:
             frame.write_parquet(path)
     except (OSError, pl.exceptions.PolarsError) as exc:
