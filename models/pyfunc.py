@@ -26,6 +26,20 @@ TRANSACTION_SCHEMA = {
 }
 
 
+REQUIRED_COLUMNS = ("customer_id", "ts", "amount")
+
+
+def input_schema():
+    """The model's honest input signature: the contract's required columns required, the
+    optional ones optional, and numbers of any numeric type (a Parquet file's integer
+    quantities are quantities too); ``transactions_frame`` types them."""
+    from mlflow.types.schema import AnyType, ColSpec, Schema
+
+    mlflow_types = {pl.String: "string", pl.Datetime("us"): "datetime", pl.Float64: AnyType()}
+    return Schema([ColSpec(mlflow_types[dtype], name, required=name in REQUIRED_COLUMNS)
+                   for name, dtype in TRANSACTION_SCHEMA.items()])
+
+
 def save_pipeline(pipeline: ScoringPipeline, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as handle:

@@ -278,17 +278,24 @@ def _log_plots(frame: pl.DataFrame, pipeline: ScoringPipeline, tmp: Path) -> Non
 
 def _log_model(pipeline: ScoringPipeline, history: pl.DataFrame, as_of: date, tmp: Path):
     import mlflow
-    from mlflow.models import infer_signature
+    from mlflow.models import ModelSignature, infer_signature
 
     from models import pyfunc_model
-    from models.pyfunc import PIPELINE_ARTIFACT, save_pipeline, transactions_frame
+    from models.pyfunc import (
+        PIPELINE_ARTIFACT,
+        input_schema,
+        save_pipeline,
+        transactions_frame,
+    )
 
     path = save_pipeline(pipeline, tmp / "pipeline.pkl")
     example_ids = history["customer_id"].unique().sort().head(3)
     example = transactions_frame(history.filter(pl.col("customer_id").is_in(example_ids.implode())))
     example_pd = example.to_pandas()
     output = pipeline.score(example, as_of).to_pandas()
-    signature = infer_signature(example_pd, output, params={"as_of": str(as_of)})
+    inferred = infer_signature(example_pd, output, params={"as_of": str(as_of)})
+    signature = ModelSignature(inputs=input_schema(), outputs=inferred.outputs,
+                               params=inferred.params)
     return mlflow.pyfunc.log_model(
         name="model", python_model=str(Path(pyfunc_model.__file__)),
         artifacts={PIPELINE_ARTIFACT: str(path)},

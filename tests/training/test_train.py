@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -60,6 +63,25 @@ def test_registered_pyfunc_scores_raw_transactions_like_the_pipeline(tracking, s
     np.testing.assert_allclose(via_mlflow["churn_probability"], direct["churn_probability"], atol=1e-9)
     np.testing.assert_allclose(via_mlflow["predicted_revenue"], direct["predicted_revenue"], atol=1e-9)
     assert load_registered().version == result.version
+
+    # The README's snippet in a fresh process, on `retain simulate`'s own Parquet (integer
+    # quantities) and on a file with only the required contract columns.
+    ids = shop.transactions["customer_id"].unique().sort().head(20).implode()
+    raw = shop.transactions.filter(pl.col("customer_id").is_in(ids))
+    assert raw["quantity"].dtype.is_integer()
+    raw.write_parquet(Path.cwd() / "simulated.parquet")
+    raw.select("customer_id", "ts", "amount").write_parquet(Path.cwd() / "required.parquet")
+    snippet = (
+        "import sys, mlflow, pandas as pd\n"
+        "model = mlflow.pyfunc.load_model('models:/retain@champion')\n"
+        "for name in sys.argv[2:]:\n"
+        "    scores = model.predict(pd.read_parquet(name), params={'as_of': sys.argv[1]})\n"
+        "    print(name, len(scores), scores['churn_probability'].between(0, 1).all())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", snippet, str(shop.as_of), "simulated.parquet",
+                           "required.parquet"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["simulated.parquet", "20", "True", "required.parquet", "20", "True"]
 
 
 def test_same_data_same_recipe_stays_challenger_newer_data_becomes_champion(tracking, shop, shop_history):
