@@ -252,3 +252,29 @@ def test_the_compose_set_up_trains_serves_and_stores_natively(compose, tmp_path,
         if retain_server is not None:
             stop(retain_server)
         stop(server)
+
+
+# --- MLproject -------------------------------------------------------------------------------
+
+def test_mlflow_run_simulates_and_trains_into_the_retain_experiment(tmp_path):
+    """`mlflow run` as the README documents it: optional parameters left out (they reach retain
+    empty, not as two quote characters), an output folder that does not exist yet, and the runs
+    in the `retain` experiment."""
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}",
+           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    shop = tmp_path / "shop"
+    for entry, params in (("simulate", ["-P", "customers=1500", "-P", f"out={shop}"]),
+                          ("train", ["-P", f"transactions={shop / 'transactions.parquet'}",
+                                     "-P", "n_origins=1"])):
+        done = subprocess.run(
+            [str(BIN / "mlflow"), "run", str(REPO), "-e", entry, "--env-manager", "local",
+             "--experiment-name", "retain", *params],
+            cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
+        assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])  # no global tracking URI
+    runs = client.search_runs([client.get_experiment_by_name("retain").experiment_id])
+    assert sorted(r.data.tags["mlflow.project.entryPoint"] for r in runs) == ["simulate", "train"]
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    assert any("backtest.churn.retain.auc" in r.data.metrics for r in runs)
