@@ -260,8 +260,11 @@ def test_mlflow_run_simulates_and_trains_into_the_retain_experiment(tmp_path):
     """`mlflow run` as the README documents it: optional parameters left out (they reach retain
     empty, not as two quote characters), an output folder that does not exist yet, and the runs
     in the `retain` experiment."""
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}",
-           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    # A user's shell: no experiment or run left in the environment by other tests' MLflow use.
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID")}
+    env.update(PATH=f"{BIN}:{os.environ['PATH']}",
+               MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}")
     shop = tmp_path / "shop"
     for entry, params in (("simulate", ["-P", "customers=1500", "-P", f"out={shop}"]),
                           ("train", ["-P", f"transactions={shop / 'transactions.parquet'}",
