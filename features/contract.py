@@ -133,6 +133,7 @@ class LoadReport:
     duplicate_lines: list[int] = field(default_factory=list)
     duplicates_dropped: int = 0
     float_ids_rewritten: int = 0
+    header_lines: int = 0
     as_of: date | None = None
     window_end: date | None = None
     after_as_of: int = 0
@@ -152,6 +153,9 @@ class LoadReport:
             out.append(f"{self.source}: columns separated by whitespace")
         if self.amount_from_price:
             out.append("amount = price x quantity (no amount column)")
+        if self.header_lines:
+            out.append(f"{self.header_lines:,} repeated header line(s) skipped (a line whose "
+                       "customer id is the column's own name, as concatenated exports have)")
         if self.float_ids_rewritten:
             out.append(f"{self.float_ids_rewritten:,} customer ids written as floats "
                        "(17850.0) read as integers (17850)")
@@ -615,6 +619,15 @@ def load_transactions(
     _require(raw, [c for c in TRANSACTION_REQUIRED if not (from_price and c == "amount")], name)
     has = set(raw.columns)
     rows_read = raw.height
+    # A header repeated as a data line (files concatenated, or a header converted with the
+    # data) is not a bad row: its customer id is the column's own name.
+    header_lines = 0
+    if raw.schema["customer_id"] == pl.String:
+        names = {"customer_id", (column_map or {}).get("customer_id", "customer_id").lower()}
+        is_header = pl.col("customer_id").str.strip_chars().str.to_lowercase().is_in(list(names))
+        header_lines = raw.select(is_header.sum()).item()
+        if header_lines:
+            raw = raw.filter(~is_header)
     ts = pl.col(_PARSED_TS)
     # Over the whole file, as a user sees it: the lines later dropped as outside the window too.
     repeated = _repeated_rows(raw, [c for c in raw.columns if c != _ROW])
@@ -671,6 +684,7 @@ def load_transactions(
     report.duplicate_lines = [r + offset for r in repeated.head(_SHOWN_DUPLICATES).to_list()]
     report.duplicates_dropped = duplicates_dropped
     report.float_ids_rewritten = int(float_ids)
+    report.header_lines = int(header_lines)
     report.as_of, report.window_end = as_of, window_end
     for key, value in after.items():
         setattr(report, key, value)

@@ -236,3 +236,15 @@ def test_sql_source_reads_the_same_on_sqlite_and_postgresql(store_db_url):
         ("c2", "o2", datetime(2024, 1, 2), 7.5),
     ]
     assert ":retain@" not in loaded.report.source  # the password never reaches a message
+
+
+def test_a_header_repeated_as_a_data_line_is_skipped_and_reported(tmp_path):
+    from features.contract import load_transactions
+
+    path = tmp_path / "concatenated.csv"
+    path.write_text("customer_id,ts,amount\ncustomer_id,date--,dollar_value\n"
+                    "c1,2024-01-05,10\nCustomer_ID,ts,amount\nc2,2024-01-06,5\n")
+    loaded = load_transactions(path, as_of=date(2024, 2, 1))
+    assert loaded.frame["customer_id"].to_list() == ["c1", "c2"]
+    assert loaded.report.header_lines == 2 and not loaded.report.rejected
+    assert any("repeated header" in note for note in loaded.report.notes())
