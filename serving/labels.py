@@ -1,0 +1,177 @@
+"""Human labels for retain's codes and columns, in English and Russian.
+
+Codes (``at_risk``, ``win_back``, ``bgnbd_p_no_order``) stay in the store, the API and the default
+exports, where scripts read them; people read these labels: on the page, and in exports asked for
+with ``--lang``. A code without a label is shown as itself, never dropped, so a new channel in a
+shop's contacts log still appears.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import polars as pl
+
+Language = Literal["en", "ru"]
+LANGUAGES: tuple[Language, ...] = ("en", "ru")
+
+# kind -> code -> (English, Russian)
+CATEGORIES: dict[str, dict[str, tuple[str, str]]] = {
+    "lifecycle_stage": {
+        "new": ("New", "Новый"),
+        "active": ("Active", "Активный"),
+        "at_risk": ("At risk", "Под угрозой ухода"),
+        "sleeping": ("Sleeping", "Спящий"),
+        "lost": ("Lost", "Ушедший"),
+    },
+    "value_tier": {
+        "vip": ("VIP (top 5%)", "VIP (топ-5%)"),
+        "high": ("High value", "Высокая ценность"),
+        "mid": ("Mid value", "Средняя ценность"),
+        "low": ("Low value", "Низкая ценность"),
+    },
+    "behaviour_type": {
+        "stock_up": ("Stock-up buyer", "Закупается впрок"),
+        "hedonist": ("Frequent small baskets", "Частые небольшие покупки"),
+        "occasional": ("Occasional", "Покупает от случая к случаю"),
+    },
+    "goal": {
+        "onboard": ("Onboard a new customer", "Ввести нового клиента"),
+        "cross_sell": ("Cross-sell", "Кросс-продажа"),
+        "replenish": ("Remind to replenish", "Напомнить о пополнении запаса"),
+        "reactivate": ("Reactivate", "Реактивировать"),
+        "win_back": ("Win back", "Вернуть"),
+        "keep_vip": ("Keep a VIP", "Удержать VIP"),
+        "none": ("No action", "Без действия"),
+        "control": ("Control group", "Контрольная группа"),
+    },
+    "channel": {
+        "email": ("Email", "Email"),
+        "sms": ("SMS", "SMS"),
+        "push": ("Push", "Push-уведомление"),
+        "whatsapp": ("WhatsApp", "WhatsApp"),
+        "telegram": ("Telegram", "Telegram"),
+        "vk": ("VK", "ВКонтакте"),
+        "max": ("MAX", "MAX"),
+    },
+    "offer": {
+        "none": ("No offer", "Без предложения"),
+    },
+    "score_source": {
+        "gbm": ("LightGBM", "LightGBM"),
+        "gbm_one_order": ("LightGBM (one order)", "LightGBM (один заказ)"),
+        "btyd": ("Probabilistic model (BTYD)", "Вероятностная модель (BTYD)"),
+        "baseline": ("Baseline", "Базовое правило"),
+    },
+    "model": {
+        "baseline": ("Baseline rule", "Базовое правило"),
+        "btyd": ("Probabilistic model (BTYD)", "Вероятностная модель (BTYD)"),
+        "gbm": ("LightGBM", "LightGBM"),
+        "recency_30d": ("Ordered in the last 30 days", "Заказ за последние 30 дней"),
+        "recency_60d": ("Ordered in the last 60 days", "Заказ за последние 60 дней"),
+        "recency_90d": ("Ordered in the last 90 days", "Заказ за последние 90 дней"),
+        "recency_days": ("Days since the last order", "Дней с последнего заказа"),
+        "bgnbd_p_no_order": ("BG/NBD: chance of no order", "BG/NBD: вероятность не купить"),
+        "bgnbd_expected_orders": ("BG/NBD: expected orders", "BG/NBD: ожидаемое число заказов"),
+        "pareto_p_no_order": ("Pareto/NBD: chance of no order",
+                              "Pareto/NBD: вероятность не купить"),
+        "pareto_expected_orders": ("Pareto/NBD: expected orders",
+                                   "Pareto/NBD: ожидаемое число заказов"),
+        "bgnbd_gg_revenue": ("BG/NBD × Gamma-Gamma revenue", "Выручка BG/NBD × Gamma-Gamma"),
+        "pareto_gg_revenue": ("Pareto/NBD × Gamma-Gamma revenue",
+                              "Выручка Pareto/NBD × Gamma-Gamma"),
+        "formula_revenue": ("Average order × usual frequency", "Средний чек × обычная частота"),
+        "median_interval": ("Usual interval between orders", "Обычный интервал между заказами"),
+        "most_bought_product": ("Most bought product", "Самый покупаемый товар"),
+    },
+    "task": {
+        "churn": ("Churn", "Отток"),
+        "value": ("Revenue", "Выручка"),
+        "timing": ("Next order date", "Дата следующего заказа"),
+        "due_product": ("Due product", "Товар к пополнению"),
+    },
+}
+
+# Export and page column headers; a column not listed keeps its code.
+COLUMNS: dict[str, tuple[str, str]] = {
+    "run_id": ("Run", "Запуск"),
+    "customer_id": ("Customer", "Клиент"),
+    "as_of": ("As of", "На дату"),
+    "horizon_days": ("Horizon, days", "Горизонт, дней"),
+    "model_version": ("Model version", "Версия модели"),
+    "p_alive": ("Probability still a customer", "Вероятность, что клиент ещё активен"),
+    "churn_probability": ("Churn probability in the horizon",
+                          "Вероятность ухода за горизонт"),
+    "expected_orders": ("Expected orders in the horizon", "Ожидаемые заказы за горизонт"),
+    "predicted_revenue": ("Predicted revenue in the horizon", "Прогноз выручки за горизонт"),
+    "clv_12m": ("12-month CLV", "CLV за 12 месяцев"),
+    "next_order_date": ("Next order expected", "Ожидаемый следующий заказ"),
+    "next_order_p10": ("Next order, earliest (10%)", "Следующий заказ, не раньше (10%)"),
+    "next_order_p90": ("Next order, latest (90%)", "Следующий заказ, не позже (90%)"),
+    "overdue_days": ("Days overdue", "Дней просрочки"),
+    "due_product_id": ("Due product", "Товар к пополнению"),
+    "due_product_date": ("Due product runs out", "Товар закончится"),
+    "score_source": ("Churn model", "Модель оттока"),
+    "lifecycle_stage": ("Lifecycle stage", "Стадия жизненного цикла"),
+    "value_tier": ("Value tier", "Уровень ценности"),
+    "behaviour_type": ("Buying pattern", "Тип покупателя"),
+    "segment": ("Segment", "Сегмент"),
+    "goal": ("Goal", "Цель"),
+    "channel": ("Channel", "Канал"),
+    "send_at": ("Send on", "Дата отправки"),
+    "offer": ("Offer", "Предложение"),
+    "offer_value": ("Offer value", "Стоимость предложения"),
+    "reason": ("Reason", "Причина"),
+    "control_group": ("Control group", "Контрольная группа"),
+    "expected_incremental_revenue": ("Expected incremental revenue",
+                                     "Ожидаемая дополнительная выручка"),
+    "contact_cost": ("Contact cost", "Стоимость контакта"),
+}
+
+# Segment codes join these kinds with "-" (``at_risk-high-stock_up``).
+SEGMENT_PARTS = ("lifecycle_stage", "value_tier", "behaviour_type")
+CATEGORY_COLUMNS = ("lifecycle_stage", "value_tier", "behaviour_type", "goal", "channel",
+                    "offer", "score_source")
+_INDEX: dict[Language, int] = {"en": 0, "ru": 1}
+
+
+def label(kind: str, code: str | None, lang: Language = "en") -> str:
+    """The human label of ``code`` of a category ``kind``; the code itself when unknown."""
+    if code is None:
+        return ""
+    known = CATEGORIES.get(kind, {}).get(code)
+    if known is not None:
+        return known[_INDEX[lang]]
+    if kind == "offer" and code.startswith("discount_"):
+        percent = code.removeprefix("discount_")
+        return f"Discount {percent}%" if lang == "en" else f"Скидка {percent}%"
+    if kind == "segment":
+        return segment_label(code, lang)
+    return code
+
+
+def segment_label(code: str, lang: Language = "en") -> str:
+    """``at_risk-high-stock_up`` -> ``At risk · High value · Stock-up buyer``."""
+    parts = code.split("-")
+    if len(parts) != len(SEGMENT_PARTS):
+        return code
+    return " · ".join(label(kind, part, lang) for kind, part in zip(SEGMENT_PARTS, parts))
+
+
+def column_label(name: str, lang: Language = "en") -> str:
+    """The header people read for a column; its code when not listed."""
+    known = COLUMNS.get(name)
+    return known[_INDEX[lang]] if known is not None else name
+
+
+def labelled(frame: pl.DataFrame, lang: Language) -> pl.DataFrame:
+    """``frame`` with category codes replaced by labels and headers translated (for people: the
+    codes are gone, so never feed the result back to retain)."""
+    categories = [name for name in (*CATEGORY_COLUMNS, "segment") if name in frame.columns]
+    # Labels are looked up once per distinct code, not once per row.
+    mappings = {name: {code: label(name, code, lang)
+                       for code in frame.get_column(name).drop_nulls().unique().to_list()}
+                for name in categories}
+    return frame.with_columns(
+        pl.col(name).cast(pl.String).replace(mappings[name]) for name in categories
+    ).rename({name: column_label(name, lang) for name in frame.columns})
