@@ -270,7 +270,7 @@ def test_the_matrix_shows_every_cell_with_its_counts_and_totals(client, scored, 
     revenue = ui_scores()["predicted_revenue"].sum()
     assert matrix["predicted_revenue"].sum() == pytest.approx(revenue)
     assert ui._number(revenue) in page.text  # the total predicted revenue, formatted
-    assert "no channel" in page.text and "Scores as of <strong>2026-07-01</strong>" in page.text
+    assert "no channel" in page.text and "Scores as of 2026-07-01" in page.text
     assert 'id="no-model"' in page.text and "No model loaded" in page.text
 
 
@@ -375,13 +375,15 @@ def test_the_model_at_a_glance_against_the_best_baseline(client, scored):
     sign_in(client)
     page = client.get("/ui").text
     assert 'id="no-model"' not in page
-    assert "Serving model version <strong>7</strong>" in page and "2026-07-01" in page
-    assert "0.810" in page and "0.740" in page and "bgnbd p no order" in page  # best, not 0.70
+    assert "Serving model version 7 (alias champion)" in page and "2026-07-01" in page
+    # The best other method by its name, not its code (0.74, not the recency rule's 0.70).
+    assert "0.810" in page and "0.740" in page and "BG/NBD: chance of no order" in page
+    assert "bgnbd" not in page
     assert "0.620" in page and "0.550" in page
-    assert "21.5" in page and "19.0" in page and "median interval" in page
+    assert "21.5" in page and "19.0" in page and "Usual interval between orders" in page
     assert page.count("retain is better") == 1 and page.count("retain is worse") == 1
     assert page.count("a tie: the difference is within noise") == 1  # +0.07, yet noise
-    assert "LightGBM" in page and "simple baseline" in page
+    assert "LightGBM" in page and "Baseline rule" in page
     assert "interval -0.010 to 0.150" in page
     assert "The service now serves version 7" in page  # the run was made by version 3
 
@@ -415,7 +417,7 @@ def test_the_page_shows_the_real_champion_and_its_backtest(settings, tracking):
         page = real.get("/ui").text
     trained = tracking.trained
     assert 'id="no-model"' not in page
-    assert f"Serving model version <strong>{trained.version}</strong>" in page
+    assert f"Serving model version {trained.version} " in page
     assert f"{trained.metrics['churn']['retain']['auc']:.3f}" in page
 
 
@@ -426,7 +428,7 @@ def test_customer_look_up_shows_scores_decision_and_reason(client, scored):
         assert page.status_code == 200
         assert 'data-customer-id="C000005"' in page.text
         assert f"{REASON_RU} (№5)" in page.text
-        assert "sleeping-mid-occasional" in page.text and "скидка 10%" in page.text
+        assert "Sleeping · Mid value · Occasional" in page.text and "скидка 10%" in page.text
         assert "25.0%" in page.text  # churn probability 5/20
     missing = client.get("/ui/customers", params={"customer_id": "<b>C999</b>"})
     assert missing.status_code == 200 and 'id="customer-not-found"' in missing.text
