@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import logging
+import random
 import re
 import threading
 import time
@@ -27,6 +29,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from decisions.decide import DECISION_SCHEMA
+from decisions.segments import BEHAVIOUR_TYPES, LIFECYCLE_STAGES, VALUE_TIERS
 from models.pipeline import SCORE_COLUMNS, empty_scores
 from models.registry import RegisteredPipeline
 from retain.config import Settings
@@ -93,6 +96,37 @@ def ui_scores() -> pl.DataFrame:
     frame = pl.DataFrame(rows, schema=schema)
     assert set(SCORE_COLUMNS) <= set(frame.columns)
     return frame
+
+
+def many_cells_scores(seed: int = 1) -> pl.DataFrame:
+    """A shop's worth of cells: every lifecycle x tier x behaviour segment with its goals and
+    three of five channels (about 300 cells, 9,000 customers), as a demo run produces."""
+    rng = random.Random(seed)
+    goals = {"new": ["onboard"], "active": ["cross_sell", "replenish"],
+             "at_risk": ["reactivate", "replenish", "keep_vip"], "sleeping": ["reactivate"],
+             "lost": ["win_back", "none"]}
+    costs = {"email": 0.5, "sms": 3.0, "push": 0.1, "telegram": 0.2}
+    columns: dict[str, list] = {name: [] for name in ("lifecycle_stage", "value_tier",
+                                                      "behaviour_type", "goal", "channel")}
+    for stage, tier, behaviour in itertools.product(LIFECYCLE_STAGES, VALUE_TIERS,
+                                                    BEHAVIOUR_TYPES):
+        for goal in goals[stage]:
+            for channel in rng.sample([*costs, None], 3 if stage != "lost" else 2):
+                for _ in range(rng.randint(3, 60)):
+                    for name, value in zip(columns, (stage, tier, behaviour, goal, channel)):
+                        columns[name].append(value)
+    n = len(columns["goal"])
+    base = ui_scores().head(1).drop(*columns, "segment", "customer_id", "expected_incremental_revenue",
+                                    "contact_cost")
+    frame = pl.concat([base] * n).with_columns(
+        pl.Series("customer_id", [f"C{i:06d}" for i in range(1, n + 1)]),
+        *(pl.Series(name, values, pl.String) for name, values in columns.items()),
+        pl.Series("expected_incremental_revenue",
+                  [rng.random() * 300 if c else 0.0 for c in columns["channel"]]),
+        pl.Series("contact_cost", [costs.get(c, 0.0) for c in columns["channel"]]),
+    ).with_columns(pl.concat_str("lifecycle_stage", "value_tier", "behaviour_type",
+                                 separator="-").alias("segment"))
+    return frame.select(ui_scores().columns)
 
 
 def write_run(url: str, frame: pl.DataFrame | None = None) -> str:
@@ -301,6 +335,122 @@ def test_without_a_run_the_page_says_how_to_make_one(client):
     assert 'id="matrix"' not in page.text
     missing = client.get("/ui/export")
     assert missing.status_code == 404 and "retain score" in missing.text
+
+
+def visible_text(html: str) -> str:
+    """What a reader sees: the page without tags, attributes, or the <title>s of charts."""
+    html = re.sub(r"<title>.*?</title>", " ", html, flags=re.S)
+    return unescape(re.sub(r"<[^>]+>", " ", html))
+
+
+def test_the_matrix_is_folded_by_lifecycle_stage_then_value_tier_with_totals(ui_settings):
+    frame = many_cells_scores()
+    write_run(ui_settings.store_url, frame)
+    with app_client(ui_settings) as client:
+        sign_in(client)
+        page = client.get("/ui").text
+    cells = frame.group_by("segment", "goal", "channel").len()
+    assert len(matrix_rows(page)) == cells.height == 300  # every cell is still there ...
+    stages = re.findall(r'<details class="stage" data-stage="([^"]+)" data-customers="(\d+)">',
+                        page)
+    # ... folded (no "open") into one group per stage, in the lifecycle's order, with totals.
+    expected = dict(frame.group_by("lifecycle_stage").len().iter_rows())
+    assert [s for s, _ in stages] == list(LIFECYCLE_STAGES)
+    assert {s: int(n) for s, n in stages} == expected
+    tiers = re.findall(r'<details class="tier" data-tier="([^"]+)" data-customers="(\d+)">', page)
+    assert len(tiers) == len(LIFECYCLE_STAGES) * len(VALUE_TIERS)
+    assert sum(int(n) for _, n in tiers) == frame.height
+    assert re.search(rf'<tr id="totals" data-customers="{frame.height}"', page)
+    assert "<details" in page and " open>" not in page
+    # Filtered down, the groups that remain open.
+    with app_client(ui_settings) as client:
+        sign_in(client)
+        narrowed = client.get("/ui", params={"goal": "win_back"}).text
+    assert re.findall(r'data-stage="([^"]+)" data-customers="\d+" open>', narrowed) == ["lost"]
+
+
+def test_the_charts_count_customers_per_stage_and_tier_goal_and_channel(ui_settings):
+    frame = many_cells_scores()
+    write_run(ui_settings.store_url, frame)
+    with app_client(ui_settings) as client:
+        sign_in(client)
+        page = client.get("/ui").text
+    heat = {(s, t): int(n) for s, t, n in re.findall(
+        r'<g class="heat-cell" data-stage="([^"]+)" data-tier="([^"]+)" data-customers="(\d+)">',
+        page)}
+    assert heat == {(s, t): n for s, t, n in
+                    frame.group_by("lifecycle_stage", "value_tier").len().iter_rows()}
+    # The tooltip of a cell gives its expected incremental revenue.
+    top = frame.filter(pl.col("lifecycle_stage") == "at_risk", pl.col("value_tier") == "vip")
+    revenue = ui._number(top["expected_incremental_revenue"].sum())
+    assert (f"At risk · VIP (top 5%): {ui._number(top.height)} customers, expected extra "
+            f"revenue {revenue}") in page
+    for key in ("goal", "channel"):
+        bars = {k: float(v) for k, v in re.findall(
+            r'<g class="bar" data-key="([^"]*)" data-measure="contact_cost" '
+            r'data-value="([^"]+)">', page.split(f'id="chart-{key}"')[1].split("</svg>")[0])}
+        sums = frame.group_by(key).agg(pl.col("contact_cost").sum())
+        assert bars == pytest.approx({k or "": v for k, v in sums.iter_rows()})
+    # Drawn by retain: no script, nothing fetched from elsewhere.
+    assert "<script" not in page and "http://" not in page.replace(
+        'xmlns="http://www.w3.org/2000/svg"', "") and "https://" not in page
+
+
+def test_the_page_speaks_russian_when_asked_and_remembers_it(client, scored):
+    sign_in(client)
+    page = client.get("/ui", params={"lang": "ru"})
+    assert page.status_code == 200 and '<html lang="ru">' in page.text
+    cookie = page.headers["set-cookie"]
+    assert cookie.startswith(f"{ui.LANG_COOKIE}=ru") and "path=/ui" in cookie.lower()
+    again = client.get("/ui").text  # no ?lang: the cookie remembers
+    assert '<html lang="ru">' in again
+    for words in ("Сегменты, цели и каналы", "Спящий", "Средняя ценность", "Реактивировать",
+                  "нет канала", "Клиенты по стадии жизненного цикла и ценности"):
+        assert words in again, words
+    customer = client.get("/ui/customers", params={"customer_id": "C000005"}).text
+    assert "Вероятность, что клиент ещё активен" in customer
+    assert "Шанс, что клиент не ушёл насовсем (BTYD p-alive)." in customer
+    assert "Шанс, что в ближайшие 90 дн. заказа не будет." in customer
+    # The switch keeps the view and its query, and English comes back.
+    assert 'href="/ui/customers?customer_id=C000005&amp;lang=en"' in customer
+    english = client.get("/ui", params={"lang": "en"})
+    assert '<html lang="en">' in english.text and "Segments, goals and channels" in english.text
+    assert client.get("/ui", params={"lang": "xx"}).text.count('<html lang="en">') == 1
+    error = client.get("/ui", params={"segment": "x" * 500, "lang": "ru"})
+    assert error.status_code == 400 and "Этот запрос нельзя выполнить" in error.text
+
+
+def test_codes_appear_only_in_exports_and_every_number_is_explained(client, scored):
+    sign_in(client)
+    page = client.get("/ui", params={"customer_id": "C000011"}).text
+    seen = visible_text(page)
+    for code in ("at_risk", "stock_up", "cross_sell", "sleeping-mid-occasional", "telegram",
+                 "hedonist", "reactivate"):
+        assert code not in seen, code
+    assert "Stock-up buyer" in seen and "Telegram" in seen and "Reactivate" in seen
+    # Alive and churn side by side, each with what it means (so 55% beside 45% is understood).
+    assert re.search(r"Probability still a customer\s*Chance they have not left for good "
+                     r"\(BTYD p-alive\)\.\s*45\.0%", seen)
+    assert re.search(r"Churn probability in the horizon\s*Chance of no order in the next 90 "
+                     r"days\.\s*55\.0%", seen)
+    fields = re.findall(r'<tr data-column="([^"]+)"><th scope="row">[^<]+'
+                        r'(<span class="help">[^<]+</span>)?</th>', page)
+    numbers = {"p_alive", "churn_probability", "expected_orders", "predicted_revenue", "clv_12m",
+               "overdue_days", "expected_incremental_revenue", "contact_cost",
+               "next_order_date", "next_order_p10", "next_order_p90", "due_product_date"}
+    assert numbers <= {column for column, help in fields if help}
+
+
+def test_the_customer_timeline_shows_the_next_order_range_and_the_due_product(client, scored):
+    sign_in(client)
+    page = client.get("/ui/customers", params={"customer_id": "C000005"}).text
+    svg = page.split('id="chart-timeline"')[1].split("</svg>")[0]
+    # C000005: next order 2026-07-06, likely 07-03 to 07-11; product P5 runs out 07-06.
+    assert "Next order likely: 2026-07-03 … 2026-07-11" in svg
+    assert "Expected order: 2026-07-06" in svg and "Runs out: P5: 2026-07-06" in svg
+    assert "Scores as of: 2026-07-01" in svg
+    no_product = client.get("/ui/customers", params={"customer_id": "C000004"}).text
+    assert 'class="mark-due"' not in no_product and 'class="mark-expected"' in no_product
 
 
 # -- downloads -------------------------------------------------------------------------------------
