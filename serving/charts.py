@@ -114,18 +114,19 @@ def bars(frame: pl.DataFrame, key: str, measures: Sequence[tuple[str, str]],
     ``(column, heading)`` in ``measures``, each panel scaled to its own largest value."""
     first = measures[0][0]
     frame = frame.sort(first, descending=True, nulls_last=True)
-    left, head, row_h, panel_w, gap = 190, 26, 24, 230, 24
+    left, head, row_h, panel_w, gap = 220, 26, 24, 230, 24
     width = left + (panel_w + gap) * len(measures)
     height = head + row_h * max(frame.height, 1) + 4
     body = []
     tops = {column: max(float(frame[column].max() or 0), 0.0) or 1.0 for column, _ in measures}
     for m, (column, heading) in enumerate(measures):
         x0 = left + (panel_w + gap) * m
-        body.append(_text(x0, 16, _clip(heading, 30), fill=MUTED, font_weight="600"))
+        body.append(_text(x0, 16, _clip(heading, 32), fill=MUTED, font_weight="600",
+                          font_size="12"))
     for i, row in enumerate(frame.iter_rows(named=True)):
         y = head + row_h * i
         name = key_label(row[key])
-        body.append(_text(left - 10, y + row_h / 2 + 4, _clip(name, 26), "end"))
+        body.append(_text(left - 10, y + row_h / 2 + 4, _clip(name, 30), "end", font_size="12"))
         for m, (column, heading) in enumerate(measures):
             x0 = left + (panel_w + gap) * m
             value = float(row[column] or 0)
@@ -154,7 +155,7 @@ def model_quality(rows: Sequence[dict], retain_name: str, worse_better: tuple[st
 
     Each row: ``label, ours, best ({name, value} or None), diff, lo, hi, verdict, digits``.
     """
-    left, head, row_h, bar_w, gap, diff_w = 250, 30, 58, 220, 40, 240
+    left, head, row_h, bar_w, gap, diff_w = 220, 30, 58, 320, 30, 260
     width = left + bar_w + gap + diff_w + 10
     height = head + row_h * max(len(rows), 1)
     x_bars, x_diff = left, left + bar_w + gap
@@ -166,7 +167,8 @@ def model_quality(rows: Sequence[dict], retain_name: str, worse_better: tuple[st
     for i, row in enumerate(rows):
         y = head + row_h * i
         digits = row["digits"]
-        body.append(_text(left - 12, y + 22, _clip(row["label"], 34), "end", font_weight="600"))
+        body.append(_text(left - 12, y + 22, _clip(row.get("short") or row["label"], 26), "end",
+                          font_weight="600", font_size="12"))
         best = row.get("best")
         pairs = [(retain_name, row.get("ours"), ACCENT)]
         if best:
@@ -176,12 +178,12 @@ def model_quality(rows: Sequence[dict], retain_name: str, worse_better: tuple[st
             by = y + 6 + k * 22
             if value is None:
                 continue
-            w = max(bar_w * 0.55 * abs(value) / top, 1.0)
+            w = max(bar_w * 0.45 * abs(value) / top, 1.0)
             body.append(f'<g class="model-bar"><title>{_e(f"{name}: {number(value, digits)}")}'
                         f'</title><rect x="{x_bars}" y="{by}" width="{w:.1f}" height="16" rx="2" '
                         f'fill="{fill}"/>'
                         + _text(x_bars + w + 5, by + 12.5,
-                                f"{number(value, digits)} {_clip(name, 24)}", font_size="12")
+                                f"{number(value, digits)} {_clip(name, 30)}", font_size="12")
                         + "</g>")
         lo, hi, diff = row.get("lo"), row.get("hi"), row.get("diff")
         if lo is None or hi is None:

@@ -329,6 +329,7 @@ def _model_summary(svc: Service) -> dict | None:
         best = verdict["best"]
         rows.append({
             **verdict, "label": text(f"metric.{task}", lang), "digits": digits,
+            "short": label("task", task, lang),
             "verdict_text": text(f"verdict.{verdict['verdict'] or 'unchecked'}", lang),
             "chosen": (label("model", verdict["chosen_code"], lang)
                        if verdict["chosen_code"] else None),
@@ -426,7 +427,7 @@ def _charts(shown: pl.DataFrame, lang: Language) -> dict:
                     customers=_number(row["customers"]),
                     revenue=_number(row["expected_incremental_revenue"]))
 
-    measures = [(name, column_label(name, lang)) for name in
+    measures = [(name, text(f"chart.{name}", lang)) for name in
                 ("customers", "expected_incremental_revenue", "contact_cost")]
     return {
         "heatmap": charts.heatmap(cells, LIFECYCLE_STAGES, VALUE_TIERS,

@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from html import unescape
+from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import parse_qs, urlsplit
 
@@ -700,3 +701,124 @@ def test_a_marketer_signs_in_filters_downloads_and_looks_up_in_a_real_browser(
         finally:
             browser.close()
 
+
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+SHOT_CUSTOMER = "C000042"
+# The home page of a shop with about 300 cells, in px at 1280 px wide: 14,191 before the matrix
+# was folded (measured in Chromium); folded with its charts, about 1,750.
+MAX_HOME_HEIGHT = 2_600
+
+
+@pytest.fixture
+def rich_server(ui_settings) -> Iterator[tuple[str, object]]:
+    """A server over a run of about 300 cells, one customer with a telling timeline."""
+    import uvicorn
+
+    from tests.processes import free_port
+
+    frame = many_cells_scores().with_columns(
+        pl.when(pl.col("customer_id") == SHOT_CUSTOMER).then(value).otherwise(pl.col(name))
+        .alias(name) for name, value in {
+            "next_order_date": pl.lit(AS_OF + timedelta(days=18)),
+            "next_order_p10": pl.lit(AS_OF + timedelta(days=9)),
+            "next_order_p90": pl.lit(AS_OF + timedelta(days=34)),
+            "due_product_id": pl.lit("Творог 5% 400 г"),
+            "due_product_date": pl.lit(AS_OF + timedelta(days=12)),
+            "p_alive": pl.lit(0.84), "churn_probability": pl.lit(0.41),
+            "overdue_days": pl.lit(0.0)}.items())
+    write_run(ui_settings.store_url, frame)
+    app = create_app(ui_settings)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="ui-shots-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            pytest.fail("the uvicorn server did not start")
+        time.sleep(0.05)
+    app.state.service.holder.current = fake_model()
+    try:
+        yield f"http://127.0.0.1:{port}", app
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+def save_screenshot(page, path: Path) -> None:
+    """A full-page PNG, reduced to a 256-colour palette (text and charts stay sharp)."""
+    from PIL import Image
+
+    page.screenshot(path=str(path), full_page=True)
+    with Image.open(path) as shot:
+        small = shot.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT,
+                                             dither=Image.Dither.NONE)
+    small.save(path, optimize=True)
+
+
+def test_every_view_in_a_real_browser_is_short_and_screenshotted(chromium_path, rich_server,
+                                                                  tmp_path):
+    """Home (English and Russian), a customer, sign-in and an error page, each saved as a PNG
+    1280 px wide under 300 KB: into docs/screenshots with RETAIN_UPDATE_SCREENSHOTS=1 (the
+    README shows those), else into a temporary folder."""
+    import os
+
+    from PIL import Image
+    from playwright.sync_api import sync_playwright
+
+    base, _ = rich_server
+    folder = SCREENSHOTS if os.environ.get("RETAIN_UPDATE_SCREENSHOTS") == "1" else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 800})
+            page = context.new_page()
+            page.set_default_timeout(15_000)
+            page.goto(f"{base}/ui")
+            page.wait_for_selector("#api_key")
+            save_screenshot(page, folder / "login.png")
+
+            page.fill("#api_key", EXPORT_KEY)
+            page.click("form[action='/ui/login'] button")
+            page.wait_for_selector("#matrix")
+            assert page.locator("tr.cell").count() == 300
+            assert page.locator("details.stage").count() == len(LIFECYCLE_STAGES)
+            height = page.evaluate("document.documentElement.scrollHeight")
+            assert height < MAX_HOME_HEIGHT, height
+            assert page.locator("#chart-heatmap .heat-cell").count() == 20
+            save_screenshot(page, folder / "home-en.png")
+
+            page.click("#lang-switch a[hreflang=ru]")
+            page.wait_for_selector("html[lang=ru]")
+            assert "Сегменты, цели и каналы" in page.locator("h1").inner_text()
+            assert page.evaluate("document.documentElement.scrollHeight") < MAX_HOME_HEIGHT
+            # Unfold a stage, then a tier: its cells and their download links come into view.
+            stage = "details.stage[data-stage=new]"
+            assert not page.locator(f"{stage} details.tier").first.is_visible()
+            page.click(f"{stage} > summary")
+            assert not page.locator(f"{stage} tr.cell").first.is_visible()
+            page.click(f"{stage} details.tier[data-tier=vip] > summary")
+            assert page.locator(f"{stage} details.tier[data-tier=vip] a.download").first.is_visible()
+            save_screenshot(page, folder / "home-ru.png")
+
+            page.goto(f"{base}/ui/customers?customer_id={SHOT_CUSTOMER}&lang=en")
+            page.wait_for_selector("#chart-timeline")
+            fields = page.locator("#customer-fields").inner_text()
+            assert "84.0%" in fields and "41.0%" in fields
+            assert "Chance they have not left for good" in fields
+            save_screenshot(page, folder / "customer.png")
+
+            page.goto(f"{base}/ui?segment={'x' * 300}")
+            page.wait_for_selector("text=too long")
+            save_screenshot(page, folder / "error.png")
+        finally:
+            browser.close()
+    for name in ("home-en", "home-ru", "customer", "login", "error"):
+        path = folder / f"{name}.png"
+        with Image.open(path) as shot:
+            assert shot.width == 1280, (name, shot.size)
+        assert path.stat().st_size < 300_000, (name, path.stat().st_size)
