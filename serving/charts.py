@@ -200,10 +200,8 @@ def model_quality(rows: Sequence[dict], retain_name: str, worse_better: tuple[st
                     f'opacity="0.45"/>'
                     + (f'<circle cx="{centre + diff * scale:.1f}" cy="{cy}" r="5" fill="{colour}"/>'
                        if diff is not None else "")
-                    + _text(centre + hi * scale + 8 if hi * scale < diff_w / 2 - 60 else
-                            centre + lo * scale - 8, cy + 18,
-                            f"{number(lo, digits)} … {number(hi, digits)}",
-                            "start" if hi * scale < diff_w / 2 - 60 else "end",
+                    + _text(centre + (lo + hi) / 2 * scale, cy - 9,
+                            f"{number(lo, digits)} … {number(hi, digits)}", "middle",
                             fill=colour, font_size="11")
                     + "</g>")
     return _svg(width, height, body, title, css_id)
