@@ -109,7 +109,7 @@ def test_docs_and_redoc_render_in_chromium_with_other_hosts_blocked(chromium_pat
             page.goto(f"{live_server}/redoc")
             page.get_by_text("/v1/score", exact=True).first.wait_for(state="attached")
             page.locator("[role=menuitem], li[data-item-id]").first.wait_for(state="visible")
-            assert page.locator("h2", has_text=re.compile("score", re.I)).count() >= 1
+            assert page.locator("h2", has_text=re.compile("score", re.IGNORECASE)).count() >= 1
             page.screenshot(path=str(tmp_path / "redoc.png"))
         finally:
             browser.close()
