@@ -35,7 +35,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from starlette.exceptions import HTTPException
 
 from serving.deps import Service, request_id
-from serving.export import CHUNK_ROWS, csv_chunks
+from serving.export import CHUNK_ROWS, FORMATS, MEDIA_TYPES, export_chunks
+from serving.labels import LANGUAGES
 from serving.schemas import MAX_ID_LENGTH
 from serving.store import RunNotFound
 
@@ -310,10 +311,12 @@ def model_verdict(metrics: dict[str, float], task: str, metric: str, higher: boo
             "diff": metrics.get(f"vs_baseline.{task}.diff"), "lo": lo, "hi": hi}
 
 
-def _export_href(tokens: dict[str, str], sep: str | None = None) -> str:
+def _export_href(tokens: dict[str, str], sep: str | None = None, fmt: str | None = None) -> str:
     query = dict(tokens)
     if sep:
         query["sep"] = sep
+    if fmt:
+        query["format"] = fmt
     return "/ui/export?" + urlencode(query) if query else "/ui/export"
 
 
@@ -335,7 +338,8 @@ def _matrix_view(matrix: pl.DataFrame, tokens: dict[str, str]) -> dict:
         cell = {name: _token(name, row[name]) for name in CELL}
         rows.append({**row, "labels": {name: row[name] if row[name] is not None
                                        else NULL_LABEL[name] for name in CELL},
-                     "tokens": cell, "href": _export_href(cell)})
+                     "tokens": cell, "href": _export_href(cell),
+                     "xlsx_href": _export_href(cell, fmt="xlsx")})
     totals = {
         "customers": int(shown["customers"].sum()),
         "predicted_revenue": float(shown["predicted_revenue"].sum()),
@@ -343,7 +347,7 @@ def _matrix_view(matrix: pl.DataFrame, tokens: dict[str, str]) -> dict:
         "contact_cost": float(shown["contact_cost"].sum()),
     }
     return {"options": options, "rows": rows, "totals": totals, "cells": matrix.height,
-            "all_href": _export_href(tokens)}
+            "all_href": _export_href(tokens), "all_xlsx_href": _export_href(tokens, fmt="xlsx")}
 
 
 CUSTOMER_FIELDS = (
@@ -453,6 +457,12 @@ def export(request: Request) -> Response:
     separator = _param(request, "sep") or ";"
     if separator not in (";", ","):
         raise BadRequest("The separator (sep) must be ; or , (a semicolon or a comma).")
+    fmt = _param(request, "format") or "csv"
+    if fmt not in FORMATS:
+        raise BadRequest("The format must be csv, xlsx (Excel) or parquet.")
+    lang = _param(request, "lang")
+    if lang is not None and lang not in LANGUAGES:
+        raise BadRequest("The language (lang) must be en or ru.")
     run = svc.store.latest_run()
     if run is None:
         return _error_page(request, 404, "No scores yet",
@@ -466,7 +476,7 @@ def export(request: Request) -> Response:
                            "A newer scoring run replaced these scores. Go back to the matrix "
                            "and download again.")
     parts = [_filename_part(tokens.get(name, "all")) for name in CELL]
-    name = f"retain-{'-'.join(parts)}-{run['as_of'].isoformat()}.csv"
+    name = f"retain-{'-'.join(parts)}-{run['as_of'].isoformat()}.{fmt}"
     rid = request_id(request)
 
     def counted() -> Iterator[pl.DataFrame]:
@@ -477,9 +487,11 @@ def export(request: Request) -> Response:
         log.info("ui export: %d rows of run %s, %d filter(s) [request %s]", rows,
                  run["run_id"], len(tokens), rid)
 
-    chunks = csv_chunks(counted(), svc.store.columns, separator=separator, bom=True)
+    chunks = export_chunks(counted(), dict(svc.store.empty_frame().schema), fmt=fmt,
+                           separator=separator, bom=True, lang=lang,  # type: ignore[arg-type]
+                           sheet=tokens.get("segment", "scores"))
     headers = {**SECURITY_HEADERS, "Content-Disposition": _content_disposition(name)}
-    return StreamingResponse(chunks, media_type="text/csv; charset=utf-8", headers=headers)
+    return StreamingResponse(chunks, media_type=MEDIA_TYPES[fmt], headers=headers)
 
 
 @router.get("/login")

@@ -92,7 +92,7 @@ def test_export_filters_and_opens_in_excel(env):
 @pytest.mark.parametrize(("args", "says"), [
     (["--segment", "nope"], "unknown segment"),
     (["--goal", "sell"], "unknown goal"),
-    (["--format", "xlsx"], "--format"),
+    (["--format", "xls"], "--format"),
     (["--sep", "|"], "--sep"),
 ])
 def test_export_refuses_bad_flags_clearly(env, args, says):
