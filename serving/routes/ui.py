@@ -43,7 +43,7 @@ from starlette.exceptions import HTTPException
 from decisions.segments import LIFECYCLE_STAGES, VALUE_TIERS
 from serving import charts
 from serving.deps import Service, request_id
-from serving.export import CHUNK_ROWS, csv_chunks
+from serving.export import CHUNK_ROWS, FORMATS, MEDIA_TYPES, export_chunks
 from serving.labels import LANGUAGES, Language, column_help, column_label, label
 from serving.schemas import MAX_ID_LENGTH
 from serving.security import same_origin
@@ -427,10 +427,12 @@ def model_verdict(metrics: dict[str, float], task: str, metric: str, higher: boo
             "diff": metrics.get(f"vs_baseline.{task}.diff"), "lo": lo, "hi": hi}
 
 
-def _export_href(tokens: dict[str, str], sep: str | None = None) -> str:
+def _export_href(tokens: dict[str, str], sep: str | None = None, fmt: str | None = None) -> str:
     query = dict(tokens)
     if sep:
         query["sep"] = sep
+    if fmt:
+        query["format"] = fmt
     return "/ui/export?" + urlencode(query) if query else "/ui/export"
 
 
@@ -518,6 +520,7 @@ def _matrix_view(matrix: pl.DataFrame, tokens: dict[str, str]) -> dict:
                              if row["behaviour"] is not None
                              else _cell_label("segment", None, lang))
                 rows.append({**row, "tokens": cell, "href": _export_href(cell),
+                             "xlsx_href": _export_href(cell, fmt="xlsx"),
                              "labels": {"segment": behaviour,
                                         "goal": _cell_label("goal", row["goal"], lang),
                                         "channel": _cell_label("channel", row["channel"], lang)}})
@@ -530,6 +533,7 @@ def _matrix_view(matrix: pl.DataFrame, tokens: dict[str, str]) -> dict:
     return {"options": options, "groups": groups, "rows": [r for g in groups for t in g["tiers"]
                                                            for r in t["rows"]],
             "totals": _totals(shown), "cells": matrix.height, "all_href": _export_href(tokens),
+            "all_xlsx_href": _export_href(tokens, fmt="xlsx"),
             # Folded unless the marketer narrowed it down to what they want to see.
             "open": bool(tokens) or shown.height <= 8,
             "charts": _charts(shown, lang) if shown.height else {}}
@@ -654,6 +658,12 @@ def export(request: Request) -> Response:
     separator = _param(request, "sep") or ";"
     if separator not in (";", ","):
         raise BadRequest("The separator (sep) must be ; or , (a semicolon or a comma).")
+    fmt = _param(request, "format") or "csv"
+    if fmt not in FORMATS:
+        raise BadRequest("The format must be csv, xlsx (Excel) or parquet.")
+    lang = _param(request, "lang")
+    if lang is not None and lang not in LANGUAGES:
+        raise BadRequest("The language (lang) must be en or ru.")
     run = svc.store.latest_run()
     if run is None:
         return _error_page(request, 404, "No scores yet",
@@ -667,7 +677,7 @@ def export(request: Request) -> Response:
                            "A newer scoring run replaced these scores. Go back to the matrix "
                            "and download again.")
     parts = [_filename_part(tokens.get(name, "all")) for name in CELL]
-    name = f"retain-{'-'.join(parts)}-{run['as_of'].isoformat()}.csv"
+    name = f"retain-{'-'.join(parts)}-{run['as_of'].isoformat()}.{fmt}"
     rid = request_id(request)
 
     def counted() -> Iterator[pl.DataFrame]:
@@ -678,9 +688,11 @@ def export(request: Request) -> Response:
         log.info("ui export: %d rows of run %s, %d filter(s) [request %s]", rows,
                  run["run_id"], len(tokens), rid)
 
-    chunks = csv_chunks(counted(), svc.store.columns, separator=separator, bom=True)
+    chunks = export_chunks(counted(), dict(svc.store.empty_frame().schema), fmt=fmt,
+                           separator=separator, bom=True, lang=lang,  # type: ignore[arg-type]
+                           sheet=tokens.get("segment", "scores"))
     headers = {**SECURITY_HEADERS, "Content-Disposition": _content_disposition(name)}
-    return StreamingResponse(chunks, media_type="text/csv; charset=utf-8", headers=headers)
+    return StreamingResponse(chunks, media_type=MEDIA_TYPES[fmt], headers=headers)
 
 
 @router.get("/login")

@@ -417,7 +417,7 @@ def test_a_segment_export_streams_its_rows_as_csv(client, decided_run):
     assert client.get("/v1/segments/nope/export", headers=EXPORT).status_code == 404
     assert client.get(f"/v1/segments/{segment}/export?goal=bogus",
                       headers=EXPORT).status_code == 422
-    assert client.get(f"/v1/segments/{segment}/export?format=xlsx",
+    assert client.get(f"/v1/segments/{segment}/export?format=xls",
                       headers=EXPORT).status_code == 422
 
 
