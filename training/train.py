@@ -283,7 +283,9 @@ def _log_model(pipeline: ScoringPipeline, history: pl.DataFrame, as_of: date, tm
     from models import pyfunc_model
     from models.pyfunc import (
         PIPELINE_ARTIFACT,
+        code_paths,
         input_schema,
+        model_requirements,
         save_pipeline,
         transactions_frame,
     )
@@ -300,6 +302,9 @@ def _log_model(pipeline: ScoringPipeline, history: pl.DataFrame, as_of: date, tm
         name="model", python_model=str(Path(pyfunc_model.__file__)),
         artifacts={PIPELINE_ARTIFACT: str(path)},
         signature=signature, input_example=(example_pd, {"as_of": str(as_of)}),
+        # retain's own code travels with the model and its requirements are the real packages
+        # (inferred ones would name `retain==0.1.0`, which no index has).
+        code_paths=code_paths(), pip_requirements=model_requirements(),
     )
 
 
