@@ -182,6 +182,18 @@ class BTYDModel:
         if not hasattr(self, "params_"):
             raise NotFittedError("Model has not been fit yet: call fit(rfm) first.")
 
+    def fitted_params(self) -> dict[str, float]:
+        """The fitted parameters under their papers' names, for logging: the frequency model's
+        (``r, alpha, a, b`` for BG/NBD and MBG/NBD, ``r, alpha, s, beta`` for Pareto/NBD) in
+        the fitting time unit (``time_unit_days``), the penalty the fit ended with
+        (``penalizer``), and Gamma-Gamma's ``gg.p, gg.q, gg.v`` (``v`` in the data's currency)
+        when spend was fitted."""
+        self._check()
+        out = dict(self.params_)
+        out["penalizer"] = float(getattr(self, "penalizer_used_", self.penalizer_coef))
+        out.update({f"gg.{k}": v for k, v in self.spend_params_.items()})
+        return out
+
     @property
     def frequency_model_(self) -> BGNBDPredictions | ParetoNBDFitter | ModifiedBetaGeoFitter:
         if self.model == "bgnbd":
