@@ -28,8 +28,9 @@ import polars as pl
 from decisions.channels import measure_channels
 from decisions.rules import Rules, default_rules
 from decisions.segments import ShopReference
+from features.customers import rfm_summary
 from features.redaction import mask_credentials
-from models.btyd import BTYD_NAMES
+from models.btyd import BTYD_NAMES, BTYDModel, InsufficientHistoryError
 from models.pipeline import MODEL_KINDS, TASKS, ScoringPipeline
 from models.registry import MODEL_NAME, configure_mlflow
 from training import plots
@@ -244,6 +245,7 @@ def train(transactions: pl.DataFrame, as_of: date, config: TrainConfig,
                         "eligibility.json")
         if frame.height:
             _log_plots(frame, pipeline, Path(tmp))
+        _log_diagnostics(pipeline, history, as_of, config, Path(tmp))
         if pipeline.channel_measurements is not None:
             mlflow.log_table(pipeline.channel_measurements.periods.to_pandas(),
                              "channels/periods.json")
@@ -361,6 +363,53 @@ def _log_plots(frame: pl.DataFrame, pipeline: ScoringPipeline, tmp: Path) -> Non
                                               tmp / "feature_importance.png"))
     for path in paths:
         mlflow.log_artifact(str(path), artifact_path="plots")
+
+
+def holdout_days(history: pl.DataFrame, as_of: date, horizon_days: int) -> int:
+    """The calibration/holdout split of the diagnostics: the last ``min(horizon, history / 3)``
+    days, as the BTYD choice splits it."""
+    first = history["ts"].min()
+    days = (as_of - first.date()).days if first is not None else 0  # type: ignore[union-attr]
+    return max(1, min(horizon_days, days // 3))
+
+
+def _log_diagnostics(pipeline: ScoringPipeline, history: pl.DataFrame, as_of: date,
+                     config: TrainConfig, tmp: Path) -> None:
+    """The probabilistic model's diagnostics under ``diagnostics/``: expected purchases and
+    P(alive) by frequency and recency, the observed repeat counts against the model's, and
+    calibration vs holdout purchases (the same kind of model refitted on the history before
+    the holdout: on a history too short for that, that plot is left out)."""
+    import mlflow
+
+    model = pipeline.btyd
+    rfm = rfm_summary(history, as_of)
+    paths = [
+        plots.frequency_recency_matrix(model, rfm, config.horizon_days,
+                                       tmp / "frequency_recency_matrix.png"),
+        plots.probability_alive_matrix(model, rfm, tmp / "probability_alive_matrix.png"),
+        plots.period_transactions(rfm["frequency"].to_numpy(), model.simulate_frequency(
+            rfm["T"].to_numpy(), config.random_state), tmp / "period_transactions.png"),
+    ]
+    holdout = holdout_days(history, as_of, config.horizon_days)
+    calibration_end = date.fromordinal(as_of.toordinal() - holdout)
+    calibration = rfm_summary(history, calibration_end)
+    try:
+        refit = BTYDModel(model.model, model.penalizer_coef, model.time_unit_days,
+                          model.max_fit_customers, model.annual_discount_rate,
+                          model.random_state).fit(calibration)
+    except InsufficientHistoryError:
+        refit = None
+    if refit is not None:
+        # Repeat purchase days in the holdout: lifetimes' frequency_holdout.
+        actual = calibration.join(rfm.select("customer_id", pl.col("frequency").alias("full")),
+                                  on="customer_id", how="left")
+        paths.append(plots.calibration_vs_holdout(
+            calibration["frequency"].to_numpy(),
+            (actual["full"] - actual["frequency"]).to_numpy(),
+            refit.predict_expected_orders(calibration, holdout).to_numpy(), holdout,
+            tmp / "calibration_vs_holdout.png"))
+    for path in paths:
+        mlflow.log_artifact(str(path), artifact_path="diagnostics")
 
 
 def _log_model(pipeline: ScoringPipeline, history: pl.DataFrame, as_of: date, tmp: Path):

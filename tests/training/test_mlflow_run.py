@@ -163,3 +163,12 @@ def test_slow_the_model_loads_and_scores_in_a_fresh_virtualenv_from_its_requirem
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split() == ["30", "True", "True"]
     print(f"env rebuilt in {installed:.0f} s, scored in {time.perf_counter() - started - installed:.0f} s")
+
+
+def test_the_btyd_diagnostics_are_logged_as_pngs(trained):
+    result, client, _, _ = trained
+    logged = {a.path: a.file_size for a in client.list_artifacts(result.run_id, "diagnostics")}
+    names = {"frequency_recency_matrix", "probability_alive_matrix", "period_transactions",
+             "calibration_vs_holdout"}
+    assert set(logged) == {f"diagnostics/{name}.png" for name in names}
+    assert all(size > 10_000 for size in logged.values())
