@@ -4,24 +4,20 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
-import polars as pl
 import typer
 
-from decisions.rules import Rules, RulesError, load_rules
-from features.contract import (
-    GUEST_HINT,
-    DataError,
-    LoadReport,
-    ReadOptions,
-    load_contacts,
-    load_customers,
-    load_transactions,
-    parse_column_map,
-)
-from retain.config import Settings, settings
 from retain.progress import console, step
+
+# polars, pydantic and the contract are imported where a command runs: `retain --help` and every
+# command's help import none of them and answer at once (tests/retain/test_help.py).
+if TYPE_CHECKING:
+    import polars as pl
+
+    from decisions.rules import Rules
+    from features.contract import LoadReport, ReadOptions
+    from retain.config import Settings
 
 TransactionsOpt = Annotated[
     str | None,
@@ -51,11 +47,12 @@ MapOpt = Annotated[
     ),
 ]
 OnBadRowsOpt = Annotated[
-    str | None,
+    Literal["fail", "skip"] | None,
     typer.Option(
         "--on-bad-rows",
         help="fail (default): stop at the first bad input with a message naming the rows; "
-        "skip: write rejected rows with their reason to a side file and go on.",
+        "skip: write rejected rows with their reason to a side file and go on. "
+        "Env: RETAIN_ON_BAD_ROWS.",
         show_default=False,
     ),
 ]
@@ -105,8 +102,8 @@ RulesOpt = Annotated[
                  show_default=False),
 ]
 LangOpt = Annotated[
-    str | None,
-    typer.Option("--lang", help="Language of the reasons: en or ru. Env: RETAIN_LANG.",
+    Literal["en", "ru"] | None,
+    typer.Option("--lang", help="Language of the reasons. Default en. Env: RETAIN_LANG.",
                  show_default=False),
 ]
 
@@ -148,6 +145,8 @@ def write_json(path: Path, payload: dict) -> None:
 
 def write_frame(frame: pl.DataFrame, path: Path) -> None:
     """Write by extension: .csv or .parquet; a full disk or a read-only place is one error."""
+    import polars as pl
+
     from retain.errors import write_failure
 
     suffix = path.suffix.lower()
@@ -167,6 +166,8 @@ def write_frame(frame: pl.DataFrame, path: Path) -> None:
 
 
 def report_rejects(report: LoadReport) -> None:
+    from features.contract import GUEST_HINT
+
     if not report.rows_rejected:
         return
     console.print(
@@ -185,6 +186,9 @@ def transaction_settings(transactions: str | None, as_of: str | None, horizon_da
                          date_format: str | None = None,
                          drop_duplicates: bool | None = None) -> Settings:
     """Flags over ``RETAIN_*`` environment variables, with the error a user can act on."""
+    from features.contract import DataError, parse_column_map
+    from retain.config import settings
+
     try:
         config = settings(transactions=transactions, as_of=parse_date(as_of, "--as-of"),
                           horizon_days=horizon_days, on_bad_rows=on_bad_rows,
@@ -199,6 +203,8 @@ def transaction_settings(transactions: str | None, as_of: str | None, horizon_da
 
 
 def read_options(config: Settings) -> ReadOptions:
+    from features.contract import ReadOptions
+
     # An empty value (as MLproject passes an unset parameter) is not given.
     return ReadOptions(encoding=config.encoding or None, date_format=config.date_format or None,
                        drop_duplicates=config.drop_duplicates)
@@ -211,6 +217,8 @@ def load(config: Settings, rejects: Path, horizon_days: int | None = None, *,
     ``horizon_days``: on or after the end of the horizon after it, for labels) are outside the
     window: never rejected, not in the frame, reported in one line. ``with_report`` is kept for
     callers of the old two-value form; the report is always returned."""
+    from features.contract import DataError, load_transactions
+
     window_end = (config.as_of + timedelta(days=horizon_days)
                   if horizon_days is not None and config.as_of is not None else None)
     try:
@@ -235,6 +243,8 @@ def load(config: Settings, rejects: Path, horizon_days: int | None = None, *,
 
 
 def rules_or_fail(path: str | None) -> Rules:
+    from decisions.rules import RulesError, load_rules
+
     try:
         return load_rules(path)
     except RulesError as exc:
@@ -245,6 +255,8 @@ def load_side_table(kind: str, source: str | None, config: Settings,
                     rejects: Path) -> pl.DataFrame | None:
     """The customers table or contacts log (``kind``), validated; None when not given (an
     empty value, as MLproject passes, is not given either)."""
+    from features.contract import DataError, load_contacts, load_customers
+
     if not source:
         return None
     loader = load_customers if kind == "customers" else load_contacts

@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import polars as pl
 import typer
-from rich.table import Table
 
-from features.customers import customer_features_lazy, observed_channels
-from features.labels import labels_lazy
-from features.products import customer_product_features_lazy
 from retain.commands.common import (
     AsOfOpt,
     DateFormatOpt,
@@ -29,6 +24,10 @@ from retain.commands.common import (
     write_frame,
 )
 from retain.progress import console, step
+
+if TYPE_CHECKING:  # imported where the commands run: help stays instant
+    import polars as pl
+    from rich.table import Table
 
 app = typer.Typer()
 
@@ -90,6 +89,12 @@ def features(
 ) -> None:
     """Build one row of features per customer from transactions strictly before --as-of
     (and, with --labels, what they did in the horizon after it)."""
+    import polars as pl
+
+    from features.customers import customer_features_lazy, observed_channels
+    from features.labels import labels_lazy
+    from features.products import customer_product_features_lazy
+
     config = transaction_settings(transactions, as_of, horizon_days, on_bad_rows, column_map, query,
                                   encoding=encoding, date_format=date_format,
                                   drop_duplicates=drop_duplicates)
@@ -123,6 +128,9 @@ def features(
 
 def summary_table(customers: pl.DataFrame) -> Table:
     """A marketer's glance at the customer base the features describe."""
+    import polars as pl
+    from rich.table import Table
+
     shares = customers.select(
         (pl.col("orders") == 1).mean().alias("one order only"),
         (pl.col("orders_last_90d") > 0).mean().alias("ordered in the last 90 days"),

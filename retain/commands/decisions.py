@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from retain.commands.common import fail, parse_date
 from retain.progress import console, step
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 app = typer.Typer()
 
@@ -47,6 +49,8 @@ def _run_for(store, as_of: str | None) -> dict:
 
 
 def matrix_table(matrix, title: str, limit: int = 40) -> Table:
+    from rich.table import Table
+
     table = Table(title=title)
     table.add_column("segment", no_wrap=True)  # a name cut in two reads as two names
     for column in ("goal", "channel"):

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from retain.commands.common import (
     AsOfOpt,
@@ -50,6 +49,8 @@ def inspect(
     duplicates, float ids, the encoding, lines after --as-of, and what `retain train` will do
     with this shop (the full models or the probabilistic fallback, and why; a suggested
     horizon). Reads exactly as `retain train` does."""
+    from rich.table import Table
+
     from training.backtest import TrainConfig
     from training.data_report import data_report, report_lines
 

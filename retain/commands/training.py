@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from retain.commands.common import (
     AsOfOpt,
@@ -31,6 +30,9 @@ from retain.commands.common import (
 )
 from retain.progress import console
 
+if TYPE_CHECKING:
+    from rich.table import Table
+
 app = typer.Typer()
 
 ModelVersionOpt = Annotated[
@@ -49,6 +51,8 @@ def metrics_table(metrics: dict, title: str) -> Table:
         "timing": ("mae_days", "coverage_p10_p90"),
         "due_product": ("hit_rate",),
     }
+    from rich.table import Table
+
     table = Table(title=title)
     for column in ("task", "model", "metrics"):
         table.add_column(column)
