@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 TransactionsOpt = Annotated[
     str | None,
     typer.Option(
-        "--transactions",
+        "--transactions", metavar="<source>",
         help="Transactions: a .csv or .parquet file, or a database URL (sqlite:///shop.db, "
         "postgresql+psycopg://...) with --query. Env: RETAIN_TRANSACTIONS.",
         show_default=False,
@@ -31,7 +31,7 @@ TransactionsOpt = Annotated[
 AsOfOpt = Annotated[
     str | None,
     typer.Option(
-        "--as-of",
+        "--as-of", metavar="<date>",
         help="Use transactions strictly before this date (YYYY-MM-DD). Default: the day after "
         "the last transaction. Env: RETAIN_AS_OF.",
         show_default=False,
@@ -40,7 +40,7 @@ AsOfOpt = Annotated[
 MapOpt = Annotated[
     list[str] | None,
     typer.Option(
-        "--map",
+        "--map", metavar="<column=yours>",
         help="Map a contract column to yours, e.g. --map customer_id=client_code (repeatable). "
         "Env: RETAIN_COLUMN_MAP as JSON.",
         show_default=False,
@@ -58,7 +58,7 @@ OnBadRowsOpt = Annotated[
 ]
 QueryOpt = Annotated[
     str | None,
-    typer.Option("--query", help="SQL for a database URL. Default: SELECT * FROM transactions"),
+    typer.Option("--query", metavar="<sql>", help="SQL for a database URL. Default: SELECT * FROM transactions"),
 ]
 RejectsOpt = Annotated[
     Path | None,
@@ -68,12 +68,12 @@ RejectsOpt = Annotated[
 
 EncodingOpt = Annotated[
     str | None,
-    typer.Option("--encoding", help="The file's encoding when it is not UTF-8 (cp1251 is "
+    typer.Option("--encoding", metavar="<name>", help="The file's encoding when it is not UTF-8 (cp1251 is "
                  "detected). Env: RETAIN_ENCODING.", show_default=False),
 ]
 DateFormatOpt = Annotated[
     str | None,
-    typer.Option("--date-format", help="strftime format of the date column, e.g. "
+    typer.Option("--date-format", metavar="<format>", help="strftime format of the date column, e.g. "
                  "'%d/%m/%Y %H:%M' (default: ISO, 20240131, 31.01.2024, 1/31/2024 ...). "
                  "Env: RETAIN_DATE_FORMAT.", show_default=False),
 ]
@@ -86,18 +86,18 @@ DropDuplicatesOpt = Annotated[
 
 CustomersOpt = Annotated[
     str | None,
-    typer.Option("--customers", help="Customers table with consent_<channel> flags (CSV, "
+    typer.Option("--customers", metavar="<source>", help="Customers table with consent_<channel> flags (CSV, "
                  "Parquet or database URL). Without it no channel has consent.",
                  show_default=False),
 ]
 ContactsOpt = Annotated[
     str | None,
-    typer.Option("--contacts", help="Contacts log (CSV, Parquet or database URL): measures "
+    typer.Option("--contacts", metavar="<source>", help="Contacts log (CSV, Parquet or database URL): measures "
                  "each channel and keeps the frequency cap.", show_default=False),
 ]
 RulesOpt = Annotated[
     str | None,
-    typer.Option("--rules", help="Decision rules YAML over the built-in defaults "
+    typer.Option("--rules", metavar="<file>", help="Decision rules YAML over the built-in defaults "
                  "(`retain rules --out rules.yaml` writes them). Env: RETAIN_RULES.",
                  show_default=False),
 ]
@@ -268,3 +268,9 @@ def load_side_table(kind: str, source: str | None, config: Settings,
         raise fail(str(exc)) from None
     report_rejects(loaded.report)
     return loaded.frame.drop("_row", strict=False)
+
+
+def example(*lines: str) -> str:
+    """A command's help epilog: how it is called, kept as written (Click's ``\\b`` stops it
+    from rewrapping the lines; each stays under 80 columns)."""
+    return "Example:\n\n\b\n" + "\n".join(f"  {line}" for line in lines)

@@ -21,6 +21,7 @@ from retain.commands.common import (
     RejectsOpt,
     RulesOpt,
     TransactionsOpt,
+    example,
     fail,
     load,
     load_side_table,
@@ -84,7 +85,9 @@ def registered_model(version: str | None):
         raise fail(str(exc)) from None
 
 
-@app.command()
+@app.command(epilog=example(
+    "retain train --transactions data/shop/transactions.parquet \\",
+    "    --as-of 2026-07-01 --horizon-days 90"))
 def train(
     transactions: TransactionsOpt = None,
     as_of: AsOfOpt = None,
@@ -107,9 +110,9 @@ def train(
     date_format: DateFormatOpt = None,
     drop_duplicates: DropDuplicatesOpt = None,
 ) -> None:
-    """Backtest, fit and register churn, value and timing models (tracked in MLflow).
+    """Backtest, fit and register churn, value and timing models.
 
-    Uses data strictly before --as-of only. The new version becomes the `champion` alias
+    Tracked in MLflow. Uses data strictly before --as-of only. The new version becomes the `champion` alias
     when it beats the current champion on the same backtest, else `challenger`.
     """
     from models.registry import masked_tracking_uri
@@ -167,7 +170,9 @@ def train(
                   f"-> {result.alias or 'not registered'} ({result.reason})")
 
 
-@app.command()
+@app.command(epilog=example(
+    "retain evaluate --transactions data/shop/transactions.parquet \\",
+    "    --as-of 2026-04-01 --out evaluation.json"))
 def evaluate(
     transactions: TransactionsOpt = None,
     as_of: AsOfOpt = None,
@@ -184,8 +189,10 @@ def evaluate(
                                   "the best baseline per task and the model's choices as JSON.")
     ] = None,
 ) -> None:
-    """Score a registered model at --as-of and compare with what happened in the horizon after
-    it (the transactions must cover that horizon), beside the baselines."""
+    """Judge a registered model on the horizon after --as-of.
+
+    Scores at --as-of and compares with what happened in the horizon after it (the
+    transactions must cover that horizon), beside the baselines."""
     from models.pipeline import TASKS
     from training.backtest import (
         TrainConfig,
@@ -216,7 +223,9 @@ def evaluate(
         console.print(f"Metrics written to {out}")
 
 
-@app.command()
+@app.command(epilog=example(
+    "retain score --transactions data/shop/transactions.parquet \\",
+    "    --customers data/shop/customers.parquet --out scores.csv"))
 def score(
     out: Annotated[Path, typer.Option("--out", help="Scores: .csv or .parquet.")],
     transactions: TransactionsOpt = None,
@@ -224,7 +233,7 @@ def score(
     model_version: ModelVersionOpt = None,
     store_url: Annotated[
         str | None,
-        typer.Option("--store-url", help="Score store database URL. Env: RETAIN_STORE_URL; "
+        typer.Option("--store-url", metavar="<url>", help="Score store database URL. Env: RETAIN_STORE_URL; "
                      "default sqlite:///retain.db in the working directory."),
     ] = None,
     customers: CustomersOpt = None,
@@ -239,8 +248,9 @@ def score(
     date_format: DateFormatOpt = None,
     drop_duplicates: DropDuplicatesOpt = None,
 ) -> None:
-    """Score every customer with the champion (or --model-version) at --as-of, and decide
-    what to do for each: segment, goal, channel (with consent from --customers), send_at,
+    """Score every customer and decide what to do for each.
+
+    With the champion (or --model-version) at --as-of: segment, goal, channel (with consent from --customers), send_at,
     offer and reason.
 
     Writes --out (CSV or Parquet by extension) and always the score store, where the new run
@@ -300,12 +310,14 @@ def score(
                       "probabilistic fallback (score_source = btyd)")
 
 
-@app.command()
+@app.command(epilog=example("retain promote --version 1 --alias champion"))
 def promote(
     version: Annotated[str, typer.Option("--version", help="Model version to promote.")],
     alias: Annotated[str, typer.Option("--alias", help="Alias to point at it.")] = "champion",
 ) -> None:
-    """Point an alias (default `champion`) at a registered version, by hand."""
+    """Point an alias at a registered version, by hand.
+
+    The alias is `champion` unless --alias names another."""
     from models.registry import set_alias
 
     registry_or_fail()
