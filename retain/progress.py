@@ -43,3 +43,33 @@ def step(title: str) -> Iterator[None]:
     with console.status(f"{title}..."):
         yield
     console.print(f"[green]✓[/] {title} [dim]({elapsed(time.perf_counter() - started)})[/]")
+
+
+class StepClock:
+    """Wall time per named step of a long run whose progress arrives as messages
+    (``retain train``: load, features, backtest, fit, register). ``switch(step)`` charges the
+    time since the last switch to the step that was running and starts ``step``; a step may
+    run several times (features are built at every training origin) and its times add up."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, float] = {}
+        self._running: str | None = None
+        self._since = time.perf_counter()
+
+    def switch(self, step: str | None) -> None:
+        now = time.perf_counter()
+        if self._running is not None:
+            self.totals[self._running] = self.totals.get(self._running, 0.0) + now - self._since
+        self._running, self._since = step, now
+
+    def stop(self) -> None:
+        self.switch(None)
+
+    @property
+    def running(self) -> str | None:
+        return self._running
+
+    def summary(self) -> str:
+        """``load 1.2 s, features 3.4 s, ... (total 20.5 s)``, in the order the steps began."""
+        steps = ", ".join(f"{name} {elapsed(seconds)}" for name, seconds in self.totals.items())
+        return f"{steps} (total {elapsed(sum(self.totals.values()))})"

@@ -29,7 +29,7 @@ from retain.commands.common import (
     transaction_settings,
     write_json,
 )
-from retain.progress import console
+from retain.progress import StepClock, console
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -127,6 +127,8 @@ def train(
                                   drop_duplicates=drop_duplicates)
     decision_rules = rules_or_fail(settings(rules=rules).rules)
     registry_or_fail()
+    clock = StepClock()
+    clock.switch("load")
     tx, cutoff, loaded = load(config, rejects or Path("rejected.csv"))
     contacts_log = load_side_table("contacts", contacts, config, rejects or Path("rejected.csv"))
     train_config = TrainConfig(
@@ -144,14 +146,18 @@ def train(
     try:
         with console.status("Training...") as status:
             def progress(message: str) -> None:
+                steps(message)
                 status.update(f"Training: {message}...")
                 console.print(f"[dim]-[/] {message}")
+
+            steps = TrainingSteps(clock)
 
             result = run_training(tx, cutoff, train_config, progress=progress, register=register,
                                   contacts=contacts_log, rules=decision_rules,
                                   data_report=report.to_dict())
     except ValueError as exc:
         raise fail(str(exc)) from None
+    clock.stop()
     if any(task in result.metrics for task in ("churn", "value", "timing")):
         console.print(metrics_table(result.metrics, f"Backtest: horizon after {cutoff} minus {config.horizon_days} days"))
     else:
@@ -168,6 +174,27 @@ def train(
         console.print(f"[yellow]note:[/] {note}", highlight=False)
     console.print(f"MLflow run {result.run_id}; model 'retain' version {result.version or '-'} "
                   f"-> {result.alias or 'not registered'} ({result.reason})")
+    console.print(f"Time per step: {clock.summary()}", highlight=False)
+
+
+class TrainingSteps:
+    """Charges each progress message of training.train to a step of `retain train`. The run
+    goes backtest -> fit -> register (the final fit announces itself, and so does logging to
+    MLflow); features are built inside the backtest and the fit, at every origin, and their
+    time is counted apart, as the step "features"."""
+
+    def __init__(self, clock: StepClock) -> None:
+        self.clock = clock
+        self.stage = "backtest"
+        clock.switch(self.stage)
+
+    def __call__(self, message: str) -> None:
+        if message.startswith("final fit"):
+            self.stage = "fit"
+        elif message.startswith(("logging the scoring pipeline", "registered ")):
+            self.stage = "register"
+        features = message.startswith("features and labels at origin")
+        self.clock.switch("features" if features else self.stage)
 
 
 @app.command(epilog=example(
