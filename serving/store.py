@@ -619,6 +619,11 @@ class ScoreStore:
         rows = self._read(statement.limit(1))
         return rows[0] if rows else None
 
+    def complete_run(self, run_id: str) -> dict | None:
+        """The complete run ``run_id`` (as :meth:`latest_run` gives it), or None."""
+        rows = self._read(self._complete_runs().where(self._runs.c.run_id == run_id))
+        return rows[0] if rows else None
+
     def runs(self, limit: int = 20) -> list[dict]:
         """The newest runs of any status, newest first."""
         runs = self._runs

@@ -276,8 +276,6 @@ def test_lines_on_or_after_as_of_are_counted_not_used_and_ids_match_the_batch(cl
 
 @pytest.mark.parametrize(("body", "field", "says"), [
     (one_customer_body(amount=1e13), "customers[0].transactions[0].amount", "less than or equal"),
-    (one_customer_body(amount=float("nan")), "customers[0].transactions[0].amount", "finite"),
-    (one_customer_body(quantity=float("inf")), "customers[0].transactions[0].quantity", "finite"),
     (one_customer_body(ts=1767225600), "customers[0].transactions[0].ts", "ISO 8601"),
     (one_customer_body(ts="1850-01-01"), "customers[0].transactions[0].ts", "between"),
     (one_customer_body(ts="yesterday"), "customers[0].transactions[0].ts", "datetime"),
@@ -299,21 +297,75 @@ def test_bad_input_is_rejected_with_the_field_named(client, body, field, says):
     response = client.post("/v1/score", content=json.dumps(body), headers={
         **SCORE, "Content-Type": "application/json"})
     assert response.status_code == 422
+    assert response.headers["Content-Type"] == "application/problem+json"
     problem = response.json()
     assert problem["request_id"] == response.headers["X-Request-ID"]
-    named = [d for d in problem["detail"] if d["field"] == field]
-    assert named, problem["detail"]
+    assert problem["type"] == "urn:retain:problem:validation" and problem["status"] == 422
+    assert field in problem["detail"] and problem["errors_total"] >= 1
+    named = [d for d in problem["errors"] if d["field"] == field]
+    assert named, problem["errors"]
     assert says.lower() in named[0]["msg"].lower()
     assert "input" not in named[0]
 
 
-def test_malformed_json_is_a_422(client):
-    response = client.post("/v1/score", content=b'{"as_of": ', headers={
+@pytest.mark.parametrize(("body", "says"), [
+    (b'{"as_of": ', "unexpected end of data"),
+    ('{"as_of": "2026-07-01", "customers": [{"customer_id": "\u00e9t\u00e9"'.encode("latin-1"),
+     "not valid UTF-8"),
+    (b"[" * 2000 + b"]" * 2000, "depth limit"),
+    # NaN and Infinity are not JSON (Python's own parser would read them).
+    (json.dumps(one_customer_body(amount=float("nan"))).encode(), "unexpected character"),
+    (json.dumps(one_customer_body(quantity=float("inf"))).encode(), "unexpected character"),
+])
+def test_a_body_that_does_not_parse_is_a_400_problem(client, body, says):
+    response = client.post("/v1/score", content=body, headers={
         **SCORE, "Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert response.headers["Content-Type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["type"] == "urn:retain:problem:malformed-body"
+    assert problem["title"] == "Malformed body" and problem["status"] == 400
+    assert says in problem["detail"]
+    assert problem["instance"] == f"urn:retain:request:{response.headers['X-Request-ID']}"
+
+
+def test_a_body_that_is_not_json_is_a_415_problem(client):
+    response = client.post("/v1/score", content=b"as_of=2026-07-01", headers={
+        **SCORE, "Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 415
+    assert response.json()["title"] == "Unsupported media type"
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"amount": "100"}, "customers[0].transactions[0].amount"),
+    ({"amount": True}, "customers[0].transactions[0].amount"),
+    ({"quantity": False}, "customers[0].transactions[0].quantity"),
+    ({"quantity": "2"}, "customers[0].transactions[0].quantity"),
+])
+def test_numbers_given_as_text_or_booleans_are_refused(client, change, field):
+    response = client.post("/v1/score", json=one_customer_body(**change), headers=SCORE)
     assert response.status_code == 422
-    assert response.json()["detail"][0] == {
-        "field": "body", "loc": ["body"], "type": "json_invalid",
-        "msg": "invalid JSON at character 10: Expecting value"}
+    assert [e["field"] for e in response.json()["errors"]] == [field]
+
+
+def test_consents_must_be_booleans(client):
+    body = one_customer_body()
+    body["customers"][0]["consents"] = {"email": "yes"}
+    response = client.post("/v1/score", json=body, headers=SCORE)
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "customers[0].consents.email"
+
+
+def test_errors_in_a_large_request_name_their_customer(client):
+    body = {"as_of": "2026-07-01", "customers": [
+        {"customer_id": f"C{i}", "transactions": [{"ts": "2026-05-01", "amount": 10.0}]}
+        for i in range(120)]}
+    body["customers"][87]["transactions"][0]["amount"] = "10"
+    body["customers"][3]["transactions"][0]["ts"] = 17
+    response = client.post("/v1/score", json=body, headers=SCORE)
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == [
+        "customers[3].transactions[0].ts", "customers[87].transactions[0].amount"]
 
 
 def test_bodies_over_the_limit_get_413(settings, tracking):
@@ -461,8 +513,11 @@ def test_a_failure_is_a_500_with_a_request_id_and_no_details(client, monkeypatch
     with caplog.at_level(logging.INFO):
         response = client.post("/v1/score", json=one_customer_body(amount=4321.5), headers=SCORE)
     assert response.status_code == 500
-    assert response.json() == {"detail": "internal server error",
-                               "request_id": response.headers["X-Request-ID"]}
+    rid = response.headers["X-Request-ID"]
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert response.json() == {"type": "about:blank", "title": "Internal Server Error",
+                               "status": 500, "detail": "internal server error",
+                               "instance": f"urn:retain:request:{rid}", "request_id": rid}
     assert "RuntimeError" in caplog.text and "explode" in caplog.text
     for leak in ("C-1", "4321.5", "secret", "Traceback"):
         assert leak not in response.text and leak not in caplog.text
