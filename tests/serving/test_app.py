@@ -76,6 +76,7 @@ def test_probes_need_no_key_and_say_which_model_is_ready(client, registry):
     ("POST", "/v1/admin/reload", "admin"),
     ("GET", "/metrics", "metrics"),
     ("GET", "/v1/segments", "export"),
+    ("GET", "/v1/customers", "export"),
     ("GET", "/v1/segments/at_risk-vip-stock_up/export?format=csv", "export"),
 ])
 def test_every_other_route_needs_a_key_with_its_scope(client, method, path, scope):
@@ -420,6 +421,88 @@ def decided_run(store_url, registry, shop, shop_history) -> tuple[str, pl.DataFr
         run_id = store.write_run(decided, model_version=registry.trained.version,
                                  as_of=shop.as_of)
     return run_id, decided
+
+
+def walk_customers(client, **params) -> tuple[list[dict], int]:
+    """Every customer GET /v1/customers lists with ``params``, following next_cursor."""
+    rows: list[dict] = []
+    pages = 0
+    cursor = None
+    while True:
+        page = client.get("/v1/customers", headers=EXPORT,
+                          params={**params, **({"cursor": cursor} if cursor else {})})
+        assert page.status_code == 200, page.text
+        body = page.json()
+        assert len(body["customers"]) <= body["limit"]
+        rows += body["customers"]
+        pages += 1
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return rows, pages
+
+
+def test_customers_are_listed_page_by_page_once_each(client, decided_run, store_url, registry,
+                                                     shop):
+    run_id, decided = decided_run
+    rows, pages = walk_customers(client, limit=70)
+    assert pages == 5  # 300 customers: 4 full pages and one of 20
+    assert [r["customer_id"] for r in rows] == sorted(decided["customer_id"])
+    assert {r["run_id"] for r in rows} == {run_id}
+    first = next(r for r in rows if r["customer_id"] == decided["customer_id"][0])
+    expected = decided.row(0, named=True)
+    assert first["goal"] == expected["goal"] and first["segment"] == expected["segment"]
+    assert first["p_alive"] == pytest.approx(expected["p_alive"])
+    # Filters: exactly the matching customers, whatever the page size.
+    goal = decided["goal"].mode()[0]
+    matching, _ = walk_customers(client, goal=goal, limit=7)
+    assert sorted(r["customer_id"] for r in matching) == sorted(
+        decided.filter(pl.col("goal") == goal)["customer_id"])
+    none, _ = walk_customers(client, channel="none", limit=1000)
+    assert len(none) == decided["channel"].null_count()
+    stage = decided["lifecycle_stage"][0]
+    tier = decided["value_tier"][0]
+    both, _ = walk_customers(client, lifecycle_stage=stage, value_tier=tier)
+    assert len(both) == decided.filter(pl.col("lifecycle_stage") == stage,
+                                       pl.col("value_tier") == tier).height
+    # A cursor stays on its run when a newer run completes in between.
+    page = client.get("/v1/customers", headers=EXPORT, params={"limit": 100}).json()
+    with ScoreStore(store_url).open() as store:
+        newer = store.write_run(decided.head(10), model_version=registry.trained.version,
+                                as_of=shop.as_of)
+    rest = client.get("/v1/customers", headers=EXPORT,
+                      params={"limit": 1000, "cursor": page["next_cursor"]}).json()
+    assert rest["run_id"] == run_id and len(rest["customers"]) == 200
+    assert rest["next_cursor"] is None
+    latest = client.get("/v1/customers", headers=EXPORT).json()
+    assert latest["run_id"] == newer and len(latest["customers"]) == 10
+
+
+@pytest.mark.parametrize("params", [
+    {"cursor": "not-a-cursor"}, {"cursor": "e30"}, {"cursor": "!!!"},
+    # A well-formed cursor of a run the store does not have (pruned).
+    {"cursor": "eyJyIjoiMDAwIiwiYyI6IkMxIn0"},
+])
+def test_a_bad_cursor_is_a_400_problem(client, decided_run, params):
+    response = client.get("/v1/customers", headers=EXPORT, params=params)
+    assert response.status_code == 400, response.text
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert response.json()["type"] == "urn:retain:problem:invalid-cursor"
+
+
+@pytest.mark.parametrize(("params", "field"), [
+    ({"limit": 1001}, "limit"), ({"limit": 0}, "limit"), ({"goal": "upsell"}, "goal"),
+    ({"lifecycle_stage": "zombie"}, "lifecycle_stage"), ({"value_tier": "gold"}, "value_tier"),
+    ({"segment": "vip"}, "segment"),
+])
+def test_customer_list_filters_are_checked(client, params, field):
+    response = client.get("/v1/customers", headers=EXPORT, params=params)
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == [field]
+
+
+def test_customer_list_without_a_run_is_empty(client):
+    body = client.get("/v1/customers", headers=EXPORT).json()
+    assert body["customers"] == [] and body["run_id"] is None and body["next_cursor"] is None
 
 
 def test_stored_scores_carry_the_decision(client, decided_run):
