@@ -2,9 +2,12 @@
 CSV downloads per cell, the served model's quality at a glance and a customer look-up.
 
 Server-rendered HTML (Jinja2 templates in ``serving/templates``), no JavaScript. The API key is
-entered once on a form (``POST /ui/login``) and kept in an HttpOnly, SameSite=Strict cookie
-limited to ``/ui``; every page checks it through the service's :class:`KeyRing` (constant-time
-compare) and needs the ``export`` scope. Everything else is a GET-only read.
+entered once on a form (``POST /ui/login``, refused with 403 unless its Origin, or Referer, is
+this server's own: no login CSRF); it starts a server-side session (serving/sessions.py) and the
+browser keeps only the signed session id, in an HttpOnly, SameSite=Strict cookie limited to
+``/ui`` (Secure under https). Every page looks the session up and needs the ``export`` scope of
+its key in the running configuration; ``POST /ui/logout`` ends the session on the server, so a
+copied cookie stops working. Everything else is a GET-only read.
 
 Query parameters ``segment``, ``goal`` and ``channel`` filter the matrix and the downloads;
 ``channel=none`` means customers without a channel (``(none)`` for a missing segment or goal,
@@ -34,21 +37,26 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from decisions.segments import LIFECYCLE_STAGES, VALUE_TIERS
 from serving import charts
 from serving.deps import Service, request_id
-from serving.export import CHUNK_ROWS, csv_chunks
+from serving.export import CHUNK_ROWS, FORMATS, MEDIA_TYPES, export_chunks
 from serving.labels import LANGUAGES, Language, column_help, column_label, label
 from serving.schemas import MAX_ID_LENGTH
+from serving.security import same_origin
+from serving.sessions import UISessions
 from serving.store import RunNotFound
 from serving.ui_text import text
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
-COOKIE = "retain_ui_key"
+COOKIE = "retain_ui_session"
+# Before sessions the cookie held the API key itself: cleared wherever it is still seen.
+LEGACY_COOKIE = "retain_ui_key"
 # The page's language: ``?lang=ru`` on any view, remembered in this cookie for a year.
 LANG_COOKIE = "retain_ui_lang"
 LANG_SECONDS = 365 * 24 * 3600
@@ -73,7 +81,9 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "Content-Security-Policy": ("default-src 'none'; style-src 'unsafe-inline'; "
                                 "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
-    "Referrer-Policy": "no-referrer",
+    # same-origin, not no-referrer: under no-referrer browsers send "Origin: null" with the
+    # login form, which the Origin check must refuse; other sites still get no Referer.
+    "Referrer-Policy": "same-origin",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
 }
@@ -251,13 +261,28 @@ def _key_allows(svc: Service, key: str | None) -> bool | None:
     return SCOPE in scopes
 
 
+def _sessions(request: Request) -> UISessions:
+    state = request.app.state
+    if getattr(state, "ui_sessions", None) is None:
+        state.ui_sessions = UISessions(_service(request), SCOPE, SESSION_SECONDS)
+    return state.ui_sessions
+
+
 def _signed_in(request: Request) -> bool:
-    return bool(_key_allows(_service(request), request.cookies.get(COOKIE)))
+    """A live session whose key (still configured) has the export scope. Looked up once per
+    request: the database read blocks, so from a coroutine only via the threadpool."""
+    if _service(request).keyring.open:
+        return True
+    cached = getattr(request.state, "ui_signed_in", None)
+    if cached is None:
+        cached = _sessions(request).valid(request.cookies.get(COOKIE))
+        request.state.ui_signed_in = cached
+    return cached
 
 
 def _login_form(request: Request, status: int, message: str | None = None) -> HTMLResponse:
     response = _page("ui_login.html", status, message=message, signed_in=False)
-    if COOKIE in request.cookies:
+    if COOKIE in request.cookies or LEGACY_COOKIE in request.cookies:
         _forget(response, request)
     return response
 
@@ -273,8 +298,19 @@ def _session_refused(request: Request, entry: bool = False) -> HTMLResponse:
 
 
 def _forget(response: Response, request: Request) -> None:
-    response.delete_cookie(COOKIE, path="/ui", secure=request.url.scheme == "https",
-                           httponly=True, samesite="strict")
+    for name in (COOKIE, LEGACY_COOKIE):
+        if name in request.cookies or name == COOKIE:
+            response.delete_cookie(name, path="/ui", secure=request.url.scheme == "https",
+                                   httponly=True, samesite="strict")
+
+
+def _cross_origin(request: Request, doing: str) -> HTMLResponse:
+    log.warning("ui: %s refused: posted from another origin [request %s]", doing,
+                request_id(request))
+    # The form again, but the cookie left alone: this request is not the browser's user's.
+    return _page("ui_login.html", 403, signed_in=False,
+                 message="This form was sent from another site, so it was refused. Open this "
+                         "page directly and sign in here.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -391,10 +427,12 @@ def model_verdict(metrics: dict[str, float], task: str, metric: str, higher: boo
             "diff": metrics.get(f"vs_baseline.{task}.diff"), "lo": lo, "hi": hi}
 
 
-def _export_href(tokens: dict[str, str], sep: str | None = None) -> str:
+def _export_href(tokens: dict[str, str], sep: str | None = None, fmt: str | None = None) -> str:
     query = dict(tokens)
     if sep:
         query["sep"] = sep
+    if fmt:
+        query["format"] = fmt
     return "/ui/export?" + urlencode(query) if query else "/ui/export"
 
 
@@ -482,6 +520,7 @@ def _matrix_view(matrix: pl.DataFrame, tokens: dict[str, str]) -> dict:
                              if row["behaviour"] is not None
                              else _cell_label("segment", None, lang))
                 rows.append({**row, "tokens": cell, "href": _export_href(cell),
+                             "xlsx_href": _export_href(cell, fmt="xlsx"),
                              "labels": {"segment": behaviour,
                                         "goal": _cell_label("goal", row["goal"], lang),
                                         "channel": _cell_label("channel", row["channel"], lang)}})
@@ -494,6 +533,7 @@ def _matrix_view(matrix: pl.DataFrame, tokens: dict[str, str]) -> dict:
     return {"options": options, "groups": groups, "rows": [r for g in groups for t in g["tiers"]
                                                            for r in t["rows"]],
             "totals": _totals(shown), "cells": matrix.height, "all_href": _export_href(tokens),
+            "all_xlsx_href": _export_href(tokens, fmt="xlsx"),
             # Folded unless the marketer narrowed it down to what they want to see.
             "open": bool(tokens) or shown.height <= 8,
             "charts": _charts(shown, lang) if shown.height else {}}
@@ -618,6 +658,12 @@ def export(request: Request) -> Response:
     separator = _param(request, "sep") or ";"
     if separator not in (";", ","):
         raise BadRequest("The separator (sep) must be ; or , (a semicolon or a comma).")
+    fmt = _param(request, "format") or "csv"
+    if fmt not in FORMATS:
+        raise BadRequest("The format must be csv, xlsx (Excel) or parquet.")
+    lang = _param(request, "lang")
+    if lang is not None and lang not in LANGUAGES:
+        raise BadRequest("The language (lang) must be en or ru.")
     run = svc.store.latest_run()
     if run is None:
         return _error_page(request, 404, "No scores yet",
@@ -631,7 +677,7 @@ def export(request: Request) -> Response:
                            "A newer scoring run replaced these scores. Go back to the matrix "
                            "and download again.")
     parts = [_filename_part(tokens.get(name, "all")) for name in CELL]
-    name = f"retain-{'-'.join(parts)}-{run['as_of'].isoformat()}.csv"
+    name = f"retain-{'-'.join(parts)}-{run['as_of'].isoformat()}.{fmt}"
     rid = request_id(request)
 
     def counted() -> Iterator[pl.DataFrame]:
@@ -642,9 +688,11 @@ def export(request: Request) -> Response:
         log.info("ui export: %d rows of run %s, %d filter(s) [request %s]", rows,
                  run["run_id"], len(tokens), rid)
 
-    chunks = csv_chunks(counted(), svc.store.columns, separator=separator, bom=True)
+    chunks = export_chunks(counted(), dict(svc.store.empty_frame().schema), fmt=fmt,
+                           separator=separator, bom=True, lang=lang,  # type: ignore[arg-type]
+                           sheet=tokens.get("segment", "scores"))
     headers = {**SECURITY_HEADERS, "Content-Disposition": _content_disposition(name)}
-    return StreamingResponse(chunks, media_type="text/csv; charset=utf-8", headers=headers)
+    return StreamingResponse(chunks, media_type=MEDIA_TYPES[fmt], headers=headers)
 
 
 @router.get("/login")
@@ -656,6 +704,8 @@ async def login_page() -> Response:
 @_guarded
 async def login(request: Request) -> Response:
     svc = _service(request)
+    if not same_origin(request):
+        return _cross_origin(request, "sign-in")
     body = await request.body()
     if len(body) > MAX_FORM_BYTES:
         return _login_form(request, 413, "That form was too large. Paste only the API key.")
@@ -671,7 +721,14 @@ async def login(request: Request) -> Response:
                                          "with that scope.")
     response = RedirectResponse("/ui", status_code=303)
     if not svc.keyring.open:
-        response.set_cookie(COOKIE, key, max_age=SESSION_SECONDS, path="/ui",
+        sessions = _sessions(request)
+        # A fresh session each time; the one the browser held before (if any) ends.
+        await run_in_threadpool(sessions.end, request.cookies.get(COOKIE))
+        cookie = await run_in_threadpool(sessions.start, key)
+        if LEGACY_COOKIE in request.cookies:
+            response.delete_cookie(LEGACY_COOKIE, path="/ui", httponly=True, samesite="strict",
+                                   secure=request.url.scheme == "https")
+        response.set_cookie(COOKIE, cookie, max_age=SESSION_SECONDS, path="/ui",
                             secure=request.url.scheme == "https", httponly=True,
                             samesite="strict")
     log.info("ui: signed in [request %s]", request_id(request))
@@ -679,7 +736,12 @@ async def login(request: Request) -> Response:
 
 
 @router.post("/logout")
+@_guarded
 async def logout(request: Request) -> Response:
+    if not same_origin(request):
+        return _cross_origin(request, "sign-out")
+    if not _service(request).keyring.open:
+        await run_in_threadpool(_sessions(request).end, request.cookies.get(COOKIE))
     response = RedirectResponse("/ui", status_code=303)
     _forget(response, request)
     return response
