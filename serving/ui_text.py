@@ -27,6 +27,18 @@ TEXT: dict[str, tuple[str, str]] = {
                     "Введите API-ключ retain один раз: браузер запомнит его до выхода (не дольше "
                     "12 часов). Ключу нужно право 'export'. Если ключа нет, попросите его у "
                     "команды, которая запускает retain."),
+    "login.ended": ("Your session has ended or the key is no longer valid. Please enter an API "
+                    "key again.",
+                    "Сеанс завершён или ключ больше не действует. Введите API-ключ ещё раз."),
+    "login.first": ("Please enter your API key first.", "Сначала введите API-ключ."),
+    "login.too_large": ("That form was too large. Paste only the API key.",
+                        "Форма слишком большая. Вставьте только API-ключ."),
+    "login.invalid": ("That API key is not valid. Check it and try again.",
+                      "Этот API-ключ недействителен. Проверьте его и попробуйте ещё раз."),
+    "login.no_scope": ("That API key is valid but may not see segments and downloads: it needs "
+                       "the 'export' scope. Ask for a key with that scope.",
+                       "Ключ действителен, но не даёт доступа к сегментам и выгрузкам: нужно "
+                       "право 'export'. Попросите ключ с этим правом."),
     "login.key": ("API key", "API-ключ"),
     "login.submit": ("Sign in", "Войти"),
     # Errors

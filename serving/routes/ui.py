@@ -291,10 +291,9 @@ def _session_refused(request: Request, entry: bool = False) -> HTMLResponse:
     """The login form for a request without a usable session: 200 on the entry page when no
     session was ever set, else 401."""
     if COOKIE in request.cookies:
-        return _login_form(request, 401, "Your session has ended or the key is no longer valid. "
-                                         "Please enter an API key again.")
+        return _login_form(request, 401, _t("login.ended"))
     return _login_form(request, 200 if entry else 401,
-                       None if entry else "Please enter your API key first.")
+                       None if entry else _t("login.first"))
 
 
 def _forget(response: Response, request: Request) -> None:
@@ -708,17 +707,15 @@ async def login(request: Request) -> Response:
         return _cross_origin(request, "sign-in")
     body = await request.body()
     if len(body) > MAX_FORM_BYTES:
-        return _login_form(request, 413, "That form was too large. Paste only the API key.")
+        return _login_form(request, 413, _t("login.too_large"))
     form = parse_qs(body.decode("utf-8", "replace"), max_num_fields=20)
     given = (form.get("api_key") or [""])[0]
     key = given if _key_allows(svc, given) is not None else given.strip()
     allowed = _key_allows(svc, key)
     if allowed is None:
-        return _login_form(request, 401, "That API key is not valid. Check it and try again.")
+        return _login_form(request, 401, _t("login.invalid"))
     if not allowed:
-        return _login_form(request, 403, "That API key is valid but may not see segments and "
-                                         "downloads: it needs the 'export' scope. Ask for a key "
-                                         "with that scope.")
+        return _login_form(request, 403, _t("login.no_scope"))
     response = RedirectResponse("/ui", status_code=303)
     if not svc.keyring.open:
         sessions = _sessions(request)
