@@ -162,8 +162,8 @@ def model_quality(rows: Sequence[dict], retain_name: str, worse_better: tuple[st
     centre = x_diff + diff_w / 2
     body = [_text(x_diff, 16, worse_better[0], fill=MUTED, font_size="12"),
             _text(x_diff + diff_w, 16, worse_better[1], "end", fill=MUTED, font_size="12"),
-            f'<line x1="{centre}" y1="{head - 6}" x2="{centre}" y2="{height}" '
-            f'stroke="{MUTED}" stroke-dasharray="3 3"/>']
+            (f'<line x1="{centre}" y1="{head - 6}" x2="{centre}" y2="{height}" '
+            f'stroke="{MUTED}" stroke-dasharray="3 3"/>')]
     for i, row in enumerate(rows):
         y = head + row_h * i
         digits = row["digits"]
@@ -228,8 +228,8 @@ def timeline(as_of: date, marks: Sequence[tuple[str, date | None, str]],
     def x(day: date) -> float:
         return left + (width - left - right) * (day - start).days / span
 
-    body = [f'<line x1="{left}" y1="{axis_y}" x2="{width - right}" y2="{axis_y}" stroke="{LINE}" '
-            f'stroke-width="2"/>']
+    body = [(f'<line x1="{left}" y1="{axis_y}" x2="{width - right}" y2="{axis_y}" stroke="{LINE}" '
+            f'stroke-width="2"/>')]
     # Month ticks (the first of each month) so dates can be read off the axis.
     tick = date(start.year, start.month, 1)
     while tick <= end:
