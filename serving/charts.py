@@ -233,7 +233,7 @@ def timeline(as_of: date, marks: Sequence[tuple[str, date | None, str]],
     # Month ticks (the first of each month) so dates can be read off the axis.
     tick = date(start.year, start.month, 1)
     while tick <= end:
-        if tick >= start:
+        if tick >= start and abs(x(tick) - x(as_of)) > 40:  # not under the as-of label
             body.append(f'<line x1="{x(tick):.1f}" y1="{axis_y - 4}" x2="{x(tick):.1f}" '
                         f'y2="{axis_y + 4}" stroke="{MUTED}"/>'
                         + _text(x(tick), axis_y + 18, tick.strftime("%Y-%m"), "middle",

@@ -190,6 +190,12 @@ TEXT: dict[str, tuple[str, str]] = {
                              ("Закрашенная полоса — здесь вероятен следующий заказ (8 из 10 "
                              "похожих клиентов заказывают в эти даты); точка — самая вероятная "
                              "дата; ромб — когда закончится товар.")),
+    "lookup.decision": ("Who they are and what to do", "Кто это и что делать"),
+    "lookup.scores": ("What they are worth and how likely they stay",
+                      "Ценность и шанс, что клиент останется"),
+    "lookup.timing": ("When they will buy next", "Когда купит снова"),
+    "lookup.meta": ("Scores as of {as_of}, horizon {horizon} days, model version {version}.",
+                    "Оценки на {as_of}, горизонт {horizon} дн., модель версии {version}."),
     "lookup.not_found": (("Customer {id} was not found in any stored scoring run. Check the id (it "
                          "must match exactly), or the customer may have been scored after the "
                          "latest run."),

@@ -538,18 +538,22 @@ def _matrix_view(matrix: pl.DataFrame, tokens: dict[str, str]) -> dict:
             "charts": _charts(shown, lang) if shown.height else {}}
 
 
-# (column, format); labels and one-line explanations come from serving.labels.
-CUSTOMER_FIELDS = (
-    ("segment", "segment"), ("lifecycle_stage", "lifecycle_stage"), ("value_tier", "value_tier"),
-    ("behaviour_type", "behaviour_type"), ("goal", "goal"), ("channel", "channel"),
-    ("send_at", "text"), ("offer", "offer"), ("control_group", "text"),
-    ("p_alive", "percent"), ("churn_probability", "percent"), ("expected_orders", "number"),
-    ("predicted_revenue", "number"), ("clv_12m", "number"), ("next_order_date", "text"),
-    ("next_order_p10", "text"), ("next_order_p90", "text"), ("overdue_days", "number"),
-    ("due_product_id", "text"), ("due_product_date", "text"),
-    ("expected_incremental_revenue", "number"), ("contact_cost", "number"),
-    ("as_of", "text"), ("horizon_days", "text"), ("model_version", "text"),
+# (section, ((column, format), ...)); labels and one-line explanations come from serving.labels.
+CUSTOMER_SECTIONS = (
+    ("decision", (("segment", "segment"), ("goal", "goal"), ("channel", "channel"),
+                  ("send_at", "text"), ("offer", "offer"), ("control_group", "text"),
+                  ("lifecycle_stage", "lifecycle_stage"), ("value_tier", "value_tier"),
+                  ("behaviour_type", "behaviour_type"))),
+    ("scores", (("p_alive", "percent"), ("churn_probability", "percent"),
+                ("expected_orders", "number"), ("predicted_revenue", "number"),
+                ("clv_12m", "number"), ("expected_incremental_revenue", "number"),
+                ("contact_cost", "number"), ("overdue_days", "number"))),
+    ("timing", (("next_order_date", "text"), ("next_order_p10", "text"),
+                ("next_order_p90", "text"), ("due_product_id", "text"),
+                ("due_product_date", "text"))),
 )
+CUSTOMER_META = ("as_of", "horizon_days", "model_version")
+CUSTOMER_FIELDS = tuple(field for _, fields in CUSTOMER_SECTIONS for field in fields)
 
 
 def _field_value(kind: str, value: Any, lang: Language) -> str:
@@ -586,12 +590,15 @@ def _lookup(svc: Service, customer_id: str | None) -> dict | None:
         return {"customer_id": customer_id, "found": False}
     lang = _lang()
     horizon = row.get("horizon_days")
-    fields = [{"column": column, "label": column_label(column, lang),
-               "help": column_help(column, lang, horizon),
-               "value": _field_value(kind, row.get(column), lang)}
-              for column, kind in CUSTOMER_FIELDS]
+    sections = [{"name": name, "title": text(f"lookup.{name}", lang),
+                 "fields": [{"column": column, "label": column_label(column, lang),
+                             "help": column_help(column, lang, horizon),
+                             "value": _field_value(kind, row.get(column), lang)}
+                            for column, kind in fields]}
+                for name, fields in CUSTOMER_SECTIONS]
+    meta = {column: _text(row.get(column)) for column in CUSTOMER_META}
     return {"customer_id": customer_id, "found": True, "reason": row.get("reason"),
-            "fields": fields, "timeline": _customer_timeline(row, lang)}
+            "sections": sections, "meta": meta, "timeline": _customer_timeline(row, lang)}
 
 
 def _customer_param(request: Request) -> str | None:
