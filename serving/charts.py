@@ -109,7 +109,7 @@ def heatmap(cells: pl.DataFrame, rows: Sequence[str], columns: Sequence[str],
 
 def bars(frame: pl.DataFrame, key: str, measures: Sequence[tuple[str, str]],
          key_label: Callable[[str | None], str], number: Callable[[Any], str], title: str,
-         css_id: str) -> str:
+         css_id: str, key_heading: str = "") -> str:
     """One row per value of ``key`` (largest first by the first measure), one panel of bars per
     ``(column, heading)`` in ``measures``, each panel scaled to its own largest value."""
     first = measures[0][0]
@@ -117,7 +117,7 @@ def bars(frame: pl.DataFrame, key: str, measures: Sequence[tuple[str, str]],
     left, head, row_h, panel_w, gap = 220, 26, 24, 230, 24
     width = left + (panel_w + gap) * len(measures)
     height = head + row_h * max(frame.height, 1) + 4
-    body = []
+    body = [_text(left - 10, 16, key_heading, "end", font_weight="600")] if key_heading else []
     tops = {column: max(float(frame[column].max() or 0), 0.0) or 1.0 for column, _ in measures}
     for m, (column, heading) in enumerate(measures):
         x0 = left + (panel_w + gap) * m

@@ -124,6 +124,8 @@ TEXT: dict[str, tuple[str, str]] = {
                           "retain против лучшего другого метода по задачам"),
     "chart.worse": ("← retain worse", "← retain хуже"),
     "chart.better": ("retain better →", "retain лучше →"),
+    "chart.by_goal": ("By goal", "По целям"),
+    "chart.by_channel": ("By channel", "По каналам"),
     "chart.customers": ("Customers", "Клиентов"),
     "chart.expected_incremental_revenue": ("Expected extra revenue", "Ожидаемая доп. выручка"),
     "chart.contact_cost": ("Contact cost", "Стоимость контактов"),

@@ -473,7 +473,8 @@ def _charts(shown: pl.DataFrame, lang: Language) -> dict:
                                   text("chart.heatmap_title", lang)),
         **{name: charts.bars(_by(shown, name), name, measures,
                              partial(_cell_label, name, lang=lang), partial(_number, digits=0),
-                             text(f"chart.{name}_title", lang), f"chart-{name}")
+                             text(f"chart.{name}_title", lang), f"chart-{name}",
+                             key_heading=text(f"chart.by_{name}", lang))
            for name in ("goal", "channel")},
     }
 

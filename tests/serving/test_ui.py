@@ -762,7 +762,7 @@ def save_screenshot(page, path: Path) -> None:
 
     page.screenshot(path=str(path), full_page=True)
     with Image.open(path) as shot:
-        small = shot.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT,
+        small = shot.convert("RGB").quantize(colors=256, method=Image.Quantize.FASTOCTREE,
                                              dither=Image.Dither.NONE)
     small.save(path, optimize=True)
 
