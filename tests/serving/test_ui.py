@@ -341,7 +341,7 @@ def test_without_a_run_the_page_says_how_to_make_one(client):
 
 def visible_text(html: str) -> str:
     """What a reader sees: the page without tags, attributes, or the <title>s of charts."""
-    html = re.sub(r"<title>.*?</title>", " ", html, flags=re.S)
+    html = re.sub(r"<title>.*?</title>", " ", html, flags=re.DOTALL)
     return unescape(re.sub(r"<[^>]+>", " ", html))
 
 
@@ -420,6 +420,16 @@ def test_the_page_speaks_russian_when_asked_and_remembers_it(client, scored):
     assert client.get("/ui", params={"lang": "xx"}).text.count('<html lang="en">') == 1
     error = client.get("/ui", params={"segment": "x" * 500, "lang": "ru"})
     assert error.status_code == 400 and "Этот запрос нельзя выполнить" in error.text
+
+
+def test_signed_out_the_form_follows_the_browsers_language_and_the_remembered_choice(client):
+    form = client.get("/ui", headers={"Accept-Language": "ru-RU,ru;q=0.9,en;q=0.8"})
+    assert '<html lang="ru">' in form.text and "API-ключ" in form.text
+    assert 'href="/ui?lang=en"' in form.text
+    assert '<html lang="en">' in client.get("/ui", headers={"Accept-Language": "kk, en"}).text
+    client.get("/ui", params={"lang": "ru"})
+    refused = client.post("/ui/login", data={"api_key": "not-a-key-0123456789"})
+    assert refused.status_code == 401 and "Этот API-ключ недействителен" in refused.text
 
 
 def test_codes_appear_only_in_exports_and_every_number_is_explained(client, scored):
