@@ -60,12 +60,15 @@ async def segments(svc: Annotated[Service, Depends(service)]) -> SegmentsPublic:
     },
 )
 async def export_segment(
-    name: Annotated[str, Path(max_length=64, description="e.g. at_risk-vip-stock_up")],
+    name: Annotated[str, Path(max_length=64, description="The micro-segment: "
+                              "<lifecycle>-<tier>-<behaviour>", examples=["at_risk-vip-stock_up"])],
     svc: Annotated[Service, Depends(service)],
     format: Annotated[Literal["csv"], Query(description="csv")] = "csv",
-    goal: Annotated[Goal | None, Query(description="Only this goal")] = None,
+    goal: Annotated[Goal | None, Query(description="Only this goal",
+                                       examples=["reactivate"])] = None,
     channel: Annotated[str | None, Query(
-        max_length=32, description="Only this channel; 'none' for customers without one")] = None,
+        max_length=32, description="Only this channel; 'none' for customers without one",
+        examples=["email"])] = None,
     sep: Annotated[Literal[",", ";"], Query(description="Separator; Excel in Russian locales "
                                                         "expects ';'")] = ",",
     bom: Annotated[bool, Query(description="Start with a UTF-8 byte-order mark (Excel)")] = False,
