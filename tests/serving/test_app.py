@@ -146,6 +146,32 @@ def test_not_ready_until_the_alias_exists_then_reload_loads_it(settings, trackin
         assert gc.get_freeze_count() > 10_000
 
 
+def test_listens_at_once_while_the_registry_is_down_and_gets_ready_when_it_answers(
+        settings, tracking, registry, monkeypatch):
+    from tests.processes import free_port
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")  # nobody there
+    started = time.perf_counter()
+    with served_app(settings, load_retry_interval=0.2) as client:
+        assert time.perf_counter() - started < 2.0  # no wait for the registry
+        assert client.get("/healthz").status_code == 200
+        ready = client.get("/readyz")
+        assert ready.status_code == 503 and ready.headers["Retry-After"].isdigit()
+        assert ready.json() == {"status": "not_ready", "model_version": None}
+        scoring = client.post("/v1/score", json=one_customer_body(), headers=SCORE)
+        assert scoring.status_code == 503 and scoring.headers["Retry-After"].isdigit()
+        assert scoring.headers["Content-Type"] == "application/problem+json"
+        assert scoring.json()["detail"] == "no model loaded yet"
+        # The registry comes back: the background task loads the model without any call.
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", registry.uri)
+        deadline = time.monotonic() + 60
+        while client.get("/readyz").status_code != 200:
+            assert time.monotonic() < deadline, "not ready a minute after the registry answered"
+            time.sleep(0.1)
+        assert client.get("/readyz").json()["model_version"] == registry.trained.version
+        assert client.post("/v1/score", json=one_customer_body(), headers=SCORE).status_code == 200
+
+
 def test_reload_picks_up_a_moved_alias(settings, tracking, registry):
     alias = "serving-test-reload"
     registry.point(alias, registry.trained.version)
