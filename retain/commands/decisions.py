@@ -103,8 +103,10 @@ def export(
     ] = None,
     # Checked below rather than as Click choices: a wrong value is an `error:` line (exit 1),
     # as scripts already expect; the metavars list the values.
-    fmt: Annotated[str, typer.Option("--format", metavar="<csv|parquet>",
-                                     help="csv or parquet.")] = "csv",
+    fmt: Annotated[str, typer.Option(
+        "--format", metavar="<csv|xlsx|parquet>",
+        help="csv, xlsx (an Excel workbook: typed numbers and dates, frozen header, filters) "
+        "or parquet.")] = "csv",
     separator: Annotated[str, typer.Option(
         "--sep", metavar="<,|;>",
         help="CSV separator: ',' or ';' (Excel in Russian locales expects ';').")] = ",",
@@ -112,7 +114,11 @@ def export(
         "--bom/--no-bom", help="Start the CSV with a UTF-8 byte-order mark, so Excel shows "
         "Cyrillic intact.")] = False,
     excel: Annotated[bool, typer.Option(
-        "--excel", help="Shorthand for --bom --sep ';'.")] = False,
+        "--excel", help="CSV for Excel where the decimal mark is a comma: ';', decimal comma, "
+        "numbers rounded for people, UTF-8 with a byte-order mark.")] = False,
+    lang: Annotated[str | None, typer.Option(
+        "--lang", help="Headers and categories in people's words: en or ru (default: the "
+        "codes scripts read).", show_default=False)] = None,
     as_of: RunAsOfOpt = None,
     store_url: StoreUrlOpt = None,
 ) -> None:
@@ -120,10 +126,15 @@ def export(
 
     From the score store, filtered by segment, goal and/or channel, in a stable column order."""
     from decisions.decide import GOALS
-    from serving.export import SEGMENT_NAMES, export_scores
+    from serving.export import FORMATS, SEGMENT_NAMES, export_scores
+    from serving.labels import LANGUAGES
 
-    if fmt not in ("csv", "parquet"):
-        raise fail(f"--format: expected csv or parquet, got {fmt!r}")
+    if fmt not in FORMATS:
+        raise fail(f"--format: expected csv, xlsx or parquet, got {fmt!r}")
+    if excel and fmt != "csv":
+        raise fail(f"--excel shapes a CSV; --format {fmt} is already read by Excel as it is")
+    if lang is not None and lang not in LANGUAGES:
+        raise fail(f"--lang: expected {' or '.join(LANGUAGES)}, got {lang!r}")
     if excel:
         separator, bom = ";", True
     if separator not in (",", ";"):
@@ -144,8 +155,10 @@ def export(
     with _open_store(store_url) as store:
         run = _run_for(store, as_of)
         with step(f"Exporting to {out}"):
-            rows = export_scores(store, out, fmt=fmt, run_id=run["run_id"], filters=filters,
-                                 separator=separator, bom=bom)  # type: ignore[arg-type]
+            rows = export_scores(store, out, fmt=fmt,  # type: ignore[arg-type]
+                                 run_id=run["run_id"], filters=filters,
+                                 separator=separator,  # type: ignore[arg-type]
+                                 bom=bom, excel=excel, lang=lang)  # type: ignore[arg-type]
     console.print(f"{rows:,} customers (as of {run['as_of']}, model version "
                   f"{run['model_version']}) written to {out}")
 

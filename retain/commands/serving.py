@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
-from rich.markup import escape
 
 from retain.commands.common import example, fail
 
@@ -58,9 +57,7 @@ def _serve(host: str, port: int, reload_interval: float | None, log_level: str,
     import uvicorn
     from pydantic import ValidationError
 
-    from models.registry import RegistryError, check_registry
     from retain.config import settings
-    from retain.progress import console
     from serving.main import create_app
     from serving.security import AuthConfigError
     from serving.store import ScoreStore
@@ -70,20 +67,18 @@ def _serve(host: str, port: int, reload_interval: float | None, log_level: str,
         app_ = create_app(options)
     except (AuthConfigError, ValidationError, ValueError) as exc:
         raise fail(str(exc)) from None
-    # The store must open (StoreUnavailable is one `error:` line); a registry that does not
-    # answer yet is not fatal: the service starts, /readyz answers 503 and reloads keep trying.
+    # The store must open (StoreUnavailable is one `error:` line). The registry is not checked
+    # here: the service listens at once and loads the model in the background (/readyz
+    # answers 503 until one is in), however long the registry takes to answer.
     ScoreStore(options.store_url).open().close()
-    try:
-        check_registry()
-    except RegistryError as exc:
-        console.print(f"[yellow]warning:[/] {escape(str(exc))}; starting without a model "
-                      "(/readyz answers 503 until one loads)", soft_wrap=True)
     level = log_level.upper()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # uvicorn's access log would write raw paths (customer ids); the service logs its own
     # lines with the route template instead.
+    # Headers over RETAIN_MAX_HEADER_BYTES get 431 (serving.limits; workers read the variable).
+    os.environ["RETAIN_MAX_HEADER_BYTES"] = str(options.max_header_bytes)
     options = {"host": host, "port": port, "access_log": False, "log_level": log_level.lower(),
-               "timeout_graceful_shutdown": 10}
+               "timeout_graceful_shutdown": 10, "http": "serving.limits:HeaderLimitedProtocol"}
     if workers == 1:
         uvicorn.run(app_, **options)
         return
