@@ -21,12 +21,13 @@ TEXT: dict[str, tuple[str, str]] = {
     "lang.ru": ("Русский", "Русский"),
     # Sign-in
     "login.title": ("Sign in", "Вход"),
-    "login.intro": (("Enter your retain API key once; this browser remembers it until you sign "
-                    "out (at most 12 hours). The key needs the 'export' scope. Ask the team that "
-                    "runs retain if you do not have one."),
-                    ("Введите API-ключ retain один раз: браузер запомнит его до выхода (не дольше "
-                    "12 часов). Ключу нужно право 'export'. Если ключа нет, попросите его у "
-                    "команды, которая запускает retain.")),
+    # The browser keeps a session, not the key (serving/sessions.py).
+    "login.intro": (("Enter your retain API key once; you stay signed in until you sign out (at "
+                     "most 12 hours), and the browser never keeps the key itself. The key needs "
+                     "the 'export' scope. Ask the team that runs retain if you do not have one."),
+                    ("Введите API-ключ retain один раз: вход сохранится до выхода (не дольше "
+                     "12 часов), а сам ключ браузер не хранит. Ключу нужно право 'export'. Если "
+                     "ключа нет, попросите его у команды, которая запускает retain.")),
     "login.ended": (("Your session has ended or the key is no longer valid. Please enter an API "
                     "key again."),
                     "Сеанс завершён или ключ больше не действует. Введите API-ключ ещё раз."),

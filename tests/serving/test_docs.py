@@ -107,9 +107,11 @@ def test_docs_and_redoc_render_in_chromium_with_other_hosts_blocked(chromium_pat
             page.screenshot(path=str(tmp_path / "docs.png"))
 
             page.goto(f"{live_server}/redoc")
-            page.get_by_text("/v1/score", exact=True).first.wait_for(state="attached")
-            page.locator("[role=menuitem], li[data-item-id]").first.wait_for(state="visible")
-            assert page.locator("h2", has_text=re.compile("score", re.IGNORECASE)).count() >= 1
+            page.get_by_text("/v1/score", exact=True).filter(visible=True).first.wait_for(
+                state="visible")
+            assert page.locator("h2").count() >= 8  # a heading per operation (summaries may change)
+            # Every operation is in the side menu, not only the first.
+            assert page.locator("[data-item-id^='tag/'], li[data-item-id]").count() >= 8
             page.screenshot(path=str(tmp_path / "redoc.png"))
         finally:
             browser.close()

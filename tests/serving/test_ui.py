@@ -24,6 +24,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import parse_qs, urlsplit
 
+import openpyxl
 import polars as pl
 import pytest
 from fastapi.testclient import TestClient
@@ -510,6 +511,50 @@ def test_each_cells_csv_holds_exactly_the_stores_rows_of_that_cell(ui_settings, 
         rows = parse_csv(everything.content, separator=",")
         assert [r["customer_id"] for r in rows] == [f"C{n:06d}" for n in range(1, 13)]
         assert client.get("/ui/export", params={"sep": "|"}).status_code == 400
+
+
+def test_each_cell_downloads_as_an_excel_workbook_too(ui_settings):
+    write_run(ui_settings.store_url)
+    with app_client(ui_settings) as client:
+        sign_in(client)
+        page = client.get("/ui").text
+        links = [unescape(h) for h in re.findall(r'<a class="download-xlsx" href="([^"]+)"', page)]
+        assert len(links) == len(CELLS)
+        assert all("format=xlsx" in link for link in links)
+        for link in links:
+            query = {k: v[0] for k, v in parse_qs(urlsplit(link).query).items()}
+            response = client.get(link)
+            assert response.status_code == 200
+            assert response.headers["content-type"] == (
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+            filename = (f"retain-{query['segment']}-{query['goal']}-{query['channel']}"
+                        "-2026-07-01.xlsx")
+            assert f'filename="{filename}"' in response.headers["content-disposition"]
+            sheet = openpyxl.load_workbook(io.BytesIO(response.content)).active
+            assert sheet.title == query["segment"] and sheet.freeze_panes == "A2"
+            rows = list(sheet.iter_rows(values_only=True))
+            assert len(rows) == 1 + sum(n for s, g, c, n in CELLS
+                                        if (s, g, c or "none") == (query["segment"],
+                                                                   query["goal"],
+                                                                   query["channel"]))
+        all_xlsx = re.search(r'<a id="download-all-xlsx" href="([^"]+)"', page)
+        assert all_xlsx is not None
+        # In Russian: headers and categories as people read them, numbers still numbers.
+        russian = client.get(unescape(all_xlsx.group(1)) + "&lang=ru")
+        sheet = openpyxl.load_workbook(io.BytesIO(russian.content)).active
+        assert sheet.title == "scores"
+        rows = list(sheet.iter_rows())
+        headers = [c.value for c in rows[0]]
+        assert headers[0] == "Клиент" and len(rows) == 13
+        assert {r[headers.index("Канал")].value for r in rows[1:]} == {
+            "Email", "SMS", "Telegram", None}
+        revenue = [r[headers.index("Прогноз выручки за горизонт")] for r in rows[1:]]
+        assert [c.value for c in revenue] == [100.0 * n + 0.25 for n in range(1, 13)]
+        assert {c.number_format for c in revenue} == {"0.00"}
+        csv_ru = client.get("/ui/export", params={"lang": "ru"})
+        assert parse_csv(csv_ru.content)[0]["Клиент"] == "C000001"
+        assert client.get("/ui/export", params={"format": "xls"}).status_code == 400
+        assert client.get("/ui/export", params={"lang": "de"}).status_code == 400
 
 
 def test_a_cyrillic_cell_downloads_under_a_utf8_file_name(ui_settings):

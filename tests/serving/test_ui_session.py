@@ -6,15 +6,16 @@ CSRF), through TestClient and in a real Chromium."""
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
 from html import unescape
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
+from sqlalchemy.pool import NullPool
 
 from retain.config import Settings
 from serving import sessions
@@ -62,12 +63,15 @@ def signed_in(client: TestClient, cookie: str | None = None) -> bool:
 
 
 def session_rows(settings: Settings) -> list[tuple]:
-    path = settings.store_url.removeprefix("sqlite:///")
-    with sqlite3.connect(path) as db:
-        made = db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (sessions.TABLE,))
-        if made.fetchone() is None:  # no session was ever started
-            return []
-        return db.execute(f"SELECT * FROM {sessions.TABLE}").fetchall()
+    """The sessions table as stored (SQLite or PostgreSQL); empty before the first session."""
+    engine = sa.create_engine(settings.store_url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            if not sa.inspect(conn).has_table(sessions.TABLE):
+                return []
+            return [tuple(row) for row in conn.execute(sa.text(f"SELECT * FROM {sessions.TABLE}"))]
+    finally:
+        engine.dispose()
 
 
 def test_the_cookie_holds_a_signed_session_id_and_the_server_never_stores_the_key(
@@ -108,6 +112,32 @@ def test_a_session_is_seen_by_every_worker_and_survives_a_restart(ui_settings):
             assert signed_in(second, cookie)
     with app_client(ui_settings) as restarted:
         assert signed_in(restarted, cookie)
+
+
+def test_sessions_on_sqlite_and_postgresql_are_shared_by_workers_and_end_everywhere(
+        ui_settings, store_db_url):
+    settings = ui_settings.model_copy(update={"store_url": store_db_url})
+    with app_client(settings) as first, app_client(settings) as second:
+        # Both workers make the tables and the secret at once on first use: one secret wins.
+        barrier = threading.Barrier(2)
+        statuses: list[int] = []
+
+        def first_use(client: TestClient) -> None:
+            barrier.wait()
+            statuses.append(client.get("/ui", headers={"Cookie": f"{ui.COOKIE}=x.y"}).status_code)
+
+        threads = [threading.Thread(target=first_use, args=(c,)) for c in (first, second)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert statuses == [401, 401]  # refused cleanly, neither failed on the other's tables
+        cookie = sign_in(first)
+        assert signed_in(second, cookie)  # the other worker verifies and finds it
+        assert len(session_rows(settings)) == 1
+        assert second.post("/ui/logout", headers={"Origin": OWN}).status_code == 303
+        assert not signed_in(first, cookie)
+        assert session_rows(settings) == []
 
 
 def test_a_session_ends_when_its_key_is_removed_or_loses_the_scope(client, ui_settings):
