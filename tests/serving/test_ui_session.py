@@ -22,6 +22,7 @@ from serving import sessions
 from serving.main import create_app
 from serving.routes import ui
 from serving.security import KeyRing
+from tests.processes import serve_in_thread
 from tests.serving.conftest import EXPORT_KEY, KEYS, SCORE_KEY
 
 OWN = "http://testserver"
@@ -222,25 +223,8 @@ def test_the_old_cookie_holding_the_key_is_cleared_and_never_accepted(client):
 
 @pytest.fixture
 def live_server(ui_settings) -> Iterator[str]:
-    import uvicorn
-
-    from tests.processes import free_port
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(ui_settings), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, name="session-test-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("the uvicorn server did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+    with serve_in_thread(create_app(ui_settings), "session-test-server") as base:
+        yield base
 
 
 def test_in_chromium_a_login_csrf_from_another_site_fails_and_our_own_form_works(
