@@ -87,6 +87,15 @@ def test_docs_and_redoc_render_in_chromium_with_other_hosts_blocked(chromium_pat
             assert page.locator(".opblock").count() >= 8  # every operation, not one
             assert page.get_by_text("/v1/customers/{customer_id}").first.is_visible()
             page.screenshot(path=str(tmp_path / "docs.png"))
+            # "Try it out" works under the page's Content-Security-Policy (fetch to our host).
+            health = page.locator(".opblock", has=page.locator(
+                ".opblock-summary-path", has_text=re.compile(r"^/healthz$")))
+            health.locator(".opblock-summary").click()
+            health.get_by_role("button", name="Try it out").click()
+            health.get_by_role("button", name="Execute").click()
+            status = health.locator(".live-responses-table tbody .response-col_status").first
+            status.wait_for()
+            assert status.inner_text().strip() == "200"
 
             page.goto(f"{live_server}/redoc")
             page.get_by_text("/v1/score", exact=True).filter(visible=True).first.wait_for(
