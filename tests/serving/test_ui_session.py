@@ -266,3 +266,18 @@ def test_in_chromium_a_login_csrf_from_another_site_fails_and_our_own_form_works
             assert session_rows(ui_settings) == []
         finally:
             browser.close()
+
+
+def test_with_the_database_down_the_page_says_so_instead_of_failing(client, monkeypatch):
+    cookie = sign_in(client)
+
+    def down(*args, **kwargs):
+        raise sa.exc.OperationalError("SELECT", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(client.app.state.service.store, "write_connection", down)
+    monkeypatch.setattr(type(client.app.state.service.store), "engine", property(down))
+    page = client.get("/ui", headers={"Cookie": f"{ui.COOKIE}={cookie}"})
+    assert page.status_code == 503 and "text/html" in page.headers["content-type"]
+    out = client.post("/ui/logout", headers={"Origin": OWN})
+    assert out.status_code == 503 and "text/html" in out.headers["content-type"]
+    assert "connection refused" not in page.text + out.text
