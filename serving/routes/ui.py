@@ -192,8 +192,12 @@ def _page(template: str, status: int = 200, **context: Any) -> HTMLResponse:
 
 
 def _error_page(request: Request, status: int, title: str, message: str) -> HTMLResponse:
+    try:
+        signed_in = _signed_in(request)
+    except Exception:  # noqa: BLE001 - the sessions' database may be what failed: still a page
+        signed_in = False
     return _page("ui_error.html", status, title=title, message=message,
-                 request_id=request_id(request), signed_in=_signed_in(request))
+                 request_id=request_id(request), signed_in=signed_in)
 
 
 def _where(exc: BaseException) -> str:

@@ -22,6 +22,7 @@ from serving import sessions
 from serving.main import create_app
 from serving.routes import ui
 from serving.security import KeyRing
+from tests.processes import serve_in_thread
 from tests.serving.conftest import EXPORT_KEY, KEYS, SCORE_KEY
 
 OWN = "http://testserver"
@@ -222,25 +223,8 @@ def test_the_old_cookie_holding_the_key_is_cleared_and_never_accepted(client):
 
 @pytest.fixture
 def live_server(ui_settings) -> Iterator[str]:
-    import uvicorn
-
-    from tests.processes import free_port
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(ui_settings), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, name="session-test-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("the uvicorn server did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+    with serve_in_thread(create_app(ui_settings), "session-test-server") as base:
+        yield base
 
 
 def test_in_chromium_a_login_csrf_from_another_site_fails_and_our_own_form_works(
@@ -282,3 +266,18 @@ def test_in_chromium_a_login_csrf_from_another_site_fails_and_our_own_form_works
             assert session_rows(ui_settings) == []
         finally:
             browser.close()
+
+
+def test_with_the_database_down_the_page_says_so_instead_of_failing(client, monkeypatch):
+    cookie = sign_in(client)
+
+    def down(*args, **kwargs):
+        raise sa.exc.OperationalError("SELECT", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(client.app.state.service.store, "write_connection", down)
+    monkeypatch.setattr(type(client.app.state.service.store), "engine", property(down))
+    page = client.get("/ui", headers={"Cookie": f"{ui.COOKIE}={cookie}"})
+    assert page.status_code == 503 and "text/html" in page.headers["content-type"]
+    out = client.post("/ui/logout", headers={"Origin": OWN})
+    assert out.status_code == 503 and "text/html" in out.headers["content-type"]
+    assert "connection refused" not in page.text + out.text
