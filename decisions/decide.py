@@ -54,6 +54,12 @@ DECISION_SCHEMA = {
     "offer": pl.String, "reason": pl.String, "control_group": pl.Boolean,
     "expected_incremental_revenue": pl.Float64, "contact_cost": pl.Float64,
 }
+# What the customer has bought so far, from their features (purchases before as-of, as the
+# features count them): the /ui timeline draws it, and the store keeps it (migration 3).
+ORDER_HISTORY_SCHEMA = {
+    "first_order_date": pl.Date, "last_order_date": pl.Date, "orders": pl.Int32,
+}
+ORDER_HISTORY_COLUMNS = tuple(ORDER_HISTORY_SCHEMA)
 NO_OFFER = "none"
 _NO_ACTION = ("none", "control")
 
@@ -110,8 +116,8 @@ def score_and_decide(
     lang: Language = "en",
     measure_channels_from_contacts: bool = True,
 ) -> pl.DataFrame:
-    """The pipeline's scores with the decision columns, for every customer with a purchase
-    before ``as_of``. The shop-wide figures and channel measurements fitted at training are
+    """The pipeline's scores with the decision columns and then :data:`ORDER_HISTORY_COLUMNS`,
+    for every customer with a purchase before ``as_of``. The shop-wide figures and channel measurements fitted at training are
     used; a full contacts log given here also refreshes the channel measurements (pass
     ``measure_channels_from_contacts=False`` for a few recent messages kept only for the
     frequency cap)."""
@@ -123,8 +129,21 @@ def score_and_decide(
     channels = pipeline.channel_measurements
     if contacts is not None and measure_channels_from_contacts:
         channels = measure_channels(contacts, transactions, as_of, rules.channels)
-    return decide(scores, features, as_of=as_of, rules=rules, reference=reference,
-                  channels=channels, consents=consents, contacts=contacts, lang=lang)
+    decided = decide(scores, features, as_of=as_of, rules=rules, reference=reference,
+                     channels=channels, consents=consents, contacts=contacts, lang=lang)
+    return with_order_history(decided, features)
+
+
+def with_order_history(frame: pl.DataFrame, features: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with :data:`ORDER_HISTORY_COLUMNS` from the customers' ``features`` appended
+    (one join, in ``frame``'s row order; null for a customer the features lack)."""
+    history = features.select(
+        "customer_id",
+        pl.col("first_purchase").cast(pl.Date).alias("first_order_date"),
+        pl.col("last_purchase").cast(pl.Date).alias("last_order_date"),
+        pl.col("orders").cast(pl.Int32),
+    )
+    return frame.join(history, on="customer_id", how="left", maintain_order="left")
 
 
 def _goal(rules: Rules, reference: ShopReference, as_of: date) -> pl.Expr:

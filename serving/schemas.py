@@ -376,7 +376,9 @@ class ReadinessPublic(BaseModel):
 
 
 EXAMPLE_STORED = {"run_id": "0c1f9a8e5d2b4f7a9e3c6b1d8f2a4e6c",
-                  **{key: value for key, value in EXAMPLE_SCORE.items() if key != "error"}}
+                  **{key: value for key, value in EXAMPLE_SCORE.items() if key != "error"},
+                  "first_order_date": "2025-03-14", "last_order_date": "2026-05-28",
+                  "orders": 9}
 
 
 class StoredScorePublic(ScoreFields):
@@ -386,6 +388,17 @@ class StoredScorePublic(ScoreFields):
     model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [EXAMPLE_STORED]})
 
     run_id: str = Field(description="The batch scoring run the row comes from")
+    # Store migration 3: runs stored before it have them null.
+    first_order_date: date | None = Field(
+        default=None, examples=["2025-03-14"],
+        description="The customer's first purchase (an order with a positive total) before "
+                    "as_of; null in runs stored before the order history was kept")
+    last_order_date: date | None = Field(
+        default=None, examples=["2026-05-28"],
+        description="The customer's last purchase before as_of; null in older runs")
+    orders: int | None = Field(
+        default=None, ge=0, examples=[9],
+        description="Purchases before as_of, first and last included; null in older runs")
 
 
 class CustomersPagePublic(BaseModel):

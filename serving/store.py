@@ -18,7 +18,8 @@ Tables:
   rows``); ``status`` is ``running``, ``complete`` or ``failed``.
 - ``scores``: keyed by ``(run_id, customer_id)``, indexed on ``customer_id``; the columns of
   :data:`models.pipeline.SCORE_COLUMNS` plus ``model_version`` (migration 1) and the decision
-  columns of :data:`decisions.decide.DECISION_SCHEMA` (migration 2).
+  columns of :data:`decisions.decide.DECISION_SCHEMA` (migration 2) and the customer's order
+  history :data:`decisions.decide.ORDER_HISTORY_SCHEMA` (migration 3).
 
 **Atomic runs.** The run's row is committed first with status ``running``; then ONE transaction
 inserts every score row (COPY on PostgreSQL, large ``executemany`` chunks on SQLite in WAL mode)
@@ -32,7 +33,7 @@ killed midway leaves its run ``running`` with no rows (its transaction never com
 an advisory lock on PostgreSQL), so two processes opening at once apply each step once. Adding
 score columns is one entry::
 
-    Migration(3, "offer value", add_score_columns=(("offer_value", pl.Float64),)),
+    Migration(4, "offer value", add_score_columns=(("offer_value", pl.Float64),)),
 
 Supported column dtypes: String, Float64, Int32, Int64, Date, Datetime("us", "UTC"), Boolean.
 
@@ -55,7 +56,7 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from decisions.decide import DECISION_SCHEMA
+from decisions.decide import DECISION_SCHEMA, ORDER_HISTORY_SCHEMA
 
 log = logging.getLogger(__name__)
 
@@ -223,6 +224,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "score runs and scores", add_score_columns=BASE_SCORE_COLUMNS,
               apply=_create_tables),
     Migration(2, "decision fields", add_score_columns=tuple(DECISION_SCHEMA.items())),
+    # Runs stored before it read these as null.
+    Migration(3, "order history", add_score_columns=tuple(ORDER_HISTORY_SCHEMA.items())),
 )
 # Columns an export or the segment matrix may filter on (equality).
 FILTER_COLUMNS = ("segment", "goal", "channel", "lifecycle_stage", "value_tier",

@@ -285,7 +285,7 @@ def score(
     """
     import polars as pl
 
-    from decisions.decide import score_and_decide
+    from decisions.decide import ORDER_HISTORY_COLUMNS, score_and_decide
     from retain.commands.common import write_frame
     from retain.config import settings
     from retain.progress import step
@@ -314,6 +314,8 @@ def score(
             registered.pipeline, tx, cutoff, rules=decision_rules, consents=consents,
             contacts=contacts_log, lang=options.lang,
         ).with_columns(pl.lit(registered.version).alias("model_version"))
+        # The order history goes last, after model_version: new columns are added at the end.
+        scores = scores.select(pl.exclude(ORDER_HISTORY_COLUMNS), *ORDER_HISTORY_COLUMNS)
     with step(f"Writing {out}"):
         write_frame(scores, out)
     try:

@@ -139,7 +139,10 @@ def recent_messages_frame(request: ScoreRequest) -> pl.DataFrame | None:
 def scores_payload(request: ScoreRequest, scored: pl.DataFrame, served: ServedModel) -> dict:
     """``ScoresPublic`` as plain data: one entry per requested customer, in request order."""
     version = served.version
-    by_id = {row["customer_id"]: row for row in scored.to_dicts()}
+    # Only the documented fields: score_and_decide also returns the order history, which the
+    # stored scores (GET /v1/customers/{id}) carry and this response does not.
+    by_id = {row["customer_id"]: row for row in scored.select(
+        [c for c in scored.columns if c in _NULL_SCORES]).to_dicts()}
     unscored = {**_NULL_SCORES, "as_of": request.as_of,
                 "horizon_days": served.pipeline.horizon_days, "model_version": version}
     entries = []

@@ -13,15 +13,22 @@ from decisions.segments import ShopReference
 
 
 @pytest.fixture(scope="session")
-def scored(shop):
-    """(transactions, scores, features) of the shop at its as-of date."""
+def pipeline(shop):
+    """A scoring pipeline with the probabilistic model only, fitted on the shop."""
     from features.customers import customer_features
     from models.btyd import BTYDModel
     from models.pipeline import ScoringPipeline
 
     tx = shop.transactions.with_columns(pl.col("quantity").cast(pl.Float64))
-    pipe = ScoringPipeline(horizon_days=90, channels=[],
+    return ScoringPipeline(horizon_days=90, channels=[],
                            btyd=BTYDModel().fit(customer_features(tx, shop.as_of)))
+
+
+@pytest.fixture(scope="session")
+def scored(shop, pipeline):
+    """(transactions, scores, features) of the shop at its as-of date."""
+    tx = shop.transactions.with_columns(pl.col("quantity").cast(pl.Float64))
+    pipe = pipeline
     features, products = pipe.features(tx, shop.as_of)
     return tx, pipe.score_features(features, products, shop.as_of), features
 

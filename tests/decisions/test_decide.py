@@ -26,8 +26,10 @@ from decisions.decide import (
     DECISION_SCHEMA,
     GOALS,
     NO_OFFER,
+    ORDER_HISTORY_COLUMNS,
     consented_channels,
     decide,
+    score_and_decide,
 )
 from decisions.rules import default_rules
 from decisions.segments import BEHAVIOUR_TYPES, LIFECYCLE_STAGES, VALUE_TIERS
@@ -518,3 +520,46 @@ def test_an_unknown_language_is_refused(run):
 def test_rows_come_back_in_the_order_of_the_scores(run, scores):
     shuffled = scores.sample(fraction=1.0, shuffle=True, seed=3)
     assert run(scores=shuffled)["customer_id"].to_list() == shuffled["customer_id"].to_list()
+
+
+# --- order history ------------------------------------------------------------------------------
+
+
+def test_score_and_decide_adds_the_order_history_from_the_features(pipeline, scored, shop):
+    tx, scores, _ = scored
+    decided = score_and_decide(pipeline, tx, shop.as_of, rules=RULES, consents=shop.customers)
+    assert decided.columns == [*scores.columns, *DECISION_COLUMNS, *ORDER_HISTORY_COLUMNS]
+    assert decided.select(ORDER_HISTORY_COLUMNS).schema == pl.Schema(
+        {"first_order_date": pl.Date, "last_order_date": pl.Date, "orders": pl.Int32})
+    assert decided.select(ORDER_HISTORY_COLUMNS).null_count().sum_horizontal().item() == 0
+    # Every customer scored has bought before as-of: first <= last < as-of, at least one order,
+    # and one order exactly when the first and the last are the same day or it was one visit.
+    assert decided.filter(
+        (pl.col("first_order_date") > pl.col("last_order_date"))
+        | (pl.col("last_order_date") >= shop.as_of) | (pl.col("orders") < 1)).height == 0
+    # Checked against the transactions themselves for a few customers.
+    for customer in decided["customer_id"].sample(5, seed=1):
+        row = decided.row(by_predicate=pl.col("customer_id") == customer, named=True)
+        # A purchase is an order whose net amount is positive (features.orders).
+        days = (tx.filter((pl.col("customer_id") == customer)
+                          & (pl.col("ts").dt.date() < shop.as_of))
+                .group_by("order_id").agg(pl.col("ts").min().dt.date(), pl.col("amount").sum())
+                .filter(pl.col("amount") > 0)["ts"])
+        assert row["first_order_date"] == days.min()
+        assert row["last_order_date"] == days.max()
+        assert row["orders"] == days.len()
+
+
+def test_the_small_path_gives_the_same_order_history(pipeline, scored, shop):
+    """A few customers (the API's requests: plain-Python features and decisions) get the same
+    history as in the whole shop's polars run."""
+    tx, _, _ = scored
+    whole = score_and_decide(pipeline, tx, shop.as_of, rules=RULES)
+    some = whole["customer_id"].sample(3, seed=7)
+    small = score_and_decide(pipeline, tx.filter(pl.col("customer_id").is_in(some.implode())),
+                             shop.as_of, rules=RULES)
+    columns = ["customer_id", *ORDER_HISTORY_COLUMNS]
+    assert_frame_equal(
+        small.select(columns).sort("customer_id"),
+        whole.select(columns).filter(pl.col("customer_id").is_in(some.implode()))
+        .sort("customer_id"))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import openpyxl
+from datetime import date
+
 import polars as pl
 import pytest
 from typer.testing import CliRunner
@@ -57,6 +59,18 @@ def test_score_writes_one_decision_per_customer(env, scored):
     control = scores.filter("control_group")
     assert control.height > 0 and set(control["goal"]) == {"control"}
     assert control["channel"].null_count() == control.height
+
+
+def test_score_writes_the_order_history_last(env):
+    scores = pl.read_parquet(env / "scores.parquet")
+    # Added after the existing columns (model_version stays where it was).
+    assert scores.columns[-4:] == ["model_version", "first_order_date", "last_order_date",
+                                   "orders"]
+    assert scores.select("first_order_date", "last_order_date", "orders").null_count().row(0) \
+        == (0, 0, 0)
+    assert (scores["first_order_date"] <= scores["last_order_date"]).all()
+    assert (scores["last_order_date"] < date.fromisoformat(AS_OF)).all()
+    assert scores["orders"].min() >= 1
 
 
 def test_segments_prints_and_saves_the_matrix(env):

@@ -543,6 +543,15 @@ def test_stored_scores_carry_the_decision(client, decided_run):
         assert found[name] == (expected.isoformat() if name == "send_at" and expected else expected)
 
 
+def test_stored_scores_carry_the_order_history(client, decided_run):
+    _, decided = decided_run
+    customer = decided.row(7, named=True)
+    found = client.get(f"/v1/customers/{customer['customer_id']}", headers=SCORE).json()
+    assert found["first_order_date"] == customer["first_order_date"].isoformat()
+    assert found["last_order_date"] == customer["last_order_date"].isoformat()
+    assert found["orders"] == customer["orders"] >= 1
+
+
 def test_the_segment_matrix_adds_up_to_the_run(client, decided_run):
     run_id, decided = decided_run
     body = client.get("/v1/segments", headers=EXPORT).json()

@@ -462,6 +462,36 @@ def test_a_new_migration_adds_columns_to_an_existing_store(store_db_url):
         ScoreStore(store_db_url).open()
 
 
+class StoreV2(ScoreStore):
+    migrations = MIGRATIONS[:2]
+
+
+def test_a_store_from_before_the_order_history_reads_it_as_null(store_db_url):
+    with StoreV2(store_db_url) as v2:
+        assert "orders" not in v2.empty_frame().columns
+        v2.write_run(make_scores(4, seed=1), model_version="1", as_of=AS_OF)
+    with ScoreStore(store_db_url) as current:  # migration 3: the order history
+        assert current.schema_version == NEWEST >= 3
+        old = current.scores()
+        assert old.height == 4
+        for name, dtype in (("first_order_date", pl.Date), ("last_order_date", pl.Date),
+                            ("orders", pl.Int32)):
+            assert old[name].dtype == dtype and old[name].null_count() == 4
+        assert current.latest("C000000")["orders"] is None
+        frame = make_scores(2, seed=2).with_columns(
+            first_order_date=pl.Series([date(2025, 1, 5), date(2026, 6, 30)]),
+            last_order_date=pl.Series([date(2026, 5, 1), date(2026, 6, 30)]),
+            orders=pl.Series([7, 1], dtype=pl.Int32),
+        )
+        current.write_run(frame, model_version="2", as_of=AS_OF)
+        row = current.latest("C000000")
+        assert (row["first_order_date"], row["last_order_date"], row["orders"]) == (
+            date(2025, 1, 5), date(2026, 5, 1), 7)
+        # The columns come last, after the decision fields.
+        assert current.empty_frame().columns[-3:] == ["first_order_date", "last_order_date",
+                                                      "orders"]
+
+
 # -- URLs -------------------------------------------------------------------------------------
 
 
