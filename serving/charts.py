@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 from html import escape
-from typing import Any
+from typing import Any, NamedTuple
 
 import polars as pl
 
-__all__ = ["bars", "heatmap", "lifecycle_value", "model_quality", "timeline"]
+__all__ = ["OrderHistory", "bars", "heatmap", "lifecycle_value", "model_quality", "timeline"]
 
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, Arial, sans-serif"
 INK, MUTED, LINE, SOFT = "#1d2430", "#5c6675", "#d9dee6", "#f4f6f9"
@@ -211,34 +211,78 @@ def model_quality(rows: Sequence[dict], retain_name: str, worse_better: tuple[st
 # A customer's timeline
 
 
+class OrderHistory(NamedTuple):
+    """What a customer bought before as-of, as the timeline draws it: a line from the first
+    to the last purchase carrying ``count_label`` (e.g. "Orders: 9"), a dot at each end."""
+
+    first: date
+    last: date
+    count_label: str
+    first_label: str
+    last_label: str
+
+
+def _month_step(months: float, pixels: float) -> int:
+    """Months between axis ticks so their labels (~60 px wide) do not run into each other."""
+    per_month = pixels / max(months, 1.0)
+    return next((step for step in (1, 2, 3, 6, 12, 24, 60) if per_month * step >= 60), 120)
+
+
 def timeline(as_of: date, marks: Sequence[tuple[str, date | None, str]],
              band: tuple[date | None, date | None, str], as_of_label: str, title: str,
-             past: Sequence[date] = (), css_id: str = "chart-timeline") -> str:
+             past: Sequence[date] = (), css_id: str = "chart-timeline",
+             history: OrderHistory | None = None) -> str:
     """A date axis from a little before ``as_of`` (or the first past order) to after the last
-    date shown: past orders as dots, ``as_of`` as a line, ``band`` (p10 to p90 of the next order,
-    with its label) as a shaded range, and each ``(kind, date, label)`` mark (``expected`` as a
-    dot, ``due`` as a diamond) labelled below the axis."""
-    dates = [as_of, *past, *(d for _, d, _ in marks if d), *(d for d in band[:2] if d)]
+    date shown: the ``history`` (first to last purchase with the number of orders), past
+    orders as dots, ``as_of`` as a line, ``band`` (p10 to p90 of the next order, with its
+    label) as a shaded range, and each ``(kind, date, label)`` mark (``expected`` as a dot,
+    ``due`` as a diamond) labelled below the axis; the history's dates are labelled on the rows
+    below the marks."""
+    first_last = (history.first, history.last) if history else ()
+    dates = [as_of, *past, *first_last, *(d for _, d, _ in marks if d),
+             *(d for d in band[:2] if d)]
     start = min(dates) - timedelta(days=7)
     end = max(max(dates), as_of + timedelta(days=14)) + timedelta(days=7)
     span = max((end - start).days, 1)
     left, right, width = 20, 20, 900
-    axis_y, height = 70, 150
+    rows = len(marks) + (2 if history else 0)
+    axis_y, height = 70, max(150, 70 + 38 + 18 * rows + 8)
 
     def x(day: date) -> float:
         return left + (width - left - right) * (day - start).days / span
 
     body = [(f'<line x1="{left}" y1="{axis_y}" x2="{width - right}" y2="{axis_y}" stroke="{LINE}" '
             f'stroke-width="2"/>')]
-    # Month ticks (the first of each month) so dates can be read off the axis.
+    # Month ticks (the first of each month, fewer over a long history) so dates can be read
+    # off the axis.
+    step = _month_step(span / 30.44, width - left - right)
     tick = date(start.year, start.month, 1)
     while tick <= end:
-        if tick >= start and abs(x(tick) - x(as_of)) > 40:  # not under the as-of label
+        shown = ((tick.year * 12 + tick.month - 1) % step == 0
+                 and tick >= start and abs(x(tick) - x(as_of)) > 40)  # not under the as-of label
+        if shown:
             body.append(f'<line x1="{x(tick):.1f}" y1="{axis_y - 4}" x2="{x(tick):.1f}" '
                         f'y2="{axis_y + 4}" stroke="{MUTED}"/>'
                         + _text(x(tick), axis_y + 18, tick.strftime("%Y-%m"), "middle",
                                 fill=MUTED, font_size="11"))
         tick = date(tick.year + tick.month // 12, tick.month % 12 + 1, 1)
+    if history:
+        x1, x2 = x(history.first), x(history.last)
+        rows_y = [axis_y + 38 + 18 * (len(marks) + k) for k in (0, 1)]
+        body.append(f'<g class="history"><title>{_e(history.count_label)}: {_e(history.first)} … '
+                    f'{_e(history.last)}</title>'
+                    f'<line x1="{x1:.1f}" y1="{axis_y}" x2="{x2:.1f}" y2="{axis_y}" '
+                    f'stroke="{MUTED}" stroke-width="4" stroke-linecap="round"/>'
+                    + _text((x1 + x2) / 2, axis_y - 10, history.count_label, "middle",
+                            fill=MUTED, font_size="12") + "</g>")
+        for kind, cx, day, text, ly in (("first", x1, history.first, history.first_label, rows_y[0]),
+                                        ("last", x2, history.last, history.last_label, rows_y[1])):
+            anchor = "end" if cx > width * 0.7 else "start"
+            body.append(f'<g class="{kind}-order"><title>{_e(f"{text}: {day}")}</title>'
+                        f'<circle cx="{cx:.1f}" cy="{axis_y}" r="6" fill="{INK}"/>'
+                        f'<line x1="{cx:.1f}" y1="{axis_y + 7}" x2="{cx:.1f}" y2="{ly - 4}" '
+                        f'stroke="{LINE}"/>'
+                        + _text(cx, ly + 8, f"{text}: {day}", anchor, font_size="12") + "</g>")
     p10, p90, band_label = band
     if p10 and p90:
         body.append(f'<g class="band"><title>{_e(f"{band_label}: {p10} … {p90}")}</title>'

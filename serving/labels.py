@@ -127,6 +127,9 @@ COLUMNS: dict[str, tuple[str, str]] = {
                                      "Ожидаемая дополнительная выручка"),
     "contact_cost": ("Contact cost", "Стоимость контакта"),
     "customers": ("Customers", "Клиентов"),
+    "first_order_date": ("First order", "Первый заказ"),
+    "last_order_date": ("Last order", "Последний заказ"),
+    "orders": ("Orders so far", "Заказов к дате оценки"),
 }
 
 # Segment codes join these kinds with "-" (``at_risk-high-stock_up``).
@@ -217,6 +220,12 @@ COLUMN_HELP: dict[str, tuple[str, str]] = {
                       "Намеренно ничего не получает, чтобы измерить эффект на остальных."),
     "send_at": ("The day the message should go out.", "День, когда отправить сообщение."),
     "customers": ("How many customers are in the group.", "Сколько клиентов в группе."),
+    "first_order_date": ("Their first purchase before the scores' date.",
+                         "Первая покупка клиента до даты оценки."),
+    "last_order_date": ("Their latest purchase before the scores' date.",
+                        "Последняя покупка клиента до даты оценки."),
+    "orders": ("Purchases (orders with a positive total) before the scores' date.",
+               "Покупки (заказы с положительной суммой) до даты оценки."),
 }
 
 

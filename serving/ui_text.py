@@ -134,8 +134,9 @@ TEXT: dict[str, tuple[str, str]] = {
     "chart.band": ("Next order likely", "Вероятный следующий заказ"),
     "chart.expected": ("Expected order", "Ожидаемый заказ"),
     "chart.due": ("Runs out", "Закончится"),
-    "chart.timeline_title": ("The customer's next order and due product",
-                             "Следующий заказ клиента и товар к пополнению"),
+    "chart.orders": ("Orders: {n}", "Заказов: {n}"),
+    "chart.timeline_title": ("The customer's orders, next order and due product",
+                             "Заказы клиента, следующий заказ и товар к пополнению"),
     # The model
     "model.heading": ("The model", "Модель"),
     "model.summary": (("Serving model version {version} (alias {alias}), trained on data before "
@@ -187,12 +188,14 @@ TEXT: dict[str, tuple[str, str]] = {
     "lookup.find": ("Find", "Найти"),
     "lookup.customer": ("Customer", "Клиент"),
     "lookup.why": ("Why", "Почему"),
-    "lookup.timeline_note": (("The shaded band: the next order is likely there (8 in 10 customers "
-                             "like them order within it); the dot: the most likely date; the "
-                             "diamond: when the due product runs out."),
-                             ("Закрашенная полоса — здесь вероятен следующий заказ (8 из 10 "
-                             "похожих клиентов заказывают в эти даты); точка — самая вероятная "
-                             "дата; ромб — когда закончится товар.")),
+    "lookup.timeline_note": (("The grey line: the orders so far, from the first to the last; the "
+                             "shaded band: the next order is likely there (8 in 10 customers "
+                             "like them order within it); the blue dot: the most likely date; "
+                             "the diamond: when the due product runs out."),
+                             ("Серая линия — заказы до сих пор, от первого до последнего; "
+                             "закрашенная полоса — здесь вероятен следующий заказ (8 из 10 "
+                             "похожих клиентов заказывают в эти даты); синяя точка — самая "
+                             "вероятная дата; ромб — когда закончится товар.")),
     "lookup.decision": ("Who they are and what to do", "Кто это и что делать"),
     "lookup.scores": ("What they are worth and how likely they stay",
                       "Ценность и шанс, что клиент останется"),

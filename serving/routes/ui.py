@@ -555,7 +555,8 @@ CUSTOMER_SECTIONS = (
                 ("contact_cost", "number"), ("overdue_days", "number"))),
     ("timing", (("next_order_date", "text"), ("next_order_p10", "text"),
                 ("next_order_p90", "text"), ("due_product_id", "text"),
-                ("due_product_date", "text"))),
+                ("due_product_date", "text"), ("first_order_date", "text"),
+                ("last_order_date", "text"), ("orders", "number"))),
 )
 CUSTOMER_META = ("as_of", "horizon_days", "model_version")
 CUSTOMER_FIELDS = tuple(field for _, fields in CUSTOMER_SECTIONS for field in fields)
@@ -581,10 +582,18 @@ def _customer_timeline(row: dict, lang: Language) -> str:
     marks = [("expected", row.get("next_order_date"), text("chart.expected", lang))]
     if due is not None:
         marks.append(("due", row.get("due_product_date"), f"{text('chart.due', lang)}: {due}"))
-    # The store keeps scores, not order history: past orders are not drawn.
+    # The store keeps the first and last purchase and their count (migration 3), not every
+    # order: runs stored before it have none, and then no history is drawn.
+    first, last, orders = (row.get(c) for c in ("first_order_date", "last_order_date", "orders"))
+    history = None
+    if isinstance(first, date) and isinstance(last, date) and orders is not None:
+        history = charts.OrderHistory(first, last, text("chart.orders", lang, n=_number(orders)),
+                                      column_label("first_order_date", lang),
+                                      column_label("last_order_date", lang))
     return charts.timeline(as_of, marks, (row.get("next_order_p10"), row.get("next_order_p90"),
                                           text("chart.band", lang)),
-                           text("chart.as_of", lang), text("chart.timeline_title", lang))
+                           text("chart.as_of", lang), text("chart.timeline_title", lang),
+                           history=history)
 
 
 def _lookup(svc: Service, customer_id: str | None) -> dict | None:

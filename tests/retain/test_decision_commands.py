@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import openpyxl
 from datetime import date
 
+import openpyxl
 import polars as pl
 import pytest
 from typer.testing import CliRunner

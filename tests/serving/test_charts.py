@@ -92,3 +92,43 @@ def test_the_timeline_orders_as_of_band_and_marks_on_one_axis():
     assert past[0] < past[1] < as_of < float(band.get("x")) < expected
     assert expected < float(band.get("x")) + float(band.get("width"))
     assert f"{HOSTILE}: 2026-08-30" in [t.text for t in root.iter(f"{SVG}title")]
+
+
+def test_the_timeline_draws_the_order_history_before_as_of_band_and_due_product():
+    history = charts.OrderHistory(date(2025, 3, 14), date(2026, 5, 28), f"{HOSTILE} 9",
+                                  HOSTILE + "first", HOSTILE + "last")
+    svg = charts.timeline(date(2026, 7, 1), [("expected", date(2026, 7, 20), "Expected"),
+                                             ("due", date(2026, 8, 30), "Runs out")],
+                          (date(2026, 7, 10), date(2026, 8, 15), "Likely"), "As of", "t",
+                          history=history)
+    root = parse(svg)
+    groups = {g.get("class"): g for g in root.iter(f"{SVG}g")}
+    line = groups["history"].find(f"{SVG}line")
+    first = float(groups["first-order"].find(f"{SVG}circle").get("cx"))
+    last = float(groups["last-order"].find(f"{SVG}circle").get("cx"))
+    as_of = float(groups["as-of"].find(f"{SVG}line").get("x1"))
+    band = float(groups["band"].find(f"{SVG}rect").get("x"))
+    due = float(groups["mark-due"].find(f"{SVG}rect").get("x"))
+    # first order -> last order -> as-of -> band -> due product, on one axis.
+    assert (float(line.get("x1")), float(line.get("x2"))) == (first, last)
+    assert first < last < as_of < band < due
+    texts = [t.text for t in root.iter(f"{SVG}text")]
+    assert f"{HOSTILE} 9" in texts  # the count, escaped (parse() proved nothing broke out)
+    assert f"{HOSTILE}first: 2025-03-14" in texts and f"{HOSTILE}last: 2026-05-28" in texts
+    # A history over a year still gets readable month ticks: not one label per month.
+    ticks = [t for t in texts if t and len(t) == 7 and t[4] == "-"]
+    assert 3 <= len(ticks) <= 12, ticks
+    # Every label lies inside the picture.
+    height = float(root.get("height"))
+    assert all(float(t.get("y")) < height for t in root.iter(f"{SVG}text"))
+
+
+def test_one_order_is_one_dot_and_no_history_draws_nothing():
+    one = charts.OrderHistory(date(2026, 6, 2), date(2026, 6, 2), "Orders: 1", "First", "Last")
+    root = parse(charts.timeline(date(2026, 7, 1), [], (None, None, "Likely"), "As of", "t",
+                                 history=one))
+    groups = {g.get("class"): g for g in root.iter(f"{SVG}g")}
+    assert groups["first-order"].find(f"{SVG}circle").get("cx") == \
+        groups["last-order"].find(f"{SVG}circle").get("cx")
+    bare = charts.timeline(date(2026, 7, 1), [], (None, None, "Likely"), "As of", "t")
+    assert 'class="history"' not in bare and "order" not in bare

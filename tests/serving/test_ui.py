@@ -465,6 +465,36 @@ def test_the_customer_timeline_shows_the_next_order_range_and_the_due_product(cl
     assert 'class="mark-due"' not in no_product and 'class="mark-expected"' in no_product
 
 
+def test_the_customer_timeline_draws_the_order_history_in_english_and_russian(ui_settings):
+    history = {"first_order_date": pl.Series([date(2025, 3, 14)] * 12),
+               "last_order_date": pl.Series([date(2026, 5, 28)] * 12),
+               "orders": pl.Series([1_250] * 12, dtype=pl.Int32)}
+    write_run(ui_settings.store_url, ui_scores().with_columns(**history))
+    with app_client(ui_settings) as client:
+        sign_in(client)
+        page = client.get("/ui/customers", params={"customer_id": "C000005"}).text
+        svg = page.split('id="chart-timeline"')[1].split("</svg>")[0]
+        assert "Orders: 1\u00a0250" in svg
+        assert "First order: 2025-03-14" in svg and "Last order: 2026-05-28" in svg
+        assert 'class="history"' in svg and "Next order likely: 2026-07-03 … 2026-07-11" in svg
+        # The same figures in the customer's fields, each explained.
+        seen = visible_text(page)
+        assert re.search(r"Orders so far\s*Purchases \(orders with a positive total\) before "
+                         r"the scores' date\.\s*1\s250", seen)
+        russian = client.get("/ui/customers", params={"customer_id": "C000005", "lang": "ru"})
+        svg = russian.text.split('id="chart-timeline"')[1].split("</svg>")[0]
+        assert "Заказов: 1\u00a0250" in svg
+        assert "Первый заказ: 2025-03-14" in svg and "Последний заказ: 2026-05-28" in svg
+
+
+def test_a_run_stored_without_the_order_history_draws_none(client, scored):
+    sign_in(client)
+    page = client.get("/ui/customers", params={"customer_id": "C000005"}).text
+    svg = page.split('id="chart-timeline"')[1].split("</svg>")[0]
+    assert 'class="history"' not in svg and 'class="first-order"' not in svg
+    assert "Scores as of: 2026-07-01" in svg
+
+
 # -- downloads -------------------------------------------------------------------------------------
 
 
