@@ -40,6 +40,10 @@ TEXT: dict[str, tuple[str, str]] = {
                        "the 'export' scope. Ask for a key with that scope."),
                        ("Ключ действителен, но не даёт доступа к сегментам и выгрузкам: нужно "
                        "право 'export'. Попросите ключ с этим правом.")),
+    "login.cross_origin": (("This form was sent from another site, so it was refused. Open this "
+                            "page directly and sign in here."),
+                           ("Эта форма отправлена с другого сайта, поэтому отклонена. Откройте "
+                            "эту страницу напрямую и войдите здесь.")),
     "login.key": ("API key", "API-ключ"),
     "login.submit": ("Sign in", "Войти"),
     # Errors

@@ -311,9 +311,7 @@ def _cross_origin(request: Request, doing: str) -> HTMLResponse:
     log.warning("ui: %s refused: posted from another origin [request %s]", doing,
                 request_id(request))
     # The form again, but the cookie left alone: this request is not the browser's user's.
-    return _page("ui_login.html", 403, signed_in=False,
-                 message="This form was sent from another site, so it was refused. Open this "
-                         "page directly and sign in here.")
+    return _page("ui_login.html", 403, signed_in=False, message=_t("login.cross_origin"))
 
 
 # ---------------------------------------------------------------------------------------------

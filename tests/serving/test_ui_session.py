@@ -184,6 +184,11 @@ def test_a_sign_in_posted_from_another_origin_is_refused(client, ui_settings):
         assert response.status_code == 403, headers
         assert "another site" in unescape(response.text)
         assert "set-cookie" not in response.headers
+    # In the browser's language, like every other sign-in message.
+    russian = client.post("/ui/login", data={"api_key": EXPORT_KEY},
+                          headers={"Origin": "https://evil.example", "Accept-Language": "ru"})
+    assert russian.status_code == 403
+    assert "Эта форма отправлена с другого сайта" in unescape(russian.text)
     assert session_rows(ui_settings) == []
     # The server's own origin, by Origin or (without one) by Referer; a non-browser client
     # sends neither.
