@@ -304,13 +304,13 @@ def run_description(fingerprint: dict[str, Any], as_of: date, config: TrainConfi
                           if not k.startswith("gg.") and k != "penalizer")
     spend = ", ".join(f"{k[3:]} {v:.4g}" for k, v in btyd.items() if k.startswith("gg."))
     lines = [
-        f"Trained as of {as_of} (horizon {config.horizon_days} days) on "
-        f"{fingerprint['rows']:,} transaction lines of {fingerprint['customers']:,} customers, "
-        f"{str(fingerprint['first_ts'])[:10]} .. {str(fingerprint['last_ts'])[:10]} "
-        f"(data fingerprint {fingerprint['sha256_16']}).",
+        (f"Trained as of {as_of} (horizon {config.horizon_days} days) on "
+         f"{fingerprint['rows']:,} transaction lines of {fingerprint['customers']:,} customers, "
+         f"{str(fingerprint['first_ts'])[:10]} .. {str(fingerprint['last_ts'])[:10]} "
+         f"(data fingerprint {fingerprint['sha256_16']})."),
         "",
-        "Model per task, against the best model of another kind on the backtest "
-        "(diff > 0: the chosen one is better; [95% paired bootstrap interval]):",
+        ("Model per task, against the best model of another kind on the backtest "
+         "(diff > 0: the chosen one is better; [95% paired bootstrap interval]):"),
         "",
         *(f"- {line}" for line in choice_lines(metrics, pipeline)),
         "",

@@ -53,7 +53,7 @@ def test_the_training_data_is_the_runs_input_with_the_fingerprint_as_digest(trai
     assert dataset.digest == result.fingerprint["sha256_16"] and dataset.name == "transactions"
     assert {tag.key: tag.value for tag in inputs[0].tags}["mlflow.data.context"] == "training"
     assert str(root / "transactions.parquet") in dataset.source
-    assert '"num_rows": %d' % history.height in dataset.profile
+    assert f'"num_rows": {history.height}' in dataset.profile
     assert "customer_id" in dataset.schema and "amount" in dataset.schema
 
 
@@ -92,7 +92,7 @@ def test_the_run_has_source_tags_and_a_description_the_version_shares(trained):
 
 
 def test_the_logged_model_names_real_requirements_and_carries_retains_code(trained):
-    result, client, root, _ = trained
+    result, _client, root, _ = trained
     local = Path(mlflow.artifacts.download_artifacts(
         f"models:/{MODEL_NAME}/{result.version}", dst_path=str(root / "model-reqs"),
         tracking_uri=f"sqlite:///{root / 'mlflow.db'}"))
