@@ -222,6 +222,13 @@ class OrderHistory(NamedTuple):
     last_label: str
 
 
+def _inside(cx: float, text: str, low: float, high: float) -> float:
+    """The centre of a label near ``cx`` that keeps it between ``low`` and ``high`` (a long
+    history pushes the next-order band to the right edge, where its label was cut off)."""
+    half = len(text) * 3.6  # ~7.2 px per character at font size 12
+    return min(max(cx, low + half), high - half)
+
+
 def _month_step(months: float, pixels: float) -> int:
     """Months between axis ticks so their labels (~60 px wide) do not run into each other."""
     per_month = pixels / max(months, 1.0)
@@ -285,11 +292,12 @@ def timeline(as_of: date, marks: Sequence[tuple[str, date | None, str]],
                         + _text(cx, ly + 8, f"{text}: {day}", anchor, font_size="12") + "</g>")
     p10, p90, band_label = band
     if p10 and p90:
+        band_text = f"{band_label}: {p10} … {p90}"
         body.append(f'<g class="band"><title>{_e(f"{band_label}: {p10} … {p90}")}</title>'
                     f'<rect x="{x(p10):.1f}" y="{axis_y - 14}" width="{max(x(p90) - x(p10), 2):.1f}"'
                     f' height="28" rx="4" fill="{ACCENT}" opacity="0.18"/>'
-                    + _text((x(p10) + x(p90)) / 2, axis_y - 20, f"{band_label}: {p10} … {p90}",
-                            "middle", fill=ACCENT, font_size="12")
+                    + _text(_inside((x(p10) + x(p90)) / 2, band_text, left, width - right),
+                            axis_y - 20, band_text, "middle", fill=ACCENT, font_size="12")
                     + "</g>")
     for day in past:
         body.append(f'<circle class="past-order" cx="{x(day):.1f}" cy="{axis_y}" r="4" '

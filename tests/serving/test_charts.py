@@ -118,9 +118,13 @@ def test_the_timeline_draws_the_order_history_before_as_of_band_and_due_product(
     # A history over a year still gets readable month ticks: not one label per month.
     ticks = [t for t in texts if t and len(t) == 7 and t[4] == "-"]
     assert 3 <= len(ticks) <= 12, ticks
-    # Every label lies inside the picture.
-    height = float(root.get("height"))
+    # Every label lies inside the picture, the band's too though the long history pushes the
+    # band to the right edge (centred labels: ~7 px a character at font size 12).
+    height, width = float(root.get("height")), float(root.get("width"))
     assert all(float(t.get("y")) < height for t in root.iter(f"{SVG}text"))
+    band_text = groups["band"].find(f"{SVG}text")
+    half = len(band_text.text) * 3.5
+    assert half <= float(band_text.get("x")) <= width - half
 
 
 def test_one_order_is_one_dot_and_no_history_draws_nothing():
