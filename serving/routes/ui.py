@@ -463,6 +463,7 @@ def export(request: Request) -> Response:
     lang = _param(request, "lang")
     if lang is not None and lang not in LANGUAGES:
         raise BadRequest("The language (lang) must be en or ru.")
+    excel = _param(request, "excel") in ("1", "true")  # decimal comma, rounded (see export.py)
     run = svc.store.latest_run()
     if run is None:
         return _error_page(request, 404, "No scores yet",
@@ -488,7 +489,8 @@ def export(request: Request) -> Response:
                  run["run_id"], len(tokens), rid)
 
     chunks = export_chunks(counted(), dict(svc.store.empty_frame().schema), fmt=fmt,
-                           separator=separator, bom=True, lang=lang,  # type: ignore[arg-type]
+                           separator=separator, bom=True, excel=excel,
+                           lang=lang,  # type: ignore[arg-type]
                            sheet=tokens.get("segment", "scores"))
     headers = {**SECURITY_HEADERS, "Content-Disposition": _content_disposition(name)}
     return StreamingResponse(chunks, media_type=MEDIA_TYPES[fmt], headers=headers)

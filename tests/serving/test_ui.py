@@ -392,6 +392,8 @@ def test_each_cell_downloads_as_an_excel_workbook_too(ui_settings):
         assert {c.number_format for c in revenue} == {"0.00"}
         csv_ru = client.get("/ui/export", params={"lang": "ru"})
         assert parse_csv(csv_ru.content)[0]["Клиент"] == "C000001"
+        excel = parse_csv(client.get("/ui/export", params={"excel": "1"}).content)
+        assert excel[0]["predicted_revenue"] == "100,25"  # a decimal comma for Excel
         assert client.get("/ui/export", params={"format": "xls"}).status_code == 400
         assert client.get("/ui/export", params={"lang": "de"}).status_code == 400
 
