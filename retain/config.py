@@ -42,6 +42,12 @@ class Settings(BaseSettings):
         60.0, ge=0, description="Seconds between checks for a moved model alias; 0 = never"
     )
     max_request_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Larger bodies get 413")
+    load_retry_interval: float = Field(
+        5.0, gt=0, description="Seconds between attempts to load a model while none is loaded"
+    )
+    max_header_bytes: int = Field(
+        64 * 1024, ge=1024, description="Larger request headers get 431 (retain serve)"
+    )
 
 
 def settings(**flags: Any) -> Settings:

@@ -90,6 +90,8 @@ class ModelHolder:
         self._metrics = metrics
         # Reloads run in worker threads (registry and artifact I/O); one at a time.
         self._lock = threading.Lock()
+        # Set once the first load was tried, whatever came of it.
+        self.first_attempt = asyncio.Event()
 
     def require(self) -> ServedModel:
         served = self.current
@@ -135,6 +137,23 @@ class ModelHolder:
         self._metrics.reloads.labels(outcome.status).inc()
         return outcome
 
+    async def keep_loaded(self, interval: float, retry: float) -> None:
+        """Load a model, trying again every ``retry`` seconds until one is in; then follow
+        the alias every ``interval`` seconds (0: never). Runs until cancelled."""
+        try:
+            while True:
+                outcome = await self.refresh()
+                self.first_attempt.set()
+                if outcome.status != "failed" or self.current is not None:
+                    break
+                log.warning("no model yet; trying again in %g s (readyz answers 503 meanwhile)",
+                            retry)
+                await asyncio.sleep(retry)
+        finally:
+            self.first_attempt.set()
+        if interval > 0:
+            await self.watch(interval)
+
     async def watch(self, interval: float) -> None:
         """Follow the alias: check every ``interval`` seconds until cancelled."""
         while True:
@@ -170,8 +189,46 @@ async def service(request: Request) -> Service:
 
 
 REQUEST_ID_KEY = "retain.request_id"
+VALIDATION_TYPE = "urn:retain:problem:validation"
+MALFORMED_BODY_TYPE = "urn:retain:problem:malformed-body"
+INVALID_CURSOR_TYPE = "urn:retain:problem:invalid-cursor"
+
+
+class ProblemError(Exception):
+    """An error answered as problem details of its own type (e.g. a malformed body)."""
+
+    def __init__(self, status: int, detail: str, type_: str = "about:blank",
+                 title: str | None = None) -> None:
+        super().__init__(detail)
+        self.status, self.detail, self.type, self.title = status, detail, type_, title
 
 
 def request_id(request: Request) -> str:
     """The id the service middleware gave this request (echoed as ``X-Request-ID``)."""
     return request.scope.get(REQUEST_ID_KEY, "-")
+
+
+ERROR_TEXT = {
+    400: "Malformed body: not JSON, not UTF-8 or nested too deep",
+    401: "Missing or invalid API key",
+    403: "The API key lacks the route's scope",
+    404: "Not found",
+    413: "Request body over RETAIN_MAX_REQUEST_BYTES",
+    415: "The body is not application/json",
+    422: "Invalid request: errors lists each field",
+    431: "Request headers too large",
+    500: "Unexpected failure (no details; the request id finds it in the log)",
+    503: "The model or the score store is not available yet; see Retry-After",
+}
+# Any route may answer these: the limits and the catch-all apply before and around routing.
+COMMON_ERRORS = (413, 431, 500)
+
+
+def problem_responses(*codes: int, **texts: str) -> dict[int | str, dict]:
+    """The OpenAPI ``responses`` of a route's errors (problem details), described;
+    ``texts`` (``e404="Unknown segment"``) say what a status means for this route."""
+    from serving.schemas import ProblemPublic
+
+    return {code: {"model": ProblemPublic,
+                   "description": texts.get(f"e{code}", ERROR_TEXT[code])}
+            for code in (*codes, *COMMON_ERRORS)}

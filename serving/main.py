@@ -21,24 +21,41 @@ import time
 import traceback
 import uuid
 from collections.abc import AsyncIterator
+from http import HTTPStatus
 from pathlib import Path
 
+import fastapi_offline
+import orjson
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse, Response
+from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from decisions.rules import load_rules
 from features.redaction import install_log_masking, mask_credentials
-from models.registry import RegistryUnreachableError
+from models.registry import RegistryUnreachableError, tracking_uri
 from retain.config import Settings
-from serving.deps import REQUEST_ID_KEY, RETRY_AFTER_SECONDS, ModelHolder, Service, request_id
+from serving.deps import (
+    COMMON_ERRORS,
+    ERROR_TEXT,
+    REQUEST_ID_KEY,
+    RETRY_AFTER_SECONDS,
+    VALIDATION_TYPE,
+    ModelHolder,
+    ProblemError,
+    Service,
+    request_id,
+)
 from serving.metrics import UNMATCHED_ROUTE, ServiceMetrics
 from serving.routes import ROUTERS
 from serving.routes.ui import router as ui_router
+from serving.schemas import PROBLEM_MEDIA_TYPE, ProblemPublic, ScoreRequest
 from serving.security import KeyRing
 from serving.store import ScoreStore, StoreUnavailable
 
@@ -69,37 +86,129 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         store=ScoreStore(settings.store_url),
         rules=load_rules(settings.rules),
     )
-    app = FastAPI(title="retain", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(title="retain", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)  # ours below: FastAPI's load from a CDN
     app.state.service = state
+    add_offline_docs(app)
     for router in ROUTERS:
         app.include_router(router)
     app.include_router(ui_router)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(ProblemError, problem_error)
     for unavailable in UNAVAILABLE:
         app.add_exception_handler(unavailable, unavailable_error)
+    app.openapi = lambda: problem_openapi(app)  # type: ignore[method-assign]
     app.add_middleware(ServiceMiddleware, metrics=metrics,
                        max_body_bytes=settings.max_request_bytes)
     return app
+
+
+# Swagger UI and ReDoc as released in fastapi-offline, served by retain itself: the docs work
+# behind a firewall or without internet, and no third party learns who reads them.
+DOCS_ASSETS = Path(fastapi_offline.__file__).resolve().parent / "static"
+DOCS_ASSETS_URL = "/docs/static"
+DOCS_HEADERS = {
+    # Only our own files may load; the pages' one inline script starts Swagger UI. ReDoc runs
+    # its search in a blob: worker and embeds fonts and icons as data: URLs.
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; "
+        "worker-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"),
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+def add_offline_docs(app: FastAPI) -> None:
+    """``/docs`` (Swagger UI) and ``/redoc`` with their scripts and styles from
+    ``/docs/static``, never a CDN."""
+    assert app.openapi_url is not None
+    spec = app.openapi_url
+    app.mount(DOCS_ASSETS_URL, StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        page = get_swagger_ui_html(
+            openapi_url=f"{root}{spec}", title=f"{app.title} - API documentation",
+            swagger_js_url=f"{root}{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_ASSETS_URL}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_ASSETS_URL}/favicon.png",
+            # null: no badge fetched from validator.swagger.io
+            swagger_ui_parameters={"validatorUrl": None})
+        page.headers.update(DOCS_HEADERS)
+        return page
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        page = get_redoc_html(
+            openapi_url=f"{root}{spec}", title=f"{app.title} - API reference",
+            redoc_js_url=f"{root}{DOCS_ASSETS_URL}/redoc.standalone.js",
+            redoc_favicon_url=f"{root}{DOCS_ASSETS_URL}/favicon.png", with_google_fonts=False)
+        page.headers.update(DOCS_HEADERS)
+        return page
+
+
+def problem_openapi(app: FastAPI) -> dict:
+    """FastAPI's OpenAPI document with every error as problem details
+    (``application/problem+json``, schema ``ProblemPublic``), FastAPI's own 422 schemas
+    replaced, and the bodies routes parse themselves (``openapi_extra``) described."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    doc = get_openapi(title=app.title, version=app.version, description=app.description,
+                      routes=app.routes, tags=app.openapi_tags)
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    template = "#/components/schemas/{model}"
+    for model in (ProblemPublic, ScoreRequest):
+        schema = model.model_json_schema(ref_template=template)
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+    problem_ref = {"$ref": template.format(model="ProblemPublic")}
+    for operations in doc.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            for code in COMMON_ERRORS:
+                responses.setdefault(str(code), {"description": ERROR_TEXT[code]})
+            for code, response in responses.items():
+                content = response.get("content", {})
+                own = content.get("application/json", {}).get("schema", {})
+                if int(code) >= 400 and (not content or own == problem_ref
+                                         or "HTTPValidationError" in str(own)):
+                    response["content"] = {PROBLEM_MEDIA_TYPE: {"schema": problem_ref}}
+                    if code == "422":
+                        response["description"] = ERROR_TEXT[422]
+    app.openapi_schema = doc
+    return doc
 
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     svc: Service = app.state.service
     await asyncio.to_thread(svc.store.open)
-    outcome = await svc.holder.refresh()
-    if outcome.status == "failed":
-        log.warning("starting without a model (readyz answers 503 until one loads)")
-    interval = svc.settings.reload_interval
-    watcher = asyncio.create_task(svc.holder.watch(interval)) if interval > 0 else None
+    # The model loads in the background: the service listens at once (/healthz answers, and
+    # /readyz says 503 until a model is in), even while the registry does not answer; the
+    # task keeps trying, then follows the alias. A local registry (a file) cannot hang, so
+    # its first load is awaited: the service then starts ready.
+    loader = asyncio.create_task(svc.holder.keep_loaded(
+        svc.settings.reload_interval, svc.settings.load_retry_interval))
+    if not registry_is_remote():
+        await svc.holder.first_attempt.wait()
     try:
         yield
     finally:
-        if watcher is not None:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+        loader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loader
         svc.store.close()
+
+
+def registry_is_remote() -> bool:
+    """Whether the registry is a server (which may not answer) rather than a local file."""
+    return tracking_uri().lower().startswith(("http://", "https://", "databricks"))
 
 
 def _field(loc: tuple | list) -> str:
@@ -119,27 +228,46 @@ def _field_error(error: dict) -> dict:
             "type": error["type"]}
 
 
-async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+def problem(status: int, detail: str, rid: str, *, type_: str = "about:blank",
+            title: str | None = None, headers: dict[str, str] | None = None,
+            **extra: object) -> Response:
+    """An RFC 9457 problem details response: the one shape of every error this service gives."""
+    body = {"type": type_, "title": title or HTTPStatus(status).phrase, "status": status,
+            "detail": detail, "instance": f"urn:retain:request:{rid}", "request_id": rid,
+            **extra}
+    return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM_MEDIA_TYPE,
+                    headers=headers)
+
+
+async def problem_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ProblemError)
+    return problem(exc.status, exc.detail, request_id(request), type_=exc.type, title=exc.title)
+
+
+async def validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     # No "input" echoed back: it may be megabytes, and it is the client's own data anyway.
-    detail = [_field_error(e) for e in errors[:MAX_REPORTED_ERRORS]]
+    fields = [_field_error(e) for e in errors[:MAX_REPORTED_ERRORS]]
     log.info("422: %d validation error(s) [request %s]", len(errors), request_id(request))
-    return JSONResponse({"detail": detail, "errors_total": len(errors),
-                         "request_id": request_id(request)}, status_code=422)
+    named = ", ".join(dict.fromkeys(f["field"] for f in fields[:5]))
+    more = ", ..." if len(errors) > 5 else ""
+    noun = "field" if len(errors) == 1 else "fields"
+    return problem(422, f"{len(errors)} invalid {noun}: {named}{more}", request_id(request),
+                   type_=VALIDATION_TYPE, title="Invalid request", errors=fields,
+                   errors_total=len(errors))
 
 
-async def http_error(request: Request, exc: Exception) -> JSONResponse:
+async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
-    return JSONResponse({"detail": exc.detail, "request_id": request_id(request)},
-                        status_code=exc.status_code, headers=exc.headers)
+    return problem(exc.status_code, str(exc.detail), request_id(request), headers=exc.headers)
 
 
 UNAVAILABLE: tuple[type[Exception], ...] = (StoreUnavailable, RegistryUnreachableError,
                                             sa.exc.OperationalError)
 
 
-async def unavailable_error(request: Request, exc: Exception) -> JSONResponse:
+async def unavailable_error(request: Request, exc: Exception) -> Response:
     """The registry or the score store does not answer: 503 with Retry-After, one masked
     sentence and never a stack trace (a database driver's message may name hosts and users,
     so only retain's own sentences are passed on)."""
@@ -148,8 +276,7 @@ async def unavailable_error(request: Request, exc: Exception) -> JSONResponse:
     else:
         detail = "the score store is unavailable"
     log.warning("503: %s [request %s]", detail, request_id(request))
-    return JSONResponse({"detail": detail, "request_id": request_id(request)}, status_code=503,
-                        headers={"Retry-After": RETRY_AFTER_SECONDS})
+    return problem(503, detail, request_id(request), headers={"Retry-After": RETRY_AFTER_SECONDS})
 
 
 def _where(exc: BaseException) -> str:
@@ -209,16 +336,14 @@ class ServiceMiddleware:
             declared = headers.get(b"content-length", b"")
             if declared.isdigit() and int(declared) > self.max_body_bytes:
                 # Refused before reading a byte of it.
-                await JSONResponse({"detail": too_large, "request_id": rid}, status_code=413)(
-                    scope, receive, send_with_id)
+                await problem(413, too_large, rid)(scope, receive, send_with_id)
             else:
                 await self.app(scope, limited_receive, send_with_id)
         except Exception as exc:
             log.error("500: unhandled %s at %s [request %s]", type(exc).__name__, _where(exc), rid)
             if started:
                 raise  # too late for a clean answer: let the server drop the connection
-            response = JSONResponse({"detail": "internal server error", "request_id": rid},
-                                    status_code=500)
+            response = problem(500, "internal server error", rid)
             await response(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - begin

@@ -17,8 +17,11 @@ from pydantic import (
     Field,
     StringConstraints,
 )
+from pydantic import Strict as PydanticStrict
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
+from decisions.decide import GOALS
+from decisions.segments import BEHAVIOUR_TYPES, LIFECYCLE_STAGES, VALUE_TIERS
 from features.contract import MAX_ABS_AMOUNT, normalize_customer_id
 
 MAX_CUSTOMERS = 1000
@@ -100,6 +103,12 @@ CustomerId = Annotated[
 Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_ID_LENGTH)]
 
 
+# Numbers and booleans are taken as JSON gives them: "100" is not an amount and false is not a
+# quantity (lax parsing would read them as 100 and 0 and score a typo).
+StrictFloat = Annotated[float, PydanticStrict()]
+StrictBool = Annotated[bool, PydanticStrict()]
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
@@ -111,16 +120,27 @@ class TransactionIn(TypedDict):
     several times faster than model instances.
     """
 
-    __pydantic_config__ = ConfigDict(extra="forbid", allow_inf_nan=False)  # type: ignore[misc]
+    __pydantic_config__ = ConfigDict(  # type: ignore[misc]
+        extra="forbid", allow_inf_nan=False,
+        json_schema_extra={"examples": [EXAMPLE_REQUEST["customers"][0]["transactions"][0]]})
 
-    ts: Annotated[Timestamp, Field(description="ISO 8601; naive means UTC, aware is converted")]
-    amount: Annotated[float, Field(ge=-MAX_ABS_AMOUNT, le=MAX_ABS_AMOUNT, description=(
-        "Line revenue; negative = return, netted within its order"))]
-    order_id: NotRequired[Annotated[Text | None, Field(description="Missing: one order per line")]]
-    product_id: NotRequired[Text | None]
-    quantity: NotRequired[Annotated[float | None, Field(
-        ge=-MAX_ABS_QUANTITY, le=MAX_ABS_QUANTITY, description="Missing: 1")]]
-    channel: NotRequired[Annotated[Text | None, Field(description="web, app, store, ...")]]
+    ts: Annotated[Timestamp, Field(
+        description="When the line was sold: ISO 8601 date or date-time; naive means UTC, "
+        "aware is converted to UTC", examples=["2026-03-02T10:15:00Z"])]
+    amount: Annotated[StrictFloat, Field(ge=-MAX_ABS_AMOUNT, le=MAX_ABS_AMOUNT, description=(
+        "Line revenue (a JSON number); negative = return, netted within its order"),
+        examples=[42.5])]
+    order_id: NotRequired[Annotated[Text | None, Field(
+        description="The order the line belongs to; missing: the line is an order of its own",
+        examples=["O-1001"])]]
+    product_id: NotRequired[Annotated[Text | None, Field(
+        description="The product sold; enables the product's own replenishment cadence",
+        examples=["P-12"])]]
+    quantity: NotRequired[Annotated[StrictFloat | None, Field(
+        ge=-MAX_ABS_QUANTITY, le=MAX_ABS_QUANTITY,
+        description="Units sold (a JSON number); missing: 1", examples=[2])]]
+    channel: NotRequired[Annotated[Text | None, Field(
+        description="Where the order was placed: web, app, store, ...", examples=["web"])]]
 
 
 ChannelName = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True,
@@ -128,19 +148,25 @@ ChannelName = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=T
 
 
 class CustomerIn(Strict):
-    customer_id: CustomerId = Field(description="Surrounding spaces are stripped")
+    """One customer to score: their history, consents and recent messages."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_REQUEST["customers"][1]]})
+
+    customer_id: CustomerId = Field(description="The customer's id in your systems; surrounding "
+                                    "spaces are stripped", examples=["C0001"])
     transactions: list[TransactionIn] = Field(
         description="The customer's history; lines on or after as_of are not used (counted "
-        "in lines_after_as_of)"
+        "in lines_after_as_of)", examples=[EXAMPLE_REQUEST["customers"][1]["transactions"]],
     )
-    consents: dict[ChannelName, bool] | None = Field(
+    consents: dict[ChannelName, StrictBool] | None = Field(
         None, max_length=32,
         description="Consent per contact channel, e.g. {\"email\": true, \"sms\": false}. "
-        "Only channels with consent are chosen; missing means no consent to any.")
+        "Only channels with consent are chosen; missing means no consent to any.",
+        examples=[{"email": True, "sms": False}])
     recent_messages: list[Timestamp] | None = Field(
         None, max_length=1000,
         description="When messages were sent to the customer lately: the frequency cap "
-        "moves send_at so that it holds.")
+        "moves send_at so that it holds.", examples=[["2026-06-28T09:00:00Z"]])
 
 
 class ScoreRequest(Strict):
@@ -148,49 +174,82 @@ class ScoreRequest(Strict):
 
     model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_REQUEST]})
 
-    as_of: Day = Field(description="Scores use transactions strictly before this date")
+    as_of: Day = Field(description="Scores use transactions strictly before this date",
+                       examples=["2026-07-01"])
     customers: list[CustomerIn] = Field(min_length=1, max_length=MAX_CUSTOMERS,
                                         description=f"1 to {MAX_CUSTOMERS} distinct customers")
     lang: Literal["en", "ru"] = Field("en", description="Language of the reasons")
 
 
+# -- categories --------------------------------------------------------------------------------
+# Closed sets are enums in the OpenAPI document. Channels are an open set: the rules file names
+# them (push, email, telegram, vk, max, sms and whatsapp by default) and may add others.
+Goal = Literal[GOALS]  # type: ignore[valid-type]
+LifecycleStage = Literal[LIFECYCLE_STAGES]  # type: ignore[valid-type]
+ValueTier = Literal[VALUE_TIERS]  # type: ignore[valid-type]
+BehaviourType = Literal[BEHAVIOUR_TYPES]  # type: ignore[valid-type]
+ScoreSource = Literal["gbm", "gbm_one_order", "btyd", "baseline"]
+KNOWN_CHANNELS = ("push", "email", "telegram", "vk", "max", "sms", "whatsapp")
+CHANNEL_PATTERN = r"^[a-z0-9_]{1,32}$"
+SEGMENT_PATTERN = (f"^({'|'.join(LIFECYCLE_STAGES)})-({'|'.join(VALUE_TIERS)})-"
+                   f"({'|'.join(BEHAVIOUR_TYPES)})$")
+OFFER_PATTERN = r"^(none|discount_[0-9]+(\.[0-9]+)?)$"
+Channel = Annotated[str, StringConstraints(pattern=CHANNEL_PATTERN)]
+Segment = Annotated[str, StringConstraints(pattern=SEGMENT_PATTERN)]
+Offer = Annotated[str, StringConstraints(pattern=OFFER_PATTERN)]
+CHANNEL_TEXT = (f"Known channels: {', '.join(KNOWN_CHANNELS)}; a channel the decision rules "
+                "add comes under its own name")
+
+
 class ScoreErrorPublic(BaseModel):
-    code: Literal["no_transactions", "no_purchase_before_as_of"]
-    message: str
+    """Why a customer got no scores."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_UNSCORED["error"]]})
+
+    code: Literal["no_transactions", "no_purchase_before_as_of"] = Field(
+        description="Machine-readable reason")
+    message: str = Field(description="The reason in words")
 
 
 class ScoreFields(BaseModel):
     """The score columns of one customer, as the batch (``retain score``) computes them."""
 
-    customer_id: str
-    as_of: date
-    horizon_days: int | None
-    model_version: str
+    customer_id: str = Field(description="The customer's id, normalized as on input")
+    as_of: date = Field(description="Scores use transactions strictly before this date")
+    horizon_days: int | None = Field(description="The prediction horizon in days")
+    model_version: str = Field(description="The registry version of the model that scored")
     p_alive: float | None = Field(description="Probability the customer is still active")
     churn_probability: float | None = Field(description="No order within the horizon")
     expected_orders: float | None = Field(description="Orders expected within the horizon")
     predicted_revenue: float | None = Field(description="Revenue expected within the horizon")
     clv_12m: float | None = Field(description="Discounted value of the next 12 months")
     next_order_date: date | None = Field(description="Median predicted next order")
-    next_order_p10: date | None
-    next_order_p90: date | None
+    next_order_p10: date | None = Field(
+        description="Next order: 10% chance it comes before this date")
+    next_order_p90: date | None = Field(
+        description="Next order: 90% chance it comes before this date")
     overdue_days: float | None = Field(description="Days past the customer's own usual interval")
     due_product_id: str | None = Field(description="The product whose own cadence runs out next")
-    due_product_date: date | None
-    score_source: str | None = Field(
-        description="gbm: the LightGBM models; btyd: the probabilistic model (cold start)"
+    due_product_date: date | None = Field(description="When that product is expected to run out")
+    score_source: ScoreSource | None = Field(
+        description="gbm: the LightGBM models (gbm_one_order: for a one-order customer); btyd: "
+        "the probabilistic model (cold start); baseline: the simple baseline"
     )
-    lifecycle_stage: str | None = Field(
+    lifecycle_stage: LifecycleStage | None = Field(
         None, description="new, active, at_risk, sleeping or lost")
-    value_tier: str | None = Field(None, description="vip, high, mid or low (by 12-month CLV)")
-    behaviour_type: str | None = Field(None, description="stock_up, hedonist or occasional")
-    segment: str | None = Field(None, description="<lifecycle>-<tier>-<behaviour>")
-    goal: str | None = Field(None, description=(
+    value_tier: ValueTier | None = Field(
+        None, description="vip, high, mid or low (by 12-month CLV)")
+    behaviour_type: BehaviourType | None = Field(
+        None, description="stock_up, hedonist or occasional")
+    segment: Segment | None = Field(None, description="<lifecycle>-<tier>-<behaviour>")
+    goal: Goal | None = Field(None, description=(
         "onboard, cross_sell, replenish, reactivate, win_back, keep_vip, none, or control "
         "(the global control group: never any action)"))
-    channel: str | None = Field(None, description="A consented channel; null: no action")
+    channel: Channel | None = Field(
+        None, description=f"A consented channel; null: no action. {CHANNEL_TEXT}")
     send_at: date | None = Field(None, description="When to send; null: no action")
-    offer: str | None = Field(None, description="none, or a discount that pays for itself")
+    offer: Offer | None = Field(None, description="none, or discount_<percent>: a discount that "
+                                "pays for itself")
     reason: str | None = Field(None, description="One sentence a marketer can trust")
     control_group: bool | None = Field(None, description="In the global control group")
     expected_incremental_revenue: float | None = Field(
@@ -203,40 +262,56 @@ class ScorePublic(ScoreFields):
 
     model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_SCORE, EXAMPLE_UNSCORED]})
 
-    error: ScoreErrorPublic | None = None
+    error: ScoreErrorPublic | None = Field(
+        None, description="Why the customer could not be scored; null when scored")
 
 
 class ScoresPublic(BaseModel):
     """Every requested customer, in request order."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [{
-        "model_version": "3", "as_of": "2026-07-01", "scores": [EXAMPLE_SCORE, EXAMPLE_UNSCORED],
+        "model_version": "3", "as_of": "2026-07-01", "lines_after_as_of": 0,
+        "scores": [EXAMPLE_SCORE, EXAMPLE_UNSCORED],
     }]})
 
-    model_version: str
-    as_of: date
+    model_version: str = Field(description="The registry version of the model that scored")
+    as_of: date = Field(description="The request's as_of")
     lines_after_as_of: int = Field(0, description=(
         "Lines dated on or after as_of: outside the window, not used (as in retain score)"))
-    scores: list[ScorePublic]
+    scores: list[ScorePublic] = Field(description="One entry per requested customer")
+
+
+EXAMPLE_VERDICT = {
+    "model": "LightGBM", "metric": "auc", "retain": 0.921, "alternative": "BTYD",
+    "alternative_value": 0.874, "diff": 0.047, "lo": 0.031, "hi": 0.062, "verdict": "better",
+    "text": "LightGBM beats BTYD: AUC 0.921 against 0.874",
+}
 
 
 class VerdictPublic(BaseModel):
+    """How the model of one task compares with the best alternative on the backtest."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_VERDICT]})
+
     model: str | None = Field(description="The model this task is scored by: simple baseline, "
                               "probabilistic model (BTYD) or LightGBM")
-    metric: str
+    metric: str = Field(description="The backtest metric compared, e.g. auc")
     retain: float | None = Field(description="retain's backtest figure (the chosen model)")
     alternative: str | None = Field(description="The best model of another kind")
-    alternative_value: float | None
+    alternative_value: float | None = Field(description="The alternative's backtest figure")
     diff: float | None = Field(description="retain minus the alternative, positive = retain is "
                                "better (for an error too)")
     lo: float | None = Field(description="95% paired bootstrap interval of diff, low end")
-    hi: float | None
-    verdict: str = Field(description="better, worse, tie (the interval holds zero) or "
-                         "unchecked (a model trained before the check)")
-    text: str
+    hi: float | None = Field(description="95% paired bootstrap interval of diff, high end")
+    verdict: Literal["better", "worse", "tie", "unchecked"] = Field(
+        description="better, worse, tie (the interval holds zero) or unchecked (a model "
+        "trained before the check)")
+    text: str = Field(description="The comparison in one sentence")
 
 
 class ModelPublic(BaseModel):
+    """The model being served."""
+
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "name": "retain", "version": "3", "alias": "champion", "aliases": ["champion"],
         "run_id": "ae902a2650a04b18a5a46c889679251c", "trained_as_of": "2026-07-01",
@@ -244,17 +319,18 @@ class ModelPublic(BaseModel):
         "horizon_days": 90,
         "backtest_metrics": {"backtest.churn.retain.auc": 0.921,
                              "backtest.value.retain.spearman": 0.65},
+        "verdicts": {"churn": EXAMPLE_VERDICT},
     }]})
 
-    name: str
-    version: str
+    name: str = Field(description="The registered model's name")
+    version: str = Field(description="The registry version served")
     alias: str = Field(description="The registry alias this service follows")
     aliases: list[str] = Field(description="Every alias of this version")
-    run_id: str
+    run_id: str = Field(description="The MLflow run that trained the version")
     trained_as_of: date | None = Field(description="The training data's as-of date")
     created_at: datetime | None = Field(description="When the version was registered (UTC)")
     loaded_at: datetime = Field(description="When this service loaded it (UTC)")
-    horizon_days: int
+    horizon_days: int = Field(description="The prediction horizon in days")
     backtest_metrics: dict[str, float] = Field(description="The run's backtest.* metrics")
     verdicts: dict[str, VerdictPublic] = Field(
         default_factory=dict, description="Per task (churn, value, timing): the model used and "
@@ -262,6 +338,8 @@ class ModelPublic(BaseModel):
 
 
 class ReloadPublic(BaseModel):
+    """What a reload did."""
+
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"status": "reloaded", "model_version": "4", "previous_version": "3",
          "detail": "alias 'champion' moved: now serving version 4"},
@@ -269,41 +347,82 @@ class ReloadPublic(BaseModel):
          "detail": "reload failed, still serving version 3: no model 'retain' alias 'champion'"},
     ]})
 
-    status: Literal["reloaded", "unchanged", "failed"]
+    status: Literal["reloaded", "unchanged", "failed"] = Field(
+        description="reloaded: a new version is served; unchanged: the alias did not move; "
+        "failed: the previous model (if any) is still served")
     model_version: str | None = Field(description="The version served after this call")
-    previous_version: str | None
-    detail: str
+    previous_version: str | None = Field(description="The version served before this call")
+    detail: str = Field(description="What happened, in one sentence")
 
 
 class HealthPublic(BaseModel):
-    status: Literal["ok"]
+    """The process answers."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok"}]})
+
+    status: Literal["ok"] = Field(description="Always ok")
 
 
 class ReadinessPublic(BaseModel):
-    status: Literal["ready", "not_ready"]
-    model_version: str | None
+    """Whether a model is loaded, so scoring works."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"status": "ready", "model_version": "3"}, {"status": "not_ready", "model_version": None},
+    ]})
+
+    status: Literal["ready", "not_ready"] = Field(
+        description="ready: a model is loaded; not_ready: none yet, retried in the background")
+    model_version: str | None = Field(description="The version served; null when not ready")
+
+
+EXAMPLE_STORED = {"run_id": "0c1f9a8e5d2b4f7a9e3c6b1d8f2a4e6c",
+                  **{key: value for key, value in EXAMPLE_SCORE.items() if key != "error"}}
 
 
 class StoredScorePublic(ScoreFields):
-    """One customer's row of the newest complete batch run that has them. Columns added to
-    the store by later migrations come along."""
+    """One customer's row of a complete batch run. Columns added to the store by later
+    migrations come along."""
 
-    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{
-        "run_id": "0c1f9a8e5d2b4f7a9e3c6b1d8f2a4e6c",
-        **{key: value for key, value in EXAMPLE_SCORE.items() if key != "error"},
-    }]})
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [EXAMPLE_STORED]})
 
     run_id: str = Field(description="The batch scoring run the row comes from")
 
 
+class CustomersPagePublic(BaseModel):
+    """One page of the latest complete batch run's customers, in customer_id order."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "run_id": "0c1f9a8e5d2b4f7a9e3c6b1d8f2a4e6c", "as_of": "2026-07-01",
+        "model_version": "3", "limit": 100, "customers": [EXAMPLE_STORED],
+        "next_cursor": "eyJyIjoiMGMxZjlhOGU1ZDJiIiwiYyI6IkMwMDAxIn0",
+    }]})
+
+    run_id: str | None = Field(description="The batch run listed; null: no complete run yet")
+    as_of: date | None = Field(description="The run's as-of date")
+    model_version: str | None = Field(description="The model version that scored the run")
+    limit: int = Field(description="The page size asked for")
+    customers: list[StoredScorePublic] = Field(description="Up to limit customers")
+    next_cursor: str | None = Field(description="Pass as cursor for the next page; null on "
+                                    "the last page")
+
+
 class SegmentCellPublic(BaseModel):
-    segment: str | None
-    goal: str | None
-    channel: str | None = Field(description="null: customers with no action or no channel")
-    customers: int
-    predicted_revenue: float
-    expected_incremental_revenue: float
-    contact_cost: float
+    """One segment x goal x channel cell."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "segment": "at_risk-vip-stock_up", "goal": "replenish", "channel": "push",
+        "customers": 1250, "predicted_revenue": 481200.0, "expected_incremental_revenue": 20400.0,
+        "contact_cost": 62.5}]})
+
+    segment: Segment | None = Field(description="<lifecycle>-<tier>-<behaviour>")
+    goal: Goal | None = Field(description="The goal of the cell's customers")
+    channel: Channel | None = Field(
+        description=f"null: customers with no action or no channel. {CHANNEL_TEXT}")
+    customers: int = Field(description="Customers in the cell")
+    predicted_revenue: float = Field(description="Their revenue expected within the horizon")
+    expected_incremental_revenue: float = Field(
+        description="Revenue the actions are expected to add")
+    contact_cost: float = Field(description="What the messages and offers cost")
 
 
 class SegmentsPublic(BaseModel):
@@ -317,34 +436,63 @@ class SegmentsPublic(BaseModel):
                    "expected_incremental_revenue": 20400.0, "contact_cost": 62.5}],
     }]})
 
-    run_id: str | None
-    as_of: date | None
-    model_version: str | None
-    customers: int
-    cells: list[SegmentCellPublic]
+    run_id: str | None = Field(description="The batch run; null: no complete run yet")
+    as_of: date | None = Field(description="The run's as-of date")
+    model_version: str | None = Field(description="The model version that scored the run")
+    customers: int = Field(description="Customers in the run")
+    cells: list[SegmentCellPublic] = Field(description="Largest cells first")
 
 
-class ErrorPublic(BaseModel):
-    detail: str
-    request_id: str
+# -- errors ------------------------------------------------------------------------------------
+PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 
 class FieldErrorPublic(BaseModel):
-    field: str = Field(description="Where, e.g. customers[3].transactions[0].amount")
-    loc: list[str | int]
-    msg: str
-    type: str
+    """One invalid field of a request."""
 
-
-class ValidationErrorPublic(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
-        "detail": [{"field": "customers[0].transactions[1].amount",
-                    "loc": ["body", "customers", 0, "transactions", 1, "amount"],
-                    "msg": "Input should be less than or equal to 1000000000000",
-                    "type": "less_than_equal"}],
-        "errors_total": 1, "request_id": "5f0c8e0d1f7b4c43a8d1f0c2b6e9a7d1",
-    }]})
+        "field": "customers[0].transactions[1].amount",
+        "loc": ["body", "customers", 0, "transactions", 1, "amount"],
+        "msg": "Input should be a valid number", "type": "float_type"}]})
 
-    detail: list[FieldErrorPublic]
-    errors_total: int = Field(description="All errors found; detail lists the first ones")
-    request_id: str
+    field: str = Field(description="Where, e.g. customers[3].transactions[0].amount")
+    loc: list[str | int] = Field(description="The same place as a path: body, query or "
+                                 "path first")
+    msg: str = Field(description="What is wrong")
+    type: str = Field(description="Machine-readable kind of error, e.g. float_type, missing")
+
+
+class ProblemPublic(BaseModel):
+    """Every error: RFC 9457 problem details (application/problem+json)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"type": "about:blank", "title": "Unauthorized", "status": 401,
+         "detail": "missing or invalid API key (header X-API-Key)",
+         "instance": "urn:retain:request:5f0c8e0d1f7b4c43a8d1f0c2b6e9a7d1",
+         "request_id": "5f0c8e0d1f7b4c43a8d1f0c2b6e9a7d1"},
+        {"type": "urn:retain:problem:validation", "title": "Invalid request", "status": 422,
+         "detail": "1 invalid field: customers[0].transactions[1].amount",
+         "instance": "urn:retain:request:5f0c8e0d1f7b4c43a8d1f0c2b6e9a7d1",
+         "request_id": "5f0c8e0d1f7b4c43a8d1f0c2b6e9a7d1",
+         "errors": [{"field": "customers[0].transactions[1].amount",
+                     "loc": ["body", "customers", 0, "transactions", 1, "amount"],
+                     "msg": "Input should be a valid number", "type": "float_type"}],
+         "errors_total": 1},
+    ]})
+
+    type: str = Field(description="A URI naming the kind of problem; about:blank: the status "
+                      "says it all", examples=["urn:retain:problem:validation"])
+    title: str = Field(description="The kind of problem in a few words")
+    status: int = Field(description="The HTTP status code")
+    detail: str = Field(description="What went wrong this time, in one sentence")
+    instance: str = Field(description="This occurrence: a URN holding the request id")
+    request_id: str = Field(description="The request's id, as in the X-Request-ID header")
+    errors: list[FieldErrorPublic] | None = Field(
+        None, description="Validation errors (422): the first ones, one per field")
+    errors_total: int | None = Field(
+        None, description="Validation errors (422): how many were found in all")
+
+
+# Older names of the error bodies, kept for importers.
+ErrorPublic = ProblemPublic
+ValidationErrorPublic = ProblemPublic

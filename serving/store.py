@@ -397,6 +397,15 @@ class ScoreStore:
             raise RuntimeError("the score store is not open: call open() or use `with`")
         return self._engine
 
+    @property
+    def engine(self) -> Engine:
+        """The open engine, for tables kept beside the scores (serving/sessions.py)."""
+        return self._engine_or_raise()
+
+    def write_connection(self) -> Connection:
+        """A connection whose transactions take the write lock up front on SQLite."""
+        return self._write_connection(self._engine_or_raise())
+
     def _write_connection(self, engine: Engine) -> Connection:
         return engine.connect().execution_options(retain_write=True)
 
@@ -619,6 +628,11 @@ class ScoreStore:
         rows = self._read(statement.limit(1))
         return rows[0] if rows else None
 
+    def complete_run(self, run_id: str) -> dict | None:
+        """The complete run ``run_id`` (as :meth:`latest_run` gives it), or None."""
+        rows = self._read(self._complete_runs().where(self._runs.c.run_id == run_id))
+        return rows[0] if rows else None
+
     def runs(self, limit: int = 20) -> list[dict]:
         """The newest runs of any status, newest first."""
         runs = self._runs
@@ -639,6 +653,33 @@ class ScoreStore:
         )
         rows = self._read(statement)
         return rows[0] if rows else None
+
+    def page(self, run_id: str, *, after: str | None = None, limit: int = 100,
+             filters: dict[str, str | None] | None = None) -> list[dict]:
+        """Up to ``limit`` rows of the complete run ``run_id`` with ``customer_id`` after
+        ``after`` (keyset pagination), ordered by customer_id, each row with its ``run_id``.
+
+        The primary key (run_id, customer_id) serves the seek and the order, so a page costs
+        ``limit`` index steps wherever it starts, on SQLite and PostgreSQL alike; with
+        ``filters`` (as :meth:`iter_scores`) it also steps over the rows they leave out.
+        ``RunNotFound`` when the run is not (or no longer) a complete run.
+        """
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        filters = dict(filters or {})
+        unknown = sorted(set(filters) - set(FILTER_COLUMNS))
+        if unknown:
+            raise ValueError(f"cannot filter scores on {', '.join(unknown)}; use "
+                             f"{', '.join(FILTER_COLUMNS)}")
+        self._resolve_run(run_id)
+        scores = self._scores
+        statement = sa.select(scores).where(scores.c.run_id == run_id)
+        if after is not None:
+            statement = statement.where(scores.c.customer_id > after)
+        for name, value in sorted(filters.items()):
+            column = scores.c[name]
+            statement = statement.where(column.is_(None) if value is None else column == value)
+        return self._read(statement.order_by(scores.c.customer_id).limit(limit))
 
     def _resolve_run(self, run_id: str | None) -> str | None:
         if run_id is None:

@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
-from retain.commands.common import fail, parse_date
+from retain.commands.common import example, fail, parse_date
 from retain.progress import console, step
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 app = typer.Typer()
 
 StoreUrlOpt = Annotated[
     str | None,
-    typer.Option("--store-url", help="Score store database URL. Env: RETAIN_STORE_URL; "
+    typer.Option("--store-url", metavar="<url>", help="Score store database URL. Env: RETAIN_STORE_URL; "
                  "default sqlite:///retain.db in the working directory."),
 ]
 RunAsOfOpt = Annotated[
     str | None,
-    typer.Option("--as-of", help="Use the latest stored run for this as-of date (YYYY-MM-DD). "
+    typer.Option("--as-of", metavar="<date>", help="Use the latest stored run for this as-of date (YYYY-MM-DD). "
                  "Default: the latest run.", show_default=False),
 ]
 
@@ -47,6 +49,8 @@ def _run_for(store, as_of: str | None) -> dict:
 
 
 def matrix_table(matrix, title: str, limit: int = 40) -> Table:
+    from rich.table import Table
+
     table = Table(title=title)
     table.add_column("segment", no_wrap=True)  # a name cut in two reads as two names
     for column in ("goal", "channel"):
@@ -62,7 +66,7 @@ def matrix_table(matrix, title: str, limit: int = 40) -> Table:
     return table
 
 
-@app.command()
+@app.command(epilog=example("retain segments --as-of 2026-07-01"))
 def segments(
     as_of: RunAsOfOpt = None,
     out: Annotated[Path | None, typer.Option(
@@ -70,8 +74,9 @@ def segments(
         "segments-<as-of>.csv.")] = None,
     store_url: StoreUrlOpt = None,
 ) -> None:
-    """Print and save the segment x goal x channel matrix of a stored score run: customers,
-    predicted revenue, expected incremental revenue and cost per cell."""
+    """Print and save the segment x goal x channel matrix.
+
+    Of a stored score run: customers, predicted revenue, expected incremental revenue and cost per cell."""
     from retain.commands.common import write_frame
 
     with _open_store(store_url) as store:
@@ -85,22 +90,26 @@ def segments(
                   f"saved to {path}")
 
 
-@app.command()
+@app.command(epilog=example("retain export --goal replenish --excel --out replenish.csv"))
 def export(
     out: Annotated[Path, typer.Option("--out", help="File to write.")],
     segment: Annotated[str | None, typer.Option(
-        "--segment", help="Micro-segment, e.g. at_risk-vip-stock_up.")] = None,
+        "--segment", metavar="<segment>", help="Micro-segment, e.g. at_risk-vip-stock_up.")] = None,
     goal: Annotated[str | None, typer.Option(
-        "--goal", help="onboard, cross_sell, replenish, reactivate, win_back, keep_vip, none "
-        "or control.")] = None,
+        "--goal", metavar="<goal>", help="onboard, cross_sell, replenish, reactivate, win_back, "
+        "keep_vip, none or control.")] = None,
     channel: Annotated[str | None, typer.Option(
-        "--channel", help="A channel (email, sms, ...), or 'none' for customers without one.")
+        "--channel", metavar="<channel>", help="A channel (email, sms, ...), or 'none' for customers without one.")
     ] = None,
+    # Checked below rather than as Click choices: a wrong value is an `error:` line (exit 1),
+    # as scripts already expect; the metavars list the values.
     fmt: Annotated[str, typer.Option(
-        "--format", help="csv, xlsx (an Excel workbook: typed numbers and dates, frozen header, "
-        "filters) or parquet.")] = "csv",
+        "--format", metavar="<csv|xlsx|parquet>",
+        help="csv, xlsx (an Excel workbook: typed numbers and dates, frozen header, filters) "
+        "or parquet.")] = "csv",
     separator: Annotated[str, typer.Option(
-        "--sep", help="CSV separator: ',' or ';' (Excel in Russian locales expects ';').")] = ",",
+        "--sep", metavar="<,|;>",
+        help="CSV separator: ',' or ';' (Excel in Russian locales expects ';').")] = ",",
     bom: Annotated[bool, typer.Option(
         "--bom/--no-bom", help="Start the CSV with a UTF-8 byte-order mark, so Excel shows "
         "Cyrillic intact.")] = False,
@@ -113,8 +122,9 @@ def export(
     as_of: RunAsOfOpt = None,
     store_url: StoreUrlOpt = None,
 ) -> None:
-    """Export scored customers with their decisions from the score store, filtered by
-    segment, goal and/or channel, in a stable column order."""
+    """Export scored customers with their decisions.
+
+    From the score store, filtered by segment, goal and/or channel, in a stable column order."""
     from decisions.decide import GOALS
     from serving.export import FORMATS, SEGMENT_NAMES, export_scores
     from serving.labels import LANGUAGES
@@ -153,15 +163,16 @@ def export(
                   f"{run['model_version']}) written to {out}")
 
 
-@app.command()
+@app.command(epilog=example("retain rules --out rules.yaml", "retain rules --check rules.yaml"))
 def rules(
     out: Annotated[Path | None, typer.Option(
         "--out", help="Write the built-in rules here to edit them.")] = None,
     check: Annotated[Path | None, typer.Option(
         "--check", help="Validate a rules file and say what it changes.")] = None,
 ) -> None:
-    """Show, copy or check the decision rules (thresholds for segments, goals, channels,
-    offers and the control group)."""
+    """Show, copy or check the decision rules.
+
+    Thresholds for segments, goals, channels, offers and the control group."""
     from decisions.rules import default_rules_text
     from retain.commands.common import rules_or_fail
 

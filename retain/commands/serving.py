@@ -9,17 +9,17 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
-from rich.markup import escape
 
-from retain.commands.common import fail
+from retain.commands.common import example, fail
 
 app = typer.Typer()
 
 
-@app.command()
+@app.command(epilog=example(
+    "RETAIN_API_KEYS='{\"crm-key\": [\"score\"]}' retain serve --port 8000"))
 def serve(
     host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 8000,
@@ -29,7 +29,8 @@ def serve(
                      "model alias (0 = never). Default 60. Env: RETAIN_RELOAD_INTERVAL."),
     ] = None,
     log_level: Annotated[
-        str, typer.Option("--log-level", help="debug, info, warning, error.")
+        Literal["debug", "info", "warning", "error"],
+        typer.Option("--log-level", case_sensitive=False, help="Log level."),
     ] = "info",
     workers: Annotated[
         int,
@@ -39,9 +40,9 @@ def serve(
                      "(through PROMETHEUS_MULTIPROC_DIR, a temporary directory unless set)."),
     ] = 1,
 ) -> None:
-    """Serve the scoring API with the model the registry's `champion` alias points at.
+    """Serve the scoring API.
 
-    API keys: RETAIN_API_KEYS='{"key": ["score"], "ops-key": ["admin", "metrics"]}'
+    With the model the registry's `champion` alias points at. API keys: RETAIN_API_KEYS='{"key": ["score"], "ops-key": ["admin", "metrics"]}'
     (RETAIN_ALLOW_NO_AUTH=true for local development only). Stored scores: RETAIN_STORE_URL.
     Registry: MLFLOW_TRACKING_URI. OpenAPI docs at /docs.
     """
@@ -56,9 +57,7 @@ def _serve(host: str, port: int, reload_interval: float | None, log_level: str,
     import uvicorn
     from pydantic import ValidationError
 
-    from models.registry import RegistryError, check_registry
     from retain.config import settings
-    from retain.progress import console
     from serving.main import create_app
     from serving.security import AuthConfigError
     from serving.store import ScoreStore
@@ -68,20 +67,18 @@ def _serve(host: str, port: int, reload_interval: float | None, log_level: str,
         app_ = create_app(options)
     except (AuthConfigError, ValidationError, ValueError) as exc:
         raise fail(str(exc)) from None
-    # The store must open (StoreUnavailable is one `error:` line); a registry that does not
-    # answer yet is not fatal: the service starts, /readyz answers 503 and reloads keep trying.
+    # The store must open (StoreUnavailable is one `error:` line). The registry is not checked
+    # here: the service listens at once and loads the model in the background (/readyz
+    # answers 503 until one is in), however long the registry takes to answer.
     ScoreStore(options.store_url).open().close()
-    try:
-        check_registry()
-    except RegistryError as exc:
-        console.print(f"[yellow]warning:[/] {escape(str(exc))}; starting without a model "
-                      "(/readyz answers 503 until one loads)", soft_wrap=True)
     level = log_level.upper()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # uvicorn's access log would write raw paths (customer ids); the service logs its own
     # lines with the route template instead.
+    # Headers over RETAIN_MAX_HEADER_BYTES get 431 (serving.limits; workers read the variable).
+    os.environ["RETAIN_MAX_HEADER_BYTES"] = str(options.max_header_bytes)
     options = {"host": host, "port": port, "access_log": False, "log_level": log_level.lower(),
-               "timeout_graceful_shutdown": 10}
+               "timeout_graceful_shutdown": 10, "http": "serving.limits:HeaderLimitedProtocol"}
     if workers == 1:
         uvicorn.run(app_, **options)
         return

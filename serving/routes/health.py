@@ -8,36 +8,40 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
 
-from serving.deps import Service, service
-from serving.schemas import ErrorPublic, HealthPublic, ReadinessPublic
+from serving.deps import RETRY_AFTER_SECONDS, Service, problem_responses, service
+from serving.schemas import HealthPublic, ReadinessPublic
 from serving.security import require
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz", response_model=HealthPublic, summary="Liveness: always 200")
+@router.get("/healthz", response_model=HealthPublic, summary="Liveness: always 200",
+            operation_id="healthz")
 async def healthz() -> HealthPublic:
     return HealthPublic(status="ok")
 
 
 @router.get(
     "/readyz", response_model=ReadinessPublic, summary="Readiness: 200 once a model is loaded",
-    responses={503: {"model": ReadinessPublic, "description": "No model loaded yet"}},
+    operation_id="readyz",
+    responses={503: {"model": ReadinessPublic, "description": "No model loaded yet: the "
+                     "service keeps trying in the background; see Retry-After"}},
 )
 async def readyz(svc: Annotated[Service, Depends(service)]) -> Response:
     served = svc.holder.current
     if served is None:
         body = ReadinessPublic(status="not_ready", model_version=None)
-        return JSONResponse(body.model_dump(), status_code=503)
+        return JSONResponse(body.model_dump(), status_code=503,
+                            headers={"Retry-After": RETRY_AFTER_SECONDS})
     return JSONResponse(ReadinessPublic(status="ready", model_version=served.version).model_dump())
 
 
 @router.get(
-    "/metrics", summary="Prometheus metrics (scope: metrics)",
+    "/metrics", summary="Prometheus metrics (scope: metrics)", operation_id="metrics",
     dependencies=[require("metrics")],
     response_class=Response,
     responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"},
-               401: {"model": ErrorPublic}, 403: {"model": ErrorPublic}},
+               **problem_responses(401, 403)},
 )
 async def metrics(svc: Annotated[Service, Depends(service)]) -> Response:
     body, content_type = svc.metrics.exposition()

@@ -9,18 +9,19 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from models.registry import MODEL_NAME
-from serving.deps import Service, service
-from serving.schemas import ErrorPublic, ModelPublic, ReloadPublic, VerdictPublic
+from serving.deps import Service, problem_responses, service
+from serving.schemas import ModelPublic, ReloadPublic, VerdictPublic
 from serving.security import require
 
 router = APIRouter(tags=["model"])
-AUTH_ERRORS = {401: {"model": ErrorPublic}, 403: {"model": ErrorPublic}}
+AUTH_ERRORS = problem_responses(401, 403)
 
 
 @router.get(
     "/v1/model", response_model=ModelPublic, dependencies=[require("score")],
+    operation_id="get_model",
     summary="The model being served: version, training date, backtest metrics (scope: score)",
-    responses={**AUTH_ERRORS, 503: {"model": ErrorPublic, "description": "No model loaded"}},
+    responses=problem_responses(401, 403, 503, e503="No model loaded yet; see Retry-After"),
 )
 async def model_info(svc: Annotated[Service, Depends(service)]) -> ModelPublic:
     served = svc.holder.require()
@@ -60,6 +61,7 @@ def verdicts(metrics: dict[str, float]) -> dict[str, VerdictPublic]:
 
 @router.post(
     "/v1/admin/reload", response_model=ReloadPublic, dependencies=[require("admin")],
+    operation_id="reload_model",
     summary="Load the version the alias points at now (scope: admin)",
     description="The service also checks every RETAIN_RELOAD_INTERVAL seconds. 200: reloaded, "
     "or unchanged when the alias did not move. 503: the reload failed and the previous model "

@@ -17,10 +17,9 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from decisions.decide import GOALS
-from serving.deps import Service, service
+from serving.deps import Service, problem_responses, service
 from serving.export import CHUNK_ROWS, MEDIA_TYPES, SEGMENT_NAMES, export_chunks
-from serving.routes.scores import AUTH_ERRORS
-from serving.schemas import ErrorPublic, SegmentsPublic, ValidationErrorPublic
+from serving.schemas import Goal, SegmentsPublic
 from serving.security import require
 
 log = logging.getLogger(__name__)
@@ -31,8 +30,9 @@ NO_RUN = "no complete batch run in the score store yet: run `retain score` first
 
 @router.get(
     "/v1/segments", response_model=SegmentsPublic, dependencies=[require("export")],
+    operation_id="get_segments",
     summary="The segment x goal x channel matrix of the latest batch run (scope: export)",
-    responses={**AUTH_ERRORS},
+    responses=problem_responses(401, 403, 503),
 )
 async def segments(svc: Annotated[Service, Depends(service)]) -> SegmentsPublic:
     def read() -> SegmentsPublic:
@@ -51,33 +51,38 @@ async def segments(svc: Annotated[Service, Depends(service)]) -> SegmentsPublic:
 
 @router.get(
     "/v1/segments/{name}/export", dependencies=[require("export")],
+    operation_id="export_segment",
     summary="Stream one micro-segment's customers as CSV, XLSX or Parquet (scope: export)",
     response_class=StreamingResponse,
     responses={
-        **AUTH_ERRORS,
+        **problem_responses(401, 403, 404, 422, 503,
+                            e404="Unknown segment, or no batch run yet"),
         200: {"content": {"text/csv": {}, MEDIA_TYPES["xlsx"]: {}, MEDIA_TYPES["parquet"]: {}},
               "description": "Every customer of the segment, with scores and decision, in the "
               "store's stable column order"},
-        404: {"model": ErrorPublic, "description": "Unknown segment, or no batch run yet"},
-        422: {"model": ValidationErrorPublic},
     },
 )
 async def export_segment(
-    name: Annotated[str, Path(max_length=64, description="e.g. at_risk-vip-stock_up")],
+    name: Annotated[str, Path(max_length=64, description="The micro-segment: "
+                              "<lifecycle>-<tier>-<behaviour>", examples=["at_risk-vip-stock_up"])],
     svc: Annotated[Service, Depends(service)],
     format: Annotated[Literal["csv", "xlsx", "parquet"], Query(
-        description="csv, xlsx (an Excel workbook with typed cells) or parquet")] = "csv",
-    goal: Annotated[str | None, Query(max_length=32, description="Only this goal")] = None,
+        description="csv, xlsx (an Excel workbook with typed cells) or parquet",
+        examples=["xlsx"])] = "csv",
+    goal: Annotated[Goal | None, Query(description="Only this goal",
+                                       examples=["reactivate"])] = None,
     channel: Annotated[str | None, Query(
-        max_length=32, description="Only this channel; 'none' for customers without one")] = None,
+        max_length=32, description="Only this channel; 'none' for customers without one",
+        examples=["email"])] = None,
     sep: Annotated[Literal[",", ";"], Query(description="Separator; Excel in Russian locales "
                                                         "expects ';'")] = ",",
     bom: Annotated[bool, Query(description="Start with a UTF-8 byte-order mark (Excel)")] = False,
     excel: Annotated[bool, Query(description="CSV for Excel in decimal-comma locales: ';', "
-                                             "decimal comma, rounded numbers, byte-order mark")
-                     ] = False,
+                                             "decimal comma, rounded numbers, byte-order mark",
+                                       examples=[True])] = False,
     lang: Annotated[Literal["en", "ru"] | None, Query(
-        description="Headers and categories in people's words; without it, codes")] = None,
+        description="Headers and categories in people's words; without it, codes",
+        examples=["ru"])] = None,
 ) -> StreamingResponse:
     if name not in SEGMENT_NAMES:
         raise HTTPException(404, "unknown segment: names look like <lifecycle>-<value tier>-"

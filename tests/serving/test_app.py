@@ -79,6 +79,7 @@ def test_probes_need_no_key_and_say_which_model_is_ready(client, registry):
     ("POST", "/v1/admin/reload", "admin"),
     ("GET", "/metrics", "metrics"),
     ("GET", "/v1/segments", "export"),
+    ("GET", "/v1/customers", "export"),
     ("GET", "/v1/segments/at_risk-vip-stock_up/export?format=csv", "export"),
 ])
 def test_every_other_route_needs_a_key_with_its_scope(client, method, path, scope):
@@ -143,6 +144,32 @@ def test_not_ready_until_the_alias_exists_then_reload_loads_it(settings, trackin
         assert client.get("/readyz").json()["model_version"] == registry.trained.version
         # The loaded heap is out of the collector's sight, so no full collection walks it.
         assert gc.get_freeze_count() > 10_000
+
+
+def test_listens_at_once_while_the_registry_is_down_and_gets_ready_when_it_answers(
+        settings, tracking, registry, monkeypatch):
+    from tests.processes import free_port
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")  # nobody there
+    started = time.perf_counter()
+    with served_app(settings, load_retry_interval=0.2) as client:
+        assert time.perf_counter() - started < 2.0  # no wait for the registry
+        assert client.get("/healthz").status_code == 200
+        ready = client.get("/readyz")
+        assert ready.status_code == 503 and ready.headers["Retry-After"].isdigit()
+        assert ready.json() == {"status": "not_ready", "model_version": None}
+        scoring = client.post("/v1/score", json=one_customer_body(), headers=SCORE)
+        assert scoring.status_code == 503 and scoring.headers["Retry-After"].isdigit()
+        assert scoring.headers["Content-Type"] == "application/problem+json"
+        assert scoring.json()["detail"] == "no model loaded yet"
+        # The registry comes back: the background task loads the model without any call.
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", registry.uri)
+        deadline = time.monotonic() + 60
+        while client.get("/readyz").status_code != 200:
+            assert time.monotonic() < deadline, "not ready a minute after the registry answered"
+            time.sleep(0.1)
+        assert client.get("/readyz").json()["model_version"] == registry.trained.version
+        assert client.post("/v1/score", json=one_customer_body(), headers=SCORE).status_code == 200
 
 
 def test_reload_picks_up_a_moved_alias(settings, tracking, registry):
@@ -279,8 +306,6 @@ def test_lines_on_or_after_as_of_are_counted_not_used_and_ids_match_the_batch(cl
 
 @pytest.mark.parametrize(("body", "field", "says"), [
     (one_customer_body(amount=1e13), "customers[0].transactions[0].amount", "less than or equal"),
-    (one_customer_body(amount=float("nan")), "customers[0].transactions[0].amount", "finite"),
-    (one_customer_body(quantity=float("inf")), "customers[0].transactions[0].quantity", "finite"),
     (one_customer_body(ts=1767225600), "customers[0].transactions[0].ts", "ISO 8601"),
     (one_customer_body(ts="1850-01-01"), "customers[0].transactions[0].ts", "between"),
     (one_customer_body(ts="yesterday"), "customers[0].transactions[0].ts", "datetime"),
@@ -302,21 +327,75 @@ def test_bad_input_is_rejected_with_the_field_named(client, body, field, says):
     response = client.post("/v1/score", content=json.dumps(body), headers={
         **SCORE, "Content-Type": "application/json"})
     assert response.status_code == 422
+    assert response.headers["Content-Type"] == "application/problem+json"
     problem = response.json()
     assert problem["request_id"] == response.headers["X-Request-ID"]
-    named = [d for d in problem["detail"] if d["field"] == field]
-    assert named, problem["detail"]
+    assert problem["type"] == "urn:retain:problem:validation" and problem["status"] == 422
+    assert field in problem["detail"] and problem["errors_total"] >= 1
+    named = [d for d in problem["errors"] if d["field"] == field]
+    assert named, problem["errors"]
     assert says.lower() in named[0]["msg"].lower()
     assert "input" not in named[0]
 
 
-def test_malformed_json_is_a_422(client):
-    response = client.post("/v1/score", content=b'{"as_of": ', headers={
+@pytest.mark.parametrize(("body", "says"), [
+    (b'{"as_of": ', "unexpected end of data"),
+    ('{"as_of": "2026-07-01", "customers": [{"customer_id": "\u00e9t\u00e9"'.encode("latin-1"),
+     "not valid UTF-8"),
+    (b"[" * 2000 + b"]" * 2000, "depth limit"),
+    # NaN and Infinity are not JSON (Python's own parser would read them).
+    (json.dumps(one_customer_body(amount=float("nan"))).encode(), "unexpected character"),
+    (json.dumps(one_customer_body(quantity=float("inf"))).encode(), "unexpected character"),
+])
+def test_a_body_that_does_not_parse_is_a_400_problem(client, body, says):
+    response = client.post("/v1/score", content=body, headers={
         **SCORE, "Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert response.headers["Content-Type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["type"] == "urn:retain:problem:malformed-body"
+    assert problem["title"] == "Malformed body" and problem["status"] == 400
+    assert says in problem["detail"]
+    assert problem["instance"] == f"urn:retain:request:{response.headers['X-Request-ID']}"
+
+
+def test_a_body_that_is_not_json_is_a_415_problem(client):
+    response = client.post("/v1/score", content=b"as_of=2026-07-01", headers={
+        **SCORE, "Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 415
+    assert response.json()["title"] == "Unsupported media type"
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"amount": "100"}, "customers[0].transactions[0].amount"),
+    ({"amount": True}, "customers[0].transactions[0].amount"),
+    ({"quantity": False}, "customers[0].transactions[0].quantity"),
+    ({"quantity": "2"}, "customers[0].transactions[0].quantity"),
+])
+def test_numbers_given_as_text_or_booleans_are_refused(client, change, field):
+    response = client.post("/v1/score", json=one_customer_body(**change), headers=SCORE)
     assert response.status_code == 422
-    assert response.json()["detail"][0] == {
-        "field": "body", "loc": ["body"], "type": "json_invalid",
-        "msg": "invalid JSON at character 10: Expecting value"}
+    assert [e["field"] for e in response.json()["errors"]] == [field]
+
+
+def test_consents_must_be_booleans(client):
+    body = one_customer_body()
+    body["customers"][0]["consents"] = {"email": "yes"}
+    response = client.post("/v1/score", json=body, headers=SCORE)
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "customers[0].consents.email"
+
+
+def test_errors_in_a_large_request_name_their_customer(client):
+    body = {"as_of": "2026-07-01", "customers": [
+        {"customer_id": f"C{i}", "transactions": [{"ts": "2026-05-01", "amount": 10.0}]}
+        for i in range(120)]}
+    body["customers"][87]["transactions"][0]["amount"] = "10"
+    body["customers"][3]["transactions"][0]["ts"] = 17
+    response = client.post("/v1/score", json=body, headers=SCORE)
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == [
+        "customers[3].transactions[0].ts", "customers[87].transactions[0].amount"]
 
 
 def test_bodies_over_the_limit_get_413(settings, tracking):
@@ -371,6 +450,88 @@ def decided_run(store_url, registry, shop, shop_history) -> tuple[str, pl.DataFr
         run_id = store.write_run(decided, model_version=registry.trained.version,
                                  as_of=shop.as_of)
     return run_id, decided
+
+
+def walk_customers(client, **params) -> tuple[list[dict], int]:
+    """Every customer GET /v1/customers lists with ``params``, following next_cursor."""
+    rows: list[dict] = []
+    pages = 0
+    cursor = None
+    while True:
+        page = client.get("/v1/customers", headers=EXPORT,
+                          params={**params, **({"cursor": cursor} if cursor else {})})
+        assert page.status_code == 200, page.text
+        body = page.json()
+        assert len(body["customers"]) <= body["limit"]
+        rows += body["customers"]
+        pages += 1
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return rows, pages
+
+
+def test_customers_are_listed_page_by_page_once_each(client, decided_run, store_url, registry,
+                                                     shop):
+    run_id, decided = decided_run
+    rows, pages = walk_customers(client, limit=70)
+    assert pages == 5  # 300 customers: 4 full pages and one of 20
+    assert [r["customer_id"] for r in rows] == sorted(decided["customer_id"])
+    assert {r["run_id"] for r in rows} == {run_id}
+    first = next(r for r in rows if r["customer_id"] == decided["customer_id"][0])
+    expected = decided.row(0, named=True)
+    assert first["goal"] == expected["goal"] and first["segment"] == expected["segment"]
+    assert first["p_alive"] == pytest.approx(expected["p_alive"])
+    # Filters: exactly the matching customers, whatever the page size.
+    goal = decided["goal"].mode()[0]
+    matching, _ = walk_customers(client, goal=goal, limit=7)
+    assert sorted(r["customer_id"] for r in matching) == sorted(
+        decided.filter(pl.col("goal") == goal)["customer_id"])
+    none, _ = walk_customers(client, channel="none", limit=1000)
+    assert len(none) == decided["channel"].null_count()
+    stage = decided["lifecycle_stage"][0]
+    tier = decided["value_tier"][0]
+    both, _ = walk_customers(client, lifecycle_stage=stage, value_tier=tier)
+    assert len(both) == decided.filter(pl.col("lifecycle_stage") == stage,
+                                       pl.col("value_tier") == tier).height
+    # A cursor stays on its run when a newer run completes in between.
+    page = client.get("/v1/customers", headers=EXPORT, params={"limit": 100}).json()
+    with ScoreStore(store_url).open() as store:
+        newer = store.write_run(decided.head(10), model_version=registry.trained.version,
+                                as_of=shop.as_of)
+    rest = client.get("/v1/customers", headers=EXPORT,
+                      params={"limit": 1000, "cursor": page["next_cursor"]}).json()
+    assert rest["run_id"] == run_id and len(rest["customers"]) == 200
+    assert rest["next_cursor"] is None
+    latest = client.get("/v1/customers", headers=EXPORT).json()
+    assert latest["run_id"] == newer and len(latest["customers"]) == 10
+
+
+@pytest.mark.parametrize("params", [
+    {"cursor": "not-a-cursor"}, {"cursor": "e30"}, {"cursor": "!!!"},
+    # A well-formed cursor of a run the store does not have (pruned).
+    {"cursor": "eyJyIjoiMDAwIiwiYyI6IkMxIn0"},
+])
+def test_a_bad_cursor_is_a_400_problem(client, decided_run, params):
+    response = client.get("/v1/customers", headers=EXPORT, params=params)
+    assert response.status_code == 400, response.text
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert response.json()["type"] == "urn:retain:problem:invalid-cursor"
+
+
+@pytest.mark.parametrize(("params", "field"), [
+    ({"limit": 1001}, "limit"), ({"limit": 0}, "limit"), ({"goal": "upsell"}, "goal"),
+    ({"lifecycle_stage": "zombie"}, "lifecycle_stage"), ({"value_tier": "gold"}, "value_tier"),
+    ({"segment": "vip"}, "segment"),
+])
+def test_customer_list_filters_are_checked(client, params, field):
+    response = client.get("/v1/customers", headers=EXPORT, params=params)
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == [field]
+
+
+def test_customer_list_without_a_run_is_empty(client):
+    body = client.get("/v1/customers", headers=EXPORT).json()
+    assert body["customers"] == [] and body["run_id"] is None and body["next_cursor"] is None
 
 
 def test_stored_scores_carry_the_decision(client, decided_run):
@@ -503,8 +664,11 @@ def test_a_failure_is_a_500_with_a_request_id_and_no_details(client, monkeypatch
     with caplog.at_level(logging.INFO):
         response = client.post("/v1/score", json=one_customer_body(amount=4321.5), headers=SCORE)
     assert response.status_code == 500
-    assert response.json() == {"detail": "internal server error",
-                               "request_id": response.headers["X-Request-ID"]}
+    rid = response.headers["X-Request-ID"]
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert response.json() == {"type": "about:blank", "title": "Internal Server Error",
+                               "status": 500, "detail": "internal server error",
+                               "instance": f"urn:retain:request:{rid}", "request_id": rid}
     assert "RuntimeError" in caplog.text and "explode" in caplog.text
     for leak in ("C-1", "4321.5", "secret", "Traceback"):
         assert leak not in response.text and leak not in caplog.text

@@ -204,6 +204,39 @@ def test_iter_scores_covers_the_run_exactly_once_in_chunks(store):
     assert sum(c.height for c in store.iter_scores(run_id, chunk_size=1_000)) == 1_050
 
 
+def test_pages_walk_a_run_once_in_customer_order_and_seek_by_key(store, store_db_url):
+    frame = make_scores(1_050, seed=4).with_columns(
+        pl.when(pl.int_range(pl.len()) % 3 == 0).then(pl.lit("replenish"))
+        .otherwise(pl.lit("none")).alias("goal"))
+    store.write_run(make_scores(200, seed=9), model_version="0", as_of=AS_OF)
+    run_id = store.write_run(frame, model_version="1", as_of=AS_OF)
+    seen: list[str] = []
+    after = None
+    while page := store.page(run_id, after=after, limit=100):
+        assert len(page) <= 100 and all(row["run_id"] == run_id for row in page)
+        seen += [row["customer_id"] for row in page]
+        after = page[-1]["customer_id"]
+    assert seen == sorted(frame["customer_id"])
+    # A filter keeps pages in order and holds only matching rows.
+    goals = store.page(run_id, limit=1_000, filters={"goal": "replenish"})
+    assert len(goals) == 350 and {row["goal"] for row in goals} == {"replenish"}
+    assert store.page(run_id, after="C000999", limit=10, filters={"channel": None})[0][
+        "customer_id"] == "C001000"
+    with pytest.raises(RunNotFound):
+        store.page("0" * 32)
+    if store.is_sqlite:
+        # The seek walks the primary key: no scan of the run and no sort, whatever the page.
+        engine = sa.create_engine(store_db_url)
+        with engine.connect() as conn:
+            plan = " ".join(str(row[-1]) for row in conn.execute(sa.text(
+                "EXPLAIN QUERY PLAN SELECT * FROM scores WHERE run_id = :r AND "
+                "customer_id > :c ORDER BY customer_id LIMIT 100"), {"r": run_id, "c": "C0005"}))
+        engine.dispose()
+        assert "USING INDEX sqlite_autoindex_scores_1" in plan or "pk_scores" in plan, plan
+        assert "customer_id>?" in plan.replace(" ", ""), plan
+        assert "TEMP B-TREE" not in plan, plan
+
+
 # -- atomic runs ------------------------------------------------------------------------------
 
 
