@@ -109,7 +109,7 @@ def heatmap(cells: pl.DataFrame, rows: Sequence[str], columns: Sequence[str],
 
 def bars(frame: pl.DataFrame, key: str, measures: Sequence[tuple[str, str]],
          key_label: Callable[[str | None], str], number: Callable[[Any], str], title: str,
-         css_id: str) -> str:
+         css_id: str, key_heading: str = "") -> str:
     """One row per value of ``key`` (largest first by the first measure), one panel of bars per
     ``(column, heading)`` in ``measures``, each panel scaled to its own largest value."""
     first = measures[0][0]
@@ -117,7 +117,7 @@ def bars(frame: pl.DataFrame, key: str, measures: Sequence[tuple[str, str]],
     left, head, row_h, panel_w, gap = 220, 26, 24, 230, 24
     width = left + (panel_w + gap) * len(measures)
     height = head + row_h * max(frame.height, 1) + 4
-    body = []
+    body = [_text(left - 10, 16, key_heading, "end", font_weight="600")] if key_heading else []
     tops = {column: max(float(frame[column].max() or 0), 0.0) or 1.0 for column, _ in measures}
     for m, (column, heading) in enumerate(measures):
         x0 = left + (panel_w + gap) * m
@@ -162,8 +162,8 @@ def model_quality(rows: Sequence[dict], retain_name: str, worse_better: tuple[st
     centre = x_diff + diff_w / 2
     body = [_text(x_diff, 16, worse_better[0], fill=MUTED, font_size="12"),
             _text(x_diff + diff_w, 16, worse_better[1], "end", fill=MUTED, font_size="12"),
-            f'<line x1="{centre}" y1="{head - 6}" x2="{centre}" y2="{height}" '
-            f'stroke="{MUTED}" stroke-dasharray="3 3"/>']
+            (f'<line x1="{centre}" y1="{head - 6}" x2="{centre}" y2="{height}" '
+            f'stroke="{MUTED}" stroke-dasharray="3 3"/>')]
     for i, row in enumerate(rows):
         y = head + row_h * i
         digits = row["digits"]
@@ -200,10 +200,8 @@ def model_quality(rows: Sequence[dict], retain_name: str, worse_better: tuple[st
                     f'opacity="0.45"/>'
                     + (f'<circle cx="{centre + diff * scale:.1f}" cy="{cy}" r="5" fill="{colour}"/>'
                        if diff is not None else "")
-                    + _text(centre + hi * scale + 8 if hi * scale < diff_w / 2 - 60 else
-                            centre + lo * scale - 8, cy + 18,
-                            f"{number(lo, digits)} … {number(hi, digits)}",
-                            "start" if hi * scale < diff_w / 2 - 60 else "end",
+                    + _text(centre + (lo + hi) / 2 * scale, cy - 9,
+                            f"{number(lo, digits)} … {number(hi, digits)}", "middle",
                             fill=colour, font_size="11")
                     + "</g>")
     return _svg(width, height, body, title, css_id)
@@ -230,12 +228,12 @@ def timeline(as_of: date, marks: Sequence[tuple[str, date | None, str]],
     def x(day: date) -> float:
         return left + (width - left - right) * (day - start).days / span
 
-    body = [f'<line x1="{left}" y1="{axis_y}" x2="{width - right}" y2="{axis_y}" stroke="{LINE}" '
-            f'stroke-width="2"/>']
+    body = [(f'<line x1="{left}" y1="{axis_y}" x2="{width - right}" y2="{axis_y}" stroke="{LINE}" '
+            f'stroke-width="2"/>')]
     # Month ticks (the first of each month) so dates can be read off the axis.
     tick = date(start.year, start.month, 1)
     while tick <= end:
-        if tick >= start:
+        if tick >= start and abs(x(tick) - x(as_of)) > 40:  # not under the as-of label
             body.append(f'<line x1="{x(tick):.1f}" y1="{axis_y - 4}" x2="{x(tick):.1f}" '
                         f'y2="{axis_y + 4}" stroke="{MUTED}"/>'
                         + _text(x(tick), axis_y + 18, tick.strftime("%Y-%m"), "middle",

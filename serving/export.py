@@ -27,7 +27,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from itertools import product
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, TYPE_CHECKING, Literal
 
 import polars as pl
 import pyarrow.parquet as pq
@@ -35,6 +35,9 @@ import pyarrow.parquet as pq
 from decisions.segments import BEHAVIOUR_TYPES, LIFECYCLE_STAGES, VALUE_TIERS
 from serving.labels import Language, column_label, labelled
 from serving.store import ScoreStore
+
+if TYPE_CHECKING:
+    from xlsxwriter.worksheet import Worksheet
 
 Separator = Literal[",", ";"]
 Format = Literal["csv", "xlsx", "parquet"]
@@ -171,7 +174,7 @@ def write_xlsx(frames: Iterator[pl.DataFrame], schema: dict[str, pl.DataType],
     workbook = xlsxwriter.Workbook(target, {
         "constant_memory": True, "strings_to_formulas": False, "strings_to_urls": False,
         "strings_to_numbers": False})
-    header_format = workbook.add_format({"bold": True, "text_wrap": False})
+    header_format = workbook.add_format({"bold": True})
     formats = {kind: workbook.add_format({"num_format": code})
                for kind, code in FORMATS_XLSX.items()}
     # Excel's own "this is text" flag: what typing a leading ' in a cell sets.
@@ -181,23 +184,22 @@ def write_xlsx(frames: Iterator[pl.DataFrame], schema: dict[str, pl.DataType],
               if kind not in ("date", "boolean", "integer", "text")]
     plan = [(i, kind, formats.get(kind)) for i, kind in enumerate(kinds)]
     base = sheet_name(sheet)
-    sheets: list = []
+    sheets: list[Worksheet] = []
 
-    def new_sheet() -> object:
-        number = len(sheets) + 1
-        suffix = "" if number == 1 else f" ({number})"
+    def new_sheet() -> Worksheet:
+        suffix = f" ({len(sheets) + 1})" if sheets else ""
         worksheet = workbook.add_worksheet(base[:31 - len(suffix)] + suffix)
         for i, (kind, header) in enumerate(zip(kinds, headers)):
             default = TEXT_WIDTHS.get(columns[i], WIDTHS[kind]) if kind == "text" else WIDTHS[kind]
-            width = max(default, min(len(header) + AUTOFILTER_ARROW, MAX_WIDTH))
-            worksheet.set_column(i, i, width)
+            worksheet.set_column(i, i, max(default, min(len(header) + AUTOFILTER_ARROW,
+                                                        MAX_WIDTH)))
             worksheet.write_string(0, i, header, header_format)
         worksheet.freeze_panes(1, 0)
-        sheets.append([worksheet, 0])
+        sheets.append(worksheet)
         return worksheet
 
     worksheet = new_sheet()
-    row = 0
+    row = 0  # the last row written on the current sheet
     total = 0
     try:
         for frame in frames:
@@ -206,13 +208,9 @@ def write_xlsx(frames: Iterator[pl.DataFrame], schema: dict[str, pl.DataType],
             prepared = _for_people(frame.select(columns).with_columns(
                 *((pl.col(name) - EXCEL_EPOCH).dt.total_days().alias(name) for name in dates),
                 *(pl.col(name).fill_nan(None) for name in floats)), lang)
-            write_number = worksheet.write_number  # type: ignore[attr-defined]
             for values in prepared.iter_rows():
                 if row == SHEET_ROWS:
-                    sheets[-1][1] = row
-                    worksheet = new_sheet()
-                    write_number = worksheet.write_number  # type: ignore[attr-defined]
-                    row = 0
+                    worksheet, row = new_sheet(), 0
                 row += 1
                 for i, kind, number_format in plan:
                     value = values[i]
@@ -220,16 +218,15 @@ def write_xlsx(frames: Iterator[pl.DataFrame], schema: dict[str, pl.DataType],
                         continue
                     if kind == "text":
                         hostile = value != "" and value[0] in FORMULA_CHARS
-                        worksheet.write_string(  # type: ignore[attr-defined]
-                            row, i, value, quoted if hostile else None)
+                        worksheet.write_string(row, i, value, quoted if hostile else None)
                     elif kind == "boolean":
-                        worksheet.write_boolean(row, i, value)  # type: ignore[attr-defined]
+                        worksheet.write_boolean(row, i, value)
                     else:
-                        write_number(row, i, value, number_format)
+                        worksheet.write_number(row, i, value, number_format)
             total += prepared.height
-        sheets[-1][1] = row
-        for worksheet_, rows in sheets:
-            worksheet_.autofilter(0, 0, rows, len(columns) - 1)
+        for number, filled in enumerate(sheets):
+            last = row if number == len(sheets) - 1 else SHEET_ROWS
+            filled.autofilter(0, 0, last, len(columns) - 1)
     finally:
         workbook.close()
     return total

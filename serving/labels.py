@@ -188,10 +188,10 @@ COLUMN_HELP: dict[str, tuple[str, str]] = {
                           "Шанс, что в ближайшие {horizon} дн. заказа не будет."),
     "expected_orders": ("Orders we expect from them in the next {horizon} days.",
                         "Сколько заказов ждём от клиента за {horizon} дн."),
-    "predicted_revenue": ("Revenue we expect from them in the next {horizon} days, "
-                          "contacted or not.",
-                          "Выручка, которую ждём от клиента за {horizon} дн., "
-                          "с контактом или без."),
+    "predicted_revenue": (("Revenue we expect from them in the next {horizon} days, "
+                          "contacted or not."),
+                          ("Выручка, которую ждём от клиента за {horizon} дн., "
+                          "с контактом или без.")),
     "clv_12m": ("Revenue we expect from them over the next 12 months.",
                 "Выручка, которую ждём от клиента за 12 месяцев."),
     "next_order_date": ("The most likely date of their next order.",
@@ -201,16 +201,16 @@ COLUMN_HELP: dict[str, tuple[str, str]] = {
     "next_order_p90": ("9 in 10 customers like them have ordered by then.",
                        "9 из 10 похожих клиентов к этой дате уже заказали."),
     "overdue_days": ("Days past their own usual rhythm of ordering (0: not late).",
-                     "На сколько дней клиент опаздывает относительно своего ритма (0 — не "
-                     "опаздывает)."),
+                     ("На сколько дней клиент опаздывает относительно своего ритма (0 — не "
+                     "опаздывает).")),
     "due_product_id": ("The product they are likely to run out of next.",
                        "Товар, который у клиента, вероятно, закончится первым."),
     "due_product_date": ("When that product is likely to run out.",
                          "Когда этот товар, вероятно, закончится."),
-    "expected_incremental_revenue": ("What contacting them should add, compared with "
-                                     "leaving them alone.",
-                                     "Сколько должен добавить контакт по сравнению с тем, "
-                                     "чтобы клиента не трогать."),
+    "expected_incremental_revenue": (("What contacting them should add, compared with "
+                                     "leaving them alone."),
+                                     ("Сколько должен добавить контакт по сравнению с тем, "
+                                     "чтобы клиента не трогать.")),
     "contact_cost": ("What the message costs to send (channel price and offer).",
                      "Сколько стоит отправка (цена канала и предложения)."),
     "control_group": ("Gets nothing on purpose, so the effect of the others can be measured.",

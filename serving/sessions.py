@@ -2,10 +2,11 @@
 
 Signing in with an API key starts a session; the browser keeps only its id, signed, in a cookie.
 The key itself is never stored: the session names the key by an HMAC of its digest under the
-sessions' secret (a copy of the table does not let anyone test guesses of a key), and every
-request looks that key's scopes up in the running configuration: a key removed from
-``RETAIN_API_KEYS``, or left without the ``export`` scope, ends its sessions at the next request
-(deleted, so re-adding the key later does not revive them).
+sessions' secret. (That secret sits in the same database, so whoever copies the database could
+test guesses of a key against it, as against any hash: API keys must be long random strings
+anyway.) Every request looks that key's scopes up in the running configuration: a key removed
+from ``RETAIN_API_KEYS``, or left without the ``export`` scope, ends its sessions at the next
+request (deleted, so re-adding the key later does not revive them).
 
 Sessions live in the score store's database (table ``ui_sessions``, created on first use beside
 the scores), not in process memory: every worker of ``retain serve --workers N`` and a restarted

@@ -68,7 +68,8 @@ def decode_cursor(cursor: str) -> tuple[str, str]:
 )
 async def list_customers(
     svc: Annotated[Service, Depends(service)],
-    goal: Annotated[Goal | None, Query(description="Only customers with this goal")] = None,
+    goal: Annotated[Goal | None, Query(
+        description="Only customers with this goal", examples=["reactivate"])] = None,
     channel: Annotated[str | None, Query(
         pattern=CHANNEL_PATTERN, description="Only this channel; none: customers without one. "
         f"{CHANNEL_TEXT}", examples=["email"])] = None,
@@ -76,14 +77,16 @@ async def list_customers(
         pattern=SEGMENT_PATTERN, description="Only this micro-segment",
         examples=["at_risk-vip-stock_up"])] = None,
     lifecycle_stage: Annotated[LifecycleStage | None, Query(
-        description="Only this lifecycle stage")] = None,
-    value_tier: Annotated[ValueTier | None, Query(description="Only this value tier")] = None,
+        description="Only this lifecycle stage", examples=["at_risk"])] = None,
+    value_tier: Annotated[ValueTier | None, Query(
+        description="Only this value tier", examples=["vip"])] = None,
     behaviour_type: Annotated[BehaviourType | None, Query(
-        description="Only this behaviour type")] = None,
+        description="Only this behaviour type", examples=["stock_up"])] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description=(
         f"Customers per page, at most {MAX_LIMIT}"))] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(
-        max_length=1024, description="next_cursor of the previous page; none for the first")
+        max_length=1024, description="next_cursor of the previous page; none for the first",
+        examples=["eyJyIjoiMGMxZjlhOGU1ZDJiIiwiYyI6IkMwMDAxIn0"])
     ] = None,
 ) -> CustomersPagePublic:
     filters: dict[str, str | None] = {

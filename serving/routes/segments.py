@@ -63,21 +63,26 @@ async def segments(svc: Annotated[Service, Depends(service)]) -> SegmentsPublic:
     },
 )
 async def export_segment(
-    name: Annotated[str, Path(max_length=64, description="e.g. at_risk-vip-stock_up")],
+    name: Annotated[str, Path(max_length=64, description="The micro-segment: "
+                              "<lifecycle>-<tier>-<behaviour>", examples=["at_risk-vip-stock_up"])],
     svc: Annotated[Service, Depends(service)],
     format: Annotated[Literal["csv", "xlsx", "parquet"], Query(
-        description="csv, xlsx (an Excel workbook with typed cells) or parquet")] = "csv",
-    goal: Annotated[Goal | None, Query(description="Only this goal")] = None,
+        description="csv, xlsx (an Excel workbook with typed cells) or parquet",
+        examples=["xlsx"])] = "csv",
+    goal: Annotated[Goal | None, Query(description="Only this goal",
+                                       examples=["reactivate"])] = None,
     channel: Annotated[str | None, Query(
-        max_length=32, description="Only this channel; 'none' for customers without one")] = None,
+        max_length=32, description="Only this channel; 'none' for customers without one",
+        examples=["email"])] = None,
     sep: Annotated[Literal[",", ";"], Query(description="Separator; Excel in Russian locales "
                                                         "expects ';'")] = ",",
     bom: Annotated[bool, Query(description="Start with a UTF-8 byte-order mark (Excel)")] = False,
     excel: Annotated[bool, Query(description="CSV for Excel in decimal-comma locales: ';', "
-                                             "decimal comma, rounded numbers, byte-order mark")
-                     ] = False,
+                                             "decimal comma, rounded numbers, byte-order mark",
+                                       examples=[True])] = False,
     lang: Annotated[Literal["en", "ru"] | None, Query(
-        description="Headers and categories in people's words; without it, codes")] = None,
+        description="Headers and categories in people's words; without it, codes",
+        examples=["ru"])] = None,
 ) -> StreamingResponse:
     if name not in SEGMENT_NAMES:
         raise HTTPException(404, "unknown segment: names look like <lifecycle>-<value tier>-"

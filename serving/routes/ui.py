@@ -192,8 +192,12 @@ def _page(template: str, status: int = 200, **context: Any) -> HTMLResponse:
 
 
 def _error_page(request: Request, status: int, title: str, message: str) -> HTMLResponse:
+    try:
+        signed_in = _signed_in(request)
+    except Exception:  # noqa: BLE001 - the sessions' database may be what failed: still a page
+        signed_in = False
     return _page("ui_error.html", status, title=title, message=message,
-                 request_id=request_id(request), signed_in=_signed_in(request))
+                 request_id=request_id(request), signed_in=signed_in)
 
 
 def _where(exc: BaseException) -> str:
@@ -291,10 +295,9 @@ def _session_refused(request: Request, entry: bool = False) -> HTMLResponse:
     """The login form for a request without a usable session: 200 on the entry page when no
     session was ever set, else 401."""
     if COOKIE in request.cookies:
-        return _login_form(request, 401, "Your session has ended or the key is no longer valid. "
-                                         "Please enter an API key again.")
+        return _login_form(request, 401, _t("login.ended"))
     return _login_form(request, 200 if entry else 401,
-                       None if entry else "Please enter your API key first.")
+                       None if entry else _t("login.first"))
 
 
 def _forget(response: Response, request: Request) -> None:
@@ -474,7 +477,8 @@ def _charts(shown: pl.DataFrame, lang: Language) -> dict:
                                   text("chart.heatmap_title", lang)),
         **{name: charts.bars(_by(shown, name), name, measures,
                              partial(_cell_label, name, lang=lang), partial(_number, digits=0),
-                             text(f"chart.{name}_title", lang), f"chart-{name}")
+                             text(f"chart.{name}_title", lang), f"chart-{name}",
+                             key_heading=text(f"chart.by_{name}", lang))
            for name in ("goal", "channel")},
     }
 
@@ -539,18 +543,22 @@ def _matrix_view(matrix: pl.DataFrame, tokens: dict[str, str]) -> dict:
             "charts": _charts(shown, lang) if shown.height else {}}
 
 
-# (column, format); labels and one-line explanations come from serving.labels.
-CUSTOMER_FIELDS = (
-    ("segment", "segment"), ("lifecycle_stage", "lifecycle_stage"), ("value_tier", "value_tier"),
-    ("behaviour_type", "behaviour_type"), ("goal", "goal"), ("channel", "channel"),
-    ("send_at", "text"), ("offer", "offer"), ("control_group", "text"),
-    ("p_alive", "percent"), ("churn_probability", "percent"), ("expected_orders", "number"),
-    ("predicted_revenue", "number"), ("clv_12m", "number"), ("next_order_date", "text"),
-    ("next_order_p10", "text"), ("next_order_p90", "text"), ("overdue_days", "number"),
-    ("due_product_id", "text"), ("due_product_date", "text"),
-    ("expected_incremental_revenue", "number"), ("contact_cost", "number"),
-    ("as_of", "text"), ("horizon_days", "text"), ("model_version", "text"),
+# (section, ((column, format), ...)); labels and one-line explanations come from serving.labels.
+CUSTOMER_SECTIONS = (
+    ("decision", (("segment", "segment"), ("goal", "goal"), ("channel", "channel"),
+                  ("send_at", "text"), ("offer", "offer"), ("control_group", "text"),
+                  ("lifecycle_stage", "lifecycle_stage"), ("value_tier", "value_tier"),
+                  ("behaviour_type", "behaviour_type"))),
+    ("scores", (("p_alive", "percent"), ("churn_probability", "percent"),
+                ("expected_orders", "number"), ("predicted_revenue", "number"),
+                ("clv_12m", "number"), ("expected_incremental_revenue", "number"),
+                ("contact_cost", "number"), ("overdue_days", "number"))),
+    ("timing", (("next_order_date", "text"), ("next_order_p10", "text"),
+                ("next_order_p90", "text"), ("due_product_id", "text"),
+                ("due_product_date", "text"))),
 )
+CUSTOMER_META = ("as_of", "horizon_days", "model_version")
+CUSTOMER_FIELDS = tuple(field for _, fields in CUSTOMER_SECTIONS for field in fields)
 
 
 def _field_value(kind: str, value: Any, lang: Language) -> str:
@@ -587,12 +595,15 @@ def _lookup(svc: Service, customer_id: str | None) -> dict | None:
         return {"customer_id": customer_id, "found": False}
     lang = _lang()
     horizon = row.get("horizon_days")
-    fields = [{"column": column, "label": column_label(column, lang),
-               "help": column_help(column, lang, horizon),
-               "value": _field_value(kind, row.get(column), lang)}
-              for column, kind in CUSTOMER_FIELDS]
+    sections = [{"name": name, "title": text(f"lookup.{name}", lang),
+                 "fields": [{"column": column, "label": column_label(column, lang),
+                             "help": column_help(column, lang, horizon),
+                             "value": _field_value(kind, row.get(column), lang)}
+                            for column, kind in fields]}
+                for name, fields in CUSTOMER_SECTIONS]
+    meta = {column: _text(row.get(column)) for column in CUSTOMER_META}
     return {"customer_id": customer_id, "found": True, "reason": row.get("reason"),
-            "fields": fields, "timeline": _customer_timeline(row, lang)}
+            "sections": sections, "meta": meta, "timeline": _customer_timeline(row, lang)}
 
 
 def _customer_param(request: Request) -> str | None:
@@ -708,17 +719,15 @@ async def login(request: Request) -> Response:
         return _cross_origin(request, "sign-in")
     body = await request.body()
     if len(body) > MAX_FORM_BYTES:
-        return _login_form(request, 413, "That form was too large. Paste only the API key.")
+        return _login_form(request, 413, _t("login.too_large"))
     form = parse_qs(body.decode("utf-8", "replace"), max_num_fields=20)
     given = (form.get("api_key") or [""])[0]
     key = given if _key_allows(svc, given) is not None else given.strip()
     allowed = _key_allows(svc, key)
     if allowed is None:
-        return _login_form(request, 401, "That API key is not valid. Check it and try again.")
+        return _login_form(request, 401, _t("login.invalid"))
     if not allowed:
-        return _login_form(request, 403, "That API key is valid but may not see segments and "
-                                         "downloads: it needs the 'export' scope. Ask for a key "
-                                         "with that scope.")
+        return _login_form(request, 403, _t("login.no_scope"))
     response = RedirectResponse("/ui", status_code=303)
     if not svc.keyring.open:
         sessions = _sessions(request)

@@ -24,6 +24,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import parse_qs, urlsplit
 
+import openpyxl
 import polars as pl
 import pytest
 from fastapi.testclient import TestClient
@@ -340,7 +341,7 @@ def test_without_a_run_the_page_says_how_to_make_one(client):
 
 def visible_text(html: str) -> str:
     """What a reader sees: the page without tags, attributes, or the <title>s of charts."""
-    html = re.sub(r"<title>.*?</title>", " ", html, flags=re.S)
+    html = re.sub(r"<title>.*?</title>", " ", html, flags=re.DOTALL)
     return unescape(re.sub(r"<[^>]+>", " ", html))
 
 
@@ -419,6 +420,16 @@ def test_the_page_speaks_russian_when_asked_and_remembers_it(client, scored):
     assert client.get("/ui", params={"lang": "xx"}).text.count('<html lang="en">') == 1
     error = client.get("/ui", params={"segment": "x" * 500, "lang": "ru"})
     assert error.status_code == 400 and "Этот запрос нельзя выполнить" in error.text
+
+
+def test_signed_out_the_form_follows_the_browsers_language_and_the_remembered_choice(client):
+    form = client.get("/ui", headers={"Accept-Language": "ru-RU,ru;q=0.9,en;q=0.8"})
+    assert '<html lang="ru">' in form.text and "API-ключ" in form.text
+    assert 'href="/ui?lang=en"' in form.text
+    assert '<html lang="en">' in client.get("/ui", headers={"Accept-Language": "kk, en"}).text
+    client.get("/ui", params={"lang": "ru"})
+    refused = client.post("/ui/login", data={"api_key": "not-a-key-0123456789"})
+    assert refused.status_code == 401 and "Этот API-ключ недействителен" in refused.text
 
 
 def test_codes_appear_only_in_exports_and_every_number_is_explained(client, scored):
@@ -500,6 +511,50 @@ def test_each_cells_csv_holds_exactly_the_stores_rows_of_that_cell(ui_settings, 
         rows = parse_csv(everything.content, separator=",")
         assert [r["customer_id"] for r in rows] == [f"C{n:06d}" for n in range(1, 13)]
         assert client.get("/ui/export", params={"sep": "|"}).status_code == 400
+
+
+def test_each_cell_downloads_as_an_excel_workbook_too(ui_settings):
+    write_run(ui_settings.store_url)
+    with app_client(ui_settings) as client:
+        sign_in(client)
+        page = client.get("/ui").text
+        links = [unescape(h) for h in re.findall(r'<a class="download-xlsx" href="([^"]+)"', page)]
+        assert len(links) == len(CELLS)
+        assert all("format=xlsx" in link for link in links)
+        for link in links:
+            query = {k: v[0] for k, v in parse_qs(urlsplit(link).query).items()}
+            response = client.get(link)
+            assert response.status_code == 200
+            assert response.headers["content-type"] == (
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+            filename = (f"retain-{query['segment']}-{query['goal']}-{query['channel']}"
+                        "-2026-07-01.xlsx")
+            assert f'filename="{filename}"' in response.headers["content-disposition"]
+            sheet = openpyxl.load_workbook(io.BytesIO(response.content)).active
+            assert sheet.title == query["segment"] and sheet.freeze_panes == "A2"
+            rows = list(sheet.iter_rows(values_only=True))
+            assert len(rows) == 1 + sum(n for s, g, c, n in CELLS
+                                        if (s, g, c or "none") == (query["segment"],
+                                                                   query["goal"],
+                                                                   query["channel"]))
+        all_xlsx = re.search(r'<a id="download-all-xlsx" href="([^"]+)"', page)
+        assert all_xlsx is not None
+        # In Russian: headers and categories as people read them, numbers still numbers.
+        russian = client.get(unescape(all_xlsx.group(1)) + "&lang=ru")
+        sheet = openpyxl.load_workbook(io.BytesIO(russian.content)).active
+        assert sheet.title == "scores"
+        rows = list(sheet.iter_rows())
+        headers = [c.value for c in rows[0]]
+        assert headers[0] == "Клиент" and len(rows) == 13
+        assert {r[headers.index("Канал")].value for r in rows[1:]} == {
+            "Email", "SMS", "Telegram", None}
+        revenue = [r[headers.index("Прогноз выручки за горизонт")] for r in rows[1:]]
+        assert [c.value for c in revenue] == [100.0 * n + 0.25 for n in range(1, 13)]
+        assert {c.number_format for c in revenue} == {"0.00"}
+        csv_ru = client.get("/ui/export", params={"lang": "ru"})
+        assert parse_csv(csv_ru.content)[0]["Клиент"] == "C000001"
+        assert client.get("/ui/export", params={"format": "xls"}).status_code == 400
+        assert client.get("/ui/export", params={"lang": "de"}).status_code == 400
 
 
 def test_a_cyrillic_cell_downloads_under_a_utf8_file_name(ui_settings):
@@ -752,7 +807,7 @@ def save_screenshot(page, path: Path) -> None:
 
     page.screenshot(path=str(path), full_page=True)
     with Image.open(path) as shot:
-        small = shot.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT,
+        small = shot.convert("RGB").quantize(colors=256, method=Image.Quantize.FASTOCTREE,
                                              dither=Image.Dither.NONE)
     small.save(path, optimize=True)
 

@@ -6,21 +6,23 @@ CSRF), through TestClient and in a real Chromium."""
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
 from html import unescape
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
+from sqlalchemy.pool import NullPool
 
 from retain.config import Settings
 from serving import sessions
 from serving.main import create_app
 from serving.routes import ui
 from serving.security import KeyRing
+from tests.processes import serve_in_thread
 from tests.serving.conftest import EXPORT_KEY, KEYS, SCORE_KEY
 
 OWN = "http://testserver"
@@ -62,12 +64,15 @@ def signed_in(client: TestClient, cookie: str | None = None) -> bool:
 
 
 def session_rows(settings: Settings) -> list[tuple]:
-    path = settings.store_url.removeprefix("sqlite:///")
-    with sqlite3.connect(path) as db:
-        made = db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (sessions.TABLE,))
-        if made.fetchone() is None:  # no session was ever started
-            return []
-        return db.execute(f"SELECT * FROM {sessions.TABLE}").fetchall()
+    """The sessions table as stored (SQLite or PostgreSQL); empty before the first session."""
+    engine = sa.create_engine(settings.store_url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            if not sa.inspect(conn).has_table(sessions.TABLE):
+                return []
+            return [tuple(row) for row in conn.execute(sa.text(f"SELECT * FROM {sessions.TABLE}"))]
+    finally:
+        engine.dispose()
 
 
 def test_the_cookie_holds_a_signed_session_id_and_the_server_never_stores_the_key(
@@ -108,6 +113,32 @@ def test_a_session_is_seen_by_every_worker_and_survives_a_restart(ui_settings):
             assert signed_in(second, cookie)
     with app_client(ui_settings) as restarted:
         assert signed_in(restarted, cookie)
+
+
+def test_sessions_on_sqlite_and_postgresql_are_shared_by_workers_and_end_everywhere(
+        ui_settings, store_db_url):
+    settings = ui_settings.model_copy(update={"store_url": store_db_url})
+    with app_client(settings) as first, app_client(settings) as second:
+        # Both workers make the tables and the secret at once on first use: one secret wins.
+        barrier = threading.Barrier(2)
+        statuses: list[int] = []
+
+        def first_use(client: TestClient) -> None:
+            barrier.wait()
+            statuses.append(client.get("/ui", headers={"Cookie": f"{ui.COOKIE}=x.y"}).status_code)
+
+        threads = [threading.Thread(target=first_use, args=(c,)) for c in (first, second)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert statuses == [401, 401]  # refused cleanly, neither failed on the other's tables
+        cookie = sign_in(first)
+        assert signed_in(second, cookie)  # the other worker verifies and finds it
+        assert len(session_rows(settings)) == 1
+        assert second.post("/ui/logout", headers={"Origin": OWN}).status_code == 303
+        assert not signed_in(first, cookie)
+        assert session_rows(settings) == []
 
 
 def test_a_session_ends_when_its_key_is_removed_or_loses_the_scope(client, ui_settings):
@@ -192,25 +223,8 @@ def test_the_old_cookie_holding_the_key_is_cleared_and_never_accepted(client):
 
 @pytest.fixture
 def live_server(ui_settings) -> Iterator[str]:
-    import uvicorn
-
-    from tests.processes import free_port
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(ui_settings), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, name="session-test-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("the uvicorn server did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+    with serve_in_thread(create_app(ui_settings), "session-test-server") as base:
+        yield base
 
 
 def test_in_chromium_a_login_csrf_from_another_site_fails_and_our_own_form_works(
@@ -252,3 +266,18 @@ def test_in_chromium_a_login_csrf_from_another_site_fails_and_our_own_form_works
             assert session_rows(ui_settings) == []
         finally:
             browser.close()
+
+
+def test_with_the_database_down_the_page_says_so_instead_of_failing(client, monkeypatch):
+    cookie = sign_in(client)
+
+    def down(*args, **kwargs):
+        raise sa.exc.OperationalError("SELECT", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(client.app.state.service.store, "write_connection", down)
+    monkeypatch.setattr(type(client.app.state.service.store), "engine", property(down))
+    page = client.get("/ui", headers={"Cookie": f"{ui.COOKIE}={cookie}"})
+    assert page.status_code == 503 and "text/html" in page.headers["content-type"]
+    out = client.post("/ui/logout", headers={"Origin": OWN})
+    assert out.status_code == 503 and "text/html" in out.headers["content-type"]
+    assert "connection refused" not in page.text + out.text
