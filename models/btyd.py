@@ -182,6 +182,39 @@ class BTYDModel:
         if not hasattr(self, "params_"):
             raise NotFittedError("Model has not been fit yet: call fit(rfm) first.")
 
+    def fitted_params(self) -> dict[str, float]:
+        """The fitted parameters under their papers' names, for logging: the frequency model's
+        (``r, alpha, a, b`` for BG/NBD and MBG/NBD, ``r, alpha, s, beta`` for Pareto/NBD) in
+        the fitting time unit (``time_unit_days``), the penalty the fit ended with
+        (``penalizer``), and Gamma-Gamma's ``gg.p, gg.q, gg.v`` (``v`` in the data's currency)
+        when spend was fitted."""
+        self._check()
+        out = dict(self.params_)
+        out["penalizer"] = float(getattr(self, "penalizer_used_", self.penalizer_coef))
+        out.update({f"gg.{k}": v for k, v in self.spend_params_.items()})
+        return out
+
+    def simulate_frequency(self, T_days: np.ndarray, random_state: int = 0) -> np.ndarray:
+        """Repeat purchase days each of a population of new customers would make in ``T_days``
+        (one per customer), drawn from the fitted model: what lifetimes'
+        ``plot_period_transactions`` compares with the observed ``frequency``.
+
+        BG/NBD: purchase rate ``lambda ~ Gamma(r, alpha)``, and after each repeat purchase the
+        customer drops out with ``p ~ Beta(a, b)``; MBG/NBD may also drop out at the first
+        purchase; Pareto/NBD: a lifetime ``~ Exp(mu)``, ``mu ~ Gamma(s, beta)``."""
+        self._check()
+        rng = np.random.default_rng(random_state)
+        T = np.asarray(T_days, dtype=float) / self.time_unit_days
+        n, params = len(T), self.params_
+        rate = rng.gamma(params["r"], 1.0 / params["alpha"], n)
+        if self.model == "pareto":
+            lifetime = rng.exponential(1.0 / rng.gamma(params["s"], 1.0 / params["beta"], n))
+            return rng.poisson(rate * np.minimum(lifetime, T)).astype(float)
+        p = rng.beta(params["a"], params["b"], n)
+        # Repeat purchases before dropping out: geometric from 1 (BG/NBD) or from 0 (MBG/NBD).
+        before_dropout = rng.geometric(p) - (1 if self.model == "mbgnbd" else 0)
+        return np.minimum(rng.poisson(rate * T), before_dropout).astype(float)
+
     @property
     def frequency_model_(self) -> BGNBDPredictions | ParetoNBDFitter | ModifiedBetaGeoFitter:
         if self.model == "bgnbd":

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import pickle
 from datetime import date, timedelta
 from pathlib import Path
@@ -27,6 +28,44 @@ TRANSACTION_SCHEMA = {
 
 
 REQUIRED_COLUMNS = ("customer_id", "ts", "amount")
+
+# The packages of this repository that loading and scoring import: the pyfunc wrapper and the
+# estimators (models), the features they compute (features) and the shop-wide figures and
+# channel measurements pickled in the pipeline (decisions). Logged as the model's code_paths,
+# so the model loads where retain is not installed (retain itself is on no package index).
+CODE_PACKAGES = ("features", "models", "decisions")
+
+# The distributions scoring imports, and how far a newer release may go from the one that
+# fitted the model: "minor" where the pipeline pickles that package's objects (LightGBM
+# boosters, scikit-learn's isotonic calibration) or where a release's dependencies may be
+# missing on the index (mlflow), "major" for the rest; lifetimes has had no release since
+# 0.11.3 (2020) and stays pinned as in pyproject.
+REQUIREMENTS = {
+    "mlflow": "minor", "lightgbm": "minor", "scikit-learn": "minor", "lifetimes": "exact",
+    "polars": "major", "pandas": "major", "numpy": "major", "pyarrow": "major",
+    "scipy": "major", "pydantic": "major", "pyyaml": "major",
+}
+
+
+def _requirement(name: str, freedom: str) -> str:
+    version = importlib.metadata.version(name)
+    parts = [int(p) for p in version.split(".")[:3] if p.isdigit()]
+    if freedom == "exact" or len(parts) < 2:
+        return f"{name}=={version}"
+    upper = f"{parts[0]}.{parts[1] + 1}" if freedom == "minor" else f"{parts[0] + 1}"
+    return f"{name}>={version},<{upper}"
+
+
+def model_requirements() -> list[str]:
+    """The pip requirements of the logged model, from the versions installed here: e.g.
+    ``lightgbm>=4.7.0,<4.8`` and ``pandas>=3.1.1,<4`` (see ``REQUIREMENTS``)."""
+    return [_requirement(name, freedom) for name, freedom in REQUIREMENTS.items()]
+
+
+def code_paths() -> list[str]:
+    """The folders of ``CODE_PACKAGES`` in this checkout (or installation)."""
+    root = Path(__file__).resolve().parent.parent
+    return [str(root / package) for package in CODE_PACKAGES]
 
 
 def input_schema():

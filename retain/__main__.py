@@ -1,3 +1,4 @@
 from retain.cli import app
 
-app()
+# The usage lines say `retain ...`, as the installed command does, not `python -m retain`.
+app(prog_name="retain")

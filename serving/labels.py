@@ -126,6 +126,7 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "expected_incremental_revenue": ("Expected incremental revenue",
                                      "Ожидаемая дополнительная выручка"),
     "contact_cost": ("Contact cost", "Стоимость контакта"),
+    "customers": ("Customers", "Клиентов"),
 }
 
 # Segment codes join these kinds with "-" (``at_risk-high-stock_up``).
@@ -175,3 +176,53 @@ def labelled(frame: pl.DataFrame, lang: Language) -> pl.DataFrame:
     return frame.with_columns(
         pl.col(name).cast(pl.String).replace(mappings[name]) for name in categories
     ).rename({name: column_label(name, lang) for name in frame.columns})
+
+
+# One line that says what a number means, shown next to it on the page; ``{horizon}`` is the
+# horizon in days. Probability alive and churn in the horizon answer different questions (gone
+# for good vs no order soon), so 41% churn beside 84% alive is not a contradiction.
+COLUMN_HELP: dict[str, tuple[str, str]] = {
+    "p_alive": ("Chance they have not left for good (BTYD p-alive).",
+                "Шанс, что клиент не ушёл насовсем (BTYD p-alive)."),
+    "churn_probability": ("Chance of no order in the next {horizon} days.",
+                          "Шанс, что в ближайшие {horizon} дн. заказа не будет."),
+    "expected_orders": ("Orders we expect from them in the next {horizon} days.",
+                        "Сколько заказов ждём от клиента за {horizon} дн."),
+    "predicted_revenue": (("Revenue we expect from them in the next {horizon} days, "
+                          "contacted or not."),
+                          ("Выручка, которую ждём от клиента за {horizon} дн., "
+                          "с контактом или без.")),
+    "clv_12m": ("Revenue we expect from them over the next 12 months.",
+                "Выручка, которую ждём от клиента за 12 месяцев."),
+    "next_order_date": ("The most likely date of their next order.",
+                        "Самая вероятная дата следующего заказа."),
+    "next_order_p10": ("Only 1 in 10 customers like them orders earlier.",
+                       "Лишь 1 из 10 похожих клиентов заказывает раньше."),
+    "next_order_p90": ("9 in 10 customers like them have ordered by then.",
+                       "9 из 10 похожих клиентов к этой дате уже заказали."),
+    "overdue_days": ("Days past their own usual rhythm of ordering (0: not late).",
+                     ("На сколько дней клиент опаздывает относительно своего ритма (0 — не "
+                     "опаздывает).")),
+    "due_product_id": ("The product they are likely to run out of next.",
+                       "Товар, который у клиента, вероятно, закончится первым."),
+    "due_product_date": ("When that product is likely to run out.",
+                         "Когда этот товар, вероятно, закончится."),
+    "expected_incremental_revenue": (("What contacting them should add, compared with "
+                                     "leaving them alone."),
+                                     ("Сколько должен добавить контакт по сравнению с тем, "
+                                     "чтобы клиента не трогать.")),
+    "contact_cost": ("What the message costs to send (channel price and offer).",
+                     "Сколько стоит отправка (цена канала и предложения)."),
+    "control_group": ("Gets nothing on purpose, so the effect of the others can be measured.",
+                      "Намеренно ничего не получает, чтобы измерить эффект на остальных."),
+    "send_at": ("The day the message should go out.", "День, когда отправить сообщение."),
+    "customers": ("How many customers are in the group.", "Сколько клиентов в группе."),
+}
+
+
+def column_help(name: str, lang: Language = "en", horizon_days: int | None = None) -> str:
+    """One line saying what the number in column ``name`` means; empty when there is none."""
+    known = COLUMN_HELP.get(name)
+    if known is None:
+        return ""
+    return known[_INDEX[lang]].format(horizon=horizon_days or "N")

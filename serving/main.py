@@ -24,12 +24,15 @@ from collections.abc import AsyncIterator
 from http import HTTPStatus
 from pathlib import Path
 
+import fastapi_offline
 import orjson
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import Response
+from fastapi.responses import HTMLResponse, Response
+from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -83,8 +86,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         store=ScoreStore(settings.store_url),
         rules=load_rules(settings.rules),
     )
-    app = FastAPI(title="retain", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(title="retain", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)  # ours below: FastAPI's load from a CDN
     app.state.service = state
+    add_offline_docs(app)
     for router in ROUTERS:
         app.include_router(router)
     app.include_router(ui_router)
@@ -97,6 +102,53 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(ServiceMiddleware, metrics=metrics,
                        max_body_bytes=settings.max_request_bytes)
     return app
+
+
+# Swagger UI and ReDoc as released in fastapi-offline, served by retain itself: the docs work
+# behind a firewall or without internet, and no third party learns who reads them.
+DOCS_ASSETS = Path(fastapi_offline.__file__).resolve().parent / "static"
+DOCS_ASSETS_URL = "/docs/static"
+DOCS_HEADERS = {
+    # Only our own files may load; the pages' one inline script starts Swagger UI. ReDoc runs
+    # its search in a blob: worker and embeds fonts and icons as data: URLs.
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; "
+        "worker-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"),
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+def add_offline_docs(app: FastAPI) -> None:
+    """``/docs`` (Swagger UI) and ``/redoc`` with their scripts and styles from
+    ``/docs/static``, never a CDN."""
+    assert app.openapi_url is not None
+    spec = app.openapi_url
+    app.mount(DOCS_ASSETS_URL, StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        page = get_swagger_ui_html(
+            openapi_url=f"{root}{spec}", title=f"{app.title} - API documentation",
+            swagger_js_url=f"{root}{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_ASSETS_URL}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_ASSETS_URL}/favicon.png",
+            # null: no badge fetched from validator.swagger.io
+            swagger_ui_parameters={"validatorUrl": None})
+        page.headers.update(DOCS_HEADERS)
+        return page
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        page = get_redoc_html(
+            openapi_url=f"{root}{spec}", title=f"{app.title} - API reference",
+            redoc_js_url=f"{root}{DOCS_ASSETS_URL}/redoc.standalone.js",
+            redoc_favicon_url=f"{root}{DOCS_ASSETS_URL}/favicon.png", with_google_fonts=False)
+        page.headers.update(DOCS_HEADERS)
+        return page
 
 
 def problem_openapi(app: FastAPI) -> dict:

@@ -23,6 +23,7 @@ import hmac
 import json
 import logging
 from typing import Annotated, Any, Literal, get_args
+from urllib.parse import urlsplit
 
 from fastapi import Depends, HTTPException, Request, Security, status
 from fastapi.security import APIKeyHeader
@@ -97,6 +98,14 @@ class KeyRing:
                 found = scopes
         return found
 
+    def digest(self, key: str | None) -> bytes | None:
+        """The SHA-256 of a configured key (what the ring keeps); None for any other key."""
+        return _digest(key) if key and self.scopes(key) is not None else None
+
+    def entries(self) -> list[tuple[bytes, frozenset[str]]]:
+        """(digest, scopes) of every configured key."""
+        return list(self._entries)
+
     def authorize(self, key: str | None, scope: Scope) -> None:
         if self.open:
             return
@@ -119,3 +128,37 @@ def require(scope: Scope) -> Any:
         request.app.state.service.keyring.authorize(key, scope)
 
     return Depends(check)
+
+
+def _origin(url: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an http(s) URL, default ports filled in; None otherwise
+    (including the ``null`` origin browsers send from sandboxes and privacy-sensitive contexts)."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    return parts.scheme, parts.hostname.lower(), port or (443 if parts.scheme == "https" else 80)
+
+
+def same_origin(request: Request) -> bool:
+    """Whether a state-changing request (a form POST) comes from a page of this server: its
+    ``Origin``, or ``Referer`` when there is no Origin, names the server's own origin (scheme,
+    host and port as the client addressed it). Stops login CSRF: another site's form posting a
+    key of its own so the victim works in the attacker's session.
+
+    A request with neither header passes: browsers send Origin with every POST (``null`` when a
+    referrer policy or sandbox hides it, which is refused), so only non-browser clients, which no
+    other site can drive, send neither. Behind a TLS-terminating proxy the server must see the
+    original scheme (X-Forwarded-Proto from a trusted proxy, uvicorn's --forwarded-allow-ips),
+    or https pages would not match."""
+    own = _origin(str(request.base_url))
+    origin = request.headers.get("origin")
+    if origin is not None:
+        return own is not None and _origin(origin) == own
+    referer = request.headers.get("referer")
+    if referer is not None:
+        return own is not None and _origin(referer) == own
+    return True

@@ -397,6 +397,15 @@ class ScoreStore:
             raise RuntimeError("the score store is not open: call open() or use `with`")
         return self._engine
 
+    @property
+    def engine(self) -> Engine:
+        """The open engine, for tables kept beside the scores (serving/sessions.py)."""
+        return self._engine_or_raise()
+
+    def write_connection(self) -> Connection:
+        """A connection whose transactions take the write lock up front on SQLite."""
+        return self._write_connection(self._engine_or_raise())
+
     def _write_connection(self, engine: Engine) -> Connection:
         return engine.connect().execution_options(retain_write=True)
 

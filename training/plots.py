@@ -69,3 +69,88 @@ def feature_importance(importance: pd.Series, path: Path, top: int = 20) -> Path
     ax.barh(shown.index, shown.to_numpy())
     ax.set(xlabel="gain", title="Churn model: feature importance")
     return _save(fig, path)
+
+
+# --- The probabilistic model's diagnostics, as lifetimes and PyMC-Marketing users read them.
+# Drawn here from the fitted model's own predictions (models/btyd.py), not with
+# lifetimes.plotting: no lifetimes outside models/btyd.py, and every point is vectorised.
+
+
+def _rfm_grid(rfm: pl.DataFrame, points: int = 60) -> tuple[np.ndarray, np.ndarray, pl.DataFrame]:
+    """Frequency 0..(99th percentile) by recency 0..max T (days), everyone observed for max T."""
+    max_t = float(rfm["T"].max() or 1.0)
+    top = int(max(5, np.ceil(rfm["frequency"].quantile(0.99) or 0)))
+    frequency = np.arange(top + 1, dtype=float)
+    recency = np.linspace(0, max_t, points)
+    f, r = np.meshgrid(frequency, recency, indexing="ij")
+    grid = pl.DataFrame({"customer_id": [str(i) for i in range(f.size)], "frequency": f.ravel(),
+                         "recency": r.ravel(), "T": np.full(f.size, max_t),
+                         "monetary_value": np.zeros(f.size)})
+    return frequency, recency, grid
+
+
+def _matrix(values: np.ndarray, frequency: np.ndarray, recency: np.ndarray, title: str,
+            colour: str, path: Path) -> Path:
+    values = values.reshape(len(frequency), len(recency)).astype(float)
+    values[0, recency > 0] = np.nan  # no repeat purchase means recency 0: blank, not a guess
+    fig, ax = plt.subplots(figsize=(7, 5.5))
+    image = ax.imshow(values, origin="lower", aspect="auto",
+                      cmap=colour, extent=(recency[0], recency[-1], frequency[0] - 0.5,
+                                           frequency[-1] + 0.5))
+    fig.colorbar(image, ax=ax)
+    ax.set(xlabel="recency: days from first to last purchase",
+           ylabel="frequency: repeat purchase days", title=title)
+    return _save(fig, path)
+
+
+def frequency_recency_matrix(model, rfm: pl.DataFrame, horizon_days: int, path: Path) -> Path:
+    """Expected purchases in the next ``horizon_days`` by frequency and recency, for a customer
+    observed for the longest history (lifetimes' ``plot_frequency_recency_matrix``)."""
+    frequency, recency, grid = _rfm_grid(rfm)
+    expected = model.predict_expected_orders(grid, horizon_days).to_numpy()
+    return _matrix(expected, frequency, recency,
+                   f"Expected purchases in the next {horizon_days} days\n"
+                   f"(customers observed {recency[-1]:.0f} days)", "viridis", path)
+
+
+def probability_alive_matrix(model, rfm: pl.DataFrame, path: Path) -> Path:
+    """P(alive) by frequency and recency (lifetimes' ``plot_probability_alive_matrix``)."""
+    frequency, recency, grid = _rfm_grid(rfm)
+    return _matrix(model.predict_p_alive(grid).to_numpy(), frequency, recency,
+                   f"Probability alive (customers observed {recency[-1]:.0f} days)", "RdYlGn", path)
+
+
+def calibration_vs_holdout(frequency_cal: np.ndarray, actual: np.ndarray, predicted: np.ndarray,
+                           holdout_days: int, path: Path, top: int = 7) -> Path:
+    """Mean repeat purchases in the holdout, actual and predicted, by purchases in the
+    calibration period (lifetimes' ``plot_calibration_purchases_vs_holdout_purchases``)."""
+    groups = np.minimum(frequency_cal, top).astype(int)
+    counts = np.bincount(groups, minlength=top + 1)
+    shown = counts > 0
+    x = np.arange(top + 1)[shown]
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for values, label, style in ((actual, "actual", "o-"), (predicted, "model", "s--")):
+        means = np.bincount(groups, weights=values, minlength=top + 1)[shown] / counts[shown]
+        ax.plot(x, means, style, label=label)
+    ax.set_xticks(x, [f"{i}+" if i == top else str(i) for i in x])
+    ax.set(xlabel="repeat purchase days in the calibration period",
+           ylabel=f"mean repeat purchase days in the {holdout_days}-day holdout",
+           title="Calibration vs holdout purchases")
+    ax.legend()
+    return _save(fig, path)
+
+
+def period_transactions(actual: np.ndarray, simulated: np.ndarray, path: Path, top: int = 7) -> Path:
+    """Customers by number of repeat purchase days: observed against drawn from the fitted
+    model over the same observation periods (lifetimes' ``plot_period_transactions``)."""
+    x = np.arange(top + 1)
+    width = 0.4
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for offset, values, label in ((-width / 2, actual, "actual"), (width / 2, simulated, "model")):
+        counts = np.bincount(np.minimum(values, top).astype(int), minlength=top + 1)
+        ax.bar(x + offset, counts, width, label=label)
+    ax.set_xticks(x, [f"{i}+" if i == top else str(i) for i in x])
+    ax.set(xlabel="repeat purchase days", ylabel="customers",
+           title="Frequency of repeat transactions")
+    ax.legend()
+    return _save(fig, path)

@@ -8,13 +8,16 @@ otherwise ``challenger``, and the reason is logged.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import getpass
 import hashlib
 import logging
 import math
 import os
 import subprocess
 import tempfile
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -27,7 +30,9 @@ import polars as pl
 from decisions.channels import measure_channels
 from decisions.rules import Rules, default_rules
 from decisions.segments import ShopReference
-from models.btyd import BTYD_NAMES
+from features.customers import rfm_summary
+from features.redaction import mask_credentials
+from models.btyd import BTYD_NAMES, BTYDModel, InsufficientHistoryError
 from models.pipeline import MODEL_KINDS, TASKS, ScoringPipeline
 from models.registry import MODEL_NAME, configure_mlflow
 from training import plots
@@ -219,9 +224,13 @@ def train(transactions: pl.DataFrame, as_of: date, config: TrainConfig,
 
     if "MLFLOW_RUN_ID" not in os.environ:  # under `mlflow run`, log into the run it made
         mlflow.set_experiment(EXPERIMENT)
-    with mlflow.start_run(run_name=f"train-{as_of}") as run, tempfile.TemporaryDirectory() as tmp:
+    description = run_description(fingerprint, as_of, config, metrics, pipeline)
+    with mlflow.start_run(run_name=f"train-{as_of}", tags=source_tags(),
+                          description=description) as run, tempfile.TemporaryDirectory() as tmp:
         mlflow.log_params({**dataclasses.asdict(config), "as_of": str(as_of),
                            "cold_start_max_orders": pipeline.cold_start_max_orders})
+        mlflow.log_params(btyd_params(pipeline))
+        _log_training_input(history, fingerprint, data_report)
         mlflow.set_tags({"git_commit": git_commit(), "eligible": str(pipeline.eligible),
                          **{f"data.{k}": str(v) for k, v in fingerprint.items()}})
         mlflow.log_metrics(flatten(metrics))
@@ -238,6 +247,7 @@ def train(transactions: pl.DataFrame, as_of: date, config: TrainConfig,
                         "eligibility.json")
         if frame.height:
             _log_plots(frame, pipeline, Path(tmp))
+        _log_diagnostics(pipeline, history, as_of, config, Path(tmp))
         if pipeline.channel_measurements is not None:
             mlflow.log_table(pipeline.channel_measurements.periods.to_pandas(),
                              "channels/periods.json")
@@ -246,9 +256,96 @@ def train(transactions: pl.DataFrame, as_of: date, config: TrainConfig,
         version, alias, reason = "", "", "not registered"
         if register:
             version, alias, reason = _register(model_info.model_uri, run.info.run_id, metrics,
-                                               config, as_of, fingerprint, history, progress)
+                                               config, as_of, fingerprint, history, progress,
+                                               description)
         mlflow.set_tag("alias_decision", reason)
     return TrainResult(run.info.run_id, version, alias, reason, metrics, pipeline, fingerprint)
+
+
+def source_tags() -> dict[str, str]:
+    """MLflow's standard source tags, so the UI shows what trained the run and from which
+    commit: ``mlflow.source.name`` (this module), ``.type`` (LOCAL), ``.git.commit`` (when
+    retain runs from a git checkout) and ``mlflow.user``. MLflow's own guess names the
+    interpreter's entry script (the ``retain`` launcher, pytest) and its commit. Under
+    ``mlflow run`` the project's tags (PROJECT, its URI and commit) are kept: none here."""
+    if "MLFLOW_RUN_ID" in os.environ:
+        return {}
+    tags = {"mlflow.source.name": str(Path(__file__).resolve()), "mlflow.source.type": "LOCAL"}
+    commit = git_commit()
+    if commit != "unknown":
+        tags["mlflow.source.git.commit"] = commit
+    try:
+        tags["mlflow.user"] = getpass.getuser()
+    except (KeyError, OSError):  # no user name in a bare container: MLflow's default stays
+        pass
+    return tags
+
+
+def btyd_params(pipeline: ScoringPipeline) -> dict[str, float]:
+    """The probabilistic models' fitted parameters as MLflow params: ``btyd.r``,
+    ``btyd.alpha``, ``btyd.a``, ``btyd.b`` (or Pareto/NBD's ``btyd.s``, ``btyd.beta``),
+    ``btyd.penalizer``, Gamma-Gamma's ``gg.p``, ``gg.q``, ``gg.v``; the variant the ``btyd``
+    choices score with, when it differs, under ``btyd_variant.`` (with ``btyd_variant.kind``)."""
+    def prefixed(model, prefix: str) -> dict:
+        return {(name if name.startswith("gg.") and prefix == "btyd" else f"{prefix}.{name}"): value
+                for name, value in model.fitted_params().items()}
+
+    params: dict[str, Any] = prefixed(pipeline.btyd, "btyd")
+    if pipeline.btyd_variant is not None:
+        params["btyd_variant.kind"] = pipeline.btyd_variant.model
+        params.update(prefixed(pipeline.btyd_variant, "btyd_variant"))
+    return params
+
+
+def run_description(fingerprint: dict[str, Any], as_of: date, config: TrainConfig, metrics: dict,
+                    pipeline: ScoringPipeline) -> str:
+    """The run's and the registered version's description (Markdown): the data (lines,
+    customers, date range, as-of) and which model won each task against which baseline."""
+    btyd = pipeline.btyd.fitted_params()
+    frequency = ", ".join(f"{k} {v:.4g}" for k, v in btyd.items()
+                          if not k.startswith("gg.") and k != "penalizer")
+    spend = ", ".join(f"{k[3:]} {v:.4g}" for k, v in btyd.items() if k.startswith("gg."))
+    lines = [
+        (f"Trained as of {as_of} (horizon {config.horizon_days} days) on "
+         f"{fingerprint['rows']:,} transaction lines of {fingerprint['customers']:,} customers, "
+         f"{str(fingerprint['first_ts'])[:10]} .. {str(fingerprint['last_ts'])[:10]} "
+         f"(data fingerprint {fingerprint['sha256_16']})."),
+        "",
+        ("Model per task, against the best model of another kind on the backtest "
+         "(diff > 0: the chosen one is better; [95% paired bootstrap interval]):"),
+        "",
+        *(f"- {line}" for line in choice_lines(metrics, pipeline)),
+        "",
+        f"{BTYD_NAMES[pipeline.btyd.model]}: {frequency} (time unit {pipeline.btyd.time_unit_days:g} days)"
+        + (f"; Gamma-Gamma: {spend}" if spend else "; Gamma-Gamma: not fitted (mean order value)"),
+    ]
+    lines += [f"- note: {note}" for note in pipeline.notes]
+    return "\n".join(lines)
+
+
+def _log_training_input(history: pl.DataFrame, fingerprint: dict[str, Any],
+                        data_report: dict | None) -> None:
+    """The training data as the run's input (context ``training``), its digest the data
+    fingerprint, so runs on the same data show the same dataset in the MLflow UI. Only the
+    schema and row count are stored, not the data."""
+    import mlflow
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+    from mlflow.data.dataset_source import DatasetSource
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+
+    where = mask_credentials(str((data_report or {}).get("source") or ""))
+    # A file the data came from, or a URL MLflow knows a source kind for; anything else (a
+    # query, a database) is named in the code source's tags.
+    source: DatasetSource = CodeDatasetSource({"source": where} if where else {})
+    if where and "://" not in where and Path(where).exists():
+        where = str(Path(where).resolve())
+    if where and ("://" in where or Path(where).exists()):
+        with contextlib.suppress(Exception), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "can be interpreted in multiple ways": a file
+            source = resolve_dataset_source(where)
+    dataset = mlflow.data.from_polars(history, source=source, name="transactions",
+                                      digest=fingerprint["sha256_16"])
+    mlflow.log_input(dataset, context="training")
 
 
 def fit_decision_inputs(pipeline: ScoringPipeline, history: pl.DataFrame, as_of: date,
@@ -276,6 +373,53 @@ def _log_plots(frame: pl.DataFrame, pipeline: ScoringPipeline, tmp: Path) -> Non
         mlflow.log_artifact(str(path), artifact_path="plots")
 
 
+def holdout_days(history: pl.DataFrame, as_of: date, horizon_days: int) -> int:
+    """The calibration/holdout split of the diagnostics: the last ``min(horizon, history / 3)``
+    days, as the BTYD choice splits it."""
+    first = history["ts"].min()
+    days = (as_of - first.date()).days if first is not None else 0  # type: ignore[union-attr]
+    return max(1, min(horizon_days, days // 3))
+
+
+def _log_diagnostics(pipeline: ScoringPipeline, history: pl.DataFrame, as_of: date,
+                     config: TrainConfig, tmp: Path) -> None:
+    """The probabilistic model's diagnostics under ``diagnostics/``: expected purchases and
+    P(alive) by frequency and recency, the observed repeat counts against the model's, and
+    calibration vs holdout purchases (the same kind of model refitted on the history before
+    the holdout: on a history too short for that, that plot is left out)."""
+    import mlflow
+
+    model = pipeline.btyd
+    rfm = rfm_summary(history, as_of)
+    paths = [
+        plots.frequency_recency_matrix(model, rfm, config.horizon_days,
+                                       tmp / "frequency_recency_matrix.png"),
+        plots.probability_alive_matrix(model, rfm, tmp / "probability_alive_matrix.png"),
+        plots.period_transactions(rfm["frequency"].to_numpy(), model.simulate_frequency(
+            rfm["T"].to_numpy(), config.random_state), tmp / "period_transactions.png"),
+    ]
+    holdout = holdout_days(history, as_of, config.horizon_days)
+    calibration_end = date.fromordinal(as_of.toordinal() - holdout)
+    calibration = rfm_summary(history, calibration_end)
+    try:
+        refit = BTYDModel(model.model, model.penalizer_coef, model.time_unit_days,
+                          model.max_fit_customers, model.annual_discount_rate,
+                          model.random_state).fit(calibration)
+    except InsufficientHistoryError:
+        refit = None
+    if refit is not None:
+        # Repeat purchase days in the holdout: lifetimes' frequency_holdout.
+        actual = calibration.join(rfm.select("customer_id", pl.col("frequency").alias("full")),
+                                  on="customer_id", how="left")
+        paths.append(plots.calibration_vs_holdout(
+            calibration["frequency"].to_numpy(),
+            (actual["full"] - actual["frequency"]).to_numpy(),
+            refit.predict_expected_orders(calibration, holdout).to_numpy(), holdout,
+            tmp / "calibration_vs_holdout.png"))
+    for path in paths:
+        mlflow.log_artifact(str(path), artifact_path="diagnostics")
+
+
 def _log_model(pipeline: ScoringPipeline, history: pl.DataFrame, as_of: date, tmp: Path):
     import mlflow
     from mlflow.models import ModelSignature, infer_signature
@@ -283,7 +427,9 @@ def _log_model(pipeline: ScoringPipeline, history: pl.DataFrame, as_of: date, tm
     from models import pyfunc_model
     from models.pyfunc import (
         PIPELINE_ARTIFACT,
+        code_paths,
         input_schema,
+        model_requirements,
         save_pipeline,
         transactions_frame,
     )
@@ -300,11 +446,15 @@ def _log_model(pipeline: ScoringPipeline, history: pl.DataFrame, as_of: date, tm
         name="model", python_model=str(Path(pyfunc_model.__file__)),
         artifacts={PIPELINE_ARTIFACT: str(path)},
         signature=signature, input_example=(example_pd, {"as_of": str(as_of)}),
+        # retain's own code travels with the model and its requirements are the real packages
+        # (inferred ones would name `retain==0.1.0`, which no index has).
+        code_paths=code_paths(), pip_requirements=model_requirements(),
     )
 
 
 def _register(model_uri: str, run_id: str, metrics: dict, config: TrainConfig, as_of: date,
-              fingerprint: dict, history: pl.DataFrame, progress: Callable[[str], None]) -> tuple[str, str, str]:
+              fingerprint: dict, history: pl.DataFrame, progress: Callable[[str], None],
+              description: str = "") -> tuple[str, str, str]:
     import mlflow
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
@@ -333,6 +483,8 @@ def _register(model_uri: str, run_id: str, metrics: dict, config: TrainConfig, a
     else:
         alias, reason = _compare(client, champion, score, config, as_of, fingerprint, history, progress)
     client.set_registered_model_alias(MODEL_NAME, alias, version)
+    client.update_model_version(MODEL_NAME, version,
+                                description=f"{description}\n\nAlias: {alias} ({reason})".strip())
     client.set_model_version_tag(MODEL_NAME, version, "alias_decision", reason)
     client.set_model_version_tag(MODEL_NAME, version, "as_of", str(as_of))
     if math.isfinite(score):

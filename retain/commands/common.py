@@ -4,29 +4,25 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
-import polars as pl
 import typer
 
-from decisions.rules import Rules, RulesError, load_rules
-from features.contract import (
-    GUEST_HINT,
-    DataError,
-    LoadReport,
-    ReadOptions,
-    load_contacts,
-    load_customers,
-    load_transactions,
-    parse_column_map,
-)
-from retain.config import Settings, settings
 from retain.progress import console, step
+
+# polars, pydantic and the contract are imported where a command runs: `retain --help` and every
+# command's help import none of them and answer at once (tests/retain/test_help.py).
+if TYPE_CHECKING:
+    import polars as pl
+
+    from decisions.rules import Rules
+    from features.contract import LoadReport, ReadOptions
+    from retain.config import Settings
 
 TransactionsOpt = Annotated[
     str | None,
     typer.Option(
-        "--transactions",
+        "--transactions", metavar="<source>",
         help="Transactions: a .csv or .parquet file, or a database URL (sqlite:///shop.db, "
         "postgresql+psycopg://...) with --query. Env: RETAIN_TRANSACTIONS.",
         show_default=False,
@@ -35,7 +31,7 @@ TransactionsOpt = Annotated[
 AsOfOpt = Annotated[
     str | None,
     typer.Option(
-        "--as-of",
+        "--as-of", metavar="<date>",
         help="Use transactions strictly before this date (YYYY-MM-DD). Default: the day after "
         "the last transaction. Env: RETAIN_AS_OF.",
         show_default=False,
@@ -44,24 +40,25 @@ AsOfOpt = Annotated[
 MapOpt = Annotated[
     list[str] | None,
     typer.Option(
-        "--map",
+        "--map", metavar="<column=yours>",
         help="Map a contract column to yours, e.g. --map customer_id=client_code (repeatable). "
         "Env: RETAIN_COLUMN_MAP as JSON.",
         show_default=False,
     ),
 ]
 OnBadRowsOpt = Annotated[
-    str | None,
+    Literal["fail", "skip"] | None,
     typer.Option(
         "--on-bad-rows",
         help="fail (default): stop at the first bad input with a message naming the rows; "
-        "skip: write rejected rows with their reason to a side file and go on.",
+        "skip: write rejected rows with their reason to a side file and go on. "
+        "Env: RETAIN_ON_BAD_ROWS.",
         show_default=False,
     ),
 ]
 QueryOpt = Annotated[
     str | None,
-    typer.Option("--query", help="SQL for a database URL. Default: SELECT * FROM transactions"),
+    typer.Option("--query", metavar="<sql>", help="SQL for a database URL. Default: SELECT * FROM transactions"),
 ]
 RejectsOpt = Annotated[
     Path | None,
@@ -71,12 +68,12 @@ RejectsOpt = Annotated[
 
 EncodingOpt = Annotated[
     str | None,
-    typer.Option("--encoding", help="The file's encoding when it is not UTF-8 (cp1251 is "
+    typer.Option("--encoding", metavar="<name>", help="The file's encoding when it is not UTF-8 (cp1251 is "
                  "detected). Env: RETAIN_ENCODING.", show_default=False),
 ]
 DateFormatOpt = Annotated[
     str | None,
-    typer.Option("--date-format", help="strftime format of the date column, e.g. "
+    typer.Option("--date-format", metavar="<format>", help="strftime format of the date column, e.g. "
                  "'%d/%m/%Y %H:%M' (default: ISO, 20240131, 31.01.2024, 1/31/2024 ...). "
                  "Env: RETAIN_DATE_FORMAT.", show_default=False),
 ]
@@ -89,24 +86,24 @@ DropDuplicatesOpt = Annotated[
 
 CustomersOpt = Annotated[
     str | None,
-    typer.Option("--customers", help="Customers table with consent_<channel> flags (CSV, "
+    typer.Option("--customers", metavar="<source>", help="Customers table with consent_<channel> flags (CSV, "
                  "Parquet or database URL). Without it no channel has consent.",
                  show_default=False),
 ]
 ContactsOpt = Annotated[
     str | None,
-    typer.Option("--contacts", help="Contacts log (CSV, Parquet or database URL): measures "
+    typer.Option("--contacts", metavar="<source>", help="Contacts log (CSV, Parquet or database URL): measures "
                  "each channel and keeps the frequency cap.", show_default=False),
 ]
 RulesOpt = Annotated[
     str | None,
-    typer.Option("--rules", help="Decision rules YAML over the built-in defaults "
+    typer.Option("--rules", metavar="<file>", help="Decision rules YAML over the built-in defaults "
                  "(`retain rules --out rules.yaml` writes them). Env: RETAIN_RULES.",
                  show_default=False),
 ]
 LangOpt = Annotated[
-    str | None,
-    typer.Option("--lang", help="Language of the reasons: en or ru. Env: RETAIN_LANG.",
+    Literal["en", "ru"] | None,
+    typer.Option("--lang", help="Language of the reasons. Default en. Env: RETAIN_LANG.",
                  show_default=False),
 ]
 
@@ -148,6 +145,8 @@ def write_json(path: Path, payload: dict) -> None:
 
 def write_frame(frame: pl.DataFrame, path: Path) -> None:
     """Write by extension: .csv or .parquet; a full disk or a read-only place is one error."""
+    import polars as pl
+
     from retain.errors import write_failure
 
     suffix = path.suffix.lower()
@@ -167,6 +166,8 @@ def write_frame(frame: pl.DataFrame, path: Path) -> None:
 
 
 def report_rejects(report: LoadReport) -> None:
+    from features.contract import GUEST_HINT
+
     if not report.rows_rejected:
         return
     console.print(
@@ -185,6 +186,9 @@ def transaction_settings(transactions: str | None, as_of: str | None, horizon_da
                          date_format: str | None = None,
                          drop_duplicates: bool | None = None) -> Settings:
     """Flags over ``RETAIN_*`` environment variables, with the error a user can act on."""
+    from features.contract import DataError, parse_column_map
+    from retain.config import settings
+
     try:
         config = settings(transactions=transactions, as_of=parse_date(as_of, "--as-of"),
                           horizon_days=horizon_days, on_bad_rows=on_bad_rows,
@@ -199,6 +203,8 @@ def transaction_settings(transactions: str | None, as_of: str | None, horizon_da
 
 
 def read_options(config: Settings) -> ReadOptions:
+    from features.contract import ReadOptions
+
     # An empty value (as MLproject passes an unset parameter) is not given.
     return ReadOptions(encoding=config.encoding or None, date_format=config.date_format or None,
                        drop_duplicates=config.drop_duplicates)
@@ -211,6 +217,8 @@ def load(config: Settings, rejects: Path, horizon_days: int | None = None, *,
     ``horizon_days``: on or after the end of the horizon after it, for labels) are outside the
     window: never rejected, not in the frame, reported in one line. ``with_report`` is kept for
     callers of the old two-value form; the report is always returned."""
+    from features.contract import DataError, load_transactions
+
     window_end = (config.as_of + timedelta(days=horizon_days)
                   if horizon_days is not None and config.as_of is not None else None)
     try:
@@ -235,6 +243,8 @@ def load(config: Settings, rejects: Path, horizon_days: int | None = None, *,
 
 
 def rules_or_fail(path: str | None) -> Rules:
+    from decisions.rules import RulesError, load_rules
+
     try:
         return load_rules(path)
     except RulesError as exc:
@@ -245,6 +255,8 @@ def load_side_table(kind: str, source: str | None, config: Settings,
                     rejects: Path) -> pl.DataFrame | None:
     """The customers table or contacts log (``kind``), validated; None when not given (an
     empty value, as MLproject passes, is not given either)."""
+    from features.contract import DataError, load_contacts, load_customers
+
     if not source:
         return None
     loader = load_customers if kind == "customers" else load_contacts
@@ -256,3 +268,9 @@ def load_side_table(kind: str, source: str | None, config: Settings,
         raise fail(str(exc)) from None
     report_rejects(loaded.report)
     return loaded.frame.drop("_row", strict=False)
+
+
+def example(*lines: str) -> str:
+    """A command's help epilog: how it is called, kept as written (Click's ``\\b`` stops it
+    from rewrapping the lines; each stays under 80 columns)."""
+    return "Example:\n\n\b\n" + "\n".join(f"  {line}" for line in lines)

@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
-import polars as pl
 import typer
-from rich.table import Table
 
-from features.customers import customer_features_lazy, observed_channels
-from features.labels import labels_lazy
-from features.products import customer_product_features_lazy
 from retain.commands.common import (
     AsOfOpt,
     DateFormatOpt,
@@ -22,6 +17,7 @@ from retain.commands.common import (
     QueryOpt,
     RejectsOpt,
     TransactionsOpt,
+    example,
     fail,
     load,
     parse_date,
@@ -30,9 +26,13 @@ from retain.commands.common import (
 )
 from retain.progress import console, step
 
+if TYPE_CHECKING:  # imported where the commands run: help stays instant
+    import polars as pl
+    from rich.table import Table
+
 app = typer.Typer()
 
-@app.command()
+@app.command(epilog=example("retain simulate --customers 10000 --seed 1 --out data/shop"))
 def simulate(
     customers: Annotated[int, typer.Option("--customers", min=1, help="Number of customers.")] = 5000,
     seed: Annotated[int, typer.Option("--seed", help="Random seed: same seed, same shop.")] = 0,
@@ -42,10 +42,13 @@ def simulate(
     as_of: Annotated[str, typer.Option("--as-of", help="End of the history.")] = "2026-07-01",
     history_days: Annotated[int, typer.Option(min=30, help="Days of history before --as-of.")] = 730,
     future_days: Annotated[int, typer.Option(min=1, help="Days of true future after it.")] = 365,
-    file_format: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
+    file_format: Annotated[Literal["parquet", "csv"], typer.Option(
+        "--format", help="File format of every table.")] = "parquet",
 ) -> None:
-    """Simulate a shop with known ground truth: transactions, customers (with consents),
-    a contacts log with a global control group, the true future and per-customer truth."""
+    """Simulate a shop with known ground truth.
+
+    Writes transactions, customers (with consents), a contacts log with a global control
+    group, the true future and per-customer truth."""
     from features.simulate import simulate_shop, write_shop
 
     if file_format not in ("parquet", "csv"):
@@ -62,7 +65,9 @@ def simulate(
         console.print(f"  {name:<20} {rows:>12,} rows  {path}")
 
 
-@app.command()
+@app.command(epilog=example(
+    "retain features --transactions data/shop/transactions.parquet \\",
+    "    --as-of 2026-07-01 --out features.parquet"))
 def features(
     out: Annotated[Path, typer.Option("--out", help="Customer features: .parquet or .csv.")],
     transactions: TransactionsOpt = None,
@@ -88,8 +93,16 @@ def features(
     date_format: DateFormatOpt = None,
     drop_duplicates: DropDuplicatesOpt = None,
 ) -> None:
-    """Build one row of features per customer from transactions strictly before --as-of
-    (and, with --labels, what they did in the horizon after it)."""
+    """Build one row of features per customer.
+
+    From transactions strictly before --as-of (and, with --labels, what they did in the
+    horizon after it)."""
+    import polars as pl
+
+    from features.customers import customer_features_lazy, observed_channels
+    from features.labels import labels_lazy
+    from features.products import customer_product_features_lazy
+
     config = transaction_settings(transactions, as_of, horizon_days, on_bad_rows, column_map, query,
                                   encoding=encoding, date_format=date_format,
                                   drop_duplicates=drop_duplicates)
@@ -123,6 +136,9 @@ def features(
 
 def summary_table(customers: pl.DataFrame) -> Table:
     """A marketer's glance at the customer base the features describe."""
+    import polars as pl
+    from rich.table import Table
+
     shares = customers.select(
         (pl.col("orders") == 1).mean().alias("one order only"),
         (pl.col("orders_last_90d") > 0).mean().alias("ordered in the last 90 days"),

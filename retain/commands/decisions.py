@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
-from retain.commands.common import fail, parse_date
+from retain.commands.common import example, fail, parse_date
 from retain.progress import console, step
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 app = typer.Typer()
 
 StoreUrlOpt = Annotated[
     str | None,
-    typer.Option("--store-url", help="Score store database URL. Env: RETAIN_STORE_URL; "
+    typer.Option("--store-url", metavar="<url>", help="Score store database URL. Env: RETAIN_STORE_URL; "
                  "default sqlite:///retain.db in the working directory."),
 ]
 RunAsOfOpt = Annotated[
     str | None,
-    typer.Option("--as-of", help="Use the latest stored run for this as-of date (YYYY-MM-DD). "
+    typer.Option("--as-of", metavar="<date>", help="Use the latest stored run for this as-of date (YYYY-MM-DD). "
                  "Default: the latest run.", show_default=False),
 ]
 
@@ -47,6 +49,8 @@ def _run_for(store, as_of: str | None) -> dict:
 
 
 def matrix_table(matrix, title: str, limit: int = 40) -> Table:
+    from rich.table import Table
+
     table = Table(title=title)
     table.add_column("segment", no_wrap=True)  # a name cut in two reads as two names
     for column in ("goal", "channel"):
@@ -62,7 +66,7 @@ def matrix_table(matrix, title: str, limit: int = 40) -> Table:
     return table
 
 
-@app.command()
+@app.command(epilog=example("retain segments --as-of 2026-07-01"))
 def segments(
     as_of: RunAsOfOpt = None,
     out: Annotated[Path | None, typer.Option(
@@ -70,8 +74,9 @@ def segments(
         "segments-<as-of>.csv.")] = None,
     store_url: StoreUrlOpt = None,
 ) -> None:
-    """Print and save the segment x goal x channel matrix of a stored score run: customers,
-    predicted revenue, expected incremental revenue and cost per cell."""
+    """Print and save the segment x goal x channel matrix.
+
+    Of a stored score run: customers, predicted revenue, expected incremental revenue and cost per cell."""
     from retain.commands.common import write_frame
 
     with _open_store(store_url) as store:
@@ -85,35 +90,51 @@ def segments(
                   f"saved to {path}")
 
 
-@app.command()
+@app.command(epilog=example("retain export --goal replenish --excel --out replenish.csv"))
 def export(
     out: Annotated[Path, typer.Option("--out", help="File to write.")],
     segment: Annotated[str | None, typer.Option(
-        "--segment", help="Micro-segment, e.g. at_risk-vip-stock_up.")] = None,
+        "--segment", metavar="<segment>", help="Micro-segment, e.g. at_risk-vip-stock_up.")] = None,
     goal: Annotated[str | None, typer.Option(
-        "--goal", help="onboard, cross_sell, replenish, reactivate, win_back, keep_vip, none "
-        "or control.")] = None,
+        "--goal", metavar="<goal>", help="onboard, cross_sell, replenish, reactivate, win_back, "
+        "keep_vip, none or control.")] = None,
     channel: Annotated[str | None, typer.Option(
-        "--channel", help="A channel (email, sms, ...), or 'none' for customers without one.")
+        "--channel", metavar="<channel>", help="A channel (email, sms, ...), or 'none' for customers without one.")
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", help="csv or parquet.")] = "csv",
+    # Checked below rather than as Click choices: a wrong value is an `error:` line (exit 1),
+    # as scripts already expect; the metavars list the values.
+    fmt: Annotated[str, typer.Option(
+        "--format", metavar="<csv|xlsx|parquet>",
+        help="csv, xlsx (an Excel workbook: typed numbers and dates, frozen header, filters) "
+        "or parquet.")] = "csv",
     separator: Annotated[str, typer.Option(
-        "--sep", help="CSV separator: ',' or ';' (Excel in Russian locales expects ';').")] = ",",
+        "--sep", metavar="<,|;>",
+        help="CSV separator: ',' or ';' (Excel in Russian locales expects ';').")] = ",",
     bom: Annotated[bool, typer.Option(
         "--bom/--no-bom", help="Start the CSV with a UTF-8 byte-order mark, so Excel shows "
         "Cyrillic intact.")] = False,
     excel: Annotated[bool, typer.Option(
-        "--excel", help="Shorthand for --bom --sep ';'.")] = False,
+        "--excel", help="CSV for Excel where the decimal mark is a comma: ';', decimal comma, "
+        "numbers rounded for people, UTF-8 with a byte-order mark.")] = False,
+    lang: Annotated[str | None, typer.Option(
+        "--lang", help="Headers and categories in people's words: en or ru (default: the "
+        "codes scripts read).", show_default=False)] = None,
     as_of: RunAsOfOpt = None,
     store_url: StoreUrlOpt = None,
 ) -> None:
-    """Export scored customers with their decisions from the score store, filtered by
-    segment, goal and/or channel, in a stable column order."""
-    from decisions.decide import GOALS
-    from serving.export import SEGMENT_NAMES, export_scores
+    """Export scored customers with their decisions.
 
-    if fmt not in ("csv", "parquet"):
-        raise fail(f"--format: expected csv or parquet, got {fmt!r}")
+    From the score store, filtered by segment, goal and/or channel, in a stable column order."""
+    from decisions.decide import GOALS
+    from serving.export import FORMATS, SEGMENT_NAMES, export_scores
+    from serving.labels import LANGUAGES
+
+    if fmt not in FORMATS:
+        raise fail(f"--format: expected csv, xlsx or parquet, got {fmt!r}")
+    if excel and fmt != "csv":
+        raise fail(f"--excel shapes a CSV; --format {fmt} is already read by Excel as it is")
+    if lang is not None and lang not in LANGUAGES:
+        raise fail(f"--lang: expected {' or '.join(LANGUAGES)}, got {lang!r}")
     if excel:
         separator, bom = ";", True
     if separator not in (",", ";"):
@@ -134,21 +155,24 @@ def export(
     with _open_store(store_url) as store:
         run = _run_for(store, as_of)
         with step(f"Exporting to {out}"):
-            rows = export_scores(store, out, fmt=fmt, run_id=run["run_id"], filters=filters,
-                                 separator=separator, bom=bom)  # type: ignore[arg-type]
+            rows = export_scores(store, out, fmt=fmt,  # type: ignore[arg-type]
+                                 run_id=run["run_id"], filters=filters,
+                                 separator=separator,  # type: ignore[arg-type]
+                                 bom=bom, excel=excel, lang=lang)  # type: ignore[arg-type]
     console.print(f"{rows:,} customers (as of {run['as_of']}, model version "
                   f"{run['model_version']}) written to {out}")
 
 
-@app.command()
+@app.command(epilog=example("retain rules --out rules.yaml", "retain rules --check rules.yaml"))
 def rules(
     out: Annotated[Path | None, typer.Option(
         "--out", help="Write the built-in rules here to edit them.")] = None,
     check: Annotated[Path | None, typer.Option(
         "--check", help="Validate a rules file and say what it changes.")] = None,
 ) -> None:
-    """Show, copy or check the decision rules (thresholds for segments, goals, channels,
-    offers and the control group)."""
+    """Show, copy or check the decision rules.
+
+    Thresholds for segments, goals, channels, offers and the control group."""
     from decisions.rules import default_rules_text
     from retain.commands.common import rules_or_fail
 

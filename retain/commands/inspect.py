@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from retain.commands.common import (
     AsOfOpt,
@@ -18,6 +17,7 @@ from retain.commands.common import (
     QueryOpt,
     RejectsOpt,
     TransactionsOpt,
+    example,
     load,
     transaction_settings,
     write_json,
@@ -27,7 +27,9 @@ from retain.progress import console
 app = typer.Typer()
 
 
-@app.command()
+@app.command(epilog=example(
+    "retain inspect --transactions data/shop/transactions.parquet \\",
+    "    --horizon-days 90 --json report.json"))
 def inspect(
     transactions: TransactionsOpt = None,
     as_of: AsOfOpt = None,
@@ -46,10 +48,13 @@ def inspect(
     date_format: DateFormatOpt = None,
     drop_duplicates: DropDuplicatesOpt = None,
 ) -> None:
-    """Know your data first: rows, customers, dates, repeat buyers, refunds, guest lines,
-    duplicates, float ids, the encoding, lines after --as-of, and what `retain train` will do
+    """Know your data first: what training will see and do.
+
+    Rows, customers, dates, repeat buyers, refunds, guest lines, duplicates, float ids, the encoding, lines after --as-of, and what `retain train` will do
     with this shop (the full models or the probabilistic fallback, and why; a suggested
     horizon). Reads exactly as `retain train` does."""
+    from rich.table import Table
+
     from training.backtest import TrainConfig
     from training.data_report import data_report, report_lines
 

@@ -9,16 +9,17 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
-from retain.commands.common import fail
+from retain.commands.common import example, fail
 
 app = typer.Typer()
 
 
-@app.command()
+@app.command(epilog=example(
+    "RETAIN_API_KEYS='{\"crm-key\": [\"score\"]}' retain serve --port 8000"))
 def serve(
     host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 8000,
@@ -28,7 +29,8 @@ def serve(
                      "model alias (0 = never). Default 60. Env: RETAIN_RELOAD_INTERVAL."),
     ] = None,
     log_level: Annotated[
-        str, typer.Option("--log-level", help="debug, info, warning, error.")
+        Literal["debug", "info", "warning", "error"],
+        typer.Option("--log-level", case_sensitive=False, help="Log level."),
     ] = "info",
     workers: Annotated[
         int,
@@ -38,9 +40,9 @@ def serve(
                      "(through PROMETHEUS_MULTIPROC_DIR, a temporary directory unless set)."),
     ] = 1,
 ) -> None:
-    """Serve the scoring API with the model the registry's `champion` alias points at.
+    """Serve the scoring API.
 
-    API keys: RETAIN_API_KEYS='{"key": ["score"], "ops-key": ["admin", "metrics"]}'
+    With the model the registry's `champion` alias points at. API keys: RETAIN_API_KEYS='{"key": ["score"], "ops-key": ["admin", "metrics"]}'
     (RETAIN_ALLOW_NO_AUTH=true for local development only). Stored scores: RETAIN_STORE_URL.
     Registry: MLFLOW_TRACKING_URI. OpenAPI docs at /docs.
     """

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from retain.commands.common import (
     AsOfOpt,
@@ -22,6 +21,7 @@ from retain.commands.common import (
     RejectsOpt,
     RulesOpt,
     TransactionsOpt,
+    example,
     fail,
     load,
     load_side_table,
@@ -29,7 +29,10 @@ from retain.commands.common import (
     transaction_settings,
     write_json,
 )
-from retain.progress import console
+from retain.progress import StepClock, console
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 app = typer.Typer()
 
@@ -49,6 +52,8 @@ def metrics_table(metrics: dict, title: str) -> Table:
         "timing": ("mae_days", "coverage_p10_p90"),
         "due_product": ("hit_rate",),
     }
+    from rich.table import Table
+
     table = Table(title=title)
     for column in ("task", "model", "metrics"):
         table.add_column(column)
@@ -80,7 +85,9 @@ def registered_model(version: str | None):
         raise fail(str(exc)) from None
 
 
-@app.command()
+@app.command(epilog=example(
+    "retain train --transactions data/shop/transactions.parquet \\",
+    "    --as-of 2026-07-01 --horizon-days 90"))
 def train(
     transactions: TransactionsOpt = None,
     as_of: AsOfOpt = None,
@@ -103,9 +110,9 @@ def train(
     date_format: DateFormatOpt = None,
     drop_duplicates: DropDuplicatesOpt = None,
 ) -> None:
-    """Backtest, fit and register churn, value and timing models (tracked in MLflow).
+    """Backtest, fit and register churn, value and timing models.
 
-    Uses data strictly before --as-of only. The new version becomes the `champion` alias
+    Tracked in MLflow. Uses data strictly before --as-of only. The new version becomes the `champion` alias
     when it beats the current champion on the same backtest, else `challenger`.
     """
     from models.registry import masked_tracking_uri
@@ -120,6 +127,8 @@ def train(
                                   drop_duplicates=drop_duplicates)
     decision_rules = rules_or_fail(settings(rules=rules).rules)
     registry_or_fail()
+    clock = StepClock()
+    clock.switch("load")
     tx, cutoff, loaded = load(config, rejects or Path("rejected.csv"))
     contacts_log = load_side_table("contacts", contacts, config, rejects or Path("rejected.csv"))
     train_config = TrainConfig(
@@ -137,14 +146,18 @@ def train(
     try:
         with console.status("Training...") as status:
             def progress(message: str) -> None:
+                steps(message)
                 status.update(f"Training: {message}...")
                 console.print(f"[dim]-[/] {message}")
+
+            steps = TrainingSteps(clock)
 
             result = run_training(tx, cutoff, train_config, progress=progress, register=register,
                                   contacts=contacts_log, rules=decision_rules,
                                   data_report=report.to_dict())
     except ValueError as exc:
         raise fail(str(exc)) from None
+    clock.stop()
     if any(task in result.metrics for task in ("churn", "value", "timing")):
         console.print(metrics_table(result.metrics, f"Backtest: horizon after {cutoff} minus {config.horizon_days} days"))
     else:
@@ -161,9 +174,32 @@ def train(
         console.print(f"[yellow]note:[/] {note}", highlight=False)
     console.print(f"MLflow run {result.run_id}; model 'retain' version {result.version or '-'} "
                   f"-> {result.alias or 'not registered'} ({result.reason})")
+    console.print(f"Time per step: {clock.summary()}", highlight=False)
 
 
-@app.command()
+class TrainingSteps:
+    """Charges each progress message of training.train to a step of `retain train`. The run
+    goes backtest -> fit -> register (the final fit announces itself, and so does logging to
+    MLflow); features are built inside the backtest and the fit, at every origin, and their
+    time is counted apart, as the step "features"."""
+
+    def __init__(self, clock: StepClock) -> None:
+        self.clock = clock
+        self.stage = "backtest"
+        clock.switch(self.stage)
+
+    def __call__(self, message: str) -> None:
+        if message.startswith("final fit"):
+            self.stage = "fit"
+        elif message.startswith(("logging the scoring pipeline", "registered ")):
+            self.stage = "register"
+        features = message.startswith("features and labels at origin")
+        self.clock.switch("features" if features else self.stage)
+
+
+@app.command(epilog=example(
+    "retain evaluate --transactions data/shop/transactions.parquet \\",
+    "    --as-of 2026-04-01 --out evaluation.json"))
 def evaluate(
     transactions: TransactionsOpt = None,
     as_of: AsOfOpt = None,
@@ -180,8 +216,10 @@ def evaluate(
                                   "the best baseline per task and the model's choices as JSON.")
     ] = None,
 ) -> None:
-    """Score a registered model at --as-of and compare with what happened in the horizon after
-    it (the transactions must cover that horizon), beside the baselines."""
+    """Judge a registered model on the horizon after --as-of.
+
+    Scores at --as-of and compares with what happened in the horizon after it (the
+    transactions must cover that horizon), beside the baselines."""
     from models.pipeline import TASKS
     from training.backtest import (
         TrainConfig,
@@ -212,7 +250,9 @@ def evaluate(
         console.print(f"Metrics written to {out}")
 
 
-@app.command()
+@app.command(epilog=example(
+    "retain score --transactions data/shop/transactions.parquet \\",
+    "    --customers data/shop/customers.parquet --out scores.csv"))
 def score(
     out: Annotated[Path, typer.Option("--out", help="Scores: .csv or .parquet.")],
     transactions: TransactionsOpt = None,
@@ -220,7 +260,7 @@ def score(
     model_version: ModelVersionOpt = None,
     store_url: Annotated[
         str | None,
-        typer.Option("--store-url", help="Score store database URL. Env: RETAIN_STORE_URL; "
+        typer.Option("--store-url", metavar="<url>", help="Score store database URL. Env: RETAIN_STORE_URL; "
                      "default sqlite:///retain.db in the working directory."),
     ] = None,
     customers: CustomersOpt = None,
@@ -235,8 +275,9 @@ def score(
     date_format: DateFormatOpt = None,
     drop_duplicates: DropDuplicatesOpt = None,
 ) -> None:
-    """Score every customer with the champion (or --model-version) at --as-of, and decide
-    what to do for each: segment, goal, channel (with consent from --customers), send_at,
+    """Score every customer and decide what to do for each.
+
+    With the champion (or --model-version) at --as-of: segment, goal, channel (with consent from --customers), send_at,
     offer and reason.
 
     Writes --out (CSV or Parquet by extension) and always the score store, where the new run
@@ -296,12 +337,14 @@ def score(
                       "probabilistic fallback (score_source = btyd)")
 
 
-@app.command()
+@app.command(epilog=example("retain promote --version 1 --alias champion"))
 def promote(
     version: Annotated[str, typer.Option("--version", help="Model version to promote.")],
     alias: Annotated[str, typer.Option("--alias", help="Alias to point at it.")] = "champion",
 ) -> None:
-    """Point an alias (default `champion`) at a registered version, by hand."""
+    """Point an alias at a registered version, by hand.
+
+    The alias is `champion` unless --alias names another."""
     from models.registry import set_alias
 
     registry_or_fail()

@@ -1,8 +1,10 @@
 """The segment x goal x channel matrix and segment exports, from the latest stored batch run.
 
-``GET /v1/segments`` gives the matrix; ``GET /v1/segments/{name}/export?format=csv`` streams
-every customer of a micro-segment (optionally one goal or channel) as CSV, read from the store
-chunk by chunk, so a million rows stream in constant memory. Both need the ``export`` scope.
+``GET /v1/segments`` gives the matrix; ``GET /v1/segments/{name}/export?format=csv|xlsx|parquet``
+streams every customer of a micro-segment (optionally one goal or channel), read from the store
+chunk by chunk, so a million rows stream in constant memory (a workbook or Parquet file is
+assembled in a temporary file first, since neither is complete until written). Both need the
+``export`` scope.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from decisions.decide import GOALS
 from serving.deps import Service, problem_responses, service
-from serving.export import CHUNK_ROWS, SEGMENT_NAMES, csv_chunks
+from serving.export import CHUNK_ROWS, MEDIA_TYPES, SEGMENT_NAMES, export_chunks
 from serving.schemas import Goal, SegmentsPublic
 from serving.security import require
 
@@ -50,20 +52,23 @@ async def segments(svc: Annotated[Service, Depends(service)]) -> SegmentsPublic:
 @router.get(
     "/v1/segments/{name}/export", dependencies=[require("export")],
     operation_id="export_segment",
-    summary="Stream one micro-segment's customers as CSV (scope: export)",
+    summary="Stream one micro-segment's customers as CSV, XLSX or Parquet (scope: export)",
     response_class=StreamingResponse,
     responses={
         **problem_responses(401, 403, 404, 422, 503,
                             e404="Unknown segment, or no batch run yet"),
-        200: {"content": {"text/csv": {}}, "description": "Every customer of the segment, "
-              "with scores and decision, in the store's stable column order"},
+        200: {"content": {"text/csv": {}, MEDIA_TYPES["xlsx"]: {}, MEDIA_TYPES["parquet"]: {}},
+              "description": "Every customer of the segment, with scores and decision, in the "
+              "store's stable column order"},
     },
 )
 async def export_segment(
     name: Annotated[str, Path(max_length=64, description="The micro-segment: "
                               "<lifecycle>-<tier>-<behaviour>", examples=["at_risk-vip-stock_up"])],
     svc: Annotated[Service, Depends(service)],
-    format: Annotated[Literal["csv"], Query(description="csv")] = "csv",
+    format: Annotated[Literal["csv", "xlsx", "parquet"], Query(
+        description="csv, xlsx (an Excel workbook with typed cells) or parquet",
+        examples=["xlsx"])] = "csv",
     goal: Annotated[Goal | None, Query(description="Only this goal",
                                        examples=["reactivate"])] = None,
     channel: Annotated[str | None, Query(
@@ -72,6 +77,12 @@ async def export_segment(
     sep: Annotated[Literal[",", ";"], Query(description="Separator; Excel in Russian locales "
                                                         "expects ';'")] = ",",
     bom: Annotated[bool, Query(description="Start with a UTF-8 byte-order mark (Excel)")] = False,
+    excel: Annotated[bool, Query(description="CSV for Excel in decimal-comma locales: ';', "
+                                             "decimal comma, rounded numbers, byte-order mark",
+                                       examples=[True])] = False,
+    lang: Annotated[Literal["en", "ru"] | None, Query(
+        description="Headers and categories in people's words; without it, codes",
+        examples=["ru"])] = None,
 ) -> StreamingResponse:
     if name not in SEGMENT_NAMES:
         raise HTTPException(404, "unknown segment: names look like <lifecycle>-<value tier>-"
@@ -87,9 +98,10 @@ async def export_segment(
     if run is None:
         raise HTTPException(404, NO_RUN)
     frames = await run_in_threadpool(svc.store.iter_scores, run["run_id"], CHUNK_ROWS, filters)
-    chunks = csv_chunks(frames, svc.store.columns, separator=sep, bom=bom)
-    filename = f"retain-{name}-{run['as_of']}.csv"
+    chunks = export_chunks(frames, dict(svc.store.empty_frame().schema), fmt=format,
+                           separator=sep, bom=bom, excel=excel, lang=lang, sheet=name)
+    filename = f"retain-{name}-{run['as_of']}.{format}"
     return StreamingResponse(
-        iterate_in_threadpool(chunks), media_type="text/csv; charset=utf-8",
+        iterate_in_threadpool(chunks), media_type=MEDIA_TYPES[format],
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )

@@ -2,9 +2,12 @@
 CSV downloads per cell, the served model's quality at a glance and a customer look-up.
 
 Server-rendered HTML (Jinja2 templates in ``serving/templates``), no JavaScript. The API key is
-entered once on a form (``POST /ui/login``) and kept in an HttpOnly, SameSite=Strict cookie
-limited to ``/ui``; every page checks it through the service's :class:`KeyRing` (constant-time
-compare) and needs the ``export`` scope. Everything else is a GET-only read.
+entered once on a form (``POST /ui/login``, refused with 403 unless its Origin, or Referer, is
+this server's own: no login CSRF); it starts a server-side session (serving/sessions.py) and the
+browser keeps only the signed session id, in an HttpOnly, SameSite=Strict cookie limited to
+``/ui`` (Secure under https). Every page looks the session up and needs the ``export`` scope of
+its key in the running configuration; ``POST /ui/logout`` ends the session on the server, so a
+copied cookie stops working. Everything else is a GET-only read.
 
 Query parameters ``segment``, ``goal`` and ``channel`` filter the matrix and the downloads;
 ``channel=none`` means customers without a channel (``(none)`` for a missing segment or goal,
@@ -17,12 +20,14 @@ and code location only, never a key, a customer id or an amount.
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 import logging
 import re
 import traceback
 from collections.abc import Callable, Iterator
 from datetime import date, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlencode
@@ -32,17 +37,29 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
+from decisions.segments import LIFECYCLE_STAGES, VALUE_TIERS
+from serving import charts
 from serving.deps import Service, request_id
-from serving.export import CHUNK_ROWS, csv_chunks
+from serving.export import CHUNK_ROWS, FORMATS, MEDIA_TYPES, export_chunks
+from serving.labels import LANGUAGES, Language, column_help, column_label, label
 from serving.schemas import MAX_ID_LENGTH
+from serving.security import same_origin
+from serving.sessions import UISessions
 from serving.store import RunNotFound
+from serving.ui_text import text
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
-COOKIE = "retain_ui_key"
+COOKIE = "retain_ui_session"
+# Before sessions the cookie held the API key itself: cleared wherever it is still seen.
+LEGACY_COOKIE = "retain_ui_key"
+# The page's language: ``?lang=ru`` on any view, remembered in this cookie for a year.
+LANG_COOKIE = "retain_ui_lang"
+LANG_SECONDS = 365 * 24 * 3600
 SCOPE = "export"
 SESSION_SECONDS = 12 * 3600
 CELL = ("segment", "goal", "channel")
@@ -64,7 +81,9 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "Content-Security-Policy": ("default-src 'none'; style-src 'unsafe-inline'; "
                                 "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
-    "Referrer-Policy": "no-referrer",
+    # same-origin, not no-referrer: under no-referrer browsers send "Origin: null" with the
+    # login form, which the Origin check must refuse; other sites still get no Referer.
+    "Referrer-Policy": "same-origin",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
 }
@@ -87,7 +106,7 @@ def _number(value: Any, digits: int = 2) -> str:
     if value is None:
         return "—"
     if isinstance(value, bool):
-        return "yes" if value else "no"
+        return _t("yes" if value else "no")
     if isinstance(value, int):
         return f"{value:,}".replace(",", "\u00a0")
     return f"{value:,.{digits}f}".replace(",", "\u00a0")
@@ -101,7 +120,7 @@ def _text(value: Any) -> str:
     if value is None:
         return "—"
     if isinstance(value, bool):
-        return "yes" if value else "no"
+        return _t("yes" if value else "no")
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M UTC")
     if isinstance(value, date):
@@ -113,17 +132,72 @@ _templates.filters.update(number=_number, percent=_percent, text=_text)
 
 
 # ---------------------------------------------------------------------------------------------
+# Language: every view speaks English or Russian. The request being answered is kept in a
+# context variable by _guarded, so pages and error pages find its language without every helper
+# passing the request along.
+
+_REQUEST: contextvars.ContextVar[Request | None] = contextvars.ContextVar("ui_request",
+                                                                          default=None)
+
+
+def _language(request: Request | None) -> Language:
+    """``?lang=`` if given, else the remembered choice, else the browser's first preference."""
+    if request is None:
+        return "en"
+    for given in (request.query_params.get("lang"), request.cookies.get(LANG_COOKIE)):
+        if given in LANGUAGES:
+            return given  # type: ignore[return-value]
+    accept = request.headers.get("accept-language", "").strip().lower()
+    return "ru" if accept.startswith("ru") else "en"
+
+
+def _lang() -> Language:
+    return _language(_REQUEST.get())
+
+
+def _t(key: str, **values: Any) -> str:
+    return text(key, _lang(), **values)
+
+
+def _remember_language(request: Request, response: Response) -> Response:
+    given = request.query_params.get("lang")
+    if given in LANGUAGES and request.cookies.get(LANG_COOKIE) != given:
+        response.set_cookie(LANG_COOKIE, given, max_age=LANG_SECONDS, path="/ui",
+                            secure=request.url.scheme == "https", httponly=True, samesite="lax")
+    return response
+
+
+def _language_links(request: Request | None, signed_in: bool) -> list[tuple[str, str, str]]:
+    """(code, name, href) per language: the same view and query, in that language (the query
+    only for a signed-in GET: a sign-in form does not echo what was asked for)."""
+    same = request is not None and request.method == "GET" and signed_in
+    path = request.url.path if same else "/ui"
+    query = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"] if same else []
+    return [(code, text(f"lang.{code}", code), f"{path}?{urlencode([*query, ('lang', code)])}")
+            for code in LANGUAGES]
+
+
+# ---------------------------------------------------------------------------------------------
 # Responses, errors, sessions
 
 
 def _page(template: str, status: int = 200, **context: Any) -> HTMLResponse:
-    html = _templates.get_template(template).render(**context)
+    request = _REQUEST.get()
+    lang = _language(request)
+    words = {"lang": lang, "t": partial(text, lang=lang), "languages": _language_links(request, bool(context.get("signed_in"))),
+             "label": partial(label, lang=lang), "column_label": partial(column_label, lang=lang),
+             "column_help": partial(column_help, lang=lang)}
+    html = _templates.get_template(template).render(**words, **context)
     return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
 
 
 def _error_page(request: Request, status: int, title: str, message: str) -> HTMLResponse:
+    try:
+        signed_in = _signed_in(request)
+    except Exception:  # noqa: BLE001 - the sessions' database may be what failed: still a page
+        signed_in = False
     return _page("ui_error.html", status, title=title, message=message,
-                 request_id=request_id(request), signed_in=_signed_in(request))
+                 request_id=request_id(request), signed_in=signed_in)
 
 
 def _where(exc: BaseException) -> str:
@@ -134,19 +208,15 @@ def _where(exc: BaseException) -> str:
 
 def _failure(request: Request, exc: Exception) -> HTMLResponse:
     if isinstance(exc, BadRequest):
-        return _error_page(request, 400, "That request could not be used", str(exc))
+        return _error_page(request, 400, _t("error.bad_request"), str(exc))
     rid = request_id(request)
     if isinstance(exc, (ConnectionError, sa.exc.OperationalError)):
         log.error("ui: score store unavailable: %s at %s [request %s]", type(exc).__name__,
                   _where(exc), rid)
-        return _error_page(request, 503, "The score store cannot be read right now",
-                           "Please try again in a minute. If it keeps failing, tell the team "
-                           "that runs retain and give them the request id below.")
+        return _error_page(request, 503, _t("error.unavailable"), _t("error.unavailable_text"))
     # The message of a data error may quote customer ids or amounts: type and place only.
     log.error("ui: unhandled %s at %s [request %s]", type(exc).__name__, _where(exc), rid)
-    return _error_page(request, 500, "Something went wrong",
-                       "The page could not be shown. Please try again; if it keeps failing, "
-                       "tell the team that runs retain and give them the request id below.")
+    return _error_page(request, 500, _t("error.failed"), _t("error.failed_text"))
 
 
 def _guarded(handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
@@ -155,22 +225,28 @@ def _guarded(handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
     block), a coroutine on the event loop."""
     if inspect.iscoroutinefunction(handler):
         async def guarded_async(request: Request) -> Response:
+            current = _REQUEST.set(request)
             try:
-                return await handler(request)
+                return _remember_language(request, await handler(request))
             except HTTPException:
                 raise  # e.g. the middleware's 413 for a body over the limit
             except Exception as exc:  # noqa: BLE001 - shown as a page, logged without details
-                return _failure(request, exc)
+                return _remember_language(request, _failure(request, exc))
+            finally:
+                _REQUEST.reset(current)
         guarded_async.__name__ = handler.__name__
         return guarded_async
 
     def guarded(request: Request) -> Response:
+        current = _REQUEST.set(request)
         try:
-            return handler(request)
+            return _remember_language(request, handler(request))
         except HTTPException:
             raise
         except Exception as exc:  # noqa: BLE001 - shown as a page, logged without details
-            return _failure(request, exc)
+            return _remember_language(request, _failure(request, exc))
+        finally:
+            _REQUEST.reset(current)
     guarded.__name__ = handler.__name__
     return guarded
 
@@ -189,13 +265,28 @@ def _key_allows(svc: Service, key: str | None) -> bool | None:
     return SCOPE in scopes
 
 
+def _sessions(request: Request) -> UISessions:
+    state = request.app.state
+    if getattr(state, "ui_sessions", None) is None:
+        state.ui_sessions = UISessions(_service(request), SCOPE, SESSION_SECONDS)
+    return state.ui_sessions
+
+
 def _signed_in(request: Request) -> bool:
-    return bool(_key_allows(_service(request), request.cookies.get(COOKIE)))
+    """A live session whose key (still configured) has the export scope. Looked up once per
+    request: the database read blocks, so from a coroutine only via the threadpool."""
+    if _service(request).keyring.open:
+        return True
+    cached = getattr(request.state, "ui_signed_in", None)
+    if cached is None:
+        cached = _sessions(request).valid(request.cookies.get(COOKIE))
+        request.state.ui_signed_in = cached
+    return cached
 
 
 def _login_form(request: Request, status: int, message: str | None = None) -> HTMLResponse:
     response = _page("ui_login.html", status, message=message, signed_in=False)
-    if COOKIE in request.cookies:
+    if COOKIE in request.cookies or LEGACY_COOKIE in request.cookies:
         _forget(response, request)
     return response
 
@@ -204,15 +295,25 @@ def _session_refused(request: Request, entry: bool = False) -> HTMLResponse:
     """The login form for a request without a usable session: 200 on the entry page when no
     session was ever set, else 401."""
     if COOKIE in request.cookies:
-        return _login_form(request, 401, "Your session has ended or the key is no longer valid. "
-                                         "Please enter an API key again.")
+        return _login_form(request, 401, _t("login.ended"))
     return _login_form(request, 200 if entry else 401,
-                       None if entry else "Please enter your API key first.")
+                       None if entry else _t("login.first"))
 
 
 def _forget(response: Response, request: Request) -> None:
-    response.delete_cookie(COOKIE, path="/ui", secure=request.url.scheme == "https",
-                           httponly=True, samesite="strict")
+    for name in (COOKIE, LEGACY_COOKIE):
+        if name in request.cookies or name == COOKIE:
+            response.delete_cookie(name, path="/ui", secure=request.url.scheme == "https",
+                                   httponly=True, samesite="strict")
+
+
+def _cross_origin(request: Request, doing: str) -> HTMLResponse:
+    log.warning("ui: %s refused: posted from another origin [request %s]", doing,
+                request_id(request))
+    # The form again, but the cookie left alone: this request is not the browser's user's.
+    return _page("ui_login.html", 403, signed_in=False,
+                 message="This form was sent from another site, so it was refused. Open this "
+                         "page directly and sign in here.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -224,8 +325,8 @@ def _param(request: Request, name: str, max_chars: int = MAX_PARAM_CHARS) -> str
     if value is None or not value.strip():
         return None
     if len(value) > max_chars:
-        raise BadRequest(f"The {name.replace('_', ' ')} given is too long "
-                         f"(at most {max_chars} characters).")
+        raise BadRequest(_t("error.too_long", name=column_label(name, _lang()),
+                            chars=max_chars))
     return value.strip()
 
 
@@ -258,17 +359,33 @@ def _model_summary(svc: Service) -> dict | None:
     if served is None:
         return None
     metrics = served.registered.metrics
+    lang = _lang()
     rows = []
-    for label, task, metric, higher, digits in MODEL_METRICS:
+    for _, task, metric, higher, digits in MODEL_METRICS:
         verdict = model_verdict(metrics, task, metric, higher)
-        if verdict is not None:
-            rows.append({**verdict, "label": label, "digits": digits})
+        if verdict is None:
+            continue
+        best = verdict["best"]
+        rows.append({
+            **verdict, "label": text(f"metric.{task}", lang), "digits": digits,
+            "short": label("task", task, lang),
+            "verdict_text": text(f"verdict.{verdict['verdict'] or 'unchecked'}", lang),
+            "chosen": (label("model", verdict["chosen_code"], lang)
+                       if verdict["chosen_code"] else None),
+            "best": best and {**best, "name": label("model", best["code"], lang)
+                              if best["code"] else best["name"]},
+        })
+    chart = charts.model_quality(
+        rows, "retain", (text("chart.worse", lang), text("chart.better", lang)), _number,
+        text("chart.model_title", lang)) if rows else ""
     return {"version": served.version, "alias": served.alias,
             "trained_as_of": served.pipeline.trained_as_of, "loaded_at": served.loaded_at,
-            "horizon_days": getattr(served.pipeline, "horizon_days", None), "metrics": rows}
+            "horizon_days": getattr(served.pipeline, "horizon_days", None), "metrics": rows,
+            "chart": chart}
 
 
 CHOICE_NAMES = ("simple baseline", "probabilistic model (BTYD)", "LightGBM")
+CHOICE_CODES = ("baseline", "btyd", "gbm")  # the same, as codes of serving.labels' "model"
 VERDICT_TEXT = {"better": "retain is better", "worse": "retain is worse",
                 "tie": "a tie: the difference is within noise",
                 None: "not checked against noise (trained before the check existed)"}
@@ -292,11 +409,12 @@ def model_verdict(metrics: dict[str, float], task: str, metric: str, higher: boo
         named = [n for n, v in others.items() if v == alternative]
         if f"backtest.{task}.gbm.{metric}" in metrics and metrics[f"backtest.{task}.gbm.{metric}"] == alternative:
             named = ["LightGBM"]
+        best_code = "gbm" if named == ["LightGBM"] else named[0] if named else None
         best = {"name": (named[0] if named else "best alternative").replace("_", " "),
-                "value": alternative}
+                "value": alternative, "code": best_code}
     elif others:
         name = (max if higher else min)(others, key=lambda k: others[k])
-        best = {"name": name.replace("_", " "), "value": others[name]}
+        best = {"name": name.replace("_", " "), "value": others[name], "code": name}
     if ours is None and best is None:
         return None
     lo, hi = metrics.get(f"vs_baseline.{task}.lo"), metrics.get(f"vs_baseline.{task}.hi")
@@ -304,76 +422,172 @@ def model_verdict(metrics: dict[str, float], task: str, metric: str, higher: boo
     if lo is not None and hi is not None:
         verdict = "better" if lo > 0 else "worse" if hi < 0 else "tie"
     code = metrics.get(f"choice.{task}")
-    chosen = CHOICE_NAMES[int(code)] if code is not None and 0 <= code < len(CHOICE_NAMES) else None
+    known = code is not None and 0 <= code < len(CHOICE_NAMES)
+    chosen = CHOICE_NAMES[int(code)] if known else None
     return {"ours": ours, "best": best, "verdict": verdict, "verdict_text": VERDICT_TEXT[verdict],
             "better": verdict == "better", "chosen": chosen,
+            "chosen_code": CHOICE_CODES[int(code)] if known else None,
             "diff": metrics.get(f"vs_baseline.{task}.diff"), "lo": lo, "hi": hi}
 
 
-def _export_href(tokens: dict[str, str], sep: str | None = None) -> str:
+def _export_href(tokens: dict[str, str], sep: str | None = None, fmt: str | None = None,
+                 lang: str | None = None) -> str:
     query = dict(tokens)
     if sep:
         query["sep"] = sep
+    if fmt:
+        query["format"] = fmt
+    if lang:
+        query["lang"] = lang
     return "/ui/export?" + urlencode(query) if query else "/ui/export"
 
 
+SUMS = ("customers", "predicted_revenue", "expected_incremental_revenue", "contact_cost")
+NULL_TEXT = {"segment": "no_segment", "goal": "no_goal", "channel": "no_channel"}
+OTHER = "(other)"  # the group of segments not shaped <lifecycle>-<tier>-<behaviour>
+
+
+def _cell_label(name: str, code: str | None, lang: Language) -> str:
+    return text(NULL_TEXT[name], lang) if code is None else label(name, code, lang)
+
+
+def _totals(frame: pl.DataFrame) -> dict:
+    sums = frame.select(pl.col(name).sum() for name in SUMS).row(0, named=True)
+    return {"customers": int(sums["customers"] or 0),
+            **{name: float(sums[name] or 0.0) for name in SUMS[1:]}}
+
+
+def _by(frame: pl.DataFrame, key: str) -> pl.DataFrame:
+    return frame.group_by(key).agg(pl.col(name).sum() for name in SUMS)
+
+
+def _charts(shown: pl.DataFrame, lang: Language) -> dict:
+    cells = charts.lifecycle_value(shown)
+
+    def tip(row: dict) -> str:
+        return text("chart.heat_tip", lang, stage=label("lifecycle_stage", row["lifecycle_stage"],
+                                                        lang),
+                    tier=label("value_tier", row["value_tier"], lang),
+                    customers=_number(row["customers"]),
+                    revenue=_number(row["expected_incremental_revenue"]))
+
+    measures = [(name, text(f"chart.{name}", lang)) for name in
+                ("customers", "expected_incremental_revenue", "contact_cost")]
+    return {
+        "heatmap": charts.heatmap(cells, LIFECYCLE_STAGES, VALUE_TIERS,
+                                  partial(label, "lifecycle_stage", lang=lang),
+                                  partial(label, "value_tier", lang=lang), tip,
+                                  text("chart.heatmap_title", lang)),
+        **{name: charts.bars(_by(shown, name), name, measures,
+                             partial(_cell_label, name, lang=lang), partial(_number, digits=0),
+                             text(f"chart.{name}_title", lang), f"chart-{name}",
+                             key_heading=text(f"chart.by_{name}", lang))
+           for name in ("goal", "channel")},
+    }
+
+
 def _matrix_view(matrix: pl.DataFrame, tokens: dict[str, str]) -> dict:
+    """The matrix folded by lifecycle stage, then value tier (each with its totals), the cells
+    inside; charts of what is shown; the filters' choices, labelled."""
+    lang = _lang()
     options = {}
     for name in CELL:
         values = matrix[name].unique().to_list()
         known = sorted(v for v in values if v is not None)
-        choices = [{"value": v, "label": v} for v in known]
+        choices = sorted(({"value": v, "label": _cell_label(name, v, lang)} for v in known),
+                         key=lambda c: c["label"])
         if None in values:
-            choices.append({"value": NULL_TOKEN[name], "label": NULL_LABEL[name]})
+            choices.append({"value": NULL_TOKEN[name], "label": _cell_label(name, None, lang)})
         given = tokens.get(name)
         if given is not None and given not in {c["value"] for c in choices}:
             choices.append({"value": given, "label": given})  # keep what was asked for visible
         options[name] = choices
     shown = _filtered(matrix, tokens)
-    rows = []
-    for row in shown.iter_rows(named=True):
-        cell = {name: _token(name, row[name]) for name in CELL}
-        rows.append({**row, "labels": {name: row[name] if row[name] is not None
-                                       else NULL_LABEL[name] for name in CELL},
-                     "tokens": cell, "href": _export_href(cell)})
-    totals = {
-        "customers": int(shown["customers"].sum()),
-        "predicted_revenue": float(shown["predicted_revenue"].sum()),
-        "expected_incremental_revenue": float(shown["expected_incremental_revenue"].sum()),
-        "contact_cost": float(shown["contact_cost"].sum()),
-    }
-    return {"options": options, "rows": rows, "totals": totals, "cells": matrix.height,
-            "all_href": _export_href(tokens)}
+    parts = pl.col("segment").str.split_exact("-", 2)
+    shaped = pl.col("segment").str.count_matches("-") == 2
+    grouped = shown.with_columns(
+        pl.when(shaped).then(parts.struct.field("field_0")).otherwise(pl.lit(OTHER))
+        .alias("stage"),
+        pl.when(shaped).then(parts.struct.field("field_1")).otherwise(pl.lit(OTHER))
+        .alias("tier"),
+        pl.when(shaped).then(parts.struct.field("field_2")).otherwise(pl.col("segment"))
+        .alias("behaviour"),
+    )
+    order = {code: n for n, code in enumerate((*LIFECYCLE_STAGES, *VALUE_TIERS))}
+    groups = []
+    for (stage,), stage_rows in sorted(grouped.group_by("stage"),
+                                       key=lambda g: (order.get(g[0][0], 99), str(g[0][0]))):
+        tiers = []
+        for (tier,), tier_rows in sorted(stage_rows.group_by("tier"),
+                                         key=lambda g: (order.get(g[0][0], 99), str(g[0][0]))):
+            rows = []
+            for row in tier_rows.sort("customers", descending=True).iter_rows(named=True):
+                cell = {name: _token(name, row[name]) for name in CELL}
+                behaviour = (label("behaviour_type", row["behaviour"], lang)
+                             if row["behaviour"] is not None
+                             else _cell_label("segment", None, lang))
+                rows.append({**row, "tokens": cell, "href": _export_href(cell),
+                             "xlsx_href": _export_href(cell, fmt="xlsx", lang=lang),
+                             "labels": {"segment": behaviour,
+                                        "goal": _cell_label("goal", row["goal"], lang),
+                                        "channel": _cell_label("channel", row["channel"], lang)}})
+            tiers.append({"code": tier, "rows": rows, "totals": _totals(tier_rows),
+                          "label": (text("home.other_segments", lang) if tier == OTHER
+                                    else label("value_tier", tier, lang))})
+        groups.append({"code": stage, "tiers": tiers, "totals": _totals(stage_rows),
+                       "label": (text("home.other_segments", lang) if stage == OTHER
+                                 else label("lifecycle_stage", stage, lang))})
+    return {"options": options, "groups": groups, "rows": [r for g in groups for t in g["tiers"]
+                                                           for r in t["rows"]],
+            "totals": _totals(shown), "cells": matrix.height, "all_href": _export_href(tokens),
+            "all_xlsx_href": _export_href(tokens, fmt="xlsx", lang=lang),
+            # Folded unless the marketer narrowed it down to what they want to see.
+            "open": bool(tokens) or shown.height <= 8,
+            "charts": _charts(shown, lang) if shown.height else {}}
 
 
-CUSTOMER_FIELDS = (
-    # (label, column, format)
-    ("Segment", "segment", "text"),
-    ("Lifecycle stage", "lifecycle_stage", "text"),
-    ("Value tier", "value_tier", "text"),
-    ("Behaviour type", "behaviour_type", "text"),
-    ("Goal", "goal", "text"),
-    ("Channel", "channel", "text"),
-    ("Send on", "send_at", "text"),
-    ("Offer", "offer", "text"),
-    ("In the control group", "control_group", "text"),
-    ("Churn probability", "churn_probability", "percent"),
-    ("Probability still a customer", "p_alive", "percent"),
-    ("Expected orders in the horizon", "expected_orders", "number"),
-    ("Predicted revenue in the horizon", "predicted_revenue", "number"),
-    ("Predicted 12-month value (CLV)", "clv_12m", "number"),
-    ("Expected next order", "next_order_date", "text"),
-    ("Next order, likely between", "next_order_p10", "text"),
-    ("… and", "next_order_p90", "text"),
-    ("Days overdue", "overdue_days", "number"),
-    ("Product due", "due_product_id", "text"),
-    ("Product due on", "due_product_date", "text"),
-    ("Expected extra revenue from contacting", "expected_incremental_revenue", "number"),
-    ("Contact cost", "contact_cost", "number"),
-    ("Scores as of", "as_of", "text"),
-    ("Horizon, days", "horizon_days", "text"),
-    ("Model version", "model_version", "text"),
+# (section, ((column, format), ...)); labels and one-line explanations come from serving.labels.
+CUSTOMER_SECTIONS = (
+    ("decision", (("segment", "segment"), ("goal", "goal"), ("channel", "channel"),
+                  ("send_at", "text"), ("offer", "offer"), ("control_group", "text"),
+                  ("lifecycle_stage", "lifecycle_stage"), ("value_tier", "value_tier"),
+                  ("behaviour_type", "behaviour_type"))),
+    ("scores", (("p_alive", "percent"), ("churn_probability", "percent"),
+                ("expected_orders", "number"), ("predicted_revenue", "number"),
+                ("clv_12m", "number"), ("expected_incremental_revenue", "number"),
+                ("contact_cost", "number"), ("overdue_days", "number"))),
+    ("timing", (("next_order_date", "text"), ("next_order_p10", "text"),
+                ("next_order_p90", "text"), ("due_product_id", "text"),
+                ("due_product_date", "text"))),
 )
+CUSTOMER_META = ("as_of", "horizon_days", "model_version")
+CUSTOMER_FIELDS = tuple(field for _, fields in CUSTOMER_SECTIONS for field in fields)
+
+
+def _field_value(kind: str, value: Any, lang: Language) -> str:
+    if value is None:
+        return "—"
+    if kind == "percent":
+        return _percent(value)
+    if kind == "number":
+        return _number(value)
+    if kind == "text":
+        return _text(value)
+    return label(kind, value, lang)
+
+
+def _customer_timeline(row: dict, lang: Language) -> str:
+    as_of = row.get("as_of")
+    if not isinstance(as_of, date):
+        return ""
+    due = row.get("due_product_id")
+    marks = [("expected", row.get("next_order_date"), text("chart.expected", lang))]
+    if due is not None:
+        marks.append(("due", row.get("due_product_date"), f"{text('chart.due', lang)}: {due}"))
+    # The store keeps scores, not order history: past orders are not drawn.
+    return charts.timeline(as_of, marks, (row.get("next_order_p10"), row.get("next_order_p90"),
+                                          text("chart.band", lang)),
+                           text("chart.as_of", lang), text("chart.timeline_title", lang))
 
 
 def _lookup(svc: Service, customer_id: str | None) -> dict | None:
@@ -382,14 +596,17 @@ def _lookup(svc: Service, customer_id: str | None) -> dict | None:
     row = svc.store.latest(customer_id)
     if row is None:
         return {"customer_id": customer_id, "found": False}
-    fields = []
-    for label, column, kind in CUSTOMER_FIELDS:
-        value = row.get(column)
-        shown = (_percent(value) if kind == "percent" and value is not None
-                 else _number(value) if kind == "number" else _text(value))
-        fields.append({"label": label, "value": shown})
+    lang = _lang()
+    horizon = row.get("horizon_days")
+    sections = [{"name": name, "title": text(f"lookup.{name}", lang),
+                 "fields": [{"column": column, "label": column_label(column, lang),
+                             "help": column_help(column, lang, horizon),
+                             "value": _field_value(kind, row.get(column), lang)}
+                            for column, kind in fields]}
+                for name, fields in CUSTOMER_SECTIONS]
+    meta = {column: _text(row.get(column)) for column in CUSTOMER_META}
     return {"customer_id": customer_id, "found": True, "reason": row.get("reason"),
-            "fields": fields}
+            "sections": sections, "meta": meta, "timeline": _customer_timeline(row, lang)}
 
 
 def _customer_param(request: Request) -> str | None:
@@ -418,7 +635,9 @@ def home(request: Request) -> Response:
             matrix = svc.store.segment_matrix(run["run_id"]) if run else None
         if matrix is not None:
             view = _matrix_view(matrix, tokens)
-    return _page("ui_home.html", signed_in=True, model=_model_summary(svc), run=run,
+    model = _model_summary(svc)
+    return _page("ui_home.html", signed_in=True, model=model, run=run,
+                 horizon=model["horizon_days"] if model else None,
                  view=view, filters=tokens, lookup=_lookup(svc, customer_id),
                  customer_id=customer_id or "")
 
@@ -453,6 +672,13 @@ def export(request: Request) -> Response:
     separator = _param(request, "sep") or ";"
     if separator not in (";", ","):
         raise BadRequest("The separator (sep) must be ; or , (a semicolon or a comma).")
+    fmt = _param(request, "format") or "csv"
+    if fmt not in FORMATS:
+        raise BadRequest("The format must be csv, xlsx (Excel) or parquet.")
+    lang = _param(request, "lang")
+    if lang is not None and lang not in LANGUAGES:
+        raise BadRequest("The language (lang) must be en or ru.")
+    excel = _param(request, "excel") in ("1", "true")  # decimal comma, rounded (see export.py)
     run = svc.store.latest_run()
     if run is None:
         return _error_page(request, 404, "No scores yet",
@@ -466,7 +692,7 @@ def export(request: Request) -> Response:
                            "A newer scoring run replaced these scores. Go back to the matrix "
                            "and download again.")
     parts = [_filename_part(tokens.get(name, "all")) for name in CELL]
-    name = f"retain-{'-'.join(parts)}-{run['as_of'].isoformat()}.csv"
+    name = f"retain-{'-'.join(parts)}-{run['as_of'].isoformat()}.{fmt}"
     rid = request_id(request)
 
     def counted() -> Iterator[pl.DataFrame]:
@@ -477,9 +703,12 @@ def export(request: Request) -> Response:
         log.info("ui export: %d rows of run %s, %d filter(s) [request %s]", rows,
                  run["run_id"], len(tokens), rid)
 
-    chunks = csv_chunks(counted(), svc.store.columns, separator=separator, bom=True)
+    chunks = export_chunks(counted(), dict(svc.store.empty_frame().schema), fmt=fmt,
+                           separator=separator, bom=True, excel=excel,
+                           lang=lang,  # type: ignore[arg-type]
+                           sheet=tokens.get("segment", "scores"))
     headers = {**SECURITY_HEADERS, "Content-Disposition": _content_disposition(name)}
-    return StreamingResponse(chunks, media_type="text/csv; charset=utf-8", headers=headers)
+    return StreamingResponse(chunks, media_type=MEDIA_TYPES[fmt], headers=headers)
 
 
 @router.get("/login")
@@ -491,22 +720,29 @@ async def login_page() -> Response:
 @_guarded
 async def login(request: Request) -> Response:
     svc = _service(request)
+    if not same_origin(request):
+        return _cross_origin(request, "sign-in")
     body = await request.body()
     if len(body) > MAX_FORM_BYTES:
-        return _login_form(request, 413, "That form was too large. Paste only the API key.")
+        return _login_form(request, 413, _t("login.too_large"))
     form = parse_qs(body.decode("utf-8", "replace"), max_num_fields=20)
     given = (form.get("api_key") or [""])[0]
     key = given if _key_allows(svc, given) is not None else given.strip()
     allowed = _key_allows(svc, key)
     if allowed is None:
-        return _login_form(request, 401, "That API key is not valid. Check it and try again.")
+        return _login_form(request, 401, _t("login.invalid"))
     if not allowed:
-        return _login_form(request, 403, "That API key is valid but may not see segments and "
-                                         "downloads: it needs the 'export' scope. Ask for a key "
-                                         "with that scope.")
+        return _login_form(request, 403, _t("login.no_scope"))
     response = RedirectResponse("/ui", status_code=303)
     if not svc.keyring.open:
-        response.set_cookie(COOKIE, key, max_age=SESSION_SECONDS, path="/ui",
+        sessions = _sessions(request)
+        # A fresh session each time; the one the browser held before (if any) ends.
+        await run_in_threadpool(sessions.end, request.cookies.get(COOKIE))
+        cookie = await run_in_threadpool(sessions.start, key)
+        if LEGACY_COOKIE in request.cookies:
+            response.delete_cookie(LEGACY_COOKIE, path="/ui", httponly=True, samesite="strict",
+                                   secure=request.url.scheme == "https")
+        response.set_cookie(COOKIE, cookie, max_age=SESSION_SECONDS, path="/ui",
                             secure=request.url.scheme == "https", httponly=True,
                             samesite="strict")
     log.info("ui: signed in [request %s]", request_id(request))
@@ -514,7 +750,12 @@ async def login(request: Request) -> Response:
 
 
 @router.post("/logout")
+@_guarded
 async def logout(request: Request) -> Response:
+    if not same_origin(request):
+        return _cross_origin(request, "sign-out")
+    if not _service(request).keyring.open:
+        await run_in_threadpool(_sessions(request).end, request.cookies.get(COOKIE))
     response = RedirectResponse("/ui", status_code=303)
     _forget(response, request)
     return response

@@ -1,4 +1,4 @@
-"""The rules file: defaults from DOMAIN.md, partial files over them, one clear error per mistake."""
+"""The rules file: defaults from docs/domain.md, partial files over them, one clear error per mistake."""
 
 from __future__ import annotations
 

@@ -195,3 +195,29 @@ def test_a_fit_that_needs_a_retry_prints_nothing(cdnow_rfm, capsys, monkeypatch)
     model = BTYDModel().fit(cdnow_rfm)
     assert len(calls) >= 2 and model.penalizer_used_ > 0
     assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("kind", ["bgnbd", "mbgnbd", "pareto"])
+def test_simulated_repeat_counts_match_the_cdnow_sample_and_the_models_mean(cdnow_rfm, kind):
+    """The period-transactions diagnostic: customers drawn from the fitted model over the
+    sample's own observation periods make repeat purchases as the sample's customers did
+    (Fader, Hardie & Lee 2005, figure 2: the models track the histogram closely), and on
+    average as many as the model expects of a new customer."""
+    model = BTYDModel(model=kind).fit(cdnow_rfm)
+    T = cdnow_rfm["T"].to_numpy()
+    simulated = model.simulate_frequency(T, random_state=3)
+    actual = cdnow_rfm["frequency"].to_numpy()
+    assert simulated.shape == actual.shape and (simulated >= 0).all()
+    for count in (0, 1, 2):
+        assert abs((simulated == count).mean() - (actual == count).mean()) < 0.03, count
+    assert abs(simulated.mean() - actual.mean()) < 0.1 * actual.mean()
+    # Seeded: the same draw twice.
+    np.testing.assert_array_equal(simulated, model.simulate_frequency(T, random_state=3))
+
+
+def test_fitted_params_name_the_papers_parameters(bgnbd):
+    params = bgnbd.fitted_params()
+    assert {"r", "alpha", "a", "b", "penalizer", "gg.p", "gg.q", "gg.v"} <= set(params)
+    assert params["r"] == pytest.approx(0.243, rel=0.01) and params["penalizer"] == 0.0
+    with pytest.raises(NotFittedError):
+        BTYDModel().fitted_params()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import mlflow
 import polars as pl
@@ -47,7 +48,8 @@ def test_simulate_writes_the_shop(env):
 
 def test_simulate_refuses_an_unknown_format(env):
     result = runner.invoke(app, ["simulate", "--out", "x", "--format", "xlsx"])
-    assert result.exit_code == 1 and "--format" in result.output
+    # A usage error (exit 2) naming the choices, before any work.
+    assert result.exit_code == 2 and "--format" in result.output and "'parquet', 'csv'" in result.output
 
 
 def test_score_before_any_training_says_what_to_do(env):
@@ -63,6 +65,11 @@ def test_train_score_evaluate_promote(env):
     flat = trained.output.replace("\n", " ")
     assert "churn: " in flat and " auc " in flat  # the model chosen per task and its verdict
     assert any(f"-> {verdict}" in flat for verdict in ("better", "tie", "worse"))
+    # Wall time per step, in the order they began (features are built inside the backtest).
+    steps = flat.split("Time per step:", 1)[1]
+    names = ["load", "backtest", "features", "fit", "register"]
+    assert sorted(names, key=steps.index) == names and "(total " in steps
+    assert re.search(r"load \d+\.\d s, backtest \d+\.\d s", steps), steps
 
     invoke("score", "--transactions", "shop/transactions.parquet", "--as-of", "2026-04-02",
            "--out", "scores.parquet", "--on-bad-rows", "skip")

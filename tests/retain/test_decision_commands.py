@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import openpyxl
 import polars as pl
 import pytest
 from typer.testing import CliRunner
 
 from retain.cli import app
+from serving.labels import segment_label
 
 runner = CliRunner()
 AS_OF = "2026-07-01"
@@ -92,8 +94,10 @@ def test_export_filters_and_opens_in_excel(env):
 @pytest.mark.parametrize(("args", "says"), [
     (["--segment", "nope"], "unknown segment"),
     (["--goal", "sell"], "unknown goal"),
-    (["--format", "xlsx"], "--format"),
+    (["--format", "xls"], "--format"),
     (["--sep", "|"], "--sep"),
+    (["--lang", "de"], "--lang"),
+    (["--format", "xlsx", "--excel"], "--excel"),
 ])
 def test_export_refuses_bad_flags_clearly(env, args, says):
     result = runner.invoke(app, ["export", "--out", "x.csv", *args])
@@ -111,3 +115,43 @@ def test_rules_are_shown_copied_and_checked(env):
     assert bad.exit_code == 1 and "bad.yaml" in bad.output and "lifecycle" in bad.output
     (env / "mine.yaml").write_text("control_group:\n  share: 0.1\n")
     assert "valid" in invoke("rules", "--check", "mine.yaml").output
+
+
+def test_export_xlsx_in_russian_opens_as_a_typed_workbook(env):
+    scores = pl.read_parquet(env / "scores.parquet")
+    segment = scores["segment"].mode().sort()[0]
+    result = invoke("export", "--segment", segment, "--format", "xlsx", "--lang", "ru",
+                    "--out", "vip.xlsx")
+    expected = scores.filter(pl.col("segment") == segment).sort("customer_id")
+    assert f"{expected.height:,} customers" in result.output
+    workbook = openpyxl.load_workbook(env / "vip.xlsx")
+    sheet = workbook.active
+    assert sheet.title == segment and sheet.freeze_panes == "A2"
+    rows = list(sheet.iter_rows())
+    headers = [c.value for c in rows[0]]
+    assert headers[:3] == ["Клиент", "На дату", "Горизонт, дней"]
+    column = {name: [row[headers.index(name)] for row in rows[1:]] for name in headers}
+    assert [c.value for c in column["Клиент"]] == expected["customer_id"].to_list()
+    assert {c.value for c in column["Сегмент"]} == {segment_label(segment, "ru")}
+    churn = column["Вероятность ухода за горизонт"]
+    assert all(c.data_type == "n" and c.number_format == "0.0%" for c in churn)
+    assert [c.value for c in churn] == pytest.approx(expected["churn_probability"].to_list())
+    assert all(c.is_date for c in column["На дату"])
+
+
+def test_export_excel_csv_has_rounded_numbers_with_a_decimal_comma(env):
+    scores = pl.read_parquet(env / "scores.parquet").sort("customer_id")
+    invoke("export", "--excel", "--out", "people.csv")
+    raw = (env / "people.csv").read_bytes()
+    parsed = pl.read_csv(raw[3:], separator=";", decimal_comma=True, try_parse_dates=True,
+                         infer_schema_length=None)
+    assert parsed["churn_probability"].to_list() == pytest.approx(
+        scores["churn_probability"].round(4).to_list(), abs=1e-12)
+    assert parsed["predicted_revenue"].to_list() == pytest.approx(
+        scores["predicted_revenue"].round(2).to_list(), abs=1e-9)
+    assert parsed["as_of"].dtype == pl.Date
+    # Plain CSV (for scripts) keeps full precision and the decimal point.
+    invoke("export", "--out", "script.csv")
+    plain = pl.read_csv(env / "script.csv", infer_schema_length=None)
+    assert plain["predicted_revenue"].to_list() == pytest.approx(
+        scores["predicted_revenue"].to_list(), rel=1e-15)

@@ -4,6 +4,7 @@ and a real score store."""
 from __future__ import annotations
 
 import gc
+import io
 import json
 import logging
 import math
@@ -12,6 +13,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import openpyxl
 import polars as pl
 import pytest
 from fastapi.testclient import TestClient
@@ -22,6 +24,7 @@ from decisions.rules import default_rules
 from models.pipeline import SCORE_COLUMNS
 from models.registry import MODEL_NAME
 from retain.config import Settings
+from serving.labels import label
 from serving.main import create_app
 from serving.schemas import ScoresPublic, StoredScorePublic
 from serving.security import AuthConfigError
@@ -598,8 +601,47 @@ def test_a_segment_export_streams_its_rows_as_csv(client, decided_run):
     assert client.get("/v1/segments/nope/export", headers=EXPORT).status_code == 404
     assert client.get(f"/v1/segments/{segment}/export?goal=bogus",
                       headers=EXPORT).status_code == 422
-    assert client.get(f"/v1/segments/{segment}/export?format=xlsx",
+    assert client.get(f"/v1/segments/{segment}/export?format=xls",
                       headers=EXPORT).status_code == 422
+
+
+def test_a_segment_export_offers_xlsx_and_parquet_in_the_readers_language(client, decided_run):
+    _, decided = decided_run
+    segment = decided["segment"].mode().sort()[0]
+    expected = decided.filter(pl.col("segment") == segment).sort("customer_id")
+    url = f"/v1/segments/{segment}/export"
+    workbook_response = client.get(url, params={"format": "xlsx", "lang": "ru"}, headers=EXPORT)
+    assert workbook_response.status_code == 200
+    assert workbook_response.headers["content-type"] == (
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    assert workbook_response.headers["content-disposition"] == (
+        f'attachment; filename="retain-{segment}-{decided["as_of"][0]}.xlsx"')
+    sheet = openpyxl.load_workbook(io.BytesIO(workbook_response.content)).active
+    assert sheet.title == segment and sheet.freeze_panes == "A2"
+    rows = list(sheet.iter_rows())
+    headers = [c.value for c in rows[0]]
+    assert headers[0] == "Клиент" and "Цель" in headers
+    assert [r[0].value for r in rows[1:]] == expected["customer_id"].to_list()
+    goals = {r[headers.index("Цель")].value for r in rows[1:]}
+    assert goals == {label("goal", g, "ru") for g in expected["goal"].unique()}
+    churn = [r[headers.index("Вероятность ухода за горизонт")] for r in rows[1:]]
+    assert all(c.data_type == "n" and c.number_format == "0.0%" for c in churn)
+
+    parquet = client.get(url, params={"format": "parquet"}, headers=EXPORT)
+    assert parquet.status_code == 200
+    assert parquet.headers["content-type"] == "application/vnd.apache.parquet"
+    assert parquet.headers["content-disposition"].endswith('.parquet"')
+    frame = pl.read_parquet(io.BytesIO(parquet.content))
+    assert frame["customer_id"].to_list() == expected["customer_id"].to_list()
+    assert frame["churn_probability"].to_list() == expected["churn_probability"].to_list()
+
+    excel = client.get(url, params={"excel": "true", "lang": "en"}, headers=EXPORT)
+    assert excel.content.startswith("\ufeff".encode())
+    people = pl.read_csv(excel.content[3:], separator=";", decimal_comma=True)
+    assert people["Customer"].to_list() == expected["customer_id"].to_list()
+    assert people["Churn probability in the horizon"].to_list() == pytest.approx(
+        expected["churn_probability"].round(4).to_list(), abs=1e-12)
+    assert client.get(url, params={"lang": "de"}, headers=EXPORT).status_code == 422
 
 
 def test_segments_without_a_run_say_so(client):

@@ -36,3 +36,20 @@ def test_labelled_frame_translates_headers_and_codes_and_keeps_nulls_and_numbers
     assert out["Сегмент"][0] == "Новый · VIP (топ-5%) · Частые небольшие покупки"
     assert out["Клиент"].to_list() == ["=1", "2"]
     assert out["Вероятность, что клиент ещё активен"].to_list() == [0.5, 0.25]
+
+
+def test_every_predicted_number_has_a_one_line_explanation_in_each_language():
+    from serving.labels import column_help
+
+    predicted = [name for name, dtype in BASE_SCORE_COLUMNS
+                 if dtype in (pl.Float64, pl.Date) and name != "as_of"]
+    assert {"p_alive", "churn_probability", "clv_12m", "next_order_p10"} <= set(predicted)
+    for lang in LANGUAGES:
+        for name in predicted:
+            line = column_help(name, lang, horizon_days=90)
+            assert line and "\n" not in line and "{" not in line, (name, lang)
+    # The two probabilities people confuse answer different questions, and say so.
+    assert "left for good" in column_help("p_alive")
+    assert column_help("churn_probability", "en", 90) == "Chance of no order in the next 90 days."
+    assert column_help("churn_probability", "ru", 30).endswith("30 дн. заказа не будет.")
+    assert column_help("customer_id") == ""

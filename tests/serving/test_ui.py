@@ -10,23 +10,28 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import logging
+import random
 import re
 import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from html import unescape
+from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import parse_qs, urlsplit
 
+import openpyxl
 import polars as pl
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from decisions.decide import DECISION_SCHEMA
+from decisions.segments import BEHAVIOUR_TYPES, LIFECYCLE_STAGES, VALUE_TIERS
 from models.pipeline import SCORE_COLUMNS, empty_scores
 from models.registry import RegisteredPipeline
 from retain.config import Settings
@@ -93,6 +98,37 @@ def ui_scores() -> pl.DataFrame:
     frame = pl.DataFrame(rows, schema=schema)
     assert set(SCORE_COLUMNS) <= set(frame.columns)
     return frame
+
+
+def many_cells_scores(seed: int = 1) -> pl.DataFrame:
+    """A shop's worth of cells: every lifecycle x tier x behaviour segment with its goals and
+    three of five channels (about 300 cells, 9,000 customers), as a demo run produces."""
+    rng = random.Random(seed)
+    goals = {"new": ["onboard"], "active": ["cross_sell", "replenish"],
+             "at_risk": ["reactivate", "replenish", "keep_vip"], "sleeping": ["reactivate"],
+             "lost": ["win_back", "none"]}
+    costs = {"email": 0.5, "sms": 3.0, "push": 0.1, "telegram": 0.2}
+    columns: dict[str, list] = {name: [] for name in ("lifecycle_stage", "value_tier",
+                                                      "behaviour_type", "goal", "channel")}
+    for stage, tier, behaviour in itertools.product(LIFECYCLE_STAGES, VALUE_TIERS,
+                                                    BEHAVIOUR_TYPES):
+        for goal in goals[stage]:
+            for channel in rng.sample([*costs, None], 3 if stage != "lost" else 2):
+                for _ in range(rng.randint(3, 60)):
+                    for name, value in zip(columns, (stage, tier, behaviour, goal, channel)):
+                        columns[name].append(value)
+    n = len(columns["goal"])
+    base = ui_scores().head(1).drop(*columns, "segment", "customer_id", "expected_incremental_revenue",
+                                    "contact_cost")
+    frame = pl.concat([base] * n).with_columns(
+        pl.Series("customer_id", [f"C{i:06d}" for i in range(1, n + 1)]),
+        *(pl.Series(name, values, pl.String) for name, values in columns.items()),
+        pl.Series("expected_incremental_revenue",
+                  [rng.random() * 300 if c else 0.0 for c in columns["channel"]]),
+        pl.Series("contact_cost", [costs.get(c, 0.0) for c in columns["channel"]]),
+    ).with_columns(pl.concat_str("lifecycle_stage", "value_tier", "behaviour_type",
+                                 separator="-").alias("segment"))
+    return frame.select(ui_scores().columns)
 
 
 def write_run(url: str, frame: pl.DataFrame | None = None) -> str:
@@ -270,7 +306,7 @@ def test_the_matrix_shows_every_cell_with_its_counts_and_totals(client, scored, 
     revenue = ui_scores()["predicted_revenue"].sum()
     assert matrix["predicted_revenue"].sum() == pytest.approx(revenue)
     assert ui._number(revenue) in page.text  # the total predicted revenue, formatted
-    assert "no channel" in page.text and "Scores as of <strong>2026-07-01</strong>" in page.text
+    assert "no channel" in page.text and "Scores as of 2026-07-01" in page.text
     assert 'id="no-model"' in page.text and "No model loaded" in page.text
 
 
@@ -301,6 +337,132 @@ def test_without_a_run_the_page_says_how_to_make_one(client):
     assert 'id="matrix"' not in page.text
     missing = client.get("/ui/export")
     assert missing.status_code == 404 and "retain score" in missing.text
+
+
+def visible_text(html: str) -> str:
+    """What a reader sees: the page without tags, attributes, or the <title>s of charts."""
+    html = re.sub(r"<title>.*?</title>", " ", html, flags=re.DOTALL)
+    return unescape(re.sub(r"<[^>]+>", " ", html))
+
+
+def test_the_matrix_is_folded_by_lifecycle_stage_then_value_tier_with_totals(ui_settings):
+    frame = many_cells_scores()
+    write_run(ui_settings.store_url, frame)
+    with app_client(ui_settings) as client:
+        sign_in(client)
+        page = client.get("/ui").text
+    cells = frame.group_by("segment", "goal", "channel").len()
+    assert len(matrix_rows(page)) == cells.height == 300  # every cell is still there ...
+    stages = re.findall(r'<details class="stage" data-stage="([^"]+)" data-customers="(\d+)">',
+                        page)
+    # ... folded (no "open") into one group per stage, in the lifecycle's order, with totals.
+    expected = dict(frame.group_by("lifecycle_stage").len().iter_rows())
+    assert [s for s, _ in stages] == list(LIFECYCLE_STAGES)
+    assert {s: int(n) for s, n in stages} == expected
+    tiers = re.findall(r'<details class="tier" data-tier="([^"]+)" data-customers="(\d+)">', page)
+    assert len(tiers) == len(LIFECYCLE_STAGES) * len(VALUE_TIERS)
+    assert sum(int(n) for _, n in tiers) == frame.height
+    assert re.search(rf'<tr id="totals" data-customers="{frame.height}"', page)
+    assert "<details" in page and " open>" not in page
+    # Filtered down, the groups that remain open.
+    with app_client(ui_settings) as client:
+        sign_in(client)
+        narrowed = client.get("/ui", params={"goal": "win_back"}).text
+    assert re.findall(r'data-stage="([^"]+)" data-customers="\d+" open>', narrowed) == ["lost"]
+
+
+def test_the_charts_count_customers_per_stage_and_tier_goal_and_channel(ui_settings):
+    frame = many_cells_scores()
+    write_run(ui_settings.store_url, frame)
+    with app_client(ui_settings) as client:
+        sign_in(client)
+        page = client.get("/ui").text
+    heat = {(s, t): int(n) for s, t, n in re.findall(
+        r'<g class="heat-cell" data-stage="([^"]+)" data-tier="([^"]+)" data-customers="(\d+)">',
+        page)}
+    assert heat == {(s, t): n for s, t, n in
+                    frame.group_by("lifecycle_stage", "value_tier").len().iter_rows()}
+    # The tooltip of a cell gives its expected incremental revenue.
+    top = frame.filter(pl.col("lifecycle_stage") == "at_risk", pl.col("value_tier") == "vip")
+    revenue = ui._number(top["expected_incremental_revenue"].sum())
+    assert (f"At risk · VIP (top 5%): {ui._number(top.height)} customers, expected extra "
+            f"revenue {revenue}") in page
+    for key in ("goal", "channel"):
+        bars = {k: float(v) for k, v in re.findall(
+            r'<g class="bar" data-key="([^"]*)" data-measure="contact_cost" '
+            r'data-value="([^"]+)">', page.split(f'id="chart-{key}"')[1].split("</svg>")[0])}
+        sums = frame.group_by(key).agg(pl.col("contact_cost").sum())
+        assert bars == pytest.approx({k or "": v for k, v in sums.iter_rows()})
+    # Drawn by retain: no script, nothing fetched from elsewhere.
+    assert "<script" not in page and "http://" not in page.replace(
+        'xmlns="http://www.w3.org/2000/svg"', "") and "https://" not in page
+
+
+def test_the_page_speaks_russian_when_asked_and_remembers_it(client, scored):
+    sign_in(client)
+    page = client.get("/ui", params={"lang": "ru"})
+    assert page.status_code == 200 and '<html lang="ru">' in page.text
+    cookie = page.headers["set-cookie"]
+    assert cookie.startswith(f"{ui.LANG_COOKIE}=ru") and "path=/ui" in cookie.lower()
+    again = client.get("/ui").text  # no ?lang: the cookie remembers
+    assert '<html lang="ru">' in again
+    for words in ("Сегменты, цели и каналы", "Спящий", "Средняя ценность", "Реактивировать",
+                  "нет канала", "Клиенты по стадии жизненного цикла и ценности"):
+        assert words in again, words
+    customer = client.get("/ui/customers", params={"customer_id": "C000005"}).text
+    assert "Вероятность, что клиент ещё активен" in customer
+    assert "Шанс, что клиент не ушёл насовсем (BTYD p-alive)." in customer
+    assert "Шанс, что в ближайшие 90 дн. заказа не будет." in customer
+    # The switch keeps the view and its query, and English comes back.
+    assert 'href="/ui/customers?customer_id=C000005&amp;lang=en"' in customer
+    english = client.get("/ui", params={"lang": "en"})
+    assert '<html lang="en">' in english.text and "Segments, goals and channels" in english.text
+    assert client.get("/ui", params={"lang": "xx"}).text.count('<html lang="en">') == 1
+    error = client.get("/ui", params={"segment": "x" * 500, "lang": "ru"})
+    assert error.status_code == 400 and "Этот запрос нельзя выполнить" in error.text
+
+
+def test_signed_out_the_form_follows_the_browsers_language_and_the_remembered_choice(client):
+    form = client.get("/ui", headers={"Accept-Language": "ru-RU,ru;q=0.9,en;q=0.8"})
+    assert '<html lang="ru">' in form.text and "API-ключ" in form.text
+    assert 'href="/ui?lang=en"' in form.text
+    assert '<html lang="en">' in client.get("/ui", headers={"Accept-Language": "kk, en"}).text
+    client.get("/ui", params={"lang": "ru"})
+    refused = client.post("/ui/login", data={"api_key": "not-a-key-0123456789"})
+    assert refused.status_code == 401 and "Этот API-ключ недействителен" in refused.text
+
+
+def test_codes_appear_only_in_exports_and_every_number_is_explained(client, scored):
+    sign_in(client)
+    page = client.get("/ui", params={"customer_id": "C000011"}).text
+    seen = visible_text(page)
+    for code in ("at_risk", "stock_up", "cross_sell", "sleeping-mid-occasional", "telegram",
+                 "hedonist", "reactivate"):
+        assert code not in seen, code
+    assert "Stock-up buyer" in seen and "Telegram" in seen and "Reactivate" in seen
+    # Alive and churn side by side, each with what it means (so 55% beside 45% is understood).
+    assert re.search(r"Probability still a customer\s*Chance they have not left for good "
+                     r"\(BTYD p-alive\)\.\s*45\.0%", seen)
+    assert re.search(r"Churn probability in the horizon\s*Chance of no order in the next 90 "
+                     r"days\.\s*55\.0%", seen)
+    fields = re.findall(r'<tr data-column="([^"]+)"><th scope="row">[^<]+'
+                        r'(<span class="help">[^<]+</span>)?</th>', page)
+    numbers = {"p_alive", "churn_probability", "expected_orders", "predicted_revenue", "clv_12m",
+               "overdue_days", "expected_incremental_revenue", "contact_cost",
+               "next_order_date", "next_order_p10", "next_order_p90", "due_product_date"}
+    assert numbers <= {column for column, help in fields if help}
+
+
+def test_the_customer_timeline_shows_the_next_order_range_and_the_due_product(client, scored):
+    sign_in(client)
+    page = client.get("/ui/customers", params={"customer_id": "C000005"}).text
+    svg = page.split('id="chart-timeline"')[1].split("</svg>")[0]
+    # C000005: next order 2026-07-06, likely 07-03 to 07-11; product P5 runs out 07-06.
+    assert "Next order likely: 2026-07-03 … 2026-07-11" in svg
+    assert "Expected order: 2026-07-06" in svg and "Runs out: P5: 2026-07-06" in svg
+    assert "Scores as of: 2026-07-01" in svg
+    no_product = client.get("/ui/customers", params={"customer_id": "C000004"}).text
+    assert 'class="mark-due"' not in no_product and 'class="mark-expected"' in no_product
 
 
 # -- downloads -------------------------------------------------------------------------------------
@@ -351,6 +513,55 @@ def test_each_cells_csv_holds_exactly_the_stores_rows_of_that_cell(ui_settings, 
         assert client.get("/ui/export", params={"sep": "|"}).status_code == 400
 
 
+def test_each_cell_downloads_as_an_excel_workbook_too(ui_settings):
+    write_run(ui_settings.store_url)
+    with app_client(ui_settings) as client:
+        sign_in(client)
+        page = client.get("/ui").text
+        links = [unescape(h) for h in re.findall(r'<a class="download-xlsx" href="([^"]+)"', page)]
+        assert len(links) == len(CELLS)
+        assert all("format=xlsx" in link for link in links)
+        for link in links:
+            query = {k: v[0] for k, v in parse_qs(urlsplit(link).query).items()}
+            response = client.get(link)
+            assert response.status_code == 200
+            assert response.headers["content-type"] == (
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+            filename = (f"retain-{query['segment']}-{query['goal']}-{query['channel']}"
+                        "-2026-07-01.xlsx")
+            assert f'filename="{filename}"' in response.headers["content-disposition"]
+            sheet = openpyxl.load_workbook(io.BytesIO(response.content)).active
+            assert sheet.title == query["segment"] and sheet.freeze_panes == "A2"
+            rows = list(sheet.iter_rows(values_only=True))
+            assert query["lang"] == "en" and rows[0][0] == "Customer"  # the page's language
+            assert len(rows) == 1 + sum(n for s, g, c, n in CELLS
+                                        if (s, g, c or "none") == (query["segment"],
+                                                                   query["goal"],
+                                                                   query["channel"]))
+        # On the page in Russian: headers and categories as people read them, numbers still
+        # numbers.
+        page_ru = client.get("/ui", params={"lang": "ru"}).text
+        all_xlsx = re.search(r'<a id="download-all-xlsx" href="([^"]+)"', page_ru)
+        assert all_xlsx is not None and "lang=ru" in all_xlsx.group(1)
+        russian = client.get(unescape(all_xlsx.group(1)))
+        sheet = openpyxl.load_workbook(io.BytesIO(russian.content)).active
+        assert sheet.title == "scores"
+        rows = list(sheet.iter_rows())
+        headers = [c.value for c in rows[0]]
+        assert headers[0] == "Клиент" and len(rows) == 13
+        assert {r[headers.index("Канал")].value for r in rows[1:]} == {
+            "Email", "SMS", "Telegram", None}
+        revenue = [r[headers.index("Прогноз выручки за горизонт")] for r in rows[1:]]
+        assert [c.value for c in revenue] == [100.0 * n + 0.25 for n in range(1, 13)]
+        assert {c.number_format for c in revenue} == {"0.00"}
+        csv_ru = client.get("/ui/export", params={"lang": "ru"})
+        assert parse_csv(csv_ru.content)[0]["Клиент"] == "C000001"
+        excel = parse_csv(client.get("/ui/export", params={"excel": "1"}).content)
+        assert excel[0]["predicted_revenue"] == "100,25"  # a decimal comma for Excel
+        assert client.get("/ui/export", params={"format": "xls"}).status_code == 400
+        assert client.get("/ui/export", params={"lang": "de"}).status_code == 400
+
+
 def test_a_cyrillic_cell_downloads_under_a_utf8_file_name(ui_settings):
     frame = ui_scores().with_columns(
         pl.when(pl.col("goal") == "none").then(pl.lit("зимняя-акция")).otherwise(pl.col("segment"))
@@ -375,13 +586,15 @@ def test_the_model_at_a_glance_against_the_best_baseline(client, scored):
     sign_in(client)
     page = client.get("/ui").text
     assert 'id="no-model"' not in page
-    assert "Serving model version <strong>7</strong>" in page and "2026-07-01" in page
-    assert "0.810" in page and "0.740" in page and "bgnbd p no order" in page  # best, not 0.70
+    assert "Serving model version 7 (alias champion)" in page and "2026-07-01" in page
+    # The best other method by its name, not its code (0.74, not the recency rule's 0.70).
+    assert "0.810" in page and "0.740" in page and "BG/NBD: chance of no order" in page
+    assert "bgnbd" not in page
     assert "0.620" in page and "0.550" in page
-    assert "21.5" in page and "19.0" in page and "median interval" in page
+    assert "21.5" in page and "19.0" in page and "Usual interval between orders" in page
     assert page.count("retain is better") == 1 and page.count("retain is worse") == 1
     assert page.count("a tie: the difference is within noise") == 1  # +0.07, yet noise
-    assert "LightGBM" in page and "simple baseline" in page
+    assert "LightGBM" in page and "Baseline rule" in page
     assert "interval -0.010 to 0.150" in page
     assert "The service now serves version 7" in page  # the run was made by version 3
 
@@ -415,7 +628,7 @@ def test_the_page_shows_the_real_champion_and_its_backtest(settings, tracking):
         page = real.get("/ui").text
     trained = tracking.trained
     assert 'id="no-model"' not in page
-    assert f"Serving model version <strong>{trained.version}</strong>" in page
+    assert f"Serving model version {trained.version} " in page
     assert f"{trained.metrics['churn']['retain']['auc']:.3f}" in page
 
 
@@ -426,7 +639,7 @@ def test_customer_look_up_shows_scores_decision_and_reason(client, scored):
         assert page.status_code == 200
         assert 'data-customer-id="C000005"' in page.text
         assert f"{REASON_RU} (№5)" in page.text
-        assert "sleeping-mid-occasional" in page.text and "скидка 10%" in page.text
+        assert "Sleeping · Mid value · Occasional" in page.text and "скидка 10%" in page.text
         assert "25.0%" in page.text  # churn probability 5/20
     missing = client.get("/ui/customers", params={"customer_id": "<b>C999</b>"})
     assert missing.status_code == 200 and 'id="customer-not-found"' in missing.text
@@ -548,3 +761,124 @@ def test_a_marketer_signs_in_filters_downloads_and_looks_up_in_a_real_browser(
         finally:
             browser.close()
 
+
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+SHOT_CUSTOMER = "C000042"
+# The home page of a shop with about 300 cells, in px at 1280 px wide: 14,191 before the matrix
+# was folded (measured in Chromium); folded with its charts, about 1,750.
+MAX_HOME_HEIGHT = 2_600
+
+
+@pytest.fixture
+def rich_server(ui_settings) -> Iterator[tuple[str, object]]:
+    """A server over a run of about 300 cells, one customer with a telling timeline."""
+    import uvicorn
+
+    from tests.processes import free_port
+
+    frame = many_cells_scores().with_columns(
+        pl.when(pl.col("customer_id") == SHOT_CUSTOMER).then(value).otherwise(pl.col(name))
+        .alias(name) for name, value in {
+            "next_order_date": pl.lit(AS_OF + timedelta(days=18)),
+            "next_order_p10": pl.lit(AS_OF + timedelta(days=9)),
+            "next_order_p90": pl.lit(AS_OF + timedelta(days=34)),
+            "due_product_id": pl.lit("Творог 5% 400 г"),
+            "due_product_date": pl.lit(AS_OF + timedelta(days=12)),
+            "p_alive": pl.lit(0.84), "churn_probability": pl.lit(0.41),
+            "overdue_days": pl.lit(0.0)}.items())
+    write_run(ui_settings.store_url, frame)
+    app = create_app(ui_settings)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="ui-shots-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            pytest.fail("the uvicorn server did not start")
+        time.sleep(0.05)
+    app.state.service.holder.current = fake_model()
+    try:
+        yield f"http://127.0.0.1:{port}", app
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+def save_screenshot(page, path: Path) -> None:
+    """A full-page PNG, reduced to a 256-colour palette (text and charts stay sharp)."""
+    from PIL import Image
+
+    page.screenshot(path=str(path), full_page=True)
+    with Image.open(path) as shot:
+        small = shot.convert("RGB").quantize(colors=256, method=Image.Quantize.FASTOCTREE,
+                                             dither=Image.Dither.NONE)
+    small.save(path, optimize=True)
+
+
+def test_every_view_in_a_real_browser_is_short_and_screenshotted(chromium_path, rich_server,
+                                                                  tmp_path):
+    """Home (English and Russian), a customer, sign-in and an error page, each saved as a PNG
+    1280 px wide under 300 KB: into docs/screenshots with RETAIN_UPDATE_SCREENSHOTS=1 (the
+    README shows those), else into a temporary folder."""
+    import os
+
+    from PIL import Image
+    from playwright.sync_api import sync_playwright
+
+    base, _ = rich_server
+    folder = SCREENSHOTS if os.environ.get("RETAIN_UPDATE_SCREENSHOTS") == "1" else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 800})
+            page = context.new_page()
+            page.set_default_timeout(15_000)
+            page.goto(f"{base}/ui")
+            page.wait_for_selector("#api_key")
+            save_screenshot(page, folder / "login.png")
+
+            page.fill("#api_key", EXPORT_KEY)
+            page.click("form[action='/ui/login'] button")
+            page.wait_for_selector("#matrix")
+            assert page.locator("tr.cell").count() == 300
+            assert page.locator("details.stage").count() == len(LIFECYCLE_STAGES)
+            height = page.evaluate("document.documentElement.scrollHeight")
+            assert height < MAX_HOME_HEIGHT, height
+            assert page.locator("#chart-heatmap .heat-cell").count() == 20
+            save_screenshot(page, folder / "home-en.png")
+
+            page.click("#lang-switch a[hreflang=ru]")
+            page.wait_for_selector("html[lang=ru]")
+            assert "Сегменты, цели и каналы" in page.locator("h1").inner_text()
+            assert page.evaluate("document.documentElement.scrollHeight") < MAX_HOME_HEIGHT
+            # Unfold a stage, then a tier: its cells and their download links come into view.
+            stage = "details.stage[data-stage=new]"
+            assert not page.locator(f"{stage} details.tier").first.is_visible()
+            page.click(f"{stage} > summary")
+            assert not page.locator(f"{stage} tr.cell").first.is_visible()
+            page.click(f"{stage} details.tier[data-tier=vip] > summary")
+            assert page.locator(f"{stage} details.tier[data-tier=vip] a.download").first.is_visible()
+            save_screenshot(page, folder / "home-ru.png")
+
+            page.goto(f"{base}/ui/customers?customer_id={SHOT_CUSTOMER}&lang=en")
+            page.wait_for_selector("#chart-timeline")
+            fields = page.locator("#customer-fields").inner_text()
+            assert "84.0%" in fields and "41.0%" in fields
+            assert "Chance they have not left for good" in fields
+            save_screenshot(page, folder / "customer.png")
+
+            page.goto(f"{base}/ui?segment={'x' * 300}")
+            page.wait_for_selector("text=too long")
+            save_screenshot(page, folder / "error.png")
+        finally:
+            browser.close()
+    for name in ("home-en", "home-ru", "customer", "login", "error"):
+        path = folder / f"{name}.png"
+        with Image.open(path) as shot:
+            assert shot.width == 1280, (name, shot.size)
+        assert path.stat().st_size < 300_000, (name, path.stat().st_size)

@@ -1,0 +1,217 @@
+"""The words of the marketers' page (``/ui``) in English and Russian.
+
+Labels of codes and columns live in :mod:`serving.labels` (shared with the exports); this holds
+the page's own sentences. A key missing in a language falls back to English, never to the key.
+Placeholders are ``str.format`` fields; values are escaped by the templates, not here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from serving.labels import Language
+
+# key -> (English, Russian)
+TEXT: dict[str, tuple[str, str]] = {
+    "brand": ("segments", "сегменты"),
+    "nav.matrix": ("Matrix", "Матрица"),
+    "nav.customer": ("Find a customer", "Найти клиента"),
+    "nav.sign_out": ("Sign out", "Выйти"),
+    "lang.en": ("English", "English"),
+    "lang.ru": ("Русский", "Русский"),
+    # Sign-in
+    "login.title": ("Sign in", "Вход"),
+    # The browser keeps a session, not the key (serving/sessions.py).
+    "login.intro": (("Enter your retain API key once; you stay signed in until you sign out (at "
+                     "most 12 hours), and the browser never keeps the key itself. The key needs "
+                     "the 'export' scope. Ask the team that runs retain if you do not have one."),
+                    ("Введите API-ключ retain один раз: вход сохранится до выхода (не дольше "
+                     "12 часов), а сам ключ браузер не хранит. Ключу нужно право 'export'. Если "
+                     "ключа нет, попросите его у команды, которая запускает retain.")),
+    "login.ended": (("Your session has ended or the key is no longer valid. Please enter an API "
+                    "key again."),
+                    "Сеанс завершён или ключ больше не действует. Введите API-ключ ещё раз."),
+    "login.first": ("Please enter your API key first.", "Сначала введите API-ключ."),
+    "login.too_large": ("That form was too large. Paste only the API key.",
+                        "Форма слишком большая. Вставьте только API-ключ."),
+    "login.invalid": ("That API key is not valid. Check it and try again.",
+                      "Этот API-ключ недействителен. Проверьте его и попробуйте ещё раз."),
+    "login.no_scope": (("That API key is valid but may not see segments and downloads: it needs "
+                       "the 'export' scope. Ask for a key with that scope."),
+                       ("Ключ действителен, но не даёт доступа к сегментам и выгрузкам: нужно "
+                       "право 'export'. Попросите ключ с этим правом.")),
+    "login.key": ("API key", "API-ключ"),
+    "login.submit": ("Sign in", "Войти"),
+    # Errors
+    "error.request_id": ("Request id", "Номер запроса"),
+    "error.back": ("Back to the matrix", "Назад к матрице"),
+    "error.bad_request": ("That request could not be used", "Этот запрос нельзя выполнить"),
+    "error.unavailable": ("The score store cannot be read right now",
+                          "Хранилище оценок сейчас недоступно"),
+    "error.unavailable_text": (("Please try again in a minute. If it keeps failing, tell the team "
+                               "that runs retain and give them the request id below."),
+                               ("Попробуйте ещё раз через минуту. Если ошибка повторяется, "
+                               "сообщите команде, которая запускает retain, номер запроса ниже.")),
+    "error.failed": ("Something went wrong", "Что-то пошло не так"),
+    "error.failed_text": (("The page could not be shown. Please try again; if it keeps failing, "
+                          "tell the team that runs retain and give them the request id below."),
+                          ("Страницу не удалось показать. Попробуйте ещё раз; если ошибка "
+                          "повторяется, сообщите команде, которая запускает retain, номер "
+                          "запроса ниже.")),
+    "error.too_long": ("The {name} given is too long (at most {chars} characters).",
+                       "Значение «{name}» слишком длинное (не больше {chars} символов)."),
+    # Home
+    "home.title": ("Segments", "Сегменты"),
+    "home.heading": ("Segments, goals and channels", "Сегменты, цели и каналы"),
+    "home.no_run": ("There are no scores in the store yet.", "В хранилище пока нет оценок."),
+    "home.no_run_how": ("Scores appear here after a scoring run, for example:",
+                        "Оценки появятся после запуска оценки, например:"),
+    "home.no_run_customers": ("add", "добавьте"),
+    "home.no_run_then": (("so customers' channel consents are used. It writes to the same score "
+                         "store this service reads; then reload this page."),
+                         ("чтобы учесть согласия клиентов на каналы. Команда пишет в то же "
+                         "хранилище, которое читает этот сервис; затем обновите страницу.")),
+    "home.run": ("Scores as of {as_of}, made by model version {version}, finished {finished}:",
+                 "Оценки на {as_of}, модель версии {version}, готовы {finished}:"),
+    "home.customers": ("customers", "клиентов"),
+    "home.newer_model": (("(The service now serves version {version}; the next scoring run will "
+                         "use it.)"),
+                         ("(Сервис уже работает на версии {version}; следующий запуск оценки "
+                         "возьмёт её.)")),
+    "home.at_a_glance": ("At a glance", "Коротко"),
+    "home.matrix": ("Who gets what: segment, goal and channel",
+                    "Кому что: сегмент, цель и канал"),
+    "home.total": ("Total ({shown} of {cells} groups)", "Итого ({shown} из {cells} групп)"),
+    "home.download_all": ("CSV of all shown", "CSV всех показанных"),
+    "home.download_note": (("Downloads are CSV for Excel (UTF-8, columns separated by ;), one row "
+                           "per customer, with the codes scripts read."),
+                           ("Выгрузки — CSV для Excel (UTF-8, разделитель ;), по строке на "
+                           "клиента, с кодами для скриптов.")),
+    "home.no_cells": ("No group matches these filters.", "Под эти фильтры ничего не подходит."),
+    "home.show_all": ("Show all", "Показать всё"),
+    "home.other_segments": ("Other segments", "Другие сегменты"),
+    "filter.all": ("all", "все"),
+    "filter.show": ("Show", "Показать"),
+    "filter.clear": ("Clear filters", "Сбросить фильтры"),
+    "sum.revenue": ("revenue", "выручка"),
+    "sum.extra": ("extra revenue", "доп. выручка"),
+    "sum.cost": ("cost", "затраты"),
+    "col.segment": ("Buying pattern", "Тип покупателя"),
+    "col.download": ("Download", "Скачать"),
+    "no_goal": ("(no goal)", "(без цели)"),
+    "no_segment": ("(no segment)", "(без сегмента)"),
+    "no_channel": ("no channel", "нет канала"),
+    # Charts
+    "chart.heatmap_title": ("Customers by lifecycle stage and value tier",
+                            "Клиенты по стадии жизненного цикла и ценности"),
+    "chart.heatmap_note": (("Customers by lifecycle stage and value tier: the darker, the more "
+                           "customers. Hover a cell for its expected extra revenue."),
+                           ("Клиенты по стадии жизненного цикла и ценности: чем темнее, тем "
+                           "больше клиентов. Наведите на клетку, чтобы увидеть ожидаемую доп. "
+                           "выручку.")),
+    "chart.heat_tip": (("{stage} · {tier}: {customers} customers, expected extra revenue "
+                       "{revenue}"),
+                       ("{stage} · {tier}: {customers} клиентов, ожидаемая доп. выручка "
+                       "{revenue}")),
+    "chart.bars_note": (("By goal and by channel: customers, the extra revenue contacting them "
+                        "should bring, and what the contacts cost."),
+                        ("По целям и каналам: клиенты, доп. выручка от контакта и его "
+                        "стоимость.")),
+    "chart.goal_title": ("Customers, extra revenue and cost by goal",
+                         "Клиенты, доп. выручка и затраты по целям"),
+    "chart.channel_title": ("Customers, extra revenue and cost by channel",
+                            "Клиенты, доп. выручка и затраты по каналам"),
+    "chart.model_title": ("retain against the best other method, per task",
+                          "retain против лучшего другого метода по задачам"),
+    "chart.worse": ("← retain worse", "← retain хуже"),
+    "chart.better": ("retain better →", "retain лучше →"),
+    "chart.by_goal": ("By goal", "По целям"),
+    "chart.by_channel": ("By channel", "По каналам"),
+    "chart.customers": ("Customers", "Клиентов"),
+    "chart.expected_incremental_revenue": ("Expected extra revenue", "Ожидаемая доп. выручка"),
+    "chart.contact_cost": ("Contact cost", "Стоимость контактов"),
+    "chart.as_of": ("Scores as of", "Оценка на"),
+    "chart.band": ("Next order likely", "Вероятный следующий заказ"),
+    "chart.expected": ("Expected order", "Ожидаемый заказ"),
+    "chart.due": ("Runs out", "Закончится"),
+    "chart.timeline_title": ("The customer's next order and due product",
+                             "Следующий заказ клиента и товар к пополнению"),
+    # The model
+    "model.heading": ("The model", "Модель"),
+    "model.summary": (("Serving model version {version} (alias {alias}), trained on data before "
+                      "{trained}."),
+                      ("Работает модель версии {version} (метка {alias}), обучена на данных до "
+                      "{trained}.")),
+    "model.horizon": ("Predictions look {days} days ahead.", "Прогноз на {days} дней вперёд."),
+    "model.intro": (("How it did on the most recent past period it had not seen (backtest), "
+                    "against the best other method. Left: each method's score; right: retain's "
+                    "advantage with its 95% interval. An interval that crosses zero is a tie "
+                    "(then the simpler model is used)."),
+                    ("Как модель справилась с последним периодом, которого не видела (бэктест), "
+                    "против лучшего другого метода. Слева — результат каждого метода, справа — "
+                    "преимущество retain с 95% интервалом. Интервал, пересекающий ноль, — "
+                    "ничья (тогда берётся более простая модель).")),
+    "model.table": ("The figures", "Цифры"),
+    "model.measured": ("What is measured", "Что измеряем"),
+    "model.used": ("Model used", "Используемая модель"),
+    "model.best_other": ("Best other method", "Лучший другой метод"),
+    "model.verdict": ("Verdict", "Вывод"),
+    "model.difference": ("difference {diff}, interval {lo} to {hi}",
+                         "разница {diff}, интервал от {lo} до {hi}"),
+    "model.no_metrics": ("This model has no backtest metrics recorded.",
+                         "У этой модели нет записанных метрик бэктеста."),
+    "model.none": (("No model loaded: live scoring through the API is unavailable until one is "
+                   "trained (retain train) and the service picks it up. Stored scores can still "
+                   "be viewed and downloaded."),
+                   ("Модель не загружена: оценка через API недоступна, пока модель не обучена "
+                   "(retain train) и сервис её не подхватил. Сохранённые оценки можно смотреть "
+                   "и скачивать.")),
+    "metric.churn": ("Churn: AUC (who leaves; higher is better)",
+                     "Отток: AUC (кто уйдёт; чем выше, тем лучше)"),
+    "metric.value": ("Revenue: rank correlation (who spends most; higher is better)",
+                     "Выручка: ранговая корреляция (кто потратит больше; чем выше, тем лучше)"),
+    "metric.timing": ("Next order: mean error in days (lower is better)",
+                      "Следующий заказ: средняя ошибка в днях (чем ниже, тем лучше)"),
+    "metric.due_product": ("Due product: hit rate (in the next order; higher is better)",
+                           "Товар к пополнению: доля попаданий (чем выше, тем лучше)"),
+    "verdict.better": ("retain is better", "retain лучше"),
+    "verdict.worse": ("retain is worse", "retain хуже"),
+    "verdict.tie": ("a tie: the difference is within noise", "ничья: разница в пределах шума"),
+    "verdict.unchecked": ("not checked against noise (trained before the check existed)",
+                          "не проверено на шум (обучена до появления проверки)"),
+    # A customer
+    "customer.title": ("Find a customer", "Найти клиента"),
+    "customer.intro": ("Shows the customer's latest stored scores, the decision and its reason.",
+                       "Последние сохранённые оценки клиента, решение и его причина."),
+    "lookup.id": ("Customer id", "ID клиента"),
+    "lookup.find": ("Find", "Найти"),
+    "lookup.customer": ("Customer", "Клиент"),
+    "lookup.why": ("Why", "Почему"),
+    "lookup.timeline_note": (("The shaded band: the next order is likely there (8 in 10 customers "
+                             "like them order within it); the dot: the most likely date; the "
+                             "diamond: when the due product runs out."),
+                             ("Закрашенная полоса — здесь вероятен следующий заказ (8 из 10 "
+                             "похожих клиентов заказывают в эти даты); точка — самая вероятная "
+                             "дата; ромб — когда закончится товар.")),
+    "lookup.decision": ("Who they are and what to do", "Кто это и что делать"),
+    "lookup.scores": ("What they are worth and how likely they stay",
+                      "Ценность и шанс, что клиент останется"),
+    "lookup.timing": ("When they will buy next", "Когда купит снова"),
+    "lookup.meta": ("Scores as of {as_of}, horizon {horizon} days, model version {version}.",
+                    "Оценки на {as_of}, горизонт {horizon} дн., модель версии {version}."),
+    "lookup.not_found": (("Customer {id} was not found in any stored scoring run. Check the id (it "
+                         "must match exactly), or the customer may have been scored after the "
+                         "latest run."),
+                         ("Клиент {id} не найден ни в одном сохранённом запуске оценки. Проверьте "
+                         "ID (он должен совпадать точно) — или клиент появился после последнего "
+                         "запуска.")),
+    "yes": ("yes", "да"),
+    "no": ("no", "нет"),
+}
+_INDEX = {"en": 0, "ru": 1}
+
+
+def text(key: str, lang: Language = "en", **values: Any) -> str:
+    """The page's sentence ``key`` in ``lang``, with ``values`` filled in."""
+    words = TEXT[key][_INDEX[lang]] or TEXT[key][0]
+    return words.format(**values) if values else words

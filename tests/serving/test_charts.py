@@ -1,0 +1,94 @@
+"""retain's own SVG charts: what they draw matches the frame, and no text from the data can
+break out of the SVG (codes come from the shop's files)."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from datetime import date
+
+import polars as pl
+
+from serving import charts
+
+HOSTILE = '<script>alert("x")</script>&"\''
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def parse(svg: str) -> ET.Element:
+    root = ET.fromstring(svg)  # well-formed XML: nothing escaped its element
+    assert root.tag == f"{SVG}svg"
+    assert all(el.tag != f"{SVG}script" for el in root.iter())
+    return root
+
+
+def test_lifecycle_value_sums_the_matrix_by_the_segment_codes_first_two_parts():
+    matrix = pl.DataFrame({
+        "segment": ["lost-low-occasional", "lost-low-hedonist", "new-vip-stock_up", "зимняя-акция"],
+        "customers": [3, 2, 5, 7], "expected_incremental_revenue": [1.0, 2.0, 4.0, 8.0]})
+    cells = charts.lifecycle_value(matrix).sort("lifecycle_stage")
+    assert cells.rows() == [("lost", "low", 5, 3.0), ("new", "vip", 5, 4.0)]
+
+
+def test_a_heatmap_cell_per_stage_and_tier_with_its_count_and_escaped_tooltip():
+    cells = pl.DataFrame({"lifecycle_stage": ["new", "lost"], "value_tier": ["vip", "low"],
+                          "customers": [5, 1_200]})
+    svg = charts.heatmap(cells, ["new", "lost"], ["vip", "low"], lambda c: HOSTILE + c,
+                         lambda c: c.upper(), lambda row: f"{HOSTILE} {row['customers']}",
+                         HOSTILE)
+    root = parse(svg)
+    found = {(g.get("data-stage"), g.get("data-tier")): int(g.get("data-customers"))
+             for g in root.iter(f"{SVG}g") if g.get("class") == "heat-cell"}
+    assert found == {("new", "vip"): 5, ("new", "low"): 0, ("lost", "vip"): 0,
+                     ("lost", "low"): 1_200}
+    titles = [t.text for t in root.iter(f"{SVG}title")]
+    assert f"{HOSTILE} 1200" in titles and root.get("aria-label") == HOSTILE
+    assert "<script>" not in svg
+    # The most crowded cell is the darkest.
+    fills = {g.get("data-customers"): g.find(f"{SVG}rect").get("fill")
+             for g in root.iter(f"{SVG}g") if g.get("class") == "heat-cell"}
+    assert fills["1200"] == "#1f5fbf" and fills["0"] == "#ffffff"
+
+
+def test_bars_are_scaled_per_measure_and_escape_their_keys():
+    frame = pl.DataFrame({"channel": ["sms", HOSTILE, None], "customers": [10, 40, 20],
+                          "contact_cost": [30.0, 4.0, 0.0]})
+    svg = charts.bars(frame, "channel", [("customers", "Customers"), ("contact_cost", "Cost")],
+                      lambda k: k or "none", str, "t", "chart-x")
+    root = parse(svg)
+    widths = {(g.get("data-key"), g.get("data-measure")): float(g.find(f"{SVG}rect").get("width"))
+              for g in root.iter(f"{SVG}g") if g.get("class") == "bar"}
+    assert widths[(HOSTILE, "customers")] > widths[("", "customers")] > widths[("sms", "customers")]
+    assert widths[("sms", "contact_cost")] > widths[(HOSTILE, "contact_cost")]
+    assert widths[("", "contact_cost")] == 0
+    keys = [g.get("data-key") for g in root.iter(f"{SVG}g") if g.get("class") == "bar"]
+    assert keys[0] == HOSTILE  # largest first
+
+
+def test_model_quality_puts_the_difference_left_or_right_of_zero_by_its_verdict():
+    rows = [{"label": "Churn", "ours": 0.81, "best": {"name": HOSTILE, "value": 0.74},
+             "diff": 0.07, "lo": 0.03, "hi": 0.11, "verdict": "better", "digits": 3},
+            {"label": "Timing", "ours": 21.5, "best": {"name": "median", "value": 19.0},
+             "diff": -2.5, "lo": -3.5, "hi": -1.5, "verdict": "worse", "digits": 1}]
+    root = parse(charts.model_quality(rows, "retain", ("worse", "better"),
+                                      lambda v, d: f"{v:.{d}f}", "t"))
+    zero = float(next(root.iter(f"{SVG}line")).get("x1"))
+    diffs = [g for g in root.iter(f"{SVG}g") if g.get("class") == "model-diff"]
+    assert [g.get("data-verdict") for g in diffs] == ["better", "worse"]
+    better, worse = (float(g.find(f"{SVG}circle").get("cx")) for g in diffs)
+    assert better > zero > worse
+
+
+def test_the_timeline_orders_as_of_band_and_marks_on_one_axis():
+    svg = charts.timeline(date(2026, 7, 1), [("expected", date(2026, 7, 20), "Expected"),
+                                             ("due", date(2026, 8, 30), HOSTILE)],
+                          (date(2026, 7, 10), date(2026, 8, 15), "Likely"), "As of", "t",
+                          past=[date(2026, 5, 1), date(2026, 6, 1)])
+    root = parse(svg)
+    groups = {g.get("class"): g for g in root.iter(f"{SVG}g")}
+    as_of = float(groups["as-of"].find(f"{SVG}line").get("x1"))
+    band = groups["band"].find(f"{SVG}rect")
+    expected = float(groups["mark-expected"].find(f"{SVG}circle").get("cx"))
+    past = [float(c.get("cx")) for c in root.iter(f"{SVG}circle") if c.get("class") == "past-order"]
+    assert past[0] < past[1] < as_of < float(band.get("x")) < expected
+    assert expected < float(band.get("x")) + float(band.get("width"))
+    assert f"{HOSTILE}: 2026-08-30" in [t.text for t in root.iter(f"{SVG}title")]
