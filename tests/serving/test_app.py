@@ -352,6 +352,31 @@ def test_a_large_body_is_parsed_as_a_small_one(client):
     assert len(response.json()["scores"]) == 200
 
 
+def test_a_large_body_is_parsed_off_the_event_loop_and_a_small_one_on_it(client, monkeypatch):
+    import asyncio
+
+    from serving.routes import scores
+
+    on_loop: list[bool] = []
+    validate = scores.validate_score_request
+
+    def spy(payload):
+        try:
+            asyncio.get_running_loop()
+            on_loop.append(True)
+        except RuntimeError:
+            on_loop.append(False)
+        return validate(payload)
+
+    monkeypatch.setattr(scores, "validate_score_request", spy)
+    small = {"as_of": "2026-07-01", "customers": LARGE_BODY["customers"][:1]}
+    for body in (LARGE_BODY, small):
+        response = client.post("/v1/score", content=json.dumps(body, indent=1).encode(),
+                               headers={**SCORE, "Content-Type": "application/json"})
+        assert response.status_code == 200, response.text
+    assert on_loop == [False, True]
+
+
 @pytest.mark.parametrize(("body", "says"), [
     (b'{"as_of": ', "unexpected end of data"),
     ('{"as_of": "2026-07-01", "customers": [{"customer_id": "\u00e9t\u00e9"'.encode("latin-1"),
