@@ -243,6 +243,40 @@ def suite(name: str, url: str, pid: int, singles: list[dict], batches: list[dict
     measured("1,000 customers, sequential", lambda: (sequential(url, batches, headers), None, 0))
 
 
+def large_bodies(url: str, headers: dict, bodies: int = 8) -> None:
+    """/healthz latency while ``bodies`` ~8 MB scoring requests are parsed at once (target: the
+    worst probe under 50 ms). Each body repeats a customer id at its end, so it is parsed and
+    validated in full, then refused (422) before any scoring."""
+    import threading
+
+    line = {"ts": "2026-03-02T10:15:00Z", "amount": 42.5, "order_id": "O-1001",
+            "product_id": "P-12", "quantity": 2, "channel": "web"}
+    customers = [{"customer_id": f"C{i:05d}", "transactions": [line] * 75} for i in range(1000)]
+    customers[-1]["customer_id"] = "C00000"
+    raw = orjson.dumps({"as_of": AS_OF.isoformat(), "customers": customers})
+    statuses: list[int] = []
+
+    def post() -> None:
+        statuses.append(httpx.post(f"{url}/v1/score", content=raw, timeout=300, headers={
+            **headers, "Content-Type": "application/json"}).status_code)
+
+    posters = [threading.Thread(target=post) for _ in range(bodies)]
+    latencies: list[float] = []
+    with httpx.Client(base_url=url, timeout=30) as http:
+        http.get("/healthz")
+        for poster in posters:
+            poster.start()
+        while any(p.is_alive() for p in posters):
+            begin = time.perf_counter()
+            http.get("/healthz")
+            latencies.append(time.perf_counter() - begin)
+            time.sleep(0.01)
+    ms = np.array(latencies) * 1000
+    print(f"/healthz during {bodies} x {len(raw) / 2**20:.1f} MB bodies (statuses "
+          f"{sorted(set(statuses))}): {ms.size} probes, p50 {np.median(ms):.1f} ms, "
+          f"p99 {np.percentile(ms, 99):.1f} ms, max {ms.max():.1f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=20_000)
@@ -253,6 +287,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2,
                         help="worker processes per server (default: one per core of 2)")
     parser.add_argument("--skip-mlflow", action="store_true", help="retain only (quicker)")
+    parser.add_argument("--large-bodies-only", action="store_true",
+                        help="only /healthz while eight 8 MB bodies are parsed")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     from features.simulate import simulate_shop
@@ -284,6 +320,9 @@ def main() -> None:
         with server([str(BIN / "retain"), "serve", "--host", "127.0.0.1", "--port", str(retain_port),
                      *workers], env, f"http://127.0.0.1:{retain_port}/readyz") as pid:
             headers = {"X-API-Key": KEY}
+            large_bodies(f"http://127.0.0.1:{retain_port}", headers)
+            if args.large_bodies_only:
+                return
             bodies = [retain_body(history, [c], consents) for c in singles]
             big = [retain_body(history, b, consents) for b in batches]
             for name, query in (("retain", ""), ("retain scores only", "?decisions=false")):

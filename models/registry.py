@@ -7,8 +7,10 @@ Tracking and registry URI from ``MLFLOW_TRACKING_URI``; default the embedded
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
+import sys
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -128,7 +130,6 @@ def load_registered(version: str | None = None, alias: str = "champion") -> Regi
     Raises RegistryError (a LookupError) with a hint when there is no such version or alias,
     RegistryUnreachableError when the tracking server does not answer.
     """
-    import mlflow
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
@@ -146,7 +147,7 @@ def load_registered(version: str | None = None, alias: str = "champion") -> Regi
             "train one with `retain train` (or set MLFLOW_TRACKING_URI)"
         ) from None
     try:
-        model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/{found.version}")
+        model = load_model_here(f"models:/{MODEL_NAME}/{found.version}")
     except ValueError as exc:
         raise RegistryError(mask_credentials(
             f"model '{MODEL_NAME}' version {found.version}: {exc}")) from None
@@ -155,6 +156,25 @@ def load_registered(version: str | None = None, alias: str = "champion") -> Regi
     metrics = dict(run.data.metrics) if run else {}
     return RegisteredPipeline(pipeline, str(found.version), list(found.aliases or []),
                               found.run_id or "", int(found.creation_timestamp or 0), metrics)
+
+
+def load_model_here(model_uri: str):
+    """``mlflow.pyfunc.load_model`` for a process that runs retain (the API, the CLI): the
+    installed retain's packages are imported first, so the copy of retain's code the model
+    carries (for environments without retain, ``models.pyfunc.CODE_PACKAGES``) does not
+    replace them, and ``sys.path`` is left as it was (MLflow prepends that copy on every load:
+    a reloading server would otherwise grow it)."""
+    import mlflow.pyfunc
+
+    from models.pyfunc import CODE_PACKAGES
+
+    for package in CODE_PACKAGES:
+        importlib.import_module(package)
+    saved = list(sys.path)
+    try:
+        return mlflow.pyfunc.load_model(model_uri)
+    finally:
+        sys.path[:] = saved
 
 
 def set_alias(version: str, alias: str) -> None:

@@ -91,8 +91,10 @@ def _rfm_grid(rfm: pl.DataFrame, points: int = 60) -> tuple[np.ndarray, np.ndarr
 
 def _matrix(values: np.ndarray, frequency: np.ndarray, recency: np.ndarray, title: str,
             colour: str, path: Path) -> Path:
+    values = values.reshape(len(frequency), len(recency)).astype(float)
+    values[0, recency > 0] = np.nan  # no repeat purchase means recency 0: blank, not a guess
     fig, ax = plt.subplots(figsize=(7, 5.5))
-    image = ax.imshow(values.reshape(len(frequency), len(recency)), origin="lower", aspect="auto",
+    image = ax.imshow(values, origin="lower", aspect="auto",
                       cmap=colour, extent=(recency[0], recency[-1], frequency[0] - 0.5,
                                            frequency[-1] + 0.5))
     fig.colorbar(image, ax=ax)

@@ -8,6 +8,7 @@ otherwise ``challenger``, and the reason is logged.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import getpass
 import hashlib
@@ -16,6 +17,7 @@ import math
 import os
 import subprocess
 import tempfile
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -328,13 +330,19 @@ def _log_training_input(history: pl.DataFrame, fingerprint: dict[str, Any],
     schema and row count are stored, not the data."""
     import mlflow
     from mlflow.data.code_dataset_source import CodeDatasetSource
+    from mlflow.data.dataset_source import DatasetSource
     from mlflow.data.dataset_source_registry import resolve_dataset_source
 
     where = mask_credentials(str((data_report or {}).get("source") or ""))
-    try:
-        source = resolve_dataset_source(where) if where else CodeDatasetSource({})
-    except Exception:  # noqa: BLE001 - a query or URL MLflow has no source kind for
-        source = CodeDatasetSource({"source": where})
+    # A file the data came from, or a URL MLflow knows a source kind for; anything else (a
+    # query, a database) is named in the code source's tags.
+    source: DatasetSource = CodeDatasetSource({"source": where} if where else {})
+    if where and "://" not in where and Path(where).exists():
+        where = str(Path(where).resolve())
+    if where and ("://" in where or Path(where).exists()):
+        with contextlib.suppress(Exception), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "can be interpreted in multiple ways": a file
+            source = resolve_dataset_source(where)
     dataset = mlflow.data.from_polars(history, source=source, name="transactions",
                                       digest=fingerprint["sha256_16"])
     mlflow.log_input(dataset, context="training")

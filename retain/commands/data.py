@@ -39,7 +39,7 @@ def simulate(
     out: Annotated[Path, typer.Option("--out", help="Directory to write the shop to.")] = Path(
         "data/shop"
     ),
-    as_of: Annotated[str, typer.Option("--as-of", help="End of the history.")] = "2026-07-01",
+    as_of: Annotated[str, typer.Option("--as-of", metavar="<date>", help="End of the history.")] = "2026-07-01",
     history_days: Annotated[int, typer.Option(min=30, help="Days of history before --as-of.")] = 730,
     future_days: Annotated[int, typer.Option(min=1, help="Days of true future after it.")] = 365,
     file_format: Annotated[Literal["parquet", "csv"], typer.Option(

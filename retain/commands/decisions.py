@@ -117,7 +117,7 @@ def export(
         "--excel", help="CSV for Excel where the decimal mark is a comma: ';', decimal comma, "
         "numbers rounded for people, UTF-8 with a byte-order mark.")] = False,
     lang: Annotated[str | None, typer.Option(
-        "--lang", help="Headers and categories in people's words: en or ru (default: the "
+        "--lang", metavar="<en|ru>", help="Headers and categories in people's words: en or ru (default: the "
         "codes scripts read).", show_default=False)] = None,
     as_of: RunAsOfOpt = None,
     store_url: StoreUrlOpt = None,

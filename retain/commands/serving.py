@@ -21,7 +21,7 @@ app = typer.Typer()
 @app.command(epilog=example(
     "RETAIN_API_KEYS='{\"crm-key\": [\"score\"]}' retain serve --port 8000"))
 def serve(
-    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
+    host: Annotated[str, typer.Option("--host", metavar="<address>", help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 8000,
     reload_interval: Annotated[
         float | None,

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 app = typer.Typer()
 
 ModelVersionOpt = Annotated[
-    str | None, typer.Option("--model-version", help="Registered version (default: champion).")
+    str | None, typer.Option("--model-version", metavar="<version>", help="Registered version (default: champion).")
 ]
 HorizonOpt = Annotated[
     int | None, typer.Option("--horizon-days", help="Prediction horizon in days. Default 90.")
@@ -341,8 +341,8 @@ def score(
 
 @app.command(epilog=example("retain promote --version 1 --alias champion"))
 def promote(
-    version: Annotated[str, typer.Option("--version", help="Model version to promote.")],
-    alias: Annotated[str, typer.Option("--alias", help="Alias to point at it.")] = "champion",
+    version: Annotated[str, typer.Option("--version", metavar="<version>", help="Model version to promote.")],
+    alias: Annotated[str, typer.Option("--alias", metavar="<alias>", help="Alias to point at it.")] = "champion",
 ) -> None:
     """Point an alias at a registered version, by hand.
 

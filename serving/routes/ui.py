@@ -428,12 +428,15 @@ def model_verdict(metrics: dict[str, float], task: str, metric: str, higher: boo
             "diff": metrics.get(f"vs_baseline.{task}.diff"), "lo": lo, "hi": hi}
 
 
-def _export_href(tokens: dict[str, str], sep: str | None = None, fmt: str | None = None) -> str:
+def _export_href(tokens: dict[str, str], sep: str | None = None, fmt: str | None = None,
+                 lang: str | None = None) -> str:
     query = dict(tokens)
     if sep:
         query["sep"] = sep
     if fmt:
         query["format"] = fmt
+    if lang:
+        query["lang"] = lang
     return "/ui/export?" + urlencode(query) if query else "/ui/export"
 
 
@@ -522,7 +525,7 @@ def _matrix_view(matrix: pl.DataFrame, tokens: dict[str, str]) -> dict:
                              if row["behaviour"] is not None
                              else _cell_label("segment", None, lang))
                 rows.append({**row, "tokens": cell, "href": _export_href(cell),
-                             "xlsx_href": _export_href(cell, fmt="xlsx"),
+                             "xlsx_href": _export_href(cell, fmt="xlsx", lang=lang),
                              "labels": {"segment": behaviour,
                                         "goal": _cell_label("goal", row["goal"], lang),
                                         "channel": _cell_label("channel", row["channel"], lang)}})
@@ -535,7 +538,7 @@ def _matrix_view(matrix: pl.DataFrame, tokens: dict[str, str]) -> dict:
     return {"options": options, "groups": groups, "rows": [r for g in groups for t in g["tiers"]
                                                            for r in t["rows"]],
             "totals": _totals(shown), "cells": matrix.height, "all_href": _export_href(tokens),
-            "all_xlsx_href": _export_href(tokens, fmt="xlsx"),
+            "all_xlsx_href": _export_href(tokens, fmt="xlsx", lang=lang),
             # Folded unless the marketer narrowed it down to what they want to see.
             "open": bool(tokens) or shown.height <= 8,
             "charts": _charts(shown, lang) if shown.height else {}}
@@ -682,6 +685,7 @@ def export(request: Request) -> Response:
     lang = _param(request, "lang")
     if lang is not None and lang not in LANGUAGES:
         raise BadRequest("The language (lang) must be en or ru.")
+    excel = _param(request, "excel") in ("1", "true")  # decimal comma, rounded (see export.py)
     run = svc.store.latest_run()
     if run is None:
         return _error_page(request, 404, "No scores yet",
@@ -707,7 +711,8 @@ def export(request: Request) -> Response:
                  run["run_id"], len(tokens), rid)
 
     chunks = export_chunks(counted(), dict(svc.store.empty_frame().schema), fmt=fmt,
-                           separator=separator, bom=True, lang=lang,  # type: ignore[arg-type]
+                           separator=separator, bom=True, excel=excel,
+                           lang=lang,  # type: ignore[arg-type]
                            sheet=tokens.get("segment", "scores"))
     headers = {**SECURITY_HEADERS, "Content-Disposition": _content_disposition(name)}
     return StreamingResponse(chunks, media_type=MEDIA_TYPES[fmt], headers=headers)

@@ -95,7 +95,8 @@ def test_fixed_choices_are_listed_and_checked(tmp_path):
         "train": ["--on-bad-rows <fail|skip>"],
         "score": ["--on-bad-rows <fail|skip>", "--lang <en|ru>"],
         "simulate": ["--format <parquet|csv>"],
-        "export": ["--format <csv|parquet>", "--sep <,|;>", "replenish, reactivate"],
+        "export": ["--format <csv|xlsx|parquet>", "--sep <,|;>", "--lang <en|ru>",
+                   "replenish, reactivate"],
         "serve": ["--log-level <debug|info|warning|error>"],
     }
     for name, choices in listed.items():

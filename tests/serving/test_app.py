@@ -338,6 +338,45 @@ def test_bad_input_is_rejected_with_the_field_named(client, body, field, says):
     assert "input" not in named[0]
 
 
+LARGE_BODY = {"as_of": "2026-07-01", "customers": [
+    {"customer_id": f"C{i}", "transactions": [{"ts": "2026-05-01", "amount": 10.0}] * 20}
+    for i in range(200)]}
+
+
+def test_a_large_body_is_parsed_as_a_small_one(client):
+    raw = json.dumps(LARGE_BODY, indent=1).encode()
+    assert len(raw) > 64 * 1024
+    response = client.post("/v1/score", content=raw, headers={
+        **SCORE, "Content-Type": "application/json"})
+    assert response.status_code == 200, response.text
+    assert len(response.json()["scores"]) == 200
+
+
+def test_a_large_body_is_parsed_off_the_event_loop_and_a_small_one_on_it(client, monkeypatch):
+    import asyncio
+
+    from serving.routes import scores
+
+    on_loop: list[bool] = []
+    validate = scores.validate_score_request
+
+    def spy(payload):
+        try:
+            asyncio.get_running_loop()
+            on_loop.append(True)
+        except RuntimeError:
+            on_loop.append(False)
+        return validate(payload)
+
+    monkeypatch.setattr(scores, "validate_score_request", spy)
+    small = {"as_of": "2026-07-01", "customers": LARGE_BODY["customers"][:1]}
+    for body in (LARGE_BODY, small):
+        response = client.post("/v1/score", content=json.dumps(body, indent=1).encode(),
+                               headers={**SCORE, "Content-Type": "application/json"})
+        assert response.status_code == 200, response.text
+    assert on_loop == [False, True]
+
+
 @pytest.mark.parametrize(("body", "says"), [
     (b'{"as_of": ', "unexpected end of data"),
     ('{"as_of": "2026-07-01", "customers": [{"customer_id": "\u00e9t\u00e9"'.encode("latin-1"),
@@ -346,6 +385,12 @@ def test_bad_input_is_rejected_with_the_field_named(client, body, field, says):
     # NaN and Infinity are not JSON (Python's own parser would read them).
     (json.dumps(one_customer_body(amount=float("nan"))).encode(), "unexpected character"),
     (json.dumps(one_customer_body(quantity=float("inf"))).encode(), "unexpected character"),
+    # Large bodies (over 64 KiB) are parsed piece by piece, with the same outcomes.
+    (json.dumps(LARGE_BODY).encode()[:-3], "Expecting"),
+    (json.dumps(LARGE_BODY).encode().replace(b"10.0", b"NaN", 1), "NaN is not a JSON value"),
+    (json.dumps(LARGE_BODY).encode().replace(b'"C7"', '"\u00e9"'.encode("latin-1"), 1),
+     "not valid UTF-8"),
+    (json.dumps(LARGE_BODY).encode() + b" x", "extra data"),
 ])
 def test_a_body_that_does_not_parse_is_a_400_problem(client, body, says):
     response = client.post("/v1/score", content=body, headers={

@@ -563,14 +563,17 @@ def test_each_cell_downloads_as_an_excel_workbook_too(ui_settings):
             sheet = openpyxl.load_workbook(io.BytesIO(response.content)).active
             assert sheet.title == query["segment"] and sheet.freeze_panes == "A2"
             rows = list(sheet.iter_rows(values_only=True))
+            assert query["lang"] == "en" and rows[0][0] == "Customer"  # the page's language
             assert len(rows) == 1 + sum(n for s, g, c, n in CELLS
                                         if (s, g, c or "none") == (query["segment"],
                                                                    query["goal"],
                                                                    query["channel"]))
-        all_xlsx = re.search(r'<a id="download-all-xlsx" href="([^"]+)"', page)
-        assert all_xlsx is not None
-        # In Russian: headers and categories as people read them, numbers still numbers.
-        russian = client.get(unescape(all_xlsx.group(1)) + "&lang=ru")
+        # On the page in Russian: headers and categories as people read them, numbers still
+        # numbers.
+        page_ru = client.get("/ui", params={"lang": "ru"}).text
+        all_xlsx = re.search(r'<a id="download-all-xlsx" href="([^"]+)"', page_ru)
+        assert all_xlsx is not None and "lang=ru" in all_xlsx.group(1)
+        russian = client.get(unescape(all_xlsx.group(1)))
         sheet = openpyxl.load_workbook(io.BytesIO(russian.content)).active
         assert sheet.title == "scores"
         rows = list(sheet.iter_rows())
@@ -583,6 +586,8 @@ def test_each_cell_downloads_as_an_excel_workbook_too(ui_settings):
         assert {c.number_format for c in revenue} == {"0.00"}
         csv_ru = client.get("/ui/export", params={"lang": "ru"})
         assert parse_csv(csv_ru.content)[0]["Клиент"] == "C000001"
+        excel = parse_csv(client.get("/ui/export", params={"excel": "1"}).content)
+        assert excel[0]["predicted_revenue"] == "100,25"  # a decimal comma for Excel
         assert client.get("/ui/export", params={"format": "xls"}).status_code == 400
         assert client.get("/ui/export", params={"lang": "de"}).status_code == 400
 

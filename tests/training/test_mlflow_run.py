@@ -35,6 +35,7 @@ def trained(tmp_path_factory, shop, shop_history):
     uri = f"sqlite:///{root / 'mlflow.db'}"
     ids = shop_history["customer_id"].unique().sort().head(2000).implode()
     history = shop_history.filter(pl.col("customer_id").is_in(ids))
+    (root / "transactions.parquet").touch()  # the data report's source, a file that exists
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(root)
         patch.setenv("MLFLOW_TRACKING_URI", uri)
@@ -92,7 +93,7 @@ def test_the_run_has_source_tags_and_a_description_the_version_shares(trained):
 
 
 def test_the_logged_model_names_real_requirements_and_carries_retains_code(trained):
-    result, _client, root, _ = trained
+    result, _, root, _ = trained
     local = Path(mlflow.artifacts.download_artifacts(
         f"models:/{MODEL_NAME}/{result.version}", dst_path=str(root / "model-reqs"),
         tracking_uri=f"sqlite:///{root / 'mlflow.db'}"))
@@ -172,3 +173,26 @@ def test_the_btyd_diagnostics_are_logged_as_pngs(trained):
              "calibration_vs_holdout"}
     assert set(logged) == {f"diagnostics/{name}.png" for name in names}
     assert all(size > 10_000 for size in logged.values())
+
+
+def test_retain_loading_its_model_keeps_its_own_code_and_sys_path(trained):
+    """The API and the CLI load the model with the installed retain's packages, not the copy
+    the model carries, and do not grow sys.path on each reload."""
+    _, _, root, _ = trained
+    repo = Path(__file__).resolve().parents[2]
+    script = (
+        "import sys\n"
+        "from models.registry import load_registered\n"
+        "before = list(sys.path)\n"
+        "loaded = [load_registered() for _ in range(2)][-1]\n"
+        "import decisions.segments, features.orders, models.pipeline\n"
+        "print(sys.path == before, type(loaded.pipeline) is models.pipeline.ScoringPipeline,\n"
+        "      all(m.__file__.startswith(sys.argv[1]) for m in\n"
+        "          (decisions.segments, features.orders, models.pipeline)))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(repo),
+           "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}"}
+    done = subprocess.run([sys.executable, "-c", script, str(repo)], capture_output=True,
+                          text=True, env=env, cwd=root, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["True", "True", "True"]
