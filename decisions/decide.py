@@ -137,6 +137,14 @@ def score_and_decide(
 def with_order_history(frame: pl.DataFrame, features: pl.DataFrame) -> pl.DataFrame:
     """``frame`` with :data:`ORDER_HISTORY_COLUMNS` from the customers' ``features`` appended
     (one join, in ``frame``'s row order; null for a customer the features lack)."""
+    column = features.get_column
+    if frame.height == features.height and frame.get_column("customer_id").equals(
+            column("customer_id")):
+        # Same customers in the same order (the API's small requests): three columns stacked,
+        # a few microseconds, where the join cost ~0.3 ms of a ~1.5 ms one-customer request.
+        return frame.hstack([
+            column(source).cast(dtype).alias(name) for source, (name, dtype) in zip(
+                ("first_purchase", "last_purchase", "orders"), ORDER_HISTORY_SCHEMA.items())])
     history = features.select(
         "customer_id",
         pl.col("first_purchase").cast(pl.Date).alias("first_order_date"),

@@ -30,6 +30,7 @@ from decisions.decide import (
     consented_channels,
     decide,
     score_and_decide,
+    with_order_history,
 )
 from decisions.rules import default_rules
 from decisions.segments import BEHAVIOUR_TYPES, LIFECYCLE_STAGES, VALUE_TIERS
@@ -563,3 +564,15 @@ def test_the_small_path_gives_the_same_order_history(pipeline, scored, shop):
         small.select(columns).sort("customer_id"),
         whole.select(columns).filter(pl.col("customer_id").is_in(some.implode()))
         .sort("customer_id"))
+
+
+def test_the_order_history_is_the_same_whichever_order_the_rows_come_in(scores, features):
+    """Rows in the features' order take the quick path (columns stacked), any other order the
+    join: both give each customer their own history."""
+    aligned = with_order_history(scores, features)
+    shuffled = with_order_history(scores.sample(fraction=1.0, shuffle=True, seed=2), features)
+    assert scores["customer_id"].equals(features["customer_id"])  # the quick path was taken
+    assert_frame_equal(shuffled.sort("customer_id"), aligned.sort("customer_id"))
+    stranger = with_order_history(scores.head(2).with_columns(customer_id=pl.lit("nobody")),
+                                  features)
+    assert stranger.select(ORDER_HISTORY_COLUMNS).null_count().row(0) == (2, 2, 2)
