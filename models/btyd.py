@@ -208,7 +208,9 @@ class BTYDModel:
         n, params = len(T), self.params_
         rate = rng.gamma(params["r"], 1.0 / params["alpha"], n)
         if self.model == "pareto":
-            lifetime = rng.exponential(1.0 / rng.gamma(params["s"], 1.0 / params["beta"], n))
+            # A death rate drawn as 0 (tiny s) is a customer who never leaves: lifetime inf.
+            with np.errstate(divide="ignore"):
+                lifetime = rng.exponential(1.0 / rng.gamma(params["s"], 1.0 / params["beta"], n))
             return rng.poisson(rate * np.minimum(lifetime, T)).astype(float)
         p = rng.beta(params["a"], params["b"], n)
         # Repeat purchases before dropping out: geometric from 1 (BG/NBD) or from 0 (MBG/NBD).
