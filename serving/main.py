@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import sys
 import time
 import traceback
 import uuid
@@ -76,6 +77,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """The service. Raises AuthConfigError when no API key is configured (and
     ``RETAIN_ALLOW_NO_AUTH`` is not set): refusing to start beats serving without keys."""
     install_log_masking()
+    # Large bodies are parsed in a worker thread; a shorter GIL switch interval (5 ms by
+    # default) lets the event loop take its turn sooner, so /healthz and small requests wait
+    # less meanwhile (measured in benchmarks/api.py --large-bodies-only).
+    sys.setswitchinterval(0.001)
     settings = settings or Settings()
     metrics = ServiceMetrics()
     state = Service(
