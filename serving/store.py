@@ -88,6 +88,15 @@ BASE_SCORE_COLUMNS: tuple[ColumnSpec, ...] = (
 _SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S%.6f"  # SQLAlchemy's own SQLite DATETIME storage format
 
 
+def _checked_filters(filters: dict[str, str | None] | None) -> dict[str, str | None]:
+    filters = dict(filters or {})
+    unknown = sorted(set(filters) - set(FILTER_COLUMNS))
+    if unknown:
+        raise ValueError(f"cannot filter scores on {', '.join(unknown)}; use "
+                         f"{', '.join(FILTER_COLUMNS)}")
+    return filters
+
+
 class RunNotFound(LookupError):
     """No complete run with that id."""
 
@@ -669,11 +678,7 @@ class ScoreStore:
         """
         if limit < 1:
             raise ValueError("limit must be at least 1")
-        filters = dict(filters or {})
-        unknown = sorted(set(filters) - set(FILTER_COLUMNS))
-        if unknown:
-            raise ValueError(f"cannot filter scores on {', '.join(unknown)}; use "
-                             f"{', '.join(FILTER_COLUMNS)}")
+        filters = _checked_filters(filters)
         self._resolve_run(run_id)
         scores = self._scores
         statement = sa.select(scores).where(scores.c.run_id == run_id)
@@ -717,11 +722,7 @@ class ScoreStore:
         """
         if chunk_size < 1:
             raise ValueError("chunk_size must be at least 1")
-        filters = dict(filters or {})
-        unknown = sorted(set(filters) - set(FILTER_COLUMNS))
-        if unknown:
-            raise ValueError(f"cannot filter scores on {', '.join(unknown)}; use "
-                             f"{', '.join(FILTER_COLUMNS)}")
+        filters = _checked_filters(filters)
         engine = self._engine_or_raise()
         resolved = self._resolve_run(run_id)
         if resolved is None:

@@ -15,8 +15,6 @@ import json
 import logging
 import random
 import re
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from html import unescape
@@ -39,6 +37,7 @@ from serving.deps import ServedModel
 from serving.main import create_app
 from serving.routes import ui
 from serving.store import ScoreStore
+from tests.processes import serve_in_thread
 from tests.serving.conftest import EXPORT_KEY, SCORE_KEY
 
 AS_OF = date(2026, 7, 1)
@@ -707,26 +706,10 @@ def test_a_failure_is_a_page_without_details_and_the_log_without_data(client, sc
 @pytest.fixture
 def live_server(ui_settings, scored) -> Iterator[tuple[str, object]]:
     """A real uvicorn server on a free port of 127.0.0.1, in a thread, serving the store's run."""
-    import uvicorn
-
-    from tests.processes import free_port
-
     app = create_app(ui_settings)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="ui-test-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("the uvicorn server did not start")
-        time.sleep(0.05)
-    app.state.service.holder.current = fake_model()
-    try:
-        yield f"http://127.0.0.1:{port}", app
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+    with serve_in_thread(app, "ui-test-server") as url:
+        app.state.service.holder.current = fake_model()
+        yield url, app
 
 
 def test_a_marketer_signs_in_filters_downloads_and_looks_up_in_a_real_browser(
@@ -803,10 +786,6 @@ MAX_HOME_HEIGHT = 2_600
 @pytest.fixture
 def rich_server(ui_settings) -> Iterator[tuple[str, object]]:
     """A server over a run of about 300 cells, one customer with a telling timeline."""
-    import uvicorn
-
-    from tests.processes import free_port
-
     frame = many_cells_scores().with_columns(
         pl.when(pl.col("customer_id") == SHOT_CUSTOMER).then(value).otherwise(pl.col(name))
         .alias(name) for name, value in {
@@ -819,21 +798,9 @@ def rich_server(ui_settings) -> Iterator[tuple[str, object]]:
             "overdue_days": pl.lit(0.0)}.items())
     write_run(ui_settings.store_url, frame)
     app = create_app(ui_settings)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="ui-shots-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("the uvicorn server did not start")
-        time.sleep(0.05)
-    app.state.service.holder.current = fake_model()
-    try:
-        yield f"http://127.0.0.1:{port}", app
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+    with serve_in_thread(app, "ui-shots-server") as url:
+        app.state.service.holder.current = fake_model()
+        yield url, app
 
 
 def save_screenshot(page, path: Path) -> None:
