@@ -796,6 +796,11 @@ def rich_server(ui_settings) -> Iterator[tuple[str, object]]:
             "due_product_date": pl.lit(AS_OF + timedelta(days=12)),
             "p_alive": pl.lit(0.84), "churn_probability": pl.lit(0.41),
             "overdue_days": pl.lit(0.0)}.items())
+    shot = pl.col("customer_id") == SHOT_CUSTOMER
+    frame = frame.with_columns(  # a new stock-up buyer's three orders so far
+        pl.when(shot).then(pl.lit(AS_OF - timedelta(days=26))).alias("first_order_date"),
+        pl.when(shot).then(pl.lit(AS_OF - timedelta(days=5))).alias("last_order_date"),
+        pl.when(shot).then(pl.lit(3, dtype=pl.Int32)).alias("orders"))
     write_run(ui_settings.store_url, frame)
     app = create_app(ui_settings)
     with serve_in_thread(app, "ui-shots-server") as url:
