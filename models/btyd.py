@@ -212,7 +212,8 @@ class BTYDModel:
             with np.errstate(divide="ignore"):
                 lifetime = rng.exponential(1.0 / rng.gamma(params["s"], 1.0 / params["beta"], n))
             return rng.poisson(rate * np.minimum(lifetime, T)).astype(float)
-        p = rng.beta(params["a"], params["b"], n)
+        # Beta draws may round to exactly 0 (a tiny ``a``): a customer who never drops out.
+        p = np.clip(rng.beta(params["a"], params["b"], n), 1e-12, 1.0)
         # Repeat purchases before dropping out: geometric from 1 (BG/NBD) or from 0 (MBG/NBD).
         before_dropout = rng.geometric(p) - (1 if self.model == "mbgnbd" else 0)
         return np.minimum(rng.poisson(rate * T), before_dropout).astype(float)

@@ -34,9 +34,11 @@ class HeaderLimitedProtocol(HttpToolsProtocol):
         self._limit = max_header_bytes()
         self._in_headers = True
         self._header_bytes = 0
+        self._headers_ended = False
 
     def on_headers_complete(self) -> None:
         self._in_headers = False
+        self._headers_ended = True
         self._header_bytes = 0
         super().on_headers_complete()
 
@@ -45,9 +47,12 @@ class HeaderLimitedProtocol(HttpToolsProtocol):
         self._in_headers = True  # the next request on this connection starts with headers
 
     def data_received(self, data: bytes) -> None:
+        # Only a chunk that ends while the headers are still coming counts: a chunk in which
+        # they ended also holds body bytes (a whole small request may come in one chunk).
         counting = self._in_headers
+        self._headers_ended = False
         super().data_received(data)
-        if not counting or not self._in_headers or self.transport.is_closing():
+        if not counting or self._headers_ended or self.transport.is_closing():
             return
         self._header_bytes += len(data)
         if self._header_bytes > self._limit:

@@ -221,3 +221,14 @@ def test_fitted_params_name_the_papers_parameters(bgnbd):
     assert params["r"] == pytest.approx(0.243, rel=0.01) and params["penalizer"] == 0.0
     with pytest.raises(NotFittedError):
         BTYDModel().fitted_params()
+
+
+@pytest.mark.parametrize("kind", ["bgnbd", "pareto"])
+def test_simulated_frequencies_survive_degenerate_draws(cdnow_rfm, kind):
+    """A fit on a real log can put the dropout or death parameters near zero (UCI Online
+    Retail did): draws that round to 0 mean customers who never leave, not an error."""
+    model = BTYDModel(model=kind).fit(cdnow_rfm)
+    tiny = {"a": 1e-300} if kind == "bgnbd" else {"s": 1e-300}
+    model.params_ = {**model.params_, **tiny}
+    simulated = model.simulate_frequency(cdnow_rfm["T"].to_numpy(), random_state=1)
+    assert np.isfinite(simulated).all() and (simulated >= 0).all()
