@@ -75,3 +75,14 @@ def serve_in_thread(app: Any, name: str = "test-server") -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=15)
+
+
+# Headless Chromium as the browser tests drive it: no sandbox (containers), and none of the
+# background traffic (updates, sync) that would leave the host.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def launch_chromium(playwright: Any, executable: str) -> Any:
+    """Debian's Chromium (scripts/chromium.sh) under Playwright."""
+    return playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)

@@ -111,3 +111,12 @@ def score_body(transactions: pl.DataFrame, as_of: date,
             "customers": [{"customer_id": cid, "transactions": txs,
                            **({"consents": flags[cid]} if cid in flags else {})}
                           for cid, txs in customers.items()]}
+
+
+@pytest.fixture
+def no_registry(monkeypatch):
+    """No model to load: the registry look-up fails at once (and nothing touches MLflow)."""
+    def missing(alias: str) -> str:
+        raise LookupError(f"no alias {alias!r} (stubbed in tests)")
+
+    monkeypatch.setattr("serving.deps.alias_version", missing)

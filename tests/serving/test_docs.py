@@ -12,16 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from serving.main import DOCS_ASSETS_URL, create_app
-from tests.processes import serve_in_thread
-
-
-@pytest.fixture
-def no_registry(monkeypatch):
-    """No model to load: the docs need none (and nothing touches MLflow)."""
-    def missing(alias: str) -> str:
-        raise LookupError(f"no alias {alias!r} (stubbed in tests)")
-
-    monkeypatch.setattr("serving.deps.alias_version", missing)
+from tests.processes import launch_chromium, serve_in_thread
 
 
 @pytest.fixture
@@ -70,9 +61,7 @@ def test_docs_and_redoc_render_in_chromium_with_other_hosts_blocked(chromium_pat
             route.abort()
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_path, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        browser = launch_chromium(p, chromium_path)
         try:
             context = browser.new_context()
             context.route("**/*", only_our_host)

@@ -37,7 +37,7 @@ from serving.deps import ServedModel
 from serving.main import create_app
 from serving.routes import ui
 from serving.store import ScoreStore
-from tests.processes import serve_in_thread
+from tests.processes import launch_chromium, serve_in_thread
 from tests.serving.conftest import EXPORT_KEY, SCORE_KEY
 
 AS_OF = date(2026, 7, 1)
@@ -140,15 +140,6 @@ def store_rows(url: str, **filters: str | None) -> pl.DataFrame:
     with ScoreStore(url).open() as store:
         chunks = list(store.iter_scores(filters=filters))
         return pl.concat(chunks) if chunks else store.empty_frame()
-
-
-@pytest.fixture
-def no_registry(monkeypatch):
-    """No model to load: the registry look-up fails at once (and nothing touches MLflow)."""
-    def missing(alias: str) -> str:
-        raise LookupError(f"no alias {alias!r} (stubbed in tests)")
-
-    monkeypatch.setattr("serving.deps.alias_version", missing)
 
 
 @pytest.fixture
@@ -720,9 +711,7 @@ def test_a_marketer_signs_in_filters_downloads_and_looks_up_in_a_real_browser(
     cell = ("sleeping-mid-occasional", "reactivate", "sms")
     expected = store_rows(ui_settings.store_url, segment=cell[0], goal=cell[1], channel=cell[2])
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_path, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        browser = launch_chromium(p, chromium_path)
         try:
             context = browser.new_context(accept_downloads=True)
             page = context.new_page()
@@ -833,9 +822,7 @@ def test_every_view_in_a_real_browser_is_short_and_screenshotted(chromium_path, 
     folder = SCREENSHOTS if os.environ.get("RETAIN_UPDATE_SCREENSHOTS") == "1" else tmp_path
     folder.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_path, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        browser = launch_chromium(p, chromium_path)
         try:
             context = browser.new_context(viewport={"width": 1280, "height": 800})
             page = context.new_page()

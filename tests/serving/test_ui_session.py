@@ -22,7 +22,7 @@ from serving import sessions
 from serving.main import create_app
 from serving.routes import ui
 from serving.security import KeyRing
-from tests.processes import serve_in_thread
+from tests.processes import launch_chromium, serve_in_thread
 from tests.serving.conftest import EXPORT_KEY, KEYS, SCORE_KEY
 
 OWN = "http://testserver"
@@ -240,9 +240,7 @@ def test_in_chromium_a_login_csrf_from_another_site_fails_and_our_own_form_works
                 f"<input name=api_key value='{EXPORT_KEY}'></form>"
                 "<script>document.getElementById('f').submit()</script></body></html>")
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_path, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        browser = launch_chromium(p, chromium_path)
         try:
             context = browser.new_context()
             # Another site, served by the browser itself: it auto-posts the attacker's key.
