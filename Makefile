@@ -53,7 +53,7 @@ clean:
 	rm -rf $(DEMO_DIR) .pytest_cache
 
 results: install
-	$(PY) -m training.results --out docs/results.md
+	$(PY) -m retain.training.results --out docs/results.md
 
 mlflow-ui: install
 	$(VENV)/bin/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db} --host 127.0.0.1 --port 5000

@@ -26,7 +26,7 @@ def shop_tables(customers: int, seed: int) -> Path:
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    code = (f"from features.simulate import simulate_shop; import datetime; "
+    code = (f"from retain.simulate import simulate_shop; import datetime; "
             f"shop = simulate_shop({customers}, seed={seed}, as_of=datetime.date.fromisoformat("
             f"{AS_OF.isoformat()!r})); "
             f"[getattr(shop, name).write_parquet({str(folder)!r} + f'/{{name}}.parquet') "

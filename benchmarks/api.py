@@ -291,9 +291,9 @@ def main() -> None:
                         help="only /healthz while eight 8 MB bodies are parsed")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    from features.simulate import simulate_shop
-    from training.backtest import TrainConfig
-    from training.train import train
+    from retain.simulate import simulate_shop
+    from retain.training.backtest import TrainConfig
+    from retain.training.train import train
 
     with tempfile.TemporaryDirectory() as tmp:
         uri = f"sqlite:///{tmp}/mlflow.db"

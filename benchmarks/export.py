@@ -72,7 +72,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--formats", default="csv,excel,xlsx,parquet")
     args = parser.parse_args()
-    from serving.store import ScoreStore
+    from retain.serving.store import ScoreStore
 
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/retain.db"

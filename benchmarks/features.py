@@ -33,14 +33,14 @@ rows = len(out)
 """,
     "retain rfm_summary (RFM)": """
 import polars as pl
-from features.customers import rfm_summary_lazy
+from retain.features.customers import rfm_summary_lazy
 out = rfm_summary_lazy(pl.scan_parquet(PATH), AS_OF).collect()
 rows = out.height
 """,
     "retain full feature set (customer + customer x product)": """
 import polars as pl
-from features.customers import customer_features_lazy, observed_channels
-from features.products import customer_product_features_lazy
+from retain.features.customers import customer_features_lazy, observed_channels
+from retain.features.products import customer_product_features_lazy
 tx = pl.scan_parquet(PATH)
 customers, products = pl.collect_all([
     customer_features_lazy(tx, AS_OF, observed_channels(tx)),
@@ -50,9 +50,9 @@ rows = customers.height
 """,
     "retain validate + full feature set": """
 import polars as pl
-from features.contract import load_transactions
-from features.customers import customer_features_lazy, observed_channels
-from features.products import customer_product_features_lazy
+from retain.features.contract import load_transactions
+from retain.features.customers import customer_features_lazy, observed_channels
+from retain.features.products import customer_product_features_lazy
 tx = load_transactions(PATH, as_of=AS_OF).frame
 customers, products = pl.collect_all([
     customer_features_lazy(tx, AS_OF, observed_channels(tx)),

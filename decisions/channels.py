@@ -21,8 +21,8 @@ from functools import lru_cache
 
 import polars as pl
 
-from decisions.rules import Channels
-from features.orders import Frame, midnight, orders, window
+from retain.decisions.rules import Channels
+from retain.features.orders import Frame, midnight, orders, window
 
 ACTIVE, MAINTENANCE, UNMEASURED = "active", "maintenance", "unmeasured"
 PLAN_SCHEMA = {"channel": pl.String, "cost": pl.Float64, "uplift": pl.Float64,

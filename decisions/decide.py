@@ -2,7 +2,7 @@
 
 ``decide(scores, features, ...)`` takes the pipeline's scores and the customer features they
 came from and adds :data:`DECISION_COLUMNS`. It is a pure function of one batch of customers
-plus fitted shop-wide figures (:class:`~decisions.segments.ShopReference`), the channel plan
+plus fitted shop-wide figures (:class:`~retain.decisions.segments.ShopReference`), the channel plan
 (:mod:`decisions.channels`) and the rules, so the nightly batch and the API decide alike.
 
 Goals, first match wins: the global control group gets ``control``; lost customers among the
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from decisions.channels import (
+from retain.decisions.channels import (
     ACTIVE,
     MAINTENANCE,
     UNMEASURED,
@@ -34,14 +34,19 @@ from decisions.channels import (
     measure_channels,
     no_measurements,
 )
-from decisions.control import control_group
-from decisions.reasons import Language, reason_expression
-from decisions.rules import Rules
-from decisions.segments import FEATURE_INPUTS, ShopReference, segment_expressions, segment_name
-from features.orders import Frame, midnight
+from retain.decisions.control import control_group
+from retain.decisions.reasons import Language, reason_expression
+from retain.decisions.rules import Rules
+from retain.decisions.segments import (
+    FEATURE_INPUTS,
+    ShopReference,
+    segment_expressions,
+    segment_name,
+)
+from retain.features.orders import Frame, midnight
 
 if TYPE_CHECKING:
-    from models.pipeline import ScoringPipeline
+    from retain.models.pipeline import ScoringPipeline
 
 GOALS = ("onboard", "cross_sell", "replenish", "reactivate", "win_back", "keep_vip", "none",
          "control")
@@ -87,7 +92,10 @@ def decide(
     """
     # Small batches (the API's requests): the same frame in plain Python (decisions.small),
     # since here the ~25 polars operations below cost ~10 ms of fixed overhead per call.
-    from decisions.small import SMALL_DECISIONS_MAX, decide_small  # here: it imports this module
+    from retain.decisions.small import (  # here: it imports this module
+        SMALL_DECISIONS_MAX,
+        decide_small,
+    )
 
     if scores.height <= SMALL_DECISIONS_MAX:
         return decide_small(scores, features, as_of=as_of, rules=rules, reference=reference,

@@ -133,7 +133,7 @@ class Rules(_Section):
 
 
 def default_rules_text() -> str:
-    return resources.files("decisions").joinpath(DEFAULT_RULES_FILE).read_text(encoding="utf-8")
+    return resources.files(__package__).joinpath(DEFAULT_RULES_FILE).read_text(encoding="utf-8")
 
 
 @cache

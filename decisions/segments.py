@@ -13,7 +13,7 @@ from datetime import date
 import numpy as np
 import polars as pl
 
-from decisions.rules import Rules
+from retain.decisions.rules import Rules
 
 LIFECYCLE_STAGES = ("new", "active", "at_risk", "sleeping", "lost")
 VALUE_TIERS = ("vip", "high", "mid", "low")

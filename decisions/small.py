@@ -22,7 +22,7 @@ from typing import Any
 
 import polars as pl
 
-from decisions.channels import (
+from retain.decisions.channels import (
     ACTIVE,
     MAINTENANCE,
     UNMEASURED,
@@ -30,12 +30,12 @@ from decisions.channels import (
     channel_plan,
     no_measurements,
 )
-from decisions.control import in_control_group
-from decisions.decide import DECISION_SCHEMA, NO_OFFER
-from decisions.reasons import DATE_FORMAT, LANGUAGES, PLACEHOLDER, TEMPLATES, Language
-from decisions.rules import Channels, Rules
-from decisions.segments import FEATURE_INPUTS, ShopReference
-from features.orders import Frame, midnight
+from retain.decisions.control import in_control_group
+from retain.decisions.decide import DECISION_SCHEMA, NO_OFFER
+from retain.decisions.reasons import DATE_FORMAT, LANGUAGES, PLACEHOLDER, TEMPLATES, Language
+from retain.decisions.rules import Channels, Rules
+from retain.decisions.segments import FEATURE_INPUTS, ShopReference
+from retain.features.orders import Frame, midnight
 
 # Batches up to this size are decided here. One customer: ~0.3 ms here against 10-14 ms in
 # polars; with shop-sized lookup frames the two meet near 300 customers: 64 keeps a margin.

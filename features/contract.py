@@ -36,7 +36,7 @@ from typing import Literal
 
 import polars as pl
 
-from features.orders import midnight
+from retain.features.orders import midnight
 
 OnBadRows = Literal["fail", "skip"]
 

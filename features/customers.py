@@ -31,7 +31,7 @@ from datetime import date
 
 import polars as pl
 
-from features.orders import Frame, bought_line, days_before, orders, window, with_gaps
+from retain.features.orders import Frame, bought_line, days_before, orders, window, with_gaps
 
 TREND_DAYS = 90
 LENGTHENING_RATIO = 1.25

@@ -14,7 +14,7 @@ from datetime import date, timedelta
 
 import polars as pl
 
-from features.orders import Frame, orders, window
+from retain.features.orders import Frame, orders, window
 
 DEFAULT_HORIZON_DAYS = 90
 

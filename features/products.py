@@ -17,8 +17,8 @@ from datetime import date
 
 import polars as pl
 
-from features.customers import product_orders
-from features.orders import Frame, window, with_gaps
+from retain.features.customers import product_orders
+from retain.features.orders import Frame, window, with_gaps
 
 
 def customer_product_features(transactions: Frame, as_of: date) -> pl.DataFrame:

@@ -23,7 +23,7 @@ from datetime import date, timedelta
 
 import polars as pl
 
-from features.customers import LENGTHENING_RATIO, TREND_DAYS, channel_column
+from retain.features.customers import LENGTHENING_RATIO, TREND_DAYS, channel_column
 
 _INPUT_COLUMNS = ("customer_id", "order_id", "amount", "product_id", "quantity", "channel")
 _TICKS_PER_DAY = {"ms": 86_400_000, "us": 86_400_000_000, "ns": 86_400_000_000_000}

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from models._lightgbm_rows import raw_scores
-from models.btyd import NotFittedError
+from retain.models._lightgbm_rows import raw_scores
+from retain.models.btyd import NotFittedError
 
 # Identifiers, dates, text and outcomes are never model inputs.
 NOT_FEATURES = frozenset({

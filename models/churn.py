@@ -7,7 +7,7 @@ import pandas as pd
 import polars as pl
 from sklearn.isotonic import IsotonicRegression
 
-from models._gbm import GBMEstimator, index
+from retain.models._gbm import GBMEstimator, index
 
 PROBABILITY_FLOOR = 0.005
 

@@ -17,9 +17,9 @@ import lightgbm as lgb
 import numpy as np
 import polars as pl
 
-from models._gbm import matrix, validation_mask
-from models._lightgbm_rows import raw_scores
-from models.btyd import NotFittedError
+from retain.models._gbm import matrix, validation_mask
+from retain.models._lightgbm_rows import raw_scores
+from retain.models.btyd import NotFittedError
 
 MAX_CANDIDATES = 20
 FEATURES = (

@@ -24,20 +24,20 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
-from features.customers import customer_features_lazy
-from features.orders import Frame
-from features.products import product_candidates_lazy, product_candidates_small
-from features.small import small_features
-from models._gbm import GBMEstimator
-from models.btyd import BTYDModel
-from models.churn import ChurnClassifier
-from models.due_product import DueProductRanker, candidates
-from models.timing import NextOrderRegressor
-from models.value import RevenueRegressor
+from retain.features.customers import customer_features_lazy
+from retain.features.orders import Frame
+from retain.features.products import product_candidates_lazy, product_candidates_small
+from retain.features.small import small_features
+from retain.models._gbm import GBMEstimator
+from retain.models.btyd import BTYDModel
+from retain.models.churn import ChurnClassifier
+from retain.models.due_product import DueProductRanker, candidates
+from retain.models.timing import NextOrderRegressor
+from retain.models.value import RevenueRegressor
 
 if TYPE_CHECKING:
-    from decisions.channels import ChannelMeasurements
-    from decisions.segments import ShopReference
+    from retain.decisions.channels import ChannelMeasurements
+    from retain.decisions.segments import ShopReference
 
 SCORE_COLUMNS = (
     "customer_id", "as_of", "horizon_days", "p_alive", "churn_probability", "expected_orders",
@@ -46,7 +46,7 @@ SCORE_COLUMNS = (
 )
 # Bumped whenever a fitted part's meaning changes: a pickled pipeline is only valid with the
 # code it was fitted with.
-PIPELINE_FORMAT = 5  # 5: a BTYD churn choice may rank by expected orders (``orders_churn``)
+PIPELINE_FORMAT = 6  # 6: classes under the one ``retain`` namespace (``retain.models.pipeline``)
 TASKS = ("churn", "value", "timing")
 # Simplest first: on a tie (a difference within noise) the simpler model is used.
 MODEL_KINDS = ("baseline", "btyd", "gbm")

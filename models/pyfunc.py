@@ -2,7 +2,7 @@
 
 ``mlflow.pyfunc.load_model("models:/retain@champion").predict(transactions, params={"as_of":
 "2026-07-01"})`` gives the same frame as ``retain score``. The fitted
-:class:`~models.pipeline.ScoringPipeline` is one pickled artifact, read once in
+:class:`~retain.models.pipeline.ScoringPipeline` is one pickled artifact, read once in
 ``load_context``; ``predict`` does no I/O.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import pickle
+import shutil
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import mlflow.pyfunc
 import pandas as pd
 import polars as pl
 
-from models.pipeline import PIPELINE_FORMAT, ScoringPipeline
+from retain.models.pipeline import PIPELINE_FORMAT, ScoringPipeline
 
 PIPELINE_ARTIFACT = "pipeline"
 TRANSACTION_SCHEMA = {
@@ -62,10 +63,20 @@ def model_requirements() -> list[str]:
     return [_requirement(name, freedom) for name, freedom in REQUIREMENTS.items()]
 
 
-def code_paths() -> list[str]:
-    """The folders of ``CODE_PACKAGES`` in this checkout (or installation)."""
-    root = Path(__file__).resolve().parent.parent
-    return [str(root / package) for package in CODE_PACKAGES]
+def code_paths(staging: Path) -> list[str]:
+    """A ``retain`` package under ``staging`` holding only ``CODE_PACKAGES`` (copied from this
+    checkout or installation): the model's pickled classes are named ``retain.models...``,
+    so its code must travel under that name, and the CLI and the server stay behind."""
+    import retain
+
+    package = staging / "retain"
+    package.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(retain.__file__, package / "__init__.py")
+    for name in CODE_PACKAGES:
+        source = Path(importlib.import_module(f"retain.{name}").__path__[0])
+        shutil.copytree(source, package / name, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return [str(package)]
 
 
 def input_schema():
@@ -86,9 +97,25 @@ def save_pipeline(pipeline: ScoringPipeline, path: Path) -> Path:
     return path
 
 
+# Top-level packages retain had before its one namespace (format 6): a pipeline pickled then
+# names classes such as ``models.pipeline.ScoringPipeline``, which would import whatever
+# ``models`` the environment has.
+_OLD_PACKAGES = frozenset({"features", "models", "training", "decisions", "serving"})
+
+
+class _PipelineUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        if module.split(".")[0] in _OLD_PACKAGES:
+            raise ValueError(
+                f"this model was pickled by a retain older than pipeline format 6 (it names "
+                f"'{module}'); this retain reads format {PIPELINE_FORMAT}: retrain it with "
+                f"`retain train`")
+        return super().find_class(module, name)
+
+
 def load_pipeline(path: str | Path) -> ScoringPipeline:
     with Path(path).open("rb") as handle:
-        pipeline = pickle.load(handle)
+        pipeline = _PipelineUnpickler(handle).load()
     if not isinstance(pipeline, ScoringPipeline):
         raise TypeError(f"{path} does not hold a retain ScoringPipeline")
     found = vars(pipeline).get("format_version", 1)  # not the class default

@@ -6,6 +6,6 @@ pickled Python objects other than our own fitted pipeline.
 
 from mlflow.models import set_model
 
-from models.pyfunc import RetainModel
+from retain.models.pyfunc import RetainModel
 
 set_model(RetainModel())

@@ -15,8 +15,8 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from features.redaction import mask_credentials
-from models.pipeline import ScoringPipeline
+from retain.features.redaction import mask_credentials
+from retain.models.pipeline import ScoringPipeline
 
 MODEL_NAME = "retain"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -161,15 +161,15 @@ def load_registered(version: str | None = None, alias: str = "champion") -> Regi
 def load_model_here(model_uri: str):
     """``mlflow.pyfunc.load_model`` for a process that runs retain (the API, the CLI): the
     installed retain's packages are imported first, so the copy of retain's code the model
-    carries (for environments without retain, ``models.pyfunc.CODE_PACKAGES``) does not
+    carries (for environments without retain, ``retain.models.pyfunc.CODE_PACKAGES``) does not
     replace them, and ``sys.path`` is left as it was (MLflow prepends that copy on every load:
     a reloading server would otherwise grow it)."""
     import mlflow.pyfunc
 
-    from models.pyfunc import CODE_PACKAGES
+    from retain.models.pyfunc import CODE_PACKAGES
 
     for package in CODE_PACKAGES:
-        importlib.import_module(package)
+        importlib.import_module(f"retain.{package}")
     saved = list(sys.path)
     try:
         return mlflow.pyfunc.load_model(model_uri)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from models._gbm import GBMEstimator, index
+from retain.models._gbm import GBMEstimator, index
 
 QUANTILES = (0.1, 0.5, 0.9)
 

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from models._gbm import GBMEstimator, index
+from retain.models._gbm import GBMEstimator, index
 
 
 class RevenueRegressor(GBMEstimator):

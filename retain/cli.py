@@ -161,7 +161,7 @@ def main(
     ] = False,
 ) -> None:
     """Churn, value and repurchase-timing predictions for retention marketing."""
-    from features.redaction import install_log_masking
+    from retain.features.redaction import install_log_masking
 
     ctx.meta[DEBUG_KEY] = debug
     install_log_masking()

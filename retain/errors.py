@@ -18,7 +18,7 @@ import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
-from features.redaction import mask_credentials
+from retain.features.redaction import mask_credentials
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -62,9 +62,9 @@ def debug_requested() -> bool:
 
 def known_error_types() -> tuple[type[BaseException], ...]:
     """Errors whose message is the whole story (exit 1). Imported late: the CLI starts fast."""
-    from features.contract import DataError
-    from models.registry import RegistryError
-    from serving.store import StoreUnavailable
+    from retain.features.contract import DataError
+    from retain.models.registry import RegistryError
+    from retain.serving.store import StoreUnavailable
 
     return (DataError, RegistryError, StoreUnavailable, DatabaseError, OSError, MemoryError)
 
@@ -74,7 +74,7 @@ def translate(exc: BaseException) -> BaseException:
     RegistryUnreachableError (training may lose the server after the first check); a database
     that fails to operate (SQLAlchemy's OperationalError: refused, read-only, disk full) is a
     known error with its first line. Anything else is returned as it is."""
-    from models.registry import RegistryError, is_unreachable, unreachable
+    from retain.models.registry import RegistryError, is_unreachable, unreachable
 
     if isinstance(exc, RegistryError):
         return exc

@@ -14,10 +14,11 @@ from typing import Literal
 from fastapi import HTTPException, Request, status
 from starlette.concurrency import run_in_threadpool
 
-from decisions.rules import Rules
-from features.redaction import mask_credentials
-from models.pipeline import ScoringPipeline
-from models.registry import (
+from retain.config import Settings
+from retain.decisions.rules import Rules
+from retain.features.redaction import mask_credentials
+from retain.models.pipeline import ScoringPipeline
+from retain.models.registry import (
     MODEL_NAME,
     RegisteredPipeline,
     RegistryUnreachableError,
@@ -27,10 +28,9 @@ from models.registry import (
     load_registered,
     unreachable,
 )
-from retain.config import Settings
-from serving.metrics import ServiceMetrics
-from serving.security import KeyRing
-from serving.store import ScoreStore
+from retain.serving.metrics import ServiceMetrics
+from retain.serving.security import KeyRing
+from retain.serving.store import ScoreStore
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +227,7 @@ COMMON_ERRORS = (413, 431, 500)
 def problem_responses(*codes: int, **texts: str) -> dict[int | str, dict]:
     """The OpenAPI ``responses`` of a route's errors (problem details), described;
     ``texts`` (``e404="Unknown segment"``) say what a status means for this route."""
-    from serving.schemas import ProblemPublic
+    from retain.serving.schemas import ProblemPublic
 
     return {code: {"model": ProblemPublic,
                    "description": texts.get(f"e{code}", ERROR_TEXT[code])}

@@ -32,9 +32,9 @@ from typing import IO, TYPE_CHECKING, Literal
 import polars as pl
 import pyarrow.parquet as pq
 
-from decisions.segments import BEHAVIOUR_TYPES, LIFECYCLE_STAGES, VALUE_TIERS
-from serving.labels import Language, column_label, labelled
-from serving.store import ScoreStore
+from retain.decisions.segments import BEHAVIOUR_TYPES, LIFECYCLE_STAGES, VALUE_TIERS
+from retain.serving.labels import Language, column_label, labelled
+from retain.serving.store import ScoreStore
 
 if TYPE_CHECKING:
     from xlsxwriter.worksheet import Worksheet

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from serving.schemas import PROBLEM_MEDIA_TYPE
+from retain.serving.schemas import PROBLEM_MEDIA_TYPE
 
 DEFAULT_MAX_HEADER_BYTES = 64 * 1024
 ENV = "RETAIN_MAX_HEADER_BYTES"

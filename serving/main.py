@@ -38,11 +38,11 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from decisions.rules import load_rules
-from features.redaction import install_log_masking, mask_credentials
-from models.registry import RegistryUnreachableError, tracking_uri
 from retain.config import Settings
-from serving.deps import (
+from retain.decisions.rules import load_rules
+from retain.features.redaction import install_log_masking, mask_credentials
+from retain.models.registry import RegistryUnreachableError, tracking_uri
+from retain.serving.deps import (
     COMMON_ERRORS,
     ERROR_TEXT,
     REQUEST_ID_KEY,
@@ -53,12 +53,12 @@ from serving.deps import (
     Service,
     request_id,
 )
-from serving.metrics import UNMATCHED_ROUTE, ServiceMetrics
-from serving.routes import ROUTERS
-from serving.routes.ui import router as ui_router
-from serving.schemas import PROBLEM_MEDIA_TYPE, ProblemPublic, ScoreRequest
-from serving.security import KeyRing
-from serving.store import ScoreStore, StoreUnavailable
+from retain.serving.metrics import UNMATCHED_ROUTE, ServiceMetrics
+from retain.serving.routes import ROUTERS
+from retain.serving.routes.ui import router as ui_router
+from retain.serving.schemas import PROBLEM_MEDIA_TYPE, ProblemPublic, ScoreRequest
+from retain.serving.security import KeyRing
+from retain.serving.store import ScoreStore, StoreUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,9 @@ from pydantic import (
 from pydantic import Strict as PydanticStrict
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
-from decisions.decide import GOALS
-from decisions.segments import BEHAVIOUR_TYPES, LIFECYCLE_STAGES, VALUE_TIERS
-from features.contract import MAX_ABS_AMOUNT, normalize_customer_id
+from retain.decisions.decide import GOALS
+from retain.decisions.segments import BEHAVIOUR_TYPES, LIFECYCLE_STAGES, VALUE_TIERS
+from retain.features.contract import MAX_ABS_AMOUNT, normalize_customer_id
 
 MAX_CUSTOMERS = 1000
 MAX_ID_LENGTH = 128

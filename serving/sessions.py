@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from itsdangerous import BadSignature, Signer
 
 if TYPE_CHECKING:
-    from serving.deps import Service
+    from retain.serving.deps import Service
 
 log = logging.getLogger(__name__)
 

@@ -56,7 +56,7 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from decisions.decide import DECISION_SCHEMA, ORDER_HISTORY_SCHEMA
+from retain.decisions.decide import DECISION_SCHEMA, ORDER_HISTORY_SCHEMA
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ _STORE_HINTS = (
 
 def _store_error(url: sa.URL, doing: str, exc: BaseException) -> StoreUnavailable:
     """One masked sentence for a database failure: which store, what failed, the fix."""
-    from features.redaction import mask_credentials
+    from retain.features.redaction import mask_credentials
 
     reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     first = reason[0] if reason else type(exc).__name__

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from serving.labels import Language
+from retain.serving.labels import Language
 
 # key -> (English, Russian)
 TEXT: dict[str, tuple[str, str]] = {

@@ -34,7 +34,7 @@ def tx_factory():
 @pytest.fixture(scope="session")
 def shop():
     """A small simulated shop with its true future (4,000 customers: fast, yet enough signal)."""
-    from features.simulate import simulate_shop
+    from retain.simulate import simulate_shop
 
     return simulate_shop(4000, seed=5)
 
@@ -54,8 +54,8 @@ def shop_all(shop):
 
 @pytest.fixture(scope="session")
 def training_frame(shop_history, shop):
-    from features.customers import observed_channels
-    from training.backtest import TrainConfig, stacked_frame, training_origins
+    from retain.features.customers import observed_channels
+    from retain.training.backtest import TrainConfig, stacked_frame, training_origins
 
     config = TrainConfig(n_origins=3)
     origins = training_origins(shop_history, shop.as_of, config)

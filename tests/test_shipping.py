@@ -30,7 +30,8 @@ from tests.processes import free_port, start, stop, wait_ready
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-PACKAGES = ("retain", "features", "models", "training", "decisions", "serving")
+# The repository's folders that are retain's subpackages once installed (pyproject's package-dir).
+SUBPACKAGES = ("features", "models", "training", "decisions", "serving")
 
 
 def _instructions(dockerfile: str) -> list[tuple[str, str]]:
@@ -117,15 +118,20 @@ def test_the_build_context_installs_a_complete_working_retain(tmp_path):
     subprocess.run([str(BIN / "uv"), "pip", "install", "--quiet", "--no-deps", "--python",
                     sys.executable, "--target", str(site), str(context)],
                    check=True, timeout=600, cwd=tmp_path)
-    assert (site / "decisions" / "default_rules.yaml").is_file()
-    assert list((site / "serving" / "templates").glob("*.html"))
+    # One import name: nothing generic (`models`, `features`, ...) lands in site-packages.
+    installed = {p.name for p in site.iterdir()
+                 if p.is_dir() and not p.name.endswith(".dist-info") and p.name != "bin"}
+    assert installed == {"retain"}, installed
+    assert (site / "retain" / "decisions" / "default_rules.yaml").is_file()
+    assert list((site / "retain" / "serving" / "templates").glob("*.html"))
     # Imported from the install alone: every loaded module of ours must come from `site`
     # (the development checkout is installed in editable mode and must not fill gaps).
     check = f"""
 import sys
-import decisions.rules, retain.cli, serving.main, training.train
-decisions.rules.load_rules(None)
-ours = [m for name, m in sys.modules.items() if name.split(".")[0] in {PACKAGES!r}]
+import retain.cli, retain.decisions.rules, retain.serving.main, retain.training.train
+import retain.simulate
+retain.decisions.rules.load_rules(None)
+ours = [m for name, m in sys.modules.items() if name.split(".")[0] == "retain"]
 outside = sorted(m.__name__ for m in ours if not (m.__file__ or "").startswith({str(site)!r}))
 assert not outside, outside
 print(len(ours))
@@ -139,6 +145,24 @@ print(len(ours))
                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
                             check=False)
     assert helped.returncode == 0 and "--workers" in helped.stdout, helped.stderr[-3000:]
+
+
+def test_no_module_imports_the_old_top_level_names():
+    """Under the repository root `features` & co. import as top-level packages too, so a stray
+    `from models.x import y` would pass every other test here and break once installed."""
+    import ast
+
+    sources = [p for folder in ("retain", *SUBPACKAGES, "tests", "benchmarks")
+               for p in (REPO / folder).rglob("*.py")]
+    stray = []
+    for path in sources:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level
+                     else [])
+            stray += [f"{path.relative_to(REPO)}:{node.lineno} {name}" for name in names
+                      if name.split(".")[0] in SUBPACKAGES]
+    assert len(sources) > 100 and not stray, stray
 
 
 # --- docker-compose.yml ----------------------------------------------------------------------

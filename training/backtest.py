@@ -24,21 +24,21 @@ from datetime import date, timedelta
 import numpy as np
 import polars as pl
 
-from features.customers import customer_features_lazy, observed_channels, rfm_summary
-from features.labels import labels_lazy
-from features.orders import Frame, bought_line, orders, window
-from models.btyd import BTYD_KINDS, BTYD_NAMES, BTYDModel, InsufficientHistoryError
-from models.churn import ChurnClassifier
-from models.pipeline import (
+from retain.features.customers import customer_features_lazy, observed_channels, rfm_summary
+from retain.features.labels import labels_lazy
+from retain.features.orders import Frame, bought_line, orders, window
+from retain.models.btyd import BTYD_KINDS, BTYD_NAMES, BTYDModel, InsufficientHistoryError
+from retain.models.churn import ChurnClassifier
+from retain.models.pipeline import (
     MODEL_KINDS,
     ExpectedOrdersChurn,
     RecencyChurnRule,
     ScoringPipeline,
     with_btyd,
 )
-from models.timing import NextOrderRegressor
-from models.value import RevenueRegressor
-from training.metrics import (
+from retain.models.timing import NextOrderRegressor
+from retain.models.value import RevenueRegressor
+from retain.training.metrics import (
     PairedDifference,
     churn_metrics,
     paired_bootstrap,

@@ -17,8 +17,8 @@ from typing import Any
 
 import polars as pl
 
-from features.orders import midnight, orders, window
-from training.backtest import (
+from retain.features.orders import midnight, orders, window
+from retain.training.backtest import (
     MIN_HISTORY_DAYS,
     MIN_ORIGIN_HISTORY_DAYS,
     MIN_REPEAT_BUYERS,

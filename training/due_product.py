@@ -14,11 +14,11 @@ from datetime import date, timedelta
 
 import polars as pl
 
-from features.labels import next_purchase_basket
-from features.orders import Frame
-from features.products import product_candidates
-from models.due_product import DueProductRanker, candidates
-from training.metrics import paired_bootstrap
+from retain.features.labels import next_purchase_basket
+from retain.features.orders import Frame
+from retain.features.products import product_candidates
+from retain.models.due_product import DueProductRanker, candidates
+from retain.training.metrics import paired_bootstrap
 
 
 def fit_due_product_ranker(transactions: Frame, origins: Sequence[date], horizon_days: int,
@@ -158,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     by the as-of date, judge on the simulated 90 days after it."""
     import argparse
 
-    from features.simulate import simulate_shop
+    from retain.simulate import simulate_shop
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--customers", type=int, default=3000)

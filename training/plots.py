@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from training.metrics import reliability_curve
+from retain.training.metrics import reliability_curve
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:

@@ -22,19 +22,19 @@ from pathlib import Path
 
 import polars as pl
 
-from decisions.channels import channel_plan
-from decisions.decide import score_and_decide
-from decisions.rules import default_rules
-from features.samples import lifetimes_dataset_path
-from features.simulate import SimulatedShop, simulate_shop
-from models.pipeline import ScoringPipeline
-from training.backtest import (
+from retain.decisions.channels import channel_plan
+from retain.decisions.decide import score_and_decide
+from retain.decisions.rules import default_rules
+from retain.features.samples import lifetimes_dataset_path
+from retain.models.pipeline import ScoringPipeline
+from retain.simulate import SimulatedShop, simulate_shop
+from retain.training.backtest import (
     TrainConfig,
     choice_line,
     evaluate_pipeline,
     versus_best_baseline,
 )
-from training.train import fit_chosen_pipeline, fit_decision_inputs
+from retain.training.train import fit_chosen_pipeline, fit_decision_inputs
 
 DUE_WITHIN_DAYS = 14
 RULE_LAPSE_DAYS = 30

@@ -27,16 +27,16 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from decisions.channels import measure_channels
-from decisions.rules import Rules, default_rules
-from decisions.segments import ShopReference
-from features.customers import rfm_summary
-from features.redaction import mask_credentials
-from models.btyd import BTYD_NAMES, BTYDModel, InsufficientHistoryError
-from models.pipeline import MODEL_KINDS, TASKS, ScoringPipeline
-from models.registry import MODEL_NAME, configure_mlflow
-from training import plots
-from training.backtest import (
+from retain.decisions.channels import measure_channels
+from retain.decisions.rules import Rules, default_rules
+from retain.decisions.segments import ShopReference
+from retain.features.customers import rfm_summary
+from retain.features.redaction import mask_credentials
+from retain.models.btyd import BTYD_NAMES, BTYDModel, InsufficientHistoryError
+from retain.models.pipeline import MODEL_KINDS, TASKS, ScoringPipeline
+from retain.models.registry import MODEL_NAME, configure_mlflow
+from retain.training import plots
+from retain.training.backtest import (
     TASK_LABELS,
     TrainConfig,
     apply_choice,
@@ -46,7 +46,7 @@ from training.backtest import (
     choice_line,
     fit_pipeline,
 )
-from training.due_product import due_product_choice
+from retain.training.due_product import due_product_choice
 
 log = logging.getLogger(__name__)
 
@@ -424,8 +424,8 @@ def _log_model(pipeline: ScoringPipeline, history: pl.DataFrame, as_of: date, tm
     import mlflow
     from mlflow.models import ModelSignature, infer_signature
 
-    from models import pyfunc_model
-    from models.pyfunc import (
+    from retain.models import pyfunc_model
+    from retain.models.pyfunc import (
         PIPELINE_ARTIFACT,
         code_paths,
         input_schema,
@@ -448,7 +448,7 @@ def _log_model(pipeline: ScoringPipeline, history: pl.DataFrame, as_of: date, tm
         signature=signature, input_example=(example_pd, {"as_of": str(as_of)}),
         # retain's own code travels with the model and its requirements are the real packages
         # (inferred ones would name `retain==0.1.0`, which no index has).
-        code_paths=code_paths(), pip_requirements=model_requirements(),
+        code_paths=code_paths(tmp / "code"), pip_requirements=model_requirements(),
     )
 
 

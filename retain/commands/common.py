@@ -15,9 +15,9 @@ from retain.progress import console, step
 if TYPE_CHECKING:
     import polars as pl
 
-    from decisions.rules import Rules
-    from features.contract import LoadReport, ReadOptions
     from retain.config import Settings
+    from retain.decisions.rules import Rules
+    from retain.features.contract import LoadReport, ReadOptions
 
 TransactionsOpt = Annotated[
     str | None,
@@ -113,7 +113,7 @@ def fail(message: str) -> typer.Exit:
     the exit-1 exception for the caller to raise."""
     from rich.markup import escape
 
-    from features.redaction import mask_credentials
+    from retain.features.redaction import mask_credentials
 
     console.print(f"[red]error:[/] {escape(mask_credentials(' '.join(message.split())))}",
                   soft_wrap=True)
@@ -155,7 +155,7 @@ def write_frame(frame: pl.DataFrame, path: Path) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         if suffix == ".csv":
-            from serving.export import formula_safe
+            from retain.serving.export import formula_safe
 
             formula_safe(frame).write_csv(path)
         else:
@@ -166,7 +166,7 @@ def write_frame(frame: pl.DataFrame, path: Path) -> None:
 
 
 def report_rejects(report: LoadReport) -> None:
-    from features.contract import GUEST_HINT
+    from retain.features.contract import GUEST_HINT
 
     if not report.rows_rejected:
         return
@@ -186,8 +186,8 @@ def transaction_settings(transactions: str | None, as_of: str | None, horizon_da
                          date_format: str | None = None,
                          drop_duplicates: bool | None = None) -> Settings:
     """Flags over ``RETAIN_*`` environment variables, with the error a user can act on."""
-    from features.contract import DataError, parse_column_map
     from retain.config import settings
+    from retain.features.contract import DataError, parse_column_map
 
     try:
         config = settings(transactions=transactions, as_of=parse_date(as_of, "--as-of"),
@@ -203,7 +203,7 @@ def transaction_settings(transactions: str | None, as_of: str | None, horizon_da
 
 
 def read_options(config: Settings) -> ReadOptions:
-    from features.contract import ReadOptions
+    from retain.features.contract import ReadOptions
 
     # An empty value (as MLproject passes an unset parameter) is not given.
     return ReadOptions(encoding=config.encoding or None, date_format=config.date_format or None,
@@ -217,7 +217,7 @@ def load(config: Settings, rejects: Path, horizon_days: int | None = None, *,
     ``horizon_days``: on or after the end of the horizon after it, for labels) are outside the
     window: never rejected, not in the frame, reported in one line. ``with_report`` is kept for
     callers of the old two-value form; the report is always returned."""
-    from features.contract import DataError, load_transactions
+    from retain.features.contract import DataError, load_transactions
 
     window_end = (config.as_of + timedelta(days=horizon_days)
                   if horizon_days is not None and config.as_of is not None else None)
@@ -243,7 +243,7 @@ def load(config: Settings, rejects: Path, horizon_days: int | None = None, *,
 
 
 def rules_or_fail(path: str | None) -> Rules:
-    from decisions.rules import RulesError, load_rules
+    from retain.decisions.rules import RulesError, load_rules
 
     try:
         return load_rules(path)
@@ -255,7 +255,7 @@ def load_side_table(kind: str, source: str | None, config: Settings,
                     rejects: Path) -> pl.DataFrame | None:
     """The customers table or contacts log (``kind``), validated; None when not given (an
     empty value, as MLproject passes, is not given either)."""
-    from features.contract import DataError, load_contacts, load_customers
+    from retain.features.contract import DataError, load_contacts, load_customers
 
     if not source:
         return None

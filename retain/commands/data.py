@@ -49,7 +49,7 @@ def simulate(
 
     Writes transactions, customers (with consents), a contacts log with a global control
     group, the true future and per-customer truth."""
-    from features.simulate import simulate_shop, write_shop
+    from retain.simulate import simulate_shop, write_shop
 
     if file_format not in ("parquet", "csv"):
         raise fail(f"--format: expected parquet or csv, got {file_format!r}")
@@ -99,9 +99,9 @@ def features(
     horizon after it)."""
     import polars as pl
 
-    from features.customers import customer_features_lazy, observed_channels
-    from features.labels import labels_lazy
-    from features.products import customer_product_features_lazy
+    from retain.features.customers import customer_features_lazy, observed_channels
+    from retain.features.labels import labels_lazy
+    from retain.features.products import customer_product_features_lazy
 
     config = transaction_settings(transactions, as_of, horizon_days, on_bad_rows, column_map, query,
                                   encoding=encoding, date_format=date_format,

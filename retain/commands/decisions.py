@@ -29,7 +29,7 @@ RunAsOfOpt = Annotated[
 
 def _open_store(store_url: str | None):
     from retain.config import settings
-    from serving.store import ScoreStore
+    from retain.serving.store import ScoreStore
 
     try:
         return ScoreStore(settings(store_url=store_url).store_url).open()
@@ -125,9 +125,9 @@ def export(
     """Export scored customers with their decisions.
 
     From the score store, filtered by segment, goal and/or channel, in a stable column order."""
-    from decisions.decide import GOALS
-    from serving.export import FORMATS, SEGMENT_NAMES, export_scores
-    from serving.labels import LANGUAGES
+    from retain.decisions.decide import GOALS
+    from retain.serving.export import FORMATS, SEGMENT_NAMES, export_scores
+    from retain.serving.labels import LANGUAGES
 
     if fmt not in FORMATS:
         raise fail(f"--format: expected csv, xlsx or parquet, got {fmt!r}")
@@ -173,8 +173,8 @@ def rules(
     """Show, copy or check the decision rules.
 
     Thresholds for segments, goals, channels, offers and the control group."""
-    from decisions.rules import default_rules_text
     from retain.commands.common import rules_or_fail
+    from retain.decisions.rules import default_rules_text
 
     if check is not None:
         rules_or_fail(str(check))

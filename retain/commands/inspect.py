@@ -55,8 +55,8 @@ def inspect(
     horizon). Reads exactly as `retain train` does."""
     from rich.table import Table
 
-    from training.backtest import TrainConfig
-    from training.data_report import data_report, report_lines
+    from retain.training.backtest import TrainConfig
+    from retain.training.data_report import data_report, report_lines
 
     config = transaction_settings(transactions, as_of, horizon_days, on_bad_rows, column_map, query,
                                   encoding=encoding, date_format=date_format,

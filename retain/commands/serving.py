@@ -58,9 +58,9 @@ def _serve(host: str, port: int, reload_interval: float | None, log_level: str,
     from pydantic import ValidationError
 
     from retain.config import settings
-    from serving.main import create_app
-    from serving.security import AuthConfigError
-    from serving.store import ScoreStore
+    from retain.serving.main import create_app
+    from retain.serving.security import AuthConfigError
+    from retain.serving.store import ScoreStore
 
     try:
         options = settings(reload_interval=reload_interval)
@@ -78,7 +78,7 @@ def _serve(host: str, port: int, reload_interval: float | None, log_level: str,
     # Headers over RETAIN_MAX_HEADER_BYTES get 431 (serving.limits; workers read the variable).
     os.environ["RETAIN_MAX_HEADER_BYTES"] = str(options.max_header_bytes)
     options = {"host": host, "port": port, "access_log": False, "log_level": log_level.lower(),
-               "timeout_graceful_shutdown": 10, "http": "serving.limits:HeaderLimitedProtocol"}
+               "timeout_graceful_shutdown": 10, "http": "retain.serving.limits:HeaderLimitedProtocol"}
     if workers == 1:
         uvicorn.run(app_, **options)
         return
@@ -86,7 +86,7 @@ def _serve(host: str, port: int, reload_interval: float | None, log_level: str,
     # environment: pass the flag on that way (the app built above only checked the settings).
     if reload_interval is not None:
         os.environ["RETAIN_RELOAD_INTERVAL"] = str(reload_interval)
-    uvicorn.run("serving.main:create_app", factory=True, workers=workers, **options)
+    uvicorn.run("retain.serving.main:create_app", factory=True, workers=workers, **options)
 
 
 @contextlib.contextmanager
@@ -95,7 +95,7 @@ def shared_metrics_directory(temporary: bool = True) -> Iterator[None]:
     PROMETHEUS_MULTIPROC_DIR names, made if missing and cleared of an earlier run's metric
     files as prometheus-client requires; else, when ``temporary``, a new temporary directory,
     removed at the end; else none (one process keeps its metrics in memory)."""
-    from serving.metrics import MULTIPROCESS_DIR_ENV
+    from retain.serving.metrics import MULTIPROCESS_DIR_ENV
 
     given = os.environ.get(MULTIPROCESS_DIR_ENV)
     if given:

@@ -66,7 +66,7 @@ def metrics_table(metrics: dict, title: str) -> Table:
 
 def registry_or_fail() -> None:
     """Stop in seconds, before any work, when the MLflow tracking server does not answer."""
-    from models.registry import RegistryError, check_registry
+    from retain.models.registry import RegistryError, check_registry
 
     try:
         check_registry()
@@ -76,7 +76,7 @@ def registry_or_fail() -> None:
 
 def registered_model(version: str | None):
     """The champion (or ``version``) from the registry, or a clear error and exit 1."""
-    from models.registry import load_registered
+    from retain.models.registry import load_registered
 
     registry_or_fail()
     try:
@@ -115,12 +115,12 @@ def train(
     Tracked in MLflow. Uses data strictly before --as-of only. The new version becomes the `champion` alias
     when it beats the current champion on the same backtest, else `challenger`.
     """
-    from models.registry import masked_tracking_uri
     from retain.config import settings
-    from training.backtest import TrainConfig
-    from training.data_report import data_report
-    from training.train import choice_lines
-    from training.train import train as run_training
+    from retain.models.registry import masked_tracking_uri
+    from retain.training.backtest import TrainConfig
+    from retain.training.data_report import data_report
+    from retain.training.train import choice_lines
+    from retain.training.train import train as run_training
 
     config = transaction_settings(transactions, as_of, horizon_days, on_bad_rows, column_map, query,
                                   encoding=encoding, date_format=date_format,
@@ -220,8 +220,8 @@ def evaluate(
 
     Scores at --as-of and compares with what happened in the horizon after it (the
     transactions must cover that horizon), beside the baselines."""
-    from models.pipeline import TASKS
-    from training.backtest import (
+    from retain.models.pipeline import TASKS
+    from retain.training.backtest import (
         TrainConfig,
         evaluate_pipeline,
         versus_best_baseline,
@@ -285,11 +285,11 @@ def score(
     """
     import polars as pl
 
-    from decisions.decide import ORDER_HISTORY_COLUMNS, score_and_decide
     from retain.commands.common import write_frame
     from retain.config import settings
+    from retain.decisions.decide import ORDER_HISTORY_COLUMNS, score_and_decide
     from retain.progress import step
-    from serving.store import ScoreStore
+    from retain.serving.store import ScoreStore
 
     config = transaction_settings(transactions, as_of, None, on_bad_rows, column_map, query,
                                   encoding=encoding, date_format=date_format,
@@ -347,7 +347,7 @@ def promote(
     """Point an alias at a registered version, by hand.
 
     The alias is `champion` unless --alias names another."""
-    from models.registry import set_alias
+    from retain.models.registry import set_alias
 
     registry_or_fail()
     try:

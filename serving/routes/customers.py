@@ -16,8 +16,14 @@ import orjson
 from fastapi import APIRouter, Depends, Query
 from starlette.concurrency import run_in_threadpool
 
-from serving.deps import INVALID_CURSOR_TYPE, ProblemError, Service, problem_responses, service
-from serving.schemas import (
+from retain.serving.deps import (
+    INVALID_CURSOR_TYPE,
+    ProblemError,
+    Service,
+    problem_responses,
+    service,
+)
+from retain.serving.schemas import (
     CHANNEL_PATTERN,
     CHANNEL_TEXT,
     SEGMENT_PATTERN,
@@ -28,8 +34,8 @@ from serving.schemas import (
     StoredScorePublic,
     ValueTier,
 )
-from serving.security import require
-from serving.store import RunNotFound
+from retain.serving.security import require
+from retain.serving.store import RunNotFound
 
 router = APIRouter(tags=["scores"])
 

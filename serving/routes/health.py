@@ -8,9 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
 
-from serving.deps import RETRY_AFTER_SECONDS, Service, problem_responses, service
-from serving.schemas import HealthPublic, ReadinessPublic
-from serving.security import require
+from retain.serving.deps import RETRY_AFTER_SECONDS, Service, problem_responses, service
+from retain.serving.schemas import HealthPublic, ReadinessPublic
+from retain.serving.security import require
 
 router = APIRouter(tags=["operations"])
 

@@ -8,10 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
-from models.registry import MODEL_NAME
-from serving.deps import Service, problem_responses, service
-from serving.schemas import ModelPublic, ReloadPublic, VerdictPublic
-from serving.security import require
+from retain.models.registry import MODEL_NAME
+from retain.serving.deps import Service, problem_responses, service
+from retain.serving.schemas import ModelPublic, ReloadPublic, VerdictPublic
+from retain.serving.security import require
 
 router = APIRouter(tags=["model"])
 AUTH_ERRORS = problem_responses(401, 403)
@@ -44,7 +44,7 @@ async def model_info(svc: Annotated[Service, Depends(service)]) -> ModelPublic:
 
 
 def verdicts(metrics: dict[str, float]) -> dict[str, VerdictPublic]:
-    from serving.routes.ui import MODEL_METRICS, model_verdict
+    from retain.serving.routes.ui import MODEL_METRICS, model_verdict
 
     out = {}
     for _, task, metric, higher, _ in MODEL_METRICS:

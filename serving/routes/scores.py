@@ -39,12 +39,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
 
-from decisions.decide import DECISION_COLUMNS, score_and_decide
-from features.contract import normalize_customer_id
-from features.orders import midnight
-from models.pipeline import SCORE_COLUMNS, SMALL_BATCH_MAX_CUSTOMERS, SMALL_BATCH_MAX_LINES
-from models.pyfunc import TRANSACTION_SCHEMA
-from serving.deps import (
+from retain.decisions.decide import DECISION_COLUMNS, score_and_decide
+from retain.features.contract import normalize_customer_id
+from retain.features.orders import midnight
+from retain.models.pipeline import SCORE_COLUMNS, SMALL_BATCH_MAX_CUSTOMERS, SMALL_BATCH_MAX_LINES
+from retain.models.pyfunc import TRANSACTION_SCHEMA
+from retain.serving.deps import (
     MALFORMED_BODY_TYPE,
     ProblemError,
     ServedModel,
@@ -53,14 +53,14 @@ from serving.deps import (
     request_id,
     service,
 )
-from serving.schemas import (
+from retain.serving.schemas import (
     MAX_ID_LENGTH,
     CustomerIn,
     ScoreRequest,
     ScoresPublic,
     StoredScorePublic,
 )
-from serving.security import require
+from retain.serving.security import require
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["scores"])

@@ -16,11 +16,11 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
-from decisions.decide import GOALS
-from serving.deps import Service, problem_responses, service
-from serving.export import CHUNK_ROWS, MEDIA_TYPES, SEGMENT_NAMES, export_chunks
-from serving.schemas import Goal, SegmentsPublic
-from serving.security import require
+from retain.decisions.decide import GOALS
+from retain.serving.deps import Service, problem_responses, service
+from retain.serving.export import CHUNK_ROWS, MEDIA_TYPES, SEGMENT_NAMES, export_chunks
+from retain.serving.schemas import Goal, SegmentsPublic
+from retain.serving.security import require
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["segments"])

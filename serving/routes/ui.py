@@ -40,16 +40,16 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from decisions.segments import LIFECYCLE_STAGES, VALUE_TIERS
-from serving import charts
-from serving.deps import Service, request_id
-from serving.export import CHUNK_ROWS, FORMATS, MEDIA_TYPES, export_chunks
-from serving.labels import LANGUAGES, Language, column_help, column_label, label
-from serving.schemas import MAX_ID_LENGTH
-from serving.security import same_origin
-from serving.sessions import UISessions
-from serving.store import RunNotFound
-from serving.ui_text import text
+from retain.decisions.segments import LIFECYCLE_STAGES, VALUE_TIERS
+from retain.serving import charts
+from retain.serving.deps import Service, request_id
+from retain.serving.export import CHUNK_ROWS, FORMATS, MEDIA_TYPES, export_chunks
+from retain.serving.labels import LANGUAGES, Language, column_help, column_label, label
+from retain.serving.schemas import MAX_ID_LENGTH
+from retain.serving.security import same_origin
+from retain.serving.sessions import UISessions
+from retain.serving.store import RunNotFound
+from retain.serving.ui_text import text
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/ui", include_in_schema=False)

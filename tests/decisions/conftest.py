@@ -9,15 +9,15 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from decisions.segments import ShopReference
+from retain.decisions.segments import ShopReference
 
 
 @pytest.fixture(scope="session")
 def pipeline(shop):
     """A scoring pipeline with the probabilistic model only, fitted on the shop."""
-    from features.customers import customer_features
-    from models.btyd import BTYDModel
-    from models.pipeline import ScoringPipeline
+    from retain.features.customers import customer_features
+    from retain.models.btyd import BTYDModel
+    from retain.models.pipeline import ScoringPipeline
 
     tx = shop.transactions.with_columns(pl.col("quantity").cast(pl.Float64))
     return ScoringPipeline(horizon_days=90, channels=[],

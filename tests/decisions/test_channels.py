@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta
 import polars as pl
 import pytest
 
-from decisions.channels import (
+from retain.decisions.channels import (
     ACTIVE,
     MAINTENANCE,
     UNMEASURED,
@@ -16,7 +16,7 @@ from decisions.channels import (
     no_measurements,
     responses,
 )
-from decisions.rules import default_rules
+from retain.decisions.rules import default_rules
 from tests.conftest import make_transactions
 
 AS_OF = date(2025, 7, 1)

@@ -8,8 +8,8 @@ import math
 import polars as pl
 import pytest
 
-from decisions.control import control_group, in_control_group
-from decisions.rules import default_rules
+from retain.decisions.control import control_group, in_control_group
+from retain.decisions.rules import default_rules
 
 RULES = default_rules().control_group
 N = 100_000

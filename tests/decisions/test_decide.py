@@ -13,15 +13,15 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from decisions.channels import (
+from retain.decisions.channels import (
     ACTIVE,
     MAINTENANCE,
     ChannelMeasurements,
     channel_plan,
     measure_channels,
 )
-from decisions.control import control_group
-from decisions.decide import (
+from retain.decisions.control import control_group
+from retain.decisions.decide import (
     DECISION_COLUMNS,
     DECISION_SCHEMA,
     GOALS,
@@ -32,8 +32,8 @@ from decisions.decide import (
     score_and_decide,
     with_order_history,
 )
-from decisions.rules import default_rules
-from decisions.segments import BEHAVIOUR_TYPES, LIFECYCLE_STAGES, VALUE_TIERS
+from retain.decisions.rules import default_rules
+from retain.decisions.segments import BEHAVIOUR_TYPES, LIFECYCLE_STAGES, VALUE_TIERS
 
 RULES = default_rules()
 ACTING = pl.col("goal").is_in(["none", "control"]).not_()

@@ -8,7 +8,7 @@ from datetime import date
 import polars as pl
 import pytest
 
-from decisions.reasons import LANGUAGES, TEMPLATES, reason_expression
+from retain.decisions.reasons import LANGUAGES, TEMPLATES, reason_expression
 
 SCHEMA = {"customer_id": pl.String, "goal": pl.String, "lifecycle_stage": pl.String,
           "interval_median": pl.Float64, "days_since_last_order": pl.Float64,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from decisions.rules import Rules, RulesError, default_rules, default_rules_text, load_rules
+from retain.decisions.rules import Rules, RulesError, default_rules, default_rules_text, load_rules
 
 
 def _write(tmp_path, text: str, name: str = "rules.yaml"):

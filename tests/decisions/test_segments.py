@@ -8,8 +8,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from decisions.rules import default_rules
-from decisions.segments import (
+from retain.decisions.rules import default_rules
+from retain.decisions.segments import (
     BEHAVIOUR_TYPES,
     LIFECYCLE_STAGES,
     VALUE_TIERS,

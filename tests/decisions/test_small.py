@@ -10,12 +10,17 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-import decisions.decide as decide_module
-import decisions.small as small_module
-from decisions.channels import MAINTENANCE, ChannelMeasurements, channel_plan, measure_channels
-from decisions.decide import GOALS, NO_OFFER, decide
-from decisions.rules import default_rules
-from decisions.small import SMALL_DECISIONS_MAX, decide_small
+import retain.decisions.decide as decide_module
+import retain.decisions.small as small_module
+from retain.decisions.channels import (
+    MAINTENANCE,
+    ChannelMeasurements,
+    channel_plan,
+    measure_channels,
+)
+from retain.decisions.decide import GOALS, NO_OFFER, decide
+from retain.decisions.rules import default_rules
+from retain.decisions.small import SMALL_DECISIONS_MAX, decide_small
 
 RULES = default_rules()
 TOLERANCE = {"check_exact": False, "rel_tol": 0, "abs_tol": 1e-9}  # strings, dates: exact

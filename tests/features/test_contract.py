@@ -7,7 +7,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from features.contract import (
+from retain.features.contract import (
     DataError,
     ReadOptions,
     load_contacts,
@@ -239,7 +239,7 @@ def test_sql_source_reads_the_same_on_sqlite_and_postgresql(store_db_url):
 
 
 def test_a_header_repeated_as_a_data_line_is_skipped_and_reported(tmp_path):
-    from features.contract import load_transactions
+    from retain.features.contract import load_transactions
 
     path = tmp_path / "concatenated.csv"
     path.write_text("customer_id,ts,amount\ncustomer_id,date--,dollar_value\n"

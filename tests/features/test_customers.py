@@ -8,8 +8,8 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from features.customers import customer_features, observed_channels, rfm_summary
-from features.samples import CDNOW_CALIBRATION_END, cdnow_transactions
+from retain.features.customers import customer_features, observed_channels, rfm_summary
+from retain.features.samples import CDNOW_CALIBRATION_END, cdnow_transactions
 from tests.conftest import make_transactions
 
 

@@ -4,7 +4,7 @@ from datetime import date
 
 import pytest
 
-from features.labels import labels
+from retain.features.labels import labels
 from tests.conftest import make_transactions
 
 
@@ -35,7 +35,7 @@ def test_an_order_on_the_as_of_day_is_the_future():
 
 
 def test_next_purchase_basket_is_the_first_purchase_order_in_the_horizon():
-    from features.labels import next_purchase_basket
+    from retain.features.labels import next_purchase_basket
 
     tx = make_transactions([
         ("a", "1", "2024-01-10", 10.0, "milk"),

@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from features.products import customer_product_features
+from retain.features.products import customer_product_features
 from tests.conftest import make_transactions
 
 
@@ -39,7 +39,7 @@ def test_same_day_lines_count_once_and_returns_and_future_are_ignored():
 
 def test_candidates_count_cadence_in_the_customers_own_baskets():
     """Tea every other basket, whatever the days between baskets; milk in every one."""
-    from features.products import CANDIDATE_COLUMNS, product_candidates
+    from retain.features.products import CANDIDATE_COLUMNS, product_candidates
 
     days = ["2024-01-01", "2024-01-04", "2024-02-20", "2024-02-22", "2024-04-01"]
     rows = [("a", f"o{i}", day, 3.0, "milk") for i, day in enumerate(days)]
@@ -66,7 +66,7 @@ def test_candidates_count_cadence_in_the_customers_own_baskets():
 
 
 def test_candidates_of_a_few_customers_in_python_equal_the_polars_ones(shop_history, shop):
-    from features.products import product_candidates, product_candidates_small
+    from retain.features.products import product_candidates, product_candidates_small
 
     ids = shop_history["customer_id"].unique().sort().head(40).to_list()
     for as_of in (shop.as_of, date(2026, 1, 15)):

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from features.contract import (
+from retain.features.contract import (
     GUEST_HINT,
     MAX_ABS_AMOUNT,
     DataError,
@@ -18,9 +18,9 @@ from features.contract import (
     load_transactions,
     normalize_customer_id,
 )
-from features.customers import customer_features
-from features.labels import labels
-from features.small import customer_features_small
+from retain.features.customers import customer_features
+from retain.features.labels import labels
+from retain.features.small import customer_features_small
 from tests.fixtures import (
     ONLINE_RETAIL_COLUMN_MAP,
     write_cdnow_like,
@@ -269,7 +269,7 @@ def test_a_format_first_seen_after_the_sample_is_still_read(tmp_path):
 
 
 def test_side_tables_read_float_ids_as_the_transactions_do(tmp_path):
-    from features.contract import load_contacts, load_customers
+    from retain.features.contract import load_contacts, load_customers
 
     customers = tmp_path / "customers.csv"
     customers.write_text("customer_id,consent_email\n17850.0,yes\n 12346 ,no\n")

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from features.redaction import CredentialFilter, install_log_masking, mask_credentials
+from retain.features.redaction import CredentialFilter, install_log_masking, mask_credentials
 
 
 @pytest.mark.parametrize("text, masked", [

@@ -8,9 +8,9 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from features.customers import customer_features_lazy, observed_channels
-from features.products import customer_product_features_lazy
-from features.small import (
+from retain.features.customers import customer_features_lazy, observed_channels
+from retain.features.products import customer_product_features_lazy
+from retain.features.small import (
     customer_features_small,
     customer_product_features_small,
     small_features,

@@ -5,9 +5,9 @@ import pickle
 import numpy as np
 import pytest
 
-from features.customers import rfm_summary
-from features.samples import CDNOW_CALIBRATION_END, cdnow_sample_transactions
-from models.btyd import BTYDModel, NotFittedError
+from retain.features.customers import rfm_summary
+from retain.features.samples import CDNOW_CALIBRATION_END, cdnow_sample_transactions
+from retain.models.btyd import BTYDModel, NotFittedError
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +127,7 @@ def test_bgnbd_expected_orders_of_very_frequent_buyers_take_the_overflow_form():
     from lifetimes import BetaGeoFitter
     from scipy.special import hyp2f1
 
-    from models.btyd import BGNBDPredictions
+    from retain.models.btyd import BGNBDPredictions
 
     params = {"r": 0.24, "alpha": 4.4, "a": 0.79, "b": 2.4}
     x = np.array([0.0, 1, 50, 300, 1000, 3000])
@@ -166,7 +166,7 @@ def test_customers_first_buying_on_the_last_day_are_scored_not_fitted(cdnow_rfm)
 def test_without_a_repeat_buyer_there_is_one_clear_error(cdnow_rfm):
     import polars as pl
 
-    from models.btyd import InsufficientHistoryError
+    from retain.models.btyd import InsufficientHistoryError
 
     once = cdnow_rfm.with_columns(pl.lit(0.0).alias("frequency"), pl.lit(0.0).alias("recency"),
                                   pl.lit(0.0).alias("monetary_value"))

@@ -6,12 +6,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-from models import _gbm
-from models._gbm import NOT_FEATURES, feature_columns, matrix
-from models.btyd import NotFittedError
-from models.churn import ChurnClassifier, _calibrated
-from models.timing import NextOrderRegressor
-from models.value import RevenueRegressor
+from retain.models import _gbm
+from retain.models._gbm import NOT_FEATURES, feature_columns, matrix
+from retain.models.btyd import NotFittedError
+from retain.models.churn import ChurnClassifier, _calibrated
+from retain.models.timing import NextOrderRegressor
+from retain.models.value import RevenueRegressor
 
 FAST = {"n_estimators": 80, "learning_rate": 0.1}
 

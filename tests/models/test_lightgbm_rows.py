@@ -7,10 +7,10 @@ import pickle
 import numpy as np
 import pytest
 
-from models import _lightgbm_rows
-from models._gbm import matrix
-from models.churn import ChurnClassifier
-from models.timing import NextOrderRegressor
+from retain.models import _lightgbm_rows
+from retain.models._gbm import matrix
+from retain.models.churn import ChurnClassifier
+from retain.models.timing import NextOrderRegressor
 
 FAST = {"n_estimators": 60, "learning_rate": 0.1}
 

@@ -12,15 +12,15 @@ import pytest
 from polars.testing import assert_frame_equal
 from sklearn.metrics import roc_auc_score
 
-from features.labels import labels_lazy
-from models.pipeline import (
+from retain.features.labels import labels_lazy
+from retain.models.pipeline import (
     SMALL_BATCH_MAX_CUSTOMERS,
     ExpectedOrdersChurn,
     due_products,
     due_products_small,
     is_small_batch,
 )
-from training.backtest import TrainConfig, fit_pipeline
+from retain.training.backtest import TrainConfig, fit_pipeline
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +125,7 @@ def test_a_fallback_ranking_churn_by_expected_orders_scores_small_requests_as_th
 
 @pytest.fixture(scope="module")
 def due_ranker(shop_history, shop):
-    from training.due_product import fit_due_product_ranker
+    from retain.training.due_product import fit_due_product_ranker
 
     origins = [shop.as_of - timedelta(days=90 * k) for k in (3, 2, 1)]
     return fit_due_product_ranker(shop_history, origins, 90)

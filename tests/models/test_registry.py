@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from models import registry
-from models.registry import (
+from retain.models import registry
+from retain.models.registry import (
     RegistryError,
     RegistryUnreachableError,
     check_registry,

@@ -305,7 +305,7 @@ def test_a_read_only_output_place_is_one_error(clean_env, monkeypatch):
 def test_a_read_only_score_store_is_one_clear_error(tmp_path):
     from datetime import date
 
-    from serving.store import ScoreStore, StoreUnavailable
+    from retain.serving.store import ScoreStore, StoreUnavailable
 
     path = tmp_path / "retain.db"
     ScoreStore(f"sqlite:///{path}").open().close()

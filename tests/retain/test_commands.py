@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from retain.cli import app
-from serving.store import ScoreStore
+from retain.serving.store import ScoreStore
 
 runner = CliRunner()
 

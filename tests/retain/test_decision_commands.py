@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from retain.cli import app
-from serving.labels import segment_label
+from retain.serving.labels import segment_label
 
 runner = CliRunner()
 AS_OF = "2026-07-01"

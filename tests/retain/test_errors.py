@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import features.customers
+import retain.features.customers
 from retain import errors
 from retain.cli import app
 
@@ -32,7 +32,7 @@ def failing_features(monkeypatch, exc: BaseException) -> None:
         raise exc
 
     # `retain features` imports its feature code when it runs (help stays instant).
-    monkeypatch.setattr(features.customers, "customer_features_lazy", explode)
+    monkeypatch.setattr(retain.features.customers, "customer_features_lazy", explode)
 
 
 def lines(output: str) -> list[str]:
@@ -88,7 +88,7 @@ def test_a_known_error_is_one_masked_line_and_exit_1(shop, monkeypatch, tmp_path
 
 
 def test_a_data_error_is_exit_1_even_when_a_command_does_not_catch_it(shop, monkeypatch):
-    from features.contract import DataError
+    from retain.features.contract import DataError
 
     failing_features(monkeypatch, DataError("tx.csv: column 'amount' rows 2-3: not a number"))
     result = runner.invoke(app, shop)
@@ -113,7 +113,7 @@ def test_usage_errors_stay_typer_s_with_exit_2(shop):
 
 
 def test_brackets_in_a_message_are_printed_not_read_as_markup(shop, monkeypatch):
-    from features.contract import DataError
+    from retain.features.contract import DataError
 
     failing_features(monkeypatch, DataError("column [amount] rows [2]: bad"))
     result = runner.invoke(app, shop)

@@ -7,8 +7,8 @@ from datetime import date
 
 from typer.testing import CliRunner
 
-from features.samples import lifetimes_dataset_path
 from retain.cli import app
+from retain.features.samples import lifetimes_dataset_path
 from tests.fixtures import ONLINE_RETAIL_MAP, write_online_retail
 
 runner = CliRunner()

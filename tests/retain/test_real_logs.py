@@ -12,8 +12,8 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from features.samples import lifetimes_dataset_path
 from retain.cli import app
+from retain.features.samples import lifetimes_dataset_path
 
 runner = CliRunner()
 CDNOW = str(lifetimes_dataset_path("CDNOW_master.txt"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from retain.commands.serving import shared_metrics_directory
-from serving.metrics import MULTIPROCESS_DIR_ENV
+from retain.serving.metrics import MULTIPROCESS_DIR_ENV
 
 
 def test_a_temporary_directory_is_made_for_the_run_and_removed(monkeypatch):

@@ -14,10 +14,10 @@ import polars as pl
 import pytest
 from mlflow import MlflowClient
 
-from models.registry import MODEL_NAME
 from retain.config import Settings
-from training.backtest import TrainConfig
-from training.train import TrainResult, train
+from retain.models.registry import MODEL_NAME
+from retain.training.backtest import TrainConfig
+from retain.training.train import TrainResult, train
 
 SCORE_KEY, ADMIN_KEY, EXPORT_KEY, METRICS_KEY = ("score-key-0123456789", "admin-key-0123456789",
                                                  "export-key-0123456789", "metrics-key-0123456789")
@@ -119,4 +119,4 @@ def no_registry(monkeypatch):
     def missing(alias: str) -> str:
         raise LookupError(f"no alias {alias!r} (stubbed in tests)")
 
-    monkeypatch.setattr("serving.deps.alias_version", missing)
+    monkeypatch.setattr("retain.serving.deps.alias_version", missing)

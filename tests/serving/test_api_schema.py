@@ -18,7 +18,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from retain.config import Settings
-from serving.main import create_app
+from retain.serving.main import create_app
 
 # One key holding every scope, so generated requests reach every route's logic.
 KEY = "all-scopes-key-0123456789"

@@ -19,16 +19,16 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from decisions.decide import DECISION_COLUMNS, score_and_decide
-from decisions.rules import default_rules
-from models.pipeline import SCORE_COLUMNS
-from models.registry import MODEL_NAME
 from retain.config import Settings
-from serving.labels import label
-from serving.main import create_app
-from serving.schemas import ScoresPublic, StoredScorePublic
-from serving.security import AuthConfigError
-from serving.store import ScoreStore
+from retain.decisions.decide import DECISION_COLUMNS, score_and_decide
+from retain.decisions.rules import default_rules
+from retain.models.pipeline import SCORE_COLUMNS
+from retain.models.registry import MODEL_NAME
+from retain.serving.labels import label
+from retain.serving.main import create_app
+from retain.serving.schemas import ScoresPublic, StoredScorePublic
+from retain.serving.security import AuthConfigError
+from retain.serving.store import ScoreStore
 from tests.serving.conftest import (
     ADMIN_KEY,
     EXPORT_KEY,
@@ -355,7 +355,7 @@ def test_a_large_body_is_parsed_as_a_small_one(client):
 def test_a_large_body_is_parsed_off_the_event_loop_and_a_small_one_on_it(client, monkeypatch):
     import asyncio
 
-    from serving.routes import scores
+    from retain.serving.routes import scores
 
     on_loop: list[bool] = []
     validate = scores.validate_score_request
@@ -783,7 +783,7 @@ def test_an_unreachable_store_is_a_503_with_retry_after(client, monkeypatch, cap
                                                         says):
     import sqlalchemy as sa
 
-    from serving.store import StoreUnavailable
+    from retain.serving.store import StoreUnavailable
 
     def down(*_args, **_kwargs):
         if failure == "store":

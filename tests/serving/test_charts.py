@@ -8,7 +8,7 @@ from datetime import date
 
 import polars as pl
 
-from serving import charts
+from retain.serving import charts
 
 HOSTILE = '<script>alert("x")</script>&"\''
 SVG = "{http://www.w3.org/2000/svg}"

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 from fastapi.testclient import TestClient
 
-from serving.main import DOCS_ASSETS_URL, create_app
+from retain.serving.main import DOCS_ASSETS_URL, create_app
 from tests.processes import launch_chromium, serve_in_thread
 
 

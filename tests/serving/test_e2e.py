@@ -15,7 +15,7 @@ import httpx
 import numpy as np
 import pytest
 
-from serving.store import ScoreStore
+from retain.serving.store import ScoreStore
 from tests.processes import free_port, start, stop, wait_ready
 from tests.serving.conftest import METRICS_KEY, SCORE_KEY, customers_of, score_body
 

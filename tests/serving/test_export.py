@@ -16,9 +16,9 @@ from openpyxl.cell import Cell
 from openpyxl.utils import get_column_letter
 
 from retain.commands.common import write_frame
-from serving.export import BOM, csv_chunks, export_scores, formula_safe
-from serving.labels import column_label, segment_label
-from serving.store import ScoreStore
+from retain.serving.export import BOM, csv_chunks, export_scores, formula_safe
+from retain.serving.labels import column_label, segment_label
+from retain.serving.store import ScoreStore
 
 HOSTILE = ["=HYPERLINK(\"http://x\",\"a\")", "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)",
            "\tTAB=1", "\rCR=1"]
@@ -190,7 +190,7 @@ def test_xlsx_in_russian_has_translated_headers_and_categories(store, tmp_path):
 
 
 def test_xlsx_past_excels_row_limit_continues_on_a_second_sheet(store, tmp_path, monkeypatch):
-    monkeypatch.setattr("serving.export.SHEET_ROWS", 4)
+    monkeypatch.setattr("retain.serving.export.SHEET_ROWS", 4)
     path = tmp_path / "many.xlsx"
     assert export_scores(store, path, fmt="xlsx") == len(IDS)
     workbook = openpyxl.load_workbook(path)

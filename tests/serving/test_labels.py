@@ -1,9 +1,9 @@
 import polars as pl
 
-from decisions.decide import GOALS
-from decisions.segments import BEHAVIOUR_TYPES, LIFECYCLE_STAGES, VALUE_TIERS
-from serving.labels import LANGUAGES, column_label, label, labelled, segment_label
-from serving.store import BASE_SCORE_COLUMNS
+from retain.decisions.decide import GOALS
+from retain.decisions.segments import BEHAVIOUR_TYPES, LIFECYCLE_STAGES, VALUE_TIERS
+from retain.serving.labels import LANGUAGES, column_label, label, labelled, segment_label
+from retain.serving.store import BASE_SCORE_COLUMNS
 
 
 def test_every_code_retain_writes_has_a_label_in_each_language():
@@ -39,7 +39,7 @@ def test_labelled_frame_translates_headers_and_codes_and_keeps_nulls_and_numbers
 
 
 def test_every_predicted_number_has_a_one_line_explanation_in_each_language():
-    from serving.labels import column_help
+    from retain.serving.labels import column_help
 
     predicted = [name for name, dtype in BASE_SCORE_COLUMNS
                  if dtype in (pl.Float64, pl.Date) and name != "as_of"]

@@ -8,7 +8,7 @@ import pytest
 import uvicorn
 from uvicorn.server import ServerState
 
-from serving.limits import HeaderLimitedProtocol
+from retain.serving.limits import HeaderLimitedProtocol
 
 
 async def ok_app(scope, receive, send) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from serving.metrics import ServiceMetrics
+from retain.serving.metrics import ServiceMetrics
 
 
 def test_a_reload_moves_the_model_series_to_the_new_version():

@@ -17,8 +17,8 @@ import pytest
 import sqlalchemy as sa
 from polars.testing import assert_frame_equal
 
-from models.pipeline import SCORE_COLUMNS, empty_scores
-from serving.store import MIGRATIONS, Migration, RunNotFound, ScoreStore, mask_url
+from retain.models.pipeline import SCORE_COLUMNS, empty_scores
+from retain.serving.store import MIGRATIONS, Migration, RunNotFound, ScoreStore, mask_url
 
 AS_OF = date(2026, 7, 1)
 ROOT = Path(__file__).resolve().parents[2]
@@ -290,7 +290,7 @@ KILLED_WRITER = """
 import sys, time
 from datetime import date
 import polars as pl
-from serving.store import ScoreStore
+from retain.serving.store import ScoreStore
 
 store = ScoreStore(sys.argv[1]).open()
 def slowly(rows_written):

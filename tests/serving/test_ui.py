@@ -28,15 +28,15 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from decisions.decide import DECISION_SCHEMA
-from decisions.segments import BEHAVIOUR_TYPES, LIFECYCLE_STAGES, VALUE_TIERS
-from models.pipeline import SCORE_COLUMNS, empty_scores
-from models.registry import RegisteredPipeline
 from retain.config import Settings
-from serving.deps import ServedModel
-from serving.main import create_app
-from serving.routes import ui
-from serving.store import ScoreStore
+from retain.decisions.decide import DECISION_SCHEMA
+from retain.decisions.segments import BEHAVIOUR_TYPES, LIFECYCLE_STAGES, VALUE_TIERS
+from retain.models.pipeline import SCORE_COLUMNS, empty_scores
+from retain.models.registry import RegisteredPipeline
+from retain.serving.deps import ServedModel
+from retain.serving.main import create_app
+from retain.serving.routes import ui
+from retain.serving.store import ScoreStore
 from tests.processes import launch_chromium, serve_in_thread
 from tests.serving.conftest import EXPORT_KEY, SCORE_KEY
 
@@ -628,7 +628,7 @@ def test_the_model_at_a_glance_against_the_best_baseline(client, scored):
 
 
 def test_get_model_gives_the_same_verdicts_as_the_page():
-    from serving.routes.model import verdicts
+    from retain.serving.routes.model import verdicts
 
     given = verdicts(METRICS)
     assert {t: v.verdict for t, v in given.items()} == {"churn": "better", "value": "tie",

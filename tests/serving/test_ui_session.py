@@ -18,10 +18,10 @@ from pydantic import SecretStr
 from sqlalchemy.pool import NullPool
 
 from retain.config import Settings
-from serving import sessions
-from serving.main import create_app
-from serving.routes import ui
-from serving.security import KeyRing
+from retain.serving import sessions
+from retain.serving.main import create_app
+from retain.serving.routes import ui
+from retain.serving.security import KeyRing
 from tests.processes import launch_chromium, serve_in_thread
 from tests.serving.conftest import EXPORT_KEY, KEYS, SCORE_KEY
 
@@ -33,7 +33,7 @@ def ui_settings(settings, monkeypatch) -> Settings:
     def missing(alias: str) -> str:  # no model needed, nothing touches MLflow
         raise LookupError(f"no alias {alias!r} (stubbed in tests)")
 
-    monkeypatch.setattr("serving.deps.alias_version", missing)
+    monkeypatch.setattr("retain.serving.deps.alias_version", missing)
     return settings
 
 

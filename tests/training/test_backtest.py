@@ -7,8 +7,7 @@ from datetime import timedelta
 import polars as pl
 import pytest
 
-from tests.conftest import make_transactions
-from training.backtest import (
+from retain.training.backtest import (
     TrainConfig,
     best_baseline,
     check_eligibility,
@@ -16,7 +15,8 @@ from training.backtest import (
     fit_pipeline,
     training_origins,
 )
-from training.metrics import paired_bootstrap
+from retain.training.metrics import paired_bootstrap
+from tests.conftest import make_transactions
 
 CONFIG = TrainConfig(n_origins=3)
 

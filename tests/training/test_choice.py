@@ -10,17 +10,17 @@ import numpy as np
 import polars as pl
 import pytest
 
-from features.samples import lifetimes_dataset_path
-from models.btyd import BTYD_KINDS, InsufficientHistoryError
-from tests.conftest import make_transactions
-from training.backtest import (
+from retain.features.samples import lifetimes_dataset_path
+from retain.models.btyd import BTYD_KINDS, InsufficientHistoryError
+from retain.training.backtest import (
     TrainConfig,
     apply_choice,
     choice_line,
     choose_models,
     fit_pipeline,
 )
-from training.metrics import NEGLIGIBLE_DIFFERENCE, PairedDifference, paired_bootstrap
+from retain.training.metrics import NEGLIGIBLE_DIFFERENCE, PairedDifference, paired_bootstrap
+from tests.conftest import make_transactions
 
 ORIGIN = date(2026, 1, 1)
 FAST = TrainConfig(n_origins=2, n_estimators=40, learning_rate=0.2)
@@ -209,8 +209,8 @@ def test_a_shop_without_repeat_buyers_gets_one_clear_error(shop_of):
 def test_nan_backtest_metrics_are_never_registered(tracking):
     from mlflow.exceptions import MlflowException
 
-    from models.registry import MODEL_NAME
-    from training.train import _register
+    from retain.models.registry import MODEL_NAME
+    from retain.training.train import _register
 
     nan = {"auc": math.nan}
     metrics = {"churn": {"retain": nan}, "value": {"retain": {"spearman": math.nan}}}
@@ -222,7 +222,7 @@ def test_nan_backtest_metrics_are_never_registered(tracking):
 
 
 def test_train_logs_the_choice_and_prints_verdicts(tracking, shop, shop_history):
-    from training.train import choice_lines, train
+    from retain.training.train import choice_lines, train
 
     small = shop_history.filter(pl.col("customer_id").is_in(
         shop_history["customer_id"].unique().sort().head(1500).implode()))

@@ -6,9 +6,9 @@ from datetime import date, timedelta
 
 import polars as pl
 
+from retain.training.backtest import TrainConfig
+from retain.training.data_report import data_report, origins_for, report_lines
 from tests.conftest import make_transactions
-from training.backtest import TrainConfig
-from training.data_report import data_report, origins_for, report_lines
 
 
 def _long_shop(customers: int, repeat: bool, days: int = 400) -> pl.DataFrame:

@@ -8,15 +8,15 @@ import numpy as np
 import polars as pl
 import pytest
 
-from features.products import product_candidates
-from features.simulate import simulate_shop
-from models.due_product import MAX_CANDIDATES, DueProductRanker
-from tests.conftest import make_transactions
-from training.due_product import (
+from retain.features.products import product_candidates
+from retain.models.due_product import MAX_CANDIDATES, DueProductRanker
+from retain.simulate import simulate_shop
+from retain.training.due_product import (
     choose_due_product,
     due_product_hits,
     fit_due_product_ranker,
 )
+from tests.conftest import make_transactions
 
 HORIZON = 90
 

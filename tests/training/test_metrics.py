@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training import metrics
-from training.metrics import paired_bootstrap
+from retain.training import metrics
+from retain.training.metrics import paired_bootstrap
 
 
 def test_hit_rate_gain_and_its_interval():

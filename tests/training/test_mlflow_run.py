@@ -20,10 +20,10 @@ from mlflow import MlflowClient
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from models.pyfunc import CODE_PACKAGES, REQUIREMENTS
-from models.registry import MODEL_NAME
-from training.backtest import TrainConfig
-from training.train import train
+from retain.models.pyfunc import CODE_PACKAGES, REQUIREMENTS
+from retain.models.registry import MODEL_NAME
+from retain.training.backtest import TrainConfig
+from retain.training.train import train
 
 FAST = TrainConfig(n_origins=2, n_estimators=60, learning_rate=0.15)
 

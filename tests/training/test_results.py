@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from training.backtest import TrainConfig, fit_pipeline
-from training.results import decision_evidence, decisions_section
+from retain.training.backtest import TrainConfig, fit_pipeline
+from retain.training.results import decision_evidence, decisions_section
 
 CONFIG = TrainConfig(n_origins=2, n_estimators=60, learning_rate=0.2)
 
@@ -21,8 +21,8 @@ def section(shop, shop_history, pipeline) -> str:
 
 
 def test_decisions_beat_the_month_rule_at_the_same_number_of_contacts(shop, section, pipeline):
-    from decisions.decide import score_and_decide
-    from decisions.rules import default_rules
+    from retain.decisions.decide import score_and_decide
+    from retain.decisions.rules import default_rules
 
     decided = score_and_decide(pipeline, shop.transactions, shop.as_of, rules=default_rules(),
                                consents=shop.customers, contacts=shop.contacts)

@@ -12,9 +12,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from models.registry import MODEL_NAME, load_registered
-from training.backtest import TrainConfig
-from training.train import data_fingerprint, train
+from retain.models.registry import MODEL_NAME, load_registered
+from retain.training.backtest import TrainConfig
+from retain.training.train import data_fingerprint, train
 
 FAST = TrainConfig(n_origins=2, n_estimators=60, learning_rate=0.15)
 
@@ -114,7 +114,7 @@ def test_fingerprint_ignores_row_order_but_not_content(shop_history):
 def test_fit_chosen_pipeline_scores_with_what_the_backtest_chose(shop, shop_history):
     """What ``retain train`` and ``make results`` both fit: the backtest's choice applied to
     the final fit, the due product chosen too, and a progress line per task."""
-    from training.train import choice_lines, fit_chosen_pipeline
+    from retain.training.train import choice_lines, fit_chosen_pipeline
 
     small = shop_history.filter(pl.col("customer_id").is_in(
         shop_history["customer_id"].unique().sort().head(1500).implode()))

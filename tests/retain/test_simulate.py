@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta
 import polars as pl
 import pytest
 
-from features.simulate import SimulatedShop, simulate_shop, write_shop
+from retain.simulate import SimulatedShop, simulate_shop, write_shop
 
 AS_OF = date(2026, 7, 1)
 AS_OF_TS = datetime(2026, 7, 1)
