@@ -46,6 +46,7 @@ from retain.training.metrics import (
     timing_metrics,
     value_metrics,
 )
+from retain.training.sample import DEFAULT_SAMPLE_CUSTOMERS, CustomerSample, draw_sample
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,9 @@ class TrainConfig:
     num_leaves: int = 31
     annual_discount_rate: float = 0.10
     random_state: int = 0
+    # LightGBM and the backtest on a stratified sample of about this many customers
+    # (training.sample); the probabilistic models fit every customer.
+    sample_customers: int = DEFAULT_SAMPLE_CUSTOMERS
 
 
 @dataclass
@@ -98,8 +102,10 @@ def training_origins(transactions: Frame, as_of: date, config: TrainConfig) -> l
     return [o for o in candidates if (o - first).days >= MIN_ORIGIN_HISTORY_DAYS]
 
 
-# Pareto/NBD's likelihood is far slower than BG/NBD's; as a baseline a smaller sample will do.
-MAX_FIT_CUSTOMERS = {"bgnbd": 200_000, "mbgnbd": 200_000, "pareto": 50_000}
+# BG/NBD and MBG/NBD fit every customer: the fit runs on the distinct histories, whose number
+# stops growing with the shop (models.btyd.grouped_rfm). Pareto/NBD's likelihood is far slower
+# (Nelder-Mead); as a baseline a sample will do.
+MAX_FIT_CUSTOMERS: dict[str, int | None] = {"bgnbd": None, "mbgnbd": None, "pareto": 50_000}
 # The calibration/holdout split that picks the BTYD kind on a short history: the holdout is
 # the horizon, at most a third of the history, and at least this many days.
 MIN_HOLDOUT_DAYS = 14
@@ -163,7 +169,9 @@ def fit_pipeline(transactions: Frame, as_of: date, config: TrainConfig,
         if comparison.get("churn_score") == "expected_orders":
             pipeline.orders_churn = orders_churn(pipeline.btyd, rfm, config.horizon_days)
         return pipeline
-    stacked = stacked_frame(history, origins, channels, config, progress)
+    sample = customer_sample(history, as_of, config, progress, "LightGBM on")
+    stacked = stacked_frame(history if sample is None else sample.of(history), origins, channels,
+                            config, progress)
     gbm = {"n_estimators": config.n_estimators, "learning_rate": config.learning_rate,
            "num_leaves": config.num_leaves, "random_state": config.random_state}
     progress(f"churn model on {stacked.height:,} rows from {len(origins)} origins")
@@ -544,6 +552,20 @@ def apply_choice(pipeline: ScoringPipeline, choices: dict[str, dict], history: F
     return pipeline
 
 
+def customer_sample(transactions: Frame, as_of: date, config: TrainConfig,
+                    progress: Callable[[str], None] = log.info,
+                    what: str = "") -> CustomerSample | None:
+    """``training.sample.draw_sample`` of ``config.sample_customers`` customers, or None (at
+    once, from a count of ids) when the shop has no more customers than that."""
+    ids = transactions.lazy().select(pl.col("customer_id").n_unique()).collect().item()
+    if ids <= config.sample_customers:
+        return None
+    sample = draw_sample(transactions, as_of, config.horizon_days, config.sample_customers)
+    if sample is not None and what:
+        progress(f"{what} {sample.line()}")
+    return sample
+
+
 def backtest_origin(transactions: Frame, as_of: date, config: TrainConfig) -> date | None:
     """``as_of - H``, or None when the history before it is too short to fit anything."""
     origin = as_of - timedelta(days=config.horizon_days)
@@ -560,7 +582,13 @@ def backtest(transactions: Frame, as_of: date, config: TrainConfig,
     Metrics: ``{task: {model: {metric: value}}}`` where ``retain`` is the model chosen for the
     task (``metrics["choices"]``: :meth:`TaskChoice.as_dict` per task) and ``gbm``
     the LightGBM model. Empty metrics (and no pipeline) when the history holds no backtest.
+    Past ``config.sample_customers`` customers, everything here (fits, baselines, metrics) is
+    on the stratified sample (``training.sample``), and ``metrics["sample"]`` says so.
     """
+    before = transactions.lazy().filter(pl.col("ts") < pl.lit(as_of).cast(pl.Datetime("us")))
+    sample = customer_sample(before, as_of, config, progress, "backtest on")
+    if sample is not None:
+        transactions = sample.of(transactions)
     origin = backtest_origin(transactions, as_of, config)
     if origin is None:
         progress(f"no backtest: the history before {as_of} minus the {config.horizon_days}-day "
@@ -597,6 +625,8 @@ def backtest(transactions: Frame, as_of: date, config: TrainConfig,
             if task == "churn" else value_metrics(actual, predicted) if task == "value"
             else timing_metrics(actual, predicted))
     metrics["choices"] = {task: choice.as_dict() for task, choice in choices.items()}
+    if sample is not None:
+        metrics["sample"] = sample.summary()
     return metrics, frame, pipeline
 
 

@@ -44,6 +44,7 @@ from retain.training.backtest import (
     best_baseline,
     check_eligibility,
     choice_line,
+    customer_sample,
     fit_pipeline,
 )
 from retain.training.due_product import due_product_choice
@@ -81,7 +82,7 @@ def flatten(metrics: dict, prefix: str = "backtest") -> dict[str, float]:
     """``{task: {model: {metric: v}}}`` -> ``{"backtest.churn.retain.auc": v, ...}`` (finite only)."""
     out = {}
     for task, models in metrics.items():
-        if task == "choices":
+        if task in ("choices", "sample"):
             continue
         for model, values in models.items():
             for name, value in values.items():
@@ -174,14 +175,20 @@ def fit_chosen_pipeline(history: pl.DataFrame, as_of: date, config: TrainConfig,
     per-task choice, the final fit, the choice applied, the due-product choice; progress lines
     name each task's model. Returns the pipeline, the backtest metrics (with ``choices``) and
     the backtest frame (empty without a backtest). ``retain train`` and ``make results`` both
-    fit this way, so the results show the models scoring uses."""
-    metrics, frame, _ = backtest(history, as_of, config, progress)
+    fit this way, so the results show the models scoring uses. Past ``config.sample_customers``
+    customers the backtest, LightGBM and the due-product ranker learn from the stratified
+    sample (``training.sample``; ``metrics["sample"]``), the probabilistic models from all."""
+    sample = customer_sample(history, as_of, config)
+    sampled = history if sample is None else sample.of(history)
+    metrics, frame, _ = backtest(sampled, as_of, config, progress)
+    if sample is not None:
+        metrics["sample"] = sample.summary()
     progress("final fit on all data before the as-of date")
     pipeline = fit_pipeline(history, as_of, config, progress)
     apply_choice(pipeline, metrics.get("choices", {}), history, as_of, config)
     progress("due product: a ranker against the customer's most bought product")
     pipeline.due_product, due_choice = due_product_choice(
-        history, as_of, config.horizon_days, config.n_origins, config.origin_step_days,
+        sampled, as_of, config.horizon_days, config.n_origins, config.origin_step_days,
         random_state=config.random_state)
     record_due_product_choice(metrics, due_choice)
     for note in pipeline.notes:
@@ -230,6 +237,13 @@ def train(transactions: pl.DataFrame, as_of: date, config: TrainConfig,
         mlflow.log_params({**dataclasses.asdict(config), "as_of": str(as_of),
                            "cold_start_max_orders": pipeline.cold_start_max_orders})
         mlflow.log_params(btyd_params(pipeline))
+        if "sample" in metrics:  # the backtest and LightGBM saw a stratified sample
+            sample = metrics["sample"]
+            mlflow.log_params({"sample.customers": sample["customers"],
+                               "sample.of_customers": sample["of_customers"],
+                               "sample.strata": sample["strata"],
+                               "sample.stratified_by": ",".join(sample["stratified_by"])})
+            mlflow.log_dict(sample, "sample_strata.json")
         _log_training_input(history, fingerprint, data_report)
         mlflow.set_tags({"git_commit": git_commit(), "eligible": str(pipeline.eligible),
                          **{f"data.{k}": str(v) for k, v in fingerprint.items()}})
@@ -316,11 +330,19 @@ def run_description(fingerprint: dict[str, Any], as_of: date, config: TrainConfi
         "",
         *(f"- {line}" for line in choice_lines(metrics, pipeline)),
         "",
+        *([sample_line(metrics["sample"]), ""] if "sample" in metrics else []),
         f"{BTYD_NAMES[pipeline.btyd.model]}: {frequency} (time unit {pipeline.btyd.time_unit_days:g} days)"
         + (f"; Gamma-Gamma: {spend}" if spend else "; Gamma-Gamma: not fitted (mean order value)"),
     ]
     lines += [f"- note: {note}" for note in pipeline.notes]
     return "\n".join(lines)
+
+
+def sample_line(sample: dict) -> str:
+    """Says the backtest and LightGBM are on a sample, of how many customers."""
+    return (f"Backtest, LightGBM and the due-product ranker on a stratified sample of "
+            f"{sample['customers']:,} of {sample['of_customers']:,} customers ({sample['strata']} "
+            f"strata by {', '.join(sample['stratified_by'])}); the probabilistic models on all.")
 
 
 def _log_training_input(history: pl.DataFrame, fingerprint: dict[str, Any],
