@@ -160,7 +160,8 @@ def read_source(spark: SparkSession, source: str) -> DataFrame:
     if path.is_file() and path.stat().st_size == 0:
         raise DataError(f"{source}: the file is empty")
     with spark_errors(source):
-        frame = spark.read.parquet(str(path))
+        # Absolute: the JVM keeps the working directory it started in.
+        frame = spark.read.parquet(str(path.resolve()))
         frame = frame.select("*", F.col("_metadata.file_name").alias(_FILE),
                              F.col("_metadata.row_index").alias(_POS))
     return frame
@@ -540,8 +541,8 @@ def features(loaded: SparkLoaded, out: Path, products_out: Path | None,
 
 def _write(frame: DataFrame, out: Path) -> int:
     with spark_errors(str(out)):
-        frame.write.mode("overwrite").parquet(str(out))
-        return frame.sparkSession.read.parquet(str(out)).count()
+        frame.write.mode("overwrite").parquet(str(out.resolve()))
+        return frame.sparkSession.read.parquet(str(out.resolve())).count()
 
 
 def used_lines(loaded: SparkLoaded) -> tuple[int, datetime | None, datetime | None]:
