@@ -78,6 +78,11 @@ def session(master: str | None = None, partitions: int | None = None) -> SparkSe
         from pyspark.sql import SparkSession
     except ImportError:
         raise SparkUnavailable("--engine spark needs PySpark: pip install 'retain[spark]'") from None
+    import warnings
+
+    # retain's Arrow functions do not go through pandas; PySpark's warning about pandas 3 is
+    # about its pandas UDFs, which retain does not use.
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
@@ -85,6 +90,9 @@ def session(master: str | None = None, partitions: int | None = None) -> SparkSe
         raise SparkUnavailable("--engine spark needs Java 17+: run scripts/java.sh (Debian's "
                                "openjdk-17-jre-headless) and export JAVA_HOME")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    # Spark logs every failed task with its Java stack trace: the user gets retain's one line
+    # instead (spark_errors), so only fatal JVM messages reach the terminal.
+    quiet = f"-Dlog4j2.configurationFile={_log_config()}"
     builder = (
         SparkSession.builder.master(master or os.environ.get("SPARK_MASTER") or DEFAULT_MASTER)
         .appName("retain")
@@ -94,9 +102,22 @@ def session(master: str | None = None, partitions: int | None = None) -> SparkSe
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.shuffle.partitions", str(partitions or 8))
     )
+    if not os.environ.get("SPARK_CONF_DIR"):  # a cluster's own logging is left alone
+        builder = builder.config("spark.driver.extraJavaOptions", quiet)
     spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("ERROR")
+    spark.sparkContext.setLogLevel("FATAL")
     return spark
+
+
+def _log_config() -> Path:
+    path = Path(tempfile.gettempdir()) / "retain-spark-log4j2.properties"
+    if not path.exists():
+        path.write_text("rootLogger.level = fatal\nrootLogger.appenderRef.stderr.ref = console\n"
+                        "appender.console.type = Console\nappender.console.name = console\n"
+                        "appender.console.target = SYSTEM_ERR\n"
+                        "appender.console.layout.type = PatternLayout\n"
+                        "appender.console.layout.pattern = %d{HH:mm:ss} %p %c{1}: %m%n\n")
+    return path
 
 
 def _on_path(name: str) -> bool:
