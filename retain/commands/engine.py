@@ -137,13 +137,14 @@ def spark_score(config: Settings, out: Path, rejects: Path, registered, rules: R
                          rules=rules, lang=lang, consents=consents)
     except DataError as exc:
         raise fail(str(exc)) from None
-    # The store is written from the driver, streaming the written parts in chunks: one
-    # transaction makes the run visible all at once, which per-partition writers could not
-    # give, and the store (SQLite or one PostgreSQL) is a single writer anyway.
+    # The store is written from the driver, streaming the written parts in chunks of 200k rows
+    # (the driver never holds the whole run): one transaction makes the run visible all at
+    # once, which writers per partition could not give, and the store (SQLite or one
+    # PostgreSQL) takes one writer at a time anyway.
     try:
         with step(f"Writing the score store {store.url}"), store.open() as opened:
-            run_id = opened.write_run(pl.concat(list(read_written(out))),
-                                      model_version=registered.version, as_of=cutoff)
+            run_id = opened.write_run(read_written(out), model_version=registered.version,
+                                      as_of=cutoff)
     except (ValueError, OSError) as exc:
         raise fail(f"score store: {exc}") from None
     summary = pl.scan_parquet(f"{out}/*.parquet").select("goal", "score_source").collect()
