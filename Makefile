@@ -35,13 +35,17 @@ demo: install
 	RETAIN_API_KEYS='{"$(DEMO_KEY)": ["score", "export", "admin"]}' $(RETAIN) serve --host 127.0.0.1 --port 8000
 
 # The store tests run against a real PostgreSQL server, installed and started by the script;
-# the /ui browser test drives Debian's Chromium, installed by its script.
+# the /ui browser test drives Debian's Chromium and the Spark tests Debian's Java, each installed by
+# its script.
 test: install
 	@url=$$(bash scripts/postgres.sh | tail -n 1) || url=""; \
 	if [ -z "$$url" ]; then echo "PostgreSQL could not be started: its store tests will be skipped (CI fails instead)"; fi; \
 	chromium=$$(bash scripts/chromium.sh | tail -n 1) || chromium=""; \
 	if [ -z "$$chromium" ]; then echo "Chromium could not be installed: the browser test will be skipped (CI fails instead)"; fi; \
-	RETAIN_TEST_POSTGRES_URL="$$url" RETAIN_TEST_CHROMIUM="$$chromium" $(PY) -m pytest -q
+	java=$$(bash scripts/java.sh | tail -n 1) || java=""; \
+	if [ -z "$$java" ]; then echo "Java could not be installed: the Spark tests will be skipped (CI fails instead)"; fi; \
+	RETAIN_TEST_POSTGRES_URL="$$url" RETAIN_TEST_CHROMIUM="$$chromium" RETAIN_TEST_JAVA="$$java" \
+	JAVA_HOME="$${java:-$$JAVA_HOME}" $(PY) -m pytest -q
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -323,8 +323,16 @@ class ScoringPipeline:
                                     * self.horizon_days)
         # Timing fallback: the customer's own median interval from the last order; the shop's
         # typical cadence for one-timers.
-        known = interval[~np.isnan(interval)]
-        shop_interval = (float(np.median(known)) if known.size else 0.0) or float(self.horizon_days)
+        # The shop's cadence is the one fitted at training (decisions.segments.ShopReference), so
+        # a customer's date does not depend on who else is in the batch: the API's one customer,
+        # the nightly batch and a Spark partition agree. The batch's own median only for a
+        # pipeline fitted without a reference.
+        if self.reference is not None:
+            shop_interval = self.reference.median_interval or float(self.horizon_days)
+        else:
+            known = interval[~np.isnan(interval)]
+            shop_interval = ((float(np.median(known)) if known.size else 0.0)
+                             or float(self.horizon_days))
         own = np.maximum(interval - since_last, 0.0)
         p50 = np.where(np.isnan(own), shop_interval, own)
         p10, p90 = p50 * 0.5, p50 * 2.0 + 7

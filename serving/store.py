@@ -47,7 +47,7 @@ import logging
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Self
@@ -451,8 +451,8 @@ class ScoreStore:
     def _on_chunk(self, rows_written: int) -> None:
         """Called inside the write transaction after each chunk (a hook for tests)."""
 
-    def write_run(self, scores: pl.DataFrame, *, model_version: str, as_of: date,
-                  chunk_size: int = 50_000) -> str:
+    def write_run(self, scores: pl.DataFrame | Iterable[pl.DataFrame], *, model_version: str,
+                  as_of: date, chunk_size: int = 50_000) -> str:
         """Store one row per customer under a new run; returns its ``run_id``.
 
         The rows become visible to readers all at once, when the run is complete. Columns of
@@ -461,6 +461,11 @@ class ScoreStore:
         the schema does not know, a missing or duplicated customer_id, or a value that does not
         cast to its column's dtype raise ``ValueError`` before anything is written. NaN is
         stored as null.
+
+        ``scores`` may also be an iterable of frames (``--engine spark`` streams its written
+        parts): each is checked as it comes, inside the run's one transaction, so a bad one
+        leaves the run failed and nothing visible; ids must not repeat across frames (the
+        Spark engine's buckets hold disjoint customers).
         """
         engine = self._engine_or_raise()
         if chunk_size < 1:
@@ -472,9 +477,11 @@ class ScoreStore:
         model_version = str(model_version)
         if not model_version:
             raise ValueError("model_version must not be empty")
-        frame = self._prepare(scores, model_version, as_of)
+        if isinstance(scores, pl.DataFrame):
+            checked: Iterable[pl.DataFrame] = [self._prepare(scores, model_version, as_of)]
+        else:
+            checked = (self._prepare(part, model_version, as_of) for part in scores)
         run_id = uuid.uuid4().hex
-        encoded = self._encode(frame, run_id)
         started = time.perf_counter()
         try:
             with self._write_connection(engine) as conn, conn.begin():
@@ -485,16 +492,19 @@ class ScoreStore:
             raise _store_error(self._url, "write to", exc) from None
         try:
             with self._write_connection(engine) as conn, conn.begin():
-                self._insert_rows(conn, encoded, chunk_size)
+                rows = 0
+                for frame in checked:
+                    self._insert_rows(conn, self._encode(frame, run_id), chunk_size)
+                    rows += frame.height
                 conn.execute(sa.update(self._runs).where(self._runs.c.run_id == run_id)
-                             .values(status=COMPLETE, finished_at=_now(), rows=frame.height))
+                             .values(status=COMPLETE, finished_at=_now(), rows=rows))
         except BaseException as exc:
             self._mark_failed(engine, run_id, exc)
             if isinstance(exc, sa.exc.OperationalError):
                 raise _store_error(self._url, "write to", exc) from None
             raise
         log.info("score run %s complete: %d rows in %.1fs (model %s, as of %s)", run_id,
-                 frame.height, time.perf_counter() - started, model_version, as_of)
+                 rows, time.perf_counter() - started, model_version, as_of)
         return run_id
 
     def _mark_failed(self, engine: Engine, run_id: str, exc: BaseException) -> None:

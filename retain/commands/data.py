@@ -24,6 +24,7 @@ from retain.commands.common import (
     transaction_settings,
     write_frame,
 )
+from retain.commands.engine import EngineOpt, PartitionsOpt, SparkMasterOpt, spark_features
 from retain.progress import console, step
 
 if TYPE_CHECKING:  # imported where the commands run: help stays instant
@@ -92,6 +93,9 @@ def features(
     encoding: EncodingOpt = None,
     date_format: DateFormatOpt = None,
     drop_duplicates: DropDuplicatesOpt = None,
+    engine: EngineOpt = "local",
+    spark_master: SparkMasterOpt = None,
+    partitions: PartitionsOpt = 8,
 ) -> None:
     """Build one row of features per customer.
 
@@ -108,6 +112,12 @@ def features(
                                   drop_duplicates=drop_duplicates)
     write_products = products_out is None or str(products_out).lower() != "none"
     rejects = rejects or out.with_name(out.stem + ".rejected.csv")
+    if engine == "spark":
+        products = (products_out or out.with_name(f"{out.stem}.products{out.suffix}")
+                    if write_products else None)
+        spark_features(config, out, products, rejects, with_labels=with_labels,
+                       master=spark_master, partitions=partitions)
+        return
     tx, cutoff, _ = load(config, rejects, config.horizon_days if with_labels else None)
     with step(f"Building customer features as of {cutoff}"):
         lazy = [customer_features_lazy(tx, cutoff, observed_channels(tx))]

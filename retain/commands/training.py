@@ -29,6 +29,7 @@ from retain.commands.common import (
     transaction_settings,
     write_json,
 )
+from retain.commands.engine import EngineOpt, PartitionsOpt, SparkMasterOpt, spark_score
 from retain.progress import StepClock, console
 
 if TYPE_CHECKING:
@@ -281,6 +282,9 @@ def score(
     encoding: EncodingOpt = None,
     date_format: DateFormatOpt = None,
     drop_duplicates: DropDuplicatesOpt = None,
+    engine: EngineOpt = "local",
+    spark_master: SparkMasterOpt = None,
+    partitions: PartitionsOpt = 8,
 ) -> None:
     """Score every customer and decide what to do for each.
 
@@ -310,6 +314,15 @@ def score(
     with step("Loading the model from the registry"):
         registered = registered_model(model_version)
     rejected = rejects or out.with_name(out.stem + ".rejected.csv")
+    if engine == "spark":
+        if contacts:
+            raise fail("--contacts is not supported with --engine spark yet: score without it "
+                       "(the channel measurements fitted at training are used) or locally")
+        run_id, rows, scores = spark_score(config, out, rejected, registered, decision_rules,
+                                           options.lang, store, customers, master=spark_master,
+                                           partitions=partitions)
+        print_score_summary(scores, rows, run_id)
+        return
     tx, cutoff, _ = load(config, rejected)
     consents = load_side_table("customers", customers, config, rejected)
     contacts_log = load_side_table("contacts", contacts, config, rejected)
@@ -330,7 +343,12 @@ def score(
             run_id = opened.write_run(scores, model_version=registered.version, as_of=cutoff)
     except (ValueError, OSError) as exc:
         raise fail(f"score store: {exc}") from None
-    console.print(f"{scores.height:,} customers scored; store run {run_id}")
+    print_score_summary(scores, scores.height, run_id)
+
+
+def print_score_summary(scores, rows: int, run_id: str) -> None:
+    """What a score run decided, in a few lines (``scores``: at least goal and score_source)."""
+    console.print(f"{rows:,} customers scored; store run {run_id}")
     goals = scores.group_by("goal").len().sort("len", descending=True)
     console.print("goals: " + ", ".join(f"{goal} {n:,}" for goal, n in goals.iter_rows()))
     sources = dict(scores["score_source"].value_counts().iter_rows())

@@ -1,0 +1,151 @@
+"""``--engine spark`` for ``retain features`` and ``retain score``: the options and the Spark side
+of both commands (``retain.spark`` does the work; this turns it into the commands' output)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Literal
+
+import typer
+
+from retain.commands.common import fail, read_options, report_rejects
+from retain.progress import console, step
+
+if TYPE_CHECKING:
+    from retain.config import Settings
+    from retain.decisions.rules import Rules
+    from retain.spark import SparkLoaded
+
+EngineOpt = Annotated[
+    Literal["local", "spark"],
+    typer.Option("--engine", help="local: this machine (polars/DuckDB). spark: the same "
+                 "per-customer functions on each partition of customers, on --spark-master; "
+                 "reads Parquet (a file or a directory of parts) or table:NAME, writes Parquet "
+                 "directories."),
+]
+SparkMasterOpt = Annotated[
+    str | None,
+    typer.Option("--spark-master", metavar="<url>", help="Spark master (local[*], "
+                 "spark://host:7077, yarn, ...). Default: env SPARK_MASTER, else local[*]; a "
+                 "spark-submit'ed session is used as it is.", show_default=False),
+]
+PartitionsOpt = Annotated[
+    int,
+    typer.Option("--partitions", min=1, help="Spark: partitions of customers (a hash of "
+                 "customer_id). Aim for 0.5-2M lines each."),
+]
+
+
+def _spark(master: str | None, partitions: int):
+    from retain.spark import SparkUnavailable, session
+
+    try:
+        with step("Starting Spark"):
+            return session(master, partitions)
+    except SparkUnavailable as exc:
+        raise fail(str(exc)) from None
+
+
+def _parquet_out(path: Path, flag: str) -> None:
+    if path.suffix.lower() not in (".parquet", ".pq"):
+        raise fail(f"{flag} {path}: --engine spark writes Parquet (a directory of parts); "
+                   "name it .parquet")
+
+
+def spark_load(spark, config: Settings, rejects: Path, partitions: int,
+               horizon_days: int | None = None) -> SparkLoaded:
+    """``commands.common.load`` on Spark: the same notes, rejects and errors."""
+    from datetime import timedelta
+
+    from retain.features.contract import DataError
+    from retain.spark import load_transactions
+
+    window_end = (config.as_of + timedelta(days=horizon_days)
+                  if horizon_days is not None and config.as_of is not None else None)
+    if config.query:
+        raise fail("--query reads a database; with --engine spark give Parquet or table:NAME")
+    try:
+        with step("Reading and validating transactions (Spark)"):
+            loaded = load_transactions(
+                spark, config.transactions or "", partitions=partitions, as_of=config.as_of,
+                window_end=window_end, column_map=config.column_map,
+                on_bad_rows=config.on_bad_rows, rejects_path=rejects,
+                options=read_options(config))
+    except DataError as exc:
+        raise fail(str(exc)) from None
+    report_rejects(loaded.report)
+    for note in loaded.report.notes():
+        console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
+    return loaded
+
+
+def spark_features(config: Settings, out: Path, products_out: Path | None, rejects: Path, *,
+                   with_labels: bool, master: str | None, partitions: int) -> None:
+    from retain.features.contract import DataError
+    from retain.spark import features, spark_errors, used_lines
+
+    _parquet_out(out, "--out")
+    if products_out is not None:
+        _parquet_out(products_out, "--products-out")
+    spark = _spark(master, partitions)
+    loaded = spark_load(spark, config, rejects, partitions,
+                        config.horizon_days if with_labels else None)
+    cutoff = loaded.as_of
+    try:
+        with step(f"Building customer features as of {cutoff} (Spark, {partitions} partitions)"), \
+                spark_errors(str(out)):
+            counts = features(loaded, out, products_out,
+                              config.horizon_days if with_labels else None)
+            n, first, last = used_lines(loaded)
+    except DataError as exc:
+        raise fail(str(exc)) from None
+    if counts["customers"] == 0:
+        raise fail(f"no customer has a purchase before the as-of date {cutoff}")
+    console.print(f"{counts['customers']:,} customers, {n:,} transaction rows from "
+                  f"{first:%Y-%m-%d} to {last:%Y-%m-%d}, as of {cutoff}; written to {out}"
+                  + (f" and {products_out}" if products_out is not None else ""))
+
+
+def spark_score(config: Settings, out: Path, rejects: Path, registered, rules: Rules, lang: str,
+                store, customers: str | None, *, master: str | None, partitions: int):
+    """Score on Spark into Parquet parts at ``out``, then stream them into the score store.
+    Returns the run id and a frame of the columns the command's summary reads."""
+    import polars as pl
+
+    from retain.features.contract import DataError
+    from retain.spark import load_customers, read_written, score, spark_errors
+
+    _parquet_out(out, "--out")
+    spark = _spark(master, partitions)
+    loaded = spark_load(spark, config, rejects, partitions)
+    cutoff = loaded.as_of
+    consents = None
+    if customers:
+        try:
+            with step("Reading and validating the customers (Spark)"):
+                consents = load_customers(spark, customers, partitions, config.on_bad_rows,
+                                          rejects.with_name(f"{rejects.stem}.customers.csv"))
+        except DataError as exc:
+            raise fail(str(exc)) from None
+    else:
+        console.print("[yellow]note:[/] no --customers table: no consent is known, so no "
+                      "customer gets a channel")
+    try:
+        with step(f"Scoring and deciding at {cutoff} with model version {registered.version} "
+                  f"(Spark, {partitions} partitions)"), spark_errors(str(out)):
+            rows = score(spark, loaded, registered.pipeline, str(registered.version), out,
+                         rules=rules, lang=lang, consents=consents)
+    except DataError as exc:
+        raise fail(str(exc)) from None
+    # The store is written from the driver, streaming the written parts in chunks of 200k rows
+    # (the driver never holds the whole run): one transaction makes the run visible all at
+    # once, which writers per partition could not give, and the store (SQLite or one
+    # PostgreSQL) takes one writer at a time anyway.
+    try:
+        with step(f"Writing the score store {store.url}"), store.open() as opened:
+            run_id = opened.write_run(read_written(out), model_version=registered.version,
+                                      as_of=cutoff)
+    except (ValueError, OSError) as exc:
+        raise fail(f"score store: {exc}") from None
+    summary = pl.scan_parquet(f"{out}/*.parquet").select("goal", "score_source").collect()
+    return run_id, rows, summary

@@ -1,0 +1,205 @@
+"""`--engine spark` gives what the local engine gives: the same features, scores and decisions
+(sorted by customer_id, to 1e-9), the same notes and the same one-line errors, on the simulated
+shop and on real-export shapes (tests/fixtures.py). Spark runs in local[2]; Java comes from
+RETAIN_TEST_JAVA or JAVA_HOME (scripts/java.sh), else the module is skipped (failed under CI)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+from typer.testing import CliRunner
+
+from retain.cli import app
+from tests.conftest import _ci
+from tests.fixtures import CP1251_MAP, write_cp1251, write_online_retail
+
+runner = CliRunner()
+AS_OF = "2026-07-01"
+SPARK = ["--engine", "spark", "--spark-master", "local[2]", "--partitions", "3"]
+RETAIL_MAP = ["--map", "customer_id=CustomerID", "--map", "order_id=InvoiceNo",
+              "--map", "ts=InvoiceDate", "--map", "price=UnitPrice", "--map", "quantity=Quantity",
+              "--map", "product_id=StockCode"]
+
+
+def _java_home() -> str | None:
+    given = os.environ.get("RETAIN_TEST_JAVA", "").strip() or os.environ.get("JAVA_HOME", "")
+    if given and os.access(Path(given) / "bin" / "java", os.X_OK):
+        return given
+    found = shutil.which("java")
+    return str(Path(os.path.realpath(found)).parent.parent) if found else None
+
+
+@pytest.fixture(scope="module")
+def spark():
+    pytest.importorskip("pyspark", reason="PySpark is not installed (the dev extra has it)")
+    home = _java_home()
+    if home is None:
+        reason = ("no Java found: run `export RETAIN_TEST_JAVA=$(scripts/java.sh)` (or `make "
+                  "test`) to run the Spark tests")
+        if _ci():
+            pytest.fail(reason + "; CI must run the Spark tests")
+        pytest.skip(reason)
+    os.environ["JAVA_HOME"] = home
+    from retain.spark import session
+
+    spark = session("local[2]", 3)
+    yield spark
+    spark.stop()
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory, spark):
+    path = tmp_path_factory.mktemp("spark")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(path)
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{path / 'mlflow.db'}")
+        patch.setenv("COLUMNS", "200")
+        invoke("simulate", "--customers", "400", "--seed", "21", "--as-of", AS_OF, "--out", "shop")
+    return path
+
+
+@pytest.fixture
+def env(workdir, monkeypatch):
+    monkeypatch.chdir(workdir)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{workdir / 'mlflow.db'}")
+    monkeypatch.setenv("COLUMNS", "200")
+    return workdir
+
+
+def invoke(*args: str):
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def parts(path: Path) -> pl.DataFrame:
+    """A Parquet directory written by Spark, in the local engine's order."""
+    frame = pl.read_parquet(path / "*.parquet")
+    keys = [c for c in ("customer_id", "product_id") if c in frame.columns]
+    return frame.sort(keys)
+
+
+def assert_same(local: pl.DataFrame, spark: pl.DataFrame) -> None:
+    assert spark.height == local.height > 0
+    assert_frame_equal(local, spark.select(local.columns), check_dtypes=True, rtol=0, atol=1e-9)
+
+
+def notes(output: str) -> list[str]:
+    return sorted(line for line in output.splitlines() if line.startswith("note:"))
+
+
+def test_features_on_spark_equal_the_local_engine_on_the_simulated_shop(env):
+    invoke("features", "--transactions", "shop/transactions.parquet", "--as-of", AS_OF,
+           "--out", "local_plain.parquet")
+    result = invoke("features", "--transactions", "shop/transactions.parquet", "--as-of", AS_OF,
+                    "--out", "spark.parquet", *SPARK)
+    assert_same(pl.read_parquet("local_plain.parquet"), parts(env / "spark.parquet"))
+    assert_same(pl.read_parquet("local_plain.products.parquet"),
+                parts(env / "spark.products.parquet"))
+    assert "customers," in result.output and "Traceback" not in result.output
+
+
+def test_labels_on_spark_equal_the_local_engine(env):
+    # The shop's future too, so that the labels' horizon has lines in it and after it.
+    pl.concat([pl.read_parquet("shop/transactions.parquet"),
+               pl.read_parquet("shop/future_transactions.parquet")]).write_parquet("all.parquet")
+    local = invoke("features", "--transactions", "all.parquet", "--as-of", AS_OF, "--labels",
+                   "--horizon-days", "60", "--products-out", "none", "--out", "labels.parquet")
+    spark = invoke("features", "--transactions", "all.parquet", "--as-of", AS_OF, "--labels",
+                   "--horizon-days", "60", "--products-out", "none", "--out",
+                   "labels_spark.parquet", *SPARK)
+    assert_same(pl.read_parquet("labels.parquet"), parts(env / "labels_spark.parquet"))
+    assert not (env / "labels_spark.products.parquet").exists()
+    assert notes(spark.output) == notes(local.output) and notes(local.output)  # after the horizon
+
+
+def test_online_retail_export_on_spark_equals_the_local_engine(env):
+    """Text columns as the CSV holds them (float ids, C-invoices, month-first slash dates,
+    guest lines, duplicates), written to Parquet as they are."""
+    retail = write_online_retail(env / "retail.csv", customers=80, seed=3, vouchers=5)
+    pl.read_csv(retail.path, infer_schema=False).write_parquet("retail.parquet")
+    args = ["--transactions", "retail.parquet", "--as-of", "2011-12-01", "--on-bad-rows", "skip",
+            *RETAIL_MAP]
+    local = invoke("features", *args, "--out", "retail_local.parquet")
+    spark = invoke("features", *args, "--out", "retail_spark.parquet", *SPARK)
+    assert_same(pl.read_parquet("retail_local.parquet"), parts(env / "retail_spark.parquet"))
+    assert_same(pl.read_parquet("retail_local.products.parquet"),
+                parts(env / "retail_spark.products.parquet"))
+    # The same notes (float ids, duplicates with their rows, lines after the as-of date) and
+    # the same rejected rows, with their rows and reasons.
+    assert notes(spark.output) == notes(local.output)
+    assert any("written as floats" in n for n in notes(local.output))
+    rejected_local = pl.read_csv("retail_local.rejected.csv", infer_schema=False)
+    rejected_spark = pl.read_csv("retail_spark.rejected.csv", infer_schema=False)
+    assert rejected_spark.height == rejected_local.height > 0
+    assert rejected_spark["row"].to_list() == rejected_local["row"].to_list()
+
+
+def test_a_cp1251_export_converted_to_parquet_gives_the_same_features(env):
+    from retain.features.contract import decode_text
+
+    text, _ = decode_text(write_cp1251(env / "1c.csv").read_bytes(), "1c.csv", "cp1251")
+    pl.read_csv(text.encode(), separator=";", infer_schema=False).write_parquet("1c.parquet")
+    local = invoke("features", "--transactions", "1c.parquet", *CP1251_MAP,
+                   "--products-out", "none", "--out", "1c_local.parquet")
+    invoke("features", "--transactions", "1c.parquet", *CP1251_MAP, "--products-out", "none",
+           "--out", "1c_spark.parquet", *SPARK)
+    spark = parts(env / "1c_spark.parquet")
+    assert_same(pl.read_parquet("1c_local.parquet"), spark)
+    assert set(spark["customer_id"]) == {"Иван", "Петр"} and "error" not in local.output
+
+
+def test_bad_rows_give_the_local_engines_one_error(env):
+    bad = pl.DataFrame({"customer_id": ["a", "b", "c", "d"],
+                        "ts": ["2024-01-02", "yesterday", "2024-01-03", "2024-01-04"],
+                        "amount": ["10", "5", "abc", "7"]})
+    bad.write_parquet("bad.parquet")
+    local = runner.invoke(app, ["features", "--transactions", "bad.parquet", "--out", "b.parquet"])
+    spark = runner.invoke(app, ["features", "--transactions", "bad.parquet", "--out",
+                                "bs.parquet", *SPARK])
+    assert local.exit_code == spark.exit_code == 1
+    error = local.output[local.output.index("error:"):]
+    assert spark.output[spark.output.index("error:"):] == error
+    assert "rows 2" in error and "'yesterday'" in error
+
+
+def test_a_damaged_parquet_file_is_one_error_without_a_java_stack_trace(env, capfd):
+    Path("broken.parquet").write_bytes(b"PAR1" + b"\x00" * 40)
+    result = runner.invoke(app, ["features", "--transactions", "broken.parquet", "--out",
+                                 "x.parquet", *SPARK])
+    assert result.exit_code == 1
+    assert "error: broken.parquet" in " ".join(result.output.split())
+    printed = result.output + "".join(capfd.readouterr())  # the JVM writes to the real stderr
+    for leak in ("Traceback", "at org.apache", "Py4J", "JVM", "Exception"):
+        assert leak not in printed
+    Path("tx.csv").write_text("customer_id,ts,amount\na,2024-01-02,5\n")
+    csv = runner.invoke(app, ["features", "--transactions", "tx.csv", "--out", "x.parquet",
+                              *SPARK])
+    assert csv.exit_code == 1 and "Parquet" in csv.output
+
+
+def test_score_on_spark_equals_the_local_engine(env):
+    invoke("train", "--transactions", "shop/transactions.parquet", "--as-of", AS_OF,
+           "--n-origins", "2", "--n-estimators", "40", "--learning-rate", "0.2")
+    common = ["--transactions", "shop/transactions.parquet", "--as-of", AS_OF,
+              "--customers", "shop/customers.parquet"]
+    invoke("score", *common, "--out", "scores_local.parquet", "--store-url",
+           f"sqlite:///{env / 'local.db'}")
+    result = invoke("score", *common, "--out", "scores_spark.parquet", "--store-url",
+                    f"sqlite:///{env / 'spark.db'}", *SPARK)
+    local = pl.read_parquet("scores_local.parquet").sort("customer_id")
+    spark = parts(env / "scores_spark.parquet")
+    assert_same(local, spark)
+    assert local["channel"].drop_nulls().len() > 0  # consents reached the decisions
+    assert "customers scored; store run" in result.output
+    from retain.serving.store import ScoreStore
+
+    with ScoreStore(f"sqlite:///{env / 'spark.db'}") as store:
+        stored = store.scores().sort("customer_id")
+    assert stored.height == local.height
+    assert stored["goal"].to_list() == local["goal"].to_list()
