@@ -401,6 +401,11 @@ def _require(frame: pl.DataFrame, required: Sequence[str], source: str) -> None:
         )
 
 
+def _blank(column: str) -> pl.Expr:
+    """Missing or empty text (``fill_null("") == ""`` would copy every string)."""
+    return pl.col(column).is_null() | (pl.col(column) == "")
+
+
 def _text(column: str) -> pl.Expr:
     return pl.col(column).cast(pl.String).str.strip_chars()
 
@@ -526,11 +531,18 @@ def _validate(
 ) -> Loaded:
     """Parse, run every check, then fail with one message or split off the rejected rows."""
     work = raw.with_columns(**{f"__{k}": v for k, v in parsed.items()})
+    # One boolean pass finds the bad rows; the reasons (a string per row) are worked out for
+    # those rows only: on a clean file of 20M lines that is nothing instead of ~1.5 s.
+    # Each check is evaluated on the whole frame (a duplicate is a duplicate of any row).
+    flags = [f"__bad{i}" for i in range(len(checks))]
+    work = work.with_columns(c.bad.fill_null(False).alias(f) for c, f in zip(checks, flags, strict=True))
+    bad = work.select(pl.any_horizontal(flags)).to_series()
+    rejected = work.filter(bad) if bad.any() else work.clear()
     reason = pl.lit(None, dtype=pl.String)
-    for check in reversed(checks):  # the first failing check gives the reason
-        reason = pl.when(check.bad).then(pl.lit(f"{check.column}: {check.reason}")).otherwise(reason)
-    work = work.with_columns(reason.alias(_REASON))
-    rejected = work.filter(pl.col(_REASON).is_not_null())
+    for check, flag in zip(reversed(checks), reversed(flags), strict=True):
+        # The first failing check gives the reason.
+        reason = pl.when(pl.col(flag)).then(pl.lit(f"{check.column}: {check.reason}")).otherwise(reason)
+    rejected = rejected.with_columns(reason.alias(_REASON)).drop(flags)
     report = LoadReport(source=source, rows_read=raw.height, rows_kept=raw.height - rejected.height)
     if rejected.height:
         counts = rejected.group_by(_REASON, maintain_order=True).len()
@@ -542,7 +554,7 @@ def _validate(
             _write_rejects(rejected, [c for c in raw.columns if c not in parsed_columns],
                            rejects_path, line_offset)
             report.rejects_path = rejects_path
-    kept = work.filter(pl.col(_REASON).is_null()) if rejected.height else work
+    kept = work.filter(~bad) if rejected.height else work
     clean = kept.select(
         pl.col(_ROW), *[pl.col(f"__{k}").alias(k) for k in parsed]
     )
@@ -668,7 +680,7 @@ def load_transactions(
     }
     parsed["ts"] = pl.col(_PARSED_TS)
     checks = [
-        _Check("customer_id", MISSING_CUSTOMER, pl.col("__customer_id").fill_null("") == ""),
+        _Check("customer_id", MISSING_CUSTOMER, _blank("__customer_id")),
         _Check("ts", "unparseable date" + (f" (--date-format {options.date_format})"
                                           if options.date_format else ""),
                pl.col("__ts").is_null()),
@@ -677,7 +689,9 @@ def load_transactions(
                pl.col("__amount").abs() > MAX_ABS_AMOUNT),
     ]
     if "quantity" in has:
-        quantity_given = pl.col("quantity").is_not_null() & (_text("quantity") != "")
+        quantity_given = pl.col("quantity").is_not_null()
+        if not raw.schema["quantity"].is_numeric():  # numbers as text would cost 2 s per 20M
+            quantity_given = quantity_given & (_text("quantity") != "")
         checks.append(_Check("quantity", "not a number", quantity_given & _number(raw, "quantity").is_null()))
     loaded = _validate(
         raw, parsed, checks, source=name, on_bad_rows=on_bad_rows,
@@ -720,11 +734,10 @@ def _rewrite_float_ids(raw: pl.DataFrame, column: str) -> tuple[pl.DataFrame, in
     integers, and how many there were. A float id ends in 0 and holds a dot: the regular
     expression runs on those lines only (it costs ~3 s per 20M lines on every line)."""
     text = pl.col(column)
-    maybe = raw.select(text.str.ends_with("0") & text.str.contains(".", literal=True)).to_series()
-    if not maybe.any():
-        return raw, 0
-    count = raw.filter(maybe).select(text.str.contains(_FLOAT_ID).sum()).item() or 0
+    ends = raw.select(text).filter(text.str.ends_with("0"))
+    count = ends.select(text.str.contains(_FLOAT_ID).sum()).item() or 0
     if count:
+        maybe = text.str.ends_with("0") & text.str.contains(".", literal=True)
         raw = raw.with_columns(pl.when(maybe).then(text.str.replace(_FLOAT_ID, "${1}"))
                                .otherwise(text).alias(column))
     return raw, int(count)
@@ -758,7 +771,7 @@ def load_customers(
     _require(raw, CUSTOMER_REQUIRED, name)
     consents = [c for c in raw.columns if c.startswith("consent_")]
     parsed: dict[str, pl.Expr] = {"customer_id": customer_id_expr()}
-    checks = [_Check("customer_id", "missing customer id", pl.col("__customer_id").fill_null("") == "")]
+    checks = [_Check("customer_id", "missing customer id", _blank("__customer_id"))]
     if "signup_ts" in raw.columns:
         parsed["signup_ts"] = _datetime(raw, "signup_ts")
         given = pl.col("signup_ts").is_not_null() & (_text("signup_ts") != "")
@@ -800,9 +813,9 @@ def load_contacts(
         "control": _boolean(raw, "control") if "control" in has else pl.lit(False),
     }
     checks = [
-        _Check("customer_id", "missing customer id", pl.col("__customer_id").fill_null("") == ""),
+        _Check("customer_id", "missing customer id", _blank("__customer_id")),
         _Check("ts", "unparseable date", pl.col("__ts").is_null()),
-        _Check("channel", "missing channel", pl.col("__channel").fill_null("") == ""),
+        _Check("channel", "missing channel", _blank("__channel")),
     ]
     if "control" in has:
         checks.append(_Check("control", "not true/false", pl.col("__control").is_null()))
