@@ -136,10 +136,13 @@ def features(
         if write_products:
             products_path = products_out or out.with_name(f"{out.stem}.products{out.suffix}")
             write_frame(frames[-1], products_path)
-    used = tx.filter(pl.col("ts") < pl.lit(cutoff).cast(pl.Datetime("us")))
+    # Aggregates only: filtering a copy of every line before the cutoff costs ~1 s per 20M.
+    before = pl.col("ts").filter(pl.col("ts") < pl.lit(cutoff).cast(pl.Datetime("us")))
+    rows, first, last = tx.select(before.len().alias("n"), before.min().alias("first"),
+                                  before.max().alias("last")).row(0)
     console.print(
-        f"{customer_frame.height:,} customers, {used.height:,} transaction rows from "
-        f"{used['ts'].min():%Y-%m-%d} to {used['ts'].max():%Y-%m-%d}, as of {cutoff}"
+        f"{customer_frame.height:,} customers, {rows:,} transaction rows from "
+        f"{first:%Y-%m-%d} to {last:%Y-%m-%d}, as of {cutoff}"
     )
     console.print(summary_table(customer_frame))
 

@@ -248,3 +248,51 @@ def test_a_header_repeated_as_a_data_line_is_skipped_and_reported(tmp_path):
     assert loaded.frame["customer_id"].to_list() == ["c1", "c2"]
     assert loaded.report.header_lines == 2 and not loaded.report.rejected
     assert any("repeated header" in note for note in loaded.report.notes())
+
+
+def test_a_mapped_header_with_spaces_and_punctuation_repeated_as_a_line_is_skipped(tmp_path):
+    path = tmp_path / "concatenated.csv"
+    path.write_text("Customer ID (CRM),ts,amount\nc1,2024-01-05,10\n  customer id (crm) ,ts,amount\n"
+                    "customer id,2024-01-06,5\n")
+    loaded = load_transactions(path, as_of=date(2024, 2, 1),
+                               column_map={"customer_id": "Customer ID (CRM)"})
+    # Only the column's own name is a header; "customer id" alone is a (strange) customer.
+    assert loaded.frame["customer_id"].to_list() == ["c1", "customer id"]
+    assert loaded.report.header_lines == 1
+
+
+ROWS = ("customer_id;order_id;ts;amount;quantity\n"
+        " Клиент 1 ;o1;05.02.2024;1 234,50;2\n17850.0;o2;2024-02-06 14:30;10;\nc3;;2024-02-07;7.5;1\n"
+        "c3;;2024-02-07;7.5;1\n")
+
+
+@pytest.mark.parametrize("line_end", ["\n", "\r\n"])
+def test_a_utf8_file_reads_as_the_same_lines_in_cp1251_or_with_old_mac_line_ends(tmp_path, line_end):
+    """A plain UTF-8 file is read straight from disk by polars; a cp1251 file or one whose
+    lines end in a lone CR goes through decoding: both give the same frame and report."""
+    utf8 = write(tmp_path, "\ufeff" + ROWS.replace("\n", line_end), "utf8.csv")
+    cp1251 = write(tmp_path, ROWS.replace("\n", line_end), "cp1251.csv", encoding="cp1251")
+    old_mac = write(tmp_path, ROWS.replace("\n", "\r"), "mac.csv")
+    loaded = [load_transactions(p, as_of=date(2024, 3, 1)) for p in (utf8, cp1251, old_mac)]
+    frames = [one.frame.drop("order_id") for one in loaded]  # missing ids: keys by row
+    assert frames[0].equals(frames[1]) and frames[0].equals(frames[2])
+    assert frames[0]["customer_id"].to_list() == ["Клиент 1", "17850", "c3", "c3"]
+    assert frames[0]["amount"].to_list() == [1234.5, 10.0, 7.5, 7.5]
+    assert frames[0]["quantity"].to_list() == [2.0, 1.0, 1.0, 1.0]
+    reports = [one.report for one in loaded]
+    assert [r.encoding for r in reports] == ["utf-8", "cp1251", "utf-8"]
+    assert {r.separator for r in reports} == {";"}
+    assert {(r.float_ids_rewritten, r.duplicates, tuple(r.duplicate_lines)) for r in reports} \
+        == {(1, 1, (5,))}
+
+
+def test_numbers_as_text_cast_directly_or_cleaned_give_the_same_values(tmp_path):
+    plain = write(tmp_path, "customer_id,ts,amount\nc1,2024-01-05,1234.5\nc2,2024-01-05,-7\n",
+                  "plain.csv")
+    local = write(tmp_path, "customer_id;ts;amount\nc1;2024-01-05;1 234,50\nc2;2024-01-05;-7\n",
+                  "local.csv")
+    bad = write(tmp_path, "customer_id,ts,amount\nc1,2024-01-05,12x\nc2,2024-01-05,-7\n", "bad.csv")
+    assert load_transactions(plain).frame["amount"].to_list() == [1234.5, -7.0]
+    assert load_transactions(local).frame["amount"].to_list() == [1234.5, -7.0]
+    with pytest.raises(DataError, match="column 'amount': not a number at lines 2"):
+        load_transactions(bad)
