@@ -33,31 +33,31 @@ rows = len(out)
 """,
     "retain rfm_summary (RFM)": """
 import polars as pl
-from retain.features.customers import rfm_summary_lazy
-out = rfm_summary_lazy(pl.scan_parquet(PATH), AS_OF).collect()
+from retain.features.customers import rfm_summary
+out = rfm_summary(pl.scan_parquet(PATH), AS_OF)
 rows = out.height
 """,
     "retain full feature set (customer + customer x product)": """
 import polars as pl
-from retain.features.customers import customer_features_lazy, observed_channels
-from retain.features.products import customer_product_features_lazy
+from retain.features.customers import customer_features, observed_channels
+from retain.features.products import customer_product_features
+from retain.features.segments import lines_before
 tx = pl.scan_parquet(PATH)
-customers, products = pl.collect_all([
-    customer_features_lazy(tx, AS_OF, observed_channels(tx)),
-    customer_product_features_lazy(tx, AS_OF),
-])
+lines = lines_before(tx, AS_OF)
+customers = customer_features(lines, AS_OF, observed_channels(tx))
+products = customer_product_features(lines, AS_OF)
 rows = customers.height
 """,
     "retain validate + full feature set": """
 import polars as pl
 from retain.features.contract import load_transactions
-from retain.features.customers import customer_features_lazy, observed_channels
-from retain.features.products import customer_product_features_lazy
+from retain.features.customers import customer_features, observed_channels
+from retain.features.products import customer_product_features
+from retain.features.segments import lines_before
 tx = load_transactions(PATH, as_of=AS_OF).frame
-customers, products = pl.collect_all([
-    customer_features_lazy(tx, AS_OF, observed_channels(tx)),
-    customer_product_features_lazy(tx, AS_OF),
-])
+lines = lines_before(tx, AS_OF)
+customers = customer_features(lines, AS_OF, observed_channels(tx))
+products = customer_product_features(lines, AS_OF)
 rows = customers.height
 """,
 }

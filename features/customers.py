@@ -29,9 +29,30 @@ import re
 from collections.abc import Sequence
 from datetime import date
 
+import numpy as np
 import polars as pl
 
-from retain.features.orders import Frame, bought_line, days_before, orders, window, with_gaps
+from retain.features.segments import (
+    Frame,
+    Lines,
+    bool_column,
+    date_column,
+    float_column,
+    gaps_within,
+    int_column,
+    lengths,
+    lines_before,
+    name_column,
+    seg_count,
+    seg_first,
+    seg_ids,
+    seg_mean_of_last,
+    seg_median,
+    seg_sum,
+    sort_keys,
+    starts_of,
+)
+from retain.features.segments import changes as _changes
 
 TREND_DAYS = 90
 LENGTHENING_RATIO = 1.25
@@ -41,193 +62,249 @@ def channel_column(channel: str) -> str:
     return "channel_share_" + re.sub(r"[^0-9a-z]+", "_", channel.lower()).strip("_")
 
 
+_SCHEMA = {
+    "customer_id": pl.String, "frequency": pl.Float64, "recency": pl.Float64, "T": pl.Float64,
+    "monetary_value": pl.Float64, "orders": pl.Int64, "revenue": pl.Float64, "aov": pl.Float64,
+    "refunds": pl.Int64, "first_purchase": pl.Date, "last_purchase": pl.Date,
+    "days_since_last_order": pl.Float64, "interval_mean": pl.Float64,
+    "interval_median": pl.Float64, "interval_std": pl.Float64, "interval_cv": pl.Float64,
+    "interval_last": pl.Float64, "interval_recent_mean": pl.Float64,
+    "overdue_ratio": pl.Float64, "interval_trend": pl.Float64,
+    "intervals_lengthening": pl.Boolean, "basket_items": pl.Float64,
+    "basket_lines": pl.Float64, "distinct_products": pl.Int64, "top_product_id": pl.String,
+    "top_product_share": pl.Float64, "orders_last_90d": pl.Int64, "orders_prev_90d": pl.Int64,
+    "revenue_last_90d": pl.Float64, "revenue_prev_90d": pl.Float64,
+    "revenue_trend": pl.Float64, "n_channels": pl.Int64, "top_channel": pl.String,
+    "top_channel_share": pl.Float64,
+}
+_COLUMN_ORDER = list(_SCHEMA)
+_RFM = ("customer_id", "frequency", "recency", "T", "monetary_value")
+
+
 def customer_features(
-    transactions: Frame, as_of: date, channels: Sequence[str] | None = None
+    transactions: Frame | Lines, as_of: date, channels: Sequence[str] | None = None
 ) -> pl.DataFrame:
-    """Features per customer from transactions strictly before ``as_of`` (see module doc)."""
-    return customer_features_lazy(transactions, as_of, channels).collect()
+    """Features per customer from transactions strictly before ``as_of`` (see module doc).
+    ``transactions`` may be ``features.segments.lines_before(transactions, as_of)``, to share
+    its sort with ``features.products``."""
+    lines = lines_before(transactions, as_of)
+    channels = list(channels or ())
+    days = _purchase_days(lines)
+    if not len(days.buyers):
+        return pl.DataFrame(schema={**_SCHEMA, **{channel_column(c): pl.Float64 for c in channels}})
+    columns = {
+        **_rfm_and_intervals(lines, days),
+        **_order_stats(lines, days.buyers),
+        **_product_mix(lines, days.buyers),
+        **_channel_mix(lines, days.buyers, channels),
+    }
+    with np.errstate(divide="ignore", invalid="ignore"):
+        columns["overdue_ratio"] = float_column(
+            "overdue_ratio", columns.pop("_days_since_last") / columns.pop("_median"))
+    return pl.DataFrame([columns[name] for name in _COLUMN_ORDER]
+                        + [columns[channel_column(c)] for c in channels])
 
 
-def customer_features_lazy(
-    transactions: Frame, as_of: date, channels: Sequence[str] | None = None
-) -> pl.LazyFrame:
-    lines = window(transactions, None, as_of)
-    all_orders = orders(lines)
-    purchases = all_orders.filter("is_purchase")
-    last_day = days_before(as_of, 1)
-    return (
-        _rfm_and_intervals(purchases, as_of)
-        .join(_order_stats(all_orders, as_of), on="customer_id", how="left")
-        .join(_product_mix(lines), on="customer_id", how="left")
-        .join(_channel_mix(purchases, channels or ()), on="customer_id", how="left")
-        .with_columns(
-            (pl.lit(last_day) - pl.col("first_purchase")).dt.total_days().cast(pl.Float64)
-            .alias("T"),
-            pl.col("distinct_products", "n_channels").fill_null(0),
-        )
-        .with_columns(
-            (pl.col("days_since_last_order") / pl.col("interval_median")).alias("overdue_ratio")
-        )
-        .select(_COLUMN_ORDER + [pl.col(f"^{channel_column('')}.*$")])
-        .sort("customer_id")
-    )
-
-
-_COLUMN_ORDER = [
-    "customer_id", "frequency", "recency", "T", "monetary_value",
-    "orders", "revenue", "aov", "refunds", "first_purchase", "last_purchase",
-    "days_since_last_order", "interval_mean", "interval_median", "interval_std", "interval_cv",
-    "interval_last", "interval_recent_mean", "overdue_ratio", "interval_trend",
-    "intervals_lengthening", "basket_items", "basket_lines", "distinct_products",
-    "top_product_id", "top_product_share", "orders_last_90d", "orders_prev_90d",
-    "revenue_last_90d", "revenue_prev_90d", "revenue_trend", "n_channels", "top_channel",
-    "top_channel_share",
-]
-
-
-def rfm_summary(transactions: Frame, as_of: date) -> pl.DataFrame:
+def rfm_summary(transactions: Frame | Lines, as_of: date) -> pl.DataFrame:
     """``customer_id, frequency, recency, T, monetary_value`` exactly as
     ``lifetimes.utils.summary_data_from_transaction_data(..., freq="D",
     observation_period_end=as_of - 1 day)`` on transactions strictly before ``as_of``."""
-    return rfm_summary_lazy(transactions, as_of).collect()
+    lines = lines_before(transactions, as_of)
+    days = _purchase_days(lines)
+    if not len(days.buyers):
+        return pl.DataFrame(schema={name: _SCHEMA[name] for name in _RFM})
+    columns = _rfm_and_intervals(lines, days, intervals=False)
+    return pl.DataFrame([columns[name] for name in _RFM])
 
 
-def rfm_summary_lazy(transactions: Frame, as_of: date) -> pl.LazyFrame:
-    purchases = orders(window(transactions, None, as_of)).filter("is_purchase")
-    days = purchases.group_by("customer_id", "day").agg(pl.col("amount").sum().alias("day_amount"))
-    last_day = days_before(as_of, 1)
-    return (
-        days.group_by("customer_id")
-        .agg(
-            (pl.len() - 1).cast(pl.Float64).alias("frequency"),
-            (pl.col("day").max() - pl.col("day").min()).dt.total_days().cast(pl.Float64)
-            .alias("recency"),
-            (pl.lit(last_day) - pl.col("day").min()).dt.total_days().cast(pl.Float64).alias("T"),
-            pl.when(pl.len() > 1)
-            .then((pl.col("day_amount").sum() - pl.col("day_amount").sort_by("day").first())
-                  / (pl.len() - 1))
-            .otherwise(0.0)
-            .alias("monetary_value"),
-        )
-        .sort("customer_id")
-    )
+class _PurchaseDays:
+    """Each buyer's purchase days, sorted: ``day``, ``amount`` (the day's purchase orders'
+    net amounts), ``starts`` (each buyer's first day), ``buyers`` (indices into
+    ``lines.customer_ids``: the customers with at least one purchase)."""
+
+    def __init__(self, lines: Lines) -> None:
+        orders = lines.orders
+        bought = np.flatnonzero(orders.purchase)
+        cust, day, amount = orders.cust[bought], orders.day[bought], orders.amount[bought]
+        # A customer's orders come in order-id order: sort them by day (stable: same-day
+        # orders keep that order, so their sum does not depend on the input's line order).
+        low = int(day.min()) if len(day) else 0
+        span = int(day.max()) - low + 1 if len(day) else 1
+        key = cust * span + (day - low)
+        order = np.argsort(key, kind="stable")
+        key = key[order]
+        starts = starts_of(_changes(key))
+        self.cust = cust[order][starts]
+        self.day = day[order][starts]
+        self.amount = seg_sum(amount[order], starts)
+        self.new_buyer = _changes(self.cust)
+        self.starts = starts_of(self.new_buyer)
+        self.buyers = self.cust[self.starts]
 
 
-def _rfm_and_intervals(purchases: pl.LazyFrame, as_of: date) -> pl.LazyFrame:
-    days = purchases.group_by("customer_id", "day").agg(pl.col("amount").sum().alias("day_amount"))
-    gaps = pl.col("gap").drop_nulls()
-    return (
-        with_gaps(days, ["customer_id"])
-        .group_by("customer_id")
-        .agg(
-            pl.len().alias("n_days"),
-            pl.col("day").first().alias("first_purchase"),
-            pl.col("day").last().alias("last_purchase"),
-            pl.col("day_amount").sum().alias("days_amount"),
-            pl.col("day_amount").first().alias("first_day_amount"),
-            gaps.mean().alias("interval_mean"),
-            gaps.median().alias("interval_median"),
-            gaps.std().alias("interval_std"),
-            gaps.last().alias("interval_last"),
-            gaps.tail(3).mean().alias("interval_recent_mean"),
-        )
-        .with_columns(
-            (pl.col("n_days") - 1).cast(pl.Float64).alias("frequency"),
-            (pl.col("last_purchase") - pl.col("first_purchase")).dt.total_days().cast(pl.Float64)
-            .alias("recency"),
-            (pl.lit(as_of) - pl.col("last_purchase")).dt.total_days().cast(pl.Float64)
-            .alias("days_since_last_order"),
-            (pl.col("interval_std") / pl.col("interval_mean")).alias("interval_cv"),
-            (pl.col("interval_recent_mean") / pl.col("interval_median")).alias("interval_trend"),
-        )
-        .with_columns(
-            pl.when(pl.col("frequency") > 0)
-            .then((pl.col("days_amount") - pl.col("first_day_amount")) / pl.col("frequency"))
-            .otherwise(0.0)
-            .alias("monetary_value"),
-            ((pl.col("interval_trend") > LENGTHENING_RATIO) & (pl.col("n_days") >= 4))
-            .alias("intervals_lengthening"),
-        )
-    )
+def _purchase_days(lines: Lines) -> _PurchaseDays:
+    return _PurchaseDays(lines)
 
 
-def _order_stats(all_orders: pl.LazyFrame, as_of: date) -> pl.LazyFrame:
-    recent = pl.col("day") >= days_before(as_of, TREND_DAYS)
-    previous = (pl.col("day") >= days_before(as_of, 2 * TREND_DAYS)) & ~recent
-    purchase = pl.col("is_purchase")
-    last_rev = pl.col("amount").filter(recent).sum()
-    prev_rev = pl.col("amount").filter(previous).sum()
-    return (
-        all_orders.group_by("customer_id")
-        .agg(
-            purchase.sum().cast(pl.Int64).alias("orders"),
-            pl.col("amount").sum().alias("revenue"),
-            pl.col("amount").filter(purchase).mean().alias("aov"),
-            (~purchase).sum().cast(pl.Int64).alias("refunds"),
-            pl.col("items").filter(purchase).mean().alias("basket_items"),
-            pl.col("n_lines").filter(purchase).mean().alias("basket_lines"),
-            (purchase & recent).sum().cast(pl.Int64).alias("orders_last_90d"),
-            (purchase & previous).sum().cast(pl.Int64).alias("orders_prev_90d"),
-            last_rev.alias("revenue_last_90d"),
-            prev_rev.alias("revenue_prev_90d"),
-        )
-        .with_columns(
-            pl.when((pl.col("revenue_last_90d").abs() + pl.col("revenue_prev_90d").abs()) > 0)
-            .then(
-                (pl.col("revenue_last_90d") - pl.col("revenue_prev_90d"))
-                / (pl.col("revenue_last_90d").abs() + pl.col("revenue_prev_90d").abs())
-            )
-            .otherwise(0.0)
-            .alias("revenue_trend")
-        )
-    )
+def _rfm_and_intervals(lines: Lines, days: _PurchaseDays, intervals: bool = True) -> dict:
+    starts, end = days.starts, lines.end
+    n_days = lengths(starts, len(days.day))
+    first, last = days.day[starts], days.day[starts + n_days - 1]
+    frequency = (n_days - 1).astype(np.float64)
+    repeat = seg_sum(np.where(days.new_buyer, 0.0, days.amount), starts)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        monetary_value = np.where(n_days > 1, repeat / frequency, 0.0)
+    columns = {
+        "customer_id": lines.customer_ids.gather(days.buyers),
+        "frequency": float_column("frequency", frequency),
+        "recency": float_column("recency", (last - first).astype(np.float64)),
+        "T": float_column("T", (end - 1 - first).astype(np.float64)),
+        "monetary_value": float_column("monetary_value", monetary_value),
+    }
+    if not intervals:
+        return columns
+    # Gaps between a buyer's consecutive purchase days, in day order.
+    gap, rows = gaps_within(days.day, days.new_buyer)
+    gap_buyer = seg_ids(starts, len(days.day))[rows]
+    n_buyers = len(starts)
+    n_gaps = n_days - 1
+    gap_starts = np.cumsum(n_gaps) - n_gaps
+    gaps = gap.astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = np.bincount(gap_buyer, weights=gaps, minlength=n_buyers) / n_gaps
+        deviations = np.bincount(gap_buyer, weights=(gaps - mean[gap_buyer]) ** 2,
+                                 minlength=n_buyers)
+        std = np.where(n_gaps > 1, np.sqrt(deviations / (n_gaps - 1)), np.nan)
+        median = seg_median(gap, gap_buyer, n_buyers)
+        recent = seg_mean_of_last(gaps, gap_starts, 3)
+        trend = recent / median
+        interval_last = np.full(n_buyers, np.nan)
+        has = n_gaps > 0
+        interval_last[has] = gaps[gap_starts[has] + n_gaps[has] - 1]
+        days_since_last = (end - last).astype(np.float64)
+        columns.update({
+            "first_purchase": date_column("first_purchase", first),
+            "last_purchase": date_column("last_purchase", last),
+            "days_since_last_order": float_column("days_since_last_order", days_since_last),
+            "interval_mean": float_column("interval_mean", mean),
+            "interval_median": float_column("interval_median", median),
+            "interval_std": float_column("interval_std", std),
+            "interval_cv": float_column("interval_cv", std / mean),
+            "interval_last": float_column("interval_last", interval_last),
+            "interval_recent_mean": float_column("interval_recent_mean", recent),
+            "interval_trend": float_column("interval_trend", trend),
+            "intervals_lengthening": bool_column(
+                "intervals_lengthening", (trend > LENGTHENING_RATIO) & (n_days >= 4)),
+            "_days_since_last": days_since_last,
+            "_median": median,
+        })
+    return columns
 
 
-def product_orders(lines: pl.LazyFrame) -> pl.LazyFrame:
-    """``customer_id, product_id, day`` for every purchased (non-return) product line."""
-    return (
-        lines.filter(bought_line() & pl.col("product_id").is_not_null())
-        .select("customer_id", "product_id", pl.col("ts").dt.date().alias("day"))
-    )
+def _order_stats(lines: Lines, buyers: np.ndarray) -> dict:
+    """Over every order (purchases, cancellations, refunds, adjustments) of the buyers."""
+    orders, end = lines.orders, lines.end
+    per_order = lines.order_starts
+    items = seg_sum(np.where(lines.bought, np.nan_to_num(lines.quantity), 0.0), per_order)
+    n_lines = seg_count(lines.bought, per_order)
+    starts = starts_of(_changes(orders.cust))  # every customer has an order: one per customer
+    purchase = orders.purchase
+    recent = orders.day >= end - TREND_DAYS
+    previous = (orders.day >= end - 2 * TREND_DAYS) & ~recent
+    n = seg_count(purchase, starts)[buyers]
+    revenue_last = seg_sum(np.where(recent, orders.amount, 0.0), starts)[buyers]
+    revenue_prev = seg_sum(np.where(previous, orders.amount, 0.0), starts)[buyers]
+    swing = np.abs(revenue_last) + np.abs(revenue_prev)
+
+    def purchase_mean(values: np.ndarray) -> np.ndarray:
+        return seg_sum(np.where(purchase, values, 0.0), starts)[buyers] / n
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return {
+            "orders": int_column("orders", n),
+            "revenue": float_column("revenue", seg_sum(orders.amount, starts)[buyers]),
+            "aov": float_column("aov", purchase_mean(orders.amount)),
+            "refunds": int_column("refunds", seg_count(~purchase, starts)[buyers]),
+            "basket_items": float_column("basket_items", purchase_mean(items)),
+            "basket_lines": float_column("basket_lines", purchase_mean(n_lines)),
+            "orders_last_90d": int_column(
+                "orders_last_90d", seg_count(purchase & recent, starts)[buyers]),
+            "orders_prev_90d": int_column(
+                "orders_prev_90d", seg_count(purchase & previous, starts)[buyers]),
+            "revenue_last_90d": float_column("revenue_last_90d", revenue_last),
+            "revenue_prev_90d": float_column("revenue_prev_90d", revenue_prev),
+            "revenue_trend": float_column("revenue_trend", np.where(
+                swing > 0, (revenue_last - revenue_prev) / swing, 0.0)),
+        }
 
 
-def _product_mix(lines: pl.LazyFrame) -> pl.LazyFrame:
-    per_product = product_orders(lines).group_by("customer_id", "product_id").agg(pl.len().alias("n"))
-    return per_product.group_by("customer_id").agg(
-        pl.len().cast(pl.Int64).alias("distinct_products"),
-        pl.col("product_id").sort_by("n", "product_id", descending=[True, False]).first()
-        .alias("top_product_id"),
-        (pl.col("n").max() / pl.col("n").sum()).alias("top_product_share"),
-    )
+def _top(owner: np.ndarray, key: np.ndarray, n_customers: int
+         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per customer, from ``(owner, key)`` pairs sorted by both (one pair per counted item):
+    ``(distinct keys, most frequent key (ties: the smallest; -1 for none), its share)``."""
+    distinct = np.zeros(n_customers, dtype=np.int64)
+    top = np.full(n_customers, -1, dtype=np.int64)
+    share = np.full(n_customers, np.nan)
+    if not len(owner):
+        return distinct, top, share
+    pair_starts = starts_of(_changes(owner) | _changes(key))
+    counts = lengths(pair_starts, len(owner))
+    pair_owner, pair_key = owner[pair_starts], key[pair_starts]
+    starts = starts_of(_changes(pair_owner))
+    who = pair_owner[starts]
+    most = np.maximum.reduceat(counts, starts)
+    first_max = seg_first(counts == most[seg_ids(starts, len(counts))], starts)
+    distinct[who] = lengths(starts, len(counts))
+    top[who] = pair_key[first_max]
+    share[who] = most / seg_sum(counts, starts)
+    return distinct, top, share
 
 
-def _channel_mix(purchases: pl.LazyFrame, channels: Sequence[str]) -> pl.LazyFrame:
-    per_channel = (
-        purchases.filter(pl.col("channel").is_not_null())
-        .group_by("customer_id", "channel")
-        .agg(pl.len().alias("n"))
-    )
-    shares = [
-        (pl.col("n").filter(pl.col("channel") == name).sum() / pl.col("n").sum())
-        .alias(channel_column(name))
-        for name in channels
-    ]
-    return per_channel.group_by("customer_id").agg(
-        pl.len().cast(pl.Int64).alias("n_channels"),
-        pl.col("channel").sort_by("n", "channel", descending=[True, False]).first()
-        .alias("top_channel"),
-        (pl.col("n").max() / pl.col("n").sum()).alias("top_channel_share"),
-        *shares,
-    )
+def _product_mix(lines: Lines, buyers: np.ndarray) -> dict:
+    """Over the purchased (non-return) lines with a product: one count per line."""
+    products = lines.product_lines
+    distinct, top, share = _top(products.cust, products.product, len(lines.customer_ids))
+    return {
+        "distinct_products": int_column("distinct_products", distinct[buyers]),
+        "top_product_id": name_column("top_product_id", lines.products[1], top[buyers]),
+        "top_product_share": float_column("top_product_share", share[buyers]),
+    }
 
 
-def observed_channels(transactions: Frame) -> list[str]:
+def _channel_mix(lines: Lines, buyers: np.ndarray, channels: Sequence[str]) -> dict:
+    """Over the purchase orders with a channel (an order's channel: its first line's that
+    has one)."""
+    codes, names = lines.channels
+    orders = lines.orders
+    first = seg_first(codes >= 0, lines.order_starts)
+    order_channel = np.where(first >= 0, codes[first], -1)
+    counted = np.flatnonzero(orders.purchase & (order_channel >= 0))
+    owner, channel = sort_keys(orders.cust[counted], order_channel[counted],
+                               small=lines.small)
+    n_customers = len(lines.customer_ids)
+    distinct, top, share = _top(owner, channel, n_customers)
+    total = np.bincount(owner, minlength=n_customers)[buyers]
+    columns = {
+        "n_channels": int_column("n_channels", distinct[buyers]),
+        "top_channel": name_column("top_channel", names, top[buyers]),
+        "top_channel_share": float_column("top_channel_share", share[buyers]),
+    }
+    index = {name: i for i, name in enumerate(names.to_list())}
+    for name in channels:
+        code = index.get(name, -1)
+        count = np.bincount(owner[channel == code], minlength=n_customers)[buyers]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            columns[channel_column(name)] = float_column(
+                channel_column(name), np.where(total > 0, count / total, np.nan))
+    return columns
+
+
+def observed_channels(transactions: Frame | Lines) -> list[str]:
     """The order channels present, for naming the ``channel_share_*`` columns consistently."""
+    if isinstance(transactions, Lines):
+        return transactions.channels[1].to_list()
     values = transactions.lazy().select(pl.col("channel").drop_nulls().unique()).collect()
     return sorted(values["channel"].to_list())
 
 
-__all__ = [
-    "customer_features", "customer_features_lazy", "observed_channels", "rfm_summary",
-    "rfm_summary_lazy",
-]
+__all__ = ["channel_column", "customer_features", "observed_channels", "rfm_summary"]
