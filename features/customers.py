@@ -25,6 +25,7 @@ sorted by ``customer_id``:
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from datetime import date
@@ -35,22 +36,20 @@ import polars as pl
 from retain.features.segments import (
     Frame,
     Lines,
+    PurchaseDays,
     bool_column,
     date_column,
     float_column,
-    gaps_within,
+    frame,
     int_column,
     lengths,
     lines_before,
+    median_of_steps,
     name_column,
-    seg_count,
     seg_first,
-    seg_ids,
-    seg_mean_of_last,
-    seg_median,
-    seg_sum,
-    sort_keys,
     starts_of,
+    steps,
+    take,
 )
 from retain.features.segments import changes as _changes
 
@@ -58,6 +57,7 @@ TREND_DAYS = 90
 LENGTHENING_RATIO = 1.25
 
 
+@functools.lru_cache(maxsize=1024)
 def channel_column(channel: str) -> str:
     return "channel_share_" + re.sub(r"[^0-9a-z]+", "_", channel.lower()).strip("_")
 
@@ -89,20 +89,18 @@ def customer_features(
     its sort with ``features.products``."""
     lines = lines_before(transactions, as_of)
     channels = list(channels or ())
-    days = _purchase_days(lines)
+    shares = [channel_column(c) for c in channels]
+    days = lines.purchase_days
     if not len(days.buyers):
-        return pl.DataFrame(schema={**_SCHEMA, **{channel_column(c): pl.Float64 for c in channels}})
-    columns = {
-        **_rfm_and_intervals(lines, days),
-        **_order_stats(lines, days.buyers),
-        **_product_mix(lines, days.buyers),
-        **_channel_mix(lines, days.buyers, channels),
-    }
-    with np.errstate(divide="ignore", invalid="ignore"):
-        columns["overdue_ratio"] = float_column(
-            "overdue_ratio", columns.pop("_days_since_last") / columns.pop("_median"))
-    return pl.DataFrame([columns[name] for name in _COLUMN_ORDER]
-                        + [columns[channel_column(c)] for c in channels])
+        return pl.DataFrame(schema={**_SCHEMA, **dict.fromkeys(shares, pl.Float64)})
+    with np.errstate(divide="ignore", invalid="ignore"):  # x / 0 -> NaN -> null, as polars
+        columns = {
+            **_rfm_and_intervals(lines, days),
+            **_order_stats(lines, days.buyers),
+            **_product_mix(lines, days.buyers),
+            **_channel_mix(lines, days.buyers, channels, shares),
+        }
+    return frame([columns[name] for name in _COLUMN_ORDER] + [columns[c] for c in shares])
 
 
 def rfm_summary(transactions: Frame | Lines, as_of: date) -> pl.DataFrame:
@@ -110,160 +108,120 @@ def rfm_summary(transactions: Frame | Lines, as_of: date) -> pl.DataFrame:
     ``lifetimes.utils.summary_data_from_transaction_data(..., freq="D",
     observation_period_end=as_of - 1 day)`` on transactions strictly before ``as_of``."""
     lines = lines_before(transactions, as_of)
-    days = _purchase_days(lines)
+    days = lines.purchase_days
     if not len(days.buyers):
         return pl.DataFrame(schema={name: _SCHEMA[name] for name in _RFM})
-    columns = _rfm_and_intervals(lines, days, intervals=False)
-    return pl.DataFrame([columns[name] for name in _RFM])
-
-
-class _PurchaseDays:
-    """Each buyer's purchase days, sorted: ``day``, ``amount`` (the day's purchase orders'
-    net amounts), ``starts`` (each buyer's first day), ``buyers`` (indices into
-    ``lines.customer_ids``: the customers with at least one purchase)."""
-
-    def __init__(self, lines: Lines) -> None:
-        orders = lines.orders
-        bought = np.flatnonzero(orders.purchase)
-        cust, day, amount = orders.cust[bought], orders.day[bought], orders.amount[bought]
-        # A customer's orders come in order-id order: sort them by day (stable: same-day
-        # orders keep that order, so their sum does not depend on the input's line order).
-        low = int(day.min()) if len(day) else 0
-        span = int(day.max()) - low + 1 if len(day) else 1
-        key = cust * span + (day - low)
-        order = np.argsort(key, kind="stable")
-        key = key[order]
-        starts = starts_of(_changes(key))
-        self.cust = cust[order][starts]
-        self.day = day[order][starts]
-        self.amount = seg_sum(amount[order], starts)
-        self.new_buyer = _changes(self.cust)
-        self.starts = starts_of(self.new_buyer)
-        self.buyers = self.cust[self.starts]
-
-
-def _purchase_days(lines: Lines) -> _PurchaseDays:
-    return _PurchaseDays(lines)
-
-
-def _rfm_and_intervals(lines: Lines, days: _PurchaseDays, intervals: bool = True) -> dict:
-    starts, end = days.starts, lines.end
-    n_days = lengths(starts, len(days.day))
-    first, last = days.day[starts], days.day[starts + n_days - 1]
-    frequency = (n_days - 1).astype(np.float64)
-    repeat = seg_sum(np.where(days.new_buyer, 0.0, days.amount), starts)
     with np.errstate(divide="ignore", invalid="ignore"):
-        monetary_value = np.where(n_days > 1, repeat / frequency, 0.0)
+        columns = _rfm_and_intervals(lines, days, intervals=False)
+    return frame([columns[name] for name in _RFM])
+
+
+def _rfm_and_intervals(lines: Lines, days: PurchaseDays, intervals: bool = True) -> dict:
+    """RFM in lifetimes' convention and the intervals between purchase days. Gap sums
+    telescope: the mean interval is recency / frequency, the last three's mean is the
+    span of the last three."""
+    end, day, last_row = lines.end, days.day, days.last
+    first, last = day[days.starts], day[last_row]
+    n_gaps = days.counts - 1
+    frequency = n_gaps.astype(np.float64)
+    recency = (last - first).astype(np.float64)
+    repeat = np.add.reduceat(np.where(days.new_buyer, 0.0, days.amount), days.starts)
     columns = {
-        "customer_id": lines.customer_ids.gather(days.buyers),
+        "customer_id": take(lines.customer_ids, days.buyers),
         "frequency": float_column("frequency", frequency),
-        "recency": float_column("recency", (last - first).astype(np.float64)),
+        "recency": float_column("recency", recency),
         "T": float_column("T", (end - 1 - first).astype(np.float64)),
-        "monetary_value": float_column("monetary_value", monetary_value),
+        "monetary_value": float_column("monetary_value",
+                                       np.where(n_gaps > 0, repeat / frequency, 0.0)),
     }
     if not intervals:
         return columns
-    # Gaps between a buyer's consecutive purchase days, in day order.
-    gap, rows = gaps_within(days.day, days.new_buyer)
-    gap_buyer = seg_ids(starts, len(days.day))[rows]
-    n_buyers = len(starts)
-    n_gaps = n_days - 1
-    gap_starts = np.cumsum(n_gaps) - n_gaps
-    gaps = gap.astype(np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mean = np.bincount(gap_buyer, weights=gaps, minlength=n_buyers) / n_gaps
-        deviations = np.bincount(gap_buyer, weights=(gaps - mean[gap_buyer]) ** 2,
-                                 minlength=n_buyers)
-        std = np.where(n_gaps > 1, np.sqrt(deviations / (n_gaps - 1)), np.nan)
-        median = seg_median(gap, gap_buyer, n_buyers)
-        recent = seg_mean_of_last(gaps, gap_starts, 3)
-        trend = recent / median
-        interval_last = np.full(n_buyers, np.nan)
-        has = n_gaps > 0
-        interval_last[has] = gaps[gap_starts[has] + n_gaps[has] - 1]
-        days_since_last = (end - last).astype(np.float64)
-        columns.update({
-            "first_purchase": date_column("first_purchase", first),
-            "last_purchase": date_column("last_purchase", last),
-            "days_since_last_order": float_column("days_since_last_order", days_since_last),
-            "interval_mean": float_column("interval_mean", mean),
-            "interval_median": float_column("interval_median", median),
-            "interval_std": float_column("interval_std", std),
-            "interval_cv": float_column("interval_cv", std / mean),
-            "interval_last": float_column("interval_last", interval_last),
-            "interval_recent_mean": float_column("interval_recent_mean", recent),
-            "interval_trend": float_column("interval_trend", trend),
-            "intervals_lengthening": bool_column(
-                "intervals_lengthening", (trend > LENGTHENING_RATIO) & (n_days >= 4)),
-            "_days_since_last": days_since_last,
-            "_median": median,
-        })
+    step = steps(day, days.new_buyer)
+    # Sample variance from exact integer sums: (n * sum(g^2) - (sum g)^2) / (n (n - 1)).
+    squares = np.add.reduceat(step * step, days.starts)
+    span = last - first
+    variance = (n_gaps * squares - span * span) / (n_gaps * (n_gaps - 1))
+    std = np.where(n_gaps > 1, np.sqrt(np.maximum(variance, 0.0)), np.nan)
+    mean = recency / frequency
+    median = median_of_steps(step, days.new_buyer, days.starts, days.counts)
+    recent_n = np.minimum(n_gaps, 3)
+    recent = (last - day[last_row - recent_n]) / recent_n
+    trend = recent / median
+    since_last = (end - last).astype(np.float64)
+    columns.update({
+        "first_purchase": date_column("first_purchase", first),
+        "last_purchase": date_column("last_purchase", last),
+        "days_since_last_order": float_column("days_since_last_order", since_last),
+        "interval_mean": float_column("interval_mean", mean),
+        "interval_median": float_column("interval_median", median),
+        "interval_std": float_column("interval_std", std),
+        "interval_cv": float_column("interval_cv", std / mean),
+        "interval_last": float_column(
+            "interval_last", np.where(n_gaps > 0, last - day[last_row - 1], np.nan)),
+        "interval_recent_mean": float_column("interval_recent_mean", recent),
+        "overdue_ratio": float_column("overdue_ratio", since_last / median),
+        "interval_trend": float_column("interval_trend", trend),
+        "intervals_lengthening": bool_column(
+            "intervals_lengthening", (trend > LENGTHENING_RATIO) & (n_gaps >= 3)),
+    })
     return columns
 
 
 def _order_stats(lines: Lines, buyers: np.ndarray) -> dict:
     """Over every order (purchases, cancellations, refunds, adjustments) of the buyers."""
-    orders, end = lines.orders, lines.end
-    per_order = lines.order_starts
-    items = seg_sum(np.where(lines.bought, np.nan_to_num(lines.quantity), 0.0), per_order)
-    n_lines = seg_count(lines.bought, per_order)
-    starts = starts_of(_changes(orders.cust))  # every customer has an order: one per customer
-    purchase = orders.purchase
+    orders, end, bought, quantity = lines.orders, lines.end, lines.bought, lines.quantity
+    # Per order: the quantities of its non-return lines (a missing one counts 0), their count.
+    items, n_lines = np.add.reduceat(
+        np.stack([np.where(bought & (quantity > 0), quantity, 0.0), bought]),
+        lines.order_starts, axis=1)
+    purchase, amount = orders.purchase, orders.amount
     recent = orders.day >= end - TREND_DAYS
     previous = (orders.day >= end - 2 * TREND_DAYS) & ~recent
-    n = seg_count(purchase, starts)[buyers]
-    revenue_last = seg_sum(np.where(recent, orders.amount, 0.0), starts)[buyers]
-    revenue_prev = seg_sum(np.where(previous, orders.amount, 0.0), starts)[buyers]
-    swing = np.abs(revenue_last) + np.abs(revenue_prev)
-
-    def purchase_mean(values: np.ndarray) -> np.ndarray:
-        return seg_sum(np.where(purchase, values, 0.0), starts)[buyers] / n
-
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return {
-            "orders": int_column("orders", n),
-            "revenue": float_column("revenue", seg_sum(orders.amount, starts)[buyers]),
-            "aov": float_column("aov", purchase_mean(orders.amount)),
-            "refunds": int_column("refunds", seg_count(~purchase, starts)[buyers]),
-            "basket_items": float_column("basket_items", purchase_mean(items)),
-            "basket_lines": float_column("basket_lines", purchase_mean(n_lines)),
-            "orders_last_90d": int_column(
-                "orders_last_90d", seg_count(purchase & recent, starts)[buyers]),
-            "orders_prev_90d": int_column(
-                "orders_prev_90d", seg_count(purchase & previous, starts)[buyers]),
-            "revenue_last_90d": float_column("revenue_last_90d", revenue_last),
-            "revenue_prev_90d": float_column("revenue_prev_90d", revenue_prev),
-            "revenue_trend": float_column("revenue_trend", np.where(
-                swing > 0, (revenue_last - revenue_prev) / swing, 0.0)),
-        }
-
-
-def _top(owner: np.ndarray, key: np.ndarray, n_customers: int
-         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per customer, from ``(owner, key)`` pairs sorted by both (one pair per counted item):
-    ``(distinct keys, most frequent key (ties: the smallest; -1 for none), its share)``."""
-    distinct = np.zeros(n_customers, dtype=np.int64)
-    top = np.full(n_customers, -1, dtype=np.int64)
-    share = np.full(n_customers, np.nan)
-    if not len(owner):
-        return distinct, top, share
-    pair_starts = starts_of(_changes(owner) | _changes(key))
-    counts = lengths(pair_starts, len(owner))
-    pair_owner, pair_key = owner[pair_starts], key[pair_starts]
-    starts = starts_of(_changes(pair_owner))
-    who = pair_owner[starts]
-    most = np.maximum.reduceat(counts, starts)
-    first_max = seg_first(counts == most[seg_ids(starts, len(counts))], starts)
-    distinct[who] = lengths(starts, len(counts))
-    top[who] = pair_key[first_max]
-    share[who] = most / seg_sum(counts, starts)
-    return distinct, top, share
+    # One reduction over all per-order figures, summed per customer.
+    (n, revenue, spent, refunds, basket_items, basket_lines, last_n, prev_n, last_rev,
+     prev_rev) = np.add.reduceat(np.stack([
+         purchase, amount, np.where(purchase, amount, 0.0), ~purchase,
+         np.where(purchase, items, 0.0), np.where(purchase, n_lines, 0.0),
+         purchase & recent, purchase & previous,
+         np.where(recent, amount, 0.0), np.where(previous, amount, 0.0),
+     ]), starts_of(_changes(orders.cust)), axis=1)[:, buyers]
+    swing = np.abs(last_rev) + np.abs(prev_rev)
+    return {
+        "orders": int_column("orders", n),
+        "revenue": float_column("revenue", revenue),
+        "aov": float_column("aov", spent / n),
+        "refunds": int_column("refunds", refunds),
+        "basket_items": float_column("basket_items", basket_items / n),
+        "basket_lines": float_column("basket_lines", basket_lines / n),
+        "orders_last_90d": int_column("orders_last_90d", last_n),
+        "orders_prev_90d": int_column("orders_prev_90d", prev_n),
+        "revenue_last_90d": float_column("revenue_last_90d", last_rev),
+        "revenue_prev_90d": float_column("revenue_prev_90d", prev_rev),
+        "revenue_trend": float_column(
+            "revenue_trend", np.where(swing > 0, (last_rev - prev_rev) / swing, 0.0)),
+    }
 
 
 def _product_mix(lines: Lines, buyers: np.ndarray) -> dict:
     """Over the purchased (non-return) lines with a product: one count per line."""
     products = lines.product_lines
-    distinct, top, share = _top(products.cust, products.product, len(lines.customer_ids))
+    n_customers = len(lines.customer_ids)
+    distinct = np.zeros(n_customers, dtype=np.int64)
+    top = np.full(n_customers, -1, dtype=np.int64)
+    share = np.full(n_customers, np.nan)
+    if len(products.pairs):
+        owner = products.cust[products.pairs]
+        counts = products.pair_lines
+        starts = starts_of(_changes(owner))
+        who = owner[starts]
+        # The most lines, ties to the smallest product id, as one maximum of count x reversed
+        # code (codes are in id order).
+        width = int(products.product.max()) + 1
+        best = np.maximum.reduceat(
+            counts * width + (width - 1 - products.product[products.pairs]), starts)
+        distinct[who] = lengths(starts, len(owner))
+        top[who] = width - 1 - best % width
+        share[who] = (best // width) / np.add.reduceat(counts, starts)
     return {
         "distinct_products": int_column("distinct_products", distinct[buyers]),
         "top_product_id": name_column("top_product_id", lines.products[1], top[buyers]),
@@ -271,31 +229,51 @@ def _product_mix(lines: Lines, buyers: np.ndarray) -> dict:
     }
 
 
-def _channel_mix(lines: Lines, buyers: np.ndarray, channels: Sequence[str]) -> dict:
+# Channels are few: their counts per buyer fit a dense table of this many cells at a time.
+_CHANNEL_CELLS = 1 << 24
+
+
+def _channel_mix(lines: Lines, buyers: np.ndarray, channels: Sequence[str],
+                 shares_named: list[str]) -> dict:
     """Over the purchase orders with a channel (an order's channel: its first line's that
     has one)."""
     codes, names = lines.channels
     orders = lines.orders
     first = seg_first(codes >= 0, lines.order_starts)
     order_channel = np.where(first >= 0, codes[first], -1)
-    counted = np.flatnonzero(orders.purchase & (order_channel >= 0))
-    owner, channel = sort_keys(orders.cust[counted], order_channel[counted],
-                               small=lines.small)
-    n_customers = len(lines.customer_ids)
-    distinct, top, share = _top(owner, channel, n_customers)
-    total = np.bincount(owner, minlength=n_customers)[buyers]
-    columns = {
-        "n_channels": int_column("n_channels", distinct[buyers]),
-        "top_channel": name_column("top_channel", names, top[buyers]),
-        "top_channel_share": float_column("top_channel_share", share[buyers]),
-    }
+    counted = (orders.purchase & (order_channel >= 0)).nonzero()[0]
+    # Only buyers have purchase orders; their rows come in customer order.
+    row = np.searchsorted(buyers, orders.cust[counted])
+    channel = order_channel[counted]
+    n_buyers, width = len(buyers), max(len(names), 1)
     index = {name: i for i, name in enumerate(names.to_list())}
-    for name in channels:
-        code = index.get(name, -1)
-        count = np.bincount(owner[channel == code], minlength=n_customers)[buyers]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            columns[channel_column(name)] = float_column(
-                channel_column(name), np.where(total > 0, count / total, np.nan))
+    wanted = [index.get(name, -1) for name in channels]
+    n_channels = np.zeros(n_buyers, dtype=np.int64)
+    top = np.full(n_buyers, -1, dtype=np.int64)
+    share = np.full(n_buyers, np.nan)
+    shares = np.full((len(channels), n_buyers), np.nan)
+    block = max(_CHANNEL_CELLS // width, 1)
+    # Blocks of buyers, not customers one by one: one block unless channels run to thousands.
+    for low in range(0, n_buyers, block):
+        high = min(low + block, n_buyers)
+        part = slice(*np.searchsorted(row, [low, high]))
+        counts = np.bincount((row[part] - low) * width + channel[part],
+                             minlength=(high - low) * width).reshape(high - low, width)
+        total = counts.sum(axis=1)
+        has = total > 0
+        n_channels[low:high] = (counts > 0).sum(axis=1)
+        top[low:high] = np.where(has, counts.argmax(axis=1), -1)  # ties: the first name
+        share[low:high] = counts.max(axis=1) / np.where(has, total, np.nan)
+        for i, code in enumerate(wanted):
+            hits = counts[:, code] if code >= 0 else 0
+            shares[i, low:high] = np.where(has, hits / total, np.nan)
+    columns = {
+        "n_channels": int_column("n_channels", n_channels),
+        "top_channel": name_column("top_channel", names, top),
+        "top_channel_share": float_column("top_channel_share", share),
+    }
+    for i, name in enumerate(shares_named):
+        columns[name] = float_column(name, shares[i])
     return columns
 
 

@@ -23,14 +23,15 @@ from retain.features.segments import (
     changes,
     date_column,
     float_column,
-    gaps_within,
+    frame,
     int_column,
     lengths,
     lines_before,
+    median_of_steps,
     name_column,
-    seg_ids,
-    seg_median,
+    sort_ints,
     starts_of,
+    steps,
 )
 
 _SCHEMA = {
@@ -83,85 +84,72 @@ def _products(lines: Lines, candidates: bool) -> pl.DataFrame:
     bought = lines.product_lines  # sorted by customer, product, day
     if not len(bought.cust):
         return pl.DataFrame(schema=schema)
-    end = lines.end
-    # (customer, product, day): the days each product was bought on, in order.
-    new_pair_line = changes(bought.cust) | changes(bought.product)
-    day_rows = starts_of(new_pair_line | changes(bought.day))
-    cust, product, day = bought.cust[day_rows], bought.product[day_rows], bought.day[day_rows]
-    new_pair = new_pair_line[day_rows]
+    # One row per (customer, product, day): the days each product was bought on, in order.
+    rows = starts_of(bought.new_pair | changes(bought.day))
+    cust, day, new_pair = bought.cust[rows], bought.day[rows], bought.new_pair[rows]
     pairs = starts_of(new_pair)
     purchases = lengths(pairs, len(day))
     last_row = pairs + purchases - 1
     first, last = day[pairs], day[last_row]
-    gap, rows = gaps_within(day, new_pair)
-    pair_of_gap = seg_ids(pairs, len(day))[rows]
-    n_pairs = len(pairs)
-    median = seg_median(gap, pair_of_gap, n_pairs)
-    days_since_last = (end - last).astype(np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mean = np.bincount(pair_of_gap, weights=gap.astype(np.float64),
-                           minlength=n_pairs) / (purchases - 1)
-        overdue = days_since_last / median
     pair_cust = cust[pairs]
-    columns = [
-        name_column("customer_id", lines.customer_ids, pair_cust),
-        name_column("product_id", lines.products[1], product[pairs]),
-        int_column("purchases", purchases),
-        date_column("first_purchase", first),
-        date_column("last_purchase", last),
-        float_column("interval_median", median),
-        float_column("interval_mean", mean),
-        float_column("days_since_last", days_since_last),
-        # Half to even, as polars' round.
-        date_column("next_due", last + np.round(median)),
-        float_column("overdue_ratio", overdue),
-    ]
-    if candidates:
-        columns += _candidates(lines, bought, new_pair_line, cust, day, new_pair, pairs,
-                               purchases, last_row, pair_cust, days_since_last)
-    return pl.DataFrame(columns)
+    with np.errstate(divide="ignore", invalid="ignore"):  # x / 0 -> NaN -> null, as polars
+        median = median_of_steps(steps(day, new_pair), new_pair, pairs, purchases)
+        since_last = (lines.end - last).astype(np.float64)
+        columns = [
+            name_column("customer_id", lines.customer_ids, pair_cust),
+            name_column("product_id", lines.products[1], bought.product[bought.pairs]),
+            int_column("purchases", purchases),
+            date_column("first_purchase", first),
+            date_column("last_purchase", last),
+            float_column("interval_median", median),
+            # The gaps telescope: their mean is the first-to-last span over their number.
+            float_column("interval_mean", (last - first) / (purchases - 1)),
+            float_column("days_since_last", since_last),
+            # Half to even, as polars' round.
+            date_column("next_due", last + np.round(median)),
+            float_column("overdue_ratio", since_last / median),
+        ]
+        if candidates:
+            columns += _candidates(lines, bought, cust, day, new_pair, pairs, purchases,
+                                   last_row, pair_cust, since_last)
+    return frame(columns)
 
 
-def _candidates(lines, bought, new_pair_line, cust, day, new_pair, pairs, purchases, last_row,
-                pair_cust, days_since_last) -> list[pl.Series]:
+def _candidates(lines, bought, cust, day, new_pair, pairs, purchases, last_row, pair_cust,
+                since_last) -> list[pl.Series]:
+    """The candidate columns, from the (customer, product, day) rows of ``_products``."""
     n_pairs = len(pairs)
     # The customer's baskets: their distinct days with a purchased product, numbered in order.
     low = int(day.min())
     span = int(day.max()) - low + 1
     customer_day = cust * span + (day - low)
-    baskets = np.unique(customer_day)
+    baskets = sort_ints(customer_day)
+    baskets = baskets[changes(baskets)]
     basket_cust = baskets // span
-    first_basket = np.searchsorted(basket_cust, cust, side="left")
-    basket_index = np.searchsorted(baskets, customer_day) - first_basket
-    n_customers = len(lines.customer_ids)
-    basket_days = np.bincount(basket_cust, minlength=n_customers)[pair_cust]
+    basket_index = (np.searchsorted(baskets, customer_day)
+                    - np.searchsorted(basket_cust, cust, side="left"))
+    basket_days = np.bincount(basket_cust, minlength=len(lines.customer_ids))[pair_cust]
     orders_since_last = basket_days - 1 - basket_index[last_row]
-    gap, rows = gaps_within(basket_index, new_pair)
-    gap_median = seg_median(gap, seg_ids(pairs, len(day))[rows], n_pairs)
-    line_pairs = starts_of(new_pair_line)
-    n_lines = lengths(line_pairs, len(bought.cust))
+    gap_median = median_of_steps(steps(basket_index, new_pair), new_pair, pairs, purchases)
+    n_lines = bought.pair_lines
     # Most bought first (most lines, ties to the smallest product id), within each customer.
-    pair_product = bought.product[line_pairs]
-    ranked = np.lexsort((pair_product, -n_lines, pair_cust))
+    ranked = np.lexsort((bought.product[bought.pairs], -n_lines, pair_cust))
     customer_starts = starts_of(changes(pair_cust))
-    first_pair = np.repeat(customer_starts, lengths(customer_starts, n_pairs))
+    per_customer = lengths(customer_starts, n_pairs)
     rank = np.empty(n_pairs, dtype=np.int64)
-    rank[ranked] = np.arange(n_pairs) - first_pair + 1
-    products_per_customer = lengths(customer_starts, n_pairs)
-    latest = np.minimum.reduceat(days_since_last, customer_starts)
-    who = seg_ids(customer_starts, n_pairs)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return [
-            int_column("lines", n_lines),
-            int_column("basket_days", basket_days),
-            float_column("basket_share", purchases / basket_days),
-            int_column("orders_since_last", orders_since_last),
-            float_column("order_gap_median", gap_median),
-            float_column("order_overdue", (orders_since_last + 1) / gap_median),
-            int_column("purchase_rank", rank),
-            int_column("customer_products", products_per_customer[who]),
-            float_column("customer_days_since_last", latest[who]),
-        ]
+    rank[ranked] = np.arange(1, n_pairs + 1) - np.repeat(customer_starts, per_customer)
+    latest = np.minimum.reduceat(since_last, customer_starts)
+    return [
+        int_column("lines", n_lines),
+        int_column("basket_days", basket_days),
+        float_column("basket_share", purchases / basket_days),
+        int_column("orders_since_last", orders_since_last),
+        float_column("order_gap_median", gap_median),
+        float_column("order_overdue", (orders_since_last + 1) / gap_median),
+        int_column("purchase_rank", rank),
+        int_column("customer_products", np.repeat(per_customer, per_customer)),
+        float_column("customer_days_since_last", np.repeat(latest, per_customer)),
+    ]
 
 
 __all__ = ["CANDIDATE_COLUMNS", "customer_product_features", "product_candidates"]

@@ -106,14 +106,38 @@ class Lines:
     def product_lines(self) -> ProductLines:
         """The purchased (non-return) lines with a product, sorted by customer, product, day."""
         codes, _ = self.products
-        rows = np.flatnonzero(self.bought & (codes >= 0))
+        rows = (self.bought & (codes >= 0)).nonzero()[0]
         cust, product, day = sort_keys(self.cust[rows], codes[rows], self.day[rows],
                                        small=self.small)
-        return ProductLines(cust, product, day)
+        new_pair = changes(cust) | changes(product)
+        pairs = starts_of(new_pair)
+        return ProductLines(cust, product, day, new_pair, pairs, lengths(pairs, len(cust)))
 
     @cached_property
     def order_starts(self) -> np.ndarray:
-        return np.flatnonzero(self.new_order)
+        return self.new_order.nonzero()[0]
+
+    @cached_property
+    def purchase_days(self) -> PurchaseDays:
+        """Each buyer's purchase days (days with a purchase order), in day order."""
+        orders = self.orders
+        bought = orders.purchase.nonzero()[0]
+        cust, day, amount = orders.cust[bought], orders.day[bought], orders.amount[bought]
+        if len(day):
+            # Orders come in order-id order within a customer: sort them by day (stable:
+            # same-day orders keep that order, so their sum does not depend on the input's
+            # order of lines).
+            low, span = int(day.min()), int(day.max() - day.min()) + 1
+            order = argsort_stable(cust * span + (day - low))
+            cust, day, amount = cust[order], day[order], amount[order]
+        starts = starts_of(changes(cust) | changes(day))
+        cust = cust[starts]
+        new_buyer = changes(cust)
+        buyer_starts = starts_of(new_buyer)
+        counts = lengths(buyer_starts, len(cust))
+        return PurchaseDays(day=day[starts], amount=seg_sum(amount, starts),
+                            new_buyer=new_buyer, starts=buyer_starts, counts=counts,
+                            last=buyer_starts + counts - 1, buyers=cust[buyer_starts])
 
     @cached_property
     def orders(self) -> Orders:
@@ -132,9 +156,30 @@ class Lines:
 
 @dataclass
 class ProductLines:
+    """Purchased product lines sorted by customer, product, day; ``pairs``: the first line of
+    each customer x product, ``pair_lines``: its number of lines."""
+
     cust: np.ndarray
     product: np.ndarray
     day: np.ndarray
+    new_pair: np.ndarray
+    pairs: np.ndarray
+    pair_lines: np.ndarray
+
+
+@dataclass
+class PurchaseDays:
+    """One row per (buyer, purchase day), sorted: ``amount`` is the day's purchase orders'
+    net total. Per buyer: ``starts`` (first row), ``counts`` (days), ``last`` (last row),
+    ``buyers`` (indices into ``Lines.customer_ids``: the customers with a purchase)."""
+
+    day: np.ndarray
+    amount: np.ndarray
+    new_buyer: np.ndarray
+    starts: np.ndarray
+    counts: np.ndarray
+    last: np.ndarray
+    buyers: np.ndarray
 
 
 @dataclass
@@ -162,11 +207,13 @@ def lines_before(transactions: Frame | Lines, as_of: date) -> Lines:
         frame = transactions
     ts = frame.get_column("ts")
     per_day = _TICKS_PER_DAY[ts.dtype.time_unit]  # type: ignore[attr-defined]
-    ticks = ts.cast(pl.Int64).to_numpy()
-    keep = ticks < day_number(as_of) * per_day
     if ts.null_count():
-        keep &= ts.is_not_null().to_numpy()
-        ticks = np.nan_to_num(ticks).astype(np.int64)
+        keep_known = ts.is_not_null().to_numpy()
+        ticks = np.nan_to_num(ts.cast(pl.Int64).to_numpy()).astype(np.int64)
+        keep = keep_known & (ticks < day_number(as_of) * per_day)
+    else:
+        ticks = ts.to_numpy().view(np.int64)  # datetime64 ticks, no copy
+        keep = ticks < day_number(as_of) * per_day
     small = frame.height <= NUMPY_MAX_LINES
     perm, new_customer, new_order, customer_ids = _sort(frame, keep, small)
     amount = frame.get_column("amount")
@@ -200,19 +247,19 @@ def _sort(frame: pl.DataFrame, keep: np.ndarray, small: bool):
     if small:
         customers, names = encode(customer_id, numpy_engine=True)
         orders, _ = encode(order_id, numpy_engine=True)
-        kept = np.flatnonzero(keep)
+        kept = keep.nonzero()[0]
         perm = kept[np.lexsort((orders[kept], customers[kept]))]
         customers, orders = customers[perm], orders[perm]
         new_customer = changes(customers)
         new_order = new_customer | changes(orders)
-        return perm, new_customer, new_order, names.gather(customers[new_customer])
+        return perm, new_customer, new_order, take(names, customers[new_customer])
     everything = pl.DataFrame([customer_id.alias("c"), order_id.alias("o")]).select(
         pl.arg_sort_by("c", "o", maintain_order=True)).to_series().to_numpy()
     perm = everything[keep[everything]]
-    ids = customer_id.gather(perm)
+    ids = take(customer_id, perm)
     new_customer = changes_in(ids, missing=False)
-    new_order = new_customer | changes_in(order_id.gather(perm), missing=True)
-    return perm, new_customer, new_order, ids.gather(np.flatnonzero(new_customer))
+    new_order = new_customer | changes_in(take(order_id, perm), missing=True)
+    return perm, new_customer, new_order, take(ids, new_customer.nonzero()[0])
 
 
 def _strings(series: pl.Series) -> pl.Series:
@@ -221,7 +268,8 @@ def _strings(series: pl.Series) -> pl.Series:
 
 def changes(codes: np.ndarray) -> np.ndarray:
     """True where a run of equal codes starts."""
-    out = np.ones(len(codes), dtype=bool)
+    out = np.empty(len(codes), dtype=bool)
+    out[:1] = True
     np.not_equal(codes[1:], codes[:-1], out=out[1:])
     return out
 
@@ -240,14 +288,13 @@ def encode(values: pl.Series, numpy_engine: bool) -> tuple[np.ndarray, pl.Series
     missing). Code order is name order (Unicode code points, as polars sorts strings)."""
     values = _strings(values)
     if numpy_engine:
-        objects = values.to_numpy()
-        codes = np.full(len(objects), -1, dtype=np.int64)
-        if values.null_count():
-            present = np.not_equal(objects, None)
-            names, codes[present] = np.unique(objects[present], return_inverse=True)
-        else:
-            names, codes[:] = np.unique(objects, return_inverse=True)
-        return codes, pl.Series(values.name, names.tolist(), pl.String)
+        # A request's few lines: a dict beats np.unique on Python strings several times over.
+        listed = values.to_list()
+        names = sorted(set(listed) - {None})
+        index = {name: code for code, name in enumerate(names)}
+        index[None] = -1
+        return (np.array([index[v] for v in listed], dtype=np.int64),
+                string_column(values.name, names))
     names = values.drop_nulls().unique().sort()
     physical = values.cast(pl.Enum(names.to_list())).to_physical()
     return physical.cast(pl.Int64).fill_null(-1).to_numpy(), names
@@ -255,8 +302,9 @@ def encode(values: pl.Series, numpy_engine: bool) -> tuple[np.ndarray, pl.Series
 
 def sort_keys(*keys: np.ndarray, small: bool) -> tuple[np.ndarray, ...]:
     """The rows of the integer ``keys`` sorted lexicographically (the first key major)."""
-    if not len(keys[0]):
-        return tuple(np.asarray(k, dtype=np.int64) for k in keys)
+    if len(keys[0]) < 100_000:  # numpy's lexsort: fewest steps on small arrays
+        order = np.lexsort(keys[::-1])
+        return tuple(k[order] for k in keys)
     lows = [int(k.min()) for k in keys]
     widths = [int(k.max()) - low + 1 for k, low in zip(keys, lows)]
     if float(np.prod(widths, dtype=np.float64)) >= 2.0**62:  # one int64 cannot hold them
@@ -266,8 +314,7 @@ def sort_keys(*keys: np.ndarray, small: bool) -> tuple[np.ndarray, ...]:
     for k, low, width in zip(keys, lows, widths):
         combined *= width
         combined += k - low
-    # Sorting is the engine's step: numpy's sort is single-threaded, polars' is not.
-    combined = np.sort(combined) if small else pl.Series(combined).sort().to_numpy()
+    combined = np.sort(combined)
     out = []
     for low, width in zip(lows[::-1], widths[::-1]):
         combined, rest = np.divmod(combined, width)
@@ -275,16 +322,30 @@ def sort_keys(*keys: np.ndarray, small: bool) -> tuple[np.ndarray, ...]:
     return tuple(out[::-1])
 
 
+# numpy's sorts, measured on 2M-line shops on 2 busy cores, beat polars' (0.12 s against
+# 0.65 s for a sort of int64 keys; argsorts of keys nearly in order, as a customer's orders
+# are, are faster still).
+def sort_ints(values: np.ndarray) -> np.ndarray:
+    return np.sort(values)
+
+
+def argsort_stable(values: np.ndarray) -> np.ndarray:
+    return np.argsort(values, kind="stable")
+
+
 # --- segment reductions ------------------------------------------------------------------
 # ``starts``: the first row of each segment, increasing, on rows sorted by segment.
 
 
 def starts_of(new: np.ndarray) -> np.ndarray:
-    return np.flatnonzero(new)
+    return new.nonzero()[0]
 
 
 def lengths(starts: np.ndarray, n: int) -> np.ndarray:
-    return np.diff(starts, append=n)
+    ends = np.empty_like(starts)
+    ends[:-1] = starts[1:]
+    ends[-1:] = n
+    return ends - starts
 
 
 def seg_sum(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -312,73 +373,88 @@ def seg_first(mask: np.ndarray, starts: np.ndarray) -> np.ndarray:
     return np.where(first < n, first, -1)
 
 
-def seg_median(values: np.ndarray, segment: np.ndarray, n_segments: int) -> np.ndarray:
-    """Median of each segment's integer ``values`` (NaN for an empty one); ``segment``: each
-    value's segment index, non-decreasing."""
-    out = np.full(n_segments, np.nan)
-    if not len(values):
-        return out
-    low = int(values.min())
-    width = int(values.max()) - low + 1
-    ordered = np.sort(segment * width + (values - low))  # by segment, then value
-    counts = np.bincount(segment, minlength=n_segments)
-    first = np.cumsum(counts) - counts
-    has = counts > 0
-    lo = first + (counts - 1) // 2
-    hi = first + counts // 2
-    lo_v = ordered[lo[has]] % width + low
-    hi_v = ordered[hi[has]] % width + low
-    out[has] = (lo_v + hi_v) / 2.0
+def steps(values: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """Each row's value minus the previous row's within its segment; 0 on a segment's first
+    row (``new``: the rows that start a segment)."""
+    out = np.empty_like(values)
+    out[:1] = 0
+    np.subtract(values[1:], values[:-1], out=out[1:])
+    out[new] = 0
     return out
 
 
-def gaps_within(day: np.ndarray, new: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(gap, row)``: days since the previous row of the same segment, for every row but
-    each segment's first (``row``: the later row of the pair)."""
-    rows = np.flatnonzero(~new)
-    return (day[rows] - day[rows - 1]), rows
-
-
-def seg_mean_of_last(values: np.ndarray, starts: np.ndarray, k: int) -> np.ndarray:
-    """Mean of each segment's last ``k`` values (fewer when shorter; NaN when empty)."""
-    n = len(values)
-    counts = lengths(starts, n)
-    total = np.concatenate(([0.0], np.cumsum(values, dtype=np.float64)))
-    ends = starts + counts
-    used = np.minimum(counts, k)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(used > 0, (total[ends] - total[ends - used]) / used, np.nan)
+def median_of_steps(step: np.ndarray, new: np.ndarray, starts: np.ndarray,
+                    counts: np.ndarray) -> np.ndarray:
+    """Median of each segment's ``steps`` (its ``counts - 1`` differences, all >= 1: the
+    values differ within a segment); NaN for a one-row segment."""
+    n = len(step)
+    width = int(step.max()) + 1 if n else 1
+    segment = np.cumsum(new) - 1
+    # Sorted within each segment; the first row's 0 comes first, the steps after it.
+    ordered = sort_ints(segment * width + step) % width
+    k = counts - 1
+    low = starts + 1 + (k - 1) // 2
+    high = np.minimum(starts + 1 + k // 2, n - 1)
+    return np.where(k > 0, (ordered[low] + ordered[high]) / 2.0, np.nan)
 
 
 # --- building polars columns --------------------------------------------------------------
 
-try:  # the numpy constructors polars' own Series() ends in, without its ~30 us of checks
-    from polars._plr import PySeries as _PySeries  # polars >= 1.32
+# polars' own constructors, called directly: pl.Series(numpy), Series.gather and
+# pl.DataFrame(series) spend 10-50 us each in Python-side checks or a one-expression query
+# (measured), which on a one-customer request came to most of the time; numpy arrays of known
+# dtype need none of it. Public API when those internals are missing.
+try:
+    from polars._plr import PyDataFrame as _PyDataFrame  # polars >= 1.32
+    from polars._plr import PySeries as _PySeries
 except ImportError:  # pragma: no cover
     try:
+        from polars.polars import PyDataFrame as _PyDataFrame  # type: ignore[no-redef]
         from polars.polars import PySeries as _PySeries  # type: ignore[no-redef]
     except ImportError:
-        _PySeries = None
+        _PySeries = _PyDataFrame = None
+_FAST = _PySeries is not None and all(hasattr(_PySeries, name) for name in (
+    "new_f64", "new_i64", "new_i32", "new_u32", "new_bool", "gather_with_series"))
+
+
+def take(series: pl.Series, rows: np.ndarray) -> pl.Series:
+    """``series.gather(rows)`` (``rows``: non-negative positions)."""
+    if _FAST:
+        index = _PySeries.new_u32("", np.ascontiguousarray(rows, dtype=np.uint32), True)
+        return pl.Series._from_pyseries(series._s.gather_with_series(index))
+    return series.gather(rows)
+
+
+def frame(columns: list[pl.Series]) -> pl.DataFrame:
+    """A DataFrame of equal-length, distinctly named Series."""
+    if _FAST and _PyDataFrame is not None:
+        return pl.DataFrame._from_pydf(_PyDataFrame([c._s for c in columns]))
+    return pl.DataFrame(columns)
+
+
+_F64, _I64 = np.dtype(np.float64), np.dtype(np.int64)
 
 
 def float_column(name: str, values: np.ndarray) -> pl.Series:
     """Float64; NaN becomes null (the features' missing values)."""
-    values = np.ascontiguousarray(values, dtype=np.float64)
-    if _PySeries is not None:
+    if values.dtype is not _F64 or not values.flags.c_contiguous:
+        values = np.ascontiguousarray(values, dtype=np.float64)
+    if _FAST:
         return pl.Series._from_pyseries(_PySeries.new_f64(name, values, True))
     return pl.Series(name, values, nan_to_null=True)
 
 
 def int_column(name: str, values: np.ndarray) -> pl.Series:
-    values = np.ascontiguousarray(values, dtype=np.int64)
-    if _PySeries is not None:
+    if values.dtype is not _I64 or not values.flags.c_contiguous:
+        values = np.ascontiguousarray(values, dtype=np.int64)
+    if _FAST:
         return pl.Series._from_pyseries(_PySeries.new_i64(name, values, True))
     return pl.Series(name, values)
 
 
 def bool_column(name: str, values: np.ndarray) -> pl.Series:
     values = np.ascontiguousarray(values, dtype=bool)
-    if _PySeries is not None:
+    if _FAST:
         return pl.Series._from_pyseries(_PySeries.new_bool(name, values, True))
     return pl.Series(name, values)
 
@@ -388,17 +464,27 @@ def date_column(name: str, days: np.ndarray) -> pl.Series:
     if days.dtype.kind == "f":
         return float_column(name, days).cast(pl.Int32).cast(pl.Date)
     values = np.ascontiguousarray(days, dtype=np.int32)
-    if _PySeries is not None:
-        return pl.Series._from_pyseries(_PySeries.new_i32(name, values, True)).cast(pl.Date)
+    if _FAST:
+        try:
+            return pl.Series._from_pyseries(
+                _PySeries.new_i32(name, values, True).cast(pl.Date, True, True))
+        except TypeError:  # pragma: no cover - another signature of the internal cast
+            return pl.Series._from_pyseries(_PySeries.new_i32(name, values, True)).cast(pl.Date)
     return pl.Series(name, values).cast(pl.Date)
+
+
+def string_column(name: str, values: list) -> pl.Series:
+    if _FAST and hasattr(_PySeries, "new_str"):
+        return pl.Series._from_pyseries(_PySeries.new_str(name, values, True))
+    return pl.Series(name, values, pl.String)
 
 
 def name_column(name: str, names: pl.Series, codes: np.ndarray) -> pl.Series:
     """``names[code]``, null where the code is -1."""
-    if not len(codes) or codes.min() >= 0:
-        return names.gather(codes).alias(name)
-    padded = names.extend_constant(None, 1)
-    return padded.gather(np.where(codes >= 0, codes, len(names))).alias(name)
+    if len(codes) and codes.min() < 0:
+        names = names.extend_constant(None, 1)
+        codes = np.where(codes >= 0, codes, len(names) - 1)
+    return take(names, codes).alias(name)
 
 
 def days_between(later: int, earlier: np.ndarray) -> np.ndarray:

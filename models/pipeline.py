@@ -27,7 +27,15 @@ import polars as pl
 from retain.features.customers import customer_features
 from retain.features.orders import Frame
 from retain.features.products import product_candidates
-from retain.features.segments import changes, changes_in, date_column, lines_before, name_column
+from retain.features.segments import (
+    changes,
+    changes_in,
+    date_column,
+    frame,
+    lines_before,
+    name_column,
+    take,
+)
 from retain.models._gbm import GBMEstimator
 from retain.models.btyd import BTYDModel
 from retain.models.churn import ChurnClassifier
@@ -97,7 +105,7 @@ def due_products(products: pl.DataFrame, as_of: date, ranker: DueProductRanker |
         # Non-candidates (NaN) never win: the most bought product is always a candidate.
         score = ranker.scores(products)
         owner = np.cumsum(changes_in(products.get_column("customer_id"))) - 1
-        rows = np.flatnonzero(~np.isnan(score))
+        rows = (~np.isnan(score)).nonzero()[0]
         rows = rows[np.lexsort((rank[rows], -score[rows], owner[rows]))]
         chosen = rows[changes(owner[rows])]
     overdue = products.get_column("overdue_ratio").to_numpy()[chosen]
@@ -105,18 +113,18 @@ def due_products(products: pl.DataFrame, as_of: date, ranker: DueProductRanker |
     with np.errstate(invalid="ignore"):
         in_use = overdue <= DUE_PRODUCT_MAX_OVERDUE  # NaN (no cadence): not in use
     when = np.where(in_use, np.maximum(np.nan_to_num(next_due), _day(as_of)), np.nan)
-    ids = products.get_column("customer_id").gather(chosen)
+    ids = take(products.get_column("customer_id"), chosen)
     if customer_ids is not None:  # align: a sorted merge, no join to plan
         at = np.asarray(ids.search_sorted(customer_ids), dtype=np.int64)
         found = np.minimum(at, len(ids))
         has = at < len(ids)
         if has.any():
-            rows = np.flatnonzero(has)
-            has[rows] = (ids.gather(found[rows]) == customer_ids.gather(rows)).to_numpy()
+            rows = has.nonzero()[0]
+            has[rows] = (take(ids, found[rows]) == take(customer_ids, rows)).to_numpy()
         chosen = np.append(chosen, -1)[np.where(has, found, len(ids))]
         when = np.append(when, np.nan)[np.where(has, found, len(ids))]
         ids = customer_ids
-    return pl.DataFrame([
+    return frame([
         ids.alias("customer_id"),
         name_column("due_product_id", products.get_column("product_id"), chosen),
         date_column("due_product_date", when),
