@@ -177,14 +177,16 @@ def _order_stats(lines: Lines, buyers: np.ndarray) -> dict:
     purchase, amount = orders.purchase, orders.amount
     recent = orders.day >= end - TREND_DAYS
     previous = (orders.day >= end - 2 * TREND_DAYS) & ~recent
-    # One reduction over all per-order figures, summed per customer.
-    (n, revenue, spent, refunds, basket_items, basket_lines, last_n, prev_n, last_rev,
-     prev_rev) = np.add.reduceat(np.stack([
-         purchase, amount, np.where(purchase, amount, 0.0), ~purchase,
-         np.where(purchase, items, 0.0), np.where(purchase, n_lines, 0.0),
-         purchase & recent, purchase & previous,
-         np.where(recent, amount, 0.0), np.where(previous, amount, 0.0),
-     ]), starts_of(_changes(orders.cust)), axis=1)[:, buyers]
+    # Per-order figures summed per customer, a few per reduction (fewer steps than one
+    # each; less memory than all at once).
+    starts = starts_of(_changes(orders.cust))
+    n, revenue, spent, refunds, basket_items = np.add.reduceat(np.stack([
+        purchase, amount, np.where(purchase, amount, 0.0), ~purchase,
+        np.where(purchase, items, 0.0)]), starts, axis=1)[:, buyers]
+    basket_lines, last_n, prev_n, last_rev, prev_rev = np.add.reduceat(np.stack([
+        np.where(purchase, n_lines, 0.0), purchase & recent, purchase & previous,
+        np.where(recent, amount, 0.0), np.where(previous, amount, 0.0),
+    ]), starts, axis=1)[:, buyers]
     swing = np.abs(last_rev) + np.abs(prev_rev)
     return {
         "orders": int_column("orders", n),

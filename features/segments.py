@@ -93,7 +93,7 @@ class Lines:
 
     def _codes(self, column: str) -> tuple[np.ndarray, pl.Series]:
         if column not in self._frame.columns:
-            return np.full(len(self), -1, dtype=np.int64), pl.Series(column, [], pl.String)
+            return np.full(len(self), -1, dtype=np.int32), pl.Series(column, [], pl.String)
         codes, names = encode(self._frame.get_column(column), self._numpy_engine)
         return codes[self._perm], names
 
@@ -107,8 +107,7 @@ class Lines:
         """The purchased (non-return) lines with a product, sorted by customer, product, day."""
         codes, _ = self.products
         rows = (self.bought & (codes >= 0)).nonzero()[0]
-        cust, product, day = sort_keys(self.cust[rows], codes[rows], self.day[rows],
-                                       small=self.small)
+        cust, product, day = sort_keys(self.cust[rows], codes[rows], self.day[rows])
         new_pair = changes(cust) | changes(product)
         pairs = starts_of(new_pair)
         return ProductLines(cust, product, day, new_pair, pairs, lengths(pairs, len(cust)))
@@ -148,7 +147,8 @@ class Lines:
         return Orders(
             starts=starts,
             cust=self.cust[starts],
-            day=np.minimum.reduceat(self.day, starts) if len(starts) else np.zeros(0, np.int64),
+            day=(np.minimum.reduceat(self.day, starts).astype(np.int64) if len(starts)
+                 else np.zeros(0, np.int64)),
             amount=amount,
             purchase=amount > 0,
         )
@@ -224,7 +224,7 @@ def lines_before(transactions: Frame | Lines, as_of: date) -> Lines:
         customer_ids=customer_ids,
         cust=np.cumsum(new_customer) - 1,
         new_order=new_order,
-        day=ticks[perm] // per_day,
+        day=(ticks[perm] // per_day).astype(np.int32),
         amount=amount.to_numpy()[perm],
         _frame=frame,
         _perm=perm,
@@ -293,32 +293,37 @@ def encode(values: pl.Series, numpy_engine: bool) -> tuple[np.ndarray, pl.Series
         names = sorted(set(listed) - {None})
         index = {name: code for code, name in enumerate(names)}
         index[None] = -1
-        return (np.array([index[v] for v in listed], dtype=np.int64),
+        return (np.array([index[v] for v in listed], dtype=np.int32),
                 string_column(values.name, names))
     names = values.drop_nulls().unique().sort()
     physical = values.cast(pl.Enum(names.to_list())).to_physical()
-    return physical.cast(pl.Int64).fill_null(-1).to_numpy(), names
+    return physical.cast(pl.Int32).fill_null(-1).to_numpy(), names
 
 
-def sort_keys(*keys: np.ndarray, small: bool) -> tuple[np.ndarray, ...]:
-    """The rows of the integer ``keys`` sorted lexicographically (the first key major)."""
+def sort_keys(*keys: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The rows of the integer ``keys`` sorted lexicographically (the first key major), as
+    int64 arrays."""
     if len(keys[0]) < 100_000:  # numpy's lexsort: fewest steps on small arrays
         order = np.lexsort(keys[::-1])
-        return tuple(k[order] for k in keys)
+        return tuple(k[order].astype(np.int64) for k in keys)
     lows = [int(k.min()) for k in keys]
     widths = [int(k.max()) - low + 1 for k, low in zip(keys, lows)]
     if float(np.prod(widths, dtype=np.float64)) >= 2.0**62:  # one int64 cannot hold them
         order = np.lexsort(keys[::-1])
-        return tuple(k[order] for k in keys)
+        return tuple(k[order].astype(np.int64) for k in keys)
+    # One int64 key, sorted in place and decoded: a third of lexsort's memory and time.
     combined = np.zeros(len(keys[0]), dtype=np.int64)
     for k, low, width in zip(keys, lows, widths):
         combined *= width
-        combined += k - low
-    combined = np.sort(combined)
+        combined += k
+        combined -= low
+    combined.sort()
     out = []
     for low, width in zip(lows[::-1], widths[::-1]):
-        combined, rest = np.divmod(combined, width)
-        out.append(rest + low)
+        rest = combined % width
+        rest += low
+        out.append(rest)
+        combined //= width
     return tuple(out[::-1])
 
 
