@@ -25,209 +25,266 @@ sorted by ``customer_id``:
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from datetime import date
 
+import numpy as np
 import polars as pl
 
-from retain.features.orders import Frame, bought_line, days_before, orders, window, with_gaps
+from retain.features.segments import (
+    Frame,
+    Lines,
+    PurchaseDays,
+    bool_column,
+    date_column,
+    float_column,
+    frame,
+    int_column,
+    lengths,
+    lines_before,
+    median_of_steps,
+    name_column,
+    seg_first,
+    starts_of,
+    steps,
+    take,
+)
+from retain.features.segments import changes as _changes
 
 TREND_DAYS = 90
 LENGTHENING_RATIO = 1.25
 
 
+@functools.lru_cache(maxsize=1024)
 def channel_column(channel: str) -> str:
     return "channel_share_" + re.sub(r"[^0-9a-z]+", "_", channel.lower()).strip("_")
 
 
+_SCHEMA = {
+    "customer_id": pl.String, "frequency": pl.Float64, "recency": pl.Float64, "T": pl.Float64,
+    "monetary_value": pl.Float64, "orders": pl.Int64, "revenue": pl.Float64, "aov": pl.Float64,
+    "refunds": pl.Int64, "first_purchase": pl.Date, "last_purchase": pl.Date,
+    "days_since_last_order": pl.Float64, "interval_mean": pl.Float64,
+    "interval_median": pl.Float64, "interval_std": pl.Float64, "interval_cv": pl.Float64,
+    "interval_last": pl.Float64, "interval_recent_mean": pl.Float64,
+    "overdue_ratio": pl.Float64, "interval_trend": pl.Float64,
+    "intervals_lengthening": pl.Boolean, "basket_items": pl.Float64,
+    "basket_lines": pl.Float64, "distinct_products": pl.Int64, "top_product_id": pl.String,
+    "top_product_share": pl.Float64, "orders_last_90d": pl.Int64, "orders_prev_90d": pl.Int64,
+    "revenue_last_90d": pl.Float64, "revenue_prev_90d": pl.Float64,
+    "revenue_trend": pl.Float64, "n_channels": pl.Int64, "top_channel": pl.String,
+    "top_channel_share": pl.Float64,
+}
+_COLUMN_ORDER = list(_SCHEMA)
+_RFM = ("customer_id", "frequency", "recency", "T", "monetary_value")
+
+
 def customer_features(
-    transactions: Frame, as_of: date, channels: Sequence[str] | None = None
+    transactions: Frame | Lines, as_of: date, channels: Sequence[str] | None = None
 ) -> pl.DataFrame:
-    """Features per customer from transactions strictly before ``as_of`` (see module doc)."""
-    return customer_features_lazy(transactions, as_of, channels).collect()
+    """Features per customer from transactions strictly before ``as_of`` (see module doc).
+    ``transactions`` may be ``features.segments.lines_before(transactions, as_of)``, to share
+    its sort with ``features.products``."""
+    lines = lines_before(transactions, as_of)
+    channels = list(channels or ())
+    shares = [channel_column(c) for c in channels]
+    days = lines.purchase_days
+    if not len(days.buyers):
+        return pl.DataFrame(schema={**_SCHEMA, **dict.fromkeys(shares, pl.Float64)})
+    with np.errstate(divide="ignore", invalid="ignore"):  # x / 0 -> NaN -> null, as polars
+        columns = {
+            **_rfm_and_intervals(lines, days),
+            **_order_stats(lines, days.buyers),
+            **_product_mix(lines, days.buyers),
+            **_channel_mix(lines, days.buyers, channels, shares),
+        }
+    return frame([columns[name] for name in _COLUMN_ORDER] + [columns[c] for c in shares])
 
 
-def customer_features_lazy(
-    transactions: Frame, as_of: date, channels: Sequence[str] | None = None
-) -> pl.LazyFrame:
-    lines = window(transactions, None, as_of)
-    all_orders = orders(lines)
-    purchases = all_orders.filter("is_purchase")
-    last_day = days_before(as_of, 1)
-    return (
-        _rfm_and_intervals(purchases, as_of)
-        .join(_order_stats(all_orders, as_of), on="customer_id", how="left")
-        .join(_product_mix(lines), on="customer_id", how="left")
-        .join(_channel_mix(purchases, channels or ()), on="customer_id", how="left")
-        .with_columns(
-            (pl.lit(last_day) - pl.col("first_purchase")).dt.total_days().cast(pl.Float64)
-            .alias("T"),
-            pl.col("distinct_products", "n_channels").fill_null(0),
-        )
-        .with_columns(
-            (pl.col("days_since_last_order") / pl.col("interval_median")).alias("overdue_ratio")
-        )
-        .select(_COLUMN_ORDER + [pl.col(f"^{channel_column('')}.*$")])
-        .sort("customer_id")
-    )
-
-
-_COLUMN_ORDER = [
-    "customer_id", "frequency", "recency", "T", "monetary_value",
-    "orders", "revenue", "aov", "refunds", "first_purchase", "last_purchase",
-    "days_since_last_order", "interval_mean", "interval_median", "interval_std", "interval_cv",
-    "interval_last", "interval_recent_mean", "overdue_ratio", "interval_trend",
-    "intervals_lengthening", "basket_items", "basket_lines", "distinct_products",
-    "top_product_id", "top_product_share", "orders_last_90d", "orders_prev_90d",
-    "revenue_last_90d", "revenue_prev_90d", "revenue_trend", "n_channels", "top_channel",
-    "top_channel_share",
-]
-
-
-def rfm_summary(transactions: Frame, as_of: date) -> pl.DataFrame:
+def rfm_summary(transactions: Frame | Lines, as_of: date) -> pl.DataFrame:
     """``customer_id, frequency, recency, T, monetary_value`` exactly as
     ``lifetimes.utils.summary_data_from_transaction_data(..., freq="D",
     observation_period_end=as_of - 1 day)`` on transactions strictly before ``as_of``."""
-    return rfm_summary_lazy(transactions, as_of).collect()
+    lines = lines_before(transactions, as_of)
+    days = lines.purchase_days
+    if not len(days.buyers):
+        return pl.DataFrame(schema={name: _SCHEMA[name] for name in _RFM})
+    with np.errstate(divide="ignore", invalid="ignore"):
+        columns = _rfm_and_intervals(lines, days, intervals=False)
+    return frame([columns[name] for name in _RFM])
 
 
-def rfm_summary_lazy(transactions: Frame, as_of: date) -> pl.LazyFrame:
-    purchases = orders(window(transactions, None, as_of)).filter("is_purchase")
-    days = purchases.group_by("customer_id", "day").agg(pl.col("amount").sum().alias("day_amount"))
-    last_day = days_before(as_of, 1)
-    return (
-        days.group_by("customer_id")
-        .agg(
-            (pl.len() - 1).cast(pl.Float64).alias("frequency"),
-            (pl.col("day").max() - pl.col("day").min()).dt.total_days().cast(pl.Float64)
-            .alias("recency"),
-            (pl.lit(last_day) - pl.col("day").min()).dt.total_days().cast(pl.Float64).alias("T"),
-            pl.when(pl.len() > 1)
-            .then((pl.col("day_amount").sum() - pl.col("day_amount").sort_by("day").first())
-                  / (pl.len() - 1))
-            .otherwise(0.0)
-            .alias("monetary_value"),
-        )
-        .sort("customer_id")
-    )
+def _rfm_and_intervals(lines: Lines, days: PurchaseDays, intervals: bool = True) -> dict:
+    """RFM in lifetimes' convention and the intervals between purchase days. Gap sums
+    telescope: the mean interval is recency / frequency, the last three's mean is the
+    span of the last three."""
+    end, day, last_row = lines.end, days.day, days.last
+    first, last = day[days.starts], day[last_row]
+    n_gaps = days.counts - 1
+    frequency = n_gaps.astype(np.float64)
+    recency = (last - first).astype(np.float64)
+    repeat = np.add.reduceat(np.where(days.new_buyer, 0.0, days.amount), days.starts)
+    columns = {
+        "customer_id": take(lines.customer_ids, days.buyers),
+        "frequency": float_column("frequency", frequency),
+        "recency": float_column("recency", recency),
+        "T": float_column("T", (end - 1 - first).astype(np.float64)),
+        "monetary_value": float_column("monetary_value",
+                                       np.where(n_gaps > 0, repeat / frequency, 0.0)),
+    }
+    if not intervals:
+        return columns
+    step = steps(day, days.new_buyer)
+    # Sample variance from exact integer sums: (n * sum(g^2) - (sum g)^2) / (n (n - 1)).
+    squares = np.add.reduceat(step * step, days.starts)
+    span = last - first
+    variance = (n_gaps * squares - span * span) / (n_gaps * (n_gaps - 1))
+    std = np.where(n_gaps > 1, np.sqrt(np.maximum(variance, 0.0)), np.nan)
+    mean = recency / frequency
+    median = median_of_steps(step, days.new_buyer, days.starts, days.counts)
+    recent_n = np.minimum(n_gaps, 3)
+    recent = (last - day[last_row - recent_n]) / recent_n
+    trend = recent / median
+    since_last = (end - last).astype(np.float64)
+    columns.update({
+        "first_purchase": date_column("first_purchase", first),
+        "last_purchase": date_column("last_purchase", last),
+        "days_since_last_order": float_column("days_since_last_order", since_last),
+        "interval_mean": float_column("interval_mean", mean),
+        "interval_median": float_column("interval_median", median),
+        "interval_std": float_column("interval_std", std),
+        "interval_cv": float_column("interval_cv", std / mean),
+        "interval_last": float_column(
+            "interval_last", np.where(n_gaps > 0, last - day[last_row - 1], np.nan)),
+        "interval_recent_mean": float_column("interval_recent_mean", recent),
+        "overdue_ratio": float_column("overdue_ratio", since_last / median),
+        "interval_trend": float_column("interval_trend", trend),
+        "intervals_lengthening": bool_column(
+            "intervals_lengthening", (trend > LENGTHENING_RATIO) & (n_gaps >= 3)),
+    })
+    return columns
 
 
-def _rfm_and_intervals(purchases: pl.LazyFrame, as_of: date) -> pl.LazyFrame:
-    days = purchases.group_by("customer_id", "day").agg(pl.col("amount").sum().alias("day_amount"))
-    gaps = pl.col("gap").drop_nulls()
-    return (
-        with_gaps(days, ["customer_id"])
-        .group_by("customer_id")
-        .agg(
-            pl.len().alias("n_days"),
-            pl.col("day").first().alias("first_purchase"),
-            pl.col("day").last().alias("last_purchase"),
-            pl.col("day_amount").sum().alias("days_amount"),
-            pl.col("day_amount").first().alias("first_day_amount"),
-            gaps.mean().alias("interval_mean"),
-            gaps.median().alias("interval_median"),
-            gaps.std().alias("interval_std"),
-            gaps.last().alias("interval_last"),
-            gaps.tail(3).mean().alias("interval_recent_mean"),
-        )
-        .with_columns(
-            (pl.col("n_days") - 1).cast(pl.Float64).alias("frequency"),
-            (pl.col("last_purchase") - pl.col("first_purchase")).dt.total_days().cast(pl.Float64)
-            .alias("recency"),
-            (pl.lit(as_of) - pl.col("last_purchase")).dt.total_days().cast(pl.Float64)
-            .alias("days_since_last_order"),
-            (pl.col("interval_std") / pl.col("interval_mean")).alias("interval_cv"),
-            (pl.col("interval_recent_mean") / pl.col("interval_median")).alias("interval_trend"),
-        )
-        .with_columns(
-            pl.when(pl.col("frequency") > 0)
-            .then((pl.col("days_amount") - pl.col("first_day_amount")) / pl.col("frequency"))
-            .otherwise(0.0)
-            .alias("monetary_value"),
-            ((pl.col("interval_trend") > LENGTHENING_RATIO) & (pl.col("n_days") >= 4))
-            .alias("intervals_lengthening"),
-        )
-    )
+def _order_stats(lines: Lines, buyers: np.ndarray) -> dict:
+    """Over every order (purchases, cancellations, refunds, adjustments) of the buyers."""
+    orders, end, bought, quantity = lines.orders, lines.end, lines.bought, lines.quantity
+    # Per order: the quantities of its non-return lines (a missing one counts 0), their count.
+    items, n_lines = np.add.reduceat(
+        np.stack([np.where(bought & (quantity > 0), quantity, 0.0), bought]),
+        lines.order_starts, axis=1)
+    purchase, amount = orders.purchase, orders.amount
+    recent = orders.day >= end - TREND_DAYS
+    previous = (orders.day >= end - 2 * TREND_DAYS) & ~recent
+    # Per-order figures summed per customer, a few per reduction (fewer steps than one
+    # each; less memory than all at once).
+    starts = starts_of(_changes(orders.cust))
+    n, revenue, spent, refunds, basket_items = np.add.reduceat(np.stack([
+        purchase, amount, np.where(purchase, amount, 0.0), ~purchase,
+        np.where(purchase, items, 0.0)]), starts, axis=1)[:, buyers]
+    basket_lines, last_n, prev_n, last_rev, prev_rev = np.add.reduceat(np.stack([
+        np.where(purchase, n_lines, 0.0), purchase & recent, purchase & previous,
+        np.where(recent, amount, 0.0), np.where(previous, amount, 0.0),
+    ]), starts, axis=1)[:, buyers]
+    swing = np.abs(last_rev) + np.abs(prev_rev)
+    return {
+        "orders": int_column("orders", n),
+        "revenue": float_column("revenue", revenue),
+        "aov": float_column("aov", spent / n),
+        "refunds": int_column("refunds", refunds),
+        "basket_items": float_column("basket_items", basket_items / n),
+        "basket_lines": float_column("basket_lines", basket_lines / n),
+        "orders_last_90d": int_column("orders_last_90d", last_n),
+        "orders_prev_90d": int_column("orders_prev_90d", prev_n),
+        "revenue_last_90d": float_column("revenue_last_90d", last_rev),
+        "revenue_prev_90d": float_column("revenue_prev_90d", prev_rev),
+        "revenue_trend": float_column(
+            "revenue_trend", np.where(swing > 0, (last_rev - prev_rev) / swing, 0.0)),
+    }
 
 
-def _order_stats(all_orders: pl.LazyFrame, as_of: date) -> pl.LazyFrame:
-    recent = pl.col("day") >= days_before(as_of, TREND_DAYS)
-    previous = (pl.col("day") >= days_before(as_of, 2 * TREND_DAYS)) & ~recent
-    purchase = pl.col("is_purchase")
-    last_rev = pl.col("amount").filter(recent).sum()
-    prev_rev = pl.col("amount").filter(previous).sum()
-    return (
-        all_orders.group_by("customer_id")
-        .agg(
-            purchase.sum().cast(pl.Int64).alias("orders"),
-            pl.col("amount").sum().alias("revenue"),
-            pl.col("amount").filter(purchase).mean().alias("aov"),
-            (~purchase).sum().cast(pl.Int64).alias("refunds"),
-            pl.col("items").filter(purchase).mean().alias("basket_items"),
-            pl.col("n_lines").filter(purchase).mean().alias("basket_lines"),
-            (purchase & recent).sum().cast(pl.Int64).alias("orders_last_90d"),
-            (purchase & previous).sum().cast(pl.Int64).alias("orders_prev_90d"),
-            last_rev.alias("revenue_last_90d"),
-            prev_rev.alias("revenue_prev_90d"),
-        )
-        .with_columns(
-            pl.when((pl.col("revenue_last_90d").abs() + pl.col("revenue_prev_90d").abs()) > 0)
-            .then(
-                (pl.col("revenue_last_90d") - pl.col("revenue_prev_90d"))
-                / (pl.col("revenue_last_90d").abs() + pl.col("revenue_prev_90d").abs())
-            )
-            .otherwise(0.0)
-            .alias("revenue_trend")
-        )
-    )
+def _product_mix(lines: Lines, buyers: np.ndarray) -> dict:
+    """Over the purchased (non-return) lines with a product: one count per line."""
+    products = lines.product_lines
+    n_customers = len(lines.customer_ids)
+    distinct = np.zeros(n_customers, dtype=np.int64)
+    top = np.full(n_customers, -1, dtype=np.int64)
+    share = np.full(n_customers, np.nan)
+    if len(products.pairs):
+        owner = products.cust[products.pairs]
+        counts = products.pair_lines
+        starts = starts_of(_changes(owner))
+        who = owner[starts]
+        # The most lines, ties to the smallest product id, as one maximum of count x reversed
+        # code (codes are in id order).
+        width = int(products.product.max()) + 1
+        best = np.maximum.reduceat(
+            counts * width + (width - 1 - products.product[products.pairs]), starts)
+        distinct[who] = lengths(starts, len(owner))
+        top[who] = width - 1 - best % width
+        share[who] = (best // width) / np.add.reduceat(counts, starts)
+    return {
+        "distinct_products": int_column("distinct_products", distinct[buyers]),
+        "top_product_id": name_column("top_product_id", lines.products[1], top[buyers]),
+        "top_product_share": float_column("top_product_share", share[buyers]),
+    }
 
 
-def product_orders(lines: pl.LazyFrame) -> pl.LazyFrame:
-    """``customer_id, product_id, day`` for every purchased (non-return) product line."""
-    return (
-        lines.filter(bought_line() & pl.col("product_id").is_not_null())
-        .select("customer_id", "product_id", pl.col("ts").dt.date().alias("day"))
-    )
+# Channels are few: their counts per buyer fit a dense table of this many cells at a time.
+_CHANNEL_CELLS = 1 << 24
 
 
-def _product_mix(lines: pl.LazyFrame) -> pl.LazyFrame:
-    per_product = product_orders(lines).group_by("customer_id", "product_id").agg(pl.len().alias("n"))
-    return per_product.group_by("customer_id").agg(
-        pl.len().cast(pl.Int64).alias("distinct_products"),
-        pl.col("product_id").sort_by("n", "product_id", descending=[True, False]).first()
-        .alias("top_product_id"),
-        (pl.col("n").max() / pl.col("n").sum()).alias("top_product_share"),
-    )
+def _channel_mix(lines: Lines, buyers: np.ndarray, channels: Sequence[str],
+                 shares_named: list[str]) -> dict:
+    """Over the purchase orders with a channel (an order's channel: its first line's that
+    has one)."""
+    codes, names = lines.channels
+    orders = lines.orders
+    first = seg_first(codes >= 0, lines.order_starts)
+    order_channel = np.where(first >= 0, codes[first], -1)
+    counted = (orders.purchase & (order_channel >= 0)).nonzero()[0]
+    # Only buyers have purchase orders; their rows come in customer order.
+    row = np.searchsorted(buyers, orders.cust[counted])
+    channel = order_channel[counted]
+    n_buyers, width = len(buyers), max(len(names), 1)
+    index = {name: i for i, name in enumerate(names.to_list())}
+    wanted = [index.get(name, -1) for name in channels]
+    n_channels = np.zeros(n_buyers, dtype=np.int64)
+    top = np.full(n_buyers, -1, dtype=np.int64)
+    share = np.full(n_buyers, np.nan)
+    shares = np.full((len(channels), n_buyers), np.nan)
+    block = max(_CHANNEL_CELLS // width, 1)
+    # Blocks of buyers, not customers one by one: one block unless channels run to thousands.
+    for low in range(0, n_buyers, block):
+        high = min(low + block, n_buyers)
+        part = slice(*np.searchsorted(row, [low, high]))
+        counts = np.bincount((row[part] - low) * width + channel[part],
+                             minlength=(high - low) * width).reshape(high - low, width)
+        total = counts.sum(axis=1)
+        has = total > 0
+        n_channels[low:high] = (counts > 0).sum(axis=1)
+        top[low:high] = np.where(has, counts.argmax(axis=1), -1)  # ties: the first name
+        share[low:high] = counts.max(axis=1) / np.where(has, total, np.nan)
+        for i, code in enumerate(wanted):
+            hits = counts[:, code] if code >= 0 else 0
+            shares[i, low:high] = np.where(has, hits / total, np.nan)
+    columns = {
+        "n_channels": int_column("n_channels", n_channels),
+        "top_channel": name_column("top_channel", names, top),
+        "top_channel_share": float_column("top_channel_share", share),
+    }
+    for i, name in enumerate(shares_named):
+        columns[name] = float_column(name, shares[i])
+    return columns
 
 
-def _channel_mix(purchases: pl.LazyFrame, channels: Sequence[str]) -> pl.LazyFrame:
-    per_channel = (
-        purchases.filter(pl.col("channel").is_not_null())
-        .group_by("customer_id", "channel")
-        .agg(pl.len().alias("n"))
-    )
-    shares = [
-        (pl.col("n").filter(pl.col("channel") == name).sum() / pl.col("n").sum())
-        .alias(channel_column(name))
-        for name in channels
-    ]
-    return per_channel.group_by("customer_id").agg(
-        pl.len().cast(pl.Int64).alias("n_channels"),
-        pl.col("channel").sort_by("n", "channel", descending=[True, False]).first()
-        .alias("top_channel"),
-        (pl.col("n").max() / pl.col("n").sum()).alias("top_channel_share"),
-        *shares,
-    )
-
-
-def observed_channels(transactions: Frame) -> list[str]:
+def observed_channels(transactions: Frame | Lines) -> list[str]:
     """The order channels present, for naming the ``channel_share_*`` columns consistently."""
+    if isinstance(transactions, Lines):
+        return transactions.channels[1].to_list()
     values = transactions.lazy().select(pl.col("channel").drop_nulls().unique()).collect()
     return sorted(values["channel"].to_list())
 
 
-__all__ = [
-    "customer_features", "customer_features_lazy", "observed_channels", "rfm_summary",
-    "rfm_summary_lazy",
-]
+__all__ = ["channel_column", "customer_features", "observed_channels", "rfm_summary"]

@@ -24,14 +24,22 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
-from retain.features.customers import customer_features_lazy
+from retain.features.customers import customer_features
 from retain.features.orders import Frame
-from retain.features.products import product_candidates_lazy, product_candidates_small
-from retain.features.small import small_features
+from retain.features.products import product_candidates
+from retain.features.segments import (
+    changes,
+    changes_in,
+    date_column,
+    frame,
+    lines_before,
+    name_column,
+    take,
+)
 from retain.models._gbm import GBMEstimator
 from retain.models.btyd import BTYDModel
 from retain.models.churn import ChurnClassifier
-from retain.models.due_product import DueProductRanker, candidates
+from retain.models.due_product import DueProductRanker
 from retain.models.timing import NextOrderRegressor
 from retain.models.value import RevenueRegressor
 
@@ -54,10 +62,8 @@ MODEL_KINDS = ("baseline", "btyd", "gbm")
 # still in use; beyond it the customer has most likely switched.
 DUE_PRODUCT_MAX_OVERDUE = 3.0
 CLV_SCALE_BOUNDS = (0.25, 4.0)
-# Requests up to this size get their features from plain Python (features.small): for so few
-# customers, planning the polars queries costs more than all the arithmetic. Measured, whole
-# score: 1 customer 2.4 ms vs 18 ms with polars, 64 customers (~1,200 lines) 14 vs 24 ms; the
-# Python path grows with the lines (~7 us each) and breaks even near 3,500 lines.
+# The API scores requests up to this size inline (serving.routes.scores); the scores do not
+# depend on it: features and due products are one implementation at any size.
 SMALL_BATCH_MAX_CUSTOMERS = 64
 SMALL_BATCH_MAX_LINES = 2_000
 
@@ -76,65 +82,57 @@ def with_btyd(features: pl.DataFrame, btyd: BTYDModel, horizon_days: int, as_of:
     ])
 
 
-def due_products(products: pl.DataFrame, as_of: date,
-                 ranker: DueProductRanker | None = None) -> pl.DataFrame:
+def due_products(products: pl.DataFrame, as_of: date, ranker: DueProductRanker | None = None,
+                 customer_ids: pl.Series | None = None) -> pl.DataFrame:
     """Per customer, the product most likely in the next order and when it runs out:
-    ``customer_id, due_product_id, due_product_date``.
+    ``customer_id, due_product_id, due_product_date``, one row per customer in ``products``
+    or, given ``customer_ids`` (sorted), one row per id in that order (nulls for an id without
+    products).
 
-    ``products``: ``features.products.product_candidates``. With a ``ranker``
-    (``models.due_product``), its top-scored candidate; without one, the customer's most bought
-    product (``purchase_rank`` 1: most lines, ties to the smallest id): on simulated shops the
-    previous rule (products bought twice, weighted by their own cadence) lost to it.
-    ``due_product_date`` is the product's own next due date, never before the as-of date, and
-    null when it has no cadence (bought on one day) or is overdue beyond
-    ``DUE_PRODUCT_MAX_OVERDUE`` of its intervals (the customer has most likely switched).
+    ``products``: ``features.products.product_candidates`` (sorted by customer). With a
+    ``ranker`` (``models.due_product``), its top-scored candidate (ties to the most bought);
+    without one, the customer's most bought product (``purchase_rank`` 1: most lines, ties to
+    the smallest id): on simulated shops the previous rule (products bought twice, weighted by
+    their own cadence) lost to it. ``due_product_date`` is the product's own next due date,
+    never before the as-of date, and null when it has no cadence (bought on one day) or is
+    overdue beyond ``DUE_PRODUCT_MAX_OVERDUE`` of its intervals (the customer has most likely
+    switched).
     """
+    rank = products.get_column("purchase_rank").to_numpy()
     if ranker is None:
-        ranked = products.filter(pl.col("purchase_rank") == 1)
+        chosen = np.flatnonzero(rank == 1)  # one per customer
     else:
-        ranked = candidates(products).with_columns(
-            pl.Series("_score", ranker.scores(candidates(products)))
-        ).sort(["customer_id", "_score", "purchase_rank"], descending=[False, True, False])
-    in_use = pl.col("overdue_ratio") <= DUE_PRODUCT_MAX_OVERDUE
-    return (
-        ranked.group_by("customer_id", maintain_order=True)
-        .first()
-        .select(
-            "customer_id",
-            pl.col("product_id").alias("due_product_id"),
-            pl.when(in_use).then(pl.max_horizontal(pl.col("next_due"), pl.lit(as_of)))
-            .alias("due_product_date"),
-        )
-    )
-
-
-def due_products_small(products: pl.DataFrame, as_of: date, customer_ids: pl.Series,
-                       ranker: DueProductRanker | None = None) -> dict[str, pl.Series]:
-    """``due_products`` for a few customers in plain Python (same candidates, ranking and ties),
-    as ``due_product_id`` and ``due_product_date`` aligned with ``customer_ids``."""
-    wanted = set(customer_ids.to_list())
-    names = ("customer_id", "product_id", "next_due", "overdue_ratio")
-    columns = [products.get_column(name).to_list() for name in names]
-    rank = products.get_column("purchase_rank").to_list()
-    if ranker is None:
-        keys = [(r,) for r in rank]
-    else:
-        score = ranker.scores(products)
         # Non-candidates (NaN) never win: the most bought product is always a candidate.
-        keys = [(1, 0.0, r) if np.isnan(s) else (0, -float(s), r) for s, r in zip(score, rank)]
-    best: dict[str, tuple[tuple, str, date | None]] = {}
-    for key, (customer_id, product_id, next_due, overdue_ratio) in zip(keys, zip(*columns)):
-        if customer_id not in wanted or (customer_id in best and best[customer_id][0] <= key):
-            continue
-        in_use = overdue_ratio is not None and overdue_ratio <= DUE_PRODUCT_MAX_OVERDUE
-        best[customer_id] = (key, product_id, max(next_due, as_of) if in_use else None)
-    chosen = [best.get(customer_id) for customer_id in customer_ids.to_list()]
-    return {
-        "due_product_id": pl.Series(
-            "due_product_id", [None if c is None else c[1] for c in chosen], pl.String),
-        "due_product_date": pl.Series(
-            "due_product_date", [None if c is None else c[2] for c in chosen], pl.Date),
-    }
+        score = ranker.scores(products)
+        owner = np.cumsum(changes_in(products.get_column("customer_id"))) - 1
+        rows = (~np.isnan(score)).nonzero()[0]
+        rows = rows[np.lexsort((rank[rows], -score[rows], owner[rows]))]
+        chosen = rows[changes(owner[rows])]
+    overdue = products.get_column("overdue_ratio").to_numpy()[chosen]
+    next_due = products.get_column("next_due").cast(pl.Int32).to_numpy()[chosen]
+    with np.errstate(invalid="ignore"):
+        in_use = overdue <= DUE_PRODUCT_MAX_OVERDUE  # NaN (no cadence): not in use
+    when = np.where(in_use, np.maximum(np.nan_to_num(next_due), _day(as_of)), np.nan)
+    ids = take(products.get_column("customer_id"), chosen)
+    if customer_ids is not None:  # align: a sorted merge, no join to plan
+        at = np.asarray(ids.search_sorted(customer_ids), dtype=np.int64)
+        found = np.minimum(at, len(ids))
+        has = at < len(ids)
+        if has.any():
+            rows = has.nonzero()[0]
+            has[rows] = (take(ids, found[rows]) == take(customer_ids, rows)).to_numpy()
+        chosen = np.append(chosen, -1)[np.where(has, found, len(ids))]
+        when = np.append(when, np.nan)[np.where(has, found, len(ids))]
+        ids = customer_ids
+    return frame([
+        ids.alias("customer_id"),
+        name_column("due_product_id", products.get_column("product_id"), chosen),
+        date_column("due_product_date", when),
+    ])
+
+
+def _day(day: date) -> int:
+    return (day - date(1970, 1, 1)).days
 
 
 @dataclass(frozen=True)
@@ -276,14 +274,9 @@ class ScoringPipeline:
     def features(self, transactions: Frame, as_of: date) -> tuple[pl.DataFrame, pl.DataFrame]:
         """Customer features (with the probabilistic model's outputs) and customer x product
         candidates (``features.products.product_candidates``)."""
-        if is_small_batch(transactions):
-            customers, products = small_features(transactions, as_of, self.channels)
-            products = product_candidates_small(transactions, as_of, products)
-        else:
-            customers, products = pl.collect_all([
-                customer_features_lazy(transactions, as_of, self.channels),
-                product_candidates_lazy(transactions, as_of),
-            ])
+        lines = lines_before(transactions, as_of)  # one sort for both frames
+        customers = customer_features(lines, as_of, self.channels)
+        products = product_candidates(lines, as_of)
         return with_btyd(customers, self.btyd, self.horizon_days, as_of), products
 
     def score(self, transactions: Frame, as_of: date) -> pl.DataFrame:
@@ -370,25 +363,15 @@ class ScoringPipeline:
             pl.Series("overdue_days", np.maximum(since_last - interval, 0.0), nan_to_null=True),
             pl.Series("score_source", source.astype(str)),
         )}
-        if frame.height <= SMALL_BATCH_MAX_CUSTOMERS:  # no join to plan
-            scores.update(due_products_small(products, as_of, scores["customer_id"],
-                                             self.due_product_ranker))
-            return pl.DataFrame([scores[name] for name in SCORE_COLUMNS])
-        due = due_products(products, as_of, self.due_product_ranker)
-        return pl.DataFrame(list(scores.values())).join(due, on="customer_id", how="left").select(
-            SCORE_COLUMNS)
+        due = due_products(products, as_of, self.due_product_ranker, scores["customer_id"])
+        scores.update({name: due.get_column(name) for name in ("due_product_id",
+                                                               "due_product_date")})
+        return pl.DataFrame([scores[name] for name in SCORE_COLUMNS])
 
 
 def days_after(day: date, days: np.ndarray) -> pl.Series:
     """``day`` plus ``days`` rounded half to even, as dates."""
     return pl.Series(np.datetime64(day, "D") + np.round(days).astype("timedelta64[D]"))
-
-
-def is_small_batch(transactions: Frame) -> bool:
-    """Few enough customers and lines for the plain-Python features (``features.small``)."""
-    return (isinstance(transactions, pl.DataFrame)
-            and transactions.height <= SMALL_BATCH_MAX_LINES
-            and transactions.get_column("customer_id").n_unique() <= SMALL_BATCH_MAX_CUSTOMERS)
 
 
 def model_inputs(frame: pl.DataFrame, models: Sequence[GBMEstimator]) -> list[np.ndarray]:

@@ -24,7 +24,7 @@ from datetime import date, timedelta
 import numpy as np
 import polars as pl
 
-from retain.features.customers import customer_features_lazy, observed_channels, rfm_summary
+from retain.features.customers import customer_features, observed_channels, rfm_summary
 from retain.features.labels import labels_lazy
 from retain.features.orders import Frame, bought_line, orders, window
 from retain.models.btyd import BTYD_KINDS, BTYD_NAMES, BTYDModel, InsufficientHistoryError
@@ -122,10 +122,8 @@ def btyd_model(config: TrainConfig, model: str = "bgnbd") -> BTYDModel:
 
 def origin_frame(transactions: Frame, origin: date, channels: Sequence[str], config: TrainConfig) -> pl.DataFrame:
     """Features, BTYD outputs (fitted at the origin) and horizon labels at one origin."""
-    features, outcome = pl.collect_all([
-        customer_features_lazy(transactions, origin, channels),
-        labels_lazy(transactions, origin, config.horizon_days),
-    ])
+    features = customer_features(transactions, origin, channels)
+    outcome = labels_lazy(transactions, origin, config.horizon_days).collect()
     # The features already hold the RFM summary (identical to rfm_summary, tested): no rebuild.
     btyd = btyd_model(config).fit(features)
     return with_btyd(features, btyd, config.horizon_days, origin).join(

@@ -103,9 +103,10 @@ def features(
     horizon after it)."""
     import polars as pl
 
-    from retain.features.customers import customer_features_lazy, observed_channels
-    from retain.features.labels import labels_lazy
-    from retain.features.products import customer_product_features_lazy
+    from retain.features.customers import customer_features, observed_channels
+    from retain.features.labels import labels
+    from retain.features.products import customer_product_features
+    from retain.features.segments import lines_before
 
     config = transaction_settings(transactions, as_of, horizon_days, on_bad_rows, column_map, query,
                                   encoding=encoding, date_format=date_format,
@@ -120,12 +121,12 @@ def features(
         return
     tx, cutoff, _ = load(config, rejects, config.horizon_days if with_labels else None)
     with step(f"Building customer features as of {cutoff}"):
-        lazy = [customer_features_lazy(tx, cutoff, observed_channels(tx))]
+        lines = lines_before(tx, cutoff)  # one sort for both feature frames
+        frames = [customer_features(lines, cutoff, observed_channels(tx))]
         if with_labels:
-            lazy.append(labels_lazy(tx, cutoff, config.horizon_days))
+            frames.append(labels(tx, cutoff, config.horizon_days))
         if write_products:
-            lazy.append(customer_product_features_lazy(tx, cutoff))
-        frames = pl.collect_all(lazy)
+            frames.append(customer_product_features(lines, cutoff))
     customer_frame = frames[0]
     if customer_frame.height == 0:
         raise fail(f"no customer has a purchase before the as-of date {cutoff}")

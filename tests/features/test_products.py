@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from datetime import date
 
-import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
@@ -63,14 +62,3 @@ def test_candidates_count_cadence_in_the_customers_own_baskets():
     # The columns the pipeline always had are unchanged.
     plain = customer_product_features(tx, date(2024, 4, 11))
     assert_frame_equal(frame.select(plain.columns), plain)
-
-
-def test_candidates_of_a_few_customers_in_python_equal_the_polars_ones(shop_history, shop):
-    from retain.features.products import product_candidates, product_candidates_small
-
-    ids = shop_history["customer_id"].unique().sort().head(40).to_list()
-    for as_of in (shop.as_of, date(2026, 1, 15)):
-        few = shop_history.filter(pl.col("customer_id").is_in(ids))
-        expected = product_candidates(few, as_of)
-        plain = customer_product_features(few, as_of)
-        assert_frame_equal(product_candidates_small(few, as_of, plain), expected)

@@ -1,4 +1,5 @@
-"""The scoring pipeline: small requests (plain-Python features) score exactly as the batch."""
+"""The scoring pipeline: a customer scored alone, or a request of a few, scores exactly as in the
+batch (one implementation of the features and the due products at any size)."""
 
 from __future__ import annotations
 
@@ -13,14 +14,10 @@ from polars.testing import assert_frame_equal
 from sklearn.metrics import roc_auc_score
 
 from retain.features.labels import labels_lazy
-from retain.models.pipeline import (
-    SMALL_BATCH_MAX_CUSTOMERS,
-    ExpectedOrdersChurn,
-    due_products,
-    due_products_small,
-    is_small_batch,
-)
+from retain.models.pipeline import ExpectedOrdersChurn, due_products
 from retain.training.backtest import TrainConfig, fit_pipeline
+
+REQUEST = 64  # customers in a "small" request
 
 
 @pytest.fixture(scope="module")
@@ -37,14 +34,9 @@ def of(history: pl.DataFrame, ids: list[str]) -> pl.DataFrame:
     return history.filter(pl.col("customer_id").is_in(ids))
 
 
-def assert_small_equals_batch(pipeline, history: pl.DataFrame, ids: list[str], as_of) -> None:
+def assert_alone_equals_batch(pipeline, history: pl.DataFrame, ids: list[str], as_of) -> None:
     batch = pipeline.score(of(history, ids), as_of)
-    assert not is_small_batch(of(history, ids))
-    one_at_a_time = []
-    for customer_id in ids:
-        one = of(history, [customer_id])
-        assert is_small_batch(one)
-        one_at_a_time.append(pipeline.score(one, as_of))
+    one_at_a_time = [pipeline.score(of(history, [customer_id]), as_of) for customer_id in ids]
     assert_frame_equal(pl.concat(one_at_a_time), batch, check_exact=False, rel_tol=0,
                        abs_tol=1e-9)
 
@@ -53,16 +45,14 @@ def assert_small_equals_batch(pipeline, history: pl.DataFrame, ids: list[str], a
 def test_customers_scored_one_at_a_time_equal_the_batch(pipeline, shop, shop_history,
                                                          days_before):
     # Some of these customers bought only after the earlier as-of date: no row for them.
-    ids = customers(shop_history, SMALL_BATCH_MAX_CUSTOMERS + 40, offset=100)
+    ids = customers(shop_history, REQUEST + 40, offset=100)
     as_of = shop.as_of - timedelta(days=days_before)
-    assert_small_equals_batch(pipeline, shop_history, ids, as_of)
+    assert_alone_equals_batch(pipeline, shop_history, ids, as_of)
 
 
 def test_small_groups_equal_the_batch(pipeline, shop, shop_history):
-    ids = customers(shop_history, 4 * SMALL_BATCH_MAX_CUSTOMERS, offset=500)
-    groups = [ids[i:i + SMALL_BATCH_MAX_CUSTOMERS]
-              for i in range(0, len(ids), SMALL_BATCH_MAX_CUSTOMERS)]
-    assert all(is_small_batch(of(shop_history, group)) for group in groups)
+    ids = customers(shop_history, 4 * REQUEST, offset=500)
+    groups = [ids[i:i + REQUEST] for i in range(0, len(ids), REQUEST)]
     scored = pl.concat([pipeline.score(of(shop_history, group), shop.as_of) for group in groups])
     assert_frame_equal(scored, pipeline.score(of(shop_history, ids), shop.as_of),
                        check_exact=False, rel_tol=0, abs_tol=1e-9)
@@ -70,12 +60,11 @@ def test_small_groups_equal_the_batch(pipeline, shop, shop_history):
 
 def test_probabilistic_fallback_scores_small_requests_as_the_batch(pipeline, shop, shop_history):
     # Its one-timers' timing falls back on the request's median interval, so compare whole
-    # requests: a lazy frame takes the polars path.
+    # requests: a lazy frame is the same request.
     fallback = dataclasses.replace(pipeline, churn=None, value=None, timing=None)
     assert not fallback.eligible
     for offset in (0, 300, 600):
-        request = of(shop_history, customers(shop_history, SMALL_BATCH_MAX_CUSTOMERS, offset))
-        assert is_small_batch(request)
+        request = of(shop_history, customers(shop_history, REQUEST, offset))
         assert_frame_equal(fallback.score(request, shop.as_of),
                            fallback.score(request.lazy(), shop.as_of),
                            check_exact=False, rel_tol=0, abs_tol=1e-9)
@@ -109,7 +98,7 @@ def test_a_fallback_ranking_churn_by_expected_orders_scores_small_requests_as_th
                                      frame["btyd_p_no_order"].to_numpy())
     fallback = dataclasses.replace(pipeline, churn=None, value=None, timing=None,
                                    orders_churn=fitted)
-    ids = customers(shop_history, SMALL_BATCH_MAX_CUSTOMERS + 10, offset=200)
+    ids = customers(shop_history, REQUEST + 10, offset=200)
     scores = fallback.score(of(shop_history, ids), shop.as_of)
     # One customer at a time, the same probabilities (the fallback's timing reads the
     # request's median interval, so only churn is compared here).
@@ -132,45 +121,56 @@ def due_ranker(shop_history, shop):
 
 
 @pytest.mark.parametrize("with_ranker", [False, True])
-def test_small_due_products_equal_the_polars_choice(pipeline, due_ranker, shop, shop_history,
-                                                    with_ranker):
+def test_due_products_aligned_to_the_scored_customers_equal_the_join(
+        pipeline, due_ranker, shop, shop_history, with_ranker):
     ranked = dataclasses.replace(pipeline, due_product=due_ranker if with_ranker else None)
-    for ids in (customers(shop_history, 12), customers(shop_history, 12, offset=40)):
+    ranker = ranked.due_product_ranker
+    for ids in (customers(shop_history, 12), customers(shop_history, 300, offset=40)):
         frame, products = ranked.features(of(shop_history, ids), shop.as_of)
-        ranker = ranked.due_product_ranker
-        expected = frame.select("customer_id").join(
-            due_products(products, shop.as_of, ranker), on="customer_id", how="left")
-        small = due_products_small(products, shop.as_of, frame["customer_id"], ranker)
-        assert_frame_equal(pl.DataFrame([frame["customer_id"], *small.values()]), expected)
+        per_customer = due_products(products, shop.as_of, ranker)
+        assert per_customer["customer_id"].is_unique().all()
+        assert per_customer.height == products["customer_id"].n_unique()
+        expected = frame.select("customer_id").join(per_customer, on="customer_id", how="left")
+        # Ids without products (and ids past the last one) get nulls.
+        ids_in = pl.Series("customer_id", ["", *frame["customer_id"].to_list(), "~"])
+        aligned = due_products(products, shop.as_of, ranker, ids_in)
+        assert_frame_equal(aligned.slice(1, frame.height), expected)
+        assert aligned.row(0) == ("", None, None) and aligned.row(-1) == ("~", None, None)
         assert expected["due_product_id"].null_count() < len(ids)
+        if ranker is None:  # the most bought product
+            top = products.filter(pl.col("purchase_rank") == 1)
+            assert per_customer["due_product_id"].to_list() == top["product_id"].to_list()
+        dated = per_customer.join(products, left_on=["customer_id", "due_product_id"],
+                                  right_on=["customer_id", "product_id"]).filter(
+            pl.col("due_product_date").is_not_null())
+        assert dated.height > 0 and (dated["due_product_date"] >= shop.as_of).all()
+        assert (dated["overdue_ratio"] <= 3.0).all()
 
 
 def test_a_pipeline_with_a_due_product_ranker_scores_small_requests_as_the_batch(
         pipeline, due_ranker, shop, shop_history):
     ranked = dataclasses.replace(pipeline, due_product=due_ranker)
-    ids = customers(shop_history, SMALL_BATCH_MAX_CUSTOMERS + 10, offset=200)
-    assert_small_equals_batch(ranked, shop_history, ids, shop.as_of)
+    ids = customers(shop_history, REQUEST + 10, offset=200)
+    assert_alone_equals_batch(ranked, shop_history, ids, shop.as_of)
     # The ranker changes some choices: it is not the most-bought rule under another name.
     plain = pipeline.score(of(shop_history, ids), shop.as_of)["due_product_id"]
     assert (ranked.score(of(shop_history, ids), shop.as_of)["due_product_id"] != plain).any()
 
 
-def test_large_or_lazy_inputs_take_the_polars_path(shop_history):
-    few = of(shop_history, customers(shop_history, 3))
-    assert is_small_batch(few)
-    assert not is_small_batch(few.lazy())
-    many = of(shop_history, customers(shop_history, SMALL_BATCH_MAX_CUSTOMERS + 1))
-    assert not is_small_batch(many)
+def test_a_lazy_input_scores_as_the_frame(pipeline, shop, shop_history):
+    request = of(shop_history, customers(shop_history, 30, offset=900))
+    assert_frame_equal(pipeline.score(request.lazy(), shop.as_of),
+                       pipeline.score(request, shop.as_of))
 
 
 def test_without_product_ids_there_is_no_due_product(pipeline, due_ranker, shop, shop_history):
     """CDNOW has amounts and dates only: every due product is null, on both paths."""
     ranked = dataclasses.replace(pipeline, due_product=due_ranker)
     no_products = shop_history.with_columns(pl.lit(None, pl.String).alias("product_id"))
-    ids = customers(shop_history, SMALL_BATCH_MAX_CUSTOMERS + 5)
+    ids = customers(shop_history, REQUEST + 5)
     for scorer in (pipeline, ranked):
         scores = scorer.score(of(no_products, ids), shop.as_of)
         assert scores.height > 0
         assert scores["due_product_id"].null_count() == scores.height
         assert scores["due_product_date"].null_count() == scores.height
-        assert_small_equals_batch(scorer, no_products, ids, shop.as_of)
+        assert_alone_equals_batch(scorer, no_products, ids, shop.as_of)

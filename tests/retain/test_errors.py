@@ -32,7 +32,7 @@ def failing_features(monkeypatch, exc: BaseException) -> None:
         raise exc
 
     # `retain features` imports its feature code when it runs (help stays instant).
-    monkeypatch.setattr(retain.features.customers, "customer_features_lazy", explode)
+    monkeypatch.setattr(retain.features.customers, "customer_features", explode)
 
 
 def lines(output: str) -> list[str]:
