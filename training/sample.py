@@ -127,7 +127,12 @@ def draw_sample(transactions: Frame, as_of: date, horizon_days: int,
                 sample_customers: int) -> CustomerSample | None:
     """The stratified sample of about ``sample_customers`` customers (each stratum's
     share rounded up), or None when the shop has no more customers than that."""
-    strata = customer_strata(transactions, as_of, horizon_days)
+    return select_sample(customer_strata(transactions, as_of, horizon_days), sample_customers)
+
+
+def select_sample(strata: pl.DataFrame, sample_customers: int) -> CustomerSample | None:
+    """The sample from :func:`customer_strata`'s frame, however it was computed (an engine
+    that builds the strata per customer-hash partition collects them and draws here)."""
     total = strata.height
     if total <= sample_customers:
         return None
@@ -143,4 +148,4 @@ def draw_sample(transactions: Frame, as_of: date, horizon_days: int,
 
 
 __all__ = ["DEFAULT_SAMPLE_CUSTOMERS", "STRATA", "CustomerSample", "customer_hash",
-           "customer_strata", "draw_sample"]
+           "customer_strata", "draw_sample", "select_sample"]

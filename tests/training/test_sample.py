@@ -111,3 +111,35 @@ def test_the_backtest_says_it_is_on_the_sample(shop, shop_history):
     assert frame.height <= sample["customers"]  # scored and judged: sampled customers only
     assert any(line.startswith("backtest on a stratified sample of 1,5") for line in said)
     assert "auc" in metrics["churn"]["retain"]
+
+
+def test_the_mlflow_run_logs_the_sample_size_and_strata(tracking, shop, shop_history):
+    from retain.training.train import train
+
+    ids = shop_history["customer_id"].unique().sort().head(1500).implode()
+    history = shop_history.filter(pl.col("customer_id").is_in(ids))
+    config = TrainConfig(n_origins=2, n_estimators=40, learning_rate=0.2, sample_customers=1000)
+    result = train(history, shop.as_of, config, progress=lambda _: None, register=False)
+    run = tracking.get_run(result.run_id)
+    params = run.data.params
+    sample = result.metrics["sample"]
+    assert params["sample_customers"] == "1000"
+    assert params["sample.customers"] == str(sample["customers"])
+    # Customers with a purchase: one of the 1,500 ids has only refunds.
+    assert params["sample.of_customers"] == str(sample["of_customers"]) == "1499"
+    assert params["sample.stratified_by"] == "orders_bucket,recency_bucket,label"
+    assert int(params["sample.strata"]) == len(sample["table"]) > 10
+    logged = mlflow_json(result.run_id, "sample_strata.json")
+    assert sum(row["sampled"] for row in logged["table"]) == sample["customers"]
+    assert mlflow_json(result.run_id, "backtest_metrics.json")["sample"] == logged
+    assert "stratified sample of" in run.data.tags["mlflow.note.content"]
+
+
+def mlflow_json(run_id: str, path: str) -> dict:
+    import json
+
+    import mlflow
+
+    local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path)
+    with open(local) as handle:
+        return json.load(handle)
