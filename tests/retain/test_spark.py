@@ -204,3 +204,15 @@ def test_score_on_spark_equals_the_local_engine(env):
         stored = store.scores().sort("customer_id")
     assert stored.height == local.height
     assert stored["goal"].to_list() == local["goal"].to_list()
+
+
+def test_a_catalog_table_reads_like_its_parquet(env, spark):
+    spark.read.parquet(str(env / "shop" / "transactions.parquet")).createOrReplaceTempView("shop_tx")
+    invoke("features", "--transactions", "shop/transactions.parquet", "--as-of", AS_OF,
+           "--products-out", "none", "--out", "table_local.parquet")
+    invoke("features", "--transactions", "table:shop_tx", "--as-of", AS_OF,
+           "--products-out", "none", "--out", "table_spark.parquet", *SPARK)
+    assert_same(pl.read_parquet("table_local.parquet"), parts(env / "table_spark.parquet"))
+    missing = runner.invoke(app, ["features", "--transactions", "table:no_such_table", "--out",
+                                  "t.parquet", *SPARK])
+    assert missing.exit_code == 1 and "table:no_such_table" in missing.output
