@@ -111,7 +111,7 @@ def test_the_logged_model_names_real_requirements_and_carries_retains_code(train
     assert Version(f"{Version(importlib.metadata.version('pandas')).major + 1}") \
         not in requirements["pandas"]
     for package in CODE_PACKAGES:
-        assert (local / "code" / package / "__init__.py").exists()
+        assert (local / "code" / "retain" / package / "__init__.py").exists()
     assert not list((local / "code").rglob("__pycache__"))
 
 
@@ -154,9 +154,9 @@ def test_slow_the_model_loads_and_scores_in_a_fresh_virtualenv_from_its_requirem
         "assert importlib.util.find_spec('retain') is None and importlib.util.find_spec('models') is None\n"
         "model = mlflow.pyfunc.load_model(sys.argv[1])\n"
         "scores = model.predict(pd.read_parquet(sys.argv[2]), params={'as_of': sys.argv[3]})\n"
-        "import models\n"
+        "import retain\n"
         "print(len(scores), bool(scores['churn_probability'].between(0, 1).all()),\n"
-        "      models.__file__.startswith(sys.argv[1]))\n"
+        "      retain.__file__.startswith(sys.argv[1]))\n"
     )
     done = subprocess.run([str(venv / "bin" / "python"), "-c", script, str(model_dir),
                            str(where / "tx.parquet"), str(shop.as_of)],
@@ -182,13 +182,14 @@ def test_retain_loading_its_model_keeps_its_own_code_and_sys_path(trained):
     repo = Path(__file__).resolve().parents[2]
     script = (
         "import sys\n"
-        "from models.registry import load_registered\n"
+        "from retain.models.registry import load_registered\n"
         "before = list(sys.path)\n"
         "loaded = [load_registered() for _ in range(2)][-1]\n"
-        "import decisions.segments, features.orders, models.pipeline\n"
-        "print(sys.path == before, type(loaded.pipeline) is models.pipeline.ScoringPipeline,\n"
-        "      all(m.__file__.startswith(sys.argv[1]) for m in\n"
-        "          (decisions.segments, features.orders, models.pipeline)))\n"
+        "import retain.decisions.segments, retain.features.orders, retain.models.pipeline\n"
+        "from retain.models.pipeline import ScoringPipeline\n"
+        "print(sys.path == before, type(loaded.pipeline) is ScoringPipeline,\n"
+        "      all(m.__file__.startswith(sys.argv[1]) for m in (retain.decisions.segments,\n"
+        "          retain.features.orders, retain.models.pipeline)))\n"
     )
     env = {**os.environ, "PYTHONPATH": str(repo),
            "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}"}
