@@ -80,8 +80,15 @@ def measure_channels(contacts: Frame, transactions: Frame, as_of: date, rules: C
                      reachable_days: int = 180) -> ChannelMeasurements:
     """Measure every channel in the log (and the rules' cost table) up to ``as_of``; messages
     count when the customer had ordered within ``reachable_days`` before them."""
-    judged = responses(contacts, transactions, as_of, rules.response_days,
-                       reachable_days).with_columns(
+    return measure_responses(
+        responses(contacts, transactions, as_of, rules.response_days, reachable_days),
+        as_of, rules)
+
+
+def measure_responses(judged: Frame, as_of: date, rules: Channels) -> ChannelMeasurements:
+    """``measure_channels`` from :func:`responses`' rows (which are per customer: the Spark
+    engine gathers them from its partitions and measures once, shop-wide)."""
+    judged = judged.lazy().with_columns(
         pl.col("ts").dt.truncate("1q" if rules.period == "quarter" else "1mo").dt.date()
         .alias("period")
     )

@@ -63,6 +63,14 @@ _CUSTOMER_TYPES = {"customer_id": pa.string(), "signup_ts": pa.timestamp("us"),
                    "acquisition_channel": pa.string()}
 
 
+# Contacts log after ``load_contacts``.
+CONTACT_SCHEMA = pa.schema([
+    ("customer_id", pa.string()), ("ts", pa.timestamp("us")), ("channel", pa.string()),
+    ("campaign", pa.string()), ("cost", pa.float64()), ("control", pa.bool_()),
+])
+_SIDE = "_side"
+
+
 class SparkUnavailable(RuntimeError):
     """PySpark or Java is missing: what to install, in one line."""
 
@@ -233,7 +241,7 @@ class LoadSpec:
 def _load_bucket(table: pa.Table, spec: LoadSpec, schema: pa.Schema) -> pa.Table:
     """Validate one bucket with the contract's loader: the valid rows as ``schema``, plus one
     row whose ``_report`` holds the bucket's report and its rejected rows (JSON)."""
-    from retain.features.contract import load_customers, load_transactions
+    from retain.features.contract import load_contacts, load_customers, load_transactions
 
     bucket = table.column(BUCKET)[0].as_py()
     table = table.sort_by([(_FILE, "ascending"), (_POS, "ascending")])  # the file's order
@@ -254,8 +262,9 @@ def _load_bucket(table: pa.Table, spec: LoadSpec, schema: pa.Schema) -> pa.Table
                     column_map=spec.column_map, on_bad_rows="skip", rejects_path=rejects,
                     options=spec.options)
             else:
-                loaded = load_customers(path, column_map=spec.column_map, on_bad_rows="skip",
-                                        rejects_path=rejects)
+                loader = load_customers if spec.kind == "customers" else load_contacts
+                loaded = loader(path, column_map=spec.column_map, on_bad_rows="skip",
+                                rejects_path=rejects)
             frame = loaded.frame
             report.update(_report_fields(loaded.report, positions))
         except DataError as exc:
@@ -598,44 +607,62 @@ class ScoreSpec:
     rules: Rules
     lang: str
     schema: pa.Schema
+    consent_columns: list[str] | None = None  # the customers table's, when given
+    channels: Any = None  # ChannelMeasurements from the contacts log, when given
 
 
-def score_table(table: pa.Table, consents: pa.Table | None, spec: ScoreSpec,
+def score_table(table: pa.Table, side: pa.Table | None, spec: ScoreSpec,
                 payload: Any) -> pa.Table:
     """One bucket: the registered pipeline's scores and decisions, as ``retain score`` writes
     them locally (``decisions.decide.score_and_decide``, then model_version, then the order
-    history)."""
+    history). ``side``: the bucket's customers and contacts rows (``_side`` says which)."""
+    import copy
+
     from retain.decisions.decide import ORDER_HISTORY_COLUMNS, score_and_decide
 
     pipeline = _pipeline(spec.version, payload)
-    consent_frame = None
-    if consents is not None:
-        consent_frame = pl.from_arrow(consents.drop_columns([c for c in (BUCKET, _REPORT)
-                                                             if c in consents.column_names]))
+    consents = contacts = None
+    if side is not None:
+        frame = pl.from_arrow(side)
+        assert isinstance(frame, pl.DataFrame)
+        if spec.consent_columns is not None:
+            consents = frame.filter(pl.col(_SIDE) == "customers").select(spec.consent_columns)
+        if spec.channels is not None:
+            contacts = frame.filter(pl.col(_SIDE) == "contacts").select(CONTACT_SCHEMA.names)
+    if spec.channels is not None:
+        # Measured shop-wide on the driver (measure_channels above), as the local command
+        # measures from the whole log: the bucket's contacts only keep the frequency cap.
+        pipeline = copy.copy(pipeline)
+        pipeline.channel_measurements = spec.channels
     scores = score_and_decide(pipeline, _transactions(table), spec.as_of, rules=spec.rules,
-                              consents=consent_frame, contacts=None, lang=spec.lang)
+                              consents=consents, contacts=contacts, lang=spec.lang,
+                              measure_channels_from_contacts=False)
     scores = scores.with_columns(pl.lit(spec.version).alias("model_version"))
     scores = scores.select(pl.exclude(ORDER_HISTORY_COLUMNS), *ORDER_HISTORY_COLUMNS)
     return scores.to_arrow().cast(spec.schema)
 
 
-def load_customers(spark: SparkSession, source: str, partitions: int, on_bad_rows: str,
-                   rejects_path: Path | None) -> DataFrame:
-    """The customers table, bucketed like the transactions and validated per bucket by the
-    contract's ``load_customers`` (duplicated ids meet in one bucket)."""
+def load_side(spark: SparkSession, kind: str, source: str, partitions: int, on_bad_rows: str,
+              rejects_path: Path | None) -> DataFrame:
+    """The customers table or the contacts log (``kind``), bucketed like the transactions and
+    validated per bucket by the contract's ``load_customers`` / ``load_contacts`` (a customer's
+    rows, duplicated ids among them, meet in one bucket)."""
     from pyspark.sql import functions as F
 
     raw = read_source(spark, source)
     if "customer_id" not in raw.columns:
         raise DataError(f"{source}: missing required column 'customer_id'")
-    fields = [pa.field("customer_id", pa.string())]
-    for name in raw.columns:
-        if name in _CUSTOMER_TYPES and name != "customer_id":
-            fields.append(pa.field(name, _CUSTOMER_TYPES[name]))
-        elif name.startswith("consent_"):
-            fields.append(pa.field(name, pa.bool_()))
-    schema = _with_meta(pa.schema(fields))
-    spec = LoadSpec("customers", source)
+    if kind == "customers":
+        fields = [pa.field("customer_id", pa.string())]
+        for name in raw.columns:
+            if name in _CUSTOMER_TYPES and name != "customer_id":
+                fields.append(pa.field(name, _CUSTOMER_TYPES[name]))
+            elif name.startswith("consent_"):
+                fields.append(pa.field(name, pa.bool_()))
+        schema = _with_meta(pa.schema(fields))
+    else:
+        schema = _with_meta(CONTACT_SCHEMA)
+    spec = LoadSpec(kind, source)
     validated = with_buckets(raw, "customer_id", partitions).groupBy(BUCKET).applyInArrow(
         lambda table: _load_bucket(table, spec, schema), _spark_schema(schema)).persist()
     with spark_errors(source):
@@ -646,13 +673,49 @@ def load_customers(spark: SparkSession, source: str, partitions: int, on_bad_row
             raise DataError(describe_rejects(source, reports))
         if rejects_path is not None:
             write_rejects(reports, rejects_path)
-    return validated.filter(F.col(_REPORT).isNull())
+    return validated.filter(F.col(_REPORT).isNull()).drop(_REPORT).withColumn(
+        _SIDE, F.lit(kind))
+
+
+def responses_table(lines: pa.Table, contacts: pa.Table, as_of: date, rules: Rules) -> pa.Table:
+    """One bucket: ``decisions.channels.responses`` (which messages got an order)."""
+    from retain.decisions.channels import responses
+
+    if lines.num_rows == 0 or contacts.num_rows == 0:
+        return _RESPONSES.empty_table()
+    log = pl.from_arrow(contacts.select(CONTACT_SCHEMA.names))
+    assert isinstance(log, pl.DataFrame)
+    judged = responses(log, _transactions(lines), as_of, rules.channels.response_days,
+                       REACHABLE_DAYS).select(_RESPONSES.names).collect()
+    return judged.to_arrow().cast(_RESPONSES)
+
+
+REACHABLE_DAYS = 180  # decisions.channels.measure_channels' default
+_RESPONSES = pa.schema([("customer_id", pa.string()), ("ts", pa.timestamp("us")),
+                        ("channel", pa.string()), ("cost", pa.float64()),
+                        ("control", pa.bool_()), ("responded", pa.bool_())])
+
+
+def measure_channels(loaded: SparkLoaded, contacts: DataFrame, rules: Rules) -> Any:
+    """``decisions.channels.measure_channels`` on Spark: the responses per bucket, measured
+    once on the driver (shop-wide control rates per period)."""
+    from retain.decisions.channels import measure_responses
+
+    as_of = loaded.as_of
+    judged = loaded.frame.groupBy(BUCKET).cogroup(contacts.groupBy(BUCKET)).applyInArrow(
+        lambda left, right: responses_table(left, right, as_of, rules),
+        _spark_schema(_RESPONSES))
+    with spark_errors("contacts"):
+        frame = pl.from_arrow(judged.toArrow())
+    assert isinstance(frame, pl.DataFrame)
+    return measure_responses(frame, as_of, rules.channels)
 
 
 def score(spark: SparkSession, loaded: SparkLoaded, pipeline: Any, version: str, out: Path, *,
-          rules: Rules, lang: str, consents: DataFrame | None = None) -> int:
+          rules: Rules, lang: str, consents: DataFrame | None = None,
+          contacts: DataFrame | None = None) -> int:
     """Score and decide every customer, bucket by bucket, into Parquet parts at ``out``;
-    returns the rows written."""
+    returns the rows written. ``consents`` and ``contacts``: from :func:`load_side`."""
     from retain.decisions.decide import ORDER_HISTORY_COLUMNS, score_and_decide
 
     if pipeline.reference is None:
@@ -671,18 +734,28 @@ def score(spark: SparkSession, loaded: SparkLoaded, pipeline: Any, version: str,
     sample = sample.with_columns(pl.lit(version).alias("model_version"))
     sample = sample.select(pl.exclude(ORDER_HISTORY_COLUMNS), *ORDER_HISTORY_COLUMNS)
     schema = _plain_strings(sample.to_arrow().schema)
-    spec = ScoreSpec(version=version, as_of=loaded.as_of, rules=rules, lang=lang, schema=schema)
+    measured = measure_channels(loaded, contacts, rules) if contacts is not None else None
+    consent_columns = None
+    if consents is not None:
+        consent_columns = [c for c in consents.columns if c not in (BUCKET, _SIDE)]
+    spec = ScoreSpec(version=version, as_of=loaded.as_of, rules=rules, lang=lang, schema=schema,
+                     consent_columns=consent_columns, channels=measured)
     payload = spark.sparkContext.broadcast(pickle.dumps(pipeline))
-    if consents is None:
+    sides = [frame for frame in (consents, contacts) if frame is not None]
+    if not sides:
         scored = loaded.frame.groupBy(BUCKET).applyInArrow(
             lambda table: score_table(table, None, spec, payload), _spark_schema(schema))
     else:
+        side = sides[0]
+        for other in sides[1:]:  # one frame: cogroup takes two sides, the lines and this
+            side = side.unionByName(other, allowMissingColumns=True)
+
         def cogrouped(left: pa.Table, right: pa.Table) -> pa.Table:
             if left.num_rows == 0:  # customers without a line: nobody to score
-                return schema.empty_table()
+                return _plain_strings(schema).empty_table()
             return score_table(left, right, spec, payload)
 
-        scored = loaded.frame.groupBy(BUCKET).cogroup(consents.groupBy(BUCKET)).applyInArrow(
+        scored = loaded.frame.groupBy(BUCKET).cogroup(side.groupBy(BUCKET)).applyInArrow(
             cogrouped, _spark_schema(schema))
     return _write(scored, out)
 
@@ -707,8 +780,9 @@ __all__ = [
     "customer_key",
     "describe_rejects",
     "features",
-    "load_customers",
+    "load_side",
     "load_transactions",
+    "measure_channels",
     "read_source",
     "read_written",
     "score",

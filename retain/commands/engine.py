@@ -107,34 +107,38 @@ def spark_features(config: Settings, out: Path, products_out: Path | None, rejec
 
 
 def spark_score(config: Settings, out: Path, rejects: Path, registered, rules: Rules, lang: str,
-                store, customers: str | None, *, master: str | None, partitions: int):
+                store, customers: str | None, contacts: str | None, *, master: str | None,
+                partitions: int):
     """Score on Spark into Parquet parts at ``out``, then stream them into the score store.
     Returns the run id and a frame of the columns the command's summary reads."""
     import polars as pl
 
     from retain.features.contract import DataError
-    from retain.spark import load_customers, read_written, score, spark_errors
+    from retain.spark import load_side, read_written, score, spark_errors
 
     _parquet_out(out, "--out")
     spark = _spark(master, partitions)
     loaded = spark_load(spark, config, rejects, partitions)
     cutoff = loaded.as_of
-    consents = None
-    if customers:
+    sides = {}
+    for kind, source in (("customers", customers), ("contacts", contacts)):
+        if not source:
+            continue
         try:
-            with step("Reading and validating the customers (Spark)"):
-                consents = load_customers(spark, customers, partitions, config.on_bad_rows,
-                                          rejects.with_name(f"{rejects.stem}.customers.csv"))
+            with step(f"Reading and validating the {kind} (Spark)"):
+                sides[kind] = load_side(spark, kind, source, partitions, config.on_bad_rows,
+                                        rejects.with_name(f"{rejects.stem}.{kind}.csv"))
         except DataError as exc:
             raise fail(str(exc)) from None
-    else:
+    if not customers:
         console.print("[yellow]note:[/] no --customers table: no consent is known, so no "
                       "customer gets a channel")
     try:
         with step(f"Scoring and deciding at {cutoff} with model version {registered.version} "
                   f"(Spark, {partitions} partitions)"), spark_errors(str(out)):
             rows = score(spark, loaded, registered.pipeline, str(registered.version), out,
-                         rules=rules, lang=lang, consents=consents)
+                         rules=rules, lang=lang, consents=sides.get("customers"),
+                         contacts=sides.get("contacts"))
     except DataError as exc:
         raise fail(str(exc)) from None
     # The store is written from the driver, streaming the written parts in chunks of 200k rows

@@ -315,12 +315,9 @@ def score(
         registered = registered_model(model_version)
     rejected = rejects or out.with_name(out.stem + ".rejected.csv")
     if engine == "spark":
-        if contacts:
-            raise fail("--contacts is not supported with --engine spark yet: score without it "
-                       "(the channel measurements fitted at training are used) or locally")
         run_id, rows, scores = spark_score(config, out, rejected, registered, decision_rules,
-                                           options.lang, store, customers, master=spark_master,
-                                           partitions=partitions)
+                                           options.lang, store, customers, contacts,
+                                           master=spark_master, partitions=partitions)
         print_score_summary(scores, rows, run_id)
         return
     tx, cutoff, _ = load(config, rejected)

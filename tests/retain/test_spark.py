@@ -185,9 +185,9 @@ def test_a_damaged_parquet_file_is_one_error_without_a_java_stack_trace(env, cap
 
 def test_score_on_spark_equals_the_local_engine(env):
     invoke("train", "--transactions", "shop/transactions.parquet", "--as-of", AS_OF,
-           "--n-origins", "2", "--n-estimators", "40", "--learning-rate", "0.2")
+           "--contacts", "shop/contacts.parquet", "--n-origins", "2", "--n-estimators", "40", "--learning-rate", "0.2")
     common = ["--transactions", "shop/transactions.parquet", "--as-of", AS_OF,
-              "--customers", "shop/customers.parquet"]
+              "--customers", "shop/customers.parquet", "--contacts", "shop/contacts.parquet"]
     invoke("score", *common, "--out", "scores_local.parquet", "--store-url",
            f"sqlite:///{env / 'local.db'}")
     result = invoke("score", *common, "--out", "scores_spark.parquet", "--store-url",
@@ -196,6 +196,7 @@ def test_score_on_spark_equals_the_local_engine(env):
     spark = parts(env / "scores_spark.parquet")
     assert_same(local, spark)
     assert local["channel"].drop_nulls().len() > 0  # consents reached the decisions
+    assert local["send_at"].drop_nulls().len() > 0  # and the contacts' frequency cap
     assert "customers scored; store run" in result.output
     from retain.serving.store import ScoreStore
 
@@ -203,3 +204,15 @@ def test_score_on_spark_equals_the_local_engine(env):
         stored = store.scores().sort("customer_id")
     assert stored.height == local.height
     assert stored["goal"].to_list() == local["goal"].to_list()
+
+
+def test_a_catalog_table_reads_like_its_parquet(env, spark):
+    spark.read.parquet(str(env / "shop" / "transactions.parquet")).createOrReplaceTempView("shop_tx")
+    invoke("features", "--transactions", "shop/transactions.parquet", "--as-of", AS_OF,
+           "--products-out", "none", "--out", "table_local.parquet")
+    invoke("features", "--transactions", "table:shop_tx", "--as-of", AS_OF,
+           "--products-out", "none", "--out", "table_spark.parquet", *SPARK)
+    assert_same(pl.read_parquet("table_local.parquet"), parts(env / "table_spark.parquet"))
+    missing = runner.invoke(app, ["features", "--transactions", "table:no_such_table", "--out",
+                                  "t.parquet", *SPARK])
+    assert missing.exit_code == 1 and "table:no_such_table" in missing.output
