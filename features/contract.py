@@ -497,11 +497,11 @@ def _datetime(frame: pl.DataFrame, column: str, date_format: str | None = None) 
 
 def parse_datetimes(frame: pl.DataFrame, column: str, date_format: str | None = None) -> pl.Series:
     """``_datetime`` on a whole column, fast: the formats that read a sample of the values are
-    tried first, and every format only when some value is still unread (a mixed file). Trying
-    every format on every value costs ~9 s per million rows."""
-    full = _datetime(frame, column, date_format)
+    tried first, on the text as it is (stripping every value costs ~0.7 s per 20M), then on
+    the stripped text, and every format only when some value is still unread (a mixed file).
+    Trying every format on every value costs ~9 s per million rows."""
     if date_format or frame.schema[column] != pl.String:
-        return frame.select(full).to_series()
+        return frame.select(_datetime(frame, column, date_format)).to_series()
     sample = frame.select(pl.col(column).drop_nulls().head(2000))
     formats = [f for f in _datetime_formats(frame, column)
                if sample.select(pl.col(column).str.strip_chars()
@@ -512,17 +512,24 @@ def parse_datetimes(frame: pl.DataFrame, column: str, date_format: str | None = 
                               .str.strptime(pl.Datetime("us", "UTC"), f, strict=False)
                               .is_not_null().any()).item()]
     if not formats and not aware:
-        return frame.select(full).to_series()
-    text = pl.col(column).str.strip_chars()
-    quick = pl.coalesce(
-        *[text.str.strptime(pl.Datetime("us", "UTC"), f, strict=False).dt.replace_time_zone(None)
-          for f in aware],
-        *[text.str.strptime(pl.Datetime("us"), f, strict=False) for f in formats],
-    )
-    values = frame.select(quick.alias(column)).to_series()
-    unread = values.is_null() & frame[column].str.strip_chars().fill_null("").ne("")
-    if unread.any():
-        return frame.select(full).to_series()
+        return frame.select(_datetime(frame, column)).to_series()
+
+    def quick(text: pl.Expr) -> pl.Expr:
+        return pl.coalesce(
+            *[text.str.strptime(pl.Datetime("us", "UTC"), f, strict=False)
+              .dt.replace_time_zone(None) for f in aware],
+            *[text.str.strptime(pl.Datetime("us"), f, strict=False) for f in formats],
+        )
+
+    given = frame[column].is_not_null()
+    # A format matches a whole value: text read as it is reads the same once stripped.
+    values = frame.select(quick(pl.col(column)).alias(column)).to_series()
+    if (values.is_null() & given).any():
+        values = frame.select(quick(pl.col(column).str.strip_chars()).alias(column)).to_series()
+        unread = values.is_null() & given
+        # Blank values stay null (the checks name them); anything else tries every format.
+        if unread.any() and frame.filter(unread)[column].str.strip_chars().ne("").any():
+            return frame.select(_datetime(frame, column)).to_series()
     return values
 
 
