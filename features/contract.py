@@ -725,13 +725,13 @@ def load_transactions(
     amount_column = "price" if from_price else "amount"
     # Every column is parsed once, in one parallel pass; the id rules below then look at the
     # parsed (stripped) text instead of stripping it again (each strip is ~0.7 s per 20M rows).
+    texts = ["customer_id", *(c for c in ("order_id", "product_id", "channel") if c in has)]
     raw = raw.with_columns(
-        _text("customer_id").alias("__customer_id"),
-        (_text("order_id") if "order_id" in has else pl.lit(None, pl.String)).alias("__order_id"),
+        *_stripped(raw, texts),
+        *(pl.lit(None, pl.String).alias(f"__{c}") for c in ("order_id", "product_id", "channel")
+          if c not in has),
         amount.alias("__amount"),
-        (_text("product_id") if "product_id" in has else pl.lit(None, pl.String)).alias("__product_id"),
         quantity.alias("__quantity"),
-        (_text("channel") if "channel" in has else pl.lit(None, pl.String)).alias("__channel"),
     )
     raw, float_ids = _rewrite_float_ids(raw, "__customer_id")
     raw = raw.with_columns(_order_id(raw, "__order_id").alias("__order_id"))
@@ -777,6 +777,23 @@ def load_transactions(
                             "later --as-of")
         raise DataError(f"{name}: no valid rows left after rejecting bad rows")
     return loaded
+
+
+def _stripped(raw: pl.DataFrame, columns: list[str]) -> list[pl.Series]:
+    """``__<column>``: each column as text, spaces around stripped. Where stripping changed
+    nothing (lengths equal) the column itself is kept and the copy freed at once: on 20M lines
+    four copies held together would add ~1.3 GB to the peak. Two columns at a time keep both
+    cores busy (polars lets go of the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(column: str) -> pl.Series:
+        original = raw[column].cast(pl.String)
+        stripped = original.str.strip_chars()
+        same = (stripped.str.len_bytes() == original.str.len_bytes()).all()
+        return (original if same else stripped).alias(f"__{column}")
+
+    with ThreadPoolExecutor(2) as pool:
+        return list(pool.map(one, columns))
 
 
 def _order_id(raw: pl.DataFrame, column: str) -> pl.Expr:
