@@ -57,6 +57,7 @@ class Lines:
     _frame: pl.DataFrame = field(repr=False)
     _perm: np.ndarray = field(repr=False)
     _numpy_engine: bool = field(repr=False, default=True)
+    _owned: bool = field(repr=False, default=False)  # ``_frame`` is ours: drop what was read
 
     @property
     def end(self) -> int:
@@ -74,7 +75,9 @@ class Lines:
         values = self._frame.get_column("quantity")
         if values.dtype != pl.Float64:
             values = values.cast(pl.Float64)
-        return values.to_numpy()[self._perm]
+        out = values.to_numpy()[self._perm]
+        self._release("quantity")
+        return out
 
     @cached_property
     def bought(self) -> np.ndarray:
@@ -95,7 +98,14 @@ class Lines:
         if column not in self._frame.columns:
             return np.full(len(self), -1, dtype=np.int32), pl.Series(column, [], pl.String)
         codes, names = encode(self._frame.get_column(column), self._numpy_engine)
-        return codes[self._perm], names
+        out = codes[self._perm]
+        self._release(column)
+        return out, names
+
+    def _release(self, column: str) -> None:
+        """A shop's columns are the largest thing held: once read, ours can go."""
+        if self._owned:
+            self._frame = self._frame.drop(column)
 
     @property
     def small(self) -> bool:
@@ -108,6 +118,7 @@ class Lines:
         codes, _ = self.products
         rows = (self.bought & (codes >= 0)).nonzero()[0]
         cust, product, day = sort_keys(self.cust[rows], codes[rows], self.day[rows])
+        product, day = product.astype(np.int32), day.astype(np.int32)  # half the memory
         new_pair = changes(cust) | changes(product)
         pairs = starts_of(new_pair)
         return ProductLines(cust, product, day, new_pair, pairs, lengths(pairs, len(cust)))
@@ -219,6 +230,10 @@ def lines_before(transactions: Frame | Lines, as_of: date) -> Lines:
     amount = frame.get_column("amount")
     if amount.dtype != pl.Float64:
         amount = amount.cast(pl.Float64)
+    owned = isinstance(transactions, pl.LazyFrame)
+    if owned:  # our own copy: keep only what is read later
+        frame = frame.select([c for c in ("product_id", "quantity", "channel")
+                              if c in frame.columns])
     return Lines(
         as_of=as_of,
         customer_ids=customer_ids,
@@ -229,6 +244,7 @@ def lines_before(transactions: Frame | Lines, as_of: date) -> Lines:
         _frame=frame,
         _perm=perm,
         _numpy_engine=small,
+        _owned=owned,
     )
 
 
@@ -394,9 +410,13 @@ def median_of_steps(step: np.ndarray, new: np.ndarray, starts: np.ndarray,
     values differ within a segment); NaN for a one-row segment."""
     n = len(step)
     width = int(step.max()) + 1 if n else 1
-    segment = np.cumsum(new) - 1
-    # Sorted within each segment; the first row's 0 comes first, the steps after it.
-    ordered = sort_ints(segment * width + step) % width
+    # Sorted within each segment (in place: these arrays are a shop's size); the first row's 0
+    # comes first, the steps after it.
+    ordered = np.cumsum(new)
+    ordered *= width
+    ordered += step
+    ordered.sort()
+    ordered %= width
     k = counts - 1
     low = starts + 1 + (k - 1) // 2
     high = np.minimum(starts + 1 + k // 2, n - 1)
