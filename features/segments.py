@@ -73,7 +73,7 @@ class Lines:
         if "quantity" not in self._frame.columns:
             return np.full(len(self), np.nan)
         values = self._frame.get_column("quantity")
-        if values.dtype != pl.Float64:
+        if not isinstance(values.dtype, pl.Float64):
             values = values.cast(pl.Float64)
         out = values.to_numpy()[self._perm]
         self._release("quantity")
@@ -228,7 +228,7 @@ def lines_before(transactions: Frame | Lines, as_of: date) -> Lines:
     small = frame.height <= NUMPY_MAX_LINES
     perm, new_customer, new_order, customer_ids = _sort(frame, keep, small)
     amount = frame.get_column("amount")
-    if amount.dtype != pl.Float64:
+    if not isinstance(amount.dtype, pl.Float64):
         amount = amount.cast(pl.Float64)
     owned = isinstance(transactions, pl.LazyFrame)
     if owned:  # our own copy: keep only what is read later
@@ -279,7 +279,7 @@ def _sort(frame: pl.DataFrame, keep: np.ndarray, small: bool):
 
 
 def _strings(series: pl.Series) -> pl.Series:
-    return series if series.dtype == pl.String else series.cast(pl.String)
+    return series if isinstance(series.dtype, pl.String) else series.cast(pl.String)
 
 
 def changes(codes: np.ndarray) -> np.ndarray:
@@ -417,10 +417,11 @@ def median_of_steps(step: np.ndarray, new: np.ndarray, starts: np.ndarray,
     ordered += step
     ordered.sort()
     ordered %= width
-    k = counts - 1
-    low = starts + 1 + (k - 1) // 2
-    high = np.minimum(starts + 1 + k // 2, n - 1)
-    return np.where(k > 0, (ordered[low] + ordered[high]) / 2.0, np.nan)
+    # Positions of the middle steps: the segment's first row holds the 0 (placeholder).
+    half = counts // 2
+    low = starts + half
+    high = np.minimum(low + (counts & 1), n - 1)  # odd counts: an even number of steps
+    return np.where(counts > 1, (ordered[low] + ordered[high]) * 0.5, np.nan)
 
 
 # --- building polars columns --------------------------------------------------------------
