@@ -18,7 +18,7 @@ Days are whole days since 1970-01-01 throughout (``floor``, so days before 1970 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from functools import cached_property
 
 import numpy as np
@@ -272,10 +272,14 @@ def _sort(frame: pl.DataFrame, keep: np.ndarray, small: bool):
     everything = pl.DataFrame([customer_id.alias("c"), order_id.alias("o")]).select(
         pl.arg_sort_by("c", "o", maintain_order=True)).to_series().to_numpy()
     perm = everything[keep[everything]]
+    del everything
+    # One gathered string column at a time: each is a shop's size.
     ids = take(customer_id, perm)
     new_customer = changes_in(ids, missing=False)
+    customer_ids = take(ids, new_customer.nonzero()[0])
+    del ids
     new_order = new_customer | changes_in(take(order_id, perm), missing=True)
-    return perm, new_customer, new_order, take(ids, new_customer.nonzero()[0])
+    return perm, new_customer, new_order, customer_ids
 
 
 def _strings(series: pl.Series) -> pl.Series:
@@ -375,15 +379,8 @@ def seg_sum(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
     return np.add.reduceat(values, starts)
 
 
-def seg_count(mask: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    return seg_sum(mask.astype(np.int64), starts)
 
 
-def seg_ids(starts: np.ndarray, n: int) -> np.ndarray:
-    """Each row's segment index."""
-    ids = np.zeros(n, dtype=np.int64)
-    ids[starts[1:]] = 1
-    return np.cumsum(ids)
 
 
 def seg_first(mask: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -511,11 +508,3 @@ def name_column(name: str, names: pl.Series, codes: np.ndarray) -> pl.Series:
         names = names.extend_constant(None, 1)
         codes = np.where(codes >= 0, codes, len(names) - 1)
     return take(names, codes).alias(name)
-
-
-def days_between(later: int, earlier: np.ndarray) -> np.ndarray:
-    return (later - earlier).astype(np.float64)
-
-
-def date_of(day: int) -> date:
-    return EPOCH + timedelta(days=day)
