@@ -172,7 +172,7 @@ def _order_stats(lines: Lines, buyers: np.ndarray) -> dict:
     orders, end, bought, quantity = lines.orders, lines.end, lines.bought, lines.quantity
     # Per order: the quantities of its non-return lines (a missing one counts 0), their count.
     items, n_lines = np.add.reduceat(
-        np.stack([np.where(bought & (quantity > 0), quantity, 0.0), bought]),
+        np.array([np.where(bought & (quantity > 0), quantity, 0.0), bought], dtype=np.float64),
         lines.order_starts, axis=1)
     purchase, amount = orders.purchase, orders.amount
     recent = orders.day >= end - TREND_DAYS
@@ -180,13 +180,13 @@ def _order_stats(lines: Lines, buyers: np.ndarray) -> dict:
     # Per-order figures summed per customer, a few per reduction (fewer steps than one
     # each; less memory than all at once).
     starts = starts_of(_changes(orders.cust))
-    n, revenue, spent, refunds, basket_items = np.add.reduceat(np.stack([
+    n, revenue, spent, refunds, basket_items = np.add.reduceat(np.array([
         purchase, amount, np.where(purchase, amount, 0.0), ~purchase,
-        np.where(purchase, items, 0.0)]), starts, axis=1)[:, buyers]
-    basket_lines, last_n, prev_n, last_rev, prev_rev = np.add.reduceat(np.stack([
+        np.where(purchase, items, 0.0)], dtype=np.float64), starts, axis=1)[:, buyers]
+    basket_lines, last_n, prev_n, last_rev, prev_rev = np.add.reduceat(np.array([
         np.where(purchase, n_lines, 0.0), purchase & recent, purchase & previous,
         np.where(recent, amount, 0.0), np.where(previous, amount, 0.0),
-    ]), starts, axis=1)[:, buyers]
+    ], dtype=np.float64), starts, axis=1)[:, buyers]
     swing = np.abs(last_rev) + np.abs(prev_rev)
     return {
         "orders": int_column("orders", n),
@@ -250,32 +250,31 @@ def _channel_mix(lines: Lines, buyers: np.ndarray, channels: Sequence[str],
     n_buyers, width = len(buyers), max(len(names), 1)
     index = {name: i for i, name in enumerate(names.to_list())}
     wanted = [index.get(name, -1) for name in channels]
-    n_channels = np.zeros(n_buyers, dtype=np.int64)
-    top = np.full(n_buyers, -1, dtype=np.int64)
-    share = np.full(n_buyers, np.nan)
-    shares = np.full((len(channels), n_buyers), np.nan)
     block = max(_CHANNEL_CELLS // width, 1)
+    blocks = []
     # Blocks of buyers, not customers one by one: one block unless channels run to thousands.
     for low in range(0, n_buyers, block):
         high = min(low + block, n_buyers)
         part = slice(*np.searchsorted(row, [low, high]))
         counts = np.bincount((row[part] - low) * width + channel[part],
                              minlength=(high - low) * width).reshape(high - low, width)
-        total = counts.sum(axis=1)
-        has = total > 0
-        n_channels[low:high] = (counts > 0).sum(axis=1)
-        top[low:high] = np.where(has, counts.argmax(axis=1), -1)  # ties: the first name
-        share[low:high] = counts.max(axis=1) / np.where(has, total, np.nan)
-        for i, code in enumerate(wanted):
-            hits = counts[:, code] if code >= 0 else 0
-            shares[i, low:high] = np.where(has, hits / total, np.nan)
+        total = counts.sum(axis=1, dtype=np.float64)
+        total[total == 0] = np.nan  # no channel given: shares are null
+        blocks.append([
+            (counts > 0).sum(axis=1),
+            np.where(total > 0, counts.argmax(axis=1), -1),  # ties: the first name
+            counts.max(axis=1) / total,
+            *[(counts[:, code] if code >= 0 else 0.0) / total for code in wanted],
+        ])
+    n_channels, top, share, *shares = (
+        blocks[0] if len(blocks) == 1 else [np.concatenate(b) for b in zip(*blocks)])
     columns = {
         "n_channels": int_column("n_channels", n_channels),
         "top_channel": name_column("top_channel", names, top),
         "top_channel_share": float_column("top_channel_share", share),
     }
-    for i, name in enumerate(shares_named):
-        columns[name] = float_column(name, shares[i])
+    for name, values in zip(shares_named, shares):
+        columns[name] = float_column(name, values)
     return columns
 
 

@@ -29,13 +29,13 @@ def window(transactions: Frame, start: date | None, end: date) -> pl.LazyFrame:
 
 
 def bought_line() -> pl.Expr:
-    """A line that adds goods to an order (not a return): amount and quantity both >= 0.
-    ``features.small`` applies the same rule line by line."""
+    """A line that adds goods to an order (not a return): amount and quantity both >= 0
+    (``features.segments.Lines.bought``, the features' implementation)."""
     return (pl.col("amount") >= 0) & (pl.col("quantity").fill_null(0.0) >= 0)
 
 
 def is_purchase() -> pl.Expr:
-    """On orders: the net amount is positive (``features.small._Order.is_purchase``)."""
+    """On orders: the net amount is positive (``features.segments.Lines.orders``)."""
     return pl.col("amount") > 0
 
 
@@ -58,17 +58,6 @@ def orders(lines: pl.LazyFrame) -> pl.LazyFrame:
             is_purchase().alias("is_purchase"),
         )
     )
-
-
-def with_gaps(days: pl.LazyFrame, keys: list[str]) -> pl.LazyFrame:
-    """Sort by ``keys, day`` and add ``gap``: days since the previous ``day`` of the same keys.
-
-    One global sort and a shift: far faster than sorting inside every group. Aggregations over
-    the result keep this order within each group.
-    """
-    same = pl.all_horizontal([pl.col(k) == pl.col(k).shift(1) for k in keys])
-    gap = (pl.col("day") - pl.col("day").shift(1)).dt.total_days().cast(pl.Float64)
-    return days.sort(*keys, "day").with_columns(pl.when(same).then(gap).alias("gap"))
 
 
 def days_before(as_of: date, days: int) -> date:

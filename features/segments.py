@@ -18,7 +18,7 @@ Days are whole days since 1970-01-01 throughout (``floor``, so days before 1970 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from functools import cached_property
 
 import numpy as np
@@ -57,6 +57,7 @@ class Lines:
     _frame: pl.DataFrame = field(repr=False)
     _perm: np.ndarray = field(repr=False)
     _numpy_engine: bool = field(repr=False, default=True)
+    _owned: bool = field(repr=False, default=False)  # ``_frame`` is ours: drop what was read
 
     @property
     def end(self) -> int:
@@ -72,9 +73,11 @@ class Lines:
         if "quantity" not in self._frame.columns:
             return np.full(len(self), np.nan)
         values = self._frame.get_column("quantity")
-        if values.dtype != pl.Float64:
+        if not isinstance(values.dtype, pl.Float64):
             values = values.cast(pl.Float64)
-        return values.to_numpy()[self._perm]
+        out = values.to_numpy()[self._perm]
+        self._release("quantity")
+        return out
 
     @cached_property
     def bought(self) -> np.ndarray:
@@ -95,7 +98,14 @@ class Lines:
         if column not in self._frame.columns:
             return np.full(len(self), -1, dtype=np.int32), pl.Series(column, [], pl.String)
         codes, names = encode(self._frame.get_column(column), self._numpy_engine)
-        return codes[self._perm], names
+        out = codes[self._perm]
+        self._release(column)
+        return out, names
+
+    def _release(self, column: str) -> None:
+        """A shop's columns are the largest thing held: once read, ours can go."""
+        if self._owned:
+            self._frame = self._frame.drop(column)
 
     @property
     def small(self) -> bool:
@@ -108,6 +118,7 @@ class Lines:
         codes, _ = self.products
         rows = (self.bought & (codes >= 0)).nonzero()[0]
         cust, product, day = sort_keys(self.cust[rows], codes[rows], self.day[rows])
+        product, day = product.astype(np.int32), day.astype(np.int32)  # half the memory
         new_pair = changes(cust) | changes(product)
         pairs = starts_of(new_pair)
         return ProductLines(cust, product, day, new_pair, pairs, lengths(pairs, len(cust)))
@@ -217,8 +228,12 @@ def lines_before(transactions: Frame | Lines, as_of: date) -> Lines:
     small = frame.height <= NUMPY_MAX_LINES
     perm, new_customer, new_order, customer_ids = _sort(frame, keep, small)
     amount = frame.get_column("amount")
-    if amount.dtype != pl.Float64:
+    if not isinstance(amount.dtype, pl.Float64):
         amount = amount.cast(pl.Float64)
+    owned = isinstance(transactions, pl.LazyFrame)
+    if owned:  # our own copy: keep only what is read later
+        frame = frame.select([c for c in ("product_id", "quantity", "channel")
+                              if c in frame.columns])
     return Lines(
         as_of=as_of,
         customer_ids=customer_ids,
@@ -229,6 +244,7 @@ def lines_before(transactions: Frame | Lines, as_of: date) -> Lines:
         _frame=frame,
         _perm=perm,
         _numpy_engine=small,
+        _owned=owned,
     )
 
 
@@ -256,14 +272,18 @@ def _sort(frame: pl.DataFrame, keep: np.ndarray, small: bool):
     everything = pl.DataFrame([customer_id.alias("c"), order_id.alias("o")]).select(
         pl.arg_sort_by("c", "o", maintain_order=True)).to_series().to_numpy()
     perm = everything[keep[everything]]
+    del everything
+    # One gathered string column at a time: each is a shop's size.
     ids = take(customer_id, perm)
     new_customer = changes_in(ids, missing=False)
+    customer_ids = take(ids, new_customer.nonzero()[0])
+    del ids
     new_order = new_customer | changes_in(take(order_id, perm), missing=True)
-    return perm, new_customer, new_order, take(ids, new_customer.nonzero()[0])
+    return perm, new_customer, new_order, customer_ids
 
 
 def _strings(series: pl.Series) -> pl.Series:
-    return series if series.dtype == pl.String else series.cast(pl.String)
+    return series if isinstance(series.dtype, pl.String) else series.cast(pl.String)
 
 
 def changes(codes: np.ndarray) -> np.ndarray:
@@ -359,15 +379,8 @@ def seg_sum(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
     return np.add.reduceat(values, starts)
 
 
-def seg_count(mask: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    return seg_sum(mask.astype(np.int64), starts)
 
 
-def seg_ids(starts: np.ndarray, n: int) -> np.ndarray:
-    """Each row's segment index."""
-    ids = np.zeros(n, dtype=np.int64)
-    ids[starts[1:]] = 1
-    return np.cumsum(ids)
 
 
 def seg_first(mask: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -394,13 +407,18 @@ def median_of_steps(step: np.ndarray, new: np.ndarray, starts: np.ndarray,
     values differ within a segment); NaN for a one-row segment."""
     n = len(step)
     width = int(step.max()) + 1 if n else 1
-    segment = np.cumsum(new) - 1
-    # Sorted within each segment; the first row's 0 comes first, the steps after it.
-    ordered = sort_ints(segment * width + step) % width
-    k = counts - 1
-    low = starts + 1 + (k - 1) // 2
-    high = np.minimum(starts + 1 + k // 2, n - 1)
-    return np.where(k > 0, (ordered[low] + ordered[high]) / 2.0, np.nan)
+    # Sorted within each segment (in place: these arrays are a shop's size); the first row's 0
+    # comes first, the steps after it.
+    ordered = np.cumsum(new)
+    ordered *= width
+    ordered += step
+    ordered.sort()
+    ordered %= width
+    # Positions of the middle steps: the segment's first row holds the 0 (placeholder).
+    half = counts // 2
+    low = starts + half
+    high = np.minimum(low + (counts & 1), n - 1)  # odd counts: an even number of steps
+    return np.where(counts > 1, (ordered[low] + ordered[high]) * 0.5, np.nan)
 
 
 # --- building polars columns --------------------------------------------------------------
@@ -490,11 +508,3 @@ def name_column(name: str, names: pl.Series, codes: np.ndarray) -> pl.Series:
         names = names.extend_constant(None, 1)
         codes = np.where(codes >= 0, codes, len(names) - 1)
     return take(names, codes).alias(name)
-
-
-def days_between(later: int, earlier: np.ndarray) -> np.ndarray:
-    return (later - earlier).astype(np.float64)
-
-
-def date_of(day: int) -> date:
-    return EPOCH + timedelta(days=day)
