@@ -34,7 +34,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from retain.features.customers import rfm_summary_lazy
+from retain.features.customers import rfm_summary
 from retain.features.orders import Frame
 
 DEFAULT_SAMPLE_CUSTOMERS = 2_000_000
@@ -75,8 +75,7 @@ def customer_strata(transactions: Frame, as_of: date, horizon_days: int) -> pl.D
     """``customer_id, orders_bucket, recency_bucket, label`` for every customer with a
     purchase before ``as_of`` (buckets as in the module doc; ``recency_bucket`` -1 = new)."""
     origin = as_of - timedelta(days=horizon_days)
-    before, now = pl.collect_all([rfm_summary_lazy(transactions, origin),
-                                  rfm_summary_lazy(transactions, as_of)])
+    before, now = rfm_summary(transactions, origin), rfm_summary(transactions, as_of)
     joined = now.select("customer_id", pl.col("frequency").alias("now")).join(
         before.select("customer_id", "frequency", (pl.col("T") - pl.col("recency")).alias("since")),
         on="customer_id", how="left")
