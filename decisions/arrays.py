@@ -36,7 +36,7 @@ class Column:
                  nan: bool | None = None) -> None:
         self.values = values
         self.ok = ok
-        self._nan = nan  # whether any value may be NaN (None: not looked at yet)
+        self._nan = nan  # whether a value may be NaN or infinite (None: not looked at yet)
 
     @classmethod
     def of(cls, series: pl.Series) -> Column:
@@ -44,34 +44,42 @@ class Column:
         # Series methods that polars runs as expressions cost ~50 us each: to_numpy, a null
         # count and Arrow's validity are direct.
         values = series.to_numpy()
+        nulls = series.null_count()
         if values.dtype.kind == "M":  # dates: datetime64[D], null as NaT
-            missing = np.isnat(values)
-            values = values.view(np.int64).astype(np.float64)
-            if missing.any():
-                return cls(np.where(missing, 0.0, values), ~missing, nan=False)
-            return cls(values, nan=False)
+            days = values.view(np.int64).astype(np.float64)
+            if nulls:
+                ok = ~np.isnat(values)
+                return cls(np.where(ok, days, 0.0), ok, nan=False)
+            return cls(days, nan=False)
         if values.dtype != np.float64:
             values = values.astype(np.float64)
-        if series.null_count():
+        if nulls:
             ok = ~series.to_arrow().is_null().to_numpy(zero_copy_only=False)
             return cls(np.where(ok, values, 0.0), ok)  # a null is no NaN
         return cls(values)
 
     @staticmethod
     def look_for_nan(columns: Sequence[Column]) -> None:
-        """Find which columns hold a NaN in one pass (each would take two numpy calls)."""
+        """Find which columns hold a NaN (or an infinity) in one pass (each alone would take
+        two numpy calls)."""
         unknown = [c for c in columns if c._nan is None]
         if unknown:
-            found = np.isnan(np.stack([c.values for c in unknown])).any(axis=1).tolist()
+            found = (~np.isfinite(np.stack([c.values for c in unknown]))).any(axis=1).tolist()
             for column, nan in zip(unknown, found, strict=True):
                 column._nan = nan
 
     def may_be_nan(self) -> bool:
+        """Whether a value may be NaN or infinite (then comparisons take the slower path
+        that handles NaN)."""
         if self._nan is None:
-            # One reduction instead of an elementwise test: a NaN (or an overflow) makes the
-            # sum NaN, and then the comparisons take the slower path that handles NaN.
-            self._nan = bool(np.isnan(np.add.reduce(self.values, axis=None)))
+            # One reduction instead of an elementwise test: NaN and infinities make the sum
+            # not finite (and so may an overflow: the slower path is right for it too).
+            self._nan = not math.isfinite(np.add.reduce(self.values, axis=None))
         return self._nan
+
+    def finite(self) -> bool:
+        """Known to hold only finite values and no null."""
+        return self.ok is None and self._nan is False
 
     def valid(self) -> np.ndarray:
         """The validity mask, all True when there is no null."""
@@ -160,10 +168,18 @@ def first_match(rules: Sequence[tuple[np.ndarray, int]], default: int, n: int) -
     return out
 
 
-def labels(name: str, names: tuple[str | None, ...], codes: np.ndarray) -> pl.Series:
-    """A String Series of ``names[code]`` per row (a name None: null)."""
-    # From a list: less fixed cost than from an object array, as fast for a million rows.
-    return pl.Series(name, _names(names)[codes].tolist(), dtype=pl.String)
+def names_of(names: tuple[str | None, ...], codes: np.ndarray) -> np.ndarray:
+    """``names[code]`` per row, as an object array (a name None: null)."""
+    return _names(names)[codes]
+
+
+def text_columns(names: Sequence[str], columns: Sequence[np.ndarray]) -> list[pl.Series]:
+    """String Series from object arrays of str or None, all of one length."""
+    # Built as one Series and sliced (views): each Series built costs ~10 us, whatever its
+    # length; from a list, less fixed cost than from an object array, as fast for millions.
+    n = len(columns[0]) if columns else 0
+    texts = pl.Series("", np.concatenate(columns).tolist(), dtype=pl.String)
+    return [texts.slice(i * n, n).rename(name) for i, name in enumerate(names)]
 
 
 @lru_cache(maxsize=64)

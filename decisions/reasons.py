@@ -94,9 +94,9 @@ class ReasonInputs:
     offer: np.ndarray
 
 
-def reason_texts(inputs: ReasonInputs, lang: Language, discount_percent: float) -> pl.Series:
-    """The ``reason`` column: one sentence per customer, null where a number it needs is null
-    (or not finite)."""
+def reason_texts(inputs: ReasonInputs, lang: Language, discount_percent: float) -> np.ndarray:
+    """The ``reason`` column as an object array: one sentence per customer, None where a
+    number it needs is null (or not finite)."""
     text = _templates(lang)
     goal, names = inputs.goal, inputs.goal_names
     # The sentence of each goal, then the two that depend on more than the goal.
@@ -113,16 +113,18 @@ def reason_texts(inputs: ReasonInputs, lang: Language, discount_percent: float) 
     ok = np.ones(n, dtype=bool)
     # One template at a time, over the customers it applies to: a few numpy string operations
     # per template, whatever the number of customers.
-    for code in np.flatnonzero(np.bincount(key, minlength=len(_KEYS))):
-        rows = np.flatnonzero(key == code)
-        core[rows], ok[rows] = _fill(text[_KEYS[code]], values, rows)
+    present = np.flatnonzero(np.bincount(key, minlength=len(_KEYS)))
+    for code in present:
+        # One template for all (one customer): no rows to pick.
+        rows = slice(None) if len(present) == 1 else np.flatnonzero(key == code)
+        core[rows], ok[rows] = _fill(text[_KEYS[code]], values, rows, n)
     acting = (key != _KEYS.index("control")) & (key != _KEYS.index("none")) & (
         key != _KEYS.index("none_lost"))
     ending = (acting & inputs.no_channel).astype(np.intp) + 2 * inputs.offer
     core = np.strings.add(core, _endings(lang, values.discount)[ending])
-    # From a list: numpy's own strings into polars cost ~10x more per string.
-    reasons = pl.Series("reason", core.tolist(), dtype=pl.String)
-    return reasons if ok.all() else reasons.scatter(np.flatnonzero(~ok), None)
+    reasons = core.astype(object)
+    reasons[~ok] = None
+    return reasons
 
 
 @cache
@@ -158,7 +160,8 @@ class _Placeholders:
         self.steps = _templates(lang)["_steps"]
         self.discount = f"{discount_percent:g}"
 
-    def __call__(self, name: str, rows: np.ndarray) -> tuple[np.ndarray | str, np.ndarray | None]:
+    def __call__(self, name: str,
+                 rows: np.ndarray | slice) -> tuple[np.ndarray | str, np.ndarray | None]:
         x = self.inputs
         if name == "discount":
             return self.discount, None
@@ -179,15 +182,17 @@ class _Placeholders:
         return _whole(column, rows)
 
 
-def _whole(column: Column, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _whole(column: Column, rows: np.ndarray | slice) -> tuple[np.ndarray, np.ndarray | None]:
     """Rounded half to even, as polars' ``round(0)``, as text."""
     values = column.values[rows]
+    if column.finite():
+        return np.rint(values).astype(np.int64).astype(_TEXT), None
     ok = np.isfinite(values) if column.ok is None else column.ok[rows] & np.isfinite(values)
     return np.rint(np.where(ok, values, 0)).astype(np.int64).astype(_TEXT), ok
 
 
-def _date_texts(column: Column, rows: np.ndarray, date_format: str) -> tuple[np.ndarray,
-                                                                                np.ndarray]:
+def _date_texts(column: Column, rows: np.ndarray | slice,
+                date_format: str) -> tuple[np.ndarray, np.ndarray]:
     """``strftime`` of day numbers for formats of ``%Y``, ``%m`` and ``%d`` only."""
     ok = column.valid()[rows]
     days = np.where(ok, column.values[rows], 0).astype("datetime64[D]")
@@ -198,19 +203,21 @@ def _date_texts(column: Column, rows: np.ndarray, date_format: str) -> tuple[np.
                "%d": ((days - months.astype("datetime64[D]")).astype(np.int64) + 1, 2)}
     parts = {part: np.strings.zfill(number.astype(_TEXT), width)
              for part, (number, width) in numbers.items()}
-    out = np.zeros(len(rows), dtype=_TEXT)
+    out = np.zeros(len(days), dtype=_TEXT)
     for piece in _DATE_PART.split(date_format):
         if piece:
             out = np.strings.add(out, parts.get(piece, piece))
     return out, ok
 
 
-def _fill(template: str, values: _Placeholders,
-          rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``template`` with each placeholder filled, for ``rows``: (texts, valid)."""
+def _fill(template: str, values: _Placeholders, rows: np.ndarray | slice,
+          n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``template`` with each placeholder filled, for ``rows`` (a slice: all ``n``): (texts,
+    valid)."""
     pieces = PLACEHOLDER.split(template)  # literal, name, literal, name, ..., literal
-    out = np.full(len(rows), pieces[0], dtype=_TEXT)
-    ok = np.ones(len(rows), dtype=bool)
+    size = n if isinstance(rows, slice) else len(rows)
+    out = np.full(size, pieces[0], dtype=_TEXT)
+    ok = np.ones(size, dtype=bool)
     for name, literal in zip(pieces[1::2], pieces[2::2], strict=True):
         filled, valid = values(name, rows)
         out = np.strings.add(out, filled)
@@ -222,13 +229,13 @@ def _fill(template: str, values: _Placeholders,
 
 
 def reasons(frame: pl.DataFrame, lang: Language, discount_percent: float) -> pl.Series:
-    """:func:`reason_texts` of the rows of ``frame``: ``goal, lifecycle_stage,
+    """:func:`reason_texts` of the rows of ``frame`` as a Series: ``goal, lifecycle_stage,
     interval_median, days_since_last_order, _days_since_first, churn_probability,
     due_product_id, due_product_date, next_order_date, revenue, _step, channel, offer``."""
     goal_names, goal = np.unique(frame["goal"].to_numpy().astype(str), return_inverse=True)
     step = frame["_step"].replace_strict(list(STEPS), list(range(len(STEPS))),
                                          return_dtype=pl.Int64).to_numpy()
-    return reason_texts(ReasonInputs(
+    return pl.Series("reason", reason_texts(ReasonInputs(
         goal=goal, goal_names=tuple(goal_names),
         lost=(frame["lifecycle_stage"] == "lost").to_numpy(),
         interval=Column.of(frame["interval_median"]), days=Column.of(frame["days_since_last_order"]),
@@ -237,4 +244,4 @@ def reasons(frame: pl.DataFrame, lang: Language, discount_percent: float) -> pl.
         next=Column.of(frame["next_order_date"]), revenue=Column.of(frame["revenue"]),
         step=step, no_channel=frame["channel"].is_null().to_numpy(),
         offer=(frame["offer"] != "none").to_numpy(),
-    ), lang, discount_percent)
+    ), lang, discount_percent).tolist(), dtype=pl.String)

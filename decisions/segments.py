@@ -13,7 +13,7 @@ from datetime import date
 import numpy as np
 import polars as pl
 
-from retain.decisions.arrays import Column, day_number, first_match, labels
+from retain.decisions.arrays import Column, day_number, first_match, names_of, text_columns
 from retain.decisions.rules import Rules
 
 LIFECYCLE_STAGES = ("new", "active", "at_risk", "sleeping", "lost")
@@ -55,10 +55,19 @@ class ShopReference:
 
     def clv_at_top(self, share: float) -> float:
         """The CLV above which the top ``share`` of customers lie."""
-        return float(np.interp(1.0 - share, _LEVELS, self.clv_quantiles))
+        return self._at_top("clv", share)
 
     def revenue_at_top(self, share: float) -> float:
-        return float(np.interp(1.0 - share, _LEVELS, self.revenue_quantiles))
+        return self._at_top("revenue", share)
+
+    def _at_top(self, what: str, share: float) -> float:
+        # Asked on every request with the same shares: remembered (the instance is frozen).
+        cache = self.__dict__.setdefault("_at_top_cache", {})
+        key = (what, share)
+        if key not in cache:
+            quantiles = self.clv_quantiles if what == "clv" else self.revenue_quantiles
+            cache[key] = float(np.interp(1.0 - share, _LEVELS, quantiles))
+        return cache[key]
 
 
 def segment_codes(inputs: dict[str, Column], rules: Rules, reference: ShopReference,
@@ -101,17 +110,18 @@ SEGMENTS = tuple(f"{stage}-{tier}-{kind}" for stage in LIFECYCLE_STAGES for tier
                  for kind in BEHAVIOUR_TYPES)
 
 
+SEGMENT_COLUMNS = ("lifecycle_stage", "value_tier", "behaviour_type", "segment")
+
+
 def segment_labels(lifecycle: np.ndarray, value_tier: np.ndarray,
-                   behaviour_type: np.ndarray) -> list[pl.Series]:
-    """``lifecycle_stage, value_tier, behaviour_type, segment`` from :func:`segment_codes`; the
+                   behaviour_type: np.ndarray) -> list[np.ndarray]:
+    """:data:`SEGMENT_COLUMNS` from :func:`segment_codes`, as object arrays of names; the
     segment is ``<lifecycle>-<tier>-<behaviour>``, e.g. ``at_risk-vip-stock_up``: safe in a URL
     path."""
     segment = (lifecycle.astype(np.intp) * len(VALUE_TIERS) + value_tier) \
         * len(BEHAVIOUR_TYPES) + behaviour_type
-    return [labels("lifecycle_stage", LIFECYCLE_STAGES, lifecycle),
-            labels("value_tier", VALUE_TIERS, value_tier),
-            labels("behaviour_type", BEHAVIOUR_TYPES, behaviour_type),
-            labels("segment", SEGMENTS, segment)]
+    return [names_of(LIFECYCLE_STAGES, lifecycle), names_of(VALUE_TIERS, value_tier),
+            names_of(BEHAVIOUR_TYPES, behaviour_type), names_of(SEGMENTS, segment)]
 
 
 def segments(frame: pl.DataFrame, rules: Rules, reference: ShopReference,
@@ -119,4 +129,5 @@ def segments(frame: pl.DataFrame, rules: Rules, reference: ShopReference,
     """``lifecycle_stage, value_tier, behaviour_type, segment`` of each row of ``frame``
     (:data:`SEGMENT_INPUTS`), in its order."""
     inputs = {name: Column.of(frame.get_column(name)) for name in SEGMENT_INPUTS}
-    return pl.DataFrame(segment_labels(*segment_codes(inputs, rules, reference, as_of)))
+    return pl.DataFrame(text_columns(
+        SEGMENT_COLUMNS, segment_labels(*segment_codes(inputs, rules, reference, as_of))))
