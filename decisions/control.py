@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 
+import numpy as np
 import polars as pl
 
 _DIGITS = 15
@@ -24,6 +25,7 @@ def control_group(customer_ids: pl.Series, *, share: float, salt: str) -> pl.Ser
         customer_ids = customer_ids.cast(pl.String)
     # hashlib has no vectorised form; sha256 is kept because anyone can recompute it anywhere.
     threshold = share * _SPACE
-    members = [int(hashlib.sha256(f"{salt}:{cid or ''}".encode()).hexdigest()[:_DIGITS], 16)
-               < threshold for cid in customer_ids.to_list()]
-    return pl.Series("control_group", members, dtype=pl.Boolean)
+    members = np.fromiter(
+        (int(hashlib.sha256(f"{salt}:{cid or ''}".encode()).hexdigest()[:_DIGITS], 16)
+         < threshold for cid in customer_ids.to_list()), dtype=bool, count=customer_ids.len())
+    return pl.Series("control_group", members)
