@@ -24,6 +24,7 @@ and a nightly batch the same rules over whole arrays, with no loop over customer
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
 from itertools import repeat
@@ -134,7 +135,7 @@ def decide(
         product=scores.get_column("due_product_id"), due=x["due_product_date"],
         next=x["next_order_date"], revenue=x["revenue"], step=step, no_channel=~contacted,
         offer=offered), lang, rules.offers.discount_percent)
-    plan_channels = _plan(channels or _NO_MEASUREMENTS, rules)[0]
+    plan_channels = _plan(channels or _NO_MEASUREMENTS, rules).channels
     offer = f"discount_{rules.offers.discount_percent:g}"
     texts = dict(zip(_TEXT_COLUMNS, text_columns(_TEXT_COLUMNS, [
         *segment_labels(lifecycle, tier, behaviour),
@@ -218,15 +219,28 @@ def _goals(x: dict[str, Column], lifecycle: np.ndarray, tier: np.ndarray,
     ], code("cross_sell"), len(control))
 
 
-_Plan = tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray]
+@dataclass(frozen=True)
+class _Plan:
+    """The channel plan as arrays, cheapest first: names, cost, uplift, rank by status (0
+    maintenance, 1 active or unmeasured, 2 other), each channel's consent column, and the
+    choice order when nothing is drawn for maintenance (rank, then the plan's order)."""
+
+    channels: tuple[str, ...]
+    cost: np.ndarray
+    uplift: np.ndarray
+    rank: np.ndarray
+    consent_columns: tuple[str, ...]
+    free: np.ndarray
+    order: np.ndarray
+    maintenance: bool
+
+
 # The API decides against the same measurements and rules on every request: their plans, by
 # identity (the rules hold a dict, so they cannot be hashed), with the rules kept alive.
 _PLANS: dict[tuple[ChannelMeasurements, int], tuple[Rules, _Plan]] = {}
 
 
 def _plan(measurements: ChannelMeasurements, rules: Rules) -> _Plan:
-    """The channel plan as arrays: names, cost, uplift, status (0 maintenance, 1 active or
-    unmeasured, 2 other), cheapest first."""
     cached = _PLANS.get((measurements, id(rules)))
     if cached is not None and cached[0] is rules:
         return cached[1]
@@ -234,10 +248,13 @@ def _plan(measurements: ChannelMeasurements, rules: Rules) -> _Plan:
         _PLANS.clear()
     plan = channel_plan(measurements, rules.channels)
     status = plan["status"].to_numpy()
-    arrays = (tuple(plan["channel"].to_list()), plan["cost"].to_numpy(),
-              plan["uplift"].to_numpy(),
-              np.where(status == MAINTENANCE, 0,
-                       np.where(np.isin(status, [ACTIVE, UNMEASURED]), 1, 2)))
+    rank = np.where(status == MAINTENANCE, 0,
+                    np.where(np.isin(status, [ACTIVE, UNMEASURED]), 1, 2))
+    channels = tuple(plan["channel"].to_list())
+    cost = plan["cost"].to_numpy()
+    arrays = _Plan(channels, cost, plan["uplift"].to_numpy(), rank,
+                   tuple(f"consent_{c}" for c in channels), cost == 0,
+                   rank * len(channels) + np.arange(len(channels)), bool((rank == 0).any()))
     _PLANS[(measurements, id(rules))] = (rules, arrays)
     return arrays
 
@@ -261,50 +278,56 @@ def _channels(ids: pl.Series, x: dict[str, Column], acting: np.ndarray, rules: R
               as_of: date) -> tuple[np.ndarray, np.ndarray, Column]:
     """Per customer the index of the channel chosen in the plan (-1: none), its cost and its
     uplift (0 and null without one)."""
-    names, costs, uplifts, status = _plan(measurements, rules)
-    n, k = ids.len(), len(names)
+    plan = _plan(measurements, rules)
+    n, k = ids.len(), len(plan.channels)
     usable = np.zeros((n, k), dtype=bool)
-    given = [f"consent_{c}" for c in names]
-    present = [c for c in given if consents is not None and c in consents.columns]
+    given = set() if consents is None else set(consents.columns)
+    present = [c for c in plan.consent_columns if c in given]
     if present and acting.any():
         assert consents is not None
         for column, series in zip(present, aligned(ids, consents, present, duplicates="any"),
                                   strict=True):
             # A null consent is none: None in the object array reads as False.
-            usable[:, given.index(column)] = series.to_numpy().astype(bool)
-    usable &= acting[:, None]
-    if ids.null_count():
-        usable &= ids.is_not_null().to_numpy()[:, None]  # a null id joins nothing
-    if measurements.ignored.height and usable.any():
+            usable[:, plan.consent_columns.index(column)] = series.to_numpy().astype(bool)
+        usable &= acting[:, None]
+        if ids.null_count():
+            usable &= ids.is_not_null().to_numpy()[:, None]  # a null id joins nothing
+    if not usable.any():
+        return np.full(n, -1), np.zeros(n), Column(np.zeros(n), np.zeros(n, dtype=bool))
+    if measurements.ignored.height:
         number, by_channel = _ignored(measurements)
         # A dict lookup per id, in C (map): a sorted search or a join costs ~1 ms per call
         # however few the ids. The last slot of each channel's flags is "not found".
         rows = np.fromiter(map(number.get, ids.to_list(), repeat(len(number))), dtype=np.intp,
                            count=n)
-        for j, channel in enumerate(names):
+        for j, channel in enumerate(plan.channels):
             if channel in by_channel:
                 usable[:, j] &= ~by_channel[channel][rows]
-    rank = status[None, :]
-    if (status == 0).any() and usable.any():
+    rank, order = plan.rank[None, :], plan.order[None, :]
+    if plan.maintenance:
         # Maintenance keeps a small share of the customers it could reach, drawn afresh each
         # day (as_of in the draw) so that over time it measures across the whole audience.
         draw = (ids + f":{as_of.isoformat()}").hash(seed=20_220_301).to_numpy() % 10_000
         kept = draw < int(rules.channels.maintenance_share * 10_000)
-        rank = np.where((status == 0) & ~kept[:, None], 2, rank)
+        rank = np.where((plan.rank == 0) & ~kept[:, None], 2, rank)
+        order = rank * k + np.arange(k)
     # Paid messages must pay for themselves; the maintenance share is there to measure.
     p_alive, aov = x["p_alive"], x["aov"].fill_null(0.0)
-    extra_margin = Column(uplifts[None, :] * p_alive.values[:, None] * aov.values[:, None]
-                          * rules.offers.margin,
-                          None if p_alive.ok is None else p_alive.ok[:, None])
-    usable &= (costs == 0) | (extra_margin >= costs) | (rank == 0)
+    extra_margin = (plan.uplift * p_alive.values[:, None] * aov.values[:, None]
+                    * rules.offers.margin)
+    pays = extra_margin >= plan.cost
+    if p_alive.may_be_nan() or aov.may_be_nan():
+        pays |= np.isnan(extra_margin)  # NaN compares as the greatest value
+    if p_alive.ok is not None:
+        pays &= p_alive.ok[:, None]
+    usable &= plan.free | pays | (rank == 0)
     # The best rank, then the plan's order: cheapest, best uplift, first by name (the same
     # choice whatever the batch).
-    order = np.where(usable, rank * k + np.arange(k), 3 * k)
-    best = order.argmin(axis=1) if k else np.zeros(n, dtype=np.intp)
-    chosen = np.where(usable.any(axis=1), best, -1)
-    has = chosen >= 0
-    return (chosen, np.where(has, costs[best], 0.0),
-            Column(np.where(has, uplifts[best], 0.0), has))
+    order = np.where(usable, order, 3 * k)
+    best = order.argmin(axis=1)
+    has = order[np.arange(n), best] < 3 * k
+    return (np.where(has, best, -1), np.where(has, plan.cost[best], 0.0),
+            Column(np.where(has, plan.uplift[best], 0.0), has))
 
 
 def _offer_and_value(x: dict[str, Column], goal: np.ndarray, contacted: np.ndarray,
