@@ -359,7 +359,8 @@ def _send_at(x: dict[str, Column], goal: np.ndarray, ids: pl.Series, contacts: F
     timing = rules.timing
     today = day_number(as_of)
     n = len(goal)
-    steps = timing.post_purchase_days.model_dump()  # guide, review, cross_sell, repeat_offer
+    # guide, review, cross_sell, repeat_offer (attributes: a model_dump costs ~10 us a call)
+    steps = {name: getattr(timing.post_purchase_days, name) for name in STEPS}
     send_at = np.full(n, float(today))
     step = np.full(n, len(STEPS) - 1, dtype=np.int8)
     code = GOALS.index
