@@ -19,17 +19,13 @@ _SPACE = 16**_DIGITS
 
 
 def control_group(customer_ids: pl.Series, *, share: float, salt: str) -> pl.Series:
-    """Boolean Series ``control_group``: True for the customers in the global control group."""
+    """Boolean Series ``control_group``: True for the customers in the global control group
+    (a null id is drawn as the empty string, an integer id as its text)."""
+    if not isinstance(customer_ids.dtype, pl.String):
+        customer_ids = customer_ids.cast(pl.String)
     # hashlib has no vectorised form; sha256 is kept because anyone can recompute it anywhere.
-    draws = np.fromiter((_draw(cid, salt) for cid in customer_ids.cast(pl.String).fill_null("")),
-                        dtype=np.int64, count=customer_ids.len())
-    return pl.Series("control_group", draws < share * _SPACE)
-
-
-def in_control_group(customer_id: str | None, *, share: float, salt: str) -> bool:
-    """:func:`control_group` of one customer, without a Series (the API's small requests)."""
-    return _draw(customer_id or "", salt) < share * _SPACE
-
-
-def _draw(customer_id: str, salt: str) -> int:
-    return int(hashlib.sha256(f"{salt}:{customer_id}".encode()).hexdigest()[:_DIGITS], 16)
+    threshold = share * _SPACE
+    members = np.fromiter(
+        (int(hashlib.sha256(f"{salt}:{cid or ''}".encode()).hexdigest()[:_DIGITS], 16)
+         < threshold for cid in customer_ids.to_list()), dtype=bool, count=customer_ids.len())
+    return pl.Series("control_group", members)

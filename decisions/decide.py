@@ -16,15 +16,32 @@ customer, and whose expected extra margin covers its cost. ``send_at`` follows t
 day before the product runs out, now for the overdue, the post-purchase sequence for the new),
 moved later when the frequency cap is full. A discount is offered only when the extra margin
 it is expected to bring exceeds what it costs on the orders that would come anyway.
+
+One implementation for one customer and for millions: every rule runs on numpy arrays of the
+batch's columns (:mod:`decisions.arrays`), so a one-customer request pays microseconds per rule
+and a nightly batch the same rules over whole arrays, with no loop over customers.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import lru_cache
+from itertools import repeat
 from typing import TYPE_CHECKING
 
+import numpy as np
 import polars as pl
 
+from retain.decisions.arrays import (
+    Column,
+    aligned,
+    day_number,
+    first_match,
+    names_of,
+    text_columns,
+    with_nulls,
+)
 from retain.decisions.channels import (
     ACTIVE,
     MAINTENANCE,
@@ -35,13 +52,13 @@ from retain.decisions.channels import (
     no_measurements,
 )
 from retain.decisions.control import control_group
-from retain.decisions.reasons import Language, reason_expression
+from retain.decisions.reasons import STEPS, Language, ReasonInputs, reason_texts
 from retain.decisions.rules import Rules
 from retain.decisions.segments import (
     FEATURE_INPUTS,
     ShopReference,
-    segment_expressions,
-    segment_name,
+    segment_codes,
+    segment_labels,
 )
 from retain.features.orders import Frame, midnight
 
@@ -68,7 +85,9 @@ ORDER_HISTORY_COLUMNS = tuple(ORDER_HISTORY_SCHEMA)
 _ORDER_HISTORY_SOURCES = {"first_order_date": "first_purchase",
                           "last_order_date": "last_purchase", "orders": "orders"}
 NO_OFFER = "none"
-_NO_ACTION = ("none", "control")
+_TEXT_COLUMNS = ("lifecycle_stage", "value_tier", "behaviour_type", "segment", "goal", "channel",
+                 "offer", "reason")
+_NO_MEASUREMENTS = no_measurements()  # one object, so its channel plan is cached like others
 
 
 def decide(
@@ -90,29 +109,51 @@ def decide(
     contacts log showed (None: nothing measured). ``contacts``: the recent contacts log, for
     the frequency cap.
     """
-    # Small batches (the API's requests): the same frame in plain Python (decisions.small),
-    # since here the ~25 polars operations below cost ~10 ms of fixed overhead per call.
-    from retain.decisions.small import (  # here: it imports this module
-        SMALL_DECISIONS_MAX,
-        decide_small,
-    )
-
-    if scores.height <= SMALL_DECISIONS_MAX:
-        return decide_small(scores, features, as_of=as_of, rules=rules, reference=reference,
-                            channels=channels, consents=consents, contacts=contacts, lang=lang)
-    frame = scores.join(features.select("customer_id", *FEATURE_INPUTS), on="customer_id",
-                        how="left", maintain_order="left")
-    frame = frame.with_columns(
-        *segment_expressions(rules, reference, as_of),
-        control_group(frame["customer_id"], share=rules.control_group.share,
-                      salt=rules.control_group.salt),
-        (pl.lit(as_of) - pl.col("first_purchase")).dt.total_days().alias("_days_since_first"),
-    ).with_columns(segment_name(), _goal(rules, reference, as_of))
-    frame = _with_channel(frame, rules, channels or no_measurements(), consents, as_of)
-    frame = _with_offer_and_value(frame, rules)
-    frame = _with_send_at(frame, rules, as_of, contacts)
-    frame = frame.with_columns(reason_expression(lang, rules.offers.discount_percent))
-    return frame.select(*scores.columns, *DECISION_COLUMNS)
+    ids = scores.get_column("customer_id")
+    # The scores' own columns win over the features' (as a join would keep them).
+    scored = set(scores.columns)
+    wanted = [c for c in FEATURE_INPUTS if c not in scored]
+    own = dict(zip(wanted, aligned(ids, features, wanted), strict=True))
+    x = {name: Column.of(scores.get_column(name) if name in scored else own[name])
+         for name in ("p_alive", "clv_12m", "churn_probability", "due_product_date",
+                      "next_order_date", *FEATURE_INPUTS)}
+    Column.look_for_nan(list(x.values()))
+    lifecycle, tier, behaviour = segment_codes(x, rules, reference, as_of)
+    control = control_group(ids, share=rules.control_group.share, salt=rules.control_group.salt)
+    goal = _goals(x, lifecycle, tier, control.to_numpy(), rules, reference, as_of)
+    acting = (goal != GOALS.index("none")) & (goal != GOALS.index("control"))
+    channel, channel_cost, channel_uplift = _channels(
+        ids, x, acting, rules, channels or _NO_MEASUREMENTS, consents, as_of)
+    contacted = channel >= 0
+    offered, value, cost = _offer_and_value(x, goal, contacted, channel_cost, channel_uplift,
+                                            rules)
+    step, send_at = _send_at(x, goal, ids, contacts, rules, as_of)
+    reason = reason_texts(ReasonInputs(
+        goal=goal, goal_names=GOALS, lost=lifecycle == 4, interval=x["interval_median"],
+        days=x["days_since_last_order"],
+        first=day_number(as_of) - x["first_purchase"], churn=x["churn_probability"],
+        product=scores.get_column("due_product_id"), due=x["due_product_date"],
+        next=x["next_order_date"], revenue=x["revenue"], step=step, no_channel=~contacted,
+        offer=offered), lang, rules.offers.discount_percent)
+    plan_channels = _plan(channels or _NO_MEASUREMENTS, rules).channels
+    offer = f"discount_{rules.offers.discount_percent:g}"
+    texts = dict(zip(_TEXT_COLUMNS, text_columns(_TEXT_COLUMNS, [
+        *segment_labels(lifecycle, tier, behaviour),
+        names_of(GOALS, goal),
+        names_of((*plan_channels, None), channel),  # -1: no channel, null
+        names_of((NO_OFFER, offer), offered.astype(np.int8)),
+        reason,
+    ]), strict=True))
+    return scores.hstack([
+        *(texts[c] for c in DECISION_COLUMNS[:6]),
+        pl.Series("send_at", np.where(contacted, send_at, np.nan), nan_to_null=True)
+        .cast(pl.Int32).cast(pl.Date),
+        texts["offer"],
+        texts["reason"],
+        control,
+        with_nulls(pl.Series("expected_incremental_revenue", value.values), value.ok),
+        pl.Series("contact_cost", cost),
+    ])
 
 
 def score_and_decide(
@@ -146,145 +187,207 @@ def score_and_decide(
 
 def with_order_history(frame: pl.DataFrame, features: pl.DataFrame) -> pl.DataFrame:
     """``frame`` with :data:`ORDER_HISTORY_COLUMNS` from the customers' ``features`` appended
-    (one join, in ``frame``'s row order; null for a customer the features lack)."""
-    history = [pl.col(source).cast(ORDER_HISTORY_SCHEMA[name]).alias(name)
-               for name, source in _ORDER_HISTORY_SOURCES.items()]
-    if frame.height == features.height and frame.get_column("customer_id").equals(
-            features.get_column("customer_id")):
-        # Same customers in the same order (the API's small requests): three columns stacked,
-        # a few microseconds, where the join cost ~0.3 ms of a ~1.5 ms one-customer request.
-        return frame.hstack(features.select(history).get_columns())
-    history = features.select("customer_id", *history)
-    return frame.join(history, on="customer_id", how="left", maintain_order="left")
+    (in ``frame``'s row order; null for a customer the features lack)."""
+    sources = list(_ORDER_HISTORY_SOURCES.values())
+    # Series by Series (aligned: no join for the API's requests, whose rows are the features'
+    # own), not a select: a polars query costs ~0.3 ms of a one-customer request.
+    columns = aligned(frame.get_column("customer_id"), features, sources)
+    return frame.hstack([
+        column.cast(ORDER_HISTORY_SCHEMA[name]).rename(name)
+        for name, column in zip(_ORDER_HISTORY_SOURCES, columns, strict=True)])
 
 
-def _goal(rules: Rules, reference: ShopReference, as_of: date) -> pl.Expr:
-    stage = pl.col("lifecycle_stage")
-    due_soon = pl.col("due_product_date") <= pl.lit(
-        as_of + timedelta(days=rules.goals.replenish_within_days))
-    top_spender = pl.col("revenue") >= reference.revenue_at_top(
-        rules.goals.win_back_min_revenue_share)
-    return (
-        pl.when("control_group").then(pl.lit("control"))
-        .when((stage == "lost") & top_spender).then(pl.lit("win_back"))
-        .when(stage == "lost").then(pl.lit("none"))
-        .when(stage == "sleeping").then(pl.lit("reactivate"))
-        .when(stage == "new").then(pl.lit("onboard"))
-        .when(due_soon.fill_null(False)).then(pl.lit("replenish"))
-        .when(stage == "at_risk").then(pl.lit("reactivate"))
-        .when(pl.col("value_tier") == "vip").then(pl.lit("keep_vip"))
-        .when(pl.col("churn_probability") < rules.goals.none_below_churn_probability)
-        .then(pl.lit("none"))
-        .otherwise(pl.lit("cross_sell"))
-        .alias("goal")
-    )
+def _goals(x: dict[str, Column], lifecycle: np.ndarray, tier: np.ndarray,
+           control: np.ndarray, rules: Rules, reference: ShopReference,
+           as_of: date) -> np.ndarray:
+    """Indexes into :data:`GOALS`, first match wins (see module doc)."""
+    goals = rules.goals
+    due_soon = x["due_product_date"] <= day_number(as_of) + goals.replenish_within_days
+    top_spender = x["revenue"] >= reference.revenue_at_top(goals.win_back_min_revenue_share)
+    lost = lifecycle == 4
+    code = GOALS.index
+    return first_match([
+        (control, code("control")),
+        (lost & top_spender, code("win_back")),
+        (lost, code("none")),
+        (lifecycle == 3, code("reactivate")),
+        (lifecycle == 0, code("onboard")),
+        (due_soon, code("replenish")),
+        (lifecycle == 2, code("reactivate")),
+        (tier == 0, code("keep_vip")),
+        (x["churn_probability"] < goals.none_below_churn_probability, code("none")),
+    ], code("cross_sell"), len(control))
 
 
-def consented_channels(consents: pl.DataFrame | None, channels: list[str]) -> pl.DataFrame:
-    """``customer_id, channel``: one row per consent given, for the channels of the plan."""
-    columns = [f"consent_{c}" for c in channels
-               if consents is not None and f"consent_{c}" in consents.columns]
-    if not columns:
-        return pl.DataFrame(schema={"customer_id": pl.String, "channel": pl.String})
-    assert consents is not None
-    return (
-        consents.select("customer_id", *columns)
-        .unpivot(index="customer_id", variable_name="channel", value_name="consent")
-        .filter(pl.col("consent").fill_null(False))
-        .select("customer_id", pl.col("channel").str.strip_prefix("consent_"))
-    )
+@dataclass(frozen=True)
+class _Plan:
+    """The channel plan as arrays, cheapest first: names, cost, uplift, rank by status (0
+    maintenance, 1 active or unmeasured, 2 other), each channel's consent column, and the
+    choice order when nothing is drawn for maintenance (rank, then the plan's order)."""
+
+    channels: tuple[str, ...]
+    cost: np.ndarray
+    uplift: np.ndarray
+    rank: np.ndarray
+    consent_columns: tuple[str, ...]
+    free: np.ndarray
+    order: np.ndarray
+    maintenance: bool
 
 
-def _with_channel(frame: pl.DataFrame, rules: Rules, measurements: ChannelMeasurements,
-                  consents: pl.DataFrame | None, as_of: date) -> pl.DataFrame:
+# The API decides against the same measurements and rules on every request: their plans, by
+# identity (the rules hold a dict, so they cannot be hashed), with the rules kept alive.
+_PLANS: dict[tuple[ChannelMeasurements, int], tuple[Rules, _Plan]] = {}
+
+
+def _plan(measurements: ChannelMeasurements, rules: Rules) -> _Plan:
+    cached = _PLANS.get((measurements, id(rules)))
+    if cached is not None and cached[0] is rules:
+        return cached[1]
+    if len(_PLANS) >= 16:
+        _PLANS.clear()
     plan = channel_plan(measurements, rules.channels)
-    acting = frame.filter(~pl.col("goal").is_in(_NO_ACTION)).select(
-        "customer_id", "p_alive", "aov")
-    # Maintenance keeps a small share of the customers it could reach, drawn afresh each day
-    # (as_of in the draw) so that over time it measures across the whole audience.
-    maintenance_draw = (
-        pl.concat_str(pl.col("customer_id"), pl.lit(f":{as_of.isoformat()}"))
-        .hash(seed=20_220_301) % 10_000 < int(rules.channels.maintenance_share * 10_000)
-    )
-    status = pl.col("status")
-    rank = (
-        pl.when((status == MAINTENANCE) & maintenance_draw).then(0)
-        .when(status.is_in([ACTIVE, UNMEASURED])).then(1)
-        .otherwise(2)
-    )
-    extra_margin = (pl.col("uplift") * pl.col("p_alive") * pl.col("aov").fill_null(0.0)
+    status = plan["status"].to_numpy()
+    rank = np.where(status == MAINTENANCE, 0,
+                    np.where(np.isin(status, [ACTIVE, UNMEASURED]), 1, 2))
+    channels = tuple(plan["channel"].to_list())
+    cost = plan["cost"].to_numpy()
+    arrays = _Plan(channels, cost, plan["uplift"].to_numpy(), rank,
+                   tuple(f"consent_{c}" for c in channels), cost == 0,
+                   rank * len(channels) + np.arange(len(channels)), bool((rank == 0).any()))
+    _PLANS[(measurements, id(rules))] = (rules, arrays)
+    return arrays
+
+
+@lru_cache(maxsize=16)
+def _ignored(measurements: ChannelMeasurements) -> tuple[dict[str, int], dict[str, np.ndarray]]:
+    """The customers who ignore some channel, numbered, and per channel which of them do."""
+    ignored = measurements.ignored
+    customers = ignored.get_column("customer_id").unique(maintain_order=True).to_list()
+    number = {customer: i for i, customer in enumerate(customers)}
+    by_channel: dict[str, np.ndarray] = {}
+    for customer, channel in zip(ignored.get_column("customer_id").to_list(),
+                                 ignored.get_column("channel").to_list(), strict=True):
+        by_channel.setdefault(channel, np.zeros(len(customers) + 1, dtype=bool))[
+            number[customer]] = True
+    return number, by_channel
+
+
+def _channels(ids: pl.Series, x: dict[str, Column], acting: np.ndarray, rules: Rules,
+              measurements: ChannelMeasurements, consents: pl.DataFrame | None,
+              as_of: date) -> tuple[np.ndarray, np.ndarray, Column]:
+    """Per customer the index of the channel chosen in the plan (-1: none), its cost and its
+    uplift (0 and null without one)."""
+    plan = _plan(measurements, rules)
+    n, k = ids.len(), len(plan.channels)
+    usable = np.zeros((n, k), dtype=bool)
+    given = set() if consents is None else set(consents.columns)
+    present = [c for c in plan.consent_columns if c in given]
+    if present and acting.any():
+        assert consents is not None
+        for column, series in zip(present, aligned(ids, consents, present, duplicates="any"),
+                                  strict=True):
+            # A null consent is none: None in the object array reads as False.
+            usable[:, plan.consent_columns.index(column)] = series.to_numpy().astype(bool)
+        usable &= acting[:, None]
+        if ids.null_count():
+            usable &= ids.is_not_null().to_numpy()[:, None]  # a null id joins nothing
+    if not usable.any():
+        return np.full(n, -1), np.zeros(n), Column(np.zeros(n), np.zeros(n, dtype=bool))
+    if measurements.ignored.height:
+        number, by_channel = _ignored(measurements)
+        # A dict lookup per id, in C (map): a sorted search or a join costs ~1 ms per call
+        # however few the ids. The last slot of each channel's flags is "not found".
+        rows = np.fromiter(map(number.get, ids.to_list(), repeat(len(number))), dtype=np.intp,
+                           count=n)
+        for j, channel in enumerate(plan.channels):
+            if channel in by_channel:
+                usable[:, j] &= ~by_channel[channel][rows]
+    rank, order = plan.rank[None, :], plan.order[None, :]
+    if plan.maintenance:
+        # Maintenance keeps a small share of the customers it could reach, drawn afresh each
+        # day (as_of in the draw) so that over time it measures across the whole audience.
+        draw = (ids + f":{as_of.isoformat()}").hash(seed=20_220_301).to_numpy() % 10_000
+        kept = draw < int(rules.channels.maintenance_share * 10_000)
+        rank = np.where((plan.rank == 0) & ~kept[:, None], 2, rank)
+        order = rank * k + np.arange(k)
+    # Paid messages must pay for themselves; the maintenance share is there to measure.
+    p_alive, aov = x["p_alive"], x["aov"].fill_null(0.0)
+    extra_margin = (plan.uplift * p_alive.values[:, None] * aov.values[:, None]
                     * rules.offers.margin)
-    chosen = (
-        consented_channels(consents, plan["channel"].to_list())
-        .join(acting, on="customer_id", how="inner")
-        .join(plan, on="channel", how="inner")
-        .join(measurements.ignored, on=["customer_id", "channel"], how="anti")
-        # Paid messages must pay for themselves; the maintenance share is there to measure.
-        .filter((pl.col("cost") == 0) | (extra_margin >= pl.col("cost")) | (rank == 0))
-        # Ties (same rank, cost and uplift) go to the first channel by name: the same choice
-        # whatever the batch.
-        .sort([pl.col("customer_id"), rank, pl.col("cost"), pl.col("uplift"), pl.col("channel")],
-              descending=[False, False, False, True, False])
-        .group_by("customer_id", maintain_order=True).first()
-        .select("customer_id", "channel", pl.col("cost").alias("_channel_cost"),
-                pl.col("uplift").alias("_channel_uplift"))
-    )
-    return frame.join(chosen, on="customer_id", how="left", maintain_order="left")
+    pays = extra_margin >= plan.cost
+    if p_alive.may_be_nan() or aov.may_be_nan():
+        pays |= np.isnan(extra_margin)  # NaN compares as the greatest value
+    if p_alive.ok is not None:
+        pays &= p_alive.ok[:, None]
+    usable &= plan.free | pays | (rank == 0)
+    # The best rank, then the plan's order: cheapest, best uplift, first by name (the same
+    # choice whatever the batch).
+    order = np.where(usable, order, 3 * k)
+    best = order.argmin(axis=1)
+    has = order[np.arange(n), best] < 3 * k
+    return (np.where(has, best, -1), np.where(has, plan.cost[best], 0.0),
+            Column(np.where(has, plan.uplift[best], 0.0), has))
 
 
-def _with_offer_and_value(frame: pl.DataFrame, rules: Rules) -> pl.DataFrame:
+def _offer_and_value(x: dict[str, Column], goal: np.ndarray, contacted: np.ndarray,
+                     channel_cost: np.ndarray, channel_uplift: Column,
+                     rules: Rules) -> tuple[np.ndarray, Column, np.ndarray]:
+    """Whether a discount is offered, the expected incremental revenue and the contact cost."""
     offers = rules.offers
-    contacted = pl.col("channel").is_not_null()
-    aov = pl.col("aov").fill_null(0.0)
-    churn = pl.col("churn_probability")
+    aov = x["aov"].fill_null(0.0)
+    churn = x["churn_probability"]
     # Extra order probability from the discount: only a customer still alive who would not
     # order anyway can be moved; everyone who orders redeems it.
-    moved = offers.discount_uplift * pl.col("p_alive") * churn
+    moved = offers.discount_uplift * x["p_alive"] * churn
     discount_cost = offers.discount_percent / 100 * aov * ((1 - churn) + moved)
-    worth_it = contacted & (pl.col("goal") != "onboard") & (moved * aov * offers.margin
-                                                           > discount_cost)
-    message = pl.col("_channel_uplift").fill_null(0.0) * pl.col("p_alive")
-    return frame.with_columns(
-        pl.when(worth_it).then(pl.lit(f"discount_{offers.discount_percent:g}"))
-        .otherwise(pl.lit(NO_OFFER)).alias("offer"),
-        pl.when(contacted)
-        .then((message + pl.when(worth_it).then(moved).otherwise(0.0)) * aov)
-        .otherwise(0.0).alias("expected_incremental_revenue"),
-        pl.when(contacted)
-        .then(pl.col("_channel_cost") + pl.when(worth_it).then(discount_cost).otherwise(0.0))
-        .otherwise(0.0).alias("contact_cost"),
-    )
+    worth_it = contacted & (goal != GOALS.index("onboard")) & (
+        moved * aov * offers.margin > discount_cost)
+    message = channel_uplift.fill_null(0.0) * x["p_alive"]
+    gain = np.where(worth_it, moved.values, 0.0)
+    value = Column(np.where(contacted, (message.values + gain) * aov.values, 0.0),
+                   None if message.ok is None else message.ok | ~contacted)
+    cost = np.where(contacted, channel_cost + np.where(worth_it, discount_cost.values, 0.0),
+                    0.0)
+    return worth_it, value, cost
 
 
-def _with_send_at(frame: pl.DataFrame, rules: Rules, as_of: date,
-                  contacts: Frame | None) -> pl.DataFrame:
+def _send_at(x: dict[str, Column], goal: np.ndarray, ids: pl.Series, contacts: Frame | None,
+             rules: Rules, as_of: date) -> tuple[np.ndarray, np.ndarray]:
+    """The next post-purchase step (index into :data:`~retain.decisions.reasons.STEPS`) and
+    the day to send (a day number; meaningful where a channel was chosen)."""
     timing = rules.timing
-    today = pl.lit(as_of)
-    goal = pl.col("goal")
-    steps = timing.post_purchase_days.model_dump()  # guide, review, cross_sell, repeat_offer
-    step_dates = {name: pl.col("first_purchase") + pl.duration(days=days)
-                  for name, days in steps.items()}
-    next_step = pl.lit("repeat_offer")
-    for name in reversed(list(steps)):
-        next_step = pl.when(step_dates[name] >= today).then(pl.lit(name)).otherwise(next_step)
-    onboard_at = pl.min_horizontal(
-        *(pl.when(d >= today).then(d) for d in step_dates.values())).fill_null(today)
-    planned = (
-        pl.when(goal == "replenish")
-        .then(pl.col("due_product_date") - pl.duration(days=timing.replenish_lead_days))
-        .when(goal == "onboard").then(onboard_at)
-        .when(goal == "cross_sell")
-        .then(pl.col("last_purchase") + pl.duration(days=steps["cross_sell"]))
-        .when(goal == "keep_vip")
-        .then(pl.col("next_order_date") - pl.duration(days=timing.keep_vip_lead_days))
-        .otherwise(today)
-    )
-    frame = frame.with_columns(next_step.alias("_step"), planned.alias("_planned"))
-    frame = frame.join(cap_free_dates(contacts, as_of, rules), on="customer_id", how="left",
-                       maintain_order="left")
-    send_at = pl.max_horizontal(pl.col("_planned"), today, pl.col("_cap_free"))
-    return frame.with_columns(
-        pl.when(pl.col("channel").is_not_null()).then(send_at).otherwise(None).alias("send_at"))
+    today = day_number(as_of)
+    n = len(goal)
+    # guide, review, cross_sell, repeat_offer (attributes: a model_dump costs ~10 us a call)
+    steps = {name: getattr(timing.post_purchase_days, name) for name in STEPS}
+    send_at = np.full(n, float(today))
+    step = np.full(n, len(STEPS) - 1, dtype=np.int8)
+    code = GOALS.index
+    # Each goal's date only where the goal is (one customer: one goal).
+    onboard = goal == code("onboard")
+    if onboard.any():
+        first = x["first_purchase"]
+        upcoming = [(first + days) >= today for days in steps.values()]
+        step = first_match([(held, i) for i, held in enumerate(upcoming)], len(STEPS) - 1, n)
+        # The steps are in order: the next one is the earliest still to come.
+        onboard_at = np.where(np.logical_or.reduce(upcoming),
+                              first.values + np.asarray(list(steps.values()))[step], today)
+        send_at[onboard] = np.maximum(onboard_at[onboard], today)
+    for name, day in (("replenish", x["due_product_date"] - timing.replenish_lead_days),
+                      ("cross_sell", x["last_purchase"] + steps["cross_sell"]),
+                      ("keep_vip", x["next_order_date"] - timing.keep_vip_lead_days)):
+        chosen = goal == code(name)
+        if chosen.any():
+            if day.ok is not None:
+                chosen &= day.ok  # no date: today
+            send_at[chosen] = np.maximum(day.values[chosen], today)
+    if contacts is not None:
+        free = cap_free_dates(contacts, as_of, rules)
+        if free.height:
+            cap_free = Column.of(aligned(ids, free, ["_cap_free"])[0])
+            send_at = np.maximum(send_at, np.where(cap_free.valid(), cap_free.values, today))
+    return step, send_at
 
 
 def cap_free_dates(contacts: Frame | None, as_of: date, rules: Rules) -> pl.DataFrame:

@@ -8,7 +8,7 @@ import math
 import polars as pl
 import pytest
 
-from retain.decisions.control import control_group, in_control_group
+from retain.decisions.control import control_group
 from retain.decisions.rules import default_rules
 
 RULES = default_rules().control_group
@@ -92,14 +92,17 @@ def test_it_matches_the_documented_sha256_formula(ids, members):
     for salt in (RULES.salt, "s"):
         got = control_group(pl.Series(odd), share=0.5, salt=salt).to_list()
         assert got == [_by_hand(cid, 0.5, salt) for cid in odd]
-        assert [in_control_group(cid, share=0.5, salt=salt) for cid in odd] == got
+        assert [control_group(pl.Series([cid]), share=0.5, salt=salt).item()
+                for cid in odd] == got
 
 
 def test_one_customer_at_a_time_agrees_with_the_series(ids, members):
     chosen = ids.head(5000).to_list()
-    alone = [in_control_group(cid, share=RULES.share, salt=RULES.salt) for cid in chosen]
+    alone = [control_group(pl.Series([cid]), share=RULES.share, salt=RULES.salt).item()
+             for cid in chosen]
     assert alone == members.head(5000).to_list()
-    assert in_control_group(None, share=0.5, salt="s") == _by_hand("", 0.5, "s")
+    assert control_group(pl.Series([None], dtype=pl.String), share=0.5, salt="s").item() \
+        == _by_hand("", 0.5, "s")
 
 
 def test_integer_ids_are_hashed_as_their_text():

@@ -27,7 +27,6 @@ from retain.decisions.decide import (
     GOALS,
     NO_OFFER,
     ORDER_HISTORY_COLUMNS,
-    consented_channels,
     decide,
     score_and_decide,
     with_order_history,
@@ -191,6 +190,17 @@ def test_a_channel_the_customer_ignores_is_not_used(decided, measured):
     # Some of those who ignore a channel still get another one.
     others = used.join(measured.ignored.select("customer_id").unique(), on="customer_id")
     assert others.height > 0
+
+
+def consented_channels(consents: pl.DataFrame, channels: list[str]) -> pl.DataFrame:
+    """``customer_id, channel``: one row per consent given, for the channels of the plan."""
+    columns = [f"consent_{c}" for c in channels if f"consent_{c}" in consents.columns]
+    return (
+        consents.select("customer_id", *columns)
+        .unpivot(index="customer_id", variable_name="channel", value_name="consent")
+        .filter(pl.col("consent").fill_null(False))
+        .select("customer_id", pl.col("channel").str.strip_prefix("consent_"))
+    )
 
 
 def test_the_cheapest_channel_that_pays_for_itself_is_chosen(with_features, plan, measured,
@@ -551,9 +561,8 @@ def test_score_and_decide_adds_the_order_history_from_the_features(pipeline, sco
         assert row["orders"] == days.len()
 
 
-def test_the_small_path_gives_the_same_order_history(pipeline, scored, shop):
-    """A few customers (the API's requests: plain-Python features and decisions) get the same
-    history as in the whole shop's polars run."""
+def test_a_few_customers_get_the_same_order_history_as_in_the_shop(pipeline, scored, shop):
+    """A few customers (the API's requests) get the same history as in the whole shop's run."""
     tx, _, _ = scored
     whole = score_and_decide(pipeline, tx, shop.as_of, rules=RULES)
     some = whole["customer_id"].sample(3, seed=7)

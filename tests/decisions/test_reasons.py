@@ -8,7 +8,7 @@ from datetime import date
 import polars as pl
 import pytest
 
-from retain.decisions.reasons import LANGUAGES, TEMPLATES, reason_expression
+from retain.decisions.reasons import LANGUAGES, TEMPLATES, reasons
 
 SCHEMA = {"customer_id": pl.String, "goal": pl.String, "lifecycle_stage": pl.String,
           "interval_median": pl.Float64, "days_since_last_order": pl.Float64,
@@ -89,7 +89,7 @@ def rows() -> pl.DataFrame:
 
 
 def _reasons(rows: pl.DataFrame, lang: str, discount: float = 10) -> dict[str, str]:
-    out = rows.with_columns(reason_expression(lang, discount))
+    out = rows.with_columns(reasons(rows, lang, discount))
     return dict(zip(out["customer_id"], out["reason"], strict=True))
 
 
@@ -130,6 +130,6 @@ def test_the_templates_have_the_same_parts_and_placeholders_in_both_languages():
             re.findall(r"\{(\w+)\}", russian[key])), key
 
 
-def test_an_unknown_language_is_refused():
+def test_an_unknown_language_is_refused(rows):
     with pytest.raises(ValueError, match="en, ru"):
-        reason_expression("de", 10)  # type: ignore[arg-type]
+        reasons(rows, "de", 10)  # type: ignore[arg-type]

@@ -14,8 +14,7 @@ from retain.decisions.segments import (
     LIFECYCLE_STAGES,
     VALUE_TIERS,
     ShopReference,
-    segment_expressions,
-    segment_name,
+    segments,
 )
 
 AS_OF = date(2025, 7, 1)
@@ -44,8 +43,7 @@ def _row(name: str, **changes) -> dict:
 
 def _segments(rows: list[dict], rules=RULES, reference=REFERENCE) -> dict[str, dict]:
     frame = pl.DataFrame(rows, schema=ROW_SCHEMA)
-    out = frame.with_columns(*segment_expressions(rules, reference, AS_OF)).with_columns(
-        segment_name())
+    out = frame.hstack(segments(frame, rules, reference, AS_OF))
     return {row["customer_id"]: row for row in out.iter_rows(named=True)}
 
 
@@ -179,7 +177,7 @@ def _tier_shares(scores: pl.DataFrame, reference: ShopReference) -> dict[str, fl
         days_since_last_order=pl.lit(10.0), first_purchase=pl.lit(AS_OF - timedelta(days=400)),
         interval_median=pl.lit(20.0), interval_cv=pl.lit(1.0), orders=pl.lit(5),
         aov=pl.lit(100.0))
-    tiers = frame.select(segment_expressions(RULES, reference, AS_OF)[1])["value_tier"]
+    tiers = segments(frame, RULES, reference, AS_OF)["value_tier"]
     return {tier: (tiers == tier).mean() for tier in VALUE_TIERS}
 
 
