@@ -269,8 +269,7 @@ def _sort(frame: pl.DataFrame, keep: np.ndarray, small: bool):
         new_customer = changes(customers)
         new_order = new_customer | changes(orders)
         return perm, new_customer, new_order, take(names, customers[new_customer])
-    everything = pl.DataFrame([customer_id.alias("c"), order_id.alias("o")]).select(
-        pl.arg_sort_by("c", "o", maintain_order=True)).to_series().to_numpy()
+    everything = _arg_sort_pairs(customer_id, order_id)
     perm = everything[keep[everything]]
     del everything
     # One gathered string column at a time: each is a shop's size.
@@ -280,6 +279,29 @@ def _sort(frame: pl.DataFrame, keep: np.ndarray, small: bool):
     del ids
     new_order = new_customer | changes_in(take(order_id, perm), missing=True)
     return perm, new_customer, new_order, customer_ids
+
+
+def _arg_sort_pairs(customer_id: pl.Series, order_id: pl.Series) -> np.ndarray:
+    """The stable order of the rows by ``(customer_id, order_id)``, missing order ids first.
+
+    polars sorts one string column of ``customer_id + NUL + order_id`` in half the time of
+    the two columns (measured on 20.7M lines: 2.5 s CPU with the concatenation, against 5.1 s;
+    the two-column sort row-encodes both). The order is the same: no customer id contains NUL
+    (it sorts before every other character, so a customer id that is a prefix of another
+    still comes first). A missing order id becomes "", which only merges it with a real
+    empty order id: then, or with NUL in a customer id or a missing customer id, the two
+    columns are sorted as they are.
+    """
+    exact = (customer_id.null_count() == 0
+             and not customer_id.str.contains("\x00", literal=True).any()
+             and (order_id.null_count() == 0 or not (order_id == "").any()))
+    if not exact:
+        return pl.DataFrame([customer_id.alias("c"), order_id.alias("o")]).select(
+            pl.arg_sort_by("c", "o", maintain_order=True)).to_series().to_numpy()
+    key = pl.DataFrame([customer_id.alias("c"), order_id.alias("o")]).select(
+        pl.concat_str("c", pl.lit("\x00"), pl.col("o").fill_null(""))).to_series()
+    return pl.DataFrame([key.alias("k")]).select(
+        pl.arg_sort_by("k", maintain_order=True)).to_series().to_numpy()
 
 
 def _strings(series: pl.Series) -> pl.Series:
