@@ -212,7 +212,13 @@ def lines_before(transactions: Frame | Lines, as_of: date) -> Lines:
     if isinstance(transactions, pl.LazyFrame):
         names = transactions.collect_schema().names()
         cutoff = pl.lit(datetime_of(as_of)).cast(pl.Datetime("us"))
-        frame = (transactions.select([c for c in COLUMNS if c in names])
+        schema = transactions.collect_schema()
+        # Product and channel ids as categoricals: 4 bytes a line against a 16-byte string
+        # view each, read once into codes (``encode``); a shop's lines are the peak memory.
+        frame = (transactions.select([
+            pl.col(c).cast(pl.Categorical)
+            if c in ("product_id", "channel") and isinstance(schema[c], pl.String) else c
+            for c in COLUMNS if c in names])
                  .filter(pl.col("ts") < cutoff).collect())
     else:
         frame = transactions
@@ -328,6 +334,8 @@ def changes_in(values: pl.Series, missing: bool = True) -> np.ndarray:
 def encode(values: pl.Series, numpy_engine: bool) -> tuple[np.ndarray, pl.Series]:
     """``(codes, names)``: each value's index into its sorted distinct values (-1 when
     missing). Code order is name order (Unicode code points, as polars sorts strings)."""
+    if not numpy_engine and isinstance(values.dtype, pl.Categorical):
+        return _encode_categorical(values)
     values = _strings(values)
     if numpy_engine:
         # A request's few lines: a dict beats np.unique on Python strings several times over.
@@ -340,6 +348,18 @@ def encode(values: pl.Series, numpy_engine: bool) -> tuple[np.ndarray, pl.Series
     names = values.drop_nulls().unique().sort()
     physical = values.cast(pl.Enum(names.to_list())).to_physical()
     return physical.cast(pl.Int32).fill_null(-1).to_numpy(), names
+
+
+def _encode_categorical(values: pl.Series) -> tuple[np.ndarray, pl.Series]:
+    """``encode`` of a categorical column: its physical ids mapped to name-order codes."""
+    present = values.drop_nulls().unique()
+    strings = present.cast(pl.String)
+    names = strings.sort()
+    ids = present.to_physical().to_numpy().astype(np.int64)
+    table = np.full(int(ids.max()) + 2 if len(ids) else 1, -1, dtype=np.int32)
+    table[ids] = strings.rank("ordinal").to_numpy().astype(np.int32) - 1
+    physical = values.to_physical().fill_null(len(table) - 1).to_numpy()
+    return table[physical], names
 
 
 def sort_keys(*keys: np.ndarray) -> tuple[np.ndarray, ...]:
