@@ -212,7 +212,13 @@ def lines_before(transactions: Frame | Lines, as_of: date) -> Lines:
     if isinstance(transactions, pl.LazyFrame):
         names = transactions.collect_schema().names()
         cutoff = pl.lit(datetime_of(as_of)).cast(pl.Datetime("us"))
-        frame = (transactions.select([c for c in COLUMNS if c in names])
+        schema = transactions.collect_schema()
+        # Product and channel ids as categoricals: 4 bytes a line against a 16-byte string
+        # view each, read once into codes (``encode``); a shop's lines are the peak memory.
+        frame = (transactions.select([
+            pl.col(c).cast(pl.Categorical)
+            if c in ("product_id", "channel") and isinstance(schema[c], pl.String) else c
+            for c in COLUMNS if c in names])
                  .filter(pl.col("ts") < cutoff).collect())
     else:
         frame = transactions
@@ -269,8 +275,7 @@ def _sort(frame: pl.DataFrame, keep: np.ndarray, small: bool):
         new_customer = changes(customers)
         new_order = new_customer | changes(orders)
         return perm, new_customer, new_order, take(names, customers[new_customer])
-    everything = pl.DataFrame([customer_id.alias("c"), order_id.alias("o")]).select(
-        pl.arg_sort_by("c", "o", maintain_order=True)).to_series().to_numpy()
+    everything = _arg_sort_pairs(customer_id, order_id)
     perm = everything[keep[everything]]
     del everything
     # One gathered string column at a time: each is a shop's size.
@@ -280,6 +285,29 @@ def _sort(frame: pl.DataFrame, keep: np.ndarray, small: bool):
     del ids
     new_order = new_customer | changes_in(take(order_id, perm), missing=True)
     return perm, new_customer, new_order, customer_ids
+
+
+def _arg_sort_pairs(customer_id: pl.Series, order_id: pl.Series) -> np.ndarray:
+    """The stable order of the rows by ``(customer_id, order_id)``, missing order ids first.
+
+    polars sorts one string column of ``customer_id + NUL + order_id`` in half the time of
+    the two columns (measured on 20.7M lines: 2.5 s CPU with the concatenation, against 5.1 s;
+    the two-column sort row-encodes both). The order is the same: no customer id contains NUL
+    (it sorts before every other character, so a customer id that is a prefix of another
+    still comes first). A missing order id becomes "", which only merges it with a real
+    empty order id: then, or with NUL in a customer id or a missing customer id, the two
+    columns are sorted as they are.
+    """
+    exact = (customer_id.null_count() == 0
+             and not customer_id.str.contains("\x00", literal=True).any()
+             and (order_id.null_count() == 0 or not (order_id == "").any()))
+    if not exact:
+        return pl.DataFrame([customer_id.alias("c"), order_id.alias("o")]).select(
+            pl.arg_sort_by("c", "o", maintain_order=True)).to_series().to_numpy()
+    key = pl.DataFrame([customer_id.alias("c"), order_id.alias("o")]).select(
+        pl.concat_str("c", pl.lit("\x00"), pl.col("o").fill_null(""))).to_series()
+    return pl.DataFrame([key.alias("k")]).select(
+        pl.arg_sort_by("k", maintain_order=True)).to_series().to_numpy()
 
 
 def _strings(series: pl.Series) -> pl.Series:
@@ -306,6 +334,8 @@ def changes_in(values: pl.Series, missing: bool = True) -> np.ndarray:
 def encode(values: pl.Series, numpy_engine: bool) -> tuple[np.ndarray, pl.Series]:
     """``(codes, names)``: each value's index into its sorted distinct values (-1 when
     missing). Code order is name order (Unicode code points, as polars sorts strings)."""
+    if not numpy_engine and isinstance(values.dtype, pl.Categorical):
+        return _encode_categorical(values)
     values = _strings(values)
     if numpy_engine:
         # A request's few lines: a dict beats np.unique on Python strings several times over.
@@ -318,6 +348,18 @@ def encode(values: pl.Series, numpy_engine: bool) -> tuple[np.ndarray, pl.Series
     names = values.drop_nulls().unique().sort()
     physical = values.cast(pl.Enum(names.to_list())).to_physical()
     return physical.cast(pl.Int32).fill_null(-1).to_numpy(), names
+
+
+def _encode_categorical(values: pl.Series) -> tuple[np.ndarray, pl.Series]:
+    """``encode`` of a categorical column: its physical ids mapped to name-order codes."""
+    present = values.drop_nulls().unique()
+    strings = present.cast(pl.String)
+    names = strings.sort()
+    ids = present.to_physical().to_numpy().astype(np.int64)
+    table = np.full(int(ids.max()) + 2 if len(ids) else 1, -1, dtype=np.int32)
+    table[ids] = strings.rank("ordinal").to_numpy().astype(np.int32) - 1
+    physical = values.to_physical().fill_null(len(table) - 1).to_numpy()
+    return table[physical], names
 
 
 def sort_keys(*keys: np.ndarray) -> tuple[np.ndarray, ...]:

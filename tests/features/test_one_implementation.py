@@ -279,3 +279,24 @@ def test_prepared_lines_are_shared_and_checked():
                 frames(tx, AS_OF), check_exact=True)
     with pytest.raises(ValueError, match="as of"):
         customer_features(lines, AS_OF - timedelta(days=1))
+
+
+@pytest.mark.parametrize("customers, orders", [
+    (["b", "a", "ab", "a", "b", "a"], ["2", "1", None, "1", None, "0"]),  # a prefix id, missing
+    (["a", "a", "a\x00", "a", "a\x00"], ["x", None, "y", "", "x"]),  # NUL; "" with missing
+    (["c", None, "a", None, "c"], ["1", "2", "1", None, "1"]),  # missing customers
+])
+def test_shop_sort_is_the_two_column_sort(customers, orders):
+    """The one-string-key sort of a shop's lines (and its exact fallbacks) orders rows as the
+    stable sort by customer then order id, missing first."""
+    customer_id, order_id = pl.Series(customers, dtype=pl.String), pl.Series(orders, dtype=pl.String)
+    expected = pl.DataFrame([customer_id.alias("c"), order_id.alias("o")]).select(
+        pl.arg_sort_by("c", "o", maintain_order=True)).to_series().to_list()
+    assert segments._arg_sort_pairs(customer_id, order_id).tolist() == expected
+
+
+def test_lazy_and_eager_shops_give_identical_frames(shop, shop_history):
+    """A lazy input is read with categorical product and channel ids: same frames."""
+    history = shop_history.filter(pl.col("customer_id") < "C0000300")
+    assert history.height > segments.NUMPY_MAX_LINES  # a shop's engine steps
+    assert_same(frames(history.lazy(), AS_OF), frames(history, AS_OF), check_exact=True)
