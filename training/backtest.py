@@ -144,8 +144,11 @@ def stacked_frame(transactions: Frame, origins: Sequence[date], channels: Sequen
 
 
 def fit_pipeline(transactions: Frame, as_of: date, config: TrainConfig,
-                 progress: Callable[[str], None] = log.info) -> ScoringPipeline:
-    """Fit every part with data strictly before ``as_of``; ready to score at ``as_of``."""
+                 progress: Callable[[str], None] = log.info,
+                 sample: CustomerSample | None = None) -> ScoringPipeline:
+    """Fit every part with data strictly before ``as_of``; ready to score at ``as_of``.
+    ``sample``: the customers LightGBM learns from when an engine drew them already (the
+    Spark engine brings only their lines); otherwise drawn here past ``sample_customers``."""
     window = transactions.lazy().filter(pl.col("ts") < pl.lit(as_of).cast(pl.Datetime("us")))
     history = window.collect()
     channels = observed_channels(history)
@@ -167,7 +170,10 @@ def fit_pipeline(transactions: Frame, as_of: date, config: TrainConfig,
         if comparison.get("churn_score") == "expected_orders":
             pipeline.orders_churn = orders_churn(pipeline.btyd, rfm, config.horizon_days)
         return pipeline
-    sample = customer_sample(history, as_of, config, progress, "LightGBM on")
+    if sample is None:
+        sample = customer_sample(history, as_of, config, progress, "LightGBM on")
+    else:
+        progress(f"LightGBM on {sample.line()}")
     stacked = stacked_frame(history if sample is None else sample.of(history), origins, channels,
                             config, progress)
     gbm = {"n_estimators": config.n_estimators, "learning_rate": config.learning_rate,
