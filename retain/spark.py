@@ -774,7 +774,7 @@ def strata_table(table: pa.Table, as_of: date, horizon_days: int) -> pa.Table:
     unsigned hash does (Spark has no unsigned long)."""
     import numpy as np
 
-    from retain.training.sample import customer_strata, customer_hash
+    from retain.training.sample import customer_hash, customer_strata
 
     strata = customer_strata(_transactions(table), as_of, horizon_days)
     hashes = (customer_hash(strata["customer_id"]) ^ np.uint64(_SIGN)).view(np.int64)
