@@ -1,4 +1,4 @@
-"""The Spark engine of ``retain features`` and ``retain score`` (``--engine spark``).
+"""The Spark engine of ``retain features``, ``retain score`` and ``retain train`` (``--engine spark``).
 
 The same per-customer functions as the local engine, run on partitions of whole customers:
 
@@ -11,7 +11,10 @@ The same per-customer functions as the local engine, run on partitions of whole 
    local run; the driver sums the per-bucket reports into one and gives the one error;
 4. run ``features.customers.customer_features`` / ``features.products.customer_product_features``
    (features) or ``decisions.decide.score_and_decide`` with the registered pipeline (score) on
-   each bucket, again with ``applyInArrow``, and write Parquet (a directory of parts).
+   each bucket, again with ``applyInArrow``, and write Parquet (a directory of parts);
+5. or, for training (:func:`training_sample`), compute each customer's stratum and hash per
+   bucket, keep ``training.sample``'s stratified sample with a window over the strata, and
+   bring only the sampled customers' lines to the driver, where training runs as locally.
 
 The pipeline is sent once per executor: its pickled bytes are broadcast and unpickled lazily
 into a module-level cache keyed by model version. Shop-wide inputs are computed once on the
