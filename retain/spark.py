@@ -843,6 +843,31 @@ def training_sample(loaded: SparkLoaded, horizon_days: int, sample_customers: in
         strata.unpersist()
 
 
+def rfm_table(table: pa.Table, as_of: date, schema: pa.Schema) -> pa.Table:
+    """One bucket: ``features.customers.rfm_summary`` of its customers at ``as_of``."""
+    from retain.features.customers import rfm_summary
+
+    return rfm_summary(_transactions(table), as_of).to_arrow().cast(schema)
+
+
+def training_rfm(loaded: SparkLoaded) -> pl.DataFrame:
+    """Every customer's RFM summary at the as-of date (``features.customers.rfm_summary``, a
+    per-customer function run per bucket), collected to the driver, by customer id: what the
+    probabilistic models fit (they group it, ``models.btyd.grouped_rfm``), one row per
+    customer rather than every line."""
+    from retain.features.customers import rfm_summary
+
+    as_of = loaded.as_of
+    schema = _plain_strings(rfm_summary(_empty_transactions(), as_of).to_arrow().schema)
+    rfm = loaded.frame.groupBy(BUCKET).applyInArrow(
+        lambda table: rfm_table(table, as_of, schema), _spark_schema(schema))
+    with spark_errors("transactions"):
+        table = rfm.toArrow()
+    out = pl.from_arrow(table.cast(schema) if table.num_rows else schema.empty_table())
+    assert isinstance(out, pl.DataFrame)
+    return out.sort("customer_id")
+
+
 def _collect_lines(frame: DataFrame) -> pl.DataFrame:
     """Validated lines to the driver, typed as the local loader gives them, in a fixed order
     (customer, time, order, product: Spark keeps no file order across buckets)."""
@@ -882,6 +907,7 @@ __all__ = [
     "score",
     "session",
     "spark_errors",
+    "training_rfm",
     "training_sample",
     "used_lines",
     "with_buckets",

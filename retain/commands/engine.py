@@ -159,9 +159,11 @@ def spark_training_data(config: Settings, rejects: Path, sample_customers: int, 
                         master: str | None, partitions: int):
     """``retain train``'s data on Spark: every line validated per partition, the stratified
     sample of customers drawn there (``retain.spark.training_sample``), and only the sampled
-    customers' lines brought here. Returns (lines, as-of date, load report, sample or None)."""
+    customers' lines brought here, with every customer's RFM summary (one row each) for the
+    probabilistic models. Returns (lines, as-of date, load report, sample or None, RFM or
+    None: without a sample the lines are every customer's)."""
     from retain.features.contract import DataError
-    from retain.spark import spark_errors, training_sample
+    from retain.spark import spark_errors, training_rfm, training_sample
 
     spark = _spark(master, partitions)
     loaded = spark_load(spark, config, rejects, partitions)
@@ -169,13 +171,19 @@ def spark_training_data(config: Settings, rejects: Path, sample_customers: int, 
         with step(f"Drawing the training sample (Spark, {partitions} partitions)"), \
                 spark_errors(config.transactions or ""):
             sample, lines = training_sample(loaded, config.horizon_days, sample_customers)
+        rfm = None
+        if sample is not None:
+            with step("Every customer's RFM summary for the probabilistic models (Spark)"), \
+                    spark_errors(config.transactions or ""):
+                rfm = training_rfm(loaded)
     except DataError as exc:
         raise fail(str(exc)) from None
     if sample is not None:
         console.print(f"Spark drew {sample.line()}; only their {lines.height:,} lines are "
-                      "trained on here (the probabilistic models and the shop-wide figures "
-                      "fit the sample too)", highlight=False)
+                      "trained on here; the probabilistic models fit all "
+                      f"{rfm.height if rfm is not None else 0:,} customers' RFM summary",
+                      highlight=False)
     else:
         console.print(f"{lines.height:,} lines of every customer collected from Spark (no more "
                       f"customers than --sample-customers {sample_customers:,})", highlight=False)
-    return lines, loaded.as_of, loaded.report, sample
+    return lines, loaded.as_of, loaded.report, sample, rfm

@@ -143,11 +143,11 @@ def train(
     registry_or_fail()
     clock = StepClock()
     clock.switch("load")
-    sample = None
+    sample = rfm = None
     if engine == "spark":
         # Spark validates every line and draws the stratified sample; only the sampled
         # customers' lines come to this machine, and training runs on them as it does locally.
-        tx, cutoff, loaded, sample = spark_training_data(
+        tx, cutoff, loaded, sample, rfm = spark_training_data(
             config, rejects or Path("rejected.csv"), sample_customers,
             master=spark_master, partitions=partitions)
     else:
@@ -177,7 +177,8 @@ def train(
 
             result = run_training(tx, cutoff, train_config, progress=progress, register=register,
                                   contacts=contacts_log, rules=decision_rules,
-                                  data_report=report.to_dict(), sample=sample, engine=engine)
+                                  data_report=report.to_dict(), sample=sample, engine=engine,
+                                  rfm=rfm)
     except ValueError as exc:
         raise fail(str(exc)) from None
     clock.stop()

@@ -225,7 +225,7 @@ def test_training_sample_on_spark_is_the_local_sample_and_trains_the_same_backte
 
     from retain.features.contract import load_transactions
     from retain.spark import load_transactions as spark_load
-    from retain.spark import training_sample
+    from retain.spark import training_rfm, training_sample
     from retain.training.backtest import TrainConfig, customer_sample
     from retain.training.train import fit_chosen_pipeline
 
@@ -242,10 +242,16 @@ def test_training_sample_on_spark_is_the_local_sample_and_trains_the_same_backte
     # Only the sampled customers' lines reach the driver: exactly the local sample's lines.
     expected = local.of(history)
     assert_frame_equal(expected.sort(expected.columns), lines.sort(lines.columns))
-    _, metrics_local, _ = fit_chosen_pipeline(history, as_of, config, lambda _: None)
-    _, metrics_spark, _ = fit_chosen_pipeline(lines, as_of, config, lambda _: None, sample=drawn)
+    # The probabilistic models fit every customer's RFM summary, computed per bucket.
+    rfm = training_rfm(loaded)
+    assert rfm.height == 400
+    local_pipeline, metrics_local, _ = fit_chosen_pipeline(history, as_of, config, lambda _: None)
+    spark_pipeline, metrics_spark, _ = fit_chosen_pipeline(lines, as_of, config, lambda _: None,
+                                                           sample=drawn, rfm=rfm)
     assert metrics_local["churn"]["retain"]["auc"] > 0.5
     assert metrics_spark == metrics_local
+    local_params = local_pipeline.btyd.fitted_params()
+    assert spark_pipeline.btyd.fitted_params() == pytest.approx(local_params, rel=1e-9)
 
 
 def test_train_on_spark_logs_the_engine_and_backtests_as_the_local_engine(env):
