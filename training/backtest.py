@@ -542,7 +542,9 @@ def apply_choice(pipeline: ScoringPipeline, choices: dict[str, dict], history: F
     """Make ``pipeline`` (fitted at ``as_of``) score each task with the chosen kind. A kind the
     final fit could not provide (LightGBM on a shop now too small for it) keeps its default.
     ``rfm``: as :func:`fit_pipeline`'s (every customer's summary, from an engine)."""
-    rfm = rfm_summary(history, as_of) if rfm is None else rfm
+    def summary() -> pl.DataFrame:  # built only when a variant or the orders map needs it
+        return rfm_summary(history, as_of) if rfm is None else rfm
+
     for task, choice in choices.items():
         if choice["kind"] == "gbm" and not pipeline.eligible:
             continue
@@ -550,14 +552,14 @@ def apply_choice(pipeline: ScoringPipeline, choices: dict[str, dict], history: F
     wanted = {c["name"].split("_")[0] for c in choices.values() if c["kind"] == "btyd"}
     kind = "pareto" if "pareto" in wanted else "bgnbd" if "bgnbd" in wanted else None
     if kind is not None and kind != pipeline.btyd.model:
-        pipeline.btyd_variant = btyd_model(config, kind).fit(rfm)
+        pipeline.btyd_variant = btyd_model(config, kind).fit(summary())
     if pipeline.choice.get("churn") == "baseline" and pipeline.recency_rule is None:
         pipeline.choice.pop("churn")  # no origin to learn the rule's rates from: keep the default
     churn = choices.get("churn", {})
     if pipeline.choice.get("churn") == "btyd" and churn.get("name", "").endswith("_expected_orders"):
         # The model btyd choices score with (the variant when there is one).
         scoring = pipeline.btyd_variant or pipeline.btyd
-        pipeline.orders_churn = orders_churn(scoring, rfm, config.horizon_days)
+        pipeline.orders_churn = orders_churn(scoring, summary(), config.horizon_days)
     return pipeline
 
 
