@@ -1,4 +1,4 @@
-"""The Spark engine of ``retain features`` and ``retain score`` (``--engine spark``).
+"""The Spark engine of ``retain features``, ``retain score`` and ``retain train`` (``--engine spark``).
 
 The same per-customer functions as the local engine, run on partitions of whole customers:
 
@@ -11,7 +11,10 @@ The same per-customer functions as the local engine, run on partitions of whole 
    local run; the driver sums the per-bucket reports into one and gives the one error;
 4. run ``features.customers.customer_features`` / ``features.products.customer_product_features``
    (features) or ``decisions.decide.score_and_decide`` with the registered pipeline (score) on
-   each bucket, again with ``applyInArrow``, and write Parquet (a directory of parts).
+   each bucket, again with ``applyInArrow``, and write Parquet (a directory of parts);
+5. or, for training (:func:`training_sample`), compute each customer's stratum and hash per
+   bucket, keep ``training.sample``'s stratified sample with a window over the strata, and
+   bring only the sampled customers' lines to the driver, where training runs as locally.
 
 The pipeline is sent once per executor: its pickled bytes are broadcast and unpickled lazily
 into a module-level cache keyed by model version. Shop-wide inputs are computed once on the
@@ -760,6 +763,122 @@ def score(spark: SparkSession, loaded: SparkLoaded, pipeline: Any, version: str,
     return _write(scored, out)
 
 
+# --- training: the stratified sample of customers ---------------------------------------------
+
+_STRATA_SCHEMA = pa.schema([("customer_id", pa.string()), ("orders_bucket", pa.int8()),
+                            ("recency_bucket", pa.int8()), ("label", pa.bool_()),
+                            ("_hash", pa.int64())])
+_SIGN = 1 << 63
+
+
+def strata_table(table: pa.Table, as_of: date, horizon_days: int) -> pa.Table:
+    """One bucket: ``training.sample.customer_strata`` of its customers (a per-customer
+    function) and each one's ``customer_hash``, flipped into a signed int64 that sorts as the
+    unsigned hash does (Spark has no unsigned long)."""
+    import numpy as np
+
+    from retain.training.sample import customer_hash, customer_strata
+
+    strata = customer_strata(_transactions(table), as_of, horizon_days)
+    hashes = (customer_hash(strata["customer_id"]) ^ np.uint64(_SIGN)).view(np.int64)
+    return strata.with_columns(pl.Series("_hash", hashes)).to_arrow().cast(_STRATA_SCHEMA)
+
+
+def training_sample(loaded: SparkLoaded, horizon_days: int, sample_customers: int
+                    ) -> tuple[Any, pl.DataFrame]:
+    """``training.sample.draw_sample`` on Spark, and the lines training reads: the sample
+    (a ``CustomerSample``, or None when the shop has no more customers than
+    ``sample_customers``) and the validated lines of its customers only (of every customer
+    without a sample), collected to the driver through Arrow.
+
+    Each bucket computes its customers' strata and hashes; the per-stratum counts come to the
+    driver (at most a few dozen strata), which sets each stratum's quota exactly as
+    ``select_sample`` does (``ceil(size * N / customers)``); a window keeps, per stratum, the
+    customers whose rank by hash is within the quota: the same customers as a local run."""
+    import math
+
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    from retain.training.sample import STRATA, CustomerSample
+
+    as_of = loaded.as_of
+    lines = loaded.frame.select(*TRANSACTION_SCHEMA.names)
+    strata = loaded.frame.groupBy(BUCKET).applyInArrow(
+        lambda table: strata_table(table, as_of, horizon_days),
+        _spark_schema(_STRATA_SCHEMA)).persist()
+    try:
+        counts = pl.from_arrow(strata.groupBy(*STRATA).count().toArrow())
+        assert isinstance(counts, pl.DataFrame)
+        total = int(counts["count"].sum()) if counts.height else 0
+        if total <= sample_customers:
+            return None, _collect_lines(lines)
+        rate = sample_customers / total
+        quotas = counts.with_columns(
+            (pl.col("count").cast(pl.Float64) * rate).ceil().cast(pl.Int64).alias("_quota"))
+        quota_frame = strata.sparkSession.createDataFrame(
+            quotas.select(*STRATA, "_quota").to_arrow().cast(pa.schema([
+                ("orders_bucket", pa.int8()), ("recency_bucket", pa.int8()),
+                ("label", pa.bool_()), ("_quota", pa.int64())])).to_pandas())
+        # Ties of the 64-bit hash (different ids, same hash) are broken by the id.
+        rank = F.row_number().over(Window.partitionBy(*STRATA).orderBy("_hash", "customer_id"))
+        kept = (strata.join(F.broadcast(quota_frame), on=list(STRATA))
+                .withColumn("_rank", rank).filter(F.col("_rank") <= F.col("_quota"))
+                .select("customer_id", *STRATA).persist())
+        sampled = pl.from_arrow(kept.groupBy(*STRATA).count().toArrow())
+        assert isinstance(sampled, pl.DataFrame)
+        table = (counts.rename({"count": "customers"})
+                 .join(sampled.rename({"count": "sampled"}), on=list(STRATA), how="left")
+                 .with_columns(pl.col("customers").cast(pl.UInt32),
+                               pl.col("sampled").fill_null(0).cast(pl.UInt32))
+                 .select(*STRATA, "customers", "sampled").sort(STRATA))
+        ids = pl.from_arrow(kept.select("customer_id").toArrow())
+        assert isinstance(ids, pl.DataFrame)
+        chosen = _collect_lines(lines.join(kept.select("customer_id"), on="customer_id",
+                                           how="left_semi"))
+        kept.unpersist()
+        assert math.isfinite(rate)
+        return CustomerSample(ids["customer_id"].sort(), total, table), chosen
+    finally:
+        strata.unpersist()
+
+
+def rfm_table(table: pa.Table, as_of: date, schema: pa.Schema) -> pa.Table:
+    """One bucket: ``features.customers.rfm_summary`` of its customers at ``as_of``."""
+    from retain.features.customers import rfm_summary
+
+    return rfm_summary(_transactions(table), as_of).to_arrow().cast(schema)
+
+
+def training_rfm(loaded: SparkLoaded) -> pl.DataFrame:
+    """Every customer's RFM summary at the as-of date (``features.customers.rfm_summary``, a
+    per-customer function run per bucket), collected to the driver, by customer id: what the
+    probabilistic models fit (they group it, ``models.btyd.grouped_rfm``), one row per
+    customer rather than every line."""
+    from retain.features.customers import rfm_summary
+
+    as_of = loaded.as_of
+    schema = _plain_strings(rfm_summary(_empty_transactions(), as_of).to_arrow().schema)
+    rfm = loaded.frame.groupBy(BUCKET).applyInArrow(
+        lambda table: rfm_table(table, as_of, schema), _spark_schema(schema))
+    with spark_errors("transactions"):
+        table = rfm.toArrow()
+    out = pl.from_arrow(table.cast(schema) if table.num_rows else schema.empty_table())
+    assert isinstance(out, pl.DataFrame)
+    return out.sort("customer_id")
+
+
+def _collect_lines(frame: DataFrame) -> pl.DataFrame:
+    """Validated lines to the driver, typed as the local loader gives them, in a fixed order
+    (customer, time, order, product: Spark keeps no file order across buckets)."""
+    with spark_errors("transactions"):
+        table = frame.toArrow()
+    out = pl.from_arrow(table.cast(TRANSACTION_SCHEMA) if table.num_rows else
+                        TRANSACTION_SCHEMA.empty_table())
+    assert isinstance(out, pl.DataFrame)
+    return out.sort("customer_id", "ts", "order_id", "product_id", maintain_order=True)
+
+
 def read_written(path: Path, batch_rows: int = 200_000) -> Iterator[pl.DataFrame]:
     """A written Parquet directory in frames of at most ``batch_rows`` rows (the driver never
     holds more than one)."""
@@ -788,6 +907,8 @@ __all__ = [
     "score",
     "session",
     "spark_errors",
+    "training_rfm",
+    "training_sample",
     "used_lines",
     "with_buckets",
 ]

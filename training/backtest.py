@@ -144,13 +144,19 @@ def stacked_frame(transactions: Frame, origins: Sequence[date], channels: Sequen
 
 
 def fit_pipeline(transactions: Frame, as_of: date, config: TrainConfig,
-                 progress: Callable[[str], None] = log.info) -> ScoringPipeline:
-    """Fit every part with data strictly before ``as_of``; ready to score at ``as_of``."""
+                 progress: Callable[[str], None] = log.info,
+                 sample: CustomerSample | None = None,
+                 rfm: pl.DataFrame | None = None) -> ScoringPipeline:
+    """Fit every part with data strictly before ``as_of``; ready to score at ``as_of``.
+    ``sample``: the customers LightGBM learns from when an engine drew them already (the
+    Spark engine brings only their lines); otherwise drawn here past ``sample_customers``.
+    ``rfm``: every customer's ``rfm_summary`` at ``as_of``, computed by that engine, which the
+    probabilistic model fits instead of the summary of ``transactions``."""
     window = transactions.lazy().filter(pl.col("ts") < pl.lit(as_of).cast(pl.Datetime("us")))
     history = window.collect()
     channels = observed_channels(history)
     progress(f"probabilistic model at {as_of}")
-    rfm = rfm_summary(history, as_of)
+    rfm = rfm_summary(history, as_of) if rfm is None else rfm
     pipeline = ScoringPipeline(horizon_days=config.horizon_days, channels=channels,
                                btyd=btyd_model(config).fit(rfm), trained_as_of=as_of)
     eligibility = check_eligibility(history, as_of)
@@ -167,7 +173,10 @@ def fit_pipeline(transactions: Frame, as_of: date, config: TrainConfig,
         if comparison.get("churn_score") == "expected_orders":
             pipeline.orders_churn = orders_churn(pipeline.btyd, rfm, config.horizon_days)
         return pipeline
-    sample = customer_sample(history, as_of, config, progress, "LightGBM on")
+    if sample is None:
+        sample = customer_sample(history, as_of, config, progress, "LightGBM on")
+    else:
+        progress(f"LightGBM on {sample.line()}")
     stacked = stacked_frame(history if sample is None else sample.of(history), origins, channels,
                             config, progress)
     gbm = {"n_estimators": config.n_estimators, "learning_rate": config.learning_rate,
@@ -528,9 +537,14 @@ def choose_models(frame: pl.DataFrame, origin: date, with_gbm: bool = True,
 
 
 def apply_choice(pipeline: ScoringPipeline, choices: dict[str, dict], history: Frame,
-                 as_of: date, config: TrainConfig) -> ScoringPipeline:
+                 as_of: date, config: TrainConfig,
+                 rfm: pl.DataFrame | None = None) -> ScoringPipeline:
     """Make ``pipeline`` (fitted at ``as_of``) score each task with the chosen kind. A kind the
-    final fit could not provide (LightGBM on a shop now too small for it) keeps its default."""
+    final fit could not provide (LightGBM on a shop now too small for it) keeps its default.
+    ``rfm``: as :func:`fit_pipeline`'s (every customer's summary, from an engine)."""
+    def summary() -> pl.DataFrame:  # built only when a variant or the orders map needs it
+        return rfm_summary(history, as_of) if rfm is None else rfm
+
     for task, choice in choices.items():
         if choice["kind"] == "gbm" and not pipeline.eligible:
             continue
@@ -538,15 +552,14 @@ def apply_choice(pipeline: ScoringPipeline, choices: dict[str, dict], history: F
     wanted = {c["name"].split("_")[0] for c in choices.values() if c["kind"] == "btyd"}
     kind = "pareto" if "pareto" in wanted else "bgnbd" if "bgnbd" in wanted else None
     if kind is not None and kind != pipeline.btyd.model:
-        pipeline.btyd_variant = fit_btyd(history, as_of, config, model=kind)
+        pipeline.btyd_variant = btyd_model(config, kind).fit(summary())
     if pipeline.choice.get("churn") == "baseline" and pipeline.recency_rule is None:
         pipeline.choice.pop("churn")  # no origin to learn the rule's rates from: keep the default
     churn = choices.get("churn", {})
     if pipeline.choice.get("churn") == "btyd" and churn.get("name", "").endswith("_expected_orders"):
         # The model btyd choices score with (the variant when there is one).
         scoring = pipeline.btyd_variant or pipeline.btyd
-        pipeline.orders_churn = orders_churn(scoring, rfm_summary(history, as_of),
-                                             config.horizon_days)
+        pipeline.orders_churn = orders_churn(scoring, summary(), config.horizon_days)
     return pipeline
 
 

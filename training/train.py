@@ -48,6 +48,7 @@ from retain.training.backtest import (
     fit_pipeline,
 )
 from retain.training.due_product import due_product_choice
+from retain.training.sample import CustomerSample
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +170,8 @@ def record_due_product_choice(metrics: dict, choice: dict) -> None:
 
 
 def fit_chosen_pipeline(history: pl.DataFrame, as_of: date, config: TrainConfig,
-                        progress: Callable[[str], None] = log.info
+                        progress: Callable[[str], None] = log.info,
+                        sample: CustomerSample | None = None, rfm: pl.DataFrame | None = None
                         ) -> tuple[ScoringPipeline, dict, pl.DataFrame]:
     """From the history before ``as_of`` to the pipeline scoring uses: the backtest and its
     per-task choice, the final fit, the choice applied, the due-product choice; progress lines
@@ -177,15 +179,21 @@ def fit_chosen_pipeline(history: pl.DataFrame, as_of: date, config: TrainConfig,
     the backtest frame (empty without a backtest). ``retain train`` and ``make results`` both
     fit this way, so the results show the models scoring uses. Past ``config.sample_customers``
     customers the backtest, LightGBM and the due-product ranker learn from the stratified
-    sample (``training.sample``; ``metrics["sample"]``), the probabilistic models from all."""
-    sample = customer_sample(history, as_of, config)
-    sampled = history if sample is None else sample.of(history)
+    sample (``training.sample``; ``metrics["sample"]``), the probabilistic models from all.
+    ``sample`` given: an engine drew it and ``history`` holds its customers' lines only
+    (``retain.spark.training_sample``); ``rfm`` then gives every customer's RFM summary for
+    the probabilistic models (``retain.spark.training_rfm``), else they fit the sample."""
+    if sample is None:
+        sample = customer_sample(history, as_of, config)
+        sampled = history if sample is None else sample.of(history)
+    else:
+        sampled = history
     metrics, frame, _ = backtest(sampled, as_of, config, progress)
     if sample is not None:
         metrics["sample"] = sample.summary()
     progress("final fit on all data before the as-of date")
-    pipeline = fit_pipeline(history, as_of, config, progress)
-    apply_choice(pipeline, metrics.get("choices", {}), history, as_of, config)
+    pipeline = fit_pipeline(history, as_of, config, progress, sample=sample, rfm=rfm)
+    apply_choice(pipeline, metrics.get("choices", {}), history, as_of, config, rfm=rfm)
     progress("due product: a ranker against the customer's most bought product")
     pipeline.due_product, due_choice = due_product_choice(
         sampled, as_of, config.horizon_days, config.n_origins, config.origin_step_days,
@@ -212,12 +220,16 @@ class TrainResult:
 def train(transactions: pl.DataFrame, as_of: date, config: TrainConfig,
           progress: Callable[[str], None] = log.info, register: bool = True,
           contacts: pl.DataFrame | None = None, rules: Rules | None = None,
-          data_report: dict | None = None) -> TrainResult:
+          data_report: dict | None = None, sample: CustomerSample | None = None,
+          engine: str = "local", rfm: pl.DataFrame | None = None) -> TrainResult:
     """Backtest, fit on everything before ``as_of``, log and register (see module doc).
 
     ``contacts`` (the contacts log) lets the decisions measure each channel; ``rules`` say how
     (default: the built-in rules); ``data_report`` (``training.data_report``) is logged as
-    ``data_report.json``."""
+    ``data_report.json``. ``sample`` and ``engine``: ``transactions`` are the lines of a
+    sample an engine drew (``retain.spark.training_sample``) and ``rfm`` every customer's RFM
+    summary (``retain.spark.training_rfm``); the run's ``engine`` param and tag say which
+    engine built the training data."""
     import mlflow
 
     configure_mlflow()
@@ -226,7 +238,8 @@ def train(transactions: pl.DataFrame, as_of: date, config: TrainConfig,
     eligibility = check_eligibility(history, as_of)
     for reason in eligibility.reasons:
         progress(f"WARNING: {reason}: the probabilistic model alone will score this shop")
-    pipeline, metrics, frame = fit_chosen_pipeline(history, as_of, config, progress)
+    pipeline, metrics, frame = fit_chosen_pipeline(history, as_of, config, progress,
+                                                   sample=sample, rfm=rfm)
     fit_decision_inputs(pipeline, history, as_of, contacts, rules or default_rules(), progress)
 
     if "MLFLOW_RUN_ID" not in os.environ:  # under `mlflow run`, log into the run it made
@@ -235,7 +248,8 @@ def train(transactions: pl.DataFrame, as_of: date, config: TrainConfig,
     with mlflow.start_run(run_name=f"train-{as_of}", tags=source_tags(),
                           description=description) as run, tempfile.TemporaryDirectory() as tmp:
         mlflow.log_params({**dataclasses.asdict(config), "as_of": str(as_of),
-                           "cold_start_max_orders": pipeline.cold_start_max_orders})
+                           "cold_start_max_orders": pipeline.cold_start_max_orders,
+                           "engine": engine})
         mlflow.log_params(btyd_params(pipeline))
         if "sample" in metrics:  # the backtest and LightGBM saw a stratified sample
             sample = metrics["sample"]
@@ -246,6 +260,10 @@ def train(transactions: pl.DataFrame, as_of: date, config: TrainConfig,
             mlflow.log_dict(sample, "sample_strata.json")
         _log_training_input(history, fingerprint, data_report)
         mlflow.set_tags({"git_commit": git_commit(), "eligible": str(pipeline.eligible),
+                         "engine": engine,
+                         **({"sample.drawn_by": engine, "btyd.fitted_on":
+                             "every customer" if rfm is not None else "sample"}
+                            if sample is not None else {}),
                          **{f"data.{k}": str(v) for k, v in fingerprint.items()}})
         mlflow.log_metrics(flatten(metrics))
         choice_params, choice_metrics, choice_tags = choice_log(metrics, pipeline)

@@ -1,5 +1,5 @@
-"""``--engine spark`` for ``retain features`` and ``retain score``: the options and the Spark side
-of both commands (``retain.spark`` does the work; this turns it into the commands' output)."""
+"""``--engine spark`` for ``retain features``, ``retain score`` and ``retain train``: the options and
+the Spark side of the commands (``retain.spark`` does the work; this turns it into the commands' output)."""
 
 from __future__ import annotations
 
@@ -153,3 +153,37 @@ def spark_score(config: Settings, out: Path, rejects: Path, registered, rules: R
         raise fail(f"score store: {exc}") from None
     summary = pl.scan_parquet(f"{out}/*.parquet").select("goal", "score_source").collect()
     return run_id, rows, summary
+
+
+def spark_training_data(config: Settings, rejects: Path, sample_customers: int, *,
+                        master: str | None, partitions: int):
+    """``retain train``'s data on Spark: every line validated per partition, the stratified
+    sample of customers drawn there (``retain.spark.training_sample``), and only the sampled
+    customers' lines brought here, with every customer's RFM summary (one row each) for the
+    probabilistic models. Returns (lines, as-of date, load report, sample or None, RFM or
+    None: without a sample the lines are every customer's)."""
+    from retain.features.contract import DataError
+    from retain.spark import spark_errors, training_rfm, training_sample
+
+    spark = _spark(master, partitions)
+    loaded = spark_load(spark, config, rejects, partitions)
+    try:
+        with step(f"Drawing the training sample (Spark, {partitions} partitions)"), \
+                spark_errors(config.transactions or ""):
+            sample, lines = training_sample(loaded, config.horizon_days, sample_customers)
+        rfm = None
+        if sample is not None:
+            with step("Every customer's RFM summary for the probabilistic models (Spark)"), \
+                    spark_errors(config.transactions or ""):
+                rfm = training_rfm(loaded)
+    except DataError as exc:
+        raise fail(str(exc)) from None
+    if sample is not None:
+        console.print(f"Spark drew {sample.line()}; only their {lines.height:,} lines are "
+                      "trained on here; the probabilistic models fit all "
+                      f"{rfm.height if rfm is not None else 0:,} customers' RFM summary",
+                      highlight=False)
+    else:
+        console.print(f"{lines.height:,} lines of every customer collected from Spark (no more "
+                      f"customers than --sample-customers {sample_customers:,})", highlight=False)
+    return lines, loaded.as_of, loaded.report, sample, rfm

@@ -29,7 +29,13 @@ from retain.commands.common import (
     transaction_settings,
     write_json,
 )
-from retain.commands.engine import EngineOpt, PartitionsOpt, SparkMasterOpt, spark_score
+from retain.commands.engine import (
+    EngineOpt,
+    PartitionsOpt,
+    SparkMasterOpt,
+    spark_score,
+    spark_training_data,
+)
 from retain.progress import StepClock, console
 
 if TYPE_CHECKING:
@@ -114,6 +120,9 @@ def train(
     encoding: EncodingOpt = None,
     date_format: DateFormatOpt = None,
     drop_duplicates: DropDuplicatesOpt = None,
+    engine: EngineOpt = "local",
+    spark_master: SparkMasterOpt = None,
+    partitions: PartitionsOpt = 8,
 ) -> None:
     """Backtest, fit and register churn, value and timing models.
 
@@ -134,7 +143,15 @@ def train(
     registry_or_fail()
     clock = StepClock()
     clock.switch("load")
-    tx, cutoff, loaded = load(config, rejects or Path("rejected.csv"))
+    sample = rfm = None
+    if engine == "spark":
+        # Spark validates every line and draws the stratified sample; only the sampled
+        # customers' lines come to this machine, and training runs on them as it does locally.
+        tx, cutoff, loaded, sample, rfm = spark_training_data(
+            config, rejects or Path("rejected.csv"), sample_customers,
+            master=spark_master, partitions=partitions)
+    else:
+        tx, cutoff, loaded = load(config, rejects or Path("rejected.csv"))
     contacts_log = load_side_table("contacts", contacts, config, rejects or Path("rejected.csv"))
     train_config = TrainConfig(
         horizon_days=config.horizon_days, n_origins=n_origins, origin_step_days=origin_step_days,
@@ -160,7 +177,8 @@ def train(
 
             result = run_training(tx, cutoff, train_config, progress=progress, register=register,
                                   contacts=contacts_log, rules=decision_rules,
-                                  data_report=report.to_dict())
+                                  data_report=report.to_dict(), sample=sample, engine=engine,
+                                  rfm=rfm)
     except ValueError as exc:
         raise fail(str(exc)) from None
     clock.stop()

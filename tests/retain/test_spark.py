@@ -216,3 +216,56 @@ def test_a_catalog_table_reads_like_its_parquet(env, spark):
     missing = runner.invoke(app, ["features", "--transactions", "table:no_such_table", "--out",
                                   "t.parquet", *SPARK])
     assert missing.exit_code == 1 and "table:no_such_table" in missing.output
+
+
+def test_training_sample_on_spark_is_the_local_sample_and_trains_the_same_backtest(env, spark):
+    # A sample smaller than the shop (400 customers): the customers Spark keeps, the strata
+    # table and the backtest trained on the collected lines are the local run's.
+    from datetime import date
+
+    from retain.features.contract import load_transactions
+    from retain.spark import load_transactions as spark_load
+    from retain.spark import training_rfm, training_sample
+    from retain.training.backtest import TrainConfig, customer_sample
+    from retain.training.train import fit_chosen_pipeline
+
+    as_of = date.fromisoformat(AS_OF)
+    config = TrainConfig(sample_customers=150, n_origins=2, n_estimators=10)
+    history = load_transactions("shop/transactions.parquet", as_of=as_of).frame.drop("_row")
+    local = customer_sample(history, as_of, config)
+    assert local is not None and 150 <= local.sampled < local.customers == 400
+    loaded = spark_load(spark, "shop/transactions.parquet", partitions=3, as_of=as_of)
+    drawn, lines = training_sample(loaded, config.horizon_days, config.sample_customers)
+    assert drawn is not None
+    assert drawn.customer_ids.to_list() == local.customer_ids.to_list()
+    assert drawn.summary() == local.summary()
+    # Only the sampled customers' lines reach the driver: exactly the local sample's lines.
+    expected = local.of(history)
+    assert_frame_equal(expected.sort(expected.columns), lines.sort(lines.columns))
+    # The probabilistic models fit every customer's RFM summary, computed per bucket.
+    rfm = training_rfm(loaded)
+    assert rfm.height == 400
+    local_pipeline, metrics_local, _ = fit_chosen_pipeline(history, as_of, config, lambda _: None)
+    spark_pipeline, metrics_spark, _ = fit_chosen_pipeline(lines, as_of, config, lambda _: None,
+                                                           sample=drawn, rfm=rfm)
+    assert metrics_local["churn"]["retain"]["auc"] > 0.5
+    assert metrics_spark == metrics_local
+    local_params = local_pipeline.btyd.fitted_params()
+    assert spark_pipeline.btyd.fitted_params() == pytest.approx(local_params, rel=1e-9)
+
+
+def test_train_on_spark_logs_the_engine_and_backtests_as_the_local_engine(env):
+    import mlflow
+
+    common = ["--transactions", "shop/transactions.parquet", "--as-of", AS_OF, "--n-origins",
+              "1", "--n-estimators", "10", "--no-register"]
+    local = invoke("train", *common)
+    result = invoke("train", *common, *SPARK)
+    assert "collected from Spark" in result.output and "Traceback" not in result.output
+    on_local, on_spark = (
+        mlflow.MlflowClient().get_run(output.split("MLflow run ", 1)[1].split(";", 1)[0]).data
+        for output in (local.output, result.output))
+    assert on_spark.params["engine"] == "spark" and on_spark.tags["engine"] == "spark"
+    assert on_local.params["engine"] == "local"
+    backtest = {k: v for k, v in on_local.metrics.items() if k.startswith("backtest.")}
+    assert backtest and {k: on_spark.metrics[k] for k in backtest} == backtest
