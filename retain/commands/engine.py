@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 EngineOpt = Annotated[
     Literal["local", "spark"],
-    typer.Option("--engine", help="local: this machine (polars/DuckDB). spark: the same "
+    typer.Option("--engine", help="local: this machine (polars and numpy). spark: the same "
                  "per-customer functions on each partition of customers, on --spark-master; "
                  "reads Parquet (a file or a directory of parts) or table:NAME, writes Parquet "
                  "directories."),
