@@ -31,7 +31,7 @@ from tests.processes import free_port, start, stop, wait_ready
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 # The repository's folders that are retain's subpackages once installed (pyproject's package-dir).
-SUBPACKAGES = ("features", "models", "training", "decisions", "serving")
+SUBPACKAGES = ("features", "models", "training", "decisions", "analytics", "serving")
 
 
 def _instructions(dockerfile: str) -> list[tuple[str, str]]:
