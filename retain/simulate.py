@@ -64,9 +64,10 @@ The generative model, and what it puts in the data that simple models miss:
   after the customer's dropout.
 * Offers (``offer_share`` > 0): each customer has a latent response to a discount, correlated
   with what the transactions show: persuadables (a discount adds an order within 30 days with
-  probability 0.3; hedonists most often), sure things (they order anyway: fast cadences), sleeping
-  dogs (a discount cancels their next order within 30 days with probability 0.5; occasional
-  buyers most often) and lost causes (slow cadences; nothing moves them). The offers, the types
+  probability 0.3; hedonists and small baskets for the type most often), sure things (they
+  order anyway: fast cadences), sleeping dogs (a discount cancels their next order within 30
+  days with probability 0.5; occasional buyers and big baskets most often) and lost causes
+  (slow cadences; nothing moves them). The offers, the types
   and their effects are drawn from a random stream of their own, so turning offers on keeps
   the customers, their cadences, the campaigns and the contacts (baskets and signup times,
   drawn after the orders, come out anew).
@@ -520,8 +521,22 @@ class _OfferResponse:
 
 def _draw_offer_response(rng: np.random.Generator, pop: _Population) -> _OfferResponse:
     """Each customer's latent response to a discount (see module doc)."""
-    persuadable = _OFFER_PERSUADABLE[pop.btype]
-    sleeping = _OFFER_SLEEPING_DOG[pop.btype]
+    # Small baskets for their type go with price-hunting (persuadable), big ones with buyers a
+    # discount cheapens the shop for (sleeping dogs): the type's shares x 2 (1 - r) and x 2 r,
+    # with r the customer's rank of expected basket value within their behaviour type.
+    period = pop.fav_period.astype(float)
+    favourites = np.where(period > 0, pop.product_price[pop.fav_product] * pop.fav_quantity
+                          / np.maximum(period, 1.0), 0.0).sum(axis=1)
+    impulse = _type_array("impulse", pop.btype) * float(pop.product_popularity
+                                                         @ pop.product_price)
+    basket = favourites + impulse
+    rank = np.empty(basket.size)
+    for kind in range(len(_TYPES)):  # three behaviour types, not customers
+        members = np.flatnonzero(pop.btype == kind)
+        rank[members[np.argsort(basket[members], kind="stable")]] = (
+            (np.arange(members.size) + 0.5) / max(members.size, 1))
+    persuadable = _OFFER_PERSUADABLE[pop.btype] * 2.0 * (1.0 - rank)
+    sleeping = _OFFER_SLEEPING_DOG[pop.btype] * 2.0 * rank
     # The chance of ordering within the window anyway, for an order rate of 1 / mean interval.
     anyway = -np.expm1(-OFFER_WINDOW_DAYS / pop.mean_interval)
     rest = 1.0 - persuadable - sleeping
