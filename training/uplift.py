@@ -60,16 +60,18 @@ def offer_training_set(
     messages = (
         contacts.lazy()
         .filter(~pl.col("control") & (pl.col("ts") < end))
-        .select("customer_id", "ts", (pl.col("offer") != NO_OFFER).alias("treated"))
+        .select("customer_id", "ts", (pl.col("offer") != NO_OFFER).alias("_treated"))
         .with_columns(pl.col("ts").dt.date().alias("day"))
+        .sort("customer_id", "ts")
         .collect()
     )
     if messages["day"].n_unique() > max_feature_days:
         messages = messages.with_columns(pl.col("day").dt.truncate("1w"))
     if messages["day"].n_unique() > max_feature_days:
         messages = messages.with_columns(pl.col("day").dt.truncate("1mo"))
+    # Underscored: the features have an ``orders`` column of their own.
     messages = messages.with_columns(
-        orders=_orders_in_window(transactions, messages, window_days))
+        _orders_in_window(transactions, messages, window_days).alias("_orders_after"))
 
     history = transactions.filter(pl.col("ts") < midnight(as_of))
     parts = []
@@ -82,9 +84,9 @@ def offer_training_set(
         return OfferTrainingSet(empty, np.zeros(0, dtype=bool), np.zeros(0))
     rows = pl.concat(parts, how="vertical_relaxed")
     return OfferTrainingSet(
-        features=rows.drop("treated", "orders", "day").rename({"ts": "contact_ts"}),
-        treated=rows["treated"].to_numpy(),
-        orders=rows["orders"].to_numpy().astype(float),
+        features=rows.drop("_treated", "_orders_after", "day").rename({"ts": "contact_ts"}),
+        treated=rows["_treated"].to_numpy(),
+        orders=rows["_orders_after"].to_numpy().astype(float),
     )
 
 
