@@ -183,7 +183,9 @@ def _curves(orders: pl.DataFrame, members: pl.DataFrame, by: CohortBy,
                 pl.col("revenue").fill_null(0.0),
                 (pl.col("cumulative").fill_null(0.0) / pl.col("customers"))
                 .alias("cumulative_revenue_per_customer"),
-                (pl.col("newest") + pl.col("k") <= last_complete).alias("complete"))
+                # A channel cohort counts complete months only.
+                ((pl.col("newest") + pl.col("k") <= last_complete) | (by == "channel"))
+                .alias("complete"))
             .sort("cohort", "month")
             .cast(CURVE_SCHEMA))  # type: ignore[arg-type]
 

@@ -173,3 +173,86 @@ def test_bad_costs_rows_are_one_error_naming_the_file_column_and_lines(tmp_path)
     missing.write_text("acquisition_channel,month\nseo,2025-01\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"missing column\(s\) 'spend'"):
         load_costs(missing)
+
+
+# --- retain cohorts -------------------------------------------------------------------------
+
+
+def write_shop_csv(tmp_path) -> tuple[str, str]:
+    lines = ["customer_id,order_id,ts,amount,channel"]
+    for row in SHOP.iter_rows(named=True):
+        lines.append(f"{row['customer_id']},{row['order_id']},{row['ts']:%Y-%m-%d},"
+                     f"{row['amount']},{row['channel'] or ''}")
+    shop = tmp_path / "tx.csv"
+    shop.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    costs = tmp_path / "costs.csv"
+    costs.write_text("acquisition_channel,month,spend\nweb,2025-01,50\napp,2025-01,40\n"
+                     "app,2025-02,20\n", encoding="utf-8")
+    return str(shop), str(costs)
+
+
+def test_retain_cohorts_writes_the_summary_and_the_curves_and_prints_ltv_cac(tmp_path,
+                                                                           monkeypatch):
+    from typer.testing import CliRunner
+
+    from retain.cli import app
+
+    monkeypatch.chdir(tmp_path)  # no score store here: cohorts without predicted CLV
+    shop, costs = write_shop_csv(tmp_path)
+    out = tmp_path / "out" / "cohorts.csv"
+    done = CliRunner().invoke(app, ["cohorts", "--transactions", shop, "--as-of", "2025-04-01",
+                                    "--by", "channel", "--costs", costs, "--out", str(out)],
+                              env={"COLUMNS": "120"})
+    assert done.exit_code == 0, done.output
+    summary = pl.read_csv(out)
+    rows = {r["cohort"]: r for r in summary.iter_rows(named=True)}
+    # app: B (January) and C (February) for 40 + 20; web: A (January) for 50.
+    assert rows["app"]["cac"] == 30.0 and rows["web"]["cac"] == 50.0
+    assert rows["web"]["ltv_cac"] == pytest.approx((100 + 30 + 70) / 50)
+    curves = pl.read_csv(out.with_name("cohorts.curves.csv"))
+    assert set(curves["cohort"]) == {"app", "web", UNKNOWN}
+    assert "LTV/CAC" in done.output and "no scoring run" in done.output
+
+
+def test_retain_cohorts_reads_the_predicted_clv_of_the_latest_run_as_of_the_date(tmp_path):
+    from typer.testing import CliRunner
+
+    from retain.cli import app
+    from retain.models.pipeline import empty_scores
+    from retain.serving.store import ScoreStore
+
+    shop, _ = write_shop_csv(tmp_path)
+    url = f"sqlite:///{tmp_path / 'retain.db'}"
+    base = empty_scores()
+    with ScoreStore(url).open() as store:
+        for day, clv in ((date(2025, 3, 1), 10.0), (date(2025, 4, 1), 30.0),
+                         (date(2025, 5, 1), 999.0)):  # the last is after the date: unused
+            scores = pl.DataFrame({"customer_id": ["A", "B"], "clv_12m": [clv, clv + 10]},
+                                  schema_overrides={"clv_12m": pl.Float64})
+            scores = pl.concat([base, scores], how="diagonal_relaxed")
+            store.write_run(scores.with_columns(pl.lit(day).alias("as_of")),
+                            model_version="1", as_of=day)
+    out = tmp_path / "c.csv"
+    done = CliRunner().invoke(app, ["cohorts", "--transactions", shop, "--as-of", "2025-04-01",
+                                    "--store-url", url, "--out", str(out)])
+    assert done.exit_code == 0, done.output
+    jan = pl.read_csv(out).filter(pl.col("cohort") == "2025-01").row(0, named=True)
+    assert jan["predicted_clv_12m"] == 35.0 and jan["scored_customers"] == 2
+    assert "scoring run of 2025-04-01" in done.output
+
+
+def test_retain_cohorts_bad_inputs_are_one_error_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from retain.cli import app
+
+    shop, _ = write_shop_csv(tmp_path)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("acquisition_channel,month,spend\nweb,2025-13,5\n", encoding="utf-8")
+    runner = CliRunner()
+    done = runner.invoke(app, ["cohorts", "--transactions", shop, "--costs", str(bad),
+                               "--out", str(tmp_path / "c.csv")])
+    assert done.exit_code == 1 and "Traceback" not in done.output
+    assert f"error: {bad}: 1 bad row(s)" in done.output and "column 'month'" in done.output
+    wrong = runner.invoke(app, ["cohorts", "--transactions", shop, "--by", "week"])
+    assert wrong.exit_code == 1 and "--by: expected month or channel" in wrong.output
