@@ -198,3 +198,120 @@ def cohorts(
                   "(`retain score` adds it)", soft_wrap=True)
     console.print(f"{result.summary['customers'].sum():,} customers in "
                   f"{result.summary.height:,} cohorts; saved to {target} and {curves_path}")
+
+
+def _read_effect(path: Path) -> pl.DataFrame:
+    """An effect table written by ``retain effect --out`` (CSV, JSON or Parquet)."""
+    import json
+
+    import polars as pl
+
+    if not path.exists():
+        raise fail(f"--effect {path}: file not found")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            frame = pl.read_csv(path, infer_schema_length=None)
+        elif suffix in (".parquet", ".pq"):
+            frame = pl.read_parquet(path)
+        elif suffix == ".json":
+            payload = json.loads(path.read_text(encoding="utf-8"))
+            rows = payload.get("rows", payload) if isinstance(payload, dict) else payload
+            frame = pl.DataFrame(rows, infer_schema_length=None)
+        else:
+            raise fail(f"--effect {path}: use the .csv, .json or .parquet `retain effect` wrote")
+    except (OSError, ValueError, pl.exceptions.PolarsError) as exc:
+        raise fail(f"--effect {path}: cannot be read ({type(exc).__name__})") from None
+    missing = [c for c in ("period", "split", "metric", "difference", "ci_low", "ci_high")
+               if c not in frame.columns]
+    if missing:
+        raise fail(f"--effect {path}: missing column(s) {', '.join(missing)}; pass the file "
+                   "`retain effect --split channel --out` writes")
+    return frame
+
+
+@app.command(epilog=example(
+    "retain report --as-of 2026-07-01 --out report.html \\",
+    "    --transactions shop/transactions.parquet --customers shop/customers.parquet \\",
+    "    --contacts shop/contacts.parquet --costs costs.csv"))
+def report(
+    out: Annotated[Path, typer.Option("--out", help="The HTML file to write.")] = Path(
+        "report.html"),
+    as_of: AsOfOpt = None,
+    transactions: TransactionsOpt = None,
+    customers: CustomersOpt = None,
+    costs: CostsOpt = None,
+    contacts: ContactsOpt = None,
+    effect: Annotated[Path | None, typer.Option(
+        "--effect", help="The effect by channel as `retain effect --split channel --out` "
+        "wrote it (instead of measuring it from --contacts).", show_default=False)] = None,
+    lang: Annotated[str, typer.Option(
+        "--lang", metavar="<en|ru>", help="The report's language.")] = "en",
+    store_url: StoreUrlOpt = None,
+    column_map: MapOpt = None,
+    on_bad_rows: OnBadRowsOpt = None,
+    rejects: RejectsOpt = None,
+    query: QueryOpt = None,
+    encoding: EncodingOpt = None,
+    date_format: DateFormatOpt = None,
+    drop_duplicates: DropDuplicatesOpt = None,
+) -> None:
+    """Write one self-contained HTML report: cohorts, LTV, effect, drift, segments.
+
+    Cohort heat map, LTV curves and LTV/CAC by acquisition channel, gains and reliability,
+    the effect by channel over time with its intervals, drift and the segment matrix, from
+    transactions before --as-of and the score store. No CDN, no script: it opens anywhere."""
+    from retain.analytics.report import build_report, registered_backtest_images, render_report
+    from retain.errors import write_failure
+
+    if lang not in ("en", "ru"):
+        raise fail(f"--lang: expected en or ru, got {lang!r}")
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise fail(f"--out {out}: the report is HTML; name it .html")
+    tx = table = spend = log = None
+    day = None
+    if transactions or _env_transactions():
+        config = transaction_settings(transactions, as_of, None, on_bad_rows, column_map, query,
+                                      encoding=encoding, date_format=date_format,
+                                      drop_duplicates=drop_duplicates)
+        rejects = rejects or out.with_name(out.stem + ".rejected.csv")
+        tx, day, _ = load(config, rejects)
+        table = load_side_table("customers", customers, config, rejects)
+        log = load_side_table("contacts", contacts, config, rejects)
+        spend = load_costs_or_fail(costs, config, rejects)
+    else:
+        from retain.commands.common import parse_date
+
+        day = parse_date(as_of, "--as-of")
+        if day is None:
+            raise fail("--as-of is required without --transactions (the day the report is for)")
+    measured = _read_effect(effect) if effect is not None else None
+    store = open_store_if_any(store_url)
+    try:
+        with step("Building the report"):
+            parts = build_report(day, tx, customers=table, costs=spend, store=store, contacts=log,
+                                 effect=measured)
+    finally:
+        if store is not None:
+            store.close()
+    if parts.outcomes is None:
+        with step("Looking for the registered model's backtest plots"):
+            parts.model_version, parts.backtest_images = registered_backtest_images()
+    html = render_report(parts, lang)  # type: ignore[arg-type]
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(html, encoding="utf-8")
+    except OSError as exc:
+        raise fail(write_failure(out, exc)) from None
+    shown = [name for name, present in (
+        ("cohorts", parts.month_cohorts is not None), ("scores", parts.run is not None),
+        ("gains/reliability", parts.outcomes is not None or bool(parts.backtest_images)),
+        ("effect", parts.effect is not None), ("drift", parts.drift is not None)) if present]
+    console.print(f"report as of {day} written to {out} ({len(html) / 1024:,.0f} KB; "
+                  f"with {', '.join(shown) or 'no data'})", soft_wrap=True)
+
+
+def _env_transactions() -> bool:
+    import os
+
+    return bool(os.environ.get("RETAIN_TRANSACTIONS"))
