@@ -210,6 +210,12 @@ def unit_economics_section(summary: pl.DataFrame | None, costs_given: bool,
         return "" if ratio is None else "good" if ratio >= 3 else "bad" if ratio < 1 else ""
 
     body = _table(summary, columns, row_class=verdict if costs_given else None)
+    if costs_given and summary["cac"].is_not_null().any():
+        measures = [(c, text(f"col.{c}", lang)) for c in ("ltv_cac", "cac", "ltv")]
+        svg = charts.bars(summary.filter(pl.col("cac").is_not_null()), "cohort", measures,
+                          lambda k: k or "", lambda v: _number(v, 2 if v and v < 100 else 0),
+                          text("report.unit", lang), "chart-unit")
+        body = f'<div class="chart">{svg}</div>{body}'
     if not costs_given:
         body += f'<p class="missing" data-missing="costs">{_e(text("report.no_costs", lang))}</p>'
     return _section("unit", lang, body, text("report.unit_note", lang))

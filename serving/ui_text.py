@@ -17,6 +17,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "nav.matrix": ("Matrix", "Матрица"),
     "nav.customer": ("Find a customer", "Найти клиента"),
     "nav.sign_out": ("Sign out", "Выйти"),
+    "nav.report": ("Report", "Отчёт"),
     "lang.en": ("English", "English"),
     "lang.ru": ("Русский", "Русский"),
     # Sign-in
