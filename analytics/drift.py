@@ -42,7 +42,7 @@ import numpy as np
 import polars as pl
 
 __all__ = [
-    "MAX_CATEGORIES", "MODERATE", "N_BINS", "SHARE_FLOOR", "SHIFTED", "DRIFT_SCHEMA",
+    "DRIFT_SCHEMA", "MAX_CATEGORIES", "MODERATE", "N_BINS", "SHARE_FLOOR", "SHIFTED",
     "Profile", "drift_table", "level", "profile", "profiles", "psi", "run_drift",
     "summary_lines", "watched_columns",
 ]
@@ -257,9 +257,9 @@ def summary_lines(table: pl.DataFrame, top: int = 5) -> list[str]:
     if measured.height == 0:
         return ["drift: no earlier run to compare with; this run is the reference for the next"]
     counts = dict(measured.group_by("level").len().iter_rows())
-    lines = [f"drift against the previous run (PSI; < {MODERATE} stable, > {SHIFTED} shifted): "
+    lines = [(f"drift against the previous run (PSI; < {MODERATE} stable, > {SHIFTED} shifted): "
              f"{counts.get('shifted', 0)} shifted, {counts.get('moderate', 0)} moderate, "
-             f"{counts.get('stable', 0)} stable of {measured.height} columns"]
+             f"{counts.get('stable', 0)} stable of {measured.height} columns")]
     moved = measured.filter(pl.col("level") != "stable").head(top)
     lines += [f"  {row['kind']} {row['name']}: PSI {row['psi']:.3f} ({row['level']})"
               for row in moved.iter_rows(named=True)]
