@@ -42,7 +42,7 @@ import numpy as np
 import polars as pl
 
 __all__ = [
-    "DRIFT_SCHEMA", "MAX_CATEGORIES", "MODERATE", "N_BINS", "SHARE_FLOOR", "SHIFTED",
+    "DRIFT_TABLE_SCHEMA", "MAX_CATEGORIES", "MODERATE", "N_BINS", "SHARE_FLOOR", "SHIFTED",
     "Profile", "drift_table", "level", "profile", "profiles", "psi", "run_drift",
     "summary_lines", "watched_columns",
 ]
@@ -65,7 +65,7 @@ FEATURE_CATEGORIES = ("top_channel", "intervals_lengthening")
 _NOT_WATCHED = ("customer_id", "top_product_id", "first_purchase", "last_purchase")
 
 # One row per watched column of a run, as drift_table returns it and the store keeps it.
-DRIFT_SCHEMA = {
+DRIFT_TABLE_SCHEMA = {
     "name": pl.String, "kind": pl.String, "psi": pl.Float64, "level": pl.String,
     "customers": pl.Int64, "reference_customers": pl.Int64,
 }
@@ -214,7 +214,7 @@ def profiles(scores: pl.DataFrame, features: pl.DataFrame | None = None) -> dict
 
 def drift_table(current: Mapping[str, Profile], reference: Mapping[str, Profile] | None,
                 columns: Mapping[str, pl.Series] | None = None) -> pl.DataFrame:
-    """PSI of every column of ``current`` against ``reference`` (:data:`DRIFT_SCHEMA`), the
+    """PSI of every column of ``current`` against ``reference`` (:data:`DRIFT_TABLE_SCHEMA`), the
     most shifted first; ``psi`` is null (level ``new``) without a reference for the column.
 
     The current run's shares in the reference's bins come from ``columns`` (the run's values,
@@ -237,7 +237,7 @@ def drift_table(current: Mapping[str, Profile], reference: Mapping[str, Profile]
         rows.append({"name": name, "kind": current_profile.kind, "psi": value,
                      "level": level(value), "customers": current_profile.rows,
                      "reference_customers": ref.rows if ref is not None else None})
-    table = pl.DataFrame(rows, schema=DRIFT_SCHEMA, orient="row")
+    table = pl.DataFrame(rows, schema=DRIFT_TABLE_SCHEMA, orient="row")
     return table.sort(["psi", "name"], descending=[True, False], nulls_last=True)
 
 

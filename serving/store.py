@@ -20,6 +20,12 @@ Tables:
   :data:`models.pipeline.SCORE_COLUMNS` plus ``model_version`` (migration 1) and the decision
   columns of :data:`decisions.decide.DECISION_SCHEMA` (migration 2) and the customer's order
   history :data:`decisions.decide.ORDER_HISTORY_SCHEMA` (migration 3).
+- ``drift`` (migration 4): one row per run x watched column (``analytics/drift.py``): ``run_id,
+  name, kind, psi, level, customers, reference_run_id, reference_customers, profile`` (the
+  column's bins and shares in that run, JSON: the next run's reference).
+- ``calibration`` (migration 4): a past run's predictions against what then happened, one row
+  per run x churn decile (``decile`` 0: every customer of the run); see
+  :data:`CALIBRATION_SCHEMA`. Measured again, a run's rows are replaced.
 
 **Atomic runs.** The run's row is committed first with status ``running``; then ONE transaction
 inserts every score row (COPY on PostgreSQL, large ``executemany`` chunks on SQLite in WAL mode)
@@ -215,6 +221,54 @@ def _scores_table(metadata: sa.MetaData, columns: Sequence[ColumnSpec]) -> sa.Ta
     return table
 
 
+# A run's drift per watched column (analytics/drift.py); the profile is the next run's reference.
+DRIFT_COLUMNS: tuple[ColumnSpec, ...] = (
+    ("name", pl.String), ("kind", pl.String), ("psi", pl.Float64), ("level", pl.String),
+    ("customers", pl.Int64), ("reference_run_id", pl.String),
+    ("reference_customers", pl.Int64), ("profile", pl.String),
+)
+# A past run's predictions against the outcomes in its horizon (analytics/drift.py), one row
+# per run x churn decile; decile 0 is every customer of the run.
+CALIBRATION_COLUMNS: tuple[ColumnSpec, ...] = (
+    ("as_of", pl.Date), ("horizon_days", pl.Int32), ("model_version", pl.String),
+    ("decile", pl.Int32), ("customers", pl.Int64), ("predicted_churn", pl.Float64),
+    ("observed_churn", pl.Float64), ("brier", pl.Float64), ("predicted_revenue", pl.Float64),
+    ("actual_revenue", pl.Float64), ("revenue_mae", pl.Float64),
+    ("predicted_orders", pl.Float64), ("actual_orders", pl.Float64),
+    ("measured_at", pl.Datetime("us", "UTC")),
+)
+CALIBRATION_SCHEMA = {"run_id": pl.String, **dict(CALIBRATION_COLUMNS)}
+DRIFT_SCHEMA = {"run_id": pl.String, **dict(DRIFT_COLUMNS)}
+
+
+def _side_table(metadata: sa.MetaData, name: str, columns: Sequence[ColumnSpec],
+                key: tuple[str, ...]) -> sa.Table:
+    """A table kept per run beside the scores, keyed by ``run_id`` and ``key``."""
+    return sa.Table(
+        name, metadata,
+        sa.Column("run_id", sa.String(32), nullable=False),
+        *[sa.Column(column, _CUSTOMER_ID if column == "name" else _sql_type(dtype),
+                    nullable=column not in key)
+          for column, dtype in columns],
+        sa.PrimaryKeyConstraint("run_id", *key, name=f"pk_{name}"),
+    )
+
+
+def _drift_table(metadata: sa.MetaData) -> sa.Table:
+    return _side_table(metadata, "drift", DRIFT_COLUMNS, ("name",))
+
+
+def _calibration_table(metadata: sa.MetaData) -> sa.Table:
+    return _side_table(metadata, "calibration", CALIBRATION_COLUMNS, ("decile",))
+
+
+def _create_drift_tables(conn: Connection, migration: Migration) -> None:
+    metadata = sa.MetaData()
+    _drift_table(metadata)
+    _calibration_table(metadata)
+    metadata.create_all(conn)
+
+
 def _create_tables(conn: Connection, migration: Migration) -> None:
     metadata = sa.MetaData()
     _runs_table(metadata)
@@ -235,6 +289,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "decision fields", add_score_columns=tuple(DECISION_SCHEMA.items())),
     # Runs stored before it read these as null.
     Migration(3, "order history", add_score_columns=tuple(ORDER_HISTORY_SCHEMA.items())),
+    Migration(4, "drift and calibration", apply=_create_drift_tables),
 )
 # Columns an export or the segment matrix may filter on (equality).
 FILTER_COLUMNS = ("segment", "goal", "channel", "lifecycle_stage", "value_tier",
@@ -324,6 +379,8 @@ class ScoreStore:
         self._version = _version_table(metadata)
         self._runs = _runs_table(metadata)
         self._scores = _scores_table(metadata, self._columns)
+        self._drift = _drift_table(metadata)
+        self._calibration = _calibration_table(metadata)
         self._engine: Engine | None = None
         self._schema_version: int | None = None
 
@@ -852,8 +909,68 @@ class ScoreStore:
                        or (r.status == RUNNING and _utc(r.started_at) < min(cutoff, stale))]
             for start in range(0, len(doomed), 500):
                 batch = doomed[start:start + 500]
-                conn.execute(sa.delete(self._scores).where(self._scores.c.run_id.in_(batch)))
+                for table in (self._scores, self._drift, self._calibration):
+                    conn.execute(sa.delete(table).where(table.c.run_id.in_(batch)))
                 conn.execute(sa.delete(runs).where(runs.c.run_id.in_(batch)))
         if doomed:
             log.info("score store: pruned %d run(s), kept %d", len(doomed), len(kept))
         return len(doomed)
+
+    # -- drift and calibration (analytics/drift.py) ---------------------------------------------
+
+    def write_drift(self, run_id: str, table: pl.DataFrame, *,
+                    reference_run_id: str | None = None) -> int:
+        """Keep a run's drift rows (``name, kind, psi, level, customers, reference_customers,
+        profile``; missing columns are null), replacing any it had. Returns the rows written."""
+        return self._replace_rows(self._drift, DRIFT_COLUMNS, [run_id], table.with_columns(
+            pl.lit(run_id, pl.String).alias("run_id"),
+            pl.lit(reference_run_id, pl.String).alias("reference_run_id")))
+
+    def drift(self, run_id: str | None = None) -> pl.DataFrame:
+        """A complete run's drift rows (the latest run by default), the most shifted first
+        (:data:`DRIFT_SCHEMA`); empty when the run has none (scored before drift was kept)."""
+        resolved = self._resolve_run(run_id)
+        if resolved is None:
+            return pl.DataFrame(schema=DRIFT_SCHEMA)
+        table = self._drift
+        return self._frame(sa.select(table).where(table.c.run_id == resolved),
+                           DRIFT_SCHEMA).sort(["psi", "name"], descending=[True, False],
+                                              nulls_last=True)
+
+    def write_calibration(self, frame: pl.DataFrame) -> int:
+        """Keep calibration rows (:data:`CALIBRATION_SCHEMA`), replacing every row of the runs
+        they are for. Returns the rows written."""
+        runs = frame.get_column("run_id").unique().to_list() if frame.height else []
+        return self._replace_rows(self._calibration, CALIBRATION_COLUMNS, runs, frame)
+
+    def calibration(self) -> pl.DataFrame:
+        """Every stored calibration row, by as-of date, run and decile."""
+        table = self._calibration
+        return self._frame(sa.select(table), CALIBRATION_SCHEMA).sort(
+            ["as_of", "run_id", "decile"])
+
+    def _replace_rows(self, table: sa.Table, columns: Sequence[ColumnSpec], run_ids: list[str],
+                      frame: pl.DataFrame) -> int:
+        names = ["run_id", *(name for name, _ in columns)]
+        dtypes = {"run_id": pl.String, **dict(columns)}
+        # NaN is stored as null, as in scores.
+        full = frame.select([
+            (pl.col(n).fill_nan(None) if dtypes[n] == pl.Float64 else pl.col(n))
+            if n in frame.columns else pl.lit(None, dtypes[n]).alias(n) for n in names])
+        rows = list(full.iter_rows(named=True))
+        engine = self._engine_or_raise()
+        try:
+            with self._write_connection(engine) as conn, conn.begin():
+                for start in range(0, len(run_ids), 500):
+                    conn.execute(sa.delete(table).where(
+                        table.c.run_id.in_(run_ids[start:start + 500])))
+                if rows:
+                    conn.execute(sa.insert(table), rows)
+        except sa.exc.OperationalError as exc:
+            raise _store_error(self._url, "write to", exc) from None
+        return len(rows)
+
+    def _frame(self, statement: sa.Select, schema: dict[str, Any]) -> pl.DataFrame:
+        rows = self._read(statement)
+        return pl.DataFrame([[row[name] for name in schema] for row in rows], schema=schema,
+                            orient="row")
