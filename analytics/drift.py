@@ -43,8 +43,8 @@ import polars as pl
 
 __all__ = [
     "DRIFT_TABLE_SCHEMA", "MAX_CATEGORIES", "MODERATE", "N_BINS", "SHARE_FLOOR", "SHIFTED",
-    "Profile", "drift_table", "level", "profile", "profiles", "psi", "run_drift",
-    "summary_lines", "watched_columns",
+    "Profile", "drift_table", "level", "profile", "profiles", "psi", "record_run_drift",
+    "reference_profiles", "run_drift", "summary_lines", "watched_columns",
 ]
 
 Kind = Literal["feature", "score", "decision"]
@@ -264,3 +264,29 @@ def summary_lines(table: pl.DataFrame, top: int = 5) -> list[str]:
     lines += [f"  {row['kind']} {row['name']}: PSI {row['psi']:.3f} ({row['level']})"
               for row in moved.iter_rows(named=True)]
     return lines
+
+
+def reference_profiles(store, run_id: str) -> dict[str, Profile]:
+    """The profiles of a stored run (``store``: an open ``serving.store.ScoreStore``): its drift
+    rows, or, for a run scored before drift was kept, its stored scores and decisions profiled
+    now (features were not stored then: they start being compared from the next run)."""
+    rows = store.drift(run_id)
+    if rows.height:
+        return {row["name"]: Profile.from_json(row["name"], row["kind"], row["profile"])
+                for row in rows.iter_rows(named=True) if row["profile"] is not None}
+    columns = [*SCORE_COLUMNS, *DECISION_NUMBERS, *DECISION_CATEGORIES]
+    scores = store.scores(run_id)
+    return profiles(scores.select([c for c in columns if c in scores.columns]))
+
+
+def record_run_drift(store, run_id: str, reference_run_id: str | None, scores: pl.DataFrame,
+                     features: pl.DataFrame | None) -> pl.DataFrame:
+    """Measure a new run's drift against ``reference_run_id`` (None: the first run) and keep
+    it in ``store`` with the run's profiles; returns the drift table (:data:`DRIFT_TABLE_SCHEMA`)."""
+    reference = reference_profiles(store, reference_run_id) if reference_run_id else None
+    table, own = run_drift(scores, features, reference)
+    kept = table.with_columns(
+        pl.col("name").replace_strict({name: p.to_json() for name, p in own.items()},
+                                      return_dtype=pl.String).alias("profile"))
+    store.write_drift(run_id, kept, reference_run_id=reference_run_id)
+    return table

@@ -769,16 +769,19 @@ class ScoreStore:
     def empty_frame(self) -> pl.DataFrame:
         return pl.DataFrame(schema=dict(self._columns))
 
-    def scores(self, run_id: str | None = None) -> pl.DataFrame:
+    def scores(self, run_id: str | None = None,
+               columns: Sequence[str] | None = None) -> pl.DataFrame:
         """Every row of a complete run (the latest by default), ordered by customer_id; an
-        empty frame when there is no complete run yet."""
-        chunks = list(self.iter_scores(run_id, chunk_size=200_000))
+        empty frame when there is no complete run yet. ``columns``: only these (a run's few
+        predictions read in a fraction of the time of all its columns)."""
+        chunks = list(self.iter_scores(run_id, chunk_size=200_000, columns=columns))
         if not chunks:
-            return self.empty_frame()
+            return self.empty_frame().select(columns or self._names)
         return pl.concat(chunks, rechunk=True)
 
     def iter_scores(self, run_id: str | None = None, chunk_size: int = 50_000,
-                    filters: dict[str, str | None] | None = None) -> Iterator[pl.DataFrame]:
+                    filters: dict[str, str | None] | None = None,
+                    columns: Sequence[str] | None = None) -> Iterator[pl.DataFrame]:
         """A complete run (the latest by default) as polars frames of at most ``chunk_size``
         rows, ordered by customer_id, read with a streaming cursor (constant memory).
 
@@ -790,11 +793,14 @@ class ScoreStore:
         if chunk_size < 1:
             raise ValueError("chunk_size must be at least 1")
         filters = _checked_filters(filters)
+        unknown = sorted(set(columns or ()) - set(self._names))
+        if unknown:
+            raise ValueError(f"no score column(s) {', '.join(unknown)}")
         engine = self._engine_or_raise()
         resolved = self._resolve_run(run_id)
         if resolved is None:
             return iter(())
-        return self._stream(engine, resolved, chunk_size, filters)
+        return self._stream(engine, resolved, chunk_size, filters, columns)
 
     def segment_matrix(self, run_id: str | None = None) -> pl.DataFrame:
         """The segment x goal x channel matrix of a complete run (the latest by default):
@@ -824,7 +830,10 @@ class ScoreStore:
             nulls_last=True)
 
     def _stream(self, engine: Engine, run_id: str, chunk_size: int,
-                filters: dict[str, str | None]) -> Iterator[pl.DataFrame]:
+                filters: dict[str, str | None],
+                columns: Sequence[str] | None = None) -> Iterator[pl.DataFrame]:
+        specs = ([(n, self._dtypes[n]) for n in columns] if columns
+                 else list(self._columns))
         quote = engine.dialect.identifier_preparer.quote
         placeholder = "?" if self.is_sqlite else "%s"
         conditions = [f"run_id = {placeholder}"]
@@ -835,9 +844,9 @@ class ScoreStore:
             else:
                 conditions.append(f"{quote(name)} = {placeholder}")
                 parameters.append(value)
-        sql = (f"SELECT {', '.join(quote(n) for n in self._names)} FROM scores "
+        sql = (f"SELECT {', '.join(quote(n) for n, _ in specs)} FROM scores "
                f"WHERE {' AND '.join(conditions)} ORDER BY customer_id")
-        raw_schema = {name: self._raw_dtype(dtype) for name, dtype in self._columns}
+        raw_schema = {name: self._raw_dtype(dtype) for name, dtype in specs}
         dbapi = engine.raw_connection()
         try:
             if self.is_sqlite:
@@ -848,7 +857,8 @@ class ScoreStore:
             try:
                 cursor.execute(sql, tuple(parameters))
                 while rows := cursor.fetchmany(chunk_size):
-                    yield self._decode(pl.DataFrame(rows, schema=raw_schema, orient="row"))
+                    yield self._decode(pl.DataFrame(rows, schema=raw_schema, orient="row"),
+                                       specs)
             finally:
                 cursor.close()
         finally:
@@ -864,11 +874,12 @@ class ScoreStore:
             return pl.Int64
         return dtype
 
-    def _decode(self, frame: pl.DataFrame) -> pl.DataFrame:
+    def _decode(self, frame: pl.DataFrame,
+                specs: Sequence[ColumnSpec] | None = None) -> pl.DataFrame:
         if not self.is_sqlite:
             return frame
         exprs = []
-        for name, dtype in self._columns:
+        for name, dtype in specs or self._columns:
             if dtype == pl.Date:
                 exprs.append(pl.col(name).str.to_date("%Y-%m-%d"))
             elif dtype == pl.Datetime("us", "UTC"):
