@@ -77,12 +77,12 @@ def with_btyd(features: pl.DataFrame, btyd: BTYDModel, horizon_days: int, as_of:
     outputs = btyd.predict_arrays(features, horizon_days)
     # hstack, not with_columns: no query to plan (which costs more than this on small frames).
     return features.hstack([
-        pl.Series("btyd_p_alive", outputs["p_alive"]),
-        pl.Series("btyd_p_no_order", outputs["p_no_order"]),
-        pl.Series("btyd_expected_orders", outputs["expected_orders"]),
-        pl.Series("btyd_expected_revenue", outputs["expected_revenue"]),
-        pl.Series("btyd_clv_12m", outputs["clv_12m"]),
-        pl.Series("as_of_month", [as_of.month], pl.Int8).new_from_index(0, features.height),
+        _floats("btyd_p_alive", outputs["p_alive"]),
+        _floats("btyd_p_no_order", outputs["p_no_order"]),
+        _floats("btyd_expected_orders", outputs["expected_orders"]),
+        _floats("btyd_expected_revenue", outputs["expected_revenue"]),
+        _floats("btyd_clv_12m", outputs["clv_12m"]),
+        _int32s("as_of_month", np.full(features.height, as_of.month, np.int32)).cast(pl.Int8),
     ])
 
 
@@ -398,7 +398,7 @@ class ScoringPipeline:
         due = due_products(products, as_of, self.due_product_ranker, scores["customer_id"])
         scores.update({name: due.get_column(name) for name in ("due_product_id",
                                                                "due_product_date")})
-        return pl.DataFrame([scores[name] for name in SCORE_COLUMNS])
+        return _segments.frame([scores[name] for name in SCORE_COLUMNS])
 
 
 def _floats(name: str, values: np.ndarray) -> pl.Series:
