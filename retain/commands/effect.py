@@ -98,8 +98,9 @@ def _assignments(store_url: str | None, split: str, start, rules: Rules) -> pl.D
 
 @app.command(epilog=example(
     "retain effect --transactions data/shop/transactions.parquet \\",
-    "    --contacts data/shop/contacts.parquet --from 2026-01-01 --to 2026-07-01 \\",
-    "    --by quarter --split channel --out effect.csv"))
+    "    --contacts data/shop/contacts.parquet \\",
+    "    --from 2026-01-01 --to 2026-07-01 --by quarter --split channel \\",
+    "    --out effect.csv"))
 def effect(
     contacts: ContactsOpt = None,
     date_from: Annotated[str | None, typer.Option(
@@ -139,7 +140,7 @@ def effect(
     date_format: DateFormatOpt = None,
     drop_duplicates: DropDuplicatesOpt = None,
 ) -> None:
-    """Measure what the messages earned against the global control group.
+    """Measure what the messages earned against the control group.
 
     Per period (and channel, goal or segment): revenue, orders and buyers per customer of the
     contacted and the control customers, the difference with its confidence interval
