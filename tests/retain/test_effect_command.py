@@ -118,3 +118,20 @@ def test_a_log_without_control_rows_is_refused_with_the_reason(env):
                                  "--contacts", "sent_only.csv", *SPAN])
     assert result.exit_code == 1
     assert "no control customer" in " ".join(result.output.split())
+
+
+def test_channels_prints_each_channel_per_period_and_the_next_split(env):
+    result = runner.invoke(app, ["channels", "--transactions", "shop/transactions.parquet",
+                                 "--contacts", "shop/contacts.parquet", "--from", "2025-10-01",
+                                 "--to", "2026-07-01", "--by", "quarter", "--out",
+                                 "channels.json"])
+    assert result.exit_code == 0, result.output
+    body = json.loads((env / "channels.json").read_text())
+    assert {row["period"] for row in body["rows"]} == {"2025-10-01", "2026-01-01", "2026-04-01"}
+    shares = [row["recommended_share"] for row in body["split"]]
+    assert sum(shares) == pytest.approx(1.0) and min(shares) > 0
+    assert "Split of the messages after 2026-04-01" in result.output
+    refused = runner.invoke(app, ["channels", "--transactions", "shop/transactions.parquet",
+                                  "--contacts", "shop/contacts.parquet", "--from", "2026-08-01",
+                                  "--to", "2026-09-01"])
+    assert refused.exit_code == 1 and "could be judged" in refused.output
