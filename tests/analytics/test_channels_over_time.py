@@ -66,6 +66,12 @@ def test_the_status_is_the_decisions_own_plan(shop, over_time):
     statuses = dict(plan.select("channel", "status").iter_rows())
     for channel, status in over_time.select("channel", "status").unique().iter_rows():
         assert statuses[channel] == status
+    # decide() pays for a channel where uplift x p_alive x AOV x margin covers its cost: the
+    # uplift it reads is the latest period's figure shown here.
+    latest = over_time.filter(pl.col("period") == pl.col("period").max())
+    uplifts = dict(plan.select("channel", "uplift").iter_rows())
+    for channel, uplift in latest.select("channel", "uplift").iter_rows():
+        assert uplifts[channel] == pytest.approx(uplift)
 
 
 def test_the_split_follows_return_per_cost_and_keeps_maintenance_above_zero():
