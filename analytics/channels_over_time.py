@@ -24,6 +24,7 @@ import polars as pl
 
 from retain.decisions.channels import (
     MAINTENANCE,
+    ChannelMeasurements,
     channel_plan,
     measure_responses,
     responses,
@@ -31,7 +32,8 @@ from retain.decisions.channels import (
 from retain.decisions.rules import Channels
 from retain.features.orders import Frame, midnight, orders
 
-__all__ = ["OVER_TIME_COLUMNS", "SPLIT_COLUMNS", "channels_over_time", "recommended_split"]
+__all__ = ["OVER_TIME_COLUMNS", "SPLIT_COLUMNS", "channels_over_time", "measured_figures",
+           "recommended_split"]
 
 OVER_TIME_COLUMNS = ("period", "channel", "reach", "messages", "response_rate", "control_rate",
                      "uplift", "incremental_revenue_per_contact", "incremental_revenue", "cost",
@@ -51,9 +53,7 @@ def channels_over_time(transactions: Frame, contacts: Frame, start: date, end: d
     judged = responses(log, transactions, end, rules.response_days, reachable_days)
     measured = measure_responses(judged, end, rules)
     if measured.periods.height == 0:
-        return pl.DataFrame(schema=dict.fromkeys(OVER_TIME_COLUMNS, pl.Float64)).cast(
-            {"period": pl.Date, "channel": pl.String, "status": pl.String,
-             "reach": pl.Int64, "messages": pl.Int64})
+        return _empty()
     truncate = "1q" if rules.period == "quarter" else "1mo"
     reach = (
         judged.filter(~pl.col("control"))
@@ -67,13 +67,31 @@ def channels_over_time(transactions: Frame, contacts: Frame, start: date, end: d
         .with_columns(pl.col("ts").dt.truncate(truncate).dt.date().alias("period"))
         .group_by("period").agg(pl.col("amount").mean().alias("aov"))
     )
+    return measured_figures(measured, rules, margin=margin, aov=aov.collect(),
+                            reach=reach.collect())
+
+
+def measured_figures(measured: ChannelMeasurements, rules: Channels, *, margin: float,
+                     aov: float | pl.DataFrame, reach: pl.DataFrame | None = None
+                     ) -> pl.DataFrame:
+    """:data:`OVER_TIME_COLUMNS` from the decisions' own measurements (``measured``, as
+    ``retain train --contacts`` keeps them with the model). ``aov``: the average order value,
+    one number or per ``period``; ``reach``: ``channel, period, reach`` (null without it)."""
+    periods = measured.periods
+    if periods.height == 0:
+        return _empty()
+    if isinstance(aov, pl.DataFrame):
+        periods = periods.join(aov.select("period", "aov"), on="period", how="left")
+    else:
+        periods = periods.with_columns(pl.lit(float(aov)).alias("aov"))
+    if reach is not None:
+        periods = periods.join(reach, on=["channel", "period"], how="left")
+    else:
+        periods = periods.with_columns(pl.lit(None, pl.Int64).alias("reach"))
     status = channel_plan(measured, rules).select("channel", "status")
     per_contact = pl.col("uplift") * pl.col("aov").fill_null(0.0)
     return (
-        measured.periods.lazy()
-        .join(reach, on=["channel", "period"], how="left")
-        .join(aov, on="period", how="left")
-        .join(status.lazy(), on="channel", how="left")
+        periods.join(status, on="channel", how="left")
         .with_columns(
             per_contact.alias("incremental_revenue_per_contact"),
             (per_contact * pl.col("messages")).alias("incremental_revenue"),
@@ -83,13 +101,20 @@ def channels_over_time(transactions: Frame, contacts: Frame, start: date, end: d
             pl.when(pl.col("cost") > 0)
             .then(pl.col("incremental_revenue") * margin / pl.col("cost"))
             .alias("return_per_cost"),
-            pl.col("reach").fill_null(0).cast(pl.Int64),
+            pl.col("reach").cast(pl.Int64),
             pl.col("messages").cast(pl.Int64),
         )
         .select(OVER_TIME_COLUMNS)
         .sort("period", "channel")
-        .collect()
     )
+
+
+def _empty() -> pl.DataFrame:
+    return pl.DataFrame(schema={
+        "period": pl.Date, "channel": pl.String, "reach": pl.Int64, "messages": pl.Int64,
+        "response_rate": pl.Float64, "control_rate": pl.Float64, "uplift": pl.Float64,
+        "incremental_revenue_per_contact": pl.Float64, "incremental_revenue": pl.Float64,
+        "cost": pl.Float64, "return_per_cost": pl.Float64, "status": pl.String})
 
 
 def recommended_split(over_time: pl.DataFrame, *, maintenance_share: float) -> pl.DataFrame:
