@@ -36,10 +36,22 @@ from retain.serving import charts
 from retain.serving.labels import Language, label
 from retain.serving.ui_text import text
 
-__all__ = ["ReportParts", "SECTIONS", "build_report", "cohort_heatmap_section", "drift_section",
-           "effect_section", "gains_points", "ltv_curves_section", "model_section",
-           "prediction_outcomes", "reliability_points", "render_report", "segments_section",
-           "unit_economics_section"]
+__all__ = [
+    "SECTIONS",
+    "ReportParts",
+    "build_report",
+    "cohort_heatmap_section",
+    "drift_section",
+    "effect_section",
+    "gains_points",
+    "ltv_curves_section",
+    "model_section",
+    "prediction_outcomes",
+    "reliability_points",
+    "render_report",
+    "segments_section",
+    "unit_economics_section",
+]
 
 # (id, heading key) in the order the page shows them.
 SECTIONS = (
@@ -83,7 +95,7 @@ def _e(value: Any) -> str:
     return escape(str(value), quote=True)
 
 
-def _number(value: float | int | None, digits: int = 0) -> str:
+def _number(value: float | None, digits: int = 0) -> str:
     if value is None or (isinstance(value, float) and not np.isfinite(value)):
         return "—"
     return f"{value:,.{digits}f}".replace(",", "\u00a0")
@@ -443,8 +455,9 @@ def registered_backtest_images(alias: str = "champion") -> tuple[str | None, dic
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
         return None, {}
     try:
-        from retain.models.registry import MODEL_NAME, check_registry, configure_mlflow
         from mlflow import MlflowClient
+
+        from retain.models.registry import MODEL_NAME, check_registry, configure_mlflow
 
         check_registry()
         configure_mlflow()
