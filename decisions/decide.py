@@ -172,6 +172,24 @@ def score_and_decide(
     measurements fitted at training are used; a full contacts log given here also refreshes the channel measurements (pass
     ``measure_channels_from_contacts=False`` for a few recent messages kept only for the
     frequency cap)."""
+    return score_decide_and_features(
+        pipeline, transactions, as_of, rules=rules, consents=consents, contacts=contacts,
+        lang=lang, measure_channels_from_contacts=measure_channels_from_contacts)[0]
+
+
+def score_decide_and_features(
+    pipeline: ScoringPipeline,
+    transactions: Frame,
+    as_of: date,
+    *,
+    rules: Rules,
+    consents: pl.DataFrame | None = None,
+    contacts: Frame | None = None,
+    lang: Language = "en",
+    measure_channels_from_contacts: bool = True,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """:func:`score_and_decide` and the customer features it scored from (``retain score``
+    watches their drift between runs: analytics/drift.py)."""
     features, products = pipeline.features(transactions, as_of)
     scores = pipeline.score_features(features, products, as_of)
     reference = pipeline.reference
@@ -182,7 +200,7 @@ def score_and_decide(
         channels = measure_channels(contacts, transactions, as_of, rules.channels)
     decided = decide(scores, features, as_of=as_of, rules=rules, reference=reference,
                      channels=channels, consents=consents, contacts=contacts, lang=lang)
-    return with_order_history(decided, features)
+    return with_order_history(decided, features), features
 
 
 def with_order_history(frame: pl.DataFrame, features: pl.DataFrame) -> pl.DataFrame:

@@ -19,6 +19,7 @@ from typer.core import TyperGroup
 
 from retain import errors
 from retain.commands import cohorts, data, decisions, inspect, serving, training
+from retain.commands import effect as effect_commands
 
 DEBUG_KEY = "retain.debug"
 
@@ -173,3 +174,4 @@ app.add_typer(training.app)
 app.add_typer(decisions.app)
 app.add_typer(cohorts.app)
 app.add_typer(serving.app)
+app.add_typer(effect_commands.app)
