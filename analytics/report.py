@@ -78,6 +78,7 @@ class ReportParts:
     outcomes: pl.DataFrame | None = None
     outcome_run: dict | None = None
     backtest_images: dict[str, bytes] = field(default_factory=dict)
+    calibration: pl.DataFrame | None = None
     model_version: str | None = None
     effect: pl.DataFrame | None = None
     effect_confidence: float = 0.9
@@ -274,11 +275,37 @@ def reliability_points(outcomes: pl.DataFrame, bins: int = 10) -> pl.DataFrame:
             .sort("bin"))
 
 
+def calibration_chart(calibration: pl.DataFrame | None, lang: Language) -> str:
+    """Predicted against observed churn of every judged run, by its as-of date
+    (``calibration``: ``analytics.calibration`` rows; decile 0 is a run's every customer);
+    empty when fewer than one run was judged."""
+    if calibration is None or calibration.height == 0:
+        return ""
+    whole = calibration.filter(pl.col("decile") == 0).sort("as_of")
+    if whole.height == 0:
+        return ""
+    day = pl.col("as_of").cast(pl.Date).cast(pl.Int32).cast(pl.Float64)
+    points = pl.concat([
+        whole.select(pl.lit(text("report.predicted_churn", lang)).alias("series"),
+                     day.alias("x"), pl.col("predicted_churn").alias("y")),
+        whole.select(pl.lit(text("report.observed_churn", lang)).alias("series"),
+                     day.alias("x"), pl.col("observed_churn").alias("y"))])
+    svg = charts.lines(points, text("report.calibration_title", lang), "chart-calibration",
+                       text("report.calibration_x", lang), text("report.reliability_y", lang),
+                       number=lambda v: f"{v * 100:.0f}%",
+                       x_number=lambda v: str(date(1970, 1, 1) + timedelta(days=int(v))))
+    return (f'<div class="chart">{svg}</div><p class="note">'
+            f'{_e(text("report.calibration_note", lang, runs=whole.height))}</p>')
+
+
 def model_section(outcomes: pl.DataFrame | None, run: dict | None, images: dict[str, bytes],
-                  model_version: str | None, lang: Language) -> str:
+                  model_version: str | None, lang: Language,
+                  calibration: pl.DataFrame | None = None) -> str:
     """Gains and reliability of a past run's scores against what happened (``outcomes``, as
     :func:`prediction_outcomes`); else the registered model's backtest plots (PNG bytes by
-    name: ``gains``, ``reliability``)."""
+    name: ``gains``, ``reliability``); and each judged run's churn, predicted against
+    observed, over time (``calibration``, :func:`calibration_chart`)."""
+    over_time = calibration_chart(calibration, lang)
     if outcomes is not None and run is not None and outcomes.height:
         gains = gains_points(outcomes)
         gain_lines = pl.concat([
@@ -298,15 +325,17 @@ def model_section(outcomes: pl.DataFrame | None, run: dict | None, images: dict[
             diagonal=True)
         note = text("report.model_note", lang, as_of=run["as_of"], days=run["horizon_days"],
                     customers=_number(outcomes.height))
-        return _section("model", lang, f'<div class="chart">{svg_gains}</div>'
-                        f'<div class="chart">{svg_reliability}</div>', note)
+        return _section("model", lang, f'<div class="chart">{svg_gains}{svg_reliability}</div>'
+                        f'{over_time}', note)
     if images:
         pictures = "".join(
             f'<img class="backtest" id="img-{_e(name)}" alt="{_e(name)}" '
             f'src="data:image/png;base64,{base64.b64encode(data).decode("ascii")}">'
             for name, data in images.items())
-        return _section("model", lang, f'<div class="chart">{pictures}</div>',
+        return _section("model", lang, f'<div class="chart">{pictures}</div>{over_time}',
                         text("report.model_backtest", lang, version=model_version or "?"))
+    if over_time:
+        return _section("model", lang, over_time)
     return _missing("model", lang, "report.no_model")
 
 
@@ -420,7 +449,7 @@ def render_report(parts: ReportParts, lang: Language = "en") -> str:
                            channel.channel_source if channel else None, lang),
         unit_economics_section(channel.summary if channel else None, parts.costs_given, lang),
         model_section(parts.outcomes, parts.outcome_run, parts.backtest_images,
-                      parts.model_version, lang),
+                      parts.model_version, lang, parts.calibration),
         effect_section(parts.effect, lang, parts.effect_confidence),
         drift_section(parts.drift, lang),
         segments_section(parts.matrix, parts.run, lang),
@@ -502,6 +531,7 @@ def _store_frames(store: Any, as_of: date, transactions: pl.DataFrame | None,
             parts.drift = drift(run["run_id"])
         except Exception:  # noqa: BLE001 - a store without the table: the section says so
             parts.drift = None
+    parts.calibration = _calibration(store, transactions)
     if transactions is not None:
         horizon = int(scores["horizon_days"].drop_nulls().first() or 90) if scores.height else 90
         judged = store.latest_run_through(as_of - timedelta(days=horizon))
@@ -514,6 +544,20 @@ def _store_frames(store: Any, as_of: date, transactions: pl.DataFrame | None,
                 parts.outcomes = prediction_outcomes(past, transactions, judged["as_of"], days)
                 parts.outcome_run = {**judged, "horizon_days": days}
     return scores.select("customer_id", "clv_12m")
+
+
+def _calibration(store: Any, transactions: pl.DataFrame | None) -> pl.DataFrame | None:
+    """Every stored run whose horizon the transactions cover, judged now
+    (``analytics.calibration``); without transactions, what the store kept of it."""
+    try:
+        if transactions is not None:
+            from retain.analytics.calibration import calibration_over_time
+
+            return calibration_over_time(store, transactions)[0]
+        kept = getattr(store, "calibration", None)
+        return kept() if callable(kept) else None
+    except Exception:  # noqa: BLE001 - an older store or module: the chart is left out
+        return None
 
 
 def _measured_effect(transactions: pl.DataFrame, contacts: pl.DataFrame, as_of: date,

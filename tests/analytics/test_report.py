@@ -163,6 +163,7 @@ def test_a_report_of_a_shop_and_its_store_fills_every_section(tmp_path):
     html = render_report(parts)
     assert "data-missing" not in html
     for chart in ("chart-cohorts", "chart-ltv", "chart-unit", "chart-gains", "chart-reliability",
+                  "chart-calibration",
                   "chart-effect", "chart-drift", "chart-segments"):
         assert f'id="{chart}"' in html
     assert "LTV/CAC" in html
