@@ -282,7 +282,7 @@ def calibration_chart(calibration: pl.DataFrame | None, lang: Language) -> str:
     if calibration is None or calibration.height == 0:
         return ""
     whole = calibration.filter(pl.col("decile") == 0).sort("as_of")
-    if whole.height == 0:
+    if whole.height < 2:  # one run is the reliability chart's already
         return ""
     day = pl.col("as_of").cast(pl.Date).cast(pl.Int32).cast(pl.Float64)
     points = pl.concat([
@@ -293,7 +293,8 @@ def calibration_chart(calibration: pl.DataFrame | None, lang: Language) -> str:
     svg = charts.lines(points, text("report.calibration_title", lang), "chart-calibration",
                        text("report.calibration_x", lang), text("report.reliability_y", lang),
                        number=lambda v: f"{v * 100:.0f}%",
-                       x_number=lambda v: str(date(1970, 1, 1) + timedelta(days=int(v))))
+                       x_number=lambda v: str(date(1970, 1, 1) + timedelta(days=int(v))),
+                       x_from_zero=False)
     return (f'<div class="chart">{svg}</div><p class="note">'
             f'{_e(text("report.calibration_note", lang, runs=whole.height))}</p>')
 
@@ -316,13 +317,13 @@ def model_section(outcomes: pl.DataFrame | None, run: dict | None, images: dict[
         svg_gains = charts.lines(gain_lines, text("report.gains_title", lang), "chart-gains",
                                  text("report.gains_x", lang), text("report.gains_y", lang),
                                  number=lambda v: f"{v * 100:.0f}%",
-                                 x_number=lambda v: f"{v * 100:.0f}%")
+                                 x_number=lambda v: f"{v * 100:.0f}%", plot_width=330)
         svg_reliability = charts.lines(
             reliability.select(pl.lit(text("report.retain", lang)).alias("series"), "x", "y"),
             text("report.reliability_title", lang), "chart-reliability",
             text("report.reliability_x", lang), text("report.reliability_y", lang),
             number=lambda v: f"{v * 100:.0f}%", x_number=lambda v: f"{v * 100:.0f}%",
-            diagonal=True)
+            diagonal=True, plot_width=330)
         note = text("report.model_note", lang, as_of=run["as_of"], days=run["horizon_days"],
                     customers=_number(outcomes.height))
         return _section("model", lang, f'<div class="chart">{svg_gains}{svg_reliability}</div>'

@@ -138,6 +138,19 @@ def test_the_effect_section_draws_each_channel_and_month_with_its_interval():
     assert 'data-missing' not in html and "90%" in html
 
 
+def test_churn_predicted_and_observed_is_drawn_per_judged_run_once_there_are_two():
+    from retain.analytics.report import calibration_chart
+
+    runs = pl.DataFrame({"as_of": [date(2025, 1, 1), date(2025, 2, 1), date(2025, 2, 1)],
+                         "decile": [0, 0, 3], "predicted_churn": [0.3, 0.4, 0.9],
+                         "observed_churn": [0.35, 0.5, 0.1]})
+    html = calibration_chart(runs, "en")
+    series = dict(re.findall(r'class="series" data-series="([^"]+)" data-points="(\d+)"', html))
+    assert series == {"predicted churn": "2", "observed churn": "2"}  # decile 0 rows only
+    assert "2025-02-01" in html and "1970" not in html
+    assert calibration_chart(runs.head(1), "en") == ""
+
+
 def test_the_drift_section_shows_measured_columns_the_most_shifted_first():
     html = drift_section(drift_frame(), "en")
     keys = re.findall(r'class="bar" data-key="([^"]+)"', html)
@@ -163,7 +176,6 @@ def test_a_report_of_a_shop_and_its_store_fills_every_section(tmp_path):
     html = render_report(parts)
     assert "data-missing" not in html
     for chart in ("chart-cohorts", "chart-ltv", "chart-unit", "chart-gains", "chart-reliability",
-                  "chart-calibration",
                   "chart-effect", "chart-drift", "chart-segments"):
         assert f'id="{chart}"' in html
     assert "LTV/CAC" in html
