@@ -439,8 +439,10 @@ margin-right:1%}
 """
 
 
-def render_report(parts: ReportParts, lang: Language = "en") -> str:
-    """The whole page (one string of HTML) in ``lang``."""
+def render_report(parts: ReportParts, lang: Language = "en",
+                  home: tuple[str, str] | None = None) -> str:
+    """The whole page (one string of HTML) in ``lang``; ``home`` (href, text) adds a link back
+    first in the navigation (``/ui/report`` links to the marketers' page)."""
     month = parts.month_cohorts
     channel = parts.channel_cohorts
     sections = [
@@ -456,6 +458,8 @@ def render_report(parts: ReportParts, lang: Language = "en") -> str:
         segments_section(parts.matrix, parts.run, lang),
     ]
     links = "".join(f'<a href="#{css_id}">{_e(text(key, lang))}</a>' for css_id, key in SECTIONS)
+    if home is not None:
+        links = f'<a class="home" href="{_e(home[0])}">← {_e(home[1])}</a>' + links
     title = text("report.title", lang)
     return (
         f'<!DOCTYPE html><html lang="{lang}"><head><meta charset="utf-8">'

@@ -291,6 +291,7 @@ def test_ui_report_needs_a_signed_in_export_key_and_serves_the_report(served):
     assert "as of 2025-04-01" in page.text and 'id="chart-cohorts"' in page.text
     assert 'data-missing="unit"' not in page.text and "LTV/CAC" in page.text
     assert 'data-missing="effect"' in page.text  # no contacts configured
+    assert '<a class="home" href="/ui">' in page.text
     ru = served.get("/ui/report?lang=ru&as_of=2025-03-01")
     assert ru.status_code == 200 and "Удержание: итоги на 2025-03-01" in ru.text
     bad = served.get("/ui/report?as_of=someday")
