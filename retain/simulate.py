@@ -31,6 +31,13 @@ one row per order line, sorted by customer_id, ts (lines of an order share its t
     the simulated span | mean_interval_days Float64, the base cadence before seasonality and
     slowdown | orders_next_90d Int64 | revenue_next_90d Float64, net of returns |
     next_order_ts Datetime, null if no order in the future window | first_order_ts Datetime.
+``caused_orders``, the true effect of the contacts: one row per extra order a treated contact
+caused (in the history or the future), sorted by customer_id, ts:
+    customer_id | order_id (its lines are in transactions or future_transactions) | ts |
+    revenue Float64, the order's net amount | contact_ts Datetime, when the contact that caused
+    it was sent | channel String, that contact's channel. Control customers have none, so the
+    true difference between treated and control customers over a window is the caused revenue
+    (or orders) in it per treated customer.
 
 The generative model, and what it puts in the data that simple models miss:
 
@@ -165,7 +172,8 @@ _TYPES = (
 )
 # fmt: on
 _MAX_FAVOURITES = max(t.favourites[1] for t in _TYPES)
-_FRAME_NAMES = ("transactions", "future_transactions", "customers", "contacts", "truth")
+_FRAME_NAMES = ("transactions", "future_transactions", "customers", "contacts", "truth",
+                "caused_orders")
 
 
 @dataclass(frozen=True)
@@ -178,6 +186,7 @@ class SimulatedShop:
     contacts: pl.DataFrame
     truth: pl.DataFrame
     as_of: date
+    caused_orders: pl.DataFrame | None = None  # what the treated contacts caused (module doc)
 
 
 @dataclass(frozen=True)
@@ -209,6 +218,7 @@ class _Orders:
     phase: np.ndarray
     sec: np.ndarray  # seconds since the history start
     channel: np.ndarray
+    cause: np.ndarray  # the contact row that caused the order (an extra order), else -1
 
 
 class _Season:
@@ -474,15 +484,16 @@ def _draw_contacts(
 
 def _draw_extra_orders(
     rng: np.random.Generator, contacts: _Contacts, dropout_sec: np.ndarray, end_sec: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Orders caused by treated contacts to customers who had not dropped out: (customer, sec)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Orders caused by treated contacts to customers who had not dropped out: (customer, sec,
+    the contact row that caused each)."""
     alive = ~contacts.control & (contacts.sec < dropout_sec[contacts.customer])
     probability = _UPLIFT[contacts.channel, contacts.late.astype(np.int64)]
     hit = np.flatnonzero(alive & (rng.random(contacts.customer.size) < probability))
     customer = contacts.customer[hit]
     sec = contacts.sec[hit] + rng.integers(0, _UPLIFT_DAYS * _DAY, hit.size)
     keep = (sec < dropout_sec[customer]) & (sec < end_sec)
-    return customer[keep], sec[keep]
+    return customer[keep], sec[keep], hit[keep]
 
 
 @dataclass(frozen=True)
@@ -592,7 +603,8 @@ def _draw_orders(
     )
 
     contacts = _draw_contacts(rng, pop, first_sec, start, as_of)
-    extra_customer, extra_sec = _draw_extra_orders(rng, contacts, fates.dropout_sec, end_sec)
+    extra_customer, extra_sec, extra_cause = _draw_extra_orders(
+        rng, contacts, fates.dropout_sec, end_sec)
     extra_channel = _order_channel(rng, pop, extra_customer)
     # An extra order carries the basket of a random point in the customer's cycle.
     extra_phase = rng.integers(0, 12, extra_customer.size)
@@ -605,6 +617,7 @@ def _draw_orders(
         phase=np.concatenate([base_index, extra_phase])[order],
         sec=sec[order],
         channel=np.concatenate([base_channel, extra_channel])[order],
+        cause=np.concatenate([np.full(base_customer.size, -1), extra_cause])[order],
     )
     return orders, contacts, fates
 
@@ -725,6 +738,24 @@ def _customers_frame(
     )
 
 
+def _caused_frame(orders: _Orders, lines: _Lines, contacts: _Contacts, customer_ids: pl.Series,
+                  order_ids: pl.Series, epoch_sec: int) -> pl.DataFrame:
+    """The true effect: every extra order a treated contact caused, with its net revenue."""
+    revenue = np.bincount(lines.order, weights=lines.amount, minlength=orders.sec.size)
+    caused = np.flatnonzero(orders.cause >= 0)
+    contact = orders.cause[caused]
+    return pl.DataFrame(
+        [
+            customer_ids.gather(orders.customer[caused]).alias("customer_id"),
+            order_ids.gather(caused).alias("order_id"),
+            _datetimes("ts", epoch_sec, orders.sec[caused]),
+            pl.Series("revenue", revenue[caused]),
+            _datetimes("contact_ts", epoch_sec, contacts.sec[contact]),
+            pl.Series(CONTACT_CHANNELS).gather(contacts.channel[contact]).alias("channel"),
+        ]
+    )
+
+
 def _contacts_frame(contacts: _Contacts, customer_ids: pl.Series, epoch_sec: int) -> pl.DataFrame:
     return pl.DataFrame(
         [
@@ -781,6 +812,7 @@ def simulate_shop(
         contacts=_contacts_frame(contacts, customer_ids, epoch_sec),
         truth=_truth_frame(pop, orders, lines, fates, customer_ids, as_of_sec, epoch_sec),
         as_of=as_of,
+        caused_orders=_caused_frame(orders, lines, contacts, customer_ids, order_ids, epoch_sec),
     )
 
 

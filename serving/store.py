@@ -707,6 +707,16 @@ class ScoreStore:
         rows = self._read(statement.limit(1))
         return rows[0] if rows else None
 
+    def latest_run_through(self, as_of: date) -> dict | None:
+        """The complete run with the latest as-of date on or before ``as_of`` (the newest run
+        of that date), or None: the predictions known on that date (cohorts, the report)."""
+        runs = self._runs
+        statement = (sa.select(runs).where(runs.c.status == COMPLETE, runs.c.as_of <= as_of)
+                     .order_by(runs.c.as_of.desc(), runs.c.finished_at.desc(),
+                               runs.c.run_id.desc()).limit(1))
+        rows = self._read(statement)
+        return rows[0] if rows else None
+
     def complete_run(self, run_id: str) -> dict | None:
         """The complete run ``run_id`` (as :meth:`latest_run` gives it), or None."""
         rows = self._read(self._complete_runs().where(self._runs.c.run_id == run_id))
