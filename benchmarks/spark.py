@@ -32,40 +32,87 @@ from _shop import AS_OF, ROOT, shop_parquet
 RETAIN = [sys.executable, "-m", "retain"]
 
 
-def run(args: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
-    """Wall seconds and peak RSS (GB) of the largest child process of one command."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+def _tree(root: int) -> dict[int, tuple[float, int]]:
+    """Every live process under ``root`` (itself included): CPU seconds (user + sys) and RSS
+    bytes, from /proc."""
+    parents: dict[int, int] = {}
+    stats: dict[int, tuple[float, int]] = {}
+    tick, page = os.sysconf("SC_CLK_TCK"), os.sysconf("SC_PAGE_SIZE")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # After the command name: state ppid ... utime(12) stime(13) ... rss(22), 0-based.
+        parents[int(entry)] = int(fields[1])
+        stats[int(entry)] = ((int(fields[11]) + int(fields[12])) / tick, int(fields[21]) * page)
+    inside, changed = {root}, True
+    while changed:
+        changed = False
+        for pid, parent in parents.items():
+            if parent in inside and pid not in inside:
+                inside.add(pid)
+                changed = True
+    return {pid: stats[pid] for pid in inside if pid in stats}
+
+
+def run(args: list[str], env: dict[str, str] | None = None) -> dict[str, float]:
+    """One command in a fresh process: wall seconds, CPU seconds (user + sys) of it and every
+    process under it (the JVM and Spark's Python workers), the peak RSS summed over that tree
+    and of its largest process (GB), and the mean 1-minute load average while it ran. The tree
+    is sampled every 0.2 s; the command's own process is counted exactly from its rusage."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    loads = [os.getloadavg()[0]]
     started = time.perf_counter()
-    subprocess.run(args, cwd=ROOT, check=True, env={**os.environ, **(env or {})},
-                   stdout=subprocess.DEVNULL)
+    process = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **(env or {})},
+                               stdout=subprocess.DEVNULL)
+    cpu: dict[int, float] = {}
+    peak_total = peak_one = 0
+    while process.poll() is None:
+        tree = _tree(process.pid)
+        for pid, (seconds, _) in tree.items():
+            cpu[pid] = max(cpu.get(pid, 0.0), seconds)
+        peak_total = max(peak_total, sum(rss for _, rss in tree.values()))
+        peak_one = max([peak_one, *(rss for _, rss in tree.values())])
+        loads.append(os.getloadavg()[0])
+        time.sleep(0.2)
     wall = time.perf_counter() - started
-    peak = max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before)
-    return wall, peak / 1024 / 1024
+    if process.returncode:
+        raise subprocess.CalledProcessError(process.returncode, args)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    own = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    # The exact rusage covers the command and whatever it waited for; the rest of the tree
+    # (the JVM, its Python workers) from the last samples.
+    others = sum(seconds for pid, seconds in cpu.items() if pid != process.pid)
+    gb = 1024 ** 3
+    return {"wall_s": wall, "cpu_s": max(own, cpu.get(process.pid, 0.0)) + others,
+            "peak_rss_tree_gb": max(peak_total, after.ru_maxrss * 1024) / gb,
+            "peak_rss_largest_gb": max(peak_one, after.ru_maxrss * 1024) / gb,
+            "load_mean": sum(loads) / len(loads), "load_max": max(loads)}
 
 
 PER_PARTITION = """
-import json, sys, tempfile, time
-from pathlib import Path
+import json, sys, time
 import polars as pl
-from retain.features.contract import load_transactions
+from retain.features.contract import validate_transactions
 from retain.features.customers import customer_features, observed_channels
 from retain.features.products import customer_product_features
 path, partitions, as_of = sys.argv[1], int(sys.argv[2]), __import__("datetime").date.fromisoformat(sys.argv[3])
 tx = pl.read_parquet(path)
 ids = tx.get_column("customer_id").cast(pl.String).str.strip_chars()
-bucket = tx.filter(ids.hash(seed=0) % partitions == 0)
+bucket = tx.filter(ids.hash(seed=0) % partitions == 0).to_arrow()
 channels = observed_channels(tx)
 del tx
-with tempfile.TemporaryDirectory() as tmp:
-    part = Path(tmp) / "bucket.parquet"
-    bucket.write_parquet(part)
-    started = time.perf_counter()
-    loaded = load_transactions(part, as_of=as_of).frame.drop("_row")
-    validated = time.perf_counter()
-    customers = customer_features(loaded, as_of, channels)
-    products = customer_product_features(loaded, as_of)
-    done = time.perf_counter()
-print(json.dumps({"lines": bucket.height, "customers": customers.height,
+started = time.perf_counter()
+loaded = validate_transactions(bucket, "bucket", as_of=as_of).frame.drop("_row")
+validated = time.perf_counter()
+customers = customer_features(loaded, as_of, channels)
+products = customer_product_features(loaded, as_of)
+done = time.perf_counter()
+print(json.dumps({"lines": bucket.num_rows, "customers": customers.height,
                   "products": products.height, "validate_s": validated - started,
                   "features_s": done - validated}))
 """
@@ -77,6 +124,14 @@ def per_partition(parquet: Path, partitions: int) -> dict:
                          text=True, env={**os.environ, "POLARS_MAX_THREADS": "1",
                                          "PYTHONPATH": str(ROOT)})
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def describe(measured: dict[str, float]) -> str:
+    return (f"wall {measured['wall_s']:.1f} s, CPU (user+sys, whole process tree) "
+            f"{measured['cpu_s']:.1f} s, peak RSS {measured['peak_rss_tree_gb']:.2f} GB summed "
+            f"over the tree ({measured['peak_rss_largest_gb']:.2f} GB its largest process), "
+            f"load average {measured['load_mean']:.1f} mean / {measured['load_max']:.1f} max "
+            f"while it ran; {json.dumps(measured)}")
 
 
 def main() -> None:
@@ -94,18 +149,18 @@ def main() -> None:
 
     lines = pl.scan_parquet(parquet).select(pl.len()).collect().item()
     print(f"{parquet}: {lines:,} lines; load average {os.getloadavg()[0]:.1f} on "
-          f"{os.cpu_count()} cores")
+          f"{os.cpu_count()} cores", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         common = ["features", "--transactions", str(parquet), "--as-of", AS_OF.isoformat()]
         if not options.skip_local:
-            wall, rss = run([*RETAIN, *common, "--out", f"{tmp}/local.parquet"])
-            print(f"local engine: {wall:.1f} s, peak RSS {rss:.2f} GB")
+            measured = run([*RETAIN, *common, "--out", f"{tmp}/local.parquet"])
+            print(f"local engine: {describe(measured)}", flush=True)
         if not options.skip_spark:
-            wall, rss = run([*RETAIN, *common, "--out", f"{tmp}/spark.parquet", "--engine", "spark",
-                             "--spark-master", options.master, "--partitions",
-                             str(options.partitions)])
-            print(f"spark {options.master}, {options.partitions} partitions: {wall:.1f} s, "
-                  f"largest process peak RSS {rss:.2f} GB")
+            measured = run([*RETAIN, *common, "--out", f"{tmp}/spark.parquet", "--engine",
+                            "spark", "--spark-master", options.master, "--partitions",
+                            str(options.partitions)])
+            print(f"spark {options.master}, {options.partitions} partitions: "
+                  f"{describe(measured)}", flush=True)
     one = per_partition(parquet, options.partitions)
     seconds = one["validate_s"] + one["features_s"]
     print(f"one partition (1/{options.partitions}): {one['lines']:,} lines, "

@@ -42,9 +42,9 @@ from retain.decisions.arrays import (
     aligned,
     day_number,
     first_match,
+    float_series,
     names_of,
     text_columns,
-    with_nulls,
 )
 from retain.decisions.channels import (
     ACTIVE,
@@ -65,6 +65,7 @@ from retain.decisions.segments import (
     segment_labels,
 )
 from retain.features.orders import Frame, midnight
+from retain.features.segments import date_column
 
 if TYPE_CHECKING:
     from retain.models.pipeline import ScoringPipeline
@@ -155,13 +156,12 @@ def decide(
     ]), strict=True))
     return scores.hstack([
         *(texts[c] for c in DECISION_COLUMNS[:6]),
-        pl.Series("send_at", np.where(contacted, send_at, np.nan), nan_to_null=True)
-        .cast(pl.Int32).cast(pl.Date),
+        date_column("send_at", np.where(contacted, send_at, np.nan)),
         texts["offer"],
         texts["reason"],
         control,
-        with_nulls(pl.Series("expected_incremental_revenue", value.values), value.ok),
-        pl.Series("contact_cost", cost),
+        float_series("expected_incremental_revenue", value.values, value.ok),
+        float_series("contact_cost", cost),
     ])
 
 
@@ -181,6 +181,24 @@ def score_and_decide(
     measurements fitted at training are used; a full contacts log given here also refreshes the channel measurements (pass
     ``measure_channels_from_contacts=False`` for a few recent messages kept only for the
     frequency cap)."""
+    return score_decide_and_features(
+        pipeline, transactions, as_of, rules=rules, consents=consents, contacts=contacts,
+        lang=lang, measure_channels_from_contacts=measure_channels_from_contacts)[0]
+
+
+def score_decide_and_features(
+    pipeline: ScoringPipeline,
+    transactions: Frame,
+    as_of: date,
+    *,
+    rules: Rules,
+    consents: pl.DataFrame | None = None,
+    contacts: Frame | None = None,
+    lang: Language = "en",
+    measure_channels_from_contacts: bool = True,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """:func:`score_and_decide` and the customer features it scored from (``retain score``
+    watches their drift between runs: analytics/drift.py)."""
     features, products = pipeline.features(transactions, as_of)
     scores = pipeline.score_features(features, products, as_of)
     reference = pipeline.reference
@@ -195,7 +213,7 @@ def score_and_decide(
     decided = decide(scores, features, as_of=as_of, rules=rules, reference=reference,
                      channels=channels, consents=consents, contacts=contacts, lang=lang,
                      offer_uplift=offer_uplift)
-    return with_order_history(decided, features)
+    return with_order_history(decided, features), features
 
 
 def with_order_history(frame: pl.DataFrame, features: pl.DataFrame) -> pl.DataFrame:

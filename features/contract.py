@@ -32,9 +32,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 from retain.features.orders import midnight
 
@@ -200,13 +203,15 @@ def is_database_url(source: str) -> bool:
     return bool(re.match(r"^[a-z][a-z0-9+]*://", str(source)))
 
 
-def read_table(source: str | Path, query: str | None = None,
+def read_table(source: str | Path | _InMemory, query: str | None = None,
                options: ReadOptions | None = None, info: ReadInfo | None = None) -> pl.DataFrame:
     """Read a CSV (every column as text), a Parquet file, or a SQL query against a database URL.
 
     A row index ``_row`` (0-based position in the source) is added so errors can point at rows.
     ``info``, when given, receives the encoding and separator found.
     """
+    if isinstance(source, _InMemory):  # validate_transactions: the rows are already here
+        return source.rows()
     options = options or ReadOptions()
     info = info if info is not None else ReadInfo()
     name = str(source)
@@ -662,7 +667,7 @@ def _line_offset(source: str) -> int:
 
 
 def load_transactions(
-    source: str | Path,
+    source: str | Path | _InMemory,
     *,
     as_of: date | None = None,
     column_map: Mapping[str, str] | None = None,
@@ -777,6 +782,50 @@ def load_transactions(
                             "later --as-of")
         raise DataError(f"{name}: no valid rows left after rejecting bad rows")
     return loaded
+
+
+@dataclass(frozen=True)
+class _InMemory:
+    """Rows already in memory, read by the loaders as if from the file ``name`` (its name is in
+    the messages; a Parquet name gives 1-based row numbers)."""
+
+    frame: pl.DataFrame
+    name: str
+
+    def __str__(self) -> str:
+        return self.name
+
+    def rows(self) -> pl.DataFrame:
+        if self.frame.height == 0:
+            raise DataError(f"{self.name}: no rows (only a header or an empty result)")
+        return self.frame.with_row_index(_ROW)
+
+
+def validate_transactions(
+    frame: pl.DataFrame | pa.Table,
+    source: str = "transactions",
+    **options: Any,
+) -> Loaded:
+    """:func:`load_transactions` on rows already in memory (a polars frame or an Arrow table,
+    e.g. one Spark partition): the same checks, normalisation, report and one-line errors,
+    with ``source`` as the file name in them and rows counted 1-based from the frame's first
+    row. ``options``: ``load_transactions``' keywords (``as_of``, ``window_end``,
+    ``column_map``, ``on_bad_rows``, ``rejects_path``, ``options``)."""
+    if not isinstance(frame, pl.DataFrame):
+        converted = pl.from_arrow(frame)
+        assert isinstance(converted, pl.DataFrame)
+        frame = converted
+    # Loaded under a neutral name, then renamed: a source named like a CSV would otherwise
+    # count rows as file lines (header = line 1).
+    try:
+        loaded = load_transactions(_InMemory(frame, _IN_MEMORY), **options)
+    except DataError as exc:
+        raise DataError(str(exc).replace(_IN_MEMORY, source)) from None
+    loaded.report.source = source
+    return loaded
+
+
+_IN_MEMORY = "<rows in memory>"
 
 
 def _stripped(raw: pl.DataFrame, columns: list[str]) -> list[pl.Series]:

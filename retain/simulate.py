@@ -36,6 +36,15 @@ one row per order line, sorted by customer_id, ts (lines of an order share its t
     offer_response String: persuadable, sure_thing, sleeping_dog, lost_cause | offer_uplift
     Float64, the true change a discount makes to the customer's expected orders in the 30 days
     after it, while they still buy (drawn whatever ``offer_share``, from a stream of its own).
+``caused_orders``, the true effect of the contacts: one row per extra order a treated contact
+caused (in the history or the future), sorted by customer_id, ts:
+    customer_id | order_id (its lines are in transactions or future_transactions) | ts |
+    revenue Float64, the order's net amount | contact_ts Datetime, when the contact that caused
+    it was sent | channel String, that contact's channel. Control customers have none, so the
+    true difference between treated and control customers over a window is the caused revenue
+    (or orders) in it per treated customer. With offers, the orders a discount added to
+    persuadables are here too (caused by that contact); the orders it cancelled for sleeping
+    dogs have no row (they never happened).
 
 The generative model, and what it puts in the data that simple models miss:
 
@@ -192,7 +201,8 @@ _TYPES = (
 )
 # fmt: on
 _MAX_FAVOURITES = max(t.favourites[1] for t in _TYPES)
-_FRAME_NAMES = ("transactions", "future_transactions", "customers", "contacts", "truth")
+_FRAME_NAMES = ("transactions", "future_transactions", "customers", "contacts", "truth",
+                "caused_orders")
 
 
 @dataclass(frozen=True)
@@ -205,6 +215,7 @@ class SimulatedShop:
     contacts: pl.DataFrame
     truth: pl.DataFrame
     as_of: date
+    caused_orders: pl.DataFrame | None = None  # what the treated contacts caused (module doc)
 
 
 @dataclass(frozen=True)
@@ -236,6 +247,7 @@ class _Orders:
     phase: np.ndarray
     sec: np.ndarray  # seconds since the history start
     channel: np.ndarray
+    cause: np.ndarray  # the contact row that caused the order (an extra order), else -1
 
 
 class _Season:
@@ -502,15 +514,16 @@ def _draw_contacts(
 
 def _draw_extra_orders(
     rng: np.random.Generator, contacts: _Contacts, dropout_sec: np.ndarray, end_sec: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Orders caused by treated contacts to customers who had not dropped out: (customer, sec)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Orders caused by treated contacts to customers who had not dropped out: (customer, sec,
+    the contact row that caused each)."""
     alive = ~contacts.control & (contacts.sec < dropout_sec[contacts.customer])
     probability = _UPLIFT[contacts.channel, contacts.late.astype(np.int64)]
     hit = np.flatnonzero(alive & (rng.random(contacts.customer.size) < probability))
     customer = contacts.customer[hit]
     sec = contacts.sec[hit] + rng.integers(0, _UPLIFT_DAYS * _DAY, hit.size)
     keep = (sec < dropout_sec[customer]) & (sec < end_sec)
-    return customer[keep], sec[keep]
+    return customer[keep], sec[keep], hit[keep]
 
 
 @dataclass(frozen=True)
@@ -555,8 +568,9 @@ def _draw_offer_effects(
     base_sec: np.ndarray,
     base_last: np.ndarray,
     end_sec: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """What the discounts did: orders they added to persuadables (customer, sec), and a mask of
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """What the discounts did: orders they added to persuadables (customer, sec, the contact
+    row that caused each), and a mask of
     the base orders they cancelled for sleeping dogs (the next one within the window; never a
     customer's last lifetime order, which marks the dropout)."""
     window = OFFER_WINDOW_DAYS * _DAY
@@ -581,7 +595,7 @@ def _draw_offer_effects(
            & (base_sec[found] < contacts.sec[deterred] + window) & ~base_last[found])
     cancelled = np.zeros(base_customer.size, dtype=bool)
     cancelled[found[hit]] = True
-    return customer[keep], sec[keep], cancelled
+    return customer[keep], sec[keep], added[keep], cancelled
 
 
 @dataclass(frozen=True)
@@ -694,7 +708,8 @@ def _draw_orders(
     )
 
     contacts = _draw_contacts(rng, pop, first_sec, start, as_of)
-    extra_customer, extra_sec = _draw_extra_orders(rng, contacts, fates.dropout_sec, end_sec)
+    extra_customer, extra_sec, extra_cause = _draw_extra_orders(
+        rng, contacts, fates.dropout_sec, end_sec)
     extra_channel = _order_channel(rng, pop, extra_customer)
     # An extra order carries the basket of a random point in the customer's cycle.
     extra_phase = rng.integers(0, 12, extra_customer.size)
@@ -703,7 +718,7 @@ def _draw_orders(
         contacts = replace(contacts, offer=~contacts.control
                            & (offer_rng.random(contacts.customer.size) < offer_share))
         base_last = base_index == pop.lifetime_orders[base_customer] - 1
-        offer_customer, offer_sec, cancelled = _draw_offer_effects(
+        offer_customer, offer_sec, offer_cause, cancelled = _draw_offer_effects(
             offer_rng, contacts, response, fates.dropout_sec, base_customer, base_sec, base_last,
             end_sec)
         kept = ~cancelled
@@ -711,6 +726,7 @@ def _draw_orders(
         base_sec, base_channel = base_sec[kept], base_channel[kept]
         extra_customer = np.concatenate([extra_customer, offer_customer])
         extra_sec = np.concatenate([extra_sec, offer_sec])
+        extra_cause = np.concatenate([extra_cause, offer_cause])
         extra_channel = np.concatenate([extra_channel, _order_channel(offer_rng, pop,
                                                                       offer_customer)])
         extra_phase = np.concatenate([extra_phase,
@@ -724,6 +740,7 @@ def _draw_orders(
         phase=np.concatenate([base_index, extra_phase])[order],
         sec=sec[order],
         channel=np.concatenate([base_channel, extra_channel])[order],
+        cause=np.concatenate([np.full(base_customer.size, -1), extra_cause])[order],
     )
     return orders, contacts, fates
 
@@ -847,6 +864,24 @@ def _customers_frame(
     )
 
 
+def _caused_frame(orders: _Orders, lines: _Lines, contacts: _Contacts, customer_ids: pl.Series,
+                  order_ids: pl.Series, epoch_sec: int) -> pl.DataFrame:
+    """The true effect: every extra order a treated contact caused, with its net revenue."""
+    revenue = np.bincount(lines.order, weights=lines.amount, minlength=orders.sec.size)
+    caused = np.flatnonzero(orders.cause >= 0)
+    contact = orders.cause[caused]
+    return pl.DataFrame(
+        [
+            customer_ids.gather(orders.customer[caused]).alias("customer_id"),
+            order_ids.gather(caused).alias("order_id"),
+            _datetimes("ts", epoch_sec, orders.sec[caused]),
+            pl.Series("revenue", revenue[caused]),
+            _datetimes("contact_ts", epoch_sec, contacts.sec[contact]),
+            pl.Series(CONTACT_CHANNELS).gather(contacts.channel[contact]).alias("channel"),
+        ]
+    )
+
+
 def _contacts_frame(contacts: _Contacts, customer_ids: pl.Series, epoch_sec: int) -> pl.DataFrame:
     return pl.DataFrame(
         [
@@ -916,6 +951,7 @@ def simulate_shop(
         truth=_truth_frame(pop, orders, lines, fates, customer_ids, as_of_sec, epoch_sec,
                            response),
         as_of=as_of,
+        caused_orders=_caused_frame(orders, lines, contacts, customer_ids, order_ids, epoch_sec),
     )
 
 

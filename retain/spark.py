@@ -6,8 +6,9 @@ The same per-customer functions as the local engine, run on partitions of whole 
 2. give every line a bucket, a hash of its normalized customer id (the contract's rule:
    spaces stripped, ``17850.0`` is ``17850``), so a customer's lines, and any exact duplicate
    line, meet in one bucket; guest lines (no customer id) are spread over the buckets;
-3. validate each bucket with the contract's own loader (``features.contract.load_transactions``)
-   in ``groupBy(bucket).applyInArrow``: the same rules, rejects, notes and as-of window as a
+3. validate each bucket's Arrow batch with the contract's own checks
+   (``features.contract.validate_transactions``, the loader on rows in memory) in
+   ``groupBy(bucket).applyInArrow``: the same rules, rejects, notes and as-of window as a
    local run; the driver sums the per-bucket reports into one and gives the one error;
 4. run ``features.customers.customer_features`` / ``features.products.customer_product_features``
    (features) or ``decisions.decide.score_and_decide`` with the registered pipeline (score) on
@@ -242,42 +243,50 @@ class LoadSpec:
 
 
 def _load_bucket(table: pa.Table, spec: LoadSpec, schema: pa.Schema) -> pa.Table:
-    """Validate one bucket with the contract's loader: the valid rows as ``schema``, plus one
-    row whose ``_report`` holds the bucket's report and its rejected rows (JSON)."""
-    from retain.features.contract import load_contacts, load_customers, load_transactions
+    """Validate one bucket with the contract's loader, on the Arrow batch as it comes
+    (``features.contract.validate_transactions``; the customers and contacts loaders read the
+    same in-memory source): the valid rows as ``schema``, plus one row whose ``_report`` holds
+    the bucket's report and its rejected rows (JSON)."""
+    from retain.features.contract import (
+        _IN_MEMORY,
+        _InMemory,
+        load_contacts,
+        load_customers,
+        validate_transactions,
+    )
 
     bucket = table.column(BUCKET)[0].as_py()
     table = table.sort_by([(_FILE, "ascending"), (_POS, "ascending")])  # the file's order
-    positions = list(zip(table.column(_FILE).to_pylist(), table.column(_POS).to_pylist(),
-                         strict=True))
-    raw = table.drop_columns([BUCKET, _FILE, _POS])
+    positions = _Positions(table.column(_FILE), table.column(_POS))
+    raw = pl.from_arrow(table.drop_columns([BUCKET, _FILE, _POS]))
+    assert isinstance(raw, pl.DataFrame)
+    report: dict[str, Any] = {"rows_read": raw.height}
+    frame: pl.DataFrame | None = None
     with tempfile.TemporaryDirectory(prefix="retain-spark-") as tmp:
-        path, rejects = Path(tmp) / "bucket.parquet", Path(tmp) / "rejected.csv"
-        import pyarrow.parquet as pq
-
-        pq.write_table(raw, path)
-        report: dict[str, Any] = {"rows_read": raw.num_rows}
-        frame: pl.DataFrame | None = None
+        rejects = Path(tmp) / "rejected.csv"
         try:
             if spec.kind == "transactions":
-                loaded = load_transactions(
-                    path, as_of=spec.as_of, window_end=spec.window_end,
+                loaded = validate_transactions(
+                    raw, spec.source, as_of=spec.as_of, window_end=spec.window_end,
                     column_map=spec.column_map, on_bad_rows="skip", rejects_path=rejects,
                     options=spec.options)
             else:
                 loader = load_customers if spec.kind == "customers" else load_contacts
-                loaded = loader(path, column_map=spec.column_map, on_bad_rows="skip",
-                                rejects_path=rejects)
+                try:
+                    loaded = loader(_InMemory(raw, _IN_MEMORY), column_map=spec.column_map,
+                                    on_bad_rows="skip", rejects_path=rejects)
+                except DataError as exc:
+                    raise DataError(str(exc).replace(_IN_MEMORY, spec.source)) from None
             frame = loaded.frame
             report.update(_report_fields(loaded.report, positions))
         except DataError as exc:
             text = str(exc)
             if "no valid rows left" not in text and "every line is dated on or after" not in text:
-                raise DataError(text.replace(str(path), spec.source)) from None
+                raise
             # Nothing valid in this bucket (all rejected, or all after the window): the
             # counts come from the side file; the lines outside the window are counted apart.
             if "every line is dated" in text:
-                report["after_as_of"] = raw.num_rows
+                report["after_as_of"] = raw.height
         report["rejects"] = _rejected_rows(rejects, positions) if rejects.exists() else []
         report["rejected"] = _count_reasons(report["rejects"])
     columns = [pa.nulls(0, f.type) for f in schema if f.name not in (BUCKET, _REPORT)]
@@ -294,7 +303,18 @@ def _load_bucket(table: pa.Table, spec: LoadSpec, schema: pa.Schema) -> pa.Table
                              pa.table(marker, schema=schema)])
 
 
-def _report_fields(report: LoadReport, positions: list[tuple[str, int]]) -> dict[str, Any]:
+class _Positions:
+    """Each bucket row's place in the source (file, 0-based row), looked up only for the few
+    rows a report names (rejected or duplicated): no Python object per line."""
+
+    def __init__(self, files: pa.ChunkedArray, rows: pa.ChunkedArray) -> None:
+        self.files, self.rows = files, rows
+
+    def __getitem__(self, index: int) -> tuple[str, int]:
+        return self.files[index].as_py(), self.rows[index].as_py()
+
+
+def _report_fields(report: LoadReport, positions: _Positions) -> dict[str, Any]:
     # LoadReport's duplicate lines are 1-based rows of the bucket's file: back to the source's.
     return {
         "rows_read": report.rows_read, "rows_kept": report.rows_kept,
@@ -311,7 +331,7 @@ def _report_fields(report: LoadReport, positions: list[tuple[str, int]]) -> dict
     }
 
 
-def _rejected_rows(path: Path, positions: list[tuple[str, int]]) -> list[dict[str, Any]]:
+def _rejected_rows(path: Path, positions: _Positions) -> list[dict[str, Any]]:
     frame = pl.read_csv(path, infer_schema=False)
     unit = frame.columns[0]  # "row" (Parquet is read by row)
     rows = []

@@ -57,6 +57,14 @@ SCHEMAS = {
         "offer_response": pl.String,
         "offer_uplift": pl.Float64,
     },
+    "caused_orders": {
+        "customer_id": pl.String,
+        "order_id": pl.String,
+        "ts": pl.Datetime("us"),
+        "revenue": pl.Float64,
+        "contact_ts": pl.Datetime("us"),
+        "channel": pl.String,
+    },
 }
 FRAMES = tuple(SCHEMAS)
 
@@ -423,3 +431,19 @@ def test_write_shop_round_trips(tmp_path, fmt):
 def test_write_shop_rejects_an_unknown_format(tmp_path):
     with pytest.raises(ValueError, match="fmt"):
         write_shop(simulate_shop(50), tmp_path, fmt="xlsx")
+
+
+def test_caused_orders_are_the_treated_contacts_extra_orders_with_their_revenue(shop):
+    caused = shop.caused_orders
+    assert caused.height > 0
+    lines = pl.concat([shop.transactions, shop.future_transactions])
+    net = lines.group_by("order_id").agg(pl.col("amount").sum().alias("net"),
+                                         pl.col("customer_id").first().alias("owner"))
+    joined = caused.join(net, on="order_id", how="left")
+    assert joined["net"].null_count() == 0  # every caused order is a real order
+    assert (joined["net"] - joined["revenue"]).abs().max() < 1e-6
+    assert (joined["owner"] == joined["customer_id"]).all()
+    control = shop.truth.filter("control")["customer_id"]
+    assert not caused["customer_id"].is_in(control.implode()).any()
+    delay = caused["ts"] - caused["contact_ts"]
+    assert delay.min() >= timedelta(0) and delay.max() < timedelta(days=7)

@@ -269,3 +269,35 @@ def test_train_on_spark_logs_the_engine_and_backtests_as_the_local_engine(env):
     assert on_local.params["engine"] == "local"
     backtest = {k: v for k, v in on_local.metrics.items() if k.startswith("backtest.")}
     assert backtest and {k: on_spark.metrics[k] for k in backtest} == backtest
+
+
+def test_validate_transactions_in_memory_equals_the_loader_on_the_file(tmp_path):
+    """What each Spark bucket runs: the contract's loader on an Arrow batch instead of a file,
+    with the same rows kept, the same normalisation and report, the same rejects and errors."""
+    from datetime import date
+
+    from retain.features.contract import DataError, load_transactions, validate_transactions
+
+    retail = write_online_retail(tmp_path / "retail.csv", customers=40, seed=5, vouchers=3)
+    table = pl.read_csv(retail.path, infer_schema=False)
+    table.write_parquet(tmp_path / "retail.parquet")
+    mapping = dict(pair.split("=", 1) for pair in RETAIL_MAP[1::2])
+    options = {"as_of": date(2011, 12, 1), "column_map": mapping, "on_bad_rows": "skip"}
+    on_file = load_transactions(tmp_path / "retail.parquet",
+                                rejects_path=tmp_path / "file.csv", **options)
+    in_memory = validate_transactions(table.to_arrow(), "retail.parquet",
+                                      rejects_path=tmp_path / "memory.csv", **options)
+    assert_frame_equal(on_file.frame, in_memory.frame)
+    assert in_memory.report.float_ids_rewritten > 0 and in_memory.report.rows_rejected > 0
+    file_report = {**vars(on_file.report), "source": "retail.parquet", "rejects_path": None}
+    assert {**vars(in_memory.report), "rejects_path": None} == file_report
+    assert (tmp_path / "memory.csv").read_text() == (tmp_path / "file.csv").read_text()
+    # The one error names the given source and 1-based rows, even for a CSV-like name.
+    bad = pl.DataFrame({"customer_id": ["a", " "], "ts": ["2024-01-02", "2024-01-03"],
+                        "amount": ["1", "2"]})
+    with pytest.raises(DataError) as raised:
+        validate_transactions(bad, "orders.csv")
+    assert str(raised.value).startswith("orders.csv: 1 bad row(s)")
+    assert "column 'customer_id': missing customer id at rows 2 " in str(raised.value)
+    with pytest.raises(DataError, match="^orders.csv: missing column"):
+        validate_transactions(bad.drop("amount"), "orders.csv")
