@@ -119,3 +119,34 @@ def test_offers_by_uplift_are_decided_alike_for_one_customer_and_the_shop(fitted
         assert alone["offer"].to_list() == expected["offer"].to_list()
         assert alone["expected_incremental_revenue"].to_list() == pytest.approx(
             expected["expected_incremental_revenue"].to_list())
+
+
+def test_qini_is_one_for_the_best_ranking_zero_for_random_and_negative_reversed():
+    import numpy as np
+
+    from retain.training.uplift import qini_coefficient, qini_curve
+
+    true = np.array([0.3, 0.3, 0.0, 0.0, -0.2, 0.1, 0.0, -0.4])
+    best = qini_curve(true, true)
+    assert best[0] == 0 and best[-1] == pytest.approx(true.sum())
+    assert best[2] == pytest.approx(0.6)  # the two persuadables first
+    assert qini_coefficient(best, best) == pytest.approx(1.0)
+    assert qini_coefficient(qini_curve(true, -true), best) < 0
+    rng = np.random.default_rng(0)
+    many = rng.choice([0.3, 0.0, -0.2], size=50_000)
+    assert abs(qini_coefficient(qini_curve(many, rng.random(many.size)),
+                                qini_curve(many, many))) < 0.02
+
+
+def test_targeting_evidence_on_small_shops_is_consistent(offer_shop):
+    from retain.training.uplift import offer_targeting_evidence
+
+    shop, _ = offer_shop
+    evidence = offer_targeting_evidence(shop, simulate_shop(3000, seed=32), n_boot=50)
+    assert evidence["at_rule_k"]["best possible"] >= max(evidence["at_rule_k"].values()) - 1e-9
+    # Knowing the truth, discounts earn at least what any policy earns.
+    assert evidence["best_money"] >= max(evidence["money_at_rule_k"].values())
+    assert evidence["best_money"] >= evidence["decision_rule"]["money"]
+    low, high = evidence["retain_minus_rule_ci"]
+    assert low <= high
+    assert evidence["customers"] > 2500
