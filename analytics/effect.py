@@ -45,7 +45,6 @@ would have given them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Literal
@@ -55,8 +54,16 @@ import polars as pl
 
 from retain.features.orders import Frame, midnight, orders
 
-__all__ = ["EFFECT_COLUMNS", "EFFECT_SCHEMA", "EffectError", "METRICS", "SPLITS",
-           "measure_effect", "period_bounds", "planned_goals"]
+__all__ = [
+    "EFFECT_COLUMNS",
+    "EFFECT_SCHEMA",
+    "METRICS",
+    "SPLITS",
+    "EffectError",
+    "measure_effect",
+    "period_bounds",
+    "planned_goals",
+]
 
 METRICS = ("revenue", "orders", "buyers")
 SPLITS = ("goal", "channel", "segment")
@@ -413,8 +420,3 @@ def _bootstrap_means(values: np.ndarray, n_boot: int, rng: np.random.Generator) 
         means[begin:begin + len(weights)] = mean + (
             (weights @ centred) / weights.sum(axis=1, keepdims=True)).astype(np.float64)
     return means
-
-
-def rows_for(frame: pl.DataFrame, columns: Sequence[str] = EFFECT_COLUMNS) -> list[dict]:
-    """The rows as JSON-ready dicts (NaN as null), in :data:`EFFECT_COLUMNS` order."""
-    return frame.select(columns).fill_nan(None).to_dicts()

@@ -18,9 +18,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query
 from starlette.concurrency import run_in_threadpool
 
-from retain.serving.deps import Service, problem_responses, service
 from retain.analytics.channels_over_time import measured_figures, recommended_split
 from retain.decisions.channels import no_measurements
+from retain.serving.deps import Service, problem_responses, service
 from retain.serving.effect_store import latest_effect
 from retain.serving.schemas import ChannelsPublic, EffectPublic
 from retain.serving.security import require
