@@ -53,7 +53,9 @@ def effect_table(rows: pl.DataFrame, title: str, confidence: float, limit: int =
         return "-" if value is None else f"{value:,.{digits}f}"
 
     for row in rows.head(limit).iter_rows(named=True):
-        digits = 0 if row["metric"] == "revenue" else 3
+        spread = max(abs(row["ci_low"] or 0.0), abs(row["ci_high"] or 0.0))
+        # Money in whole units where it is large (rubles), in cents where small (dollars).
+        digits = (0 if spread >= 100 else 2) if row["metric"] == "revenue" else 3
         interval = (f"{number(row['difference'], digits)} [{number(row['ci_low'], digits)}, "
                     f"{number(row['ci_high'], digits)}]")
         lift = "-" if row["relative_lift"] is None else f"{row['relative_lift']:+.0%}"
