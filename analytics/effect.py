@@ -168,7 +168,9 @@ def measure_effect(
     ``transactions``: contract-typed lines (``customer_id, order_id, ts, amount [, quantity]``);
     ``contacts``: the contacts log (``customer_id, ts, channel, cost, control``);
     ``assignments``: ``customer_id`` with ``segment`` (for ``split="segment"``) or ``goal``
-    already replayed for the control group (:func:`planned_goals`, for ``split="goal"``).
+    already replayed for the control group (:func:`planned_goals`, for ``split="goal"``);
+    with an ``as_of`` column it may hold several score runs, and each period reads the
+    latest run on or before its first day (else the earliest).
     Raises :class:`EffectError` when the inputs cannot answer (no messages or no control
     customers in the span, a goal or segment split without assignments).
     """
@@ -182,9 +184,11 @@ def measure_effect(
             raise EffectError(
                 f"--split {split} needs each customer's {split} from a score run (the score "
                 f"store of `retain score`); none was given")
+        runs = [pl.col("as_of")] if "as_of" in assignments.columns else []
         assignments = assignments.select(
-            pl.col("customer_id").cast(pl.String), pl.col(split).cast(pl.String).alias("key")
-        ).unique("customer_id", keep="first")
+            pl.col("customer_id").cast(pl.String), pl.col(split).cast(pl.String).alias("key"),
+            *runs,
+        )
 
     log = contacts.lazy().select(
         pl.col("customer_id").cast(pl.String), "ts", pl.col("channel").cast(pl.String),
@@ -211,15 +215,29 @@ def measure_effect(
     rng = np.random.default_rng(seed)
     rows: list[dict] = []
     for label, first, after in periods:
-        units = _units(in_span, first, after, split, assignments)
+        keys = _keys_in_force(assignments, first)
+        units = _units(in_span, first, after, split, keys)
         if units.height == 0:
             continue
         outcomes = _outcomes(purchases, masked, units, first, after, pre_days)
-        rows.extend(_period_rows(label, outcomes, in_span, first, after, split, assignments,
+        rows.extend(_period_rows(label, outcomes, in_span, first, after, split, keys,
                                  margin=margin, cuped=cuped, n_boot=n_boot,
                                  confidence=confidence, rng=rng))
     return pl.DataFrame(rows, schema=EFFECT_SCHEMA, orient="row") if rows else \
         pl.DataFrame(schema=EFFECT_SCHEMA)
+
+
+def _keys_in_force(assignments: pl.DataFrame | None, first: date) -> pl.DataFrame | None:
+    """``customer_id, key`` from the run in force at the period's start: of several runs
+    (an ``as_of`` column), the latest on or before ``first``, else the earliest."""
+    if assignments is None:
+        return None
+    if "as_of" in assignments.columns:
+        runs = assignments.get_column("as_of").unique().sort()
+        before = runs.filter(runs <= first)
+        chosen = before.max() if before.len() else runs.min()
+        assignments = assignments.filter(pl.col("as_of") == chosen)
+    return assignments.select("customer_id", "key").unique("customer_id", keep="first")
 
 
 def _orders(transactions: Frame) -> pl.DataFrame:
