@@ -286,7 +286,7 @@ def channels(
     date_format: DateFormatOpt = None,
     drop_duplicates: DropDuplicatesOpt = None,
 ) -> None:
-    """Measure each channel every period and recommend the next split.
+    """Each channel per month or quarter, and the next split.
 
     Per channel and month or quarter: reach, response against the control group, extra
     revenue per contact, cost and return per cost; the next period's shares follow the return
