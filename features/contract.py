@@ -940,7 +940,8 @@ def load_contacts(
     rejects_path: Path | None = None,
     query: str | None = None,
 ) -> Loaded:
-    """Read the optional contacts log: ``customer_id, ts, channel, campaign, cost, control``."""
+    """Read the optional contacts log: ``customer_id, ts, channel, campaign, cost, control``
+    and, when the log has it, ``offer`` (blank reads as ``none``)."""
     name = str(source)
     raw = _apply_map(read_table(source, query or "SELECT * FROM contacts"), column_map or {}, name)
     _require(raw, CONTACT_REQUIRED, name)
@@ -953,6 +954,8 @@ def load_contacts(
         "cost": _number(raw, "cost").fill_null(0.0) if "cost" in has else pl.lit(0.0),
         "control": _boolean(raw, "control") if "control" in has else pl.lit(False),
     }
+    if "offer" in has:  # optional: what came with the message ("none" or e.g. "discount_10")
+        parsed["offer"] = _text("offer").str.to_lowercase().replace("", "none").fill_null("none")
     checks = [
         _Check("customer_id", "missing customer id", _blank("__customer_id")),
         _Check("ts", "unparseable date", pl.col("__ts").is_null()),

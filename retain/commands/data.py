@@ -45,6 +45,10 @@ def simulate(
     future_days: Annotated[int, typer.Option(min=1, help="Days of true future after it.")] = 365,
     file_format: Annotated[Literal["parquet", "csv"], typer.Option(
         "--format", help="File format of every table.")] = "parquet",
+    offer_share: Annotated[float, typer.Option(
+        "--offer-share", min=0.0, max=1.0,
+        help="Share of the messages that carry a 10% discount, at random (0: no offer column). "
+             "Customers respond to it differently: the truth says how.")] = 0.0,
 ) -> None:
     """Simulate a shop with known ground truth.
 
@@ -58,7 +62,7 @@ def simulate(
     assert end is not None
     with step(f"Simulating {customers:,} customers"):
         shop = simulate_shop(customers, seed=seed, as_of=end, history_days=history_days,
-                             future_days=future_days)
+                             future_days=future_days, offer_share=offer_share)
     with step(f"Writing {out}"):
         paths = write_shop(shop, out, file_format)
     for name, path in paths.items():

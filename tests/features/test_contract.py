@@ -212,6 +212,14 @@ def test_contacts_log(tmp_path):
     text = "customer_id,ts,channel,campaign,cost,control\nc1,2024-01-01,Email,jan,0.1,false\nc2,2024-01-01,sms,jan,0,true\n"
     frame = load_contacts(write(tmp_path, text, "contacts.csv")).frame
     assert frame.select("channel", "cost", "control").rows() == [("email", 0.1, False), ("sms", 0.0, True)]
+    assert "offer" not in frame.columns  # no offers in the log: none made up
+
+
+def test_contacts_log_offer_column_reads_blank_as_none(tmp_path):
+    text = ("customer_id,ts,channel,control,offer\nc1,2024-01-01,email,false, Discount_10\n"
+            "c2,2024-01-01,sms,false,\nc3,2024-01-01,push,true,none\n")
+    frame = load_contacts(write(tmp_path, text, "contacts.csv")).frame
+    assert frame["offer"].to_list() == ["discount_10", "none", "none"]
 
 
 def test_sql_source_reads_the_same_on_sqlite_and_postgresql(store_db_url):
