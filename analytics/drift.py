@@ -24,8 +24,8 @@ the distinct deciles, bins ``(-inf, e1], (e1, e2], ..., (ek, inf)``.
 The usual reading: below 0.1 stable, 0.1 to 0.25 moderate, above 0.25 shifted (:func:`level`).
 
 Watched columns (:func:`watched_columns`): the model's customer features (numbers, and the top
-channel as a category; dates and product ids are left out: a date moves every run by design
-and a product id is one of thousands), the scores (churn probability, expected orders and
+channel as a category; dates, the as-of month and product ids are left out: a date moves every
+run by design and a product id is one of thousands), the scores (churn probability, expected orders and
 revenue, CLV, P(alive), overdue days) and the decisions (lifecycle stage, value tier,
 behaviour, segment, goal, channel, offer; the expected incremental revenue).
 Columnar throughout: one ``np.quantile`` and one ``np.searchsorted`` per numeric column.
@@ -62,7 +62,9 @@ DECISION_CATEGORIES = ("lifecycle_stage", "value_tier", "behaviour_type", "segme
                        "channel", "offer")
 FEATURE_CATEGORIES = ("top_channel", "intervals_lengthening")
 # Identifiers and dates: not distributions worth watching (see the module doc).
-_NOT_WATCHED = ("customer_id", "top_product_id", "first_purchase", "last_purchase")
+# as_of_month is one value per run, different every month by design.
+_NOT_WATCHED = ("customer_id", "top_product_id", "first_purchase", "last_purchase",
+                "as_of_month")
 
 # One row per watched column of a run, as drift_table returns it and the store keeps it.
 DRIFT_TABLE_SCHEMA = {
