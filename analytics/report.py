@@ -565,6 +565,21 @@ def _calibration(store: Any, transactions: pl.DataFrame | None) -> pl.DataFrame 
         return None
 
 
+def _stored_effect(store: Any, as_of: date) -> pl.DataFrame | None:
+    """The latest ``retain effect --split channel`` the store keeps, if it ended by
+    ``as_of`` (a measurement of later months is not this report's)."""
+    try:
+        from retain.analytics.effect import EFFECT_SCHEMA
+        from retain.serving.effect_store import latest_effect
+
+        about, rows = latest_effect(store, "channel")
+    except Exception:  # noqa: BLE001 - no such table or module: the section says so
+        return None
+    if about is None or not rows or about["date_to"] > as_of:
+        return None
+    return pl.DataFrame(rows, schema=EFFECT_SCHEMA, orient="row")
+
+
 def _measured_effect(transactions: pl.DataFrame, contacts: pl.DataFrame, as_of: date,
                      months: int) -> pl.DataFrame | None:
     """``analytics.effect.measure_effect`` by channel over the last ``months`` complete months
@@ -602,6 +617,8 @@ def build_report(as_of: date, transactions: pl.DataFrame | None = None, *,
         parts.channel_cohorts = cohorts(transactions, as_of, "channel", customers, costs, scores)
         if effect is None and contacts is not None:
             effect = _measured_effect(transactions, contacts, as_of, EFFECT_MONTHS)
+    if effect is None and store is not None:
+        effect = _stored_effect(store, as_of)
     parts.effect = effect
     if drift is not None:
         parts.drift = drift
