@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from retain.analytics.cohorts import Cohorts, cohorts
+from retain.analytics.cohorts import Cohorts, cohorts_of_orders
 from retain.serving import charts
 from retain.serving.labels import Language, label
 from retain.serving.ui_text import text
@@ -613,8 +613,12 @@ def build_report(as_of: date, transactions: pl.DataFrame | None = None, *,
         transactions = transactions.filter(pl.col("ts") < pl.lit(as_of).cast(pl.Datetime("us")))
     scores = _store_frames(store, as_of, transactions, parts) if store is not None else None
     if transactions is not None and transactions.height:
-        parts.month_cohorts = cohorts(transactions, as_of, "month", customers, costs, scores)
-        parts.channel_cohorts = cohorts(transactions, as_of, "channel", customers, costs, scores)
+        from retain.features.orders import orders as net_orders
+
+        orders = net_orders(transactions.lazy()).collect()  # the lines are before as_of already
+        parts.month_cohorts = cohorts_of_orders(orders, as_of, "month", customers, costs, scores)
+        parts.channel_cohorts = cohorts_of_orders(orders, as_of, "channel", customers, costs,
+                                                  scores)
         if effect is None and contacts is not None:
             effect = _measured_effect(transactions, contacts, as_of, EFFECT_MONTHS)
     if effect is None and store is not None:
