@@ -518,6 +518,12 @@ def _version() -> str:
         return __version__
 
 
+def _columns(store: Any, run_id: str, names: list[str]) -> pl.DataFrame:
+    """These columns of a stored run, read in chunks (an empty run gives an empty frame)."""
+    chunks = [c.select(names) for c in store.iter_scores(run_id, chunk_size=200_000)]
+    return pl.concat(chunks) if chunks else store.empty_frame().select(names)
+
+
 def _store_frames(store: Any, as_of: date, transactions: pl.DataFrame | None,
                   parts: ReportParts) -> pl.DataFrame | None:
     """The scoring run as of the date (matrix, CLV), the newest run old enough to be judged
@@ -528,8 +534,7 @@ def _store_frames(store: Any, as_of: date, transactions: pl.DataFrame | None,
         return None
     parts.run = run
     parts.matrix = store.segment_matrix(run["run_id"])
-    scores = pl.concat([c.select("customer_id", "clv_12m", "horizon_days")
-                        for c in store.iter_scores(run["run_id"], chunk_size=200_000)])
+    scores = _columns(store, run["run_id"], ["customer_id", "clv_12m", "horizon_days"])
     drift = getattr(store, "drift", None)  # the drift table (analytics.drift), once kept
     if callable(drift):
         try:
@@ -541,11 +546,10 @@ def _store_frames(store: Any, as_of: date, transactions: pl.DataFrame | None,
         horizon = int(scores["horizon_days"].drop_nulls().first() or 90) if scores.height else 90
         judged = store.latest_run_through(as_of - timedelta(days=horizon))
         if judged is not None:
-            past = pl.concat([c.select("customer_id", "predicted_revenue", "churn_probability",
-                                       "horizon_days")
-                              for c in store.iter_scores(judged["run_id"], chunk_size=200_000)])
+            past = _columns(store, judged["run_id"], ["customer_id", "predicted_revenue",
+                                                      "churn_probability", "horizon_days"])
             days = int(past["horizon_days"].drop_nulls().first() or horizon)
-            if judged["as_of"] + timedelta(days=days) <= as_of:
+            if past.height and judged["as_of"] + timedelta(days=days) <= as_of:
                 parts.outcomes = prediction_outcomes(past, transactions, judged["as_of"], days)
                 parts.outcome_run = {**judged, "horizon_days": days}
     return scores.select("customer_id", "clv_12m")
