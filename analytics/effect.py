@@ -193,6 +193,12 @@ def measure_effect(
             "is measured against the global control group, whose customers must appear in the "
             "log with control = true for the campaigns that left them out")
     purchases = _orders(transactions)
+    known = in_span.select("customer_id").unique().join(
+        purchases.select("customer_id").unique(), on="customer_id")
+    if known.height == 0:
+        raise EffectError(
+            "no customer of the contacts log has an order in the transactions: both files "
+            "must name customers with the same ids (a prefix or a different id column?)")
     masked = _outside_responses(purchases, log, response_days)
 
     rng = np.random.default_rng(seed)

@@ -36,10 +36,22 @@ from retain.serving import charts
 from retain.serving.labels import Language, label
 from retain.serving.ui_text import text
 
-__all__ = ["ReportParts", "SECTIONS", "build_report", "cohort_heatmap_section", "drift_section",
-           "effect_section", "gains_points", "ltv_curves_section", "model_section",
-           "prediction_outcomes", "reliability_points", "render_report", "segments_section",
-           "unit_economics_section"]
+__all__ = [
+    "SECTIONS",
+    "ReportParts",
+    "build_report",
+    "cohort_heatmap_section",
+    "drift_section",
+    "effect_section",
+    "gains_points",
+    "ltv_curves_section",
+    "model_section",
+    "prediction_outcomes",
+    "reliability_points",
+    "render_report",
+    "segments_section",
+    "unit_economics_section",
+]
 
 # (id, heading key) in the order the page shows them.
 SECTIONS = (
@@ -66,6 +78,7 @@ class ReportParts:
     outcomes: pl.DataFrame | None = None
     outcome_run: dict | None = None
     backtest_images: dict[str, bytes] = field(default_factory=dict)
+    calibration: pl.DataFrame | None = None
     model_version: str | None = None
     effect: pl.DataFrame | None = None
     effect_confidence: float = 0.9
@@ -83,7 +96,7 @@ def _e(value: Any) -> str:
     return escape(str(value), quote=True)
 
 
-def _number(value: float | int | None, digits: int = 0) -> str:
+def _number(value: float | None, digits: int = 0) -> str:
     if value is None or (isinstance(value, float) and not np.isfinite(value)):
         return "—"
     return f"{value:,.{digits}f}".replace(",", "\u00a0")
@@ -262,11 +275,38 @@ def reliability_points(outcomes: pl.DataFrame, bins: int = 10) -> pl.DataFrame:
             .sort("bin"))
 
 
+def calibration_chart(calibration: pl.DataFrame | None, lang: Language) -> str:
+    """Predicted against observed churn of every judged run, by its as-of date
+    (``calibration``: ``analytics.calibration`` rows; decile 0 is a run's every customer);
+    empty when fewer than one run was judged."""
+    if calibration is None or calibration.height == 0:
+        return ""
+    whole = calibration.filter(pl.col("decile") == 0).sort("as_of")
+    if whole.height < 2:  # one run is the reliability chart's already
+        return ""
+    day = pl.col("as_of").cast(pl.Date).cast(pl.Int32).cast(pl.Float64)
+    points = pl.concat([
+        whole.select(pl.lit(text("report.predicted_churn", lang)).alias("series"),
+                     day.alias("x"), pl.col("predicted_churn").alias("y")),
+        whole.select(pl.lit(text("report.observed_churn", lang)).alias("series"),
+                     day.alias("x"), pl.col("observed_churn").alias("y"))])
+    svg = charts.lines(points, text("report.calibration_title", lang), "chart-calibration",
+                       text("report.calibration_x", lang), text("report.reliability_y", lang),
+                       number=lambda v: f"{v * 100:.0f}%",
+                       x_number=lambda v: str(date(1970, 1, 1) + timedelta(days=int(v))),
+                       x_from_zero=False)
+    return (f'<div class="chart">{svg}</div><p class="note">'
+            f'{_e(text("report.calibration_note", lang, runs=whole.height))}</p>')
+
+
 def model_section(outcomes: pl.DataFrame | None, run: dict | None, images: dict[str, bytes],
-                  model_version: str | None, lang: Language) -> str:
+                  model_version: str | None, lang: Language,
+                  calibration: pl.DataFrame | None = None) -> str:
     """Gains and reliability of a past run's scores against what happened (``outcomes``, as
     :func:`prediction_outcomes`); else the registered model's backtest plots (PNG bytes by
-    name: ``gains``, ``reliability``)."""
+    name: ``gains``, ``reliability``); and each judged run's churn, predicted against
+    observed, over time (``calibration``, :func:`calibration_chart`)."""
+    over_time = calibration_chart(calibration, lang)
     if outcomes is not None and run is not None and outcomes.height:
         gains = gains_points(outcomes)
         gain_lines = pl.concat([
@@ -277,24 +317,26 @@ def model_section(outcomes: pl.DataFrame | None, run: dict | None, images: dict[
         svg_gains = charts.lines(gain_lines, text("report.gains_title", lang), "chart-gains",
                                  text("report.gains_x", lang), text("report.gains_y", lang),
                                  number=lambda v: f"{v * 100:.0f}%",
-                                 x_number=lambda v: f"{v * 100:.0f}%")
+                                 x_number=lambda v: f"{v * 100:.0f}%", plot_width=330)
         svg_reliability = charts.lines(
             reliability.select(pl.lit(text("report.retain", lang)).alias("series"), "x", "y"),
             text("report.reliability_title", lang), "chart-reliability",
             text("report.reliability_x", lang), text("report.reliability_y", lang),
             number=lambda v: f"{v * 100:.0f}%", x_number=lambda v: f"{v * 100:.0f}%",
-            diagonal=True)
+            diagonal=True, plot_width=330)
         note = text("report.model_note", lang, as_of=run["as_of"], days=run["horizon_days"],
                     customers=_number(outcomes.height))
-        return _section("model", lang, f'<div class="chart">{svg_gains}</div>'
-                        f'<div class="chart">{svg_reliability}</div>', note)
+        return _section("model", lang, f'<div class="chart">{svg_gains}{svg_reliability}</div>'
+                        f'{over_time}', note)
     if images:
         pictures = "".join(
             f'<img class="backtest" id="img-{_e(name)}" alt="{_e(name)}" '
             f'src="data:image/png;base64,{base64.b64encode(data).decode("ascii")}">'
             for name, data in images.items())
-        return _section("model", lang, f'<div class="chart">{pictures}</div>',
+        return _section("model", lang, f'<div class="chart">{pictures}</div>{over_time}',
                         text("report.model_backtest", lang, version=model_version or "?"))
+    if over_time:
+        return _section("model", lang, over_time)
     return _missing("model", lang, "report.no_model")
 
 
@@ -397,8 +439,10 @@ margin-right:1%}
 """
 
 
-def render_report(parts: ReportParts, lang: Language = "en") -> str:
-    """The whole page (one string of HTML) in ``lang``."""
+def render_report(parts: ReportParts, lang: Language = "en",
+                  home: tuple[str, str] | None = None) -> str:
+    """The whole page (one string of HTML) in ``lang``; ``home`` (href, text) adds a link back
+    first in the navigation (``/ui/report`` links to the marketers' page)."""
     month = parts.month_cohorts
     channel = parts.channel_cohorts
     sections = [
@@ -408,12 +452,14 @@ def render_report(parts: ReportParts, lang: Language = "en") -> str:
                            channel.channel_source if channel else None, lang),
         unit_economics_section(channel.summary if channel else None, parts.costs_given, lang),
         model_section(parts.outcomes, parts.outcome_run, parts.backtest_images,
-                      parts.model_version, lang),
+                      parts.model_version, lang, parts.calibration),
         effect_section(parts.effect, lang, parts.effect_confidence),
         drift_section(parts.drift, lang),
         segments_section(parts.matrix, parts.run, lang),
     ]
     links = "".join(f'<a href="#{css_id}">{_e(text(key, lang))}</a>' for css_id, key in SECTIONS)
+    if home is not None:
+        links = f'<a class="home" href="{_e(home[0])}">← {_e(home[1])}</a>' + links
     title = text("report.title", lang)
     return (
         f'<!DOCTYPE html><html lang="{lang}"><head><meta charset="utf-8">'
@@ -443,8 +489,9 @@ def registered_backtest_images(alias: str = "champion") -> tuple[str | None, dic
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
         return None, {}
     try:
-        from retain.models.registry import MODEL_NAME, check_registry, configure_mlflow
         from mlflow import MlflowClient
+
+        from retain.models.registry import MODEL_NAME, check_registry, configure_mlflow
 
         check_registry()
         configure_mlflow()
@@ -489,6 +536,7 @@ def _store_frames(store: Any, as_of: date, transactions: pl.DataFrame | None,
             parts.drift = drift(run["run_id"])
         except Exception:  # noqa: BLE001 - a store without the table: the section says so
             parts.drift = None
+    parts.calibration = _calibration(store, transactions)
     if transactions is not None:
         horizon = int(scores["horizon_days"].drop_nulls().first() or 90) if scores.height else 90
         judged = store.latest_run_through(as_of - timedelta(days=horizon))
@@ -501,6 +549,20 @@ def _store_frames(store: Any, as_of: date, transactions: pl.DataFrame | None,
                 parts.outcomes = prediction_outcomes(past, transactions, judged["as_of"], days)
                 parts.outcome_run = {**judged, "horizon_days": days}
     return scores.select("customer_id", "clv_12m")
+
+
+def _calibration(store: Any, transactions: pl.DataFrame | None) -> pl.DataFrame | None:
+    """Every stored run whose horizon the transactions cover, judged now
+    (``analytics.calibration``); without transactions, what the store kept of it."""
+    try:
+        if transactions is not None:
+            from retain.analytics.calibration import calibration_over_time
+
+            return calibration_over_time(store, transactions)[0]
+        kept = getattr(store, "calibration", None)
+        return kept() if callable(kept) else None
+    except Exception:  # noqa: BLE001 - an older store or module: the chart is left out
+        return None
 
 
 def _measured_effect(transactions: pl.DataFrame, contacts: pl.DataFrame, as_of: date,

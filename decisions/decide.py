@@ -38,9 +38,9 @@ from retain.decisions.arrays import (
     aligned,
     day_number,
     first_match,
+    float_series,
     names_of,
     text_columns,
-    with_nulls,
 )
 from retain.decisions.channels import (
     ACTIVE,
@@ -61,6 +61,7 @@ from retain.decisions.segments import (
     segment_labels,
 )
 from retain.features.orders import Frame, midnight
+from retain.features.segments import date_column
 
 if TYPE_CHECKING:
     from retain.models.pipeline import ScoringPipeline
@@ -146,13 +147,12 @@ def decide(
     ]), strict=True))
     return scores.hstack([
         *(texts[c] for c in DECISION_COLUMNS[:6]),
-        pl.Series("send_at", np.where(contacted, send_at, np.nan), nan_to_null=True)
-        .cast(pl.Int32).cast(pl.Date),
+        date_column("send_at", np.where(contacted, send_at, np.nan)),
         texts["offer"],
         texts["reason"],
         control,
-        with_nulls(pl.Series("expected_incremental_revenue", value.values), value.ok),
-        pl.Series("contact_cost", cost),
+        float_series("expected_incremental_revenue", value.values, value.ok),
+        float_series("contact_cost", cost),
     ])
 
 

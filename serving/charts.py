@@ -383,17 +383,20 @@ def grid_heatmap(cells: pl.DataFrame, rows: Sequence[str], columns: Sequence[Any
 def lines(points: pl.DataFrame, title: str, css_id: str, x_label: str, y_label: str,
           number: Callable[[float], str] = lambda v: f"{v:,.0f}",
           x_number: Callable[[float], str] = lambda v: f"{v:g}",
-          diagonal: bool = False, series_order: Sequence[str] | None = None) -> str:
+          diagonal: bool = False, series_order: Sequence[str] | None = None,
+          plot_width: int = 520, x_from_zero: bool = True) -> str:
     """One line per ``series`` through its ``(x, y)`` points (``points``: ``series, x, y``),
-    on axes from zero (or the lowest value) to the largest, with a legend; ``diagonal`` draws
-    the dashed y = x line (a perfect calibration, a random ranking)."""
-    left, right, top, bottom, plot_w, plot_h = 70, 170, 16, 44, 520, 260
+    on axes from zero (or the lowest value; ``x_from_zero=False``: x from its lowest value,
+    for dates) to the largest, with a legend; ``diagonal`` draws the dashed y = x line (a
+    perfect calibration, a random ranking)."""
+    left, right, top, bottom, plot_w, plot_h = 70, 150, 16, 44, plot_width, 260
     width, height = left + plot_w + right, top + plot_h + bottom
     names = list(series_order) if series_order is not None else \
         list(dict.fromkeys(points["series"].to_list()))
     xs = points["x"].cast(pl.Float64)
     ys = points["y"].cast(pl.Float64)
-    x_lo, x_hi = min(float(xs.min() or 0.0), 0.0), float(xs.max() or 1.0)
+    x_lo, x_hi = float(xs.min() or 0.0), float(xs.max() or 1.0)
+    x_lo = min(x_lo, 0.0) if x_from_zero else x_lo
     y_lo, y_hi = min(float(ys.min() or 0.0), 0.0), float(ys.max() or 1.0)
     if diagonal:
         x_hi = y_hi = max(x_hi, y_hi)
@@ -411,7 +414,8 @@ def lines(points: pl.DataFrame, title: str, css_id: str, x_label: str, y_label: 
                     f'y2="{py(tick):.1f}" stroke="{LINE}"/>'
                     + _text(left - 6, py(tick) + 4, number(tick), "end", fill=MUTED,
                             font_size="11"))
-    for tick in _ticks(x_lo, x_hi, 8):
+    distinct = sorted(set(xs.drop_nulls().to_list()))
+    for tick in (distinct if not x_from_zero and len(distinct) <= 8 else _ticks(x_lo, x_hi, 8)):
         body.append(_text(px(tick), top + plot_h + 16, x_number(tick), "middle", fill=MUTED,
                           font_size="11"))
     body.append(_text(left + plot_w / 2, height - 6, x_label, "middle", fill=MUTED,

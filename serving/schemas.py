@@ -456,12 +456,22 @@ class SegmentsPublic(BaseModel):
     cells: list[SegmentCellPublic] = Field(description="Largest cells first")
 
 
+EXAMPLE_EFFECT_ROW = {
+    "period": "2026-Q2", "split": "telegram", "metric": "revenue", "treated_customers": 812,
+    "control_customers": 71, "treated_mean": 1630.2, "control_mean": 1402.9,
+    "difference": 201.5, "ci_low": 40.3, "ci_high": 362.0, "relative_lift": 0.1436,
+    "incremental_revenue": 163618.0, "cost": 487.2, "romi": 99.7}
+
+
 class EffectRowPublic(BaseModel):
     """One period, split and metric of a measured effect (docs/effect.md defines each)."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_EFFECT_ROW]})
+
     period: str = Field(description="2026-03 (a month) or 2026-Q1 (a quarter)")
     split: str = Field(description="'all', or the channel, goal or segment")
-    metric: Literal["revenue", "orders", "buyers"]
+    metric: Literal["revenue", "orders", "buyers"] = Field(
+        description="Per customer: net revenue, purchase orders, or bought at all (0 or 1)")
     treated_customers: int = Field(description="Customers sent a message in the period")
     control_customers: int = Field(description="Control-group customers the campaigns left out")
     treated_mean: float = Field(description="The metric per treated customer")
@@ -484,11 +494,7 @@ class EffectPublic(BaseModel):
         "effect_id": "5b0e2c7d9a1f4e3b8c6d2a0f1e9b7c3d",
         "measured_at": "2026-07-02T08:00:00Z", "date_from": "2026-04-01",
         "date_to": "2026-07-01", "by": "quarter", "split_by": "channel",
-        "rows": [{"period": "2026-Q2", "split": "telegram", "metric": "revenue",
-                  "treated_customers": 812, "control_customers": 71, "treated_mean": 1630.2,
-                  "control_mean": 1402.9, "difference": 201.5, "ci_low": 40.3,
-                  "ci_high": 362.0, "relative_lift": 0.1436, "incremental_revenue": 163618.0,
-                  "cost": 487.2, "romi": 99.7}],
+        "rows": [EXAMPLE_EFFECT_ROW],
     }]})
 
     effect_id: str | None = Field(description="The measurement; null: none kept yet")

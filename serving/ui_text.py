@@ -315,6 +315,16 @@ REPORT_TEXT: dict[str, tuple[str, str]] = {
     "report.reliability_x": ("Predicted churn probability", "Прогноз вероятности оттока"),
     "report.reliability_y": ("Share who did not buy", "Доля не купивших"),
     "report.retain": ("retain", "retain"),
+    "report.predicted_churn": ("predicted churn", "прогноз оттока"),
+    "report.observed_churn": ("observed churn", "фактический отток"),
+    "report.calibration_title": ("Churn, predicted and observed, per scoring run",
+                                 "Отток: прогноз и факт по запускам оценки"),
+    "report.calibration_x": ("The run's as-of date", "Дата запуска оценки"),
+    "report.calibration_note": (("Each of the {runs} scoring runs whose horizon has passed: the "
+                                "churn it predicted for its customers against what they did."),
+                                ("Каждый из {runs} запусков оценки, чей горизонт прошёл: "
+                                "предсказанный отток его клиентов против того, что они "
+                                "сделали.")),
     # The effect
     "report.effect": ("The effect by channel over time", "Эффект по каналам во времени"),
     "report.effect_note": (("Revenue per contacted customer minus that of the global control "

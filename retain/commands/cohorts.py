@@ -157,12 +157,14 @@ def cohorts(
     date_format: DateFormatOpt = None,
     drop_duplicates: DropDuplicatesOpt = None,
 ) -> None:
-    """Cohorts: repeat rate, AOV, revenue by month since the first purchase, CLV, LTV/CAC.
+    """Cohorts by first-purchase month or channel, with LTV/CAC.
 
-    Customers grouped by the month of their first purchase or by their acquisition channel,
+    Size, repeat rate, AOV and revenue per customer by month since the first purchase of
+    customers grouped by the month of their first purchase or by their acquisition channel,
     from transactions strictly before --as-of; the predicted 12-month CLV comes from the
     score store's latest run as of that date, when there is one."""
-    from retain.analytics.cohorts import COHORT_BY, cohorts as build
+    from retain.analytics.cohorts import COHORT_BY
+    from retain.analytics.cohorts import cohorts as build
 
     if by not in COHORT_BY:
         raise fail(f"--by: expected month or channel, got {by!r}")
@@ -232,8 +234,9 @@ def _read_effect(path: Path) -> pl.DataFrame:
 
 @app.command(epilog=example(
     "retain report --as-of 2026-07-01 --out report.html \\",
-    "    --transactions shop/transactions.parquet --customers shop/customers.parquet \\",
-    "    --contacts shop/contacts.parquet --costs costs.csv"))
+    "    --transactions shop/transactions.parquet \\",
+    "    --customers shop/customers.parquet --contacts shop/contacts.parquet \\",
+    "    --costs costs.csv"))
 def report(
     out: Annotated[Path, typer.Option("--out", help="The HTML file to write.")] = Path(
         "report.html"),
@@ -256,7 +259,7 @@ def report(
     date_format: DateFormatOpt = None,
     drop_duplicates: DropDuplicatesOpt = None,
 ) -> None:
-    """Write one self-contained HTML report: cohorts, LTV, effect, drift, segments.
+    """Write the one-file HTML report for marketers.
 
     Cohort heat map, LTV curves and LTV/CAC by acquisition channel, gains and reliability,
     the effect by channel over time with its intervals, drift and the segment matrix, from

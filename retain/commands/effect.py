@@ -98,8 +98,9 @@ def _assignments(store_url: str | None, split: str, start, rules: Rules) -> pl.D
 
 @app.command(epilog=example(
     "retain effect --transactions data/shop/transactions.parquet \\",
-    "    --contacts data/shop/contacts.parquet --from 2026-01-01 --to 2026-07-01 \\",
-    "    --by quarter --split channel --out effect.csv"))
+    "    --contacts data/shop/contacts.parquet \\",
+    "    --from 2026-01-01 --to 2026-07-01 --by quarter --split channel \\",
+    "    --out effect.csv"))
 def effect(
     contacts: ContactsOpt = None,
     date_from: Annotated[str | None, typer.Option(
@@ -139,7 +140,7 @@ def effect(
     date_format: DateFormatOpt = None,
     drop_duplicates: DropDuplicatesOpt = None,
 ) -> None:
-    """Measure what the messages earned against the global control group.
+    """Measure what the messages earned against the control group.
 
     Per period (and channel, goal or segment): revenue, orders and buyers per customer of the
     contacted and the control customers, the difference with its confidence interval
@@ -205,3 +206,120 @@ def effect(
     console.print(f"{rows.height:,} rows ({int(confidence * 100)}% intervals, margin "
                   f"{decision_rules.offers.margin:g} for ROMI); {kept}"
                   + (f"; saved to {out}" if out else ""), soft_wrap=True)
+
+
+def channels_table(over_time: pl.DataFrame, title: str) -> Table:
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("period", no_wrap=True)
+    table.add_column("channel", no_wrap=True)
+    for column in ("reach", "response", "control", "uplift", "extra revenue / contact", "cost",
+                   "return / cost", "status"):
+        table.add_column(column, justify="right")
+
+    def share(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1%}"
+
+    for row in over_time.iter_rows(named=True):
+        table.add_row(
+            str(row["period"]), row["channel"], f"{row['reach']:,}", share(row["response_rate"]),
+            share(row["control_rate"]), share(row["uplift"]),
+            f"{row['incremental_revenue_per_contact']:,.1f}", f"{row['cost']:,.0f}",
+            "-" if row["return_per_cost"] is None else f"{row['return_per_cost']:,.1f}",
+            row["status"])
+    return table
+
+
+def split_table(split: pl.DataFrame, title: str) -> Table:
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("channel", no_wrap=True)
+    table.add_column("status")
+    table.add_column("last period", justify="right")
+    table.add_column("next period", justify="right")
+    for row in split.iter_rows(named=True):
+        table.add_row(row["channel"], row["status"], f"{row['current_share']:.0%}",
+                      f"{row['recommended_share']:.0%}")
+    return table
+
+
+@app.command(epilog=example(
+    "retain channels --transactions data/shop/transactions.parquet \\",
+    "    --contacts data/shop/contacts.parquet \\",
+    "    --from 2025-07-01 --to 2026-07-01 --by quarter --out channels.csv"))
+def channels(
+    contacts: ContactsOpt = None,
+    date_from: Annotated[str | None, typer.Option(
+        "--from", metavar="<date>", help="First day measured (YYYY-MM-DD).",
+        show_default=False)] = None,
+    date_to: Annotated[str | None, typer.Option(
+        "--to", metavar="<date>", help="Day after the last day measured (YYYY-MM-DD).",
+        show_default=False)] = None,
+    by: Annotated[str | None, typer.Option(
+        "--by", metavar="<month|quarter>", help="Period of each measurement. Default: the "
+        "rules' channels.period.", show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Write the per channel and period rows: .csv, or .json with the split.")
+    ] = None,
+    transactions: TransactionsOpt = None,
+    rules: RulesOpt = None,
+    column_map: MapOpt = None,
+    on_bad_rows: OnBadRowsOpt = None,
+    rejects: RejectsOpt = None,
+    query: QueryOpt = None,
+    encoding: EncodingOpt = None,
+    date_format: DateFormatOpt = None,
+    drop_duplicates: DropDuplicatesOpt = None,
+) -> None:
+    """Measure each channel every period and recommend the next split.
+
+    Per channel and month or quarter: reach, response against the control group, extra
+    revenue per contact, cost and return per cost; the next period's shares follow the return
+    per cost, and channels in maintenance keep a small share."""
+    from retain.analytics.channels_over_time import channels_over_time, recommended_split
+    from retain.commands.common import write_frame, write_json
+    from retain.config import settings
+
+    start, end = parse_date(date_from, "--from"), parse_date(date_to, "--to")
+    if start is None or end is None:
+        raise fail("--from and --to are required: the first day measured and the day after "
+                   "the last, e.g. --from 2025-07-01 --to 2026-07-01")
+    if end <= start:
+        raise fail(f"--to {end} must be after --from {start}")
+    if by is not None and by not in ("month", "quarter"):
+        raise fail(f"--by: expected month or quarter, got {by!r}")
+    if not contacts:
+        raise fail("--contacts is required: the log of the messages sent and of the control "
+                   "group's rows (customer_id, ts, channel, campaign, cost, control)")
+    if out is not None and out.suffix.lower() not in (".csv", ".json"):
+        raise fail(f"{out}: unknown output type; use .csv or .json")
+    decision_rules = rules_or_fail(settings(rules=rules).rules)
+    config = transaction_settings(transactions, end.isoformat(), None, on_bad_rows, column_map,
+                                  query, encoding=encoding, date_format=date_format,
+                                  drop_duplicates=drop_duplicates)
+    rejected = rejects or Path("channels.rejected.csv")
+    tx, _, _ = load(config, rejected)
+    log = load_side_table("contacts", contacts, config, rejected)
+    assert log is not None
+    with step(f"Measuring the channels {start} to {end}"):
+        over_time = channels_over_time(tx, log, start, end, rules=decision_rules.channels,
+                                       margin=decision_rules.offers.margin, by=by)
+    if over_time.height == 0:
+        raise fail(f"no message between {start} and {end} could be judged: a message counts "
+                   "once its response window closed before --to, to a customer who had "
+                   "ordered in the 180 days before it")
+    split = recommended_split(over_time,
+                              maintenance_share=decision_rules.channels.maintenance_share)
+    console.print(channels_table(over_time, f"Channels by {by or decision_rules.channels.period},"
+                                            f" {start} to {end}"))
+    console.print(split_table(split, f"Split of the messages after {over_time['period'].max()}"))
+    if out is not None:
+        if out.suffix.lower() == ".json":
+            write_json(out, {"date_from": start, "date_to": end,
+                             "by": by or decision_rules.channels.period,
+                             "rows": over_time.to_dicts(), "split": split.to_dicts()})
+        else:
+            write_frame(over_time, out)
+        console.print(f"saved to {out}")

@@ -27,6 +27,7 @@ from fastapi.responses import HTMLResponse, Response
 from retain.config import Settings
 from retain.serving.deps import request_id
 from retain.serving.routes import ui
+from retain.serving.ui_text import text
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/ui", include_in_schema=False)
@@ -99,7 +100,7 @@ def build(config: Settings, store, as_of: date, lang: str) -> str:
     if parts.outcomes is None:
         parts.model_version, parts.backtest_images = registered_backtest_images(
             config.model_alias)
-    return render_report(parts, lang)  # type: ignore[arg-type]
+    return render_report(parts, lang, home=("/ui", text("nav.matrix", lang)))  # type: ignore[arg-type]
 
 
 @router.get("/report")

@@ -139,6 +139,9 @@ def test_a_log_without_control_rows_or_messages_is_refused_with_the_reason():
         measure_effect(SMALL_TX, sent_only, date(2026, 3, 1), date(2026, 4, 1))
     with pytest.raises(EffectError, match="no message sent"):
         measure_effect(SMALL_TX, SMALL_LOG, date(2026, 5, 1), date(2026, 6, 1))
+    strangers = SMALL_LOG.with_columns(("X" + pl.col("customer_id")).alias("customer_id"))
+    with pytest.raises(EffectError, match="same ids"):
+        measure_effect(SMALL_TX, strangers, date(2026, 3, 1), date(2026, 4, 1))
     with pytest.raises(EffectError, match="not after"):
         measure_effect(SMALL_TX, SMALL_LOG, date(2026, 5, 1), date(2026, 5, 1))
 

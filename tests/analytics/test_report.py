@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date, timedelta
+from datetime import date
 
 import polars as pl
 import pytest
@@ -136,6 +136,19 @@ def test_the_effect_section_draws_each_channel_and_month_with_its_interval():
         ("email", "2025-02", 40.0), ("email", "2025-03", 35.0), ("sms", "2025-02", 5.0),
         ("sms", "2025-03", -2.0)]
     assert 'data-missing' not in html and "90%" in html
+
+
+def test_churn_predicted_and_observed_is_drawn_per_judged_run_once_there_are_two():
+    from retain.analytics.report import calibration_chart
+
+    runs = pl.DataFrame({"as_of": [date(2025, 1, 1), date(2025, 2, 1), date(2025, 2, 1)],
+                         "decile": [0, 0, 3], "predicted_churn": [0.3, 0.4, 0.9],
+                         "observed_churn": [0.35, 0.5, 0.1]})
+    html = calibration_chart(runs, "en")
+    series = dict(re.findall(r'class="series" data-series="([^"]+)" data-points="(\d+)"', html))
+    assert series == {"predicted churn": "2", "observed churn": "2"}  # decile 0 rows only
+    assert "2025-02-01" in html and "1970" not in html
+    assert calibration_chart(runs.head(1), "en") == ""
 
 
 def test_the_drift_section_shows_measured_columns_the_most_shifted_first():
@@ -278,6 +291,7 @@ def test_ui_report_needs_a_signed_in_export_key_and_serves_the_report(served):
     assert "as of 2025-04-01" in page.text and 'id="chart-cohorts"' in page.text
     assert 'data-missing="unit"' not in page.text and "LTV/CAC" in page.text
     assert 'data-missing="effect"' in page.text  # no contacts configured
+    assert '<a class="home" href="/ui">' in page.text
     ru = served.get("/ui/report?lang=ru&as_of=2025-03-01")
     assert ru.status_code == 200 and "Удержание: итоги на 2025-03-01" in ru.text
     bad = served.get("/ui/report?as_of=someday")
