@@ -64,7 +64,7 @@ from retain.features.orders import orders as net_orders
 from retain.features.orders import window
 
 __all__ = ["COHORT_BY", "COSTS_REQUIRED", "CURVE_SCHEMA", "SUMMARY_SCHEMA", "UNKNOWN",
-           "Cohorts", "cohorts", "load_costs", "month_index"]
+           "Cohorts", "cohorts", "cohorts_of_orders", "load_costs", "month_index"]
 
 CohortBy = Literal["month", "channel"]
 COHORT_BY: tuple[CohortBy, ...] = ("month", "channel")
@@ -218,9 +218,17 @@ def cohorts(transactions: pl.DataFrame | pl.LazyFrame, as_of: date, by: CohortBy
     means). ``customers``: the customers table (its ``acquisition_channel`` is used for
     ``by="channel"``); ``costs``: as :func:`load_costs` returns it; ``scores``:
     ``customer_id, clv_12m``."""
+    orders = net_orders(window(transactions, None, as_of)).collect()
+    return cohorts_of_orders(orders, as_of, by, customers, costs, scores)
+
+
+def cohorts_of_orders(orders: pl.DataFrame, as_of: date, by: CohortBy = "month",
+                      customers: pl.DataFrame | None = None, costs: pl.DataFrame | None = None,
+                      scores: pl.DataFrame | None = None) -> Cohorts:
+    """:func:`cohorts` from orders already netted (``features.orders.orders`` of the lines
+    before ``as_of``), so that month and channel cohorts net the lines once."""
     if by not in COHORT_BY:
         raise ValueError(f"by must be one of {', '.join(COHORT_BY)}, not {by!r}")
-    orders = net_orders(window(transactions, None, as_of)).collect()
     first = _first_purchases(orders)
     members, source = _assign(first, by, customers)
     if members.height == 0:

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from retain.analytics.cohorts import Cohorts, cohorts
+from retain.analytics.cohorts import Cohorts, cohorts_of_orders
 from retain.serving import charts
 from retain.serving.labels import Language, label
 from retain.serving.ui_text import text
@@ -518,6 +518,12 @@ def _version() -> str:
         return __version__
 
 
+def _columns(store: Any, run_id: str, names: list[str]) -> pl.DataFrame:
+    """These columns of a stored run, read in chunks (an empty run gives an empty frame)."""
+    chunks = [c.select(names) for c in store.iter_scores(run_id, chunk_size=200_000)]
+    return pl.concat(chunks) if chunks else store.empty_frame().select(names)
+
+
 def _store_frames(store: Any, as_of: date, transactions: pl.DataFrame | None,
                   parts: ReportParts) -> pl.DataFrame | None:
     """The scoring run as of the date (matrix, CLV), the newest run old enough to be judged
@@ -528,8 +534,7 @@ def _store_frames(store: Any, as_of: date, transactions: pl.DataFrame | None,
         return None
     parts.run = run
     parts.matrix = store.segment_matrix(run["run_id"])
-    scores = pl.concat([c.select("customer_id", "clv_12m", "horizon_days")
-                        for c in store.iter_scores(run["run_id"], chunk_size=200_000)])
+    scores = _columns(store, run["run_id"], ["customer_id", "clv_12m", "horizon_days"])
     drift = getattr(store, "drift", None)  # the drift table (analytics.drift), once kept
     if callable(drift):
         try:
@@ -541,11 +546,10 @@ def _store_frames(store: Any, as_of: date, transactions: pl.DataFrame | None,
         horizon = int(scores["horizon_days"].drop_nulls().first() or 90) if scores.height else 90
         judged = store.latest_run_through(as_of - timedelta(days=horizon))
         if judged is not None:
-            past = pl.concat([c.select("customer_id", "predicted_revenue", "churn_probability",
-                                       "horizon_days")
-                              for c in store.iter_scores(judged["run_id"], chunk_size=200_000)])
+            past = _columns(store, judged["run_id"], ["customer_id", "predicted_revenue",
+                                                      "churn_probability", "horizon_days"])
             days = int(past["horizon_days"].drop_nulls().first() or horizon)
-            if judged["as_of"] + timedelta(days=days) <= as_of:
+            if past.height and judged["as_of"] + timedelta(days=days) <= as_of:
                 parts.outcomes = prediction_outcomes(past, transactions, judged["as_of"], days)
                 parts.outcome_run = {**judged, "horizon_days": days}
     return scores.select("customer_id", "clv_12m")
@@ -563,6 +567,21 @@ def _calibration(store: Any, transactions: pl.DataFrame | None) -> pl.DataFrame 
         return kept() if callable(kept) else None
     except Exception:  # noqa: BLE001 - an older store or module: the chart is left out
         return None
+
+
+def _stored_effect(store: Any, as_of: date) -> pl.DataFrame | None:
+    """The latest ``retain effect --split channel`` the store keeps, if it ended by
+    ``as_of`` (a measurement of later months is not this report's)."""
+    try:
+        from retain.analytics.effect import EFFECT_SCHEMA
+        from retain.serving.effect_store import latest_effect
+
+        about, rows = latest_effect(store, "channel")
+    except Exception:  # noqa: BLE001 - no such table or module: the section says so
+        return None
+    if about is None or not rows or about["date_to"] > as_of:
+        return None
+    return pl.DataFrame(rows, schema=EFFECT_SCHEMA, orient="row")
 
 
 def _measured_effect(transactions: pl.DataFrame, contacts: pl.DataFrame, as_of: date,
@@ -598,10 +617,16 @@ def build_report(as_of: date, transactions: pl.DataFrame | None = None, *,
         transactions = transactions.filter(pl.col("ts") < pl.lit(as_of).cast(pl.Datetime("us")))
     scores = _store_frames(store, as_of, transactions, parts) if store is not None else None
     if transactions is not None and transactions.height:
-        parts.month_cohorts = cohorts(transactions, as_of, "month", customers, costs, scores)
-        parts.channel_cohorts = cohorts(transactions, as_of, "channel", customers, costs, scores)
+        from retain.features.orders import orders as net_orders
+
+        orders = net_orders(transactions.lazy()).collect()  # the lines are before as_of already
+        parts.month_cohorts = cohorts_of_orders(orders, as_of, "month", customers, costs, scores)
+        parts.channel_cohorts = cohorts_of_orders(orders, as_of, "channel", customers, costs,
+                                                  scores)
         if effect is None and contacts is not None:
             effect = _measured_effect(transactions, contacts, as_of, EFFECT_MONTHS)
+    if effect is None and store is not None:
+        effect = _stored_effect(store, as_of)
     parts.effect = effect
     if drift is not None:
         parts.drift = drift

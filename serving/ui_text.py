@@ -337,10 +337,12 @@ REPORT_TEXT: dict[str, tuple[str, str]] = {
                            "серый — пересекает ноль (эффект не доказан).")),
     "report.no_effect": (("Not measured: give the contacts log (`retain report --contacts "
                          "contacts.csv`) or the output of `retain effect --split channel --out "
-                         "effect.csv` (`--effect effect.csv`)."),
+                         "effect.csv` (`--effect effect.csv`), or run `retain effect --split "
+                         "channel` (the store keeps it)."),
                          ("Не измерено: передайте журнал контактов (`retain report --contacts "
                          "contacts.csv`) или результат `retain effect --split channel --out "
-                         "effect.csv` (`--effect effect.csv`).")),
+                         "effect.csv` (`--effect effect.csv`), или запустите `retain effect "
+                         "--split channel` (хранилище его сохранит).")),
     "col.period": ("Period", "Период"),
     "col.split": ("Channel", "Канал"),
     "col.difference": ("Difference", "Разница"),

@@ -296,3 +296,18 @@ def test_ui_report_needs_a_signed_in_export_key_and_serves_the_report(served):
     assert ru.status_code == 200 and "Удержание: итоги на 2025-03-01" in ru.text
     bad = served.get("/ui/report?as_of=someday")
     assert bad.status_code == 400 and "Traceback" not in bad.text
+
+
+def test_without_contacts_the_report_shows_the_effect_the_store_keeps(tmp_path):
+    from retain.serving.effect_store import write_effect
+
+    url = f"sqlite:///{tmp_path / 'retain.db'}"
+    fill_store(url)
+    with ScoreStore(url).open() as store:
+        write_effect(store, effect_frame(), date_from=date(2025, 2, 1), date_to=date(2025, 4, 1),
+                     by="month", split="channel")
+        parts = build_report(AS_OF, SHOP, store=store)
+        later = build_report(date(2025, 3, 1), SHOP, store=store)  # measured after that date
+    assert parts.effect is not None and parts.effect.height == effect_frame().height
+    assert 'data-group="sms"' in render_report(parts)
+    assert later.effect is None
