@@ -4,9 +4,9 @@ A score run is compared with a **reference**: the previous complete run in the s
 That reference was chosen over the training data's distribution because it needs nothing
 from the model (models trained before this module score and are watched alike), it answers
 the question asked each run ("what changed since last time?"), and a run and its reference are
-built by the same code at comparable as-of dates. A slow drift that moves a little each run is
-still seen, as a run of "moderate" readings; compare with an older run id to see its sum
-(:func:`drift_table` takes any two profiles).
+built by the same code at comparable as-of dates. A slow drift that moves a little each run
+shows as a series of small readings; against an older run's profile (:func:`drift_table` takes
+any two) it shows whole.
 
 Each run keeps a compact **profile** of every watched column (a few dozen numbers, never a
 customer's value): for a numeric column the edges of its own deciles and the share of customers
@@ -25,10 +25,11 @@ The usual reading: below 0.1 stable, 0.1 to 0.25 moderate, above 0.25 shifted (:
 
 Watched columns (:func:`watched_columns`): the model's customer features (numbers, and the top
 channel as a category; dates, the as-of month and product ids are left out: a date moves every
-run by design and a product id is one of thousands), the scores (churn probability, expected orders and
-revenue, CLV, P(alive), overdue days) and the decisions (lifecycle stage, value tier,
+run by design and a product id is one of thousands), the scores (churn probability, expected
+orders and revenue, CLV, P(alive), overdue days) and the decisions (lifecycle stage, value tier,
 behaviour, segment, goal, channel, offer; the expected incremental revenue).
-Columnar throughout: one ``np.quantile`` and one ``np.searchsorted`` per numeric column.
+Columnar throughout, no loop over customers: per numeric column one partial sort (the deciles)
+and one comparison per edge (the counts).
 """
 
 from __future__ import annotations
@@ -53,7 +54,6 @@ N_BINS = 10
 SHARE_FLOOR = 1e-4  # one customer in 10,000: an empty bin counts as this share
 MAX_CATEGORIES = 20
 MODERATE, SHIFTED = 0.1, 0.25
-NULL_BIN, OTHER = "(null)", "(other)"
 
 SCORE_COLUMNS = ("churn_probability", "p_alive", "expected_orders", "predicted_revenue",
                  "clv_12m", "overdue_days")

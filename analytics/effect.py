@@ -45,7 +45,6 @@ would have given them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Literal
@@ -55,8 +54,16 @@ import polars as pl
 
 from retain.features.orders import Frame, midnight, orders
 
-__all__ = ["EFFECT_COLUMNS", "EFFECT_SCHEMA", "EffectError", "METRICS", "SPLITS",
-           "measure_effect", "period_bounds", "planned_goals"]
+__all__ = [
+    "EFFECT_COLUMNS",
+    "EFFECT_SCHEMA",
+    "METRICS",
+    "SPLITS",
+    "EffectError",
+    "measure_effect",
+    "period_bounds",
+    "planned_goals",
+]
 
 METRICS = ("revenue", "orders", "buyers")
 SPLITS = ("goal", "channel", "segment")
@@ -161,7 +168,9 @@ def measure_effect(
     ``transactions``: contract-typed lines (``customer_id, order_id, ts, amount [, quantity]``);
     ``contacts``: the contacts log (``customer_id, ts, channel, cost, control``);
     ``assignments``: ``customer_id`` with ``segment`` (for ``split="segment"``) or ``goal``
-    already replayed for the control group (:func:`planned_goals`, for ``split="goal"``).
+    already replayed for the control group (:func:`planned_goals`, for ``split="goal"``);
+    with an ``as_of`` column it may hold several score runs, and each period reads the
+    latest run on or before its first day (else the earliest).
     Raises :class:`EffectError` when the inputs cannot answer (no messages or no control
     customers in the span, a goal or segment split without assignments).
     """
@@ -175,9 +184,11 @@ def measure_effect(
             raise EffectError(
                 f"--split {split} needs each customer's {split} from a score run (the score "
                 f"store of `retain score`); none was given")
+        runs = [pl.col("as_of")] if "as_of" in assignments.columns else []
         assignments = assignments.select(
-            pl.col("customer_id").cast(pl.String), pl.col(split).cast(pl.String).alias("key")
-        ).unique("customer_id", keep="first")
+            pl.col("customer_id").cast(pl.String), pl.col(split).cast(pl.String).alias("key"),
+            *runs,
+        )
 
     log = contacts.lazy().select(
         pl.col("customer_id").cast(pl.String), "ts", pl.col("channel").cast(pl.String),
@@ -204,15 +215,29 @@ def measure_effect(
     rng = np.random.default_rng(seed)
     rows: list[dict] = []
     for label, first, after in periods:
-        units = _units(in_span, first, after, split, assignments)
+        keys = _keys_in_force(assignments, first)
+        units = _units(in_span, first, after, split, keys)
         if units.height == 0:
             continue
         outcomes = _outcomes(purchases, masked, units, first, after, pre_days)
-        rows.extend(_period_rows(label, outcomes, in_span, first, after, split, assignments,
+        rows.extend(_period_rows(label, outcomes, in_span, first, after, split, keys,
                                  margin=margin, cuped=cuped, n_boot=n_boot,
                                  confidence=confidence, rng=rng))
     return pl.DataFrame(rows, schema=EFFECT_SCHEMA, orient="row") if rows else \
         pl.DataFrame(schema=EFFECT_SCHEMA)
+
+
+def _keys_in_force(assignments: pl.DataFrame | None, first: date) -> pl.DataFrame | None:
+    """``customer_id, key`` from the run in force at the period's start: of several runs
+    (an ``as_of`` column), the latest on or before ``first``, else the earliest."""
+    if assignments is None:
+        return None
+    if "as_of" in assignments.columns:
+        runs = assignments.get_column("as_of").unique().sort()
+        before = runs.filter(runs <= first)
+        chosen = before.max() if before.len() else runs.min()
+        assignments = assignments.filter(pl.col("as_of") == chosen)
+    return assignments.select("customer_id", "key").unique("customer_id", keep="first")
 
 
 def _orders(transactions: Frame) -> pl.DataFrame:
@@ -413,8 +438,3 @@ def _bootstrap_means(values: np.ndarray, n_boot: int, rng: np.random.Generator) 
         means[begin:begin + len(weights)] = mean + (
             (weights @ centred) / weights.sum(axis=1, keepdims=True)).astype(np.float64)
     return means
-
-
-def rows_for(frame: pl.DataFrame, columns: Sequence[str] = EFFECT_COLUMNS) -> list[dict]:
-    """The rows as JSON-ready dicts (NaN as null), in :data:`EFFECT_COLUMNS` order."""
-    return frame.select(columns).fill_nan(None).to_dicts()

@@ -45,6 +45,7 @@ from retain.models.btyd import BTYDModel
 from retain.models.churn import ChurnClassifier
 from retain.models.due_product import DueProductRanker
 from retain.models.timing import NextOrderRegressor
+from retain.models.uplift import OfferUpliftModel
 from retain.models.value import RevenueRegressor
 
 if TYPE_CHECKING:
@@ -280,6 +281,9 @@ class ScoringPipeline:
     btyd_comparison: dict = field(default_factory=dict)
     orders_churn: ExpectedOrdersChurn | None = None
     format_version: int = PIPELINE_FORMAT
+    # The offer uplift model, when the contacts log held past random offers
+    # (training.uplift.fit_offer_uplift); None: the rules' discount_uplift decides offers.
+    offer_uplift: OfferUpliftModel | None = None
 
     def chosen(self, task: str) -> str:
         """The model ``task`` is scored by (see the class doc)."""

@@ -111,7 +111,10 @@ class ServiceMetrics:
                     if psi is not None][:MAX_DRIFT_SERIES]
         labels = {(kind, name) for kind, name, _ in measured}
         for gone in self._drift_labels - labels:
-            self.drift.remove(*gone)
+            if self.multiprocess:  # the value lives on in the workers' files: mark it unknown
+                self.drift.labels(*gone).set(float("nan"))
+            else:
+                self.drift.remove(*gone)
         for kind, name, psi in measured:
             self.drift.labels(kind, name).set(psi)
         self.drift_shifted.set(sum(psi > DRIFT_SHIFTED for _, _, psi in measured))

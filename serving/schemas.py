@@ -487,6 +487,64 @@ class EffectRowPublic(BaseModel):
         description="(incremental revenue x margin - cost) / cost (revenue rows only)")
 
 
+EXAMPLE_CHANNEL_PERIOD = {
+    "period": "2026-04-01", "channel": "telegram", "reach": 2181, "messages": 3041,
+    "response_rate": 0.1536, "control_rate": 0.1191, "uplift": 0.0255,
+    "incremental_revenue_per_contact": 52.3, "incremental_revenue": 158996.0, "cost": 608.2,
+    "return_per_cost": 78.4, "status": "active"}
+EXAMPLE_CHANNEL_SHARE = {"channel": "telegram", "status": "active", "current_share": 0.117,
+                         "recommended_share": 0.139, "return_per_cost": 78.4}
+
+
+class ChannelPeriodPublic(BaseModel):
+    """One channel in one period, as the decisions measured it (docs/effect.md)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_CHANNEL_PERIOD]})
+
+    period: date = Field(description="First day of the month or quarter")
+    channel: str = Field(description="The channel")
+    reach: int | None = Field(description="Customers written to (null: not kept with the model)")
+    messages: int = Field(description="Messages judged (response window closed)")
+    response_rate: float = Field(description="Share of messages followed by an order within "
+                                             "the response window")
+    control_rate: float | None = Field(description="The control group's rate in the period")
+    uplift: float | None = Field(description="Response minus control, shrunk to the default")
+    incremental_revenue_per_contact: float | None = Field(
+        description="uplift x average order value")
+    incremental_revenue: float | None = Field(description="Per contact x messages")
+    cost: float = Field(description="Cost of the messages")
+    return_per_cost: float | None = Field(
+        description="Incremental revenue x margin / cost (null: free)")
+    status: str | None = Field(description="active, maintenance or unmeasured in the plan")
+
+
+class ChannelSharePublic(BaseModel):
+    """A channel's share of the messages: the latest period's and the recommended next."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_CHANNEL_SHARE]})
+
+    channel: str = Field(description="The channel")
+    status: str | None = Field(description="active, maintenance or unmeasured in the plan")
+    current_share: float = Field(description="Share of the latest period's messages")
+    recommended_share: float = Field(description="Recommended share of the next period's; "
+                                                 "never 0")
+    return_per_cost: float | None = Field(description="The latest period's return per cost")
+
+
+class ChannelsPublic(BaseModel):
+    """The served model's channel measurements (what the decisions read) and the split."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "model_version": "3", "measured_at": "2026-07-01", "by": "quarter",
+        "rows": [EXAMPLE_CHANNEL_PERIOD], "split": [EXAMPLE_CHANNEL_SHARE]}]})
+
+    model_version: str = Field(description="The served model, whose measurements these are")
+    measured_at: date | None = Field(description="As-of date of the measurements")
+    by: Literal["month", "quarter"] = Field(description="Period of each measurement")
+    rows: list[ChannelPeriodPublic] = Field(description="Per channel and period")
+    split: list[ChannelSharePublic] = Field(description="Largest recommended share first")
+
+
 class EffectPublic(BaseModel):
     """The latest measurement `retain effect` kept in the score store."""
 

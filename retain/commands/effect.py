@@ -53,7 +53,9 @@ def effect_table(rows: pl.DataFrame, title: str, confidence: float, limit: int =
         return "-" if value is None else f"{value:,.{digits}f}"
 
     for row in rows.head(limit).iter_rows(named=True):
-        digits = 0 if row["metric"] == "revenue" else 3
+        spread = max(abs(row["ci_low"] or 0.0), abs(row["ci_high"] or 0.0))
+        # Money in whole units where it is large (rubles), in cents where small (dollars).
+        digits = (0 if spread >= 100 else 2) if row["metric"] == "revenue" else 3
         interval = (f"{number(row['difference'], digits)} [{number(row['ci_low'], digits)}, "
                     f"{number(row['ci_high'], digits)}]")
         lift = "-" if row["relative_lift"] is None else f"{row['relative_lift']:+.0%}"
@@ -66,10 +68,12 @@ def effect_table(rows: pl.DataFrame, title: str, confidence: float, limit: int =
     return table
 
 
-def _assignments(store_url: str | None, split: str, start, rules: Rules) -> pl.DataFrame:
-    """Each customer's goal (the control group's replayed) and segment from the score run
-    that decided the span: the latest complete run on or before ``start``, else the earliest
-    after it (said in a note)."""
+def _assignments(store_url: str | None, split: str, starts: list, rules: Rules) -> pl.DataFrame:
+    """Each customer's goal (the control group's replayed) and segment, with ``as_of``, from
+    the score runs that decided the periods: for each period start the latest complete run on
+    or before it, else the earliest run (said in a note)."""
+    import polars as pl
+
     from retain.analytics.effect import planned_goals
     from retain.config import settings
     from retain.serving.store import COMPLETE, ScoreStore
@@ -84,14 +88,19 @@ def _assignments(store_url: str | None, split: str, start, rules: Rules) -> pl.D
             raise fail(f"--split {split} needs each customer's {split} from a score run, and "
                        f"the score store {store.url} has none: run `retain score` first, or "
                        "give --store-url")
-        before = [run for run in runs if run["as_of"] <= start]
-        run = (max(before, key=lambda r: (r["as_of"], r["finished_at"])) if before
-               else min(runs, key=lambda r: r["as_of"]))
-        if not before:
-            console.print(f"[yellow]note:[/] no score run on or before {start}: the {split}s "
-                          f"come from the earliest run, as of {run['as_of']}", soft_wrap=True)
-        scores = store.scores(run["run_id"])
-    return scores.select("customer_id", "segment").with_columns(planned_goals(
+        chosen: dict[str, dict] = {}
+        for start in starts:
+            before = [run for run in runs if run["as_of"] <= start]
+            run = (max(before, key=lambda r: (r["as_of"], r["finished_at"])) if before
+                   else min(runs, key=lambda r: (r["as_of"], r["finished_at"])))
+            if not before:
+                console.print(f"[yellow]note:[/] no score run on or before {start}: its "
+                              f"{split}s come from the earliest run, as of {run['as_of']}",
+                              soft_wrap=True)
+            chosen[run["run_id"]] = run
+        frames = [store.scores(run_id) for run_id in chosen]
+    scores = pl.concat(frames, how="diagonal_relaxed")
+    return scores.select("customer_id", "segment", "as_of").with_columns(planned_goals(
         scores, replenish_within_days=rules.goals.replenish_within_days,
         none_below_churn_probability=rules.goals.none_below_churn_probability))
 
@@ -115,7 +124,7 @@ def effect(
     split: Annotated[str | None, typer.Option(
         "--split", metavar="<goal|channel|segment>",
         help="Also per channel (from the contacts log), or per goal or segment (from the "
-        "score store's run for --from).", show_default=False)] = None,
+        "score run in force at each period's start).", show_default=False)] = None,
     out: Annotated[Path | None, typer.Option(
         "--out", help="Write the rows: .csv, or .json (the /v1/effect answer).")] = None,
     transactions: TransactionsOpt = None,
@@ -175,8 +184,12 @@ def effect(
     rejected = rejects or Path("effect.rejected.csv")
     tx, _, _ = load(config, rejected)
     log = load_side_table("contacts", contacts, config, rejected)
-    assignments = (_assignments(store_url, split, start, decision_rules)
-                   if split in ("goal", "segment") else None)
+    assignments = None
+    if split in ("goal", "segment"):
+        from retain.analytics.effect import period_bounds
+
+        starts = [first for _, first, _ in period_bounds(start, end, by)]  # type: ignore[arg-type]
+        assignments = _assignments(store_url, split, starts, decision_rules)
     try:
         with step(f"Measuring the effect {start} to {end} by {by}"):
             rows = measure_effect(
@@ -273,7 +286,7 @@ def channels(
     date_format: DateFormatOpt = None,
     drop_duplicates: DropDuplicatesOpt = None,
 ) -> None:
-    """Measure each channel every period and recommend the next split.
+    """Each channel per month or quarter, and the next split.
 
     Per channel and month or quarter: reach, response against the control group, extra
     revenue per contact, cost and return per cost; the next period's shares follow the return

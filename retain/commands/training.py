@@ -337,6 +337,19 @@ def score(
                                            options.lang, store, customers, contacts,
                                            master=spark_master, partitions=partitions)
         print_score_summary(scores, rows, run_id)
+        # Spark's features stay in its partitions: the scores and decisions are watched.
+        from retain.analytics.drift import DECISION_CATEGORIES, DECISION_NUMBERS, SCORE_COLUMNS
+
+        watched = [*SCORE_COLUMNS, *DECISION_NUMBERS, *DECISION_CATEGORIES]
+        written = pl.scan_parquet(f"{out}/*.parquet")
+        names = written.collect_schema().names()
+        with store.open() as opened:
+            previous = next((r for r in opened.runs(limit=50)
+                             if r["status"] == "complete" and r["run_id"] != run_id), None)
+            drift = store_drift(opened, run_id, previous,
+                                written.select([c for c in watched if c in names]).collect(),
+                                None)
+        print_drift_summary(drift, previous)
         return
     tx, cutoff, _ = load(config, rejected)
     consents = load_side_table("customers", customers, config, rejected)

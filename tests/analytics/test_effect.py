@@ -191,3 +191,18 @@ def test_the_90_percent_interval_covers_the_simulators_truth_and_cuped_narrows_i
     assert np.mean(covered) >= 0.85, np.mean(covered)
     # The past quarter explains a good part of a month's spend: about a fifth off the width.
     assert np.median(narrowed) < 0.9, np.median(narrowed)
+
+
+def test_each_period_reads_the_score_run_in_force_at_its_start():
+    runs = pl.DataFrame({
+        "customer_id": list("ABCDE") * 3,
+        "segment": ["old"] * 5 + ["march"] * 5 + ["later"] * 5,
+        "as_of": [date(2026, 1, 1)] * 5 + [date(2026, 3, 1)] * 5 + [date(2026, 3, 20)] * 5,
+    })
+    def splits(assignments):
+        return set(measure_effect(SMALL_TX, SMALL_LOG, date(2026, 3, 1), date(2026, 4, 1),
+                                  split="segment", assignments=assignments, n_boot=50)["split"])
+
+    assert splits(runs) == {"march"}
+    # No run on or before the period: the earliest one.
+    assert splits(runs.filter(pl.col("as_of") > date(2026, 3, 1))) == {"later"}

@@ -135,3 +135,35 @@ def test_channels_prints_each_channel_per_period_and_the_next_split(env):
                                   "--contacts", "shop/contacts.parquet", "--from", "2026-08-01",
                                   "--to", "2026-09-01"])
     assert refused.exit_code == 1 and "could be judged" in refused.output
+
+
+def test_a_real_log_with_a_placebo_control_group_shows_no_effect(tmp_path, monkeypatch):
+    """CDNOW as published (`--map`), with a contacts log that wrote to everyone but a random
+    10% and changed nothing: every interval holds zero."""
+    from datetime import datetime
+
+    from retain.decisions.control import control_group
+    from retain.features.contract import load_transactions
+    from retain.features.samples import lifetimes_dataset_path
+
+    monkeypatch.chdir(tmp_path)
+    cdnow = str(lifetimes_dataset_path("CDNOW_master.txt"))
+    mapping = {"ts": "date", "amount": "dollar_value", "quantity": "number_of_cds"}
+    first = (load_transactions(cdnow, column_map=mapping).frame
+             .group_by("customer_id").agg(pl.col("ts").min().alias("first")).sort("customer_id"))
+    first = first.with_columns(control_group(first["customer_id"], share=0.1, salt="placebo"))
+    campaigns = pl.DataFrame({"ts": [datetime(1997, month, 5, 10) for month in range(4, 10)]})
+    (first.join(campaigns, how="cross").filter(pl.col("first") < pl.col("ts"))
+     .select("customer_id", "ts", pl.lit("email").alias("channel"),
+             pl.when("control_group").then(0.0).otherwise(0.1).alias("cost"),
+             pl.col("control_group").alias("control"))
+     .write_csv("contacts.csv"))
+    result = runner.invoke(app, [
+        "effect", "--transactions", cdnow, *(f"--map={k}={v}" for k, v in mapping.items()),
+        "--contacts", "contacts.csv", "--from", "1997-04-01", "--to", "1997-10-01",
+        "--by", "quarter", "--out", "effect.csv"])
+    assert result.exit_code == 0, result.output
+    rows = pl.read_csv("effect.csv")
+    assert rows.height == 2 * 3
+    assert (rows["treated_customers"] > 20_000).all() and (rows["control_customers"] > 2_000).all()
+    assert ((rows["ci_low"] <= 0) & (rows["ci_high"] >= 0)).all()

@@ -30,7 +30,7 @@ DOCUMENT = create_app(Settings(api_keys=KEYS)).openapi()
 schema = schemathesis.openapi.from_dict(DOCUMENT)
 OPERATION_IDS = {"score_customers", "list_customers", "get_customer", "get_segments",
                  "export_segment", "get_model", "reload_model", "healthz", "readyz", "metrics",
-                 "get_effect"}
+                 "get_effect", "get_channels"}
 
 
 def fields(document: dict):

@@ -52,3 +52,23 @@ def test_effect_serves_the_latest_measurement_or_the_latest_of_a_split(client, s
     assert len(channel["rows"]) == by_channel.height
     assert client.get("/v1/effect?split=goal", headers=EXPORT).json()["rows"] == []
     assert client.get("/v1/effect?split=campaign", headers=EXPORT).status_code == 422
+
+
+def test_channels_need_a_served_model(client):
+    assert client.get("/v1/channels", headers=EXPORT).status_code == 503
+
+
+def test_channels_show_what_the_served_models_decisions_read(settings, tracking):
+    from retain.decisions.channels import channel_plan
+    from retain.decisions.rules import load_rules
+
+    with TestClient(create_app(settings)) as served:
+        body = served.get("/v1/channels", headers=EXPORT).json()
+    measured = tracking.trained.pipeline.channel_measurements
+    assert body["model_version"] == tracking.trained.version
+    assert len(body["rows"]) == measured.periods.height > 0
+    plan = channel_plan(measured, load_rules(None).channels)
+    statuses = dict(plan.select("channel", "status").iter_rows())
+    assert all(row["status"] == statuses[row["channel"]] for row in body["rows"])
+    shares = [row["recommended_share"] for row in body["split"]]
+    assert sum(shares) == pytest.approx(1.0) and min(shares) > 0

@@ -91,3 +91,21 @@ def test_prune_drops_drift_and_calibration_of_pruned_runs(store):
     assert store.prune(keep_runs=1) == 1
     assert store.calibration().height == 0
     assert store.drift(new).height == table.height
+
+
+def test_a_run_stored_before_drift_existed_is_profiled_from_its_scores(store):
+    from retain.analytics.drift import record_run_drift
+
+    old = store.write_run(make_scores(300, seed=1), model_version="1", as_of=AS_OF)
+    assert store.drift(old).height == 0  # as a run scored by an older retain
+    new_scores = make_scores(300, seed=2).with_columns(pl.col("clv_12m") * 4)
+    features = pl.DataFrame({"customer_id": new_scores["customer_id"],
+                             "orders": list(range(300))})
+    new = store.write_run(new_scores, model_version="1", as_of=AS_OF)
+    table = record_run_drift(store, new, old, new_scores, features)
+    psi = dict(zip(table["name"], table["psi"], strict=True))
+    assert psi["clv_12m"] > 0.25 and psi["churn_probability"] < 0.1
+    assert psi["orders"] is None  # features were not stored before: compared from now on
+    kept = store.drift(new)
+    assert kept["reference_run_id"].unique().to_list() == [old]
+    assert kept["profile"].null_count() == 0
