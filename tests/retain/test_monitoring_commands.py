@@ -103,3 +103,17 @@ def test_calibration_judges_every_run_whose_horizon_passed(env):
     flat = " ".join(early.output.split())
     assert "1 run(s) judged" in flat
     assert flat.count("skipped: its 90-day horizon ends 2026-05-02") == 2
+
+
+def test_drift_of_a_run_scored_before_drift_existed_says_so(tmp_path, monkeypatch):
+    from tests.serving.test_store import AS_OF, make_scores
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "200")
+    with ScoreStore(f"sqlite:///{tmp_path / 'retain.db'}") as store:
+        store.write_run(make_scores(5), model_version="1", as_of=AS_OF)
+    result = runner.invoke(app, ["drift"])
+    flat = " ".join(result.output.split())
+    assert result.exit_code == 1 and "has no drift rows" in flat and "next `retain score`" in flat
+    missing = runner.invoke(app, ["drift", "--as-of", "2020-01-01"])
+    assert missing.exit_code == 1 and "no complete score run for as-of 2020-01-01" in missing.output
