@@ -311,15 +311,19 @@ def _sort_by_customer_codes(customer_id: pl.Series, order_id: pl.Series, keep: n
         return None  # missing ids: the exact string sort decides their place
     n = len(customer_id)
     in_order = customer_id.is_sorted()
-    if in_order:
-        code = np.cumsum(changes_in(customer_id, missing=False))
-        perm = keep.nonzero()[0]
+    if in_order and keep.all():  # as it comes: the runs are the customers
+        perm = np.arange(n)
+        new_customer = changes_in(customer_id, missing=False)
     else:
-        code, _ = _encode_categorical(customer_id.cast(pl.Categorical))
-        perm = argsort_stable(code)
-        perm = perm[keep[perm]]
-    new_customer = changes(code[perm])
-    del code
+        if in_order:
+            code = np.cumsum(changes_in(customer_id, missing=False))
+            perm = keep.nonzero()[0]
+        else:
+            code, _ = _encode_categorical(customer_id.cast(pl.Categorical))
+            perm = argsort_stable(code)
+            perm = perm[keep[perm]]
+        new_customer = changes(code[perm])
+        del code
     m = len(perm)
     ordered = order_id if in_order and m == n else take(order_id, perm)
     new_order = new_customer.copy()
