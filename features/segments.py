@@ -106,6 +106,8 @@ class Lines:
         """A shop's columns are the largest thing held: once read, ours can go."""
         if self._owned:
             self._frame = self._frame.drop(column)
+            if not self._frame.columns:  # every column read: the order is not needed again
+                self._perm = np.empty(0, dtype=np.int64)
 
     @property
     def small(self) -> bool:
