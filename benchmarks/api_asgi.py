@@ -22,8 +22,8 @@ from pathlib import Path
 os.environ.setdefault("POLARS_MAX_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
-import orjson  # noqa: E402
+import numpy as np
+import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 KEY = "bench-key-0123456789"
@@ -107,8 +107,10 @@ def main() -> None:
               f"{args.calls}): {best:.0f}")
 
     import logging
-    logging.basicConfig(level="INFO", stream=open(os.devnull, "w"))  # as `retain serve` logs
-    asyncio.run(session())
+
+    with open(os.devnull, "w") as sink:
+        logging.basicConfig(level="INFO", stream=sink)  # logged as `retain serve` logs
+        asyncio.run(session())
 
 
 if __name__ == "__main__":
