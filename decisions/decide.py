@@ -15,7 +15,11 @@ a maintenance channel keeps ``maintenance_share`` of its customers), not ignored
 customer, and whose expected extra margin covers its cost. ``send_at`` follows the goal (the
 day before the product runs out, now for the overdue, the post-purchase sequence for the new),
 moved later when the frequency cap is full. A discount is offered only when the extra margin
-it is expected to bring exceeds what it costs on the orders that would come anyway.
+it is expected to bring exceeds what it costs on the orders that would come anyway. With an
+offer uplift model (``models.uplift``, fitted at training on past random offers) the extra
+orders are the customer's own predicted uplift, and the orders that redeem the discount the
+ones the model expects without it plus the extra ones; without a model, the rules'
+``discount_uplift`` moves the customers who would not order anyway.
 
 One implementation for one customer and for millions: every rule runs on numpy arrays of the
 batch's columns (:mod:`decisions.arrays`), so a one-customer request pays microseconds per rule
@@ -38,9 +42,9 @@ from retain.decisions.arrays import (
     aligned,
     day_number,
     first_match,
+    float_series,
     names_of,
     text_columns,
-    with_nulls,
 )
 from retain.decisions.channels import (
     ACTIVE,
@@ -61,6 +65,7 @@ from retain.decisions.segments import (
     segment_labels,
 )
 from retain.features.orders import Frame, midnight
+from retain.features.segments import date_column
 
 if TYPE_CHECKING:
     from retain.models.pipeline import ScoringPipeline
@@ -101,8 +106,13 @@ def decide(
     consents: pl.DataFrame | None = None,
     contacts: Frame | None = None,
     lang: Language = "en",
+    offer_uplift: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> pl.DataFrame:
     """``scores`` with the decision columns added (see module doc), rows in ``scores``' order.
+
+    ``offer_uplift``: per row of ``scores``, the extra orders a discount brings in the model's
+    window and the orders expected in it without one
+    (``OfferUpliftModel.predict_arrays``); None: the rules' ``discount_uplift``.
 
     ``consents``: ``customer_id`` and ``consent_<channel>`` booleans (a customers table); a
     customer without a row, or no table at all, consented to nothing. ``channels``: what the
@@ -126,7 +136,7 @@ def decide(
         ids, x, acting, rules, channels or _NO_MEASUREMENTS, consents, as_of)
     contacted = channel >= 0
     offered, value, cost = _offer_and_value(x, goal, contacted, channel_cost, channel_uplift,
-                                            rules)
+                                            rules, offer_uplift)
     step, send_at = _send_at(x, goal, ids, contacts, rules, as_of)
     reason = reason_texts(ReasonInputs(
         goal=goal, goal_names=GOALS, lost=lifecycle == 4, interval=x["interval_median"],
@@ -146,13 +156,12 @@ def decide(
     ]), strict=True))
     return scores.hstack([
         *(texts[c] for c in DECISION_COLUMNS[:6]),
-        pl.Series("send_at", np.where(contacted, send_at, np.nan), nan_to_null=True)
-        .cast(pl.Int32).cast(pl.Date),
+        date_column("send_at", np.where(contacted, send_at, np.nan)),
         texts["offer"],
         texts["reason"],
         control,
-        with_nulls(pl.Series("expected_incremental_revenue", value.values), value.ok),
-        pl.Series("contact_cost", cost),
+        float_series("expected_incremental_revenue", value.values, value.ok),
+        float_series("contact_cost", cost),
     ])
 
 
@@ -172,6 +181,24 @@ def score_and_decide(
     measurements fitted at training are used; a full contacts log given here also refreshes the channel measurements (pass
     ``measure_channels_from_contacts=False`` for a few recent messages kept only for the
     frequency cap)."""
+    return score_decide_and_features(
+        pipeline, transactions, as_of, rules=rules, consents=consents, contacts=contacts,
+        lang=lang, measure_channels_from_contacts=measure_channels_from_contacts)[0]
+
+
+def score_decide_and_features(
+    pipeline: ScoringPipeline,
+    transactions: Frame,
+    as_of: date,
+    *,
+    rules: Rules,
+    consents: pl.DataFrame | None = None,
+    contacts: Frame | None = None,
+    lang: Language = "en",
+    measure_channels_from_contacts: bool = True,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """:func:`score_and_decide` and the customer features it scored from (``retain score``
+    watches their drift between runs: analytics/drift.py)."""
     features, products = pipeline.features(transactions, as_of)
     scores = pipeline.score_features(features, products, as_of)
     reference = pipeline.reference
@@ -180,9 +207,13 @@ def score_and_decide(
     channels = pipeline.channel_measurements
     if contacts is not None and measure_channels_from_contacts:
         channels = measure_channels(contacts, transactions, as_of, rules.channels)
+    uplift_model = getattr(pipeline, "offer_uplift", None)  # absent from older pickles
+    # The scores' rows are the features' rows, in order (score_features keeps them).
+    offer_uplift = None if uplift_model is None else uplift_model.predict_arrays(features)
     decided = decide(scores, features, as_of=as_of, rules=rules, reference=reference,
-                     channels=channels, consents=consents, contacts=contacts, lang=lang)
-    return with_order_history(decided, features)
+                     channels=channels, consents=consents, contacts=contacts, lang=lang,
+                     offer_uplift=offer_uplift)
+    return with_order_history(decided, features), features
 
 
 def with_order_history(frame: pl.DataFrame, features: pl.DataFrame) -> pl.DataFrame:
@@ -331,17 +362,27 @@ def _channels(ids: pl.Series, x: dict[str, Column], acting: np.ndarray, rules: R
 
 
 def _offer_and_value(x: dict[str, Column], goal: np.ndarray, contacted: np.ndarray,
-                     channel_cost: np.ndarray, channel_uplift: Column,
-                     rules: Rules) -> tuple[np.ndarray, Column, np.ndarray]:
+                     channel_cost: np.ndarray, channel_uplift: Column, rules: Rules,
+                     offer_uplift: tuple[np.ndarray, np.ndarray] | None = None,
+                     ) -> tuple[np.ndarray, Column, np.ndarray]:
     """Whether a discount is offered, the expected incremental revenue and the contact cost."""
     offers = rules.offers
     aov = x["aov"].fill_null(0.0)
-    churn = x["churn_probability"]
-    # Extra order probability from the discount: only a customer still alive who would not
-    # order anyway can be moved; everyone who orders redeems it.
-    moved = offers.discount_uplift * x["p_alive"] * churn
-    discount_cost = offers.discount_percent / 100 * aov * ((1 - churn) + moved)
-    worth_it = contacted & (goal != GOALS.index("onboard")) & (
+    if offer_uplift is None:
+        churn = x["churn_probability"]
+        # Extra order probability from the discount: only a customer still alive who would not
+        # order anyway can be moved; everyone who orders redeems it.
+        moved = offers.discount_uplift * x["p_alive"] * churn
+        anyway = 1 - churn
+        allowed = contacted
+    else:
+        # The customer's own uplift from past random offers: a sleeping dog's is negative and
+        # a sure thing's about zero, so neither gets one; every order in the window redeems it.
+        uplift, baseline = (np.asarray(a, dtype=float) for a in offer_uplift)
+        moved, anyway = Column(uplift), Column(np.maximum(baseline, 0.0))
+        allowed = contacted & (uplift >= offers.min_offer_uplift)
+    discount_cost = offers.discount_percent / 100 * aov * (anyway + moved)
+    worth_it = allowed & (goal != GOALS.index("onboard")) & (
         moved * aov * offers.margin > discount_cost)
     message = channel_uplift.fill_null(0.0) * x["p_alive"]
     gain = np.where(worth_it, moved.values, 0.0)

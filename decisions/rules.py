@@ -113,6 +113,9 @@ class Offers(_Section):
     margin: float = Field(gt=0, le=1)
     discount_percent: float = Field(ge=0, lt=100)
     discount_uplift: float = Field(ge=0, le=1)
+    # With an offer uplift model: no discount below this many predicted extra orders, however
+    # large the basket (the model's noise floor).
+    min_offer_uplift: float = Field(default=0.02, ge=0)
 
 
 class ControlGroup(_Section):

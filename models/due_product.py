@@ -116,7 +116,10 @@ class DueProductRanker:
             values = pl.Series([shares.get(p, 0.0) for p in ids.to_list()], dtype=pl.Float64)
         else:
             values = ids.replace_strict(shares, default=0.0, return_dtype=pl.Float64)
-        return rows.with_columns(values.alias("product_popularity"))
+        # hstack, not with_columns: no query to plan (~0.3 ms on a request's few rows).
+        if "product_popularity" in rows.columns:
+            rows = rows.drop("product_popularity")
+        return rows.hstack([values.alias("product_popularity")])
 
 
 def popularity(products: pl.DataFrame) -> dict[str, float]:

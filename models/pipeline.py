@@ -24,16 +24,20 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
+from retain.features import segments as _segments
 from retain.features.customers import customer_features
 from retain.features.orders import Frame
 from retain.features.products import product_candidates
 from retain.features.segments import (
+    NUMPY_MAX_LINES,
     changes,
     changes_in,
     date_column,
+    float_column,
     frame,
     lines_before,
     name_column,
+    string_column,
     take,
 )
 from retain.models._gbm import GBMEstimator
@@ -41,6 +45,7 @@ from retain.models.btyd import BTYDModel
 from retain.models.churn import ChurnClassifier
 from retain.models.due_product import DueProductRanker
 from retain.models.timing import NextOrderRegressor
+from retain.models.uplift import OfferUpliftModel
 from retain.models.value import RevenueRegressor
 
 if TYPE_CHECKING:
@@ -73,12 +78,12 @@ def with_btyd(features: pl.DataFrame, btyd: BTYDModel, horizon_days: int, as_of:
     outputs = btyd.predict_arrays(features, horizon_days)
     # hstack, not with_columns: no query to plan (which costs more than this on small frames).
     return features.hstack([
-        pl.Series("btyd_p_alive", outputs["p_alive"]),
-        pl.Series("btyd_p_no_order", outputs["p_no_order"]),
-        pl.Series("btyd_expected_orders", outputs["expected_orders"]),
-        pl.Series("btyd_expected_revenue", outputs["expected_revenue"]),
-        pl.Series("btyd_clv_12m", outputs["clv_12m"]),
-        pl.Series("as_of_month", [as_of.month], pl.Int8).new_from_index(0, features.height),
+        _floats("btyd_p_alive", outputs["p_alive"]),
+        _floats("btyd_p_no_order", outputs["p_no_order"]),
+        _floats("btyd_expected_orders", outputs["expected_orders"]),
+        _floats("btyd_expected_revenue", outputs["expected_revenue"]),
+        _floats("btyd_clv_12m", outputs["clv_12m"]),
+        _int32s("as_of_month", np.full(features.height, as_of.month, np.int32)).cast(pl.Int8),
     ])
 
 
@@ -104,7 +109,7 @@ def due_products(products: pl.DataFrame, as_of: date, ranker: DueProductRanker |
     else:
         # Non-candidates (NaN) never win: the most bought product is always a candidate.
         score = ranker.scores(products)
-        owner = np.cumsum(changes_in(products.get_column("customer_id"))) - 1
+        owner = np.cumsum(_runs(products.get_column("customer_id"))) - 1
         rows = (~np.isnan(score)).nonzero()[0]
         rows = rows[np.lexsort((rank[rows], -score[rows], owner[rows]))]
         chosen = rows[changes(owner[rows])]
@@ -114,13 +119,10 @@ def due_products(products: pl.DataFrame, as_of: date, ranker: DueProductRanker |
         in_use = overdue <= DUE_PRODUCT_MAX_OVERDUE  # NaN (no cadence): not in use
     when = np.where(in_use, np.maximum(np.nan_to_num(next_due), _day(as_of)), np.nan)
     ids = take(products.get_column("customer_id"), chosen)
-    if customer_ids is not None:  # align: a sorted merge, no join to plan
-        at = np.asarray(ids.search_sorted(customer_ids), dtype=np.int64)
-        found = np.minimum(at, len(ids))
-        has = at < len(ids)
-        if has.any():
-            rows = has.nonzero()[0]
-            has[rows] = (take(ids, found[rows]) == take(customer_ids, rows)).to_numpy()
+    # Align: a sorted merge, no join to plan; nothing to do when the ids are the same (the
+    # API's one customer with products).
+    if customer_ids is not None and not ids.equals(customer_ids):
+        found, has = _sorted_lookup(ids, customer_ids)
         chosen = np.append(chosen, -1)[np.where(has, found, len(ids))]
         when = np.append(when, np.nan)[np.where(has, found, len(ids))]
         ids = customer_ids
@@ -133,6 +135,34 @@ def due_products(products: pl.DataFrame, as_of: date, ranker: DueProductRanker |
 
 def _day(day: date) -> int:
     return (day - date(1970, 1, 1)).days
+
+
+def _runs(values: pl.Series) -> np.ndarray:
+    """``changes_in(values)`` (nulls equal to each other). A request's few values are compared
+    in numpy as Python objects: ~2 us against ~40 us for the polars comparison's query."""
+    if len(values) > NUMPY_MAX_LINES:
+        return changes_in(values)
+    return changes(values.to_numpy())  # object array: None != None is False, as ne_missing
+
+
+def _sorted_lookup(ids: pl.Series, wanted: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """``(position in ids, found)`` of each of ``wanted`` (``ids`` sorted and distinct, no
+    nulls; a position is meaningful only where found)."""
+    if len(ids) + len(wanted) <= NUMPY_MAX_LINES:
+        # Python strings compare by code point, as polars sorts strings (UTF-8 byte order):
+        # the same positions, without search_sorted's query (~45 us).
+        names, asked = ids.to_numpy(), wanted.to_numpy()
+        at = np.searchsorted(names, asked)
+        found = np.minimum(at, len(ids) - 1) if len(ids) else np.zeros(len(at), np.int64)
+        has = (at < len(ids)) & (names[found] == asked) if len(ids) else at < 0
+        return found, np.asarray(has, dtype=bool)
+    at = np.asarray(ids.search_sorted(wanted), dtype=np.int64)
+    found = np.minimum(at, len(ids))
+    has = at < len(ids)
+    if has.any():
+        rows = has.nonzero()[0]
+        has[rows] = (take(ids, found[rows]) == take(wanted, rows)).to_numpy()
+    return found, has
 
 
 @dataclass(frozen=True)
@@ -251,6 +281,9 @@ class ScoringPipeline:
     btyd_comparison: dict = field(default_factory=dict)
     orders_churn: ExpectedOrdersChurn | None = None
     format_version: int = PIPELINE_FORMAT
+    # The offer uplift model, when the contacts log held past random offers
+    # (training.uplift.fit_offer_uplift); None: the rules' discount_uplift decides offers.
+    offer_uplift: OfferUpliftModel | None = None
 
     def chosen(self, task: str) -> str:
         """The model ``task`` is scored by (see the class doc)."""
@@ -347,31 +380,52 @@ class ScoringPipeline:
                 p90 = np.where(warm, timing[:, 2], p90)
         # CLV: the probabilistic model's 12-month shape, scaled to the better horizon revenue.
         scale = np.clip((revenue + 1e-9) / (btyd_revenue + 1e-9), *CLV_SCALE_BOUNDS)
+        # Built by segments' direct constructors: pl.Series(numpy) costs ~10-40 us a column
+        # in checks, most of this frame's cost on one customer.
+        n = frame.height
         scores = {series.name: series for series in (
             column("customer_id"),
-            pl.Series("as_of", [as_of], pl.Date).new_from_index(0, frame.height),
-            pl.Series("horizon_days", [self.horizon_days], pl.Int32).new_from_index(0, frame.height),
-            pl.Series("p_alive", np.asarray(values["btyd_p_alive"], dtype=float)),
-            pl.Series("churn_probability", np.asarray(churn, dtype=float)),
-            pl.Series("expected_orders", np.asarray(values["btyd_expected_orders"], dtype=float)),
-            pl.Series("predicted_revenue", np.asarray(revenue, dtype=float)),
-            pl.Series("clv_12m", values["btyd_clv_12m"] * scale),
-            days_after(as_of, p50).alias("next_order_date"),
-            days_after(as_of, p10).alias("next_order_p10"),
-            days_after(as_of, p90).alias("next_order_p90"),
+            date_column("as_of", np.full(n, _day(as_of), dtype=np.int32)),
+            _int32s("horizon_days", np.full(n, self.horizon_days, dtype=np.int32)),
+            _floats("p_alive", values["btyd_p_alive"]),
+            _floats("churn_probability", churn),
+            _floats("expected_orders", values["btyd_expected_orders"]),
+            _floats("predicted_revenue", revenue),
+            _floats("clv_12m", values["btyd_clv_12m"] * scale),
+            days_after(as_of, p50, "next_order_date"),
+            days_after(as_of, p10, "next_order_p10"),
+            days_after(as_of, p90, "next_order_p90"),
             # Null (NaN here) without an interval, as in the features.
-            pl.Series("overdue_days", np.maximum(since_last - interval, 0.0), nan_to_null=True),
-            pl.Series("score_source", source.astype(str)),
+            float_column("overdue_days", np.maximum(since_last - interval, 0.0)),
+            string_column("score_source", source.tolist()),
         )}
         due = due_products(products, as_of, self.due_product_ranker, scores["customer_id"])
         scores.update({name: due.get_column(name) for name in ("due_product_id",
                                                                "due_product_date")})
-        return pl.DataFrame([scores[name] for name in SCORE_COLUMNS])
+        return _segments.frame([scores[name] for name in SCORE_COLUMNS])
 
 
-def days_after(day: date, days: np.ndarray) -> pl.Series:
-    """``day`` plus ``days`` rounded half to even, as dates."""
-    return pl.Series(np.datetime64(day, "D") + np.round(days).astype("timedelta64[D]"))
+def _floats(name: str, values: np.ndarray) -> pl.Series:
+    """Float64, NaN kept as NaN (``segments.float_column`` makes it null)."""
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    if _segments._FAST:
+        return pl.Series._from_pyseries(_segments._PySeries.new_f64(name, values, False))
+    return pl.Series(name, values)
+
+
+def _int32s(name: str, values: np.ndarray) -> pl.Series:
+    values = np.ascontiguousarray(values, dtype=np.int32)
+    if _segments._FAST:
+        return pl.Series._from_pyseries(_segments._PySeries.new_i32(name, values, True))
+    return pl.Series(name, values)
+
+
+def days_after(day: date, days: np.ndarray, name: str = "") -> pl.Series:
+    """``day`` plus ``days`` rounded half to even, as dates (null for NaN)."""
+    shifted = _day(day) + np.round(np.asarray(days, dtype=np.float64))
+    if np.isnan(shifted).any():
+        return date_column(name, shifted)
+    return date_column(name, shifted.astype(np.int32))
 
 
 def model_inputs(frame: pl.DataFrame, models: Sequence[GBMEstimator]) -> list[np.ndarray]:

@@ -18,7 +18,8 @@ from typer import _click
 from typer.core import TyperGroup
 
 from retain import errors
-from retain.commands import data, decisions, inspect, serving, training
+from retain.commands import cohorts, data, decisions, inspect, monitoring, serving, training
+from retain.commands import effect as effect_commands
 
 DEBUG_KEY = "retain.debug"
 
@@ -171,4 +172,7 @@ app.add_typer(data.app)
 app.add_typer(inspect.app)
 app.add_typer(training.app)
 app.add_typer(decisions.app)
+app.add_typer(monitoring.app)  # retain drift, retain calibration
+app.add_typer(cohorts.app)
 app.add_typer(serving.app)
+app.add_typer(effect_commands.app)

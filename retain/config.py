@@ -24,6 +24,10 @@ class Settings(BaseSettings):
     encoding: str | None = Field(None, description="File encoding when not UTF-8, e.g. cp1251")
     date_format: str | None = Field(None, description="strftime format of the ts column")
     drop_duplicates: bool = Field(False, description="Drop lines identical to an earlier one")
+    # Side tables the served report (/ui/report) reads beside the transactions.
+    customers: str | None = Field(None, description="Customers table: CSV, Parquet or database URL")
+    contacts: str | None = Field(None, description="Contacts log: CSV, Parquet or database URL")
+    costs: str | None = Field(None, description="Acquisition costs: acquisition_channel, month, spend")
     # Decisions.
     rules: str | None = Field(None, description="Decision rules YAML (default: built-in rules)")
     lang: Literal["en", "ru"] = Field("en", description="Language of the decision reasons")

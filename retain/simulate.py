@@ -24,13 +24,27 @@ one row per order line, sorted by customer_id, ts (lines of an order share its t
 ``contacts``, one row per customer and monthly campaign, all before as_of, sorted by customer_id, ts:
     customer_id | ts Datetime | channel String, one the customer consented to: email, sms, push,
     whatsapp, telegram | campaign String "2025-03-promo" | cost Float64 rubles (0 for control
-    rows) | control Boolean (the customer is in the global control group: nothing was sent).
+    rows) | control Boolean (the customer is in the global control group: nothing was sent) |
+    offer String, only with ``offer_share`` > 0: "discount_10" on a random ``offer_share`` of the
+    treated rows, else "none" (so past offers are a randomised experiment).
 ``truth``, one row per customer:
     customer_id | behaviour_type String: stock_up, hedonist, occasional | control Boolean |
     alive_at_as_of Boolean | dropout_ts Datetime, null if the customer does not drop out within
     the simulated span | mean_interval_days Float64, the base cadence before seasonality and
     slowdown | orders_next_90d Int64 | revenue_next_90d Float64, net of returns |
-    next_order_ts Datetime, null if no order in the future window | first_order_ts Datetime.
+    next_order_ts Datetime, null if no order in the future window | first_order_ts Datetime |
+    offer_response String: persuadable, sure_thing, sleeping_dog, lost_cause | offer_uplift
+    Float64, the true change a discount makes to the customer's expected orders in the 30 days
+    after it, while they still buy (drawn whatever ``offer_share``, from a stream of its own).
+``caused_orders``, the true effect of the contacts: one row per extra order a treated contact
+caused (in the history or the future), sorted by customer_id, ts:
+    customer_id | order_id (its lines are in transactions or future_transactions) | ts |
+    revenue Float64, the order's net amount | contact_ts Datetime, when the contact that caused
+    it was sent | channel String, that contact's channel. Control customers have none, so the
+    true difference between treated and control customers over a window is the caused revenue
+    (or orders) in it per treated customer. With offers, the orders a discount added to
+    persuadables are here too (caused by that contact); the orders it cancelled for sleeping
+    dogs have no row (they never happened).
 
 The generative model, and what it puts in the data that simple models miss:
 
@@ -57,19 +71,28 @@ The generative model, and what it puts in the data that simple models miss:
   with a probability per channel (``_UPLIFT``); WhatsApp loses effectiveness in the last two
   quarters of history while Telegram gains. Extra orders carry an ordinary basket and never fall
   after the customer's dropout.
+* Offers (``offer_share`` > 0): each customer has a latent response to a discount, correlated
+  with what the transactions show: persuadables (a discount adds an order within 30 days with
+  probability 0.3; hedonists and small baskets for the type most often), sure things (they
+  order anyway: fast cadences), sleeping dogs (a discount cancels their next order within 30
+  days with probability 0.5; occasional buyers and big baskets most often) and lost causes
+  (slow cadences; nothing moves them). The offers, the types
+  and their effects are drawn from a random stream of their own, so turning offers on keeps
+  the customers, their cadences, the campaigns and the contacts (baskets and signup times,
+  drawn after the orders, come out anew).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-__all__ = ["SimulatedShop", "simulate_shop", "write_shop"]
+__all__ = ["OFFER_NAME", "OFFER_TYPES", "SimulatedShop", "simulate_shop", "write_shop"]
 
 BEHAVIOUR_TYPES = ("stock_up", "hedonist", "occasional")
 ORDER_CHANNELS = ("web", "app", "store", "marketplace")
@@ -100,6 +123,19 @@ _UPLIFT = np.array(
     ]
 )
 _UPLIFT_DAYS = 7
+
+OFFER_TYPES = ("persuadable", "sure_thing", "sleeping_dog", "lost_cause")
+OFFER_NAME = "discount_10"
+NO_OFFER = "none"
+OFFER_WINDOW_DAYS = 30
+_OFFER_LIFT = 0.30  # persuadable: probability that a discount adds an order within the window
+_OFFER_DETER = 0.50  # sleeping dog: probability that it cancels their next order in the window
+# Per behaviour type (stock_up, hedonist, occasional): the shares of persuadables and sleeping
+# dogs; the rest are sure things or lost causes by their chance of ordering within the window
+# anyway, so the types follow cadence and basket, which the features see.
+_OFFER_PERSUADABLE = np.array([0.20, 0.45, 0.30])
+_OFFER_SLEEPING_DOG = np.array([0.10, 0.05, 0.25])
+_OFFER_STREAM = 14  # the offers' random stream: np.random.default_rng([seed, _OFFER_STREAM])
 
 _SLOWDOWN_SHARE = 0.7
 # Stretch of the interval that ends d orders before the last one (d = 0 is the last interval).
@@ -165,7 +201,8 @@ _TYPES = (
 )
 # fmt: on
 _MAX_FAVOURITES = max(t.favourites[1] for t in _TYPES)
-_FRAME_NAMES = ("transactions", "future_transactions", "customers", "contacts", "truth")
+_FRAME_NAMES = ("transactions", "future_transactions", "customers", "contacts", "truth",
+                "caused_orders")
 
 
 @dataclass(frozen=True)
@@ -178,6 +215,7 @@ class SimulatedShop:
     contacts: pl.DataFrame
     truth: pl.DataFrame
     as_of: date
+    caused_orders: pl.DataFrame | None = None  # what the treated contacts caused (module doc)
 
 
 @dataclass(frozen=True)
@@ -209,6 +247,7 @@ class _Orders:
     phase: np.ndarray
     sec: np.ndarray  # seconds since the history start
     channel: np.ndarray
+    cause: np.ndarray  # the contact row that caused the order (an extra order), else -1
 
 
 class _Season:
@@ -439,6 +478,7 @@ class _Contacts:
     late: np.ndarray  # per row: sent in the last two quarters of history
     cost: np.ndarray
     control: np.ndarray
+    offer: np.ndarray | None = None  # per row: a discount came with the message
 
 
 def _draw_contacts(
@@ -474,15 +514,88 @@ def _draw_contacts(
 
 def _draw_extra_orders(
     rng: np.random.Generator, contacts: _Contacts, dropout_sec: np.ndarray, end_sec: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Orders caused by treated contacts to customers who had not dropped out: (customer, sec)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Orders caused by treated contacts to customers who had not dropped out: (customer, sec,
+    the contact row that caused each)."""
     alive = ~contacts.control & (contacts.sec < dropout_sec[contacts.customer])
     probability = _UPLIFT[contacts.channel, contacts.late.astype(np.int64)]
     hit = np.flatnonzero(alive & (rng.random(contacts.customer.size) < probability))
     customer = contacts.customer[hit]
     sec = contacts.sec[hit] + rng.integers(0, _UPLIFT_DAYS * _DAY, hit.size)
     keep = (sec < dropout_sec[customer]) & (sec < end_sec)
-    return customer[keep], sec[keep]
+    return customer[keep], sec[keep], hit[keep]
+
+
+@dataclass(frozen=True)
+class _OfferResponse:
+    kind: np.ndarray  # int8 index into OFFER_TYPES
+    uplift: np.ndarray  # true change in expected orders within the window after a discount
+
+
+def _draw_offer_response(rng: np.random.Generator, pop: _Population) -> _OfferResponse:
+    """Each customer's latent response to a discount (see module doc)."""
+    # Small baskets for their type go with price-hunting (persuadable), big ones with buyers a
+    # discount cheapens the shop for (sleeping dogs): the type's shares x 2 (1 - r) and x 2 r,
+    # with r the customer's rank of expected basket value within their behaviour type.
+    period = pop.fav_period.astype(float)
+    favourites = np.where(period > 0, pop.product_price[pop.fav_product] * pop.fav_quantity
+                          / np.maximum(period, 1.0), 0.0).sum(axis=1)
+    impulse = _type_array("impulse", pop.btype) * float(pop.product_popularity
+                                                         @ pop.product_price)
+    basket = favourites + impulse
+    rank = np.empty(basket.size)
+    for kind in range(len(_TYPES)):  # three behaviour types, not customers
+        members = np.flatnonzero(pop.btype == kind)
+        rank[members[np.argsort(basket[members], kind="stable")]] = (
+            (np.arange(members.size) + 0.5) / max(members.size, 1))
+    persuadable = _OFFER_PERSUADABLE[pop.btype] * 2.0 * (1.0 - rank)
+    sleeping = _OFFER_SLEEPING_DOG[pop.btype] * 2.0 * rank
+    # The chance of ordering within the window anyway, for an order rate of 1 / mean interval.
+    anyway = -np.expm1(-OFFER_WINDOW_DAYS / pop.mean_interval)
+    rest = 1.0 - persuadable - sleeping
+    probs = np.stack([persuadable, rest * anyway, sleeping, rest * (1.0 - anyway)], axis=1)
+    kind = _draw_categories(rng, probs, (pop.btype.size,))
+    uplift = np.select([kind == 0, kind == 2], [_OFFER_LIFT, -_OFFER_DETER * anyway], 0.0)
+    return _OfferResponse(kind=kind, uplift=uplift)
+
+
+def _draw_offer_effects(
+    rng: np.random.Generator,
+    contacts: _Contacts,
+    response: _OfferResponse,
+    dropout_sec: np.ndarray,
+    base_customer: np.ndarray,
+    base_sec: np.ndarray,
+    base_last: np.ndarray,
+    end_sec: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """What the discounts did: orders they added to persuadables (customer, sec, the contact
+    row that caused each), and a mask of
+    the base orders they cancelled for sleeping dogs (the next one within the window; never a
+    customer's last lifetime order, which marks the dropout)."""
+    window = OFFER_WINDOW_DAYS * _DAY
+    assert contacts.offer is not None
+    kind = response.kind[contacts.customer]
+    u = rng.random(contacts.customer.size)
+    alive = contacts.sec < dropout_sec[contacts.customer]
+    added = np.flatnonzero(contacts.offer & alive & (kind == 0) & (u < _OFFER_LIFT))
+    customer = contacts.customer[added]
+    sec = contacts.sec[added] + rng.integers(0, window, added.size)
+    keep = (sec < dropout_sec[customer]) & (sec < end_sec)
+
+    deterred = np.flatnonzero(contacts.offer & (kind == 2) & (u < _OFFER_DETER))
+    bits = int(end_sec).bit_length()
+    order = np.argsort((base_customer << bits) | base_sec, kind="stable")
+    keys = ((base_customer << bits) | base_sec)[order]
+    who = contacts.customer[deterred]
+    position = np.searchsorted(keys, (who << bits) | contacts.sec[deterred], side="right")
+    position = np.minimum(position, keys.size - 1)
+    found = order[position]
+    hit = ((base_customer[found] == who) & (base_sec[found] > contacts.sec[deterred])
+           & (base_sec[found] < contacts.sec[deterred] + window) & ~base_last[found])
+    cancelled = np.zeros(base_customer.size, dtype=bool)
+    cancelled[found[hit]] = True
+    return customer[keep], sec[keep], added[keep], cancelled
 
 
 @dataclass(frozen=True)
@@ -572,8 +685,11 @@ def _draw_orders(
     start: date,
     as_of: date,
     end_sec: int,
+    offers: tuple[np.random.Generator, _OfferResponse, float] | None = None,
 ) -> tuple[_Orders, _Contacts, _Fates]:
-    """Base orders, the campaigns, and the extra orders the campaigns cause."""
+    """Base orders, the campaigns, and the extra orders the campaigns cause. ``offers``: the
+    offers' random stream, the customers' response and the share of treated contacts that carry
+    a discount."""
     n = pop.btype.size
     base_customer, base_index, base_days = _draw_base_orders(rng, pop, season, end_sec // _DAY)
     base_channel = _order_channel(rng, pop, base_customer)
@@ -592,10 +708,29 @@ def _draw_orders(
     )
 
     contacts = _draw_contacts(rng, pop, first_sec, start, as_of)
-    extra_customer, extra_sec = _draw_extra_orders(rng, contacts, fates.dropout_sec, end_sec)
+    extra_customer, extra_sec, extra_cause = _draw_extra_orders(
+        rng, contacts, fates.dropout_sec, end_sec)
     extra_channel = _order_channel(rng, pop, extra_customer)
     # An extra order carries the basket of a random point in the customer's cycle.
     extra_phase = rng.integers(0, 12, extra_customer.size)
+    if offers is not None:
+        offer_rng, response, offer_share = offers
+        contacts = replace(contacts, offer=~contacts.control
+                           & (offer_rng.random(contacts.customer.size) < offer_share))
+        base_last = base_index == pop.lifetime_orders[base_customer] - 1
+        offer_customer, offer_sec, offer_cause, cancelled = _draw_offer_effects(
+            offer_rng, contacts, response, fates.dropout_sec, base_customer, base_sec, base_last,
+            end_sec)
+        kept = ~cancelled
+        base_customer, base_index = base_customer[kept], base_index[kept]
+        base_sec, base_channel = base_sec[kept], base_channel[kept]
+        extra_customer = np.concatenate([extra_customer, offer_customer])
+        extra_sec = np.concatenate([extra_sec, offer_sec])
+        extra_cause = np.concatenate([extra_cause, offer_cause])
+        extra_channel = np.concatenate([extra_channel, _order_channel(offer_rng, pop,
+                                                                      offer_customer)])
+        extra_phase = np.concatenate([extra_phase,
+                                      offer_rng.integers(0, 12, offer_customer.size)])
 
     customer = np.concatenate([base_customer, extra_customer])
     sec = np.concatenate([base_sec, extra_sec])
@@ -605,6 +740,7 @@ def _draw_orders(
         phase=np.concatenate([base_index, extra_phase])[order],
         sec=sec[order],
         channel=np.concatenate([base_channel, extra_channel])[order],
+        cause=np.concatenate([np.full(base_customer.size, -1), extra_cause])[order],
     )
     return orders, contacts, fates
 
@@ -662,6 +798,7 @@ def _truth_frame(
     customer_ids: pl.Series,
     as_of_sec: int,
     epoch_sec: int,
+    response: _OfferResponse,
 ) -> pl.DataFrame:
     n = pop.btype.size
     horizon_sec = as_of_sec + _HORIZON_DAYS * _DAY
@@ -694,6 +831,8 @@ def _truth_frame(
             pl.Series("revenue_next_90d", revenue_next),
             _datetimes("next_order_ts", epoch_sec, next_sec, ~has_next),
             _datetimes("first_order_ts", epoch_sec, fates.first_sec),
+            pl.Series(OFFER_TYPES).gather(response.kind).alias("offer_response"),
+            pl.Series("offer_uplift", response.uplift),
         ]
     ).with_columns(pl.col("orders_next_90d").cast(pl.Int64))
 
@@ -725,6 +864,24 @@ def _customers_frame(
     )
 
 
+def _caused_frame(orders: _Orders, lines: _Lines, contacts: _Contacts, customer_ids: pl.Series,
+                  order_ids: pl.Series, epoch_sec: int) -> pl.DataFrame:
+    """The true effect: every extra order a treated contact caused, with its net revenue."""
+    revenue = np.bincount(lines.order, weights=lines.amount, minlength=orders.sec.size)
+    caused = np.flatnonzero(orders.cause >= 0)
+    contact = orders.cause[caused]
+    return pl.DataFrame(
+        [
+            customer_ids.gather(orders.customer[caused]).alias("customer_id"),
+            order_ids.gather(caused).alias("order_id"),
+            _datetimes("ts", epoch_sec, orders.sec[caused]),
+            pl.Series("revenue", revenue[caused]),
+            _datetimes("contact_ts", epoch_sec, contacts.sec[contact]),
+            pl.Series(CONTACT_CHANNELS).gather(contacts.channel[contact]).alias("channel"),
+        ]
+    )
+
+
 def _contacts_frame(contacts: _Contacts, customer_ids: pl.Series, epoch_sec: int) -> pl.DataFrame:
     return pl.DataFrame(
         [
@@ -736,6 +893,9 @@ def _contacts_frame(contacts: _Contacts, customer_ids: pl.Series, epoch_sec: int
             .alias("campaign"),
             pl.Series("cost", contacts.cost),
             pl.Series("control", contacts.control),
+            *(() if contacts.offer is None else (
+                pl.Series([NO_OFFER, OFFER_NAME]).gather(contacts.offer.astype(np.int8))
+                .alias("offer"),)),
         ]
     )
 
@@ -747,11 +907,13 @@ def simulate_shop(
     history_days: int = 730,
     future_days: int = 365,
     control_share: float = 0.075,
+    offer_share: float = 0.0,
 ) -> SimulatedShop:
     """Simulate a shop with ``n_customers`` customers, all first ordering before ``as_of``.
 
     The same arguments give identical frames. ``future_days`` must cover the 90-day horizon
-    of the truth columns.
+    of the truth columns. ``offer_share``: the share of treated contacts that carry a discount
+    (drawn at random); 0 (the default) gives no ``offer`` column and no offers' effects.
     """
     if n_customers < 1:
         raise ValueError("n_customers must be at least 1")
@@ -759,6 +921,8 @@ def simulate_shop(
         raise ValueError(f"need history_days >= 1 and future_days >= {_HORIZON_DAYS}")
     if not 0.0 <= control_share < 1.0:
         raise ValueError("control_share must be in [0, 1)")
+    if not 0.0 <= offer_share <= 1.0:
+        raise ValueError("offer_share must be in [0, 1]")
     rng = np.random.default_rng(seed)
     start = date.fromordinal(as_of.toordinal() - history_days)
     epoch_sec = (start - date(1970, 1, 1)).days * _DAY
@@ -766,8 +930,13 @@ def simulate_shop(
     end_sec = (history_days + future_days) * _DAY
 
     pop = _draw_population(rng, n_customers, control_share, history_days)
+    # The offers draw from a stream of their own, so the other draws stay as they were.
+    offer_rng = np.random.default_rng([seed, _OFFER_STREAM])
+    response = _draw_offer_response(offer_rng, pop)
     season = _Season(start, history_days + future_days)
-    orders, contacts, fates = _draw_orders(rng, pop, season, start, as_of, end_sec)
+    orders, contacts, fates = _draw_orders(
+        rng, pop, season, start, as_of, end_sec,
+        (offer_rng, response, offer_share) if offer_share > 0 else None)
     lines = _draw_lines(rng, pop, orders)
     customer_ids = _id_strings("C", np.arange(n_customers), 7)
     order_ids = _order_ids(orders)
@@ -779,8 +948,10 @@ def simulate_shop(
         ),
         customers=_customers_frame(rng, pop, fates, customer_ids, epoch_sec),
         contacts=_contacts_frame(contacts, customer_ids, epoch_sec),
-        truth=_truth_frame(pop, orders, lines, fates, customer_ids, as_of_sec, epoch_sec),
+        truth=_truth_frame(pop, orders, lines, fates, customer_ids, as_of_sec, epoch_sec,
+                           response),
         as_of=as_of,
+        caused_orders=_caused_frame(orders, lines, contacts, customer_ids, order_ids, epoch_sec),
     )
 
 

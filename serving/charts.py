@@ -17,7 +17,8 @@ from typing import Any, NamedTuple
 
 import polars as pl
 
-__all__ = ["OrderHistory", "bars", "heatmap", "lifecycle_value", "model_quality", "timeline"]
+__all__ = ["OrderHistory", "bars", "grid_heatmap", "heatmap", "intervals", "lifecycle_value",
+           "lines", "model_quality", "timeline"]
 
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, Arial, sans-serif"
 INK, MUTED, LINE, SOFT = "#1d2430", "#5c6675", "#d9dee6", "#f4f6f9"
@@ -318,4 +319,184 @@ def timeline(as_of: date, marks: Sequence[tuple[str, date | None, str]],
                     f'<line x1="{cx:.1f}" y1="{axis_y + 8}" x2="{cx:.1f}" y2="{ly - 4}" '
                     f'stroke="{LINE}"/>'
                     + _text(cx, ly + 8, f"{text}: {day}", anchor, font_size="12") + "</g>")
+    return _svg(width, height, body, title, css_id)
+
+
+# ---------------------------------------------------------------------------------------------
+# The report's charts (analytics/report.py): a grid heat map, line charts and intervals
+
+# Distinct hues for up to eight series; more reuse them (the legend still names each).
+SERIES_COLOURS = ("#1f5fbf", "#c98a00", "#1c7c3c", "#b3261e", "#6b3fa0", "#00838f", "#7a5c3a",
+                  "#5c6675")
+
+
+def _ticks(low: float, high: float, count: int = 5) -> list[float]:
+    """About ``count`` round tick values covering ``[low, high]``."""
+    if high <= low:
+        return [low]
+    raw = (high - low) / count
+    magnitude = 10 ** len(str(int(raw))) / 10 if raw >= 1 else 10 ** -len(str(1 / raw).split(".")[0])
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    first = step * (low // step)
+    ticks, value = [], first
+    while value <= high + step * 1e-9:
+        if value >= low - step * 1e-9:
+            ticks.append(round(value, 10))
+        value += step
+    return ticks
+
+
+def grid_heatmap(cells: pl.DataFrame, rows: Sequence[str], columns: Sequence[Any],
+                 title: str, css_id: str, row_heading: str = "", column_heading: str = "",
+                 tooltip: Callable[[dict], str] = lambda row: str(row["text"])) -> str:
+    """A grid of ``rows`` x ``columns`` cells, each coloured by its ``value`` (0 to 1: white to
+    the accent colour) and showing its ``text``: ``cells`` has ``row, column, value, text`` (and
+    whatever ``tooltip`` reads). Cells not in the frame are left blank (not observed yet)."""
+    found = {(r["row"], r["column"]): r for r in cells.iter_rows(named=True)}
+    left, head, cell_w, cell_h = 96, 44, 42, 24
+    width, height = left + cell_w * len(columns) + 4, head + cell_h * len(rows) + 4
+    body = [_text(left - 8, 16, row_heading, "end", fill=MUTED, font_size="12"),
+            _text(left, 16, column_heading, fill=MUTED, font_size="12")]
+    body += [_text(left + cell_w * (j + 0.5), head - 8, code, "middle", fill=MUTED, font_size="11")
+             for j, code in enumerate(columns)]
+    for i, name in enumerate(rows):
+        y = head + cell_h * i
+        body.append(_text(left - 8, y + cell_h / 2 + 4, _clip(str(name), 14), "end",
+                          font_size="12"))
+        for j, column in enumerate(columns):
+            row = found.get((name, column))
+            if row is None:
+                continue
+            x = left + cell_w * j
+            share = min(max(float(row["value"] or 0.0), 0.0), 1.0)
+            colour = "#ffffff" if share > 0.55 else INK
+            body.append(
+                f'<g class="grid-cell" data-row="{_e(name)}" data-column="{_e(column)}" '
+                f'data-value="{share:.4f}"><title>{_e(tooltip(row))}</title>'
+                f'<rect x="{x + 1}" y="{y + 1}" width="{cell_w - 2}" height="{cell_h - 2}" '
+                f'rx="2" fill="{_mix(share) if share > 0 else "#ffffff"}" stroke="{LINE}"/>'
+                + _text(x + cell_w / 2, y + cell_h / 2 + 4, row["text"], "middle", fill=colour,
+                        font_size="11") + "</g>")
+    return _svg(width, height, body, title, css_id)
+
+
+def lines(points: pl.DataFrame, title: str, css_id: str, x_label: str, y_label: str,
+          number: Callable[[float], str] = lambda v: f"{v:,.0f}",
+          x_number: Callable[[float], str] = lambda v: f"{v:g}",
+          diagonal: bool = False, series_order: Sequence[str] | None = None,
+          plot_width: int = 520, x_from_zero: bool = True) -> str:
+    """One line per ``series`` through its ``(x, y)`` points (``points``: ``series, x, y``),
+    on axes from zero (or the lowest value; ``x_from_zero=False``: x from its lowest value,
+    for dates) to the largest, with a legend; ``diagonal`` draws the dashed y = x line (a
+    perfect calibration, a random ranking)."""
+    left, right, top, bottom, plot_w, plot_h = 70, 150, 16, 44, plot_width, 260
+    width, height = left + plot_w + right, top + plot_h + bottom
+    names = list(series_order) if series_order is not None else \
+        list(dict.fromkeys(points["series"].to_list()))
+    xs = points["x"].cast(pl.Float64)
+    ys = points["y"].cast(pl.Float64)
+    x_lo, x_hi = float(xs.min() or 0.0), float(xs.max() or 1.0)
+    x_lo = min(x_lo, 0.0) if x_from_zero else x_lo
+    y_lo, y_hi = min(float(ys.min() or 0.0), 0.0), float(ys.max() or 1.0)
+    if diagonal:
+        x_hi = y_hi = max(x_hi, y_hi)
+    x_hi, y_hi = (x_hi if x_hi > x_lo else x_lo + 1), (y_hi if y_hi > y_lo else y_lo + 1)
+
+    def px(v: float) -> float:
+        return left + plot_w * (v - x_lo) / (x_hi - x_lo)
+
+    def py(v: float) -> float:
+        return top + plot_h * (1 - (v - y_lo) / (y_hi - y_lo))
+
+    body = [f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="{SOFT}"/>']
+    for tick in _ticks(y_lo, y_hi):
+        body.append(f'<line x1="{left}" y1="{py(tick):.1f}" x2="{left + plot_w}" '
+                    f'y2="{py(tick):.1f}" stroke="{LINE}"/>'
+                    + _text(left - 6, py(tick) + 4, number(tick), "end", fill=MUTED,
+                            font_size="11"))
+    distinct = sorted(set(xs.drop_nulls().to_list()))
+    for tick in (distinct if not x_from_zero and len(distinct) <= 8 else _ticks(x_lo, x_hi, 8)):
+        body.append(_text(px(tick), top + plot_h + 16, x_number(tick), "middle", fill=MUTED,
+                          font_size="11"))
+    body.append(_text(left + plot_w / 2, height - 6, x_label, "middle", fill=MUTED,
+                      font_size="12"))
+    body.append(f'<text x="14" y="{top + plot_h / 2:.1f}" text-anchor="middle" fill="{MUTED}" '
+                f'font-size="12" transform="rotate(-90 14 {top + plot_h / 2:.1f})">'
+                f'{_e(y_label)}</text>')
+    if diagonal:
+        lo = max(x_lo, y_lo)
+        body.append(f'<line x1="{px(lo):.1f}" y1="{py(lo):.1f}" x2="{px(x_hi):.1f}" '
+                    f'y2="{py(y_hi):.1f}" stroke="{MUTED}" stroke-dasharray="4 4"/>')
+    for n, name in enumerate(names):
+        own = points.filter(pl.col("series") == name).sort("x")
+        if own.height == 0:
+            continue
+        colour = SERIES_COLOURS[n % len(SERIES_COLOURS)]
+        path = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in zip(own["x"].to_list(),
+                                                                    own["y"].to_list()))
+        dots = "".join(
+            f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="2.5" fill="{colour}">'
+            f'<title>{_e(f"{name} · {x_number(x)}: {number(y)}")}</title></circle>'
+            for x, y in zip(own["x"].to_list(), own["y"].to_list()))
+        ly = top + 14 + 18 * n
+        body.append(f'<g class="series" data-series="{_e(name)}" data-points="{own.height}">'
+                    f'<polyline points="{path}" fill="none" stroke="{colour}" '
+                    f'stroke-width="2"/>{dots}'
+                    f'<line x1="{left + plot_w + 14}" y1="{ly - 4}" x2="{left + plot_w + 34}" '
+                    f'y2="{ly - 4}" stroke="{colour}" stroke-width="3"/>'
+                    + _text(left + plot_w + 40, ly, _clip(str(name), 18), font_size="12")
+                    + "</g>")
+    return _svg(width, height, body, title, css_id)
+
+
+def intervals(frame: pl.DataFrame, title: str, css_id: str,
+              number: Callable[[float], str] = lambda v: f"{v:,.2f}",
+              group_order: Sequence[str] | None = None) -> str:
+    """Estimates with their intervals over time, one row of panels per ``group`` (a channel):
+    ``frame`` has ``group, period, estimate, low, high``; each period is a dot on its interval,
+    green when the interval is above zero, red when below, grey when it crosses zero."""
+    groups = list(group_order) if group_order is not None else \
+        list(dict.fromkeys(frame["group"].to_list()))
+    periods = sorted(set(frame["period"].cast(pl.String).to_list()))
+    left, top, col_w, row_h = 140, 28, max(min(640 // max(len(periods), 1), 110), 56), 76
+    width = left + col_w * max(len(periods), 1) + 16
+    height = top + row_h * max(len(groups), 1) + 8
+    body = [_text(left + col_w * (j + 0.5), 18, period, "middle", fill=MUTED, font_size="11")
+            for j, period in enumerate(periods)]
+    for i, group in enumerate(groups):
+        own = frame.filter(pl.col("group") == group)
+        y0 = top + row_h * i
+        values = [v for c in ("estimate", "low", "high") for v in own[c].to_list() if v is not None]
+        reach = max((abs(v) for v in values), default=1.0) or 1.0
+        scale = (row_h / 2 - 10) / reach
+        zero = y0 + row_h / 2
+        body.append(_text(left - 10, zero + 4, _clip(str(group), 18), "end", font_weight="600",
+                          font_size="12"))
+        body.append(f'<line x1="{left}" y1="{zero:.1f}" x2="{width - 16}" y2="{zero:.1f}" '
+                    f'stroke="{MUTED}" stroke-dasharray="3 3"/>')
+        if i:
+            body.append(f'<line x1="{left}" y1="{y0}" x2="{width - 16}" y2="{y0}" '
+                        f'stroke="{LINE}"/>')
+        for row in own.iter_rows(named=True):
+            j = periods.index(str(row["period"]))
+            cx = left + col_w * (j + 0.5)
+            est, lo, hi = row["estimate"], row["low"], row["high"]
+            if est is None:
+                continue
+            colour = (GOOD if lo is not None and lo > 0 else BAD if hi is not None and hi < 0
+                      else MUTED)
+            tip = f"{group} · {row['period']}: {number(est)}"
+            if lo is not None and hi is not None:
+                tip += f" [{number(lo)}; {number(hi)}]"
+            bar = (f'<line x1="{cx:.1f}" y1="{zero - hi * scale:.1f}" x2="{cx:.1f}" '
+                   f'y2="{zero - lo * scale:.1f}" stroke="{colour}" stroke-width="5" '
+                   f'stroke-linecap="round" opacity="0.45"/>'
+                   if lo is not None and hi is not None else "")
+            body.append(f'<g class="interval" data-group="{_e(group)}" '
+                        f'data-period="{_e(row["period"])}" data-estimate="{est:.4f}">'
+                        f'<title>{_e(tip)}</title>{bar}'
+                        f'<circle cx="{cx:.1f}" cy="{zero - est * scale:.1f}" r="4" '
+                        f'fill="{colour}"/>'
+                        + _text(cx + 8, zero - est * scale - 6, number(est), fill=colour,
+                                font_size="10") + "</g>")
     return _svg(width, height, body, title, css_id)

@@ -55,6 +55,7 @@ from retain.serving.deps import (
 )
 from retain.serving.metrics import UNMATCHED_ROUTE, ServiceMetrics
 from retain.serving.routes import ROUTERS
+from retain.serving.routes.report import router as report_router
 from retain.serving.routes.ui import router as ui_router
 from retain.serving.schemas import PROBLEM_MEDIA_TYPE, ProblemPublic, ScoreRequest
 from retain.serving.security import KeyRing
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
     app.include_router(ui_router)
+    app.include_router(report_router)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(ProblemError, problem_error)

@@ -30,6 +30,8 @@ from prometheus_client import (
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 UNMATCHED_ROUTE = "unmatched"
 MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+MAX_DRIFT_SERIES = 100
+DRIFT_SHIFTED = 0.25  # analytics.drift.SHIFTED (not imported: /metrics stays light)
 
 
 def is_multiprocess() -> bool:
@@ -71,6 +73,21 @@ class ServiceMetrics:
             "retain_model_reloads", "Model reload attempts: reloaded, unchanged or failed",
             ["result"], registry=self.registry,
         )
+        # Drift of the latest score run (analytics/drift.py), refreshed from the store when
+        # /metrics is read. Labels: kind (feature, score, decision) and the column's name,
+        # from retain's own list of watched columns (at most MAX_DRIFT_SERIES): bounded.
+        self.drift = Gauge(
+            "retain_drift_psi", "PSI of the latest score run against the run before it, per "
+            "watched column (< 0.1 stable, 0.1-0.25 moderate, > 0.25 shifted)",
+            ["kind", "name"], registry=self.registry, multiprocess_mode="mostrecent",
+        )
+        self.drift_shifted = Gauge(
+            "retain_drift_shifted_columns", "Watched columns of the latest score run with PSI "
+            "above 0.25 against the run before it", registry=self.registry,
+            multiprocess_mode="mostrecent",
+        )
+        self._drift_run: str | None = None
+        self._drift_labels: set[tuple[str, str]] = set()
         self._served: tuple[str, str, str] | None = None
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
@@ -84,6 +101,26 @@ class ServiceMetrics:
         self.model.labels(*labels).set(1)
         self._served = labels
         self.model_version.set(float(version) if version.isdigit() else 0.0)
+
+    def observe_drift(self, run_id: str, rows: list[tuple[str, str, float | None]]) -> None:
+        """The drift gauges for a run: ``(kind, name, psi)`` per watched column (psi None:
+        nothing to compare with, left out). Series of columns the run lacks are removed."""
+        if run_id == self._drift_run:
+            return
+        measured = [(kind, name, psi) for kind, name, psi in rows
+                    if psi is not None][:MAX_DRIFT_SERIES]
+        labels = {(kind, name) for kind, name, _ in measured}
+        for gone in self._drift_labels - labels:
+            if self.multiprocess:  # the value lives on in the workers' files: mark it unknown
+                self.drift.labels(*gone).set(float("nan"))
+            else:
+                self.drift.remove(*gone)
+        for kind, name, psi in measured:
+            self.drift.labels(kind, name).set(psi)
+        self.drift_shifted.set(sum(psi > DRIFT_SHIFTED for _, _, psi in measured))
+        self._drift_labels = labels
+        # A run read before `retain score` kept its drift (or the first run) is read again.
+        self._drift_run = run_id if measured else None
 
     def exposition(self) -> tuple[bytes, str]:
         if not self.multiprocess:

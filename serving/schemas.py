@@ -456,6 +456,115 @@ class SegmentsPublic(BaseModel):
     cells: list[SegmentCellPublic] = Field(description="Largest cells first")
 
 
+EXAMPLE_EFFECT_ROW = {
+    "period": "2026-Q2", "split": "telegram", "metric": "revenue", "treated_customers": 812,
+    "control_customers": 71, "treated_mean": 1630.2, "control_mean": 1402.9,
+    "difference": 201.5, "ci_low": 40.3, "ci_high": 362.0, "relative_lift": 0.1436,
+    "incremental_revenue": 163618.0, "cost": 487.2, "romi": 99.7}
+
+
+class EffectRowPublic(BaseModel):
+    """One period, split and metric of a measured effect (docs/effect.md defines each)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_EFFECT_ROW]})
+
+    period: str = Field(description="2026-03 (a month) or 2026-Q1 (a quarter)")
+    split: str = Field(description="'all', or the channel, goal or segment")
+    metric: Literal["revenue", "orders", "buyers"] = Field(
+        description="Per customer: net revenue, purchase orders, or bought at all (0 or 1)")
+    treated_customers: int = Field(description="Customers sent a message in the period")
+    control_customers: int = Field(description="Control-group customers the campaigns left out")
+    treated_mean: float = Field(description="The metric per treated customer")
+    control_mean: float | None = Field(description="The metric per control customer")
+    difference: float | None = Field(description="Treated minus control (CUPED-adjusted)")
+    ci_low: float | None = Field(description="Lower end of the confidence interval")
+    ci_high: float | None = Field(description="Upper end of the confidence interval")
+    relative_lift: float | None = Field(description="difference / control_mean")
+    incremental_revenue: float | None = Field(
+        description="difference x treated customers (revenue rows only)")
+    cost: float = Field(description="Cost of the messages sent in the period and split")
+    romi: float | None = Field(
+        description="(incremental revenue x margin - cost) / cost (revenue rows only)")
+
+
+EXAMPLE_CHANNEL_PERIOD = {
+    "period": "2026-04-01", "channel": "telegram", "reach": 2181, "messages": 3041,
+    "response_rate": 0.1536, "control_rate": 0.1191, "uplift": 0.0255,
+    "incremental_revenue_per_contact": 52.3, "incremental_revenue": 158996.0, "cost": 608.2,
+    "return_per_cost": 78.4, "status": "active"}
+EXAMPLE_CHANNEL_SHARE = {"channel": "telegram", "status": "active", "current_share": 0.117,
+                         "recommended_share": 0.139, "return_per_cost": 78.4}
+
+
+class ChannelPeriodPublic(BaseModel):
+    """One channel in one period, as the decisions measured it (docs/effect.md)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_CHANNEL_PERIOD]})
+
+    period: date = Field(description="First day of the month or quarter")
+    channel: str = Field(description="The channel")
+    reach: int | None = Field(description="Customers written to (null: not kept with the model)")
+    messages: int = Field(description="Messages judged (response window closed)")
+    response_rate: float = Field(description="Share of messages followed by an order within "
+                                             "the response window")
+    control_rate: float | None = Field(description="The control group's rate in the period")
+    uplift: float | None = Field(description="Response minus control, shrunk to the default")
+    incremental_revenue_per_contact: float | None = Field(
+        description="uplift x average order value")
+    incremental_revenue: float | None = Field(description="Per contact x messages")
+    cost: float = Field(description="Cost of the messages")
+    return_per_cost: float | None = Field(
+        description="Incremental revenue x margin / cost (null: free)")
+    status: str | None = Field(description="active, maintenance or unmeasured in the plan")
+
+
+class ChannelSharePublic(BaseModel):
+    """A channel's share of the messages: the latest period's and the recommended next."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_CHANNEL_SHARE]})
+
+    channel: str = Field(description="The channel")
+    status: str | None = Field(description="active, maintenance or unmeasured in the plan")
+    current_share: float = Field(description="Share of the latest period's messages")
+    recommended_share: float = Field(description="Recommended share of the next period's; "
+                                                 "never 0")
+    return_per_cost: float | None = Field(description="The latest period's return per cost")
+
+
+class ChannelsPublic(BaseModel):
+    """The served model's channel measurements (what the decisions read) and the split."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "model_version": "3", "measured_at": "2026-07-01", "by": "quarter",
+        "rows": [EXAMPLE_CHANNEL_PERIOD], "split": [EXAMPLE_CHANNEL_SHARE]}]})
+
+    model_version: str = Field(description="The served model, whose measurements these are")
+    measured_at: date | None = Field(description="As-of date of the measurements")
+    by: Literal["month", "quarter"] = Field(description="Period of each measurement")
+    rows: list[ChannelPeriodPublic] = Field(description="Per channel and period")
+    split: list[ChannelSharePublic] = Field(description="Largest recommended share first")
+
+
+class EffectPublic(BaseModel):
+    """The latest measurement `retain effect` kept in the score store."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "effect_id": "5b0e2c7d9a1f4e3b8c6d2a0f1e9b7c3d",
+        "measured_at": "2026-07-02T08:00:00Z", "date_from": "2026-04-01",
+        "date_to": "2026-07-01", "by": "quarter", "split_by": "channel",
+        "rows": [EXAMPLE_EFFECT_ROW],
+    }]})
+
+    effect_id: str | None = Field(description="The measurement; null: none kept yet")
+    measured_at: datetime | None = Field(description="When `retain effect` measured it")
+    date_from: date | None = Field(description="First day measured")
+    date_to: date | None = Field(description="Day after the last day measured")
+    by: Literal["month", "quarter"] | None = Field(description="Period length")
+    split_by: Literal["none", "goal", "channel", "segment"] | None = Field(
+        description="How the customers were split")
+    rows: list[EffectRowPublic] = Field(description="One per period, split and metric")
+
+
 # -- errors ------------------------------------------------------------------------------------
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 

@@ -20,6 +20,12 @@ Tables:
   :data:`models.pipeline.SCORE_COLUMNS` plus ``model_version`` (migration 1) and the decision
   columns of :data:`decisions.decide.DECISION_SCHEMA` (migration 2) and the customer's order
   history :data:`decisions.decide.ORDER_HISTORY_SCHEMA` (migration 3).
+- ``drift`` (migration 4): one row per run x watched column (``analytics/drift.py``): ``run_id,
+  name, kind, psi, level, customers, reference_run_id, reference_customers, profile`` (the
+  column's bins and shares in that run, JSON: the next run's reference).
+- ``calibration`` (migration 4): a past run's predictions against what then happened, one row
+  per run x churn decile (``decile`` 0: every customer of the run); see
+  :data:`CALIBRATION_SCHEMA`. Measured again, a run's rows are replaced.
 
 **Atomic runs.** The run's row is committed first with status ``running``; then ONE transaction
 inserts every score row (COPY on PostgreSQL, large ``executemany`` chunks on SQLite in WAL mode)
@@ -215,6 +221,54 @@ def _scores_table(metadata: sa.MetaData, columns: Sequence[ColumnSpec]) -> sa.Ta
     return table
 
 
+# A run's drift per watched column (analytics/drift.py); the profile is the next run's reference.
+DRIFT_COLUMNS: tuple[ColumnSpec, ...] = (
+    ("name", pl.String), ("kind", pl.String), ("psi", pl.Float64), ("level", pl.String),
+    ("customers", pl.Int64), ("reference_run_id", pl.String),
+    ("reference_customers", pl.Int64), ("profile", pl.String),
+)
+# A past run's predictions against the outcomes in its horizon (analytics/drift.py), one row
+# per run x churn decile; decile 0 is every customer of the run.
+CALIBRATION_COLUMNS: tuple[ColumnSpec, ...] = (
+    ("as_of", pl.Date), ("horizon_days", pl.Int32), ("model_version", pl.String),
+    ("decile", pl.Int32), ("customers", pl.Int64), ("predicted_churn", pl.Float64),
+    ("observed_churn", pl.Float64), ("brier", pl.Float64), ("predicted_revenue", pl.Float64),
+    ("actual_revenue", pl.Float64), ("revenue_mae", pl.Float64),
+    ("predicted_orders", pl.Float64), ("actual_orders", pl.Float64),
+    ("measured_at", pl.Datetime("us", "UTC")),
+)
+CALIBRATION_SCHEMA = {"run_id": pl.String, **dict(CALIBRATION_COLUMNS)}
+DRIFT_SCHEMA = {"run_id": pl.String, **dict(DRIFT_COLUMNS)}
+
+
+def _side_table(metadata: sa.MetaData, name: str, columns: Sequence[ColumnSpec],
+                key: tuple[str, ...]) -> sa.Table:
+    """A table kept per run beside the scores, keyed by ``run_id`` and ``key``."""
+    return sa.Table(
+        name, metadata,
+        sa.Column("run_id", sa.String(32), nullable=False),
+        *[sa.Column(column, _CUSTOMER_ID if column == "name" else _sql_type(dtype),
+                    nullable=column not in key)
+          for column, dtype in columns],
+        sa.PrimaryKeyConstraint("run_id", *key, name=f"pk_{name}"),
+    )
+
+
+def _drift_table(metadata: sa.MetaData) -> sa.Table:
+    return _side_table(metadata, "drift", DRIFT_COLUMNS, ("name",))
+
+
+def _calibration_table(metadata: sa.MetaData) -> sa.Table:
+    return _side_table(metadata, "calibration", CALIBRATION_COLUMNS, ("decile",))
+
+
+def _create_drift_tables(conn: Connection, migration: Migration) -> None:
+    metadata = sa.MetaData()
+    _drift_table(metadata)
+    _calibration_table(metadata)
+    metadata.create_all(conn)
+
+
 def _create_tables(conn: Connection, migration: Migration) -> None:
     metadata = sa.MetaData()
     _runs_table(metadata)
@@ -235,6 +289,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "decision fields", add_score_columns=tuple(DECISION_SCHEMA.items())),
     # Runs stored before it read these as null.
     Migration(3, "order history", add_score_columns=tuple(ORDER_HISTORY_SCHEMA.items())),
+    Migration(4, "drift and calibration", apply=_create_drift_tables),
 )
 # Columns an export or the segment matrix may filter on (equality).
 FILTER_COLUMNS = ("segment", "goal", "channel", "lifecycle_stage", "value_tier",
@@ -324,6 +379,8 @@ class ScoreStore:
         self._version = _version_table(metadata)
         self._runs = _runs_table(metadata)
         self._scores = _scores_table(metadata, self._columns)
+        self._drift = _drift_table(metadata)
+        self._calibration = _calibration_table(metadata)
         self._engine: Engine | None = None
         self._schema_version: int | None = None
 
@@ -650,6 +707,16 @@ class ScoreStore:
         rows = self._read(statement.limit(1))
         return rows[0] if rows else None
 
+    def latest_run_through(self, as_of: date) -> dict | None:
+        """The complete run with the latest as-of date on or before ``as_of`` (the newest run
+        of that date), or None: the predictions known on that date (cohorts, the report)."""
+        runs = self._runs
+        statement = (sa.select(runs).where(runs.c.status == COMPLETE, runs.c.as_of <= as_of)
+                     .order_by(runs.c.as_of.desc(), runs.c.finished_at.desc(),
+                               runs.c.run_id.desc()).limit(1))
+        rows = self._read(statement)
+        return rows[0] if rows else None
+
     def complete_run(self, run_id: str) -> dict | None:
         """The complete run ``run_id`` (as :meth:`latest_run` gives it), or None."""
         rows = self._read(self._complete_runs().where(self._runs.c.run_id == run_id))
@@ -712,16 +779,19 @@ class ScoreStore:
     def empty_frame(self) -> pl.DataFrame:
         return pl.DataFrame(schema=dict(self._columns))
 
-    def scores(self, run_id: str | None = None) -> pl.DataFrame:
+    def scores(self, run_id: str | None = None,
+               columns: Sequence[str] | None = None) -> pl.DataFrame:
         """Every row of a complete run (the latest by default), ordered by customer_id; an
-        empty frame when there is no complete run yet."""
-        chunks = list(self.iter_scores(run_id, chunk_size=200_000))
+        empty frame when there is no complete run yet. ``columns``: only these (a run's few
+        predictions read in a fraction of the time of all its columns)."""
+        chunks = list(self.iter_scores(run_id, chunk_size=200_000, columns=columns))
         if not chunks:
-            return self.empty_frame()
+            return self.empty_frame().select(columns or self._names)
         return pl.concat(chunks, rechunk=True)
 
     def iter_scores(self, run_id: str | None = None, chunk_size: int = 50_000,
-                    filters: dict[str, str | None] | None = None) -> Iterator[pl.DataFrame]:
+                    filters: dict[str, str | None] | None = None,
+                    columns: Sequence[str] | None = None) -> Iterator[pl.DataFrame]:
         """A complete run (the latest by default) as polars frames of at most ``chunk_size``
         rows, ordered by customer_id, read with a streaming cursor (constant memory).
 
@@ -733,11 +803,14 @@ class ScoreStore:
         if chunk_size < 1:
             raise ValueError("chunk_size must be at least 1")
         filters = _checked_filters(filters)
+        unknown = sorted(set(columns or ()) - set(self._names))
+        if unknown:
+            raise ValueError(f"no score column(s) {', '.join(unknown)}")
         engine = self._engine_or_raise()
         resolved = self._resolve_run(run_id)
         if resolved is None:
             return iter(())
-        return self._stream(engine, resolved, chunk_size, filters)
+        return self._stream(engine, resolved, chunk_size, filters, columns)
 
     def segment_matrix(self, run_id: str | None = None) -> pl.DataFrame:
         """The segment x goal x channel matrix of a complete run (the latest by default):
@@ -767,7 +840,10 @@ class ScoreStore:
             nulls_last=True)
 
     def _stream(self, engine: Engine, run_id: str, chunk_size: int,
-                filters: dict[str, str | None]) -> Iterator[pl.DataFrame]:
+                filters: dict[str, str | None],
+                columns: Sequence[str] | None = None) -> Iterator[pl.DataFrame]:
+        specs = ([(n, self._dtypes[n]) for n in columns] if columns
+                 else list(self._columns))
         quote = engine.dialect.identifier_preparer.quote
         placeholder = "?" if self.is_sqlite else "%s"
         conditions = [f"run_id = {placeholder}"]
@@ -778,9 +854,9 @@ class ScoreStore:
             else:
                 conditions.append(f"{quote(name)} = {placeholder}")
                 parameters.append(value)
-        sql = (f"SELECT {', '.join(quote(n) for n in self._names)} FROM scores "
+        sql = (f"SELECT {', '.join(quote(n) for n, _ in specs)} FROM scores "
                f"WHERE {' AND '.join(conditions)} ORDER BY customer_id")
-        raw_schema = {name: self._raw_dtype(dtype) for name, dtype in self._columns}
+        raw_schema = {name: self._raw_dtype(dtype) for name, dtype in specs}
         dbapi = engine.raw_connection()
         try:
             if self.is_sqlite:
@@ -791,7 +867,8 @@ class ScoreStore:
             try:
                 cursor.execute(sql, tuple(parameters))
                 while rows := cursor.fetchmany(chunk_size):
-                    yield self._decode(pl.DataFrame(rows, schema=raw_schema, orient="row"))
+                    yield self._decode(pl.DataFrame(rows, schema=raw_schema, orient="row"),
+                                       specs)
             finally:
                 cursor.close()
         finally:
@@ -807,11 +884,12 @@ class ScoreStore:
             return pl.Int64
         return dtype
 
-    def _decode(self, frame: pl.DataFrame) -> pl.DataFrame:
+    def _decode(self, frame: pl.DataFrame,
+                specs: Sequence[ColumnSpec] | None = None) -> pl.DataFrame:
         if not self.is_sqlite:
             return frame
         exprs = []
-        for name, dtype in self._columns:
+        for name, dtype in specs or self._columns:
             if dtype == pl.Date:
                 exprs.append(pl.col(name).str.to_date("%Y-%m-%d"))
             elif dtype == pl.Datetime("us", "UTC"):
@@ -852,8 +930,68 @@ class ScoreStore:
                        or (r.status == RUNNING and _utc(r.started_at) < min(cutoff, stale))]
             for start in range(0, len(doomed), 500):
                 batch = doomed[start:start + 500]
-                conn.execute(sa.delete(self._scores).where(self._scores.c.run_id.in_(batch)))
+                for table in (self._scores, self._drift, self._calibration):
+                    conn.execute(sa.delete(table).where(table.c.run_id.in_(batch)))
                 conn.execute(sa.delete(runs).where(runs.c.run_id.in_(batch)))
         if doomed:
             log.info("score store: pruned %d run(s), kept %d", len(doomed), len(kept))
         return len(doomed)
+
+    # -- drift and calibration (analytics/drift.py) ---------------------------------------------
+
+    def write_drift(self, run_id: str, table: pl.DataFrame, *,
+                    reference_run_id: str | None = None) -> int:
+        """Keep a run's drift rows (``name, kind, psi, level, customers, reference_customers,
+        profile``; missing columns are null), replacing any it had. Returns the rows written."""
+        return self._replace_rows(self._drift, DRIFT_COLUMNS, [run_id], table.with_columns(
+            pl.lit(run_id, pl.String).alias("run_id"),
+            pl.lit(reference_run_id, pl.String).alias("reference_run_id")))
+
+    def drift(self, run_id: str | None = None) -> pl.DataFrame:
+        """A complete run's drift rows (the latest run by default), the most shifted first
+        (:data:`DRIFT_SCHEMA`); empty when the run has none (scored before drift was kept)."""
+        resolved = self._resolve_run(run_id)
+        if resolved is None:
+            return pl.DataFrame(schema=DRIFT_SCHEMA)
+        table = self._drift
+        return self._frame(sa.select(table).where(table.c.run_id == resolved),
+                           DRIFT_SCHEMA).sort(["psi", "name"], descending=[True, False],
+                                              nulls_last=True)
+
+    def write_calibration(self, frame: pl.DataFrame) -> int:
+        """Keep calibration rows (:data:`CALIBRATION_SCHEMA`), replacing every row of the runs
+        they are for. Returns the rows written."""
+        runs = frame.get_column("run_id").unique().to_list() if frame.height else []
+        return self._replace_rows(self._calibration, CALIBRATION_COLUMNS, runs, frame)
+
+    def calibration(self) -> pl.DataFrame:
+        """Every stored calibration row, by as-of date, run and decile."""
+        table = self._calibration
+        return self._frame(sa.select(table), CALIBRATION_SCHEMA).sort(
+            ["as_of", "run_id", "decile"])
+
+    def _replace_rows(self, table: sa.Table, columns: Sequence[ColumnSpec], run_ids: list[str],
+                      frame: pl.DataFrame) -> int:
+        names = ["run_id", *(name for name, _ in columns)]
+        dtypes = {"run_id": pl.String, **dict(columns)}
+        # NaN is stored as null, as in scores.
+        full = frame.select([
+            (pl.col(n).fill_nan(None) if dtypes[n] == pl.Float64 else pl.col(n))
+            if n in frame.columns else pl.lit(None, dtypes[n]).alias(n) for n in names])
+        rows = list(full.iter_rows(named=True))
+        engine = self._engine_or_raise()
+        try:
+            with self._write_connection(engine) as conn, conn.begin():
+                for start in range(0, len(run_ids), 500):
+                    conn.execute(sa.delete(table).where(
+                        table.c.run_id.in_(run_ids[start:start + 500])))
+                if rows:
+                    conn.execute(sa.insert(table), rows)
+        except sa.exc.OperationalError as exc:
+            raise _store_error(self._url, "write to", exc) from None
+        return len(rows)
+
+    def _frame(self, statement: sa.Select, schema: dict[str, Any]) -> pl.DataFrame:
+        rows = self._read(statement)
+        return pl.DataFrame([[row[name] for name in schema] for row in rows], schema=schema,
+                            orient="row")

@@ -17,6 +17,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "nav.matrix": ("Matrix", "Матрица"),
     "nav.customer": ("Find a customer", "Найти клиента"),
     "nav.sign_out": ("Sign out", "Выйти"),
+    "nav.report": ("Report", "Отчёт"),
     "lang.en": ("English", "English"),
     "lang.ru": ("Русский", "Русский"),
     # Sign-in
@@ -215,6 +216,168 @@ TEXT: dict[str, tuple[str, str]] = {
     "yes": ("yes", "да"),
     "no": ("no", "нет"),
 }
+# The one-file report (analytics/report.py, `retain report`, /ui/report).
+REPORT_TEXT: dict[str, tuple[str, str]] = {
+    "report.title": ("retain report", "Отчёт retain"),
+    "report.heading": ("What retention earned, as of {as_of}", "Удержание: итоги на {as_of}"),
+    "report.generated": ("Made by retain {version} from transactions before {as_of}.",
+                         "Сделан retain {version} по транзакциям до {as_of}."),
+    "report.nav": ("Sections", "Разделы"),
+    "report.not_measured": ("Not measured", "Не измерено"),
+    "report.customers": ("customers", "клиентов"),
+    # Cohorts
+    "report.cohorts": ("Cohorts by first-purchase month", "Когорты по месяцу первой покупки"),
+    "report.cohorts_note": (("Each row is the customers who first bought in that month; each "
+                            "column a month since then. A cell is the share of them who bought "
+                            "in that month (the darker, the more); hover for the revenue per "
+                            "customer so far. A pale last cell is a month not over yet."),
+                            ("Строка — клиенты, впервые купившие в этом месяце; столбец — "
+                            "месяц после первой покупки. В клетке — доля тех, кто купил в этом "
+                            "месяце (чем темнее, тем больше); при наведении — выручка на "
+                            "клиента к этому месяцу. Последняя бледная клетка — месяц ещё не "
+                            "закончился.")),
+    "report.cohort": ("First purchase", "Первая покупка"),
+    "report.months_since": ("Months since the first purchase", "Месяцев после первой покупки"),
+    "report.cell_tip": (("{cohort}, month {month}: {buyers} of {customers} bought ({share}); "
+                        "revenue per customer so far {revenue}"),
+                        ("{cohort}, месяц {month}: купили {buyers} из {customers} ({share}); "
+                        "выручка на клиента к этому месяцу {revenue}")),
+    "report.cohort_table": ("The cohorts' figures", "Цифры когорт"),
+    "report.no_transactions": (("Not available: no transactions were given (`retain report "
+                               "--transactions ...`; for /ui/report set RETAIN_TRANSACTIONS)."),
+                               ("Нет данных: не переданы транзакции (`retain report "
+                               "--transactions ...`; для /ui/report задайте "
+                               "RETAIN_TRANSACTIONS).")),
+    # LTV
+    "report.ltv": ("LTV curves by acquisition channel", "Кривые LTV по каналам привлечения"),
+    "report.ltv_note": (("Revenue per customer, accumulated month by month since the first "
+                        "purchase, by {source}. Each month counts only the customers observed "
+                        "that long."),
+                        ("Накопленная выручка на клиента по месяцам после первой покупки, "
+                        "по {source}. Каждый месяц считается только по клиентам, которых "
+                        "наблюдаем так долго.")),
+    "report.source_customers": ("the customers table's acquisition channel",
+                                "каналу привлечения из таблицы клиентов"),
+    "report.source_orders": ("the channel of the first purchase (no customers table given)",
+                             "каналу первой покупки (таблица клиентов не передана)"),
+    "report.ltv_axis": ("Revenue per customer", "Выручка на клиента"),
+    "report.unit": ("Unit economics by acquisition channel",
+                    "Юнит-экономика по каналам привлечения"),
+    "report.unit_note": (("LTV = revenue per customer so far + the predicted 12-month CLV; "
+                         "CAC = the channel's spend over the customers it acquired in the same "
+                         "months. The rule of thumb: LTV/CAC above 3."),
+                         ("LTV = выручка на клиента до сих пор + прогноз CLV на 12 месяцев; "
+                         "CAC = затраты канала на клиентов, привлечённых в те же месяцы. "
+                         "Правило: LTV/CAC выше 3.")),
+    "report.no_costs": (("No costs file given: CAC and LTV/CAC need `--costs costs.csv` "
+                        "(acquisition_channel, month, spend)."),
+                        ("Файл затрат не передан: для CAC и LTV/CAC нужен `--costs costs.csv` "
+                        "(acquisition_channel, month, spend).")),
+    "col.cohort": ("Cohort", "Когорта"),
+    "col.customers": ("Customers", "Клиентов"),
+    "col.repeat_rate": ("Repeat rate", "Повторные"),
+    "col.aov": ("AOV", "Средний чек"),
+    "col.first_order_value": ("First order", "Первый заказ"),
+    "col.revenue_per_customer": ("Revenue per customer", "Выручка на клиента"),
+    "col.predicted_clv_12m": ("CLV 12 m (predicted)", "CLV 12 мес (прогноз)"),
+    "col.cac": ("CAC", "CAC"),
+    "col.ltv": ("LTV", "LTV"),
+    "col.ltv_cac": ("LTV/CAC", "LTV/CAC"),
+    # The model
+    "report.model": ("Gains and reliability", "Gains и надёжность прогноза"),
+    "report.model_note": (("The scores of {as_of} against what then happened in the next "
+                          "{days} days ({customers} customers). Gains: the share of that "
+                          "revenue brought by the top customers by predicted revenue. "
+                          "Reliability: the predicted churn probability against the share who "
+                          "did not buy."),
+                          ("Оценки на {as_of} против того, что случилось за следующие {days} "
+                          "дней ({customers} клиентов). Gains — доля этой выручки от лучших "
+                          "клиентов по прогнозу выручки. Надёжность — прогноз вероятности "
+                          "оттока против доли тех, кто не купил.")),
+    "report.model_backtest": (("The registered model's backtest (version {version}): gains and "
+                              "reliability on the last period it had not seen."),
+                              ("Бэктест зарегистрированной модели (версия {version}): gains и "
+                              "надёжность на последнем периоде, которого она не видела.")),
+    "report.no_model": (("Not available: no scoring run old enough to compare with what happened "
+                        "(a run whose as-of date plus horizon is before this report's), and no "
+                        "registered model's backtest plots. Run `retain score` and `retain "
+                        "train`."),
+                        ("Нет данных: нет запуска оценки, достаточно старого, чтобы сравнить "
+                        "с тем, что случилось, и нет графиков бэктеста зарегистрированной "
+                        "модели. Запустите `retain score` и `retain train`.")),
+    "report.gains_title": ("Gains: share of the revenue captured", "Gains: доля выручки"),
+    "report.gains_x": ("Share of customers, by predicted revenue",
+                       "Доля клиентов по прогнозу выручки"),
+    "report.gains_y": ("Share of the revenue", "Доля выручки"),
+    "report.random": ("random", "случайно"),
+    "report.reliability_title": ("Reliability of the churn probability",
+                                 "Надёжность вероятности оттока"),
+    "report.reliability_x": ("Predicted churn probability", "Прогноз вероятности оттока"),
+    "report.reliability_y": ("Share who did not buy", "Доля не купивших"),
+    "report.retain": ("retain", "retain"),
+    "report.predicted_churn": ("predicted churn", "прогноз оттока"),
+    "report.observed_churn": ("observed churn", "фактический отток"),
+    "report.calibration_title": ("Churn, predicted and observed, per scoring run",
+                                 "Отток: прогноз и факт по запускам оценки"),
+    "report.calibration_x": ("The run's as-of date", "Дата запуска оценки"),
+    "report.calibration_note": (("Each of the {runs} scoring runs whose horizon has passed: the "
+                                "churn it predicted for its customers against what they did."),
+                                ("Каждый из {runs} запусков оценки, чей горизонт прошёл: "
+                                "предсказанный отток его клиентов против того, что они "
+                                "сделали.")),
+    # The effect
+    "report.effect": ("The effect by channel over time", "Эффект по каналам во времени"),
+    "report.effect_note": (("Revenue per contacted customer minus that of the global control "
+                           "group, per channel and month, with its {confidence} interval: green "
+                           "above zero, red below, grey when it crosses zero (not shown to be "
+                           "real)."),
+                           ("Выручка на клиента, получившего сообщение, минус выручка "
+                           "глобальной контрольной группы, по каналам и месяцам, с "
+                           "{confidence} интервалом: зелёный — выше нуля, красный — ниже, "
+                           "серый — пересекает ноль (эффект не доказан).")),
+    "report.no_effect": (("Not measured: give the contacts log (`retain report --contacts "
+                         "contacts.csv`) or the output of `retain effect --split channel --out "
+                         "effect.csv` (`--effect effect.csv`), or run `retain effect --split "
+                         "channel` (the store keeps it)."),
+                         ("Не измерено: передайте журнал контактов (`retain report --contacts "
+                         "contacts.csv`) или результат `retain effect --split channel --out "
+                         "effect.csv` (`--effect effect.csv`), или запустите `retain effect "
+                         "--split channel` (хранилище его сохранит).")),
+    "col.period": ("Period", "Период"),
+    "col.split": ("Channel", "Канал"),
+    "col.difference": ("Difference", "Разница"),
+    "col.interval": ("Interval", "Интервал"),
+    "col.relative_lift": ("Lift", "Прирост"),
+    "col.incremental_revenue": ("Extra revenue", "Доп. выручка"),
+    "col.cost": ("Cost", "Затраты"),
+    "col.romi": ("ROMI", "ROMI"),
+    # Drift
+    "report.drift": ("Drift since the previous scoring run", "Дрейф с прошлого запуска оценки"),
+    "report.drift_note": (("Population stability index (PSI) per feature and score against the "
+                          "previous run: below 0.1 stable, 0.1 to 0.25 moderate, above 0.25 "
+                          "shifted."),
+                          ("Индекс стабильности (PSI) каждого признака и оценки против прошлого "
+                          "запуска: ниже 0,1 — стабильно, 0,1–0,25 — умеренно, выше 0,25 — "
+                          "сдвиг.")),
+    "report.no_drift": (("Not measured: drift is kept by `retain score` for each run against the "
+                        "previous one; score at least twice."),
+                        ("Не измерено: дрейф записывает `retain score` для каждого запуска "
+                        "против предыдущего; нужно хотя бы два запуска.")),
+    "report.drift_title": ("PSI per column, the most shifted first",
+                           "PSI по столбцам, сначала самые сдвинутые"),
+    # Segments
+    "report.segments": ("The segment matrix", "Матрица сегментов"),
+    "report.segments_note": (("Customers of the scoring run of {as_of} by lifecycle stage and "
+                             "value tier; hover a cell for the extra revenue contacting them "
+                             "should bring."),
+                             ("Клиенты запуска оценки на {as_of} по стадии жизненного цикла и "
+                             "ценности; при наведении — ожидаемая доп. выручка от контакта.")),
+    "report.no_segments": (("Not available: no scoring run in the score store as of this date "
+                           "(`retain score`)."),
+                           ("Нет данных: в хранилище нет запуска оценки на эту дату "
+                           "(`retain score`).")),
+}
+TEXT.update(REPORT_TEXT)
 _INDEX = {"en": 0, "ru": 1}
 
 

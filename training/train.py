@@ -49,6 +49,7 @@ from retain.training.backtest import (
 )
 from retain.training.due_product import due_product_choice
 from retain.training.sample import CustomerSample
+from retain.training.uplift import fit_offer_uplift
 
 log = logging.getLogger(__name__)
 
@@ -296,6 +297,8 @@ def train(transactions: pl.DataFrame, as_of: date, config: TrainConfig,
                                                config, as_of, fingerprint, history, progress,
                                                description)
         mlflow.set_tag("alias_decision", reason)
+        mlflow.set_tag("offer_uplift", "x-learner" if pipeline.offer_uplift is not None
+                       else "none: the rules' discount_uplift")
     return TrainResult(run.info.run_id, version, alias, reason, metrics, pipeline, fingerprint)
 
 
@@ -400,8 +403,8 @@ def fit_decision_inputs(pipeline: ScoringPipeline, history: pl.DataFrame, as_of:
                         ) -> None:
     """Fit what the decisions need beside the models: the shop-wide figures segments compare
     with (from every customer's scores at ``as_of``; ``shop_reference``: an engine computes
-    them over every customer when ``history`` is a sample's), and the channels'
-    measurements."""
+    them over every customer when ``history`` is a sample's), the channels' measurements and,
+    when the contacts log has past offers, the offer uplift model."""
     if shop_reference is not None:
         progress("shop-wide figures for segments, from every customer")
         pipeline.reference = shop_reference(pipeline)
@@ -413,6 +416,8 @@ def fit_decision_inputs(pipeline: ScoringPipeline, history: pl.DataFrame, as_of:
     if contacts is not None:
         progress("measuring each channel from the contacts log")
         pipeline.channel_measurements = measure_channels(contacts, history, as_of, rules.channels)
+        pipeline.offer_uplift = fit_offer_uplift(history, contacts, as_of,
+                                                 channels=pipeline.channels, progress=progress)
 
 
 def _log_plots(frame: pl.DataFrame, pipeline: ScoringPipeline, tmp: Path) -> None:

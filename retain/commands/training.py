@@ -318,7 +318,7 @@ def score(
 
     from retain.commands.common import write_frame
     from retain.config import settings
-    from retain.decisions.decide import ORDER_HISTORY_COLUMNS, score_and_decide
+    from retain.decisions.decide import ORDER_HISTORY_COLUMNS, score_decide_and_features
     from retain.progress import step
     from retain.serving.store import ScoreStore
 
@@ -339,6 +339,19 @@ def score(
                                            options.lang, store, customers, contacts,
                                            master=spark_master, partitions=partitions)
         print_score_summary(scores, rows, run_id)
+        # Spark's features stay in its partitions: the scores and decisions are watched.
+        from retain.analytics.drift import DECISION_CATEGORIES, DECISION_NUMBERS, SCORE_COLUMNS
+
+        watched = [*SCORE_COLUMNS, *DECISION_NUMBERS, *DECISION_CATEGORIES]
+        written = pl.scan_parquet(f"{out}/*.parquet")
+        names = written.collect_schema().names()
+        with store.open() as opened:
+            previous = next((r for r in opened.runs(limit=50)
+                             if r["status"] == "complete" and r["run_id"] != run_id), None)
+            drift = store_drift(opened, run_id, previous,
+                                written.select([c for c in watched if c in names]).collect(),
+                                None)
+        print_drift_summary(drift, previous)
         return
     tx, cutoff, _ = load(config, rejected)
     consents = load_side_table("customers", customers, config, rejected)
@@ -347,20 +360,53 @@ def score(
         console.print("[yellow]note:[/] no --customers table: no consent is known, so no "
                       "customer gets a channel")
     with step(f"Scoring and deciding at {cutoff} with model version {registered.version}"):
-        scores = score_and_decide(
+        scores, features = score_decide_and_features(
             registered.pipeline, tx, cutoff, rules=decision_rules, consents=consents,
             contacts=contacts_log, lang=options.lang,
-        ).with_columns(pl.lit(registered.version).alias("model_version"))
+        )
+        scores = scores.with_columns(pl.lit(registered.version).alias("model_version"))
         # The order history goes last, after model_version: new columns are added at the end.
         scores = scores.select(pl.exclude(ORDER_HISTORY_COLUMNS), *ORDER_HISTORY_COLUMNS)
     with step(f"Writing {out}"):
         write_frame(scores, out)
     try:
         with step(f"Writing the score store {store.url}"), store.open() as opened:
+            previous = opened.latest_run()
             run_id = opened.write_run(scores, model_version=registered.version, as_of=cutoff)
+            drift = store_drift(opened, run_id, previous, scores, features)
     except (ValueError, OSError) as exc:
         raise fail(f"score store: {exc}") from None
     print_score_summary(scores, scores.height, run_id)
+    print_drift_summary(drift, previous)
+
+
+def store_drift(store, run_id: str, previous: dict | None, scores, features):
+    """The new run's drift against the previous complete run, kept in the store (its
+    ``drift`` table); None, with a note, when it could not be measured or kept: the run
+    itself is stored and stands."""
+    from retain.analytics.drift import record_run_drift
+    from retain.progress import step
+
+    try:
+        with step("Measuring drift against the previous run"):
+            return record_run_drift(store, run_id, previous["run_id"] if previous else None,
+                                    scores, features)
+    except (ValueError, OSError) as exc:
+        console.print(f"[yellow]note:[/] drift was not measured: {exc}", soft_wrap=True)
+        return None
+
+
+def print_drift_summary(drift, previous: dict | None) -> None:
+    """The most shifted columns against the previous run (``retain drift`` shows them all)."""
+    from retain.analytics.drift import summary_lines
+
+    if drift is None:
+        return
+    lines = summary_lines(drift)
+    if previous is not None:
+        lines[0] += f" (previous run {previous['run_id']}, as of {previous['as_of']})"
+    for line in lines:
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 def print_score_summary(scores, rows: int, run_id: str) -> None:

@@ -3,15 +3,18 @@ scoring works) and ``/metrics`` (Prometheus)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from retain.serving.deps import RETRY_AFTER_SECONDS, Service, problem_responses, service
 from retain.serving.schemas import HealthPublic, ReadinessPublic
 from retain.serving.security import require
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["operations"])
 
 
@@ -44,5 +47,22 @@ async def readyz(svc: Annotated[Service, Depends(service)]) -> Response:
                **problem_responses(401, 403)},
 )
 async def metrics(svc: Annotated[Service, Depends(service)]) -> Response:
+    await run_in_threadpool(refresh_drift, svc)
     body, content_type = svc.metrics.exposition()
     return Response(body, media_type=content_type)
+
+
+def refresh_drift(svc: Service) -> None:
+    """The drift gauges from the latest score run's drift rows (read again only when a new
+    run has come). The store being down leaves the gauges as they were: /metrics still
+    answers, and its other series say more about the outage."""
+    try:
+        run = svc.store.latest_run()
+        if run is None:
+            return
+        rows = svc.store.drift(run["run_id"])
+    except Exception:  # noqa: BLE001 - the gauges are extra; /metrics must answer
+        log.warning("drift gauges not refreshed: the score store could not be read")
+        return
+    svc.metrics.observe_drift(run["run_id"], list(zip(rows["kind"], rows["name"], rows["psi"],
+                                                      strict=True)))

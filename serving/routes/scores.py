@@ -32,6 +32,7 @@ import time
 from collections.abc import Iterator
 from typing import Annotated, Any
 
+import numpy as np
 import orjson
 import polars as pl
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
@@ -42,6 +43,8 @@ from pydantic import TypeAdapter, ValidationError
 from retain.decisions.decide import DECISION_COLUMNS, score_and_decide
 from retain.features.contract import normalize_customer_id
 from retain.features.orders import midnight
+from retain.features.segments import bool_column, string_column
+from retain.features.segments import frame as frame_of
 from retain.models.pipeline import SCORE_COLUMNS, SMALL_BATCH_MAX_CUSTOMERS, SMALL_BATCH_MAX_LINES
 from retain.models.pyfunc import TRANSACTION_SCHEMA
 from retain.serving.deps import (
@@ -122,11 +125,12 @@ def consents_frame(request: ScoreRequest) -> pl.DataFrame | None:
     channels = sorted({name for c in request.customers for name in (c.consents or {})})
     if not channels:
         return None
-    # From Series: a dict of lists with a schema costs about twice as much to build.
-    return pl.DataFrame([
-        pl.Series("customer_id", [c.customer_id for c in request.customers], dtype=pl.String),
-        *(pl.Series(f"consent_{name}", [(c.consents or {}).get(name, False)
-                                        for c in request.customers], dtype=pl.Boolean)
+    # polars' direct constructors (features.segments): pl.Series and pl.DataFrame cost
+    # ~10 us each in checks, most of this on one customer.
+    return frame_of([
+        string_column("customer_id", [c.customer_id for c in request.customers]),
+        *(bool_column(f"consent_{name}", np.array([bool((c.consents or {}).get(name, False))
+                                                   for c in request.customers], dtype=bool))
           for name in channels)])
 
 

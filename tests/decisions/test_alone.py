@@ -120,6 +120,28 @@ def test_each_customer_alone_is_decided_as_in_the_whole_shop(shop, scores, featu
         assert_frame_equal(alone, batch[i:i + 1], **TOLERANCE)
 
 
+def test_offers_by_uplift_are_decided_alike_alone_and_in_the_shop(shop, scores, features,
+                                                                  reference, measurements,
+                                                                  consents, contacts):
+    """The uplift model's figures travel with each customer's row."""
+    import numpy as np
+
+    spread = (scores["customer_id"].hash(seed=4) % 1000).to_numpy() / 1000
+    uplift, baseline = -0.3 + 0.9 * spread, 0.1 + spread[::-1]
+    kwargs = {"as_of": shop.as_of, "rules": RULES, "reference": reference,
+              "channels": measurements["measured"], "consents": consents, "contacts": contacts,
+              "lang": "en"}
+    batch = decide(scores, features, **kwargs, offer_uplift=(uplift, baseline))
+    rows = _sample(batch, contacts, consents, shop.as_of)
+    assert (batch[rows]["offer"] != NO_OFFER).any() and (batch[rows]["offer"] == NO_OFFER).any()
+    for i in rows:
+        own = pl.col("customer_id") == scores["customer_id"][i]
+        alone = decide(scores[i:i + 1], features.filter(own), **{
+            **kwargs, "consents": consents.filter(own), "contacts": contacts.filter(own)},
+            offer_uplift=(uplift[i:i + 1], baseline[i:i + 1]))
+        assert_frame_equal(alone, batch[i:i + 1], **TOLERANCE)
+
+
 @pytest.mark.parametrize("size", [1, 7, 500])
 def test_chunks_of_a_batch_are_decided_as_the_batch(shop, scores, features, reference,
                                                    measurements, consents, contacts, size):

@@ -442,6 +442,46 @@ def test_a_discount_is_offered_only_where_it_pays(with_features):
     assert ((rows["offer"] != NO_OFFER) == pays).all()
 
 
+@pytest.fixture(scope="module")
+def by_uplift(run, scores, features):
+    """Decisions with an offer uplift model's figures: per customer an uplift from -0.3 to 0.6
+    extra orders (spread over the shop by a hash) and 0.2 orders expected without a discount."""
+    import numpy as np
+
+    spread = (scores["customer_id"].hash(seed=4) % 1000).to_numpy() / 1000
+    uplift, baseline = -0.3 + 0.9 * spread, np.full(scores.height, 0.2)
+    decided = run(offer_uplift=(uplift, baseline))
+    return decided.with_columns(uplift=pl.Series(uplift)).join(
+        features.select("customer_id", "aov"), on="customer_id", how="left")
+
+
+def test_with_an_uplift_model_a_discount_goes_only_where_uplift_x_margin_beats_its_cost(by_uplift):
+    offers = RULES.offers
+    rows = by_uplift.filter(pl.col("channel").is_not_null())
+    aov = rows["aov"].fill_null(0.0)
+    gain = rows["uplift"] * aov * offers.margin
+    cost = offers.discount_percent / 100 * aov * (0.2 + rows["uplift"])
+    pays = (gain > cost) & (rows["goal"] != "onboard") & (rows["uplift"] >= offers.min_offer_uplift)
+    assert ((rows["offer"] != NO_OFFER) == pays).all()
+    discounted = by_uplift.filter(pl.col("offer") != NO_OFFER)
+    # Here it pays from 0.1 extra orders up: 0.3 u > 0.1 (0.2 + u).
+    assert discounted.height > 50 and discounted["uplift"].min() > 0.1
+    # Sleeping dogs (negative uplift) never get one, whatever their churn risk.
+    assert (by_uplift.filter(pl.col("uplift") < 0)["offer"] == NO_OFFER).all()
+    assert (by_uplift.filter(pl.col("uplift") < 0)["churn_probability"] > 0.5).any()
+    # The discount's extra orders count in the expected revenue; its cost in the contact cost.
+    plain = by_uplift.filter(pl.col("channel").is_not_null() & (pl.col("offer") == NO_OFFER))
+    assert (discounted["expected_incremental_revenue"] >= discounted["uplift"]
+            * discounted["aov"]).all()
+    assert plain.height > 0
+
+
+def test_the_uplift_model_changes_only_the_offer_and_its_figures(by_uplift, decided):
+    same = ["customer_id", "goal", "channel", "send_at", "segment", "control_group"]
+    assert_frame_equal(by_uplift.select(same), decided.select(same))
+    assert not by_uplift["offer"].equals(decided["offer"])
+
+
 def test_contact_cost_and_expected_revenue(with_features, plan):
     cost = dict(zip(plan["channel"], plan["cost"], strict=True))
     silent = with_features.filter(pl.col("channel").is_null())

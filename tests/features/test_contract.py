@@ -212,6 +212,14 @@ def test_contacts_log(tmp_path):
     text = "customer_id,ts,channel,campaign,cost,control\nc1,2024-01-01,Email,jan,0.1,false\nc2,2024-01-01,sms,jan,0,true\n"
     frame = load_contacts(write(tmp_path, text, "contacts.csv")).frame
     assert frame.select("channel", "cost", "control").rows() == [("email", 0.1, False), ("sms", 0.0, True)]
+    assert "offer" not in frame.columns  # no offers in the log: none made up
+
+
+def test_contacts_log_offer_column_reads_blank_as_none(tmp_path):
+    text = ("customer_id,ts,channel,control,offer\nc1,2024-01-01,email,false, Discount_10\n"
+            "c2,2024-01-01,sms,false,\nc3,2024-01-01,push,true,none\n")
+    frame = load_contacts(write(tmp_path, text, "contacts.csv")).frame
+    assert frame["offer"].to_list() == ["discount_10", "none", "none"]
 
 
 def test_sql_source_reads_the_same_on_sqlite_and_postgresql(store_db_url):
@@ -296,3 +304,30 @@ def test_numbers_as_text_cast_directly_or_cleaned_give_the_same_values(tmp_path)
     assert load_transactions(local).frame["amount"].to_list() == [1234.5, -7.0]
     with pytest.raises(DataError, match="column 'amount': not a number at lines 2"):
         load_transactions(bad)
+
+
+@pytest.mark.parametrize("spaced", [None, " p7", "p7\u00a0", "\tweb"])
+def test_ids_of_few_distinct_values_are_stripped_on_a_large_file(tmp_path, spaced):
+    """Products and channels (few distinct values) are checked for spaces on their distinct
+    values only, on large files: a spaced value is still stripped on every line."""
+    from retain.features.contract import load_transactions
+
+    n = 120_000
+    frame = pl.DataFrame({
+        "customer_id": [f"c{i % 5000}" for i in range(n)],
+        "order_id": [f"o{i // 3}" for i in range(n)],
+        "ts": [datetime(2026, 1, 1 + i % 28) for i in range(n)],
+        "amount": [10.0] * n,
+        "product_id": [f"p{i % 50}" for i in range(n)],
+        "channel": ["web", "app", "store"] * (n // 3),
+    })
+    column = "channel" if spaced == "\tweb" else "product_id"
+    if spaced is not None:
+        frame = frame.with_columns(pl.when(pl.int_range(pl.len()) % 1000 == 7).then(pl.lit(spaced))
+                                   .otherwise(pl.col(column)).alias(column))
+    path = tmp_path / "lines.parquet"
+    frame.write_parquet(path)
+    loaded = load_transactions(path, as_of=date(2026, 7, 1)).frame
+    expected = frame[column].str.strip_chars()
+    assert loaded[column].to_list() == expected.to_list()
+    assert loaded["customer_id"].to_list() == frame["customer_id"].to_list()

@@ -180,6 +180,22 @@ EDGE_CASES = {
         ("B", "o7", "2026-01-06", 10.0, "p1", 1, "web"),
         ("B", "o8", "2026-01-08", 10.0, "p1", 1, "web"),
     ],
+    "ids that sort differently as text and as numbers, lines in time order": [
+        ("10", "2", "2026-01-02", 10.0, "p10", 1, "web"),
+        ("9", "3", "2026-01-03", 20.0, "p9", 1, "app"),
+        ("100", "4", "2026-01-04", 30.0, "p10", 1, "web"),
+        ("10", "11", "2026-02-02", 15.0, "p9", 2, "web"),
+        ("9", "12", "2026-02-02", 5.0, "p9", 1, "store"),
+        ("9", "12", "2026-02-02", 7.0, "p10", 1, "store"),
+        ("10", "100", "2026-03-02", 25.0, "p10", 1, "app"),
+    ],
+    "order ids falling within a customer (a cancellation invoice before a later one)": [
+        ("B", "536380", "2026-01-02", 10.0, "p1", 1, "web"),
+        ("A", "C536379", "2026-01-01", -5.0, "p1", 1, "web"),
+        ("A", "536390", "2026-01-05", 12.0, "p2", 1, "web"),
+        ("A", "536385", "2026-01-03", 9.0, "p1", 1, "app"),
+        ("B", "536381", "2026-01-09", 11.0, "p2", 1, "web"),
+    ],
     "lines without an order id form one order": [
         ("A", None, "2026-03-01", 10.0, "p1", 1, "web"),
         ("A", None, "2026-05-01", 20.0, "p2", 1, "app"),
@@ -300,3 +316,36 @@ def test_lazy_and_eager_shops_give_identical_frames(shop, shop_history):
     history = shop_history.filter(pl.col("customer_id") < "C0000300")
     assert history.height > segments.NUMPY_MAX_LINES  # a shop's engine steps
     assert_same(frames(history.lazy(), AS_OF), frames(history, AS_OF), check_exact=True)
+
+
+def test_line_order_of_the_export_does_not_change_the_frames(shop, shop_history, monkeypatch):
+    """Exports come customer by customer or in time order: the shop's lines sorted either way
+    give identical frames, and neither sorts strings per line (customer codes are sorted,
+    each customer's order ids are only checked to be rising)."""
+    history = shop_history.filter(pl.col("customer_id") < "C0000400")
+    assert history.height > segments.NUMPY_MAX_LINES
+    in_time = history.sort("ts", maintain_order=True)
+    assert history["customer_id"].is_sorted() and not in_time["customer_id"].is_sorted()
+
+    def no_string_sort(*_):
+        raise AssertionError("the string sort was used")
+
+    monkeypatch.setattr(segments, "_arg_sort_pairs", no_string_sort)
+    channels = observed_channels(history)
+    assert_same(frames(in_time, AS_OF, channels), frames(history, AS_OF, channels),
+                check_exact=True)
+
+
+def test_order_ids_out_of_order_within_a_customer_take_the_string_sort(shop_history):
+    """Order ids not rising within a customer (time order with a cancellation invoice ``C...``
+    before a later invoice, or ids that are not in time order): the exact sort, same frames."""
+    history = shop_history.filter(pl.col("customer_id") < "C0000300")
+    shuffled = history.sample(fraction=1.0, shuffle=True, seed=3)
+    calls = []
+    original = segments._arg_sort_pairs
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(segments, "_arg_sort_pairs", lambda *a: calls.append(1) or original(*a))
+        got = frames(shuffled, AS_OF)
+    assert calls  # the check saw the falling order ids
+    # Lines of one order in another order: sums may differ in the last bit.
+    assert_same(got, frames(history, AS_OF))

@@ -54,6 +54,16 @@ SCHEMAS = {
         "revenue_next_90d": pl.Float64,
         "next_order_ts": pl.Datetime("us"),
         "first_order_ts": pl.Datetime("us"),
+        "offer_response": pl.String,
+        "offer_uplift": pl.Float64,
+    },
+    "caused_orders": {
+        "customer_id": pl.String,
+        "order_id": pl.String,
+        "ts": pl.Datetime("us"),
+        "revenue": pl.Float64,
+        "contact_ts": pl.Datetime("us"),
+        "channel": pl.String,
     },
 }
 FRAMES = tuple(SCHEMAS)
@@ -330,6 +340,80 @@ def test_contacts_cause_extra_orders_that_the_control_group_does_not_get():
     assert 0.03 < by_group[False] - by_group[True] < 0.07
 
 
+@pytest.fixture(scope="module")
+def offer_shop() -> SimulatedShop:
+    return simulate_shop(20_000, seed=3, offer_share=0.5)
+
+
+def test_offers_are_off_by_default_and_leave_the_other_draws_alone(shop):
+    assert "offer" not in shop.contacts.columns
+    with_offers = simulate_shop(4000, seed=7, as_of=AS_OF, future_days=FUTURE_DAYS,
+                                offer_share=0.3)
+    # The same customers, campaigns and types (baskets and signup times are drawn afresh).
+    assert with_offers.customers.drop("signup_ts").equals(shop.customers.drop("signup_ts"))
+    assert with_offers.contacts.drop("offer").equals(shop.contacts)
+    assert with_offers.truth.select("customer_id", "behaviour_type", "offer_response",
+                                    "offer_uplift").equals(
+        shop.truth.select("customer_id", "behaviour_type", "offer_response", "offer_uplift"))
+
+
+def test_offers_go_at_random_to_treated_contacts_only(offer_shop):
+    contacts = offer_shop.contacts.join(
+        offer_shop.truth.select("customer_id", "offer_response"), on="customer_id")
+    assert set(contacts["offer"].unique()) == {"none", "discount_10"}
+    assert (contacts.filter(pl.col("control"))["offer"] == "none").all()
+    # Randomised: about half of the treated rows in every response type carry the discount.
+    shares = (contacts.filter(~pl.col("control")).group_by("offer_response")
+              .agg((pl.col("offer") == "discount_10").mean().alias("share")))
+    assert shares["share"].is_between(0.47, 0.53).all()
+
+
+def test_response_types_follow_what_the_transactions_show(offer_shop):
+    truth = offer_shop.truth
+    share = truth.group_by("behaviour_type").agg(
+        (pl.col("offer_response") == "persuadable").mean().alias("persuadable"),
+        (pl.col("offer_response") == "sleeping_dog").mean().alias("sleeping_dog"))
+    by = {row["behaviour_type"]: row for row in share.iter_rows(named=True)}
+    assert by["hedonist"]["persuadable"] > by["stock_up"]["persuadable"] + 0.15
+    assert by["occasional"]["sleeping_dog"] > by["hedonist"]["sleeping_dog"] + 0.15
+    # Sure things order fast, lost causes slowly.
+    interval = truth.group_by("offer_response").agg(pl.col("mean_interval_days").median())
+    median = dict(zip(interval["offer_response"], interval["mean_interval_days"], strict=True))
+    assert median["sure_thing"] * 3 < median["lost_cause"]
+
+
+def test_discounts_move_persuadables_up_and_sleeping_dogs_down(offer_shop):
+    # Orders in the 30 days after a treated contact, with the discount minus without, per true
+    # type: the randomised offers measure each type's true uplift.
+    orders = (pl.concat([offer_shop.transactions, offer_shop.future_transactions])
+              .select("customer_id", "order_id", order_ts="ts").unique())
+    contacts = (
+        offer_shop.contacts.filter(~pl.col("control")).with_row_index("contact")
+        .join(offer_shop.truth.select("customer_id", "dropout_ts", "offer_response",
+                                      "offer_uplift"), on="customer_id")
+        .filter(pl.col("dropout_ts").is_null() | (pl.col("ts") < pl.col("dropout_ts")))
+    )
+    counted = (contacts.join(orders, on="customer_id")
+               .filter(pl.col("order_ts").is_between(pl.col("ts"),
+                                                     pl.col("ts") + pl.duration(days=30), "left"))
+               .group_by("contact").len("orders"))
+    effect = (
+        contacts.join(counted, on="contact", how="left")
+        .with_columns(pl.col("orders").fill_null(0))
+        .group_by("offer_response")
+        .agg((pl.col("orders").filter(pl.col("offer") == "discount_10").mean()
+              - pl.col("orders").filter(pl.col("offer") == "none").mean()).alias("measured"),
+             pl.col("offer_uplift").mean().alias("true"))
+    )
+    by = {row["offer_response"]: row for row in effect.iter_rows(named=True)}
+    assert by["persuadable"]["measured"] > 0.2
+    assert by["sleeping_dog"]["measured"] < -0.1
+    assert abs(by["sure_thing"]["measured"]) < 0.05
+    assert abs(by["lost_cause"]["measured"]) < 0.05
+    for kind in ("persuadable", "sleeping_dog"):
+        assert by[kind]["measured"] == pytest.approx(by[kind]["true"], abs=0.1)
+
+
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])
 def test_write_shop_round_trips(tmp_path, fmt):
     shop = simulate_shop(300, seed=5)
@@ -347,3 +431,19 @@ def test_write_shop_round_trips(tmp_path, fmt):
 def test_write_shop_rejects_an_unknown_format(tmp_path):
     with pytest.raises(ValueError, match="fmt"):
         write_shop(simulate_shop(50), tmp_path, fmt="xlsx")
+
+
+def test_caused_orders_are_the_treated_contacts_extra_orders_with_their_revenue(shop):
+    caused = shop.caused_orders
+    assert caused.height > 0
+    lines = pl.concat([shop.transactions, shop.future_transactions])
+    net = lines.group_by("order_id").agg(pl.col("amount").sum().alias("net"),
+                                         pl.col("customer_id").first().alias("owner"))
+    joined = caused.join(net, on="order_id", how="left")
+    assert joined["net"].null_count() == 0  # every caused order is a real order
+    assert (joined["net"] - joined["revenue"]).abs().max() < 1e-6
+    assert (joined["owner"] == joined["customer_id"]).all()
+    control = shop.truth.filter("control")["customer_id"]
+    assert not caused["customer_id"].is_in(control.implode()).any()
+    delay = caused["ts"] - caused["contact_ts"]
+    assert delay.min() >= timedelta(0) and delay.max() < timedelta(days=7)

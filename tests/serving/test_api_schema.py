@@ -29,7 +29,8 @@ KEYS = SecretStr(json.dumps({KEY: ["score", "export", "admin", "metrics"]}))
 DOCUMENT = create_app(Settings(api_keys=KEYS)).openapi()
 schema = schemathesis.openapi.from_dict(DOCUMENT)
 OPERATION_IDS = {"score_customers", "list_customers", "get_customer", "get_segments",
-                 "export_segment", "get_model", "reload_model", "healthz", "readyz", "metrics"}
+                 "export_segment", "get_model", "reload_model", "healthz", "readyz", "metrics",
+                 "get_effect", "get_channels"}
 
 
 def fields(document: dict):

@@ -136,3 +136,37 @@ def test_one_order_is_one_dot_and_no_history_draws_nothing():
         groups["last-order"].find(f"{SVG}circle").get("cx")
     bare = charts.timeline(date(2026, 7, 1), [], (None, None, "Likely"), "As of", "t")
     assert 'class="history"' not in bare and "order" not in bare
+
+
+# --- the report's charts (analytics/report.py) -------------------------------------------------
+
+
+def test_a_grid_heatmap_draws_only_the_cells_it_has_and_escapes_their_names():
+    cells = pl.DataFrame({"row": [HOSTILE, HOSTILE, "2025-02"], "column": [0, 1, 0],
+                          "value": [1.0, 0.25, 0.0], "text": ["100", "25", "0"]})
+    root = parse(charts.grid_heatmap(cells, [HOSTILE, "2025-02"], [0, 1], HOSTILE, "c"))
+    found = {(g.get("data-row"), g.get("data-column")): float(g.get("data-value"))
+             for g in root.iter(f"{SVG}g") if g.get("class") == "grid-cell"}
+    # 2025-02's month 1 is not observed yet: no cell at all, not a zero.
+    assert found == {(HOSTILE, "0"): 1.0, (HOSTILE, "1"): 0.25, ("2025-02", "0"): 0.0}
+
+
+def test_lines_draw_each_series_through_its_points_in_order():
+    points = pl.DataFrame({"series": ["b", "a", "a", HOSTILE], "x": [0, 2, 1, 0],
+                           "y": [1.0, 4.0, 2.0, 3.0]})
+    root = parse(charts.lines(points, HOSTILE, "c", "x", "y"))
+    series = {g.get("data-series"): g for g in root.iter(f"{SVG}g") if g.get("class") == "series"}
+    assert set(series) == {"a", "b", HOSTILE} and series["a"].get("data-points") == "2"
+    xs = [float(p.split(",")[0]) for p in
+          series["a"].find(f"{SVG}polyline").get("points").split()]
+    assert xs == sorted(xs)  # x = 1 before x = 2, whatever the frame's order
+
+
+def test_intervals_are_green_above_zero_red_below_and_grey_across():
+    frame = pl.DataFrame({"group": ["email"] * 3, "period": ["2025-01", "2025-02", "2025-03"],
+                          "estimate": [5.0, -5.0, 1.0], "low": [1.0, -9.0, -2.0],
+                          "high": [9.0, -1.0, 4.0]})
+    root = parse(charts.intervals(frame, "t", "c"))
+    colours = {g.get("data-period"): g.find(f"{SVG}circle").get("fill")
+               for g in root.iter(f"{SVG}g") if g.get("class") == "interval"}
+    assert colours == {"2025-01": charts.GOOD, "2025-02": charts.BAD, "2025-03": charts.MUTED}

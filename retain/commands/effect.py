@@ -1,0 +1,338 @@
+"""``retain effect``: what the messages earned against the global control group, with intervals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from retain.commands.common import (
+    ContactsOpt,
+    DateFormatOpt,
+    DropDuplicatesOpt,
+    EncodingOpt,
+    MapOpt,
+    OnBadRowsOpt,
+    QueryOpt,
+    RejectsOpt,
+    RulesOpt,
+    TransactionsOpt,
+    example,
+    fail,
+    load,
+    load_side_table,
+    parse_date,
+    rules_or_fail,
+    transaction_settings,
+)
+from retain.progress import console, step
+
+if TYPE_CHECKING:
+    import polars as pl
+    from rich.table import Table
+
+    from retain.decisions.rules import Rules
+
+app = typer.Typer()
+
+
+def effect_table(rows: pl.DataFrame, title: str, confidence: float, limit: int = 60) -> Table:
+    """The rows as people read them: group sizes, the difference with its interval, lift and
+    money (the means are in the file)."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in ("period", "split", "metric"):
+        table.add_column(column, no_wrap=True)
+    for column in ("treated/control", f"difference [{confidence:.0%} CI]", "lift",
+                   "extra revenue", "cost", "ROMI"):
+        table.add_column(column, justify="right")
+
+    def number(value: float | None, digits: int) -> str:
+        return "-" if value is None else f"{value:,.{digits}f}"
+
+    for row in rows.head(limit).iter_rows(named=True):
+        spread = max(abs(row["ci_low"] or 0.0), abs(row["ci_high"] or 0.0))
+        # Money in whole units where it is large (rubles), in cents where small (dollars).
+        digits = (0 if spread >= 100 else 2) if row["metric"] == "revenue" else 3
+        interval = (f"{number(row['difference'], digits)} [{number(row['ci_low'], digits)}, "
+                    f"{number(row['ci_high'], digits)}]")
+        lift = "-" if row["relative_lift"] is None else f"{row['relative_lift']:+.0%}"
+        romi = "-" if row["romi"] is None else f"{row['romi']:.1f}"
+        table.add_row(row["period"], row["split"], row["metric"],
+                      f"{row['treated_customers']:,}/{row['control_customers']:,}", interval,
+                      lift, number(row["incremental_revenue"], 0), number(row["cost"], 0), romi)
+    if rows.height > limit:
+        table.caption = f"the first {limit} of {rows.height:,} rows; all are in the file"
+    return table
+
+
+def _assignments(store_url: str | None, split: str, starts: list, rules: Rules) -> pl.DataFrame:
+    """Each customer's goal (the control group's replayed) and segment, with ``as_of``, from
+    the score runs that decided the periods: for each period start the latest complete run on
+    or before it, else the earliest run (said in a note)."""
+    import polars as pl
+
+    from retain.analytics.effect import planned_goals
+    from retain.config import settings
+    from retain.serving.store import COMPLETE, ScoreStore
+
+    try:
+        store = ScoreStore(settings(store_url=store_url).store_url).open()
+    except (ValueError, ConnectionError, RuntimeError) as exc:
+        raise fail(f"score store: {exc}") from None
+    with store:
+        runs = [run for run in store.runs(limit=1000) if run["status"] == COMPLETE]
+        if not runs:
+            raise fail(f"--split {split} needs each customer's {split} from a score run, and "
+                       f"the score store {store.url} has none: run `retain score` first, or "
+                       "give --store-url")
+        chosen: dict[str, dict] = {}
+        for start in starts:
+            before = [run for run in runs if run["as_of"] <= start]
+            run = (max(before, key=lambda r: (r["as_of"], r["finished_at"])) if before
+                   else min(runs, key=lambda r: (r["as_of"], r["finished_at"])))
+            if not before:
+                console.print(f"[yellow]note:[/] no score run on or before {start}: its "
+                              f"{split}s come from the earliest run, as of {run['as_of']}",
+                              soft_wrap=True)
+            chosen[run["run_id"]] = run
+        frames = [store.scores(run_id) for run_id in chosen]
+    scores = pl.concat(frames, how="diagonal_relaxed")
+    return scores.select("customer_id", "segment", "as_of").with_columns(planned_goals(
+        scores, replenish_within_days=rules.goals.replenish_within_days,
+        none_below_churn_probability=rules.goals.none_below_churn_probability))
+
+
+@app.command(epilog=example(
+    "retain effect --transactions data/shop/transactions.parquet \\",
+    "    --contacts data/shop/contacts.parquet \\",
+    "    --from 2026-01-01 --to 2026-07-01 --by quarter --split channel \\",
+    "    --out effect.csv"))
+def effect(
+    contacts: ContactsOpt = None,
+    date_from: Annotated[str | None, typer.Option(
+        "--from", metavar="<date>", help="First day measured (YYYY-MM-DD).",
+        show_default=False)] = None,
+    date_to: Annotated[str | None, typer.Option(
+        "--to", metavar="<date>", help="Day after the last day measured (YYYY-MM-DD).",
+        show_default=False)] = None,
+    by: Annotated[str, typer.Option(
+        "--by", metavar="<month|quarter>", help="One row per calendar month or quarter.")
+    ] = "month",
+    split: Annotated[str | None, typer.Option(
+        "--split", metavar="<goal|channel|segment>",
+        help="Also per channel (from the contacts log), or per goal or segment (from the "
+        "score run in force at each period's start).", show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Write the rows: .csv, or .json (the /v1/effect answer).")] = None,
+    transactions: TransactionsOpt = None,
+    store_url: Annotated[str | None, typer.Option(
+        "--store-url", metavar="<url>", help="Score store database URL: goals and segments "
+        "are read from it, and the measurement is kept there for GET /v1/effect. Env: "
+        "RETAIN_STORE_URL; default sqlite:///retain.db in the working directory.")] = None,
+    rules: RulesOpt = None,
+    confidence: Annotated[float, typer.Option(
+        "--confidence", min=0.5, max=0.999, help="Confidence of the intervals.")] = 0.9,
+    resamples: Annotated[int, typer.Option(
+        "--resamples", min=100, max=20_000, help="Bootstrap resamples.")] = 1000,
+    cuped: Annotated[bool, typer.Option(
+        "--cuped/--no-cuped", help="Narrow the intervals with each customer's past spend "
+        "(CUPED).")] = True,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")] = 0,
+    column_map: MapOpt = None,
+    on_bad_rows: OnBadRowsOpt = None,
+    rejects: RejectsOpt = None,
+    query: QueryOpt = None,
+    encoding: EncodingOpt = None,
+    date_format: DateFormatOpt = None,
+    drop_duplicates: DropDuplicatesOpt = None,
+) -> None:
+    """Measure what the messages earned against the control group.
+
+    Per period (and channel, goal or segment): revenue, orders and buyers per customer of the
+    contacted and the control customers, the difference with its confidence interval
+    (bootstrap, narrowed by CUPED), the relative lift, incremental revenue, cost and ROMI.
+    docs/effect.md defines each figure.
+    """
+    from retain.analytics.effect import SPLITS, EffectError, measure_effect
+    from retain.commands.common import write_frame, write_json
+    from retain.config import settings
+    from retain.serving.effect_store import write_effect
+    from retain.serving.store import ScoreStore
+
+    start, end = parse_date(date_from, "--from"), parse_date(date_to, "--to")
+    if start is None or end is None:
+        raise fail("--from and --to are required: the first day measured and the day after "
+                   "the last, e.g. --from 2026-01-01 --to 2026-07-01")
+    if end <= start:
+        raise fail(f"--to {end} must be after --from {start}")
+    if by not in ("month", "quarter"):
+        raise fail(f"--by: expected month or quarter, got {by!r}")
+    if split is not None and split not in SPLITS:
+        raise fail(f"--split: expected goal, channel or segment, got {split!r}")
+    if not contacts:
+        raise fail("--contacts is required: the log of the messages sent and of the control "
+                   "group's rows (customer_id, ts, channel, campaign, cost, control)")
+    if out is not None and out.suffix.lower() not in (".csv", ".json"):
+        raise fail(f"{out}: unknown output type; use .csv or .json")
+    decision_rules = rules_or_fail(settings(rules=rules).rules)
+    config = transaction_settings(transactions, end.isoformat(), None, on_bad_rows, column_map,
+                                  query, encoding=encoding, date_format=date_format,
+                                  drop_duplicates=drop_duplicates)
+    rejected = rejects or Path("effect.rejected.csv")
+    tx, _, _ = load(config, rejected)
+    log = load_side_table("contacts", contacts, config, rejected)
+    assignments = None
+    if split in ("goal", "segment"):
+        from retain.analytics.effect import period_bounds
+
+        starts = [first for _, first, _ in period_bounds(start, end, by)]  # type: ignore[arg-type]
+        assignments = _assignments(store_url, split, starts, decision_rules)
+    try:
+        with step(f"Measuring the effect {start} to {end} by {by}"):
+            rows = measure_effect(
+                tx, log, start, end, by=by, split=split,  # type: ignore[arg-type]
+                assignments=assignments, margin=decision_rules.offers.margin,
+                response_days=decision_rules.channels.response_days, cuped=cuped,
+                n_boot=resamples, confidence=confidence, seed=seed)
+    except EffectError as exc:
+        raise fail(str(exc)) from None
+    try:
+        with ScoreStore(settings(store_url=store_url).store_url).open() as store:
+            effect_id = write_effect(store, rows, date_from=start, date_to=end, by=by,
+                                     split=split)
+            kept = f"kept in {store.url} for GET /v1/effect"
+    except (ValueError, ConnectionError, RuntimeError, OSError) as exc:
+        effect_id, kept = None, f"not kept in the score store ({exc})"
+    title = (f"Effect against the global control group, {start} to {end}"
+             + (f", by {split}" if split else ""))
+    console.print(effect_table(rows, title, confidence))
+    if out is not None:
+        if out.suffix.lower() == ".json":
+            write_json(out, {"effect_id": effect_id, "date_from": start, "date_to": end,
+                             "by": by, "split_by": split or "none",
+                             "rows": rows.fill_nan(None).to_dicts()})
+        else:
+            write_frame(rows, out)
+    console.print(f"{rows.height:,} rows ({int(confidence * 100)}% intervals, margin "
+                  f"{decision_rules.offers.margin:g} for ROMI); {kept}"
+                  + (f"; saved to {out}" if out else ""), soft_wrap=True)
+
+
+def channels_table(over_time: pl.DataFrame, title: str) -> Table:
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("period", no_wrap=True)
+    table.add_column("channel", no_wrap=True)
+    for column in ("reach", "response", "control", "uplift", "extra revenue / contact", "cost",
+                   "return / cost", "status"):
+        table.add_column(column, justify="right")
+
+    def share(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1%}"
+
+    for row in over_time.iter_rows(named=True):
+        table.add_row(
+            str(row["period"]), row["channel"], f"{row['reach']:,}", share(row["response_rate"]),
+            share(row["control_rate"]), share(row["uplift"]),
+            f"{row['incremental_revenue_per_contact']:,.1f}", f"{row['cost']:,.0f}",
+            "-" if row["return_per_cost"] is None else f"{row['return_per_cost']:,.1f}",
+            row["status"])
+    return table
+
+
+def split_table(split: pl.DataFrame, title: str) -> Table:
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("channel", no_wrap=True)
+    table.add_column("status")
+    table.add_column("last period", justify="right")
+    table.add_column("next period", justify="right")
+    for row in split.iter_rows(named=True):
+        table.add_row(row["channel"], row["status"], f"{row['current_share']:.0%}",
+                      f"{row['recommended_share']:.0%}")
+    return table
+
+
+@app.command(epilog=example(
+    "retain channels --transactions data/shop/transactions.parquet \\",
+    "    --contacts data/shop/contacts.parquet \\",
+    "    --from 2025-07-01 --to 2026-07-01 --by quarter --out channels.csv"))
+def channels(
+    contacts: ContactsOpt = None,
+    date_from: Annotated[str | None, typer.Option(
+        "--from", metavar="<date>", help="First day measured (YYYY-MM-DD).",
+        show_default=False)] = None,
+    date_to: Annotated[str | None, typer.Option(
+        "--to", metavar="<date>", help="Day after the last day measured (YYYY-MM-DD).",
+        show_default=False)] = None,
+    by: Annotated[str | None, typer.Option(
+        "--by", metavar="<month|quarter>", help="Period of each measurement. Default: the "
+        "rules' channels.period.", show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Write the per channel and period rows: .csv, or .json with the split.")
+    ] = None,
+    transactions: TransactionsOpt = None,
+    rules: RulesOpt = None,
+    column_map: MapOpt = None,
+    on_bad_rows: OnBadRowsOpt = None,
+    rejects: RejectsOpt = None,
+    query: QueryOpt = None,
+    encoding: EncodingOpt = None,
+    date_format: DateFormatOpt = None,
+    drop_duplicates: DropDuplicatesOpt = None,
+) -> None:
+    """Each channel per month or quarter, and the next split.
+
+    Per channel and month or quarter: reach, response against the control group, extra
+    revenue per contact, cost and return per cost; the next period's shares follow the return
+    per cost, and channels in maintenance keep a small share."""
+    from retain.analytics.channels_over_time import channels_over_time, recommended_split
+    from retain.commands.common import write_frame, write_json
+    from retain.config import settings
+
+    start, end = parse_date(date_from, "--from"), parse_date(date_to, "--to")
+    if start is None or end is None:
+        raise fail("--from and --to are required: the first day measured and the day after "
+                   "the last, e.g. --from 2025-07-01 --to 2026-07-01")
+    if end <= start:
+        raise fail(f"--to {end} must be after --from {start}")
+    if by is not None and by not in ("month", "quarter"):
+        raise fail(f"--by: expected month or quarter, got {by!r}")
+    if not contacts:
+        raise fail("--contacts is required: the log of the messages sent and of the control "
+                   "group's rows (customer_id, ts, channel, campaign, cost, control)")
+    if out is not None and out.suffix.lower() not in (".csv", ".json"):
+        raise fail(f"{out}: unknown output type; use .csv or .json")
+    decision_rules = rules_or_fail(settings(rules=rules).rules)
+    config = transaction_settings(transactions, end.isoformat(), None, on_bad_rows, column_map,
+                                  query, encoding=encoding, date_format=date_format,
+                                  drop_duplicates=drop_duplicates)
+    rejected = rejects or Path("channels.rejected.csv")
+    tx, _, _ = load(config, rejected)
+    log = load_side_table("contacts", contacts, config, rejected)
+    assert log is not None
+    with step(f"Measuring the channels {start} to {end}"):
+        over_time = channels_over_time(tx, log, start, end, rules=decision_rules.channels,
+                                       margin=decision_rules.offers.margin, by=by)
+    if over_time.height == 0:
+        raise fail(f"no message between {start} and {end} could be judged: a message counts "
+                   "once its response window closed before --to, to a customer who had "
+                   "ordered in the 180 days before it")
+    split = recommended_split(over_time,
+                              maintenance_share=decision_rules.channels.maintenance_share)
+    console.print(channels_table(over_time, f"Channels by {by or decision_rules.channels.period},"
+                                            f" {start} to {end}"))
+    console.print(split_table(split, f"Split of the messages after {over_time['period'].max()}"))
+    if out is not None:
+        if out.suffix.lower() == ".json":
+            write_json(out, {"date_from": start, "date_to": end,
+                             "by": by or decision_rules.channels.period,
+                             "rows": over_time.to_dicts(), "split": split.to_dicts()})
+        else:
+            write_frame(over_time, out)
+        console.print(f"saved to {out}")

@@ -1,0 +1,313 @@
+"""The one report (analytics/report.py): each section from its frame, or saying honestly that
+it is not measured; gains and reliability by hand; `retain report` as a user runs it; the page
+in headless Chromium (no console error, no request but the file itself, every section there);
+and /ui/report behind the marketers' sign-in."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import date
+
+import polars as pl
+import pytest
+
+from retain.analytics.cohorts import cohorts
+from retain.analytics.report import (
+    SECTIONS,
+    ReportParts,
+    build_report,
+    drift_section,
+    effect_section,
+    gains_points,
+    prediction_outcomes,
+    reliability_points,
+    render_report,
+)
+from retain.models.pipeline import empty_scores
+from retain.serving.store import ScoreStore
+from tests.analytics.test_cohorts import AS_OF, SHOP, write_shop_csv
+
+EXPORT_KEY, SCORE_KEY = "export-key-0123456789", "score-key-0123456789"
+SECTION_IDS = [css_id for css_id, _ in SECTIONS]
+
+
+def effect_frame() -> pl.DataFrame:
+    """Two channels over two months as `retain effect --split channel` writes them: email
+    clearly above zero, sms crossing it."""
+    rows = []
+    for split, month, diff, lo, hi in (("email", "2025-02", 40.0, 10.0, 70.0),
+                                        ("email", "2025-03", 35.0, 5.0, 65.0),
+                                        ("sms", "2025-02", 5.0, -20.0, 30.0),
+                                        ("sms", "2025-03", -2.0, -30.0, 25.0)):
+        for metric, scale in (("revenue", 1.0), ("orders", 0.01)):
+            rows.append({"period": month, "split": split, "metric": metric,
+                         "treated_customers": 100, "control_customers": 10,
+                         "treated_mean": 100 + diff * scale, "control_mean": 100.0,
+                         "difference": diff * scale, "ci_low": lo * scale, "ci_high": hi * scale,
+                         "relative_lift": diff * scale / 100, "incremental_revenue":
+                         diff * 100 if metric == "revenue" else None, "cost": 50.0,
+                         "romi": (diff * 100 - 50) / 50 if metric == "revenue" else None})
+    return pl.DataFrame(rows)
+
+
+def drift_frame() -> pl.DataFrame:
+    return pl.DataFrame({"name": ["clv_12m", "orders", "segment"],
+                         "kind": ["score", "feature", "decision"], "psi": [0.31, 0.02, None],
+                         "level": ["shifted", "stable", "new"], "customers": [3, 3, 3],
+                         "reference_customers": [3, 3, None]})
+
+
+def scores_frame(ids: list[str], as_of: date, **columns: list) -> pl.DataFrame:
+    """A stored run's rows: these customers with the given score columns, the rest empty."""
+    given = pl.DataFrame({"customer_id": ids, **columns})
+    frame = pl.concat([empty_scores(), given], how="diagonal_relaxed")
+    return frame.with_columns(pl.lit(as_of).alias("as_of"), pl.lit(30).alias("horizon_days"))
+
+
+def fill_store(url: str) -> None:
+    """A run on 2025-02-01 (30 days: judged by April) and one on 2025-04-01 with decisions."""
+    with ScoreStore(url).open() as store:
+        past = scores_frame(["A", "B", "C"], date(2025, 2, 1),
+                            predicted_revenue=[50.0, 5.0, 100.0],
+                            churn_probability=[0.2, 0.9, 0.1], clv_12m=[1.0, 2.0, 3.0])
+        store.write_run(past, model_version="1", as_of=date(2025, 2, 1))
+        now = scores_frame(["A", "B", "C", "D"], AS_OF, clv_12m=[100.0, 20.0, 30.0, 10.0],
+                           predicted_revenue=[1.0, 1.0, 1.0, 1.0],
+                           segment=["active-vip-hedonist", "lost-low-occasional",
+                                    "active-high-stock_up", "new-mid-occasional"],
+                           goal=["cross_sell", "win_back", "replenish", "onboard"],
+                           channel=["email", None, "sms", "email"],
+                           expected_incremental_revenue=[5.0, 0.0, 3.0, 1.0],
+                           contact_cost=[0.5, 0.0, 3.0, 0.5])
+        store.write_run(now, model_version="1", as_of=AS_OF)
+
+
+# --- figures by hand -------------------------------------------------------------------------
+
+
+def test_gains_run_from_nothing_to_all_the_revenue_best_predicted_first():
+    outcomes = pl.DataFrame({"predicted_revenue": [9.0, 1.0, 5.0, 0.0],
+                             "revenue_h": [60.0, 0.0, 40.0, -10.0]})
+    points = gains_points(outcomes, points=4)
+    assert points["x"].to_list() == [0.0, 0.25, 0.5, 0.75, 1.0]
+    # The top quarter (predicted 9) brought 60 of 100; a refund counts as nothing.
+    assert points["y"].to_list() == pytest.approx([0.0, 0.6, 1.0, 1.0, 1.0])
+
+
+def test_reliability_bins_the_churn_probability_against_who_did_not_buy():
+    outcomes = pl.DataFrame({"churn_probability": [0.05, 0.15, 0.91, 0.99, 0.95],
+                             "bought": [True, True, False, False, True]})
+    points = reliability_points(outcomes)
+    assert points["bin"].to_list() == [0, 1, 9]
+    assert points["x"].to_list() == pytest.approx([0.05, 0.15, (0.91 + 0.99 + 0.95) / 3])
+    assert points["y"].to_list() == pytest.approx([0.0, 0.0, 2 / 3])
+    assert points["customers"].to_list() == [1, 1, 3]
+
+
+def test_a_past_runs_predictions_meet_what_happened_in_its_horizon():
+    scores = scores_frame(["A", "B", "C"], date(2025, 2, 1), predicted_revenue=[1.0, 2.0, 3.0],
+                          churn_probability=[0.1, 0.2, 0.3])
+    outcomes = prediction_outcomes(scores, SHOP, date(2025, 2, 1), 30).sort("customer_id")
+    # [Feb 1, Mar 3): A's March 2 order (70); B nothing; C 200 + 100 - 50.
+    assert outcomes["revenue_h"].to_list() == [70.0, 0.0, 250.0]
+    assert outcomes["bought"].to_list() == [True, False, True]
+
+
+# --- sections ----------------------------------------------------------------------------------
+
+
+def test_every_section_is_there_and_says_not_measured_when_its_data_is_missing():
+    html = render_report(ReportParts(as_of=AS_OF))
+    for css_id in SECTION_IDS:
+        assert f'<section id="{css_id}">' in html
+        assert f'data-missing="{css_id}"' in html
+    assert "retain effect" in html and "<script" not in html
+    ru = render_report(ReportParts(as_of=AS_OF), "ru")
+    assert '<html lang="ru">' in ru and "Когорты по месяцу первой покупки" in ru
+
+
+def test_the_effect_section_draws_each_channel_and_month_with_its_interval():
+    html = effect_section(effect_frame(), "en")
+    dots = re.findall(r'class="interval" data-group="(\w+)" data-period="([\d-]+)" '
+                      r'data-estimate="([-\d.]+)"', html)
+    # The revenue rows only: four dots, not eight.
+    assert sorted((g, p, float(e)) for g, p, e in dots) == [
+        ("email", "2025-02", 40.0), ("email", "2025-03", 35.0), ("sms", "2025-02", 5.0),
+        ("sms", "2025-03", -2.0)]
+    assert 'data-missing' not in html and "90%" in html
+
+
+def test_churn_predicted_and_observed_is_drawn_per_judged_run_once_there_are_two():
+    from retain.analytics.report import calibration_chart
+
+    runs = pl.DataFrame({"as_of": [date(2025, 1, 1), date(2025, 2, 1), date(2025, 2, 1)],
+                         "decile": [0, 0, 3], "predicted_churn": [0.3, 0.4, 0.9],
+                         "observed_churn": [0.35, 0.5, 0.1]})
+    html = calibration_chart(runs, "en")
+    series = dict(re.findall(r'class="series" data-series="([^"]+)" data-points="(\d+)"', html))
+    assert series == {"predicted churn": "2", "observed churn": "2"}  # decile 0 rows only
+    assert "2025-02-01" in html and "1970" not in html
+    assert calibration_chart(runs.head(1), "en") == ""
+
+
+def test_the_drift_section_shows_measured_columns_the_most_shifted_first():
+    html = drift_section(drift_frame(), "en")
+    keys = re.findall(r'class="bar" data-key="([^"]+)"', html)
+    assert keys == ["clv_12m (shifted)", "orders (stable)"]
+    assert 'data-missing="drift"' in drift_section(drift_frame().head(0), "en")
+
+
+def test_a_report_of_a_shop_and_its_store_fills_every_section(tmp_path):
+    url = f"sqlite:///{tmp_path / 'retain.db'}"
+    fill_store(url)
+    costs = pl.DataFrame({"acquisition_channel": ["web", "app"],
+                          "month": [date(2025, 1, 1)] * 2, "spend": [50.0, 40.0]})
+    with ScoreStore(url).open() as store:
+        parts = build_report(AS_OF, SHOP, costs=costs, store=store, effect=effect_frame(),
+                             drift=drift_frame())
+    assert parts.run is not None and parts.run["as_of"] == AS_OF
+    assert parts.outcome_run is not None and parts.outcome_run["as_of"] == date(2025, 2, 1)
+    expected = cohorts(SHOP, AS_OF, "channel", costs=costs,
+                       scores=pl.DataFrame({"customer_id": ["A", "B", "C", "D"],
+                                            "clv_12m": [100.0, 20.0, 30.0, 10.0]}))
+    assert parts.channel_cohorts is not None
+    assert parts.channel_cohorts.summary.equals(expected.summary)
+    html = render_report(parts)
+    assert "data-missing" not in html
+    for chart in ("chart-cohorts", "chart-ltv", "chart-unit", "chart-gains", "chart-reliability",
+                  "chart-effect", "chart-drift", "chart-segments"):
+        assert f'id="{chart}"' in html
+    assert "LTV/CAC" in html
+
+
+# --- retain report ---------------------------------------------------------------------------
+
+
+def test_retain_report_writes_one_html_file_from_the_shop_and_the_store(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from retain.cli import app
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'none.db'}")
+    shop, costs = write_shop_csv(tmp_path)
+    url = f"sqlite:///{tmp_path / 'retain.db'}"
+    fill_store(url)
+    effect = tmp_path / "effect.csv"
+    effect_frame().write_csv(effect)
+    out = tmp_path / "out" / "report.html"
+    done = CliRunner().invoke(app, ["report", "--as-of", "2025-04-01", "--out", str(out),
+                                    "--transactions", shop, "--costs", costs, "--effect",
+                                    str(effect), "--store-url", url, "--lang", "ru"])
+    assert done.exit_code == 0, done.output
+    html = out.read_text(encoding="utf-8")
+    assert html.startswith("<!DOCTYPE html>") and '<html lang="ru">' in html
+    assert 'data-missing="effect"' not in html and 'data-missing="drift"' in html
+    assert "gains/reliability" in done.output and "effect" in done.output
+    bad = tmp_path / "bad.csv"
+    bad.write_text("period,split\n2025-01,email\n", encoding="utf-8")
+    wrong = CliRunner().invoke(app, ["report", "--as-of", "2025-04-01", "--out", str(out),
+                                     "--effect", str(bad), "--store-url", url])
+    assert wrong.exit_code == 1 and "missing column(s) metric" in wrong.output
+
+
+# --- in a browser ----------------------------------------------------------------------------
+
+
+def test_the_report_renders_in_chromium_with_no_error_and_no_request(chromium_path, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from tests.processes import launch_chromium
+
+    url = f"sqlite:///{tmp_path / 'retain.db'}"
+    fill_store(url)
+    with ScoreStore(url).open() as store:
+        parts = build_report(AS_OF, SHOP, store=store, effect=effect_frame(), drift=drift_frame(),
+                             costs=pl.DataFrame({"acquisition_channel": ["web", "app"],
+                                                 "month": [date(2025, 1, 1)] * 2,
+                                                 "spend": [50.0, 40.0]}))
+    path = tmp_path / "report.html"
+    path.write_text(render_report(parts), encoding="utf-8")
+    with sync_playwright() as p:
+        browser = launch_chromium(p, chromium_path)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            errors: list[str] = []
+            requests: list[str] = []
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(path.as_uri())
+            page.wait_for_selector("#segments svg")
+            assert errors == []
+            assert requests == [path.as_uri()]  # no CDN, no font, no image from anywhere
+            for css_id in SECTION_IDS:
+                assert page.locator(f"section#{css_id} h2").is_visible()
+                assert page.locator(f"section#{css_id} svg").count() >= 1, css_id
+            # Each chart is drawn at a real size (not collapsed by the page's CSS).
+            box = page.locator("#chart-cohorts").bounding_box()
+            assert box is not None and box["width"] > 200 and box["height"] > 80
+            page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+        finally:
+            browser.close()
+
+
+# --- /ui/report --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def served(tmp_path, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from retain.config import Settings
+    from retain.serving.main import create_app
+
+    def missing(alias: str) -> str:
+        raise LookupError("no model (stubbed in tests)")
+
+    monkeypatch.setattr("retain.serving.deps.alias_version", missing)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'none.db'}")
+    shop, costs = write_shop_csv(tmp_path)
+    url = f"sqlite:///{tmp_path / 'retain.db'}"
+    fill_store(url)
+    settings = Settings(api_keys=json.dumps({EXPORT_KEY: ["export"], SCORE_KEY: ["score"]}),
+                        store_url=url, reload_interval=0, transactions=shop, costs=costs)
+    with TestClient(create_app(settings), follow_redirects=False) as client:
+        yield client
+
+
+def test_ui_report_needs_a_signed_in_export_key_and_serves_the_report(served):
+    refused = served.get("/ui/report")
+    assert refused.status_code == 401 and 'id="api_key"' in refused.text
+    served.post("/ui/login", data={"api_key": SCORE_KEY})  # no export scope: no session
+    assert served.get("/ui/report").status_code == 401
+    assert served.post("/ui/login", data={"api_key": EXPORT_KEY}).status_code == 303
+    page = served.get("/ui/report")
+    assert page.status_code == 200
+    policy = page.headers["content-security-policy"]
+    assert "default-src 'none'" in policy and "img-src data:" in policy
+    assert "script-src" not in policy
+    # The latest run's date by default; the shop's cohorts and the costs' LTV/CAC are there.
+    assert "as of 2025-04-01" in page.text and 'id="chart-cohorts"' in page.text
+    assert 'data-missing="unit"' not in page.text and "LTV/CAC" in page.text
+    assert 'data-missing="effect"' in page.text  # no contacts configured
+    assert '<a class="home" href="/ui">' in page.text
+    ru = served.get("/ui/report?lang=ru&as_of=2025-03-01")
+    assert ru.status_code == 200 and "Удержание: итоги на 2025-03-01" in ru.text
+    bad = served.get("/ui/report?as_of=someday")
+    assert bad.status_code == 400 and "Traceback" not in bad.text
+
+
+def test_without_contacts_the_report_shows_the_effect_the_store_keeps(tmp_path):
+    from retain.serving.effect_store import write_effect
+
+    url = f"sqlite:///{tmp_path / 'retain.db'}"
+    fill_store(url)
+    with ScoreStore(url).open() as store:
+        write_effect(store, effect_frame(), date_from=date(2025, 2, 1), date_to=date(2025, 4, 1),
+                     by="month", split="channel")
+        parts = build_report(AS_OF, SHOP, store=store)
+        later = build_report(date(2025, 3, 1), SHOP, store=store)  # measured after that date
+    assert parts.effect is not None and parts.effect.height == effect_frame().height
+    assert 'data-group="sms"' in render_report(parts)
+    assert later.effect is None

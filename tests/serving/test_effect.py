@@ -1,0 +1,74 @@
+"""GET /v1/effect: the latest measurement `retain effect` kept, behind the export scope."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from fastapi.testclient import TestClient
+
+from retain.analytics.effect import EFFECT_COLUMNS, measure_effect
+from retain.serving.effect_store import write_effect
+from retain.serving.main import create_app
+from retain.serving.store import ScoreStore
+from retain.simulate import simulate_shop
+from tests.serving.conftest import EXPORT_KEY, SCORE_KEY
+
+EXPORT = {"X-API-Key": EXPORT_KEY}
+
+
+@pytest.fixture
+def client(settings, no_registry):
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+def _measure(split):
+    shop = simulate_shop(800, seed=2, history_days=200, future_days=90, control_share=0.2)
+    return measure_effect(shop.transactions, shop.contacts, date(2026, 5, 1), date(2026, 7, 1),
+                          split=split, n_boot=200)
+
+
+def test_effect_is_empty_until_measured_and_needs_the_export_scope(client):
+    assert client.get("/v1/effect").status_code == 401
+    assert client.get("/v1/effect", headers={"X-API-Key": SCORE_KEY}).status_code == 403
+    body = client.get("/v1/effect", headers=EXPORT).json()
+    assert body["effect_id"] is None and body["rows"] == []
+
+
+def test_effect_serves_the_latest_measurement_or_the_latest_of_a_split(client, store_url):
+    by_channel, overall = _measure("channel"), _measure(None)
+    with ScoreStore(store_url).open() as store:
+        channel_id = write_effect(store, by_channel, date_from=date(2026, 5, 1),
+                                  date_to=date(2026, 7, 1), by="month", split="channel")
+        overall_id = write_effect(store, overall, date_from=date(2026, 5, 1),
+                                  date_to=date(2026, 7, 1), by="month", split=None)
+    latest = client.get("/v1/effect", headers=EXPORT).json()
+    assert latest["effect_id"] == overall_id and latest["split_by"] == "none"
+    assert [list(row) for row in latest["rows"]] == [list(EFFECT_COLUMNS)] * overall.height
+    assert latest["rows"] == overall.to_dicts()
+    channel = client.get("/v1/effect?split=channel", headers=EXPORT).json()
+    assert channel["effect_id"] == channel_id
+    assert len(channel["rows"]) == by_channel.height
+    assert client.get("/v1/effect?split=goal", headers=EXPORT).json()["rows"] == []
+    assert client.get("/v1/effect?split=campaign", headers=EXPORT).status_code == 422
+
+
+def test_channels_need_a_served_model(client):
+    assert client.get("/v1/channels", headers=EXPORT).status_code == 503
+
+
+def test_channels_show_what_the_served_models_decisions_read(settings, tracking):
+    from retain.decisions.channels import channel_plan
+    from retain.decisions.rules import load_rules
+
+    with TestClient(create_app(settings)) as served:
+        body = served.get("/v1/channels", headers=EXPORT).json()
+    measured = tracking.trained.pipeline.channel_measurements
+    assert body["model_version"] == tracking.trained.version
+    assert len(body["rows"]) == measured.periods.height > 0
+    plan = channel_plan(measured, load_rules(None).channels)
+    statuses = dict(plan.select("channel", "status").iter_rows())
+    assert all(row["status"] == statuses[row["channel"]] for row in body["rows"])
+    shares = [row["recommended_share"] for row in body["split"]]
+    assert sum(shares) == pytest.approx(1.0) and min(shares) > 0
