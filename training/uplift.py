@@ -54,19 +54,24 @@ def offer_training_set(
     window_days: int = 30,
     channels: Sequence[str] | None = None,
     max_feature_days: int = 40,
+    max_messages: int = 500_000,
 ) -> OfferTrainingSet:
     """Rows for every treated message whose whole window ends before ``as_of`` (see module
-    doc). ``contacts`` needs ``customer_id, ts, control, offer``; ``transactions`` the usual
-    ``customer_id, order_id, ts, amount`` lines."""
+    doc), or a random ``max_messages`` of them (a million customers messaged monthly would
+    otherwise make tens of millions of feature rows; a random subset of a randomised
+    experiment is one too). ``contacts`` needs ``customer_id, ts, control, offer``;
+    ``transactions`` the usual ``customer_id, order_id, ts, amount`` lines."""
     end = midnight(as_of) - timedelta(days=window_days)
     messages = (
         contacts.lazy()
         .filter(~pl.col("control") & (pl.col("ts") < end))
         .select("customer_id", "ts", (pl.col("offer") != NO_OFFER).alias("_treated"))
         .with_columns(pl.col("ts").dt.date().alias("day"))
-        .sort("customer_id", "ts")
         .collect()
     )
+    if messages.height > max_messages:
+        messages = messages.sample(n=max_messages, seed=0)
+    messages = messages.sort("customer_id", "ts")
     if messages["day"].n_unique() > max_feature_days:
         messages = messages.with_columns(pl.col("day").dt.truncate("1w"))
     if messages["day"].n_unique() > max_feature_days:

@@ -150,3 +150,12 @@ def test_targeting_evidence_on_small_shops_is_consistent(offer_shop):
     low, high = evidence["retain_minus_rule_ci"]
     assert low <= high
     assert evidence["customers"] > 2500
+
+
+def test_a_large_log_is_sampled_at_random_within_its_messages(offer_shop):
+    shop, tx = offer_shop
+    whole = offer_training_set(tx, shop.contacts, shop.as_of)
+    part = offer_training_set(tx, shop.contacts, shop.as_of, max_messages=5000)
+    assert part.features.height <= 5000 < whole.features.height
+    # Random: the share of messages with a discount stays.
+    assert part.treated.mean() == pytest.approx(whole.treated.mean(), abs=0.03)
