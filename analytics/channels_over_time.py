@@ -50,13 +50,15 @@ def channels_over_time(transactions: Frame, contacts: Frame, start: date, end: d
     ``end`` (the same for every period of a channel)."""
     rules = rules.model_copy(update={"period": by or rules.period})
     log = contacts.lazy().filter((pl.col("ts") >= midnight(start)) & (pl.col("ts") < midnight(end)))
-    judged = responses(log, transactions, end, rules.response_days, reachable_days)
+    # Judged once: the measurements and the reach both read it (lazy, the joins with every
+    # order ran twice).
+    judged = responses(log, transactions, end, rules.response_days, reachable_days).collect()
     measured = measure_responses(judged, end, rules)
     if measured.periods.height == 0:
         return _empty()
     truncate = "1q" if rules.period == "quarter" else "1mo"
     reach = (
-        judged.filter(~pl.col("control"))
+        judged.lazy().filter(~pl.col("control"))
         .with_columns(pl.col("ts").dt.truncate(truncate).dt.date().alias("period"))
         .group_by("channel", "period").agg(pl.col("customer_id").n_unique().alias("reach"))
     )

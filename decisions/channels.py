@@ -9,6 +9,13 @@ latest uplift fell below ``maintenance_below`` of its typical uplift (the mean o
 before, weighted by messages) is in **maintenance**: it keeps a small share of customers, never
 none, so it is still measured.
 
+Where more than one channel would do for a customer, the decisions follow the recommended
+split of the next period (:func:`split_weights`, from
+:func:`retain.analytics.channels_over_time.recommended_split` on these same measurements): each
+such customer draws one of their channels with the channels' shares as weights
+(:func:`draw_by_split`), by a salted hash of the customer id, so the choice is the same in the
+batch and for the customer alone.
+
 Per customer and channel the same log says whether a channel works *for this customer*: one
 ignored ``min_contacts_to_judge`` times or more does not, and the next cheapest is used.
 """
@@ -19,6 +26,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
 
+import numpy as np
 import polars as pl
 
 from retain.decisions.rules import Channels
@@ -181,3 +189,45 @@ def _cached_plan(measurements: ChannelMeasurements, rules_json: str) -> pl.DataF
         .sort("cost", pl.col("uplift"), "channel", descending=[False, True, False])
     )
 
+
+
+def split_weights(measurements: ChannelMeasurements, rules: Channels,
+                  channels: tuple[str, ...]) -> np.ndarray:
+    """The recommended share of each of ``channels`` for the period after the latest measured
+    one (:func:`retain.analytics.channels_over_time.recommended_split`); a channel the split
+    does not name (unmeasured, or silent in the latest period) gets the maintenance floor, so
+    it is still tried. All zeros without measurements: the plan's order decides."""
+    # Imported here: analytics reads the decisions' modules, the decisions read this one figure.
+    from retain.analytics.channels_over_time import measured_figures, recommended_split
+
+    if measurements.periods.height == 0 or not channels:
+        return np.zeros(len(channels))
+    # The split depends on the money per contact only through ratios and signs (return per
+    # cost relative to the other channels), so any positive basket gives the same shares.
+    # Hand-made measurements may leave out the columns the split does not read.
+    missing = [pl.lit(None, pl.Float64).alias(c) for c in ("response_rate", "control_rate")
+               if c not in measurements.periods.columns]
+    if missing:
+        measurements = ChannelMeasurements(measurements.periods.with_columns(missing),
+                                           measurements.ignored, measurements.measured_at)
+    figures = measured_figures(measurements, rules, margin=1.0, aov=1.0)
+    split = recommended_split(figures, maintenance_share=rules.maintenance_share)
+    if split.height == 0:
+        return np.zeros(len(channels))
+    share = dict(zip(split["channel"].to_list(), split["recommended_share"].to_list(),
+                     strict=True))
+    floor = max(rules.maintenance_share, 1e-3) / len(channels)
+    return np.array([share.get(c) or floor for c in channels], dtype=np.float64)
+
+
+def draw_by_split(candidates: np.ndarray, weights: np.ndarray, draw: np.ndarray) -> np.ndarray:
+    """Per row of ``candidates`` (customers x channels, bool; each row with one at least) the
+    channel drawn with probability ``weights`` renormalised over the row's candidates, by
+    ``draw`` (one number in [0, 1) per row): the inverse of the cumulative weights."""
+    w = np.where(candidates, weights[None, :], 0.0)
+    cumulative = np.cumsum(w, axis=1)
+    total = cumulative[:, -1:]
+    # Rows whose candidates all weigh nothing: the first candidate (the plan's order).
+    first = candidates.argmax(axis=1)
+    picked = (cumulative > draw[:, None] * total).argmax(axis=1)
+    return np.where(total[:, 0] > 0, picked, first)
