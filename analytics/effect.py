@@ -59,8 +59,10 @@ __all__ = [
     "EFFECT_SCHEMA",
     "METRICS",
     "SPLITS",
+    "MIN_GROUP",
     "EffectError",
     "measure_effect",
+    "too_small",
     "period_bounds",
     "planned_goals",
 ]
@@ -81,6 +83,9 @@ Period = Literal["month", "quarter"]
 # their normal limit instead: the same interval to within a few parts in a thousand for groups
 # that large, at a fraction of the time.
 _EXACT_BOOTSTRAP_LIMIT = 40_000_000
+# Fewer customers than this on either side and the interval is left null: a bootstrap of a
+# handful of control customers draws a narrow interval around a guess (one customer's spend).
+MIN_GROUP = 30
 _CHUNK_WEIGHTS = 4_000_000
 
 
@@ -162,6 +167,7 @@ def measure_effect(
     n_boot: int = 1000,
     confidence: float = 0.9,
     seed: int = 0,
+    min_group: int = MIN_GROUP,
 ) -> pl.DataFrame:
     """One row per period, split and metric with :data:`EFFECT_COLUMNS` (module doc).
 
@@ -171,6 +177,9 @@ def measure_effect(
     already replayed for the control group (:func:`planned_goals`, for ``split="goal"``);
     with an ``as_of`` column it may hold several score runs, and each period reads the
     latest run on or before its first day (else the earliest).
+    ``min_group``: with fewer treated or control customers than this in a row, its
+    ``ci_low``/``ci_high`` stay null (the means and difference are still given; :func:`too_small`
+    counts such rows).
     Raises :class:`EffectError` when the inputs cannot answer (no messages or no control
     customers in the span, a goal or segment split without assignments).
     """
@@ -225,7 +234,7 @@ def measure_effect(
         outcomes = _outcomes(purchases, masked, units, first, after, pre_days)
         rows.extend(_period_rows(label, outcomes, in_span, first, after, split, keys,
                                  margin=margin, cuped=cuped, n_boot=n_boot,
-                                 confidence=confidence, rng=rng))
+                                 confidence=confidence, rng=rng, min_group=min_group))
     return pl.DataFrame(rows, schema=EFFECT_SCHEMA, orient="row") if rows else \
         pl.DataFrame(schema=EFFECT_SCHEMA)
 
@@ -319,7 +328,7 @@ def _outcomes(purchases: pl.DataFrame, masked: pl.DataFrame, units: pl.DataFrame
 def _period_rows(label: str, outcomes: pl.DataFrame, log: pl.DataFrame, first: date,
                  after: date, split: str | None, assignments: pl.DataFrame | None, *,
                  margin: float, cuped: bool, n_boot: int, confidence: float,
-                 rng: np.random.Generator) -> list[dict]:
+                 rng: np.random.Generator, min_group: int) -> list[dict]:
     costs = _costs(log, first, after, split, assignments)
     # Each customer's bootstrap weight follows their place in the group: in customer order, the
     # same seed gives the same interval (the joins' multi-threaded order differs run to run).
@@ -338,7 +347,7 @@ def _period_rows(label: str, outcomes: pl.DataFrame, log: pl.DataFrame, first: d
         cost = costs.get(key, 0.0)
         rows.extend(_compare(label, str(key), _group(treated), _group(control), cost,
                              margin=margin, cuped=cuped, n_boot=n_boot,
-                             confidence=confidence, rng=rng))
+                             confidence=confidence, rng=rng, min_group=min_group))
     return rows
 
 
@@ -367,7 +376,7 @@ def _group(frame: pl.DataFrame) -> _Group:
 
 def _compare(label: str, key: str, treated: _Group, control: _Group, cost: float, *,
              margin: float, cuped: bool, n_boot: int, confidence: float,
-             rng: np.random.Generator) -> list[dict]:
+             rng: np.random.Generator, min_group: int) -> list[dict]:
     n_t, n_c = len(treated.y), len(control.y)
     mean_t = treated.y.mean(axis=0)
     mean_c = control.y.mean(axis=0) if n_c else np.full(3, np.nan)
@@ -377,10 +386,13 @@ def _compare(label: str, key: str, treated: _Group, control: _Group, cost: float
         moments_t, moments_c = _moments(treated, cuped), _moments(control, cuped)
         difference = _difference(moments_t.mean(axis=0), moments_c.mean(axis=0), n_t, n_c)
         # theta is estimated afresh in every resample: its own uncertainty is in the interval.
-        boot = _difference(_bootstrap_means(moments_t, n_boot, rng),
-                           _bootstrap_means(moments_c, n_boot, rng), n_t, n_c)
-        tail = (1 - confidence) / 2
-        low, high = np.quantile(boot, [tail, 1 - tail], axis=0)
+        if min(n_t, n_c) < min_group:
+            low = high = np.full(3, np.nan)  # too few to judge: no interval, not a narrow one
+        else:
+            boot = _difference(_bootstrap_means(moments_t, n_boot, rng),
+                               _bootstrap_means(moments_c, n_boot, rng), n_t, n_c)
+            tail = (1 - confidence) / 2
+            low, high = np.quantile(boot, [tail, 1 - tail], axis=0)
     rows = []
     for m, metric in enumerate(METRICS):
         lift = difference[m] / mean_c[m] if n_c and mean_c[m] != 0 else None
@@ -397,6 +409,14 @@ def _compare(label: str, key: str, treated: _Group, control: _Group, cost: float
             "incremental_revenue": incremental, "cost": float(cost), "romi": romi,
         })
     return rows
+
+
+def too_small(rows: pl.DataFrame, min_group: int = MIN_GROUP) -> int:
+    """How many (period, split) comparisons had fewer than ``min_group`` customers on a side
+    (their intervals are null)."""
+    small = rows.filter((pl.col("treated_customers") < min_group)
+                        | (pl.col("control_customers") < min_group))
+    return small.select("period", "split").unique().height
 
 
 def _finite(value: float | None) -> float | None:

@@ -141,6 +141,9 @@ def effect(
         "--cuped/--no-cuped", help="Narrow the intervals with each customer's past spend "
         "(CUPED).")] = True,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")] = 0,
+    min_group: Annotated[int, typer.Option(
+        "--min-group", min=1, help="Fewer customers than this on either side and the row's "
+        "interval is left empty (too few to judge).")] = 30,
     column_map: MapOpt = None,
     on_bad_rows: OnBadRowsOpt = None,
     rejects: RejectsOpt = None,
@@ -156,7 +159,7 @@ def effect(
     (bootstrap, narrowed by CUPED), the relative lift, incremental revenue, cost and ROMI.
     docs/effect.md defines each figure.
     """
-    from retain.analytics.effect import SPLITS, EffectError, measure_effect
+    from retain.analytics.effect import SPLITS, EffectError, measure_effect, too_small
     from retain.commands.common import write_frame, write_json
     from retain.config import settings
     from retain.serving.effect_store import write_effect
@@ -196,7 +199,7 @@ def effect(
                 tx, log, start, end, by=by, split=split,  # type: ignore[arg-type]
                 assignments=assignments, margin=decision_rules.offers.margin,
                 response_days=decision_rules.channels.response_days, cuped=cuped,
-                n_boot=resamples, confidence=confidence, seed=seed)
+                n_boot=resamples, confidence=confidence, seed=seed, min_group=min_group)
     except EffectError as exc:
         raise fail(str(exc)) from None
     try:
@@ -209,6 +212,12 @@ def effect(
     title = (f"Effect against the global control group, {start} to {end}"
              + (f", by {split}" if split else ""))
     console.print(effect_table(rows, title, confidence))
+    small = too_small(rows, min_group)
+    if small:
+        console.print(f"[yellow]note:[/] {small:,} of {rows.select('period', 'split').unique().height:,}"
+                      f" comparisons have fewer than {min_group} contacted or control customers:"
+                      " too few to judge, their intervals are left empty (--min-group)",
+                      soft_wrap=True)
     if out is not None:
         if out.suffix.lower() == ".json":
             write_json(out, {"effect_id": effect_id, "date_from": start, "date_to": end,

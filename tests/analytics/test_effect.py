@@ -14,6 +14,7 @@ from retain.analytics.effect import (
     measure_effect,
     period_bounds,
     planned_goals,
+    too_small,
 )
 from retain.simulate import simulate_shop
 
@@ -60,7 +61,7 @@ def test_period_bounds_are_calendar_periods_clipped_to_the_span():
 
 def test_a_hand_computed_month_without_cuped():
     effect = measure_effect(SMALL_TX, SMALL_LOG, date(2026, 3, 1), date(2026, 4, 1),
-                            cuped=False, margin=0.5, n_boot=200)
+                            cuped=False, margin=0.5, n_boot=200, min_group=1)
     assert effect.columns == list(EFFECT_COLUMNS)
     assert effect.height == 3  # one period, no split, three metrics
     revenue = _row(effect, "revenue")
@@ -82,6 +83,21 @@ def test_a_hand_computed_month_without_cuped():
     buyers = _row(effect, "buyers")
     assert buyers["treated_mean"] == pytest.approx(2 / 3)
     assert buyers["control_mean"] == pytest.approx(0.5)
+
+
+def test_groups_below_min_group_get_no_interval():
+    # 3 treated against 2 control: the means and difference stand, the interval would be a
+    # guess from two customers' spend.
+    effect = measure_effect(SMALL_TX, SMALL_LOG, date(2026, 3, 1), date(2026, 4, 1),
+                            cuped=False, n_boot=100)
+    revenue = _row(effect, "revenue")
+    assert revenue["difference"] == pytest.approx(40.0)
+    assert revenue["ci_low"] is None and revenue["ci_high"] is None
+    assert too_small(effect) == 1
+    assert too_small(effect, min_group=2) == 0
+    assert _row(measure_effect(SMALL_TX, SMALL_LOG, date(2026, 3, 1), date(2026, 4, 1),
+                               cuped=False, n_boot=100, min_group=2), "revenue")["ci_low"] \
+        is not None
 
 
 def test_cuped_subtracts_the_pooled_regression_on_past_spend():
