@@ -243,13 +243,16 @@ def channels_table(over_time: pl.DataFrame, title: str) -> Table:
     def share(value: float | None) -> str:
         return "-" if value is None else f"{value:.1%}"
 
+    def number(value: float | None, digits: int) -> str:
+        # A figure the period could not measure (no control row, no order) is null: a dash.
+        return "-" if value is None else f"{value:,.{digits}f}"
+
     for row in over_time.iter_rows(named=True):
         table.add_row(
-            str(row["period"]), row["channel"], f"{row['reach']:,}", share(row["response_rate"]),
-            share(row["control_rate"]), share(row["uplift"]),
-            f"{row['incremental_revenue_per_contact']:,.1f}", f"{row['cost']:,.0f}",
-            "-" if row["return_per_cost"] is None else f"{row['return_per_cost']:,.1f}",
-            row["status"])
+            str(row["period"]), str(row["channel"]), number(row["reach"], 0),
+            share(row["response_rate"]), share(row["control_rate"]), share(row["uplift"]),
+            number(row["incremental_revenue_per_contact"], 1), number(row["cost"], 0),
+            number(row["return_per_cost"], 1), str(row["status"]))
     return table
 
 
@@ -325,6 +328,18 @@ def channels(
     tx, _, _ = load(config, rejected)
     log = load_side_table("contacts", contacts, config, rejected)
     assert log is not None
+    import polars as pl
+
+    from retain.features.orders import midnight
+
+    in_span = log.filter((pl.col("ts") >= midnight(start)) & (pl.col("ts") < midnight(end)))
+    marked = pl.col("control").cast(pl.Boolean).fill_null(False)
+    if in_span.filter(~marked).height and in_span.filter(marked).height == 0:
+        # The same refusal as `retain effect`: uplift is measured against the control group.
+        raise fail(
+            f"the contacts log marks no control customer between {start} and {end}: the effect "
+            "is measured against the global control group, whose customers must appear in the "
+            "log with control = true for the campaigns that left them out")
     with step(f"Measuring the channels {start} to {end}"):
         over_time = channels_over_time(tx, log, start, end, rules=decision_rules.channels,
                                        margin=decision_rules.offers.margin, by=by)

@@ -120,6 +120,26 @@ def test_a_log_without_control_rows_is_refused_with_the_reason(env):
     assert "no control customer" in " ".join(result.output.split())
 
 
+def test_channels_without_control_rows_is_refused_like_effect(env):
+    contacts = pl.read_parquet(env / "shop" / "contacts.parquet")
+    contacts.filter(~pl.col("control")).write_csv(env / "sent_only_channels.csv")
+    result = runner.invoke(app, ["channels", "--transactions", "shop/transactions.parquet",
+                                 "--contacts", "sent_only_channels.csv", *SPAN])
+    assert result.exit_code == 1, result.output
+    assert "no control customer" in " ".join(result.output.split())
+    assert "internal error" not in result.output and "Traceback" not in result.output
+
+
+def test_the_channels_table_shows_nulls_as_dashes():
+    from retain.analytics.channels_over_time import OVER_TIME_COLUMNS
+    from retain.commands.effect import channels_table
+
+    row = dict.fromkeys(OVER_TIME_COLUMNS)
+    row.update(period="2026-Q1", channel="email", status="active")
+    table = channels_table(pl.DataFrame([row]), "t")
+    assert table.row_count == 1
+
+
 def test_channels_prints_each_channel_per_period_and_the_next_split(env):
     result = runner.invoke(app, ["channels", "--transactions", "shop/transactions.parquet",
                                  "--contacts", "shop/contacts.parquet", "--from", "2025-10-01",
