@@ -142,6 +142,8 @@ class LoadReport:
     after_as_of: int = 0
     after_as_of_first: date | None = None
     after_as_of_last: date | None = None
+    # What the user should know about values read as a default (e.g. a blank cost as 0).
+    read_notes: list[str] = field(default_factory=list)
 
     @property
     def rows_rejected(self) -> int:
@@ -175,7 +177,7 @@ class LoadReport:
             out.append(f"{self.after_as_of:,} rows on or after {what} {boundary} are not used "
                        f"(dated {self.after_as_of_first} to {self.after_as_of_last}: outside "
                        "the window)")
-        return out
+        return out + self.read_notes
 
 
 @dataclass
@@ -951,6 +953,7 @@ def load_contacts(
         "ts": _datetime(raw, "ts"),
         "channel": _text("channel").str.to_lowercase(),
         "campaign": _text("campaign") if "campaign" in has else pl.lit(None, pl.String),
+        # A blank cost is 0 (said in a note); a cost that is not a number is rejected below.
         "cost": _number(raw, "cost").fill_null(0.0) if "cost" in has else pl.lit(0.0),
         "control": _boolean(raw, "control") if "control" in has else pl.lit(False),
     }
@@ -963,10 +966,23 @@ def load_contacts(
     ]
     if "control" in has:
         checks.append(_Check("control", "not true/false", pl.col("__control").is_null()))
-    return _validate(
+    notes = []
+    if "cost" in has:
+        blank_cost = _text("cost").is_null() | (_text("cost") == "")
+        checks.append(_Check("cost", "not a number",
+                             ~blank_cost & _number(raw, "cost").is_null()))
+        blanks = raw.select(blank_cost.sum()).item()
+        if blanks:
+            notes.append(f"{name}: {blanks:,} rows with a blank cost, read as 0")
+    else:
+        notes.append(f"{name} has no cost column: every message is read as free, so ROMI "
+                     "and return per cost cannot be computed")
+    loaded = _validate(
         raw, parsed, checks, source=name, on_bad_rows=on_bad_rows,
         rejects_path=rejects_path, line_offset=_line_offset(name),
     )
+    loaded.report.read_notes.extend(notes)
+    return loaded
 
 
 def _repeated_rows(raw: pl.DataFrame, columns: list[str]) -> pl.Series:

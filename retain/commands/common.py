@@ -268,6 +268,8 @@ def load_side_table(kind: str, source: str | None, config: Settings,
     except DataError as exc:
         raise fail(str(exc)) from None
     report_rejects(loaded.report)
+    for note in loaded.report.notes():
+        console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
     return loaded.frame.drop("_row", strict=False)
 
 

@@ -215,6 +215,27 @@ def test_contacts_log(tmp_path):
     assert "offer" not in frame.columns  # no offers in the log: none made up
 
 
+def test_contacts_cost_that_is_not_a_number_is_one_error_naming_file_column_lines(tmp_path):
+    lines = ["c1,2024-01-01,email,jan,0.5,false"] * 15 + ["c2,2024-01-01,sms,jan,abc,false"]
+    text = "customer_id,ts,channel,campaign,cost,control\n" + "\n".join(lines) + "\n"
+    with pytest.raises(DataError) as err:
+        load_contacts(write(tmp_path, text, "contacts.csv"))
+    message = str(err.value)
+    assert "contacts.csv" in message and "cost" in message and "17" in message
+
+
+def test_contacts_cost_reads_russian_numbers_and_says_blank_or_missing_costs(tmp_path):
+    text = ("customer_id;ts;channel;campaign;cost;control\n"
+            "c1;2024-01-01;email;jan;1 000,50;false\nc2;2024-01-01;sms;jan;;false\n")
+    loaded = load_contacts(write(tmp_path, text, "contacts.csv"))
+    assert loaded.frame["cost"].to_list() == [1000.5, 0.0]
+    assert any("1 rows with a blank cost, read as 0" in note for note in loaded.report.notes())
+    no_cost = "customer_id,ts,channel,control\nc1,2024-01-01,email,false\n"
+    loaded = load_contacts(write(tmp_path, no_cost, "free.csv"))
+    assert loaded.frame["cost"].to_list() == [0.0]
+    assert any("no cost column" in note and "ROMI" in note for note in loaded.report.notes())
+
+
 def test_contacts_log_offer_column_reads_blank_as_none(tmp_path):
     text = ("customer_id,ts,channel,control,offer\nc1,2024-01-01,email,false, Discount_10\n"
             "c2,2024-01-01,sms,false,\nc3,2024-01-01,push,true,none\n")
