@@ -63,6 +63,7 @@ __all__ = [
     "EffectError",
     "measure_effect",
     "too_small",
+    "unmatched_customers",
     "period_bounds",
     "planned_goals",
 ]
@@ -409,6 +410,32 @@ def _compare(label: str, key: str, treated: _Group, control: _Group, cost: float
             "incremental_revenue": incremental, "cost": float(cost), "romi": romi,
         })
     return rows
+
+
+def unmatched_customers(transactions: Frame, contacts: Frame, start: date,
+                        end: date) -> dict[str, tuple[int, int]]:
+    """``{"treated": (without a transaction, all), "control": (...)}``: the customers of the
+    log in ``[start, end)`` with no transaction line before ``end``. They are counted in the
+    groups, with zero revenue (a subscriber who never bought is a customer the messages may
+    win); many of them on both sides lower both means alike, and a large share usually means
+    the two files name customers differently."""
+    log = contacts.lazy().select(
+        pl.col("customer_id").cast(pl.String), "ts", pl.col("control").cast(pl.Boolean))
+    in_span = log.filter((pl.col("ts") >= midnight(start)) & (pl.col("ts") < midnight(end)))
+    sides = in_span.group_by("customer_id").agg((~pl.col("control")).any().alias("treated"))
+    buyers = (transactions.lazy().filter(pl.col("ts") < midnight(end))
+              .select(pl.col("customer_id").cast(pl.String)).unique()
+              .with_columns(pl.lit(True).alias("known")))
+    counts = (
+        sides.join(buyers, on="customer_id", how="left")
+        .group_by("treated")
+        .agg(pl.col("known").is_null().sum().alias("unknown"), pl.len().alias("all"))
+        .collect()
+    )
+    out = {"treated": (0, 0), "control": (0, 0)}
+    for treated, unknown, total in counts.iter_rows():
+        out["treated" if treated else "control"] = (int(unknown), int(total))
+    return out
 
 
 def too_small(rows: pl.DataFrame, min_group: int = MIN_GROUP) -> int:

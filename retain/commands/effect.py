@@ -159,7 +159,13 @@ def effect(
     (bootstrap, narrowed by CUPED), the relative lift, incremental revenue, cost and ROMI.
     docs/effect.md defines each figure.
     """
-    from retain.analytics.effect import SPLITS, EffectError, measure_effect, too_small
+    from retain.analytics.effect import (
+        SPLITS,
+        EffectError,
+        measure_effect,
+        too_small,
+        unmatched_customers,
+    )
     from retain.commands.common import write_frame, write_json
     from retain.config import settings
     from retain.serving.effect_store import write_effect
@@ -212,6 +218,14 @@ def effect(
     title = (f"Effect against the global control group, {start} to {end}"
              + (f", by {split}" if split else ""))
     console.print(effect_table(rows, title, confidence))
+    unmatched = unmatched_customers(tx, log, start, end)
+    if any(unknown for unknown, _ in unmatched.values()):
+        (t_unknown, t_all), (c_unknown, c_all) = unmatched["treated"], unmatched["control"]
+        console.print(
+            f"[yellow]note:[/] {t_unknown:,} of {t_all:,} contacted and {c_unknown:,} of "
+            f"{c_all:,} control customers have no transaction before {end}; they are counted "
+            "with zero revenue on both sides (many of them: do both files use the same ids?)",
+            soft_wrap=True)
     small = too_small(rows, min_group)
     if small:
         console.print(f"[yellow]note:[/] {small:,} of {rows.select('period', 'split').unique().height:,}"

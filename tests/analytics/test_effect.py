@@ -15,6 +15,7 @@ from retain.analytics.effect import (
     period_bounds,
     planned_goals,
     too_small,
+    unmatched_customers,
 )
 from retain.simulate import simulate_shop
 
@@ -98,6 +99,16 @@ def test_groups_below_min_group_get_no_interval():
     assert _row(measure_effect(SMALL_TX, SMALL_LOG, date(2026, 3, 1), date(2026, 4, 1),
                                cuped=False, n_boot=100, min_group=2), "revenue")["ci_low"] \
         is not None
+
+
+def test_unmatched_customers_counts_log_ids_without_a_transaction():
+    # C (treated) and E (control) never bought; a stranger X is contacted too.
+    log = pl.concat([SMALL_LOG, _log([("X", "email", 1.0, False)])])
+    assert unmatched_customers(SMALL_TX, log, date(2026, 3, 1), date(2026, 4, 1)) == {
+        "treated": (2, 4), "control": (1, 2)}
+    # Orders after the span's end do not make a customer known.
+    assert unmatched_customers(SMALL_TX, log, date(2026, 3, 1), date(2026, 3, 3)) == {
+        "treated": (4, 4), "control": (2, 2)}
 
 
 def test_cuped_subtracts_the_pooled_regression_on_past_spend():

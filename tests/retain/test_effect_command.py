@@ -120,6 +120,22 @@ def test_a_log_without_control_rows_is_refused_with_the_reason(env):
     assert "no control customer" in " ".join(result.output.split())
 
 
+def test_effect_says_how_many_log_customers_have_no_transaction(env):
+    contacts = pl.read_parquet(env / "shop" / "contacts.parquet")
+    # 4 ids in 5 renamed: customers the transactions do not know.
+    strangers = contacts.with_columns(
+        pl.when(pl.col("customer_id").cast(pl.String).hash() % 5 != 0)
+        .then("X" + pl.col("customer_id").cast(pl.String))
+        .otherwise(pl.col("customer_id").cast(pl.String)).alias("customer_id"))
+    strangers.write_parquet(env / "strangers.parquet")
+    result = runner.invoke(app, ["effect", "--transactions", "shop/transactions.parquet",
+                                 "--contacts", "strangers.parquet", *SPAN])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "control customers have no transaction before 2026-07-01" in said
+    assert "counted with zero revenue" in said
+
+
 def test_channels_without_control_rows_is_refused_like_effect(env):
     contacts = pl.read_parquet(env / "shop" / "contacts.parquet")
     contacts.filter(~pl.col("control")).write_csv(env / "sent_only_channels.csv")
