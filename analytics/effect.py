@@ -58,6 +58,7 @@ __all__ = [
     "EFFECT_COLUMNS",
     "EFFECT_SCHEMA",
     "METRICS",
+    "PERIOD_DATES",
     "SPLITS",
     "MIN_GROUP",
     "EffectError",
@@ -79,6 +80,10 @@ EFFECT_SCHEMA = {
     "incremental_revenue": pl.Float64, "cost": pl.Float64, "romi": pl.Float64,
 }
 EFFECT_COLUMNS = tuple(EFFECT_SCHEMA)
+# After the issue's 14 columns: the days a row covers, first and last (inclusive). A period cut
+# by --from or --to keeps its calendar label (2026-Q1) and says here it covers only March.
+PERIOD_DATES = ("period_start", "period_end")
+_OUTPUT_SCHEMA = {**EFFECT_SCHEMA, "period_start": pl.Date, "period_end": pl.Date}
 Period = Literal["month", "quarter"]
 # Above this many weights per group (customers x resamples) the bootstrap draws its means from
 # their normal limit instead: the same interval to within a few parts in a thousand for groups
@@ -170,7 +175,9 @@ def measure_effect(
     seed: int = 0,
     min_group: int = MIN_GROUP,
 ) -> pl.DataFrame:
-    """One row per period, split and metric with :data:`EFFECT_COLUMNS` (module doc).
+    """One row per period, split and metric with :data:`EFFECT_COLUMNS` (module doc), then
+    :data:`PERIOD_DATES`: the first and last day (inclusive) the row covers, the calendar
+    period clipped to ``[start, end)``.
 
     ``transactions``: contract-typed lines (``customer_id, order_id, ts, amount [, quantity]``);
     ``contacts``: the contacts log (``customer_id, ts, channel, cost, control``);
@@ -233,11 +240,12 @@ def measure_effect(
         if units.height == 0:
             continue
         outcomes = _outcomes(purchases, masked, units, first, after, pre_days)
-        rows.extend(_period_rows(label, outcomes, in_span, first, after, split, keys,
-                                 margin=margin, cuped=cuped, n_boot=n_boot,
-                                 confidence=confidence, rng=rng, min_group=min_group))
-    return pl.DataFrame(rows, schema=EFFECT_SCHEMA, orient="row") if rows else \
-        pl.DataFrame(schema=EFFECT_SCHEMA)
+        dates = {"period_start": first, "period_end": after - timedelta(days=1)}
+        rows.extend({**row, **dates} for row in _period_rows(
+            label, outcomes, in_span, first, after, split, keys, margin=margin, cuped=cuped,
+            n_boot=n_boot, confidence=confidence, rng=rng, min_group=min_group))
+    return pl.DataFrame(rows, schema=_OUTPUT_SCHEMA, orient="row") if rows else \
+        pl.DataFrame(schema=_OUTPUT_SCHEMA)
 
 
 def _keys_in_force(assignments: pl.DataFrame | None, first: date) -> pl.DataFrame | None:

@@ -10,12 +10,12 @@ was asked: ``effect_id, measured_at, date_from, date_to, by, split_by`` (``none`
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
 import sqlalchemy as sa
 
-from retain.analytics.effect import EFFECT_COLUMNS, EFFECT_SCHEMA
+from retain.analytics.effect import EFFECT_COLUMNS, EFFECT_SCHEMA, period_bounds
 from retain.serving.store import ScoreStore
 
 TABLE = "effect_rows"
@@ -77,4 +77,10 @@ def latest_effect(store: ScoreStore, split: str | None = None) -> tuple[dict | N
     about = dict(head._mapping)
     if about["measured_at"].tzinfo is None:  # SQLite gives naive UTC back
         about["measured_at"] = about["measured_at"].replace(tzinfo=UTC)
+    # The days each row covers follow from what was asked (not stored: tables kept before
+    # these columns existed read the same).
+    days = {label: (first, after - timedelta(days=1)) for label, first, after in
+            period_bounds(about["date_from"], about["date_to"], about["by"])}
+    for row in rows:
+        row["period_start"], row["period_end"] = days.get(row["period"], (None, None))
     return about, rows

@@ -460,7 +460,8 @@ EXAMPLE_EFFECT_ROW = {
     "period": "2026-Q2", "split": "telegram", "metric": "revenue", "treated_customers": 812,
     "control_customers": 71, "treated_mean": 1630.2, "control_mean": 1402.9,
     "difference": 201.5, "ci_low": 40.3, "ci_high": 362.0, "relative_lift": 0.1436,
-    "incremental_revenue": 163618.0, "cost": 487.2, "romi": 99.7}
+    "incremental_revenue": 163618.0, "cost": 487.2, "romi": 99.7,
+    "period_start": "2026-04-01", "period_end": "2026-06-30"}
 
 
 class EffectRowPublic(BaseModel):
@@ -485,6 +486,11 @@ class EffectRowPublic(BaseModel):
     cost: float = Field(description="Cost of the messages sent in the period and split")
     romi: float | None = Field(
         description="(incremental revenue x margin - cost) / cost (revenue rows only)")
+    period_start: date | None = Field(
+        default=None, description="First day the row covers (a period cut by date_from starts later)")
+    period_end: date | None = Field(
+        default=None, description="Last day the row covers, inclusive (a period cut by date_to "
+        "ends earlier)")
 
 
 EXAMPLE_CHANNEL_PERIOD = {

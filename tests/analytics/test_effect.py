@@ -10,6 +10,7 @@ import pytest
 
 from retain.analytics.effect import (
     EFFECT_COLUMNS,
+    PERIOD_DATES,
     EffectError,
     measure_effect,
     period_bounds,
@@ -63,7 +64,7 @@ def test_period_bounds_are_calendar_periods_clipped_to_the_span():
 def test_a_hand_computed_month_without_cuped():
     effect = measure_effect(SMALL_TX, SMALL_LOG, date(2026, 3, 1), date(2026, 4, 1),
                             cuped=False, margin=0.5, n_boot=200, min_group=1)
-    assert effect.columns == list(EFFECT_COLUMNS)
+    assert effect.columns == [*EFFECT_COLUMNS, *PERIOD_DATES]
     assert effect.height == 3  # one period, no split, three metrics
     revenue = _row(effect, "revenue")
     assert revenue["period"] == "2026-03"
@@ -99,6 +100,18 @@ def test_groups_below_min_group_get_no_interval():
     assert _row(measure_effect(SMALL_TX, SMALL_LOG, date(2026, 3, 1), date(2026, 4, 1),
                                cuped=False, n_boot=100, min_group=2), "revenue")["ci_low"] \
         is not None
+
+
+def test_a_period_cut_by_the_span_keeps_its_label_and_says_which_days_it_covers():
+    tx = pl.concat([SMALL_TX, _lines([("A", datetime(2026, 4, 2), 10)])
+                    .with_columns(pl.col("order_id") + "q")])
+    log = pl.concat([SMALL_LOG, _log([("A", "email", 1.0, False), ("D", "email", 0.0, True)])
+                     .with_columns(pl.lit(datetime(2026, 4, 1, 9)).alias("ts"))])
+    effect = measure_effect(tx, log, date(2026, 3, 1), date(2026, 4, 15), by="quarter",
+                            n_boot=50)
+    assert effect.select("period", "period_start", "period_end").unique().sort("period").rows() \
+        == [("2026-Q1", date(2026, 3, 1), date(2026, 3, 31)),
+            ("2026-Q2", date(2026, 4, 1), date(2026, 4, 14))]
 
 
 def test_unmatched_customers_counts_log_ids_without_a_transaction():

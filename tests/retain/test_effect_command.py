@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from retain.analytics.effect import EFFECT_COLUMNS
+from retain.analytics.effect import EFFECT_COLUMNS, PERIOD_DATES
 from retain.cli import app
 from retain.serving.effect_store import latest_effect
 from retain.serving.store import ScoreStore
@@ -44,8 +44,9 @@ def test_effect_by_channel_writes_one_row_per_period_channel_and_metric(env):
     result = effect(*SPAN, "--by", "quarter", "--split", "channel", "--out", "effect.csv")
     assert result.exit_code == 0, result.output
     rows = pl.read_csv(env / "effect.csv")
-    assert rows.columns == list(EFFECT_COLUMNS)
+    assert rows.columns == [*EFFECT_COLUMNS, *PERIOD_DATES]
     assert set(rows["period"]) == {"2026-Q2"}
+    assert set(rows["period_start"]) == {"2026-04-01"} and set(rows["period_end"]) == {"2026-06-30"}
     assert set(rows["split"]) == {"email", "sms", "push", "whatsapp", "telegram"}
     assert rows.height == 5 * 3
     assert rows.select("period", "split", "metric").is_unique().all()
@@ -55,7 +56,7 @@ def test_effect_by_channel_writes_one_row_per_period_channel_and_metric(env):
     with ScoreStore("sqlite:///retain.db").open() as store:
         about, kept = latest_effect(store, "channel")
     assert about["by"] == "quarter" and about["date_from"] == date(2026, 4, 1)
-    assert pl.DataFrame(kept, schema=rows.schema).equals(rows)
+    assert pl.DataFrame(kept).with_columns(pl.col(PERIOD_DATES).cast(pl.String)).equals(rows)
 
 
 def test_effect_json_holds_the_api_answer_by_month(env):
