@@ -55,10 +55,14 @@ def write_effect(store: ScoreStore, rows: pl.DataFrame, *, date_from: date, date
     return effect_id
 
 
-def latest_effect(store: ScoreStore, split: str | None = None) -> tuple[dict | None, list[dict]]:
+def latest_effect(store: ScoreStore, split: str | None = None, *, date_from: date | None = None,
+                  date_to: date | None = None,
+                  period: str | None = None) -> tuple[dict | None, list[dict]]:
     """The latest stored measurement (of ``split``: ``none``, ``goal``, ``channel`` or
-    ``segment``, when given): ``({effect_id, measured_at, date_from, date_to, by, split_by},
-    rows)``, or ``(None, [])`` when there is none."""
+    ``segment``, when given; measured from ``date_from`` and/or to ``date_to`` exactly, when
+    given): ``({effect_id, measured_at, date_from, date_to, by, split_by}, rows)``, its rows
+    only those of ``period`` (a label, ``2026-Q1``) when given; ``(None, [])`` when there is
+    none."""
     with store.engine.connect() as conn:
         if not sa.inspect(conn).has_table(TABLE):
             return None, []
@@ -66,13 +70,19 @@ def latest_effect(store: ScoreStore, split: str | None = None) -> tuple[dict | N
                            _rows.c.date_to, _rows.c.by, _rows.c.split_by)
         if split is not None:
             latest = latest.where(_rows.c.split_by == split)
+        if date_from is not None:
+            latest = latest.where(_rows.c.date_from == date_from)
+        if date_to is not None:
+            latest = latest.where(_rows.c.date_to == date_to)
         head = conn.execute(latest.order_by(_rows.c.measured_at.desc(),
                                             _rows.c.effect_id.desc()).limit(1)).first()
         if head is None:
             return None, []
-        found = conn.execute(
-            sa.select(*[_rows.c[name] for name in EFFECT_COLUMNS])
-            .where(_rows.c.effect_id == head.effect_id).order_by(_rows.c.row_number))
+        chosen = sa.select(*[_rows.c[name] for name in EFFECT_COLUMNS]).where(
+            _rows.c.effect_id == head.effect_id)
+        if period is not None:
+            chosen = chosen.where(_rows.c.period == period)
+        found = conn.execute(chosen.order_by(_rows.c.row_number))
         rows = [dict(row._mapping) for row in found]
     about = dict(head._mapping)
     if about["measured_at"].tzinfo is None:  # SQLite gives naive UTC back

@@ -141,6 +141,9 @@ def effect(
         "--cuped/--no-cuped", help="Narrow the intervals with each customer's past spend "
         "(CUPED).")] = True,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")] = 0,
+    store: Annotated[bool, typer.Option(
+        "--store/--no-store", help="Keep the measurement in the score store for GET "
+        "/v1/effect; --no-store for a trial the API should not serve.")] = True,
     min_group: Annotated[int, typer.Option(
         "--min-group", min=1, help="Fewer customers than this on either side and the row's "
         "interval is left empty (too few to judge).")] = 30,
@@ -208,11 +211,13 @@ def effect(
                 n_boot=resamples, confidence=confidence, seed=seed, min_group=min_group)
     except EffectError as exc:
         raise fail(str(exc)) from None
+    effect_id, kept = None, "not kept for GET /v1/effect (--no-store)"
     try:
-        with ScoreStore(settings(store_url=store_url).store_url).open() as store:
-            effect_id = write_effect(store, rows, date_from=start, date_to=end, by=by,
-                                     split=split)
-            kept = f"kept in {store.url} for GET /v1/effect"
+        if store:
+            with ScoreStore(settings(store_url=store_url).store_url).open() as kept_in:
+                effect_id = write_effect(kept_in, rows, date_from=start, date_to=end, by=by,
+                                         split=split)
+                kept = f"kept in {kept_in.url} for GET /v1/effect"
     except (ValueError, ConnectionError, RuntimeError, OSError) as exc:
         effect_id, kept = None, f"not kept in the score store ({exc})"
     title = (f"Effect against the global control group, {start} to {end}"

@@ -13,6 +13,7 @@ training. Both need the ``export`` scope.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -39,14 +40,25 @@ async def effect(
     split: Annotated[Literal["none", "goal", "channel", "segment"] | None, Query(
         description="The latest measurement with this split; default: the latest of any",
         examples=["channel"])] = None,
+    date_from: Annotated[date | None, Query(
+        alias="from", description="Only a measurement made with this --from (YYYY-MM-DD)",
+        examples=["2026-01-01"])] = None,
+    date_to: Annotated[date | None, Query(
+        alias="to", description="Only a measurement made with this --to (YYYY-MM-DD)",
+        examples=["2026-07-01"])] = None,
+    period: Annotated[str | None, Query(
+        description="Only the rows of this period label", examples=["2026-Q1"],
+        max_length=16)] = None,
 ) -> EffectPublic:
     """Rows of ``period, split, metric, treated_customers, control_customers, treated_mean,
     control_mean, difference, ci_low, ci_high, relative_lift, incremental_revenue, cost,
-    romi``, as `retain effect --out effect.json` writes them; ``effect_id`` null and no rows
-    until `retain effect` has run against this store."""
+    romi, period_start, period_end``, as `retain effect --out effect.json` writes them;
+    ``effect_id`` null and no rows until `retain effect` has run against this store (or
+    none matches ``from``/``to``). ``retain effect --no-store`` trials are never served."""
 
     def read() -> EffectPublic:
-        about, rows = latest_effect(svc.store, split)
+        about, rows = latest_effect(svc.store, split, date_from=date_from, date_to=date_to,
+                                    period=period)
         if about is None:
             return EffectPublic(effect_id=None, measured_at=None, date_from=None,
                                 date_to=None, by=None, split_by=None, rows=[])

@@ -121,6 +121,18 @@ def test_a_log_without_control_rows_is_refused_with_the_reason(env):
     assert "no control customer" in " ".join(result.output.split())
 
 
+def test_a_no_store_trial_is_not_served(env):
+    assert effect(*SPAN, "--split", "channel").exit_code == 0
+    with ScoreStore("sqlite:///retain.db").open() as store:
+        before, _ = latest_effect(store)
+    result = effect(*SPAN, "--no-cuped", "--no-store")
+    assert result.exit_code == 0, result.output
+    assert "not kept for GET /v1/effect (--no-store)" in " ".join(result.output.split())
+    with ScoreStore("sqlite:///retain.db").open() as store:
+        after, _ = latest_effect(store)
+    assert after["effect_id"] == before["effect_id"]
+
+
 def test_effect_says_how_many_log_customers_have_no_transaction(env):
     contacts = pl.read_parquet(env / "shop" / "contacts.parquet")
     # 4 ids in 5 renamed: customers the transactions do not know.
@@ -130,7 +142,7 @@ def test_effect_says_how_many_log_customers_have_no_transaction(env):
         .otherwise(pl.col("customer_id").cast(pl.String)).alias("customer_id"))
     strangers.write_parquet(env / "strangers.parquet")
     result = runner.invoke(app, ["effect", "--transactions", "shop/transactions.parquet",
-                                 "--contacts", "strangers.parquet", *SPAN])
+                                 "--contacts", "strangers.parquet", *SPAN, "--no-store"])
     assert result.exit_code == 0, result.output
     said = " ".join(result.output.split())
     assert "control customers have no transaction before 2026-07-01" in said

@@ -56,6 +56,16 @@ def test_effect_serves_the_latest_measurement_or_the_latest_of_a_split(client, s
     assert len(channel["rows"]) == by_channel.height
     assert client.get("/v1/effect?split=goal", headers=EXPORT).json()["rows"] == []
     assert client.get("/v1/effect?split=campaign", headers=EXPORT).status_code == 422
+    # A later trial over another span does not hide the measurement asked for by its span.
+    with ScoreStore(store_url).open() as store:
+        write_effect(store, overall.head(3), date_from=date(2026, 6, 1),
+                     date_to=date(2026, 7, 1), by="month", split=None)
+    asked = client.get("/v1/effect?from=2026-05-01&to=2026-07-01", headers=EXPORT).json()
+    assert asked["effect_id"] == overall_id
+    june = client.get("/v1/effect?from=2026-05-01&period=2026-06", headers=EXPORT).json()
+    assert {row["period"] for row in june["rows"]} == {"2026-06"} and len(june["rows"]) == 3
+    assert client.get("/v1/effect?from=2020-01-01", headers=EXPORT).json()["rows"] == []
+    assert client.get("/v1/effect?from=soon", headers=EXPORT).status_code == 422
 
 
 def test_channels_need_a_served_model(client):
