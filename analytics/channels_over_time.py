@@ -36,7 +36,7 @@ from retain.decisions.rules import Channels
 from retain.features.orders import Frame, midnight, orders
 
 __all__ = ["OVER_TIME_COLUMNS", "SPLIT_COLUMNS", "channels_over_time", "measured_figures",
-           "recommended_split"]
+           "period_labels", "recommended_split"]
 
 def channels_over_time(transactions: Frame, contacts: Frame, start: date, end: date, *,
                        rules: Channels, margin: float, by: str | None = None,
@@ -68,3 +68,15 @@ def channels_over_time(transactions: Frame, contacts: Frame, start: date, end: d
     )
     return measured_figures(measured, rules, margin=margin, aov=aov.collect(),
                             reach=reach.collect())
+
+
+def period_labels(over_time: pl.DataFrame, start: date, by: str) -> pl.DataFrame:
+    """``over_time`` as people read it, with ``retain effect``'s labels: ``period`` becomes
+    ``2026-03`` (a month) or ``2026-Q1`` (a quarter), and ``period_start`` (last column) the
+    first day measured, the period's first day or ``start`` when that cuts it."""
+    first = pl.col("period")
+    label = (pl.format("{}-Q{}", first.dt.year(), first.dt.quarter()) if by == "quarter"
+             else first.dt.strftime("%Y-%m"))
+    return over_time.with_columns(
+        label.alias("period"),
+        pl.max_horizontal(first, pl.lit(start)).alias("period_start"))

@@ -95,6 +95,13 @@ ContactsOpt = Annotated[
     typer.Option("--contacts", metavar="<source>", help="Contacts log (CSV, Parquet or database URL): measures "
                  "each channel and keeps the frequency cap.", show_default=False),
 ]
+# `retain effect` and `retain channels` read the log to measure, not to cap messages.
+MeasuredContactsOpt = Annotated[
+    str | None,
+    typer.Option("--contacts", metavar="<source>", help="Contacts log (CSV, Parquet or database "
+                 "URL): the messages sent and the control group's rows (customer_id, ts, "
+                 "channel, campaign, cost, control).", show_default=False),
+]
 RulesOpt = Annotated[
     str | None,
     typer.Option("--rules", metavar="<file>", help="Decision rules YAML over the built-in defaults "
@@ -212,12 +219,14 @@ def read_options(config: Settings) -> ReadOptions:
 
 
 def load(config: Settings, rejects: Path, horizon_days: int | None = None, *,
-         quiet: bool = False, with_report: bool = True) -> tuple[pl.DataFrame, date, LoadReport]:
+         quiet: bool = False, with_report: bool = True,
+         as_of_hint: str | None = None) -> tuple[pl.DataFrame, date, LoadReport]:
     """Validated transactions, the as-of date (default: the day after the last one) and the
     load report. One as-of rule for every command: lines on or after the as-of date (with
     ``horizon_days``: on or after the end of the horizon after it, for labels) are outside the
     window: never rejected, not in the frame, reported in one line. ``with_report`` is kept for
-    callers of the old two-value form; the report is always returned."""
+    callers of the old two-value form; the report is always returned. ``as_of_hint``: what
+    to tell a command without --as-of (its as-of is another flag) when every line is later."""
     from retain.features.contract import DataError, load_transactions
 
     window_end = (config.as_of + timedelta(days=horizon_days)
@@ -230,7 +239,10 @@ def load(config: Settings, rejects: Path, horizon_days: int | None = None, *,
                 rejects_path=rejects, query=config.query, options=read_options(config),
             )
     except DataError as exc:
-        raise fail(str(exc)) from None
+        message = str(exc)
+        if as_of_hint is not None:
+            message = message.replace("choose a later --as-of", as_of_hint)
+        raise fail(message) from None
     report = loaded.report
     if not quiet:
         report_rejects(report)

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from retain.commands.common import (
-    ContactsOpt,
     DateFormatOpt,
     DropDuplicatesOpt,
     EncodingOpt,
     MapOpt,
+    MeasuredContactsOpt,
     OnBadRowsOpt,
     QueryOpt,
     RejectsOpt,
@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from retain.decisions.rules import Rules
 
 app = typer.Typer()
+# Both commands read the transactions up to --to: every line later means the span is too early.
+_SPAN_HINT = "choose --from and --to within the transactions' dates"
 
 
 def effect_table(rows: pl.DataFrame, title: str, confidence: float, limit: int = 60) -> Table:
@@ -111,7 +113,7 @@ def _assignments(store_url: str | None, split: str, starts: list, rules: Rules) 
     "    --from 2026-01-01 --to 2026-07-01 --by quarter --split channel \\",
     "    --out effect.csv"))
 def effect(
-    contacts: ContactsOpt = None,
+    contacts: MeasuredContactsOpt = None,
     date_from: Annotated[str | None, typer.Option(
         "--from", metavar="<date>", help="First day measured (YYYY-MM-DD).",
         show_default=False)] = None,
@@ -194,7 +196,7 @@ def effect(
                                   query, encoding=encoding, date_format=date_format,
                                   drop_duplicates=drop_duplicates)
     rejected = rejects or Path("effect.rejected.csv")
-    tx, _, _ = load(config, rejected)
+    tx, _, _ = load(config, rejected, as_of_hint=_SPAN_HINT)
     log = load_side_table("contacts", contacts, config, rejected)
     assignments = None
     if split in ("goal", "segment"):
@@ -294,7 +296,7 @@ def split_table(split: pl.DataFrame, title: str) -> Table:
     "    --contacts data/shop/contacts.parquet \\",
     "    --from 2025-07-01 --to 2026-07-01 --by quarter --out channels.csv"))
 def channels(
-    contacts: ContactsOpt = None,
+    contacts: MeasuredContactsOpt = None,
     date_from: Annotated[str | None, typer.Option(
         "--from", metavar="<date>", help="First day measured (YYYY-MM-DD).",
         show_default=False)] = None,
@@ -322,7 +324,11 @@ def channels(
     Per channel and month or quarter: reach, response against the control group, extra
     revenue per contact, cost and return per cost; the next period's shares follow the return
     per cost, and channels in maintenance keep a small share."""
-    from retain.analytics.channels_over_time import channels_over_time, recommended_split
+    from retain.analytics.channels_over_time import (
+        channels_over_time,
+        period_labels,
+        recommended_split,
+    )
     from retain.commands.common import write_frame, write_json
     from retain.config import settings
 
@@ -344,7 +350,7 @@ def channels(
                                   query, encoding=encoding, date_format=date_format,
                                   drop_duplicates=drop_duplicates)
     rejected = rejects or Path("channels.rejected.csv")
-    tx, _, _ = load(config, rejected)
+    tx, _, _ = load(config, rejected, as_of_hint=_SPAN_HINT)
     log = load_side_table("contacts", contacts, config, rejected)
     assert log is not None
     import polars as pl
@@ -359,6 +365,12 @@ def channels(
             f"the contacts log marks no control customer between {start} and {end}: the effect "
             "is measured against the global control group, whose customers must appear in the "
             "log with control = true for the campaigns that left them out")
+    known = in_span.select("customer_id").unique().join(
+        tx.select(pl.col("customer_id").cast(pl.String)).unique(), on="customer_id")
+    if in_span.height and known.height == 0:
+        raise fail(
+            "no customer of the contacts log has an order in the transactions: both files "
+            "must name customers with the same ids (a prefix or a different id column?)")
     with step(f"Measuring the channels {start} to {end}"):
         over_time = channels_over_time(tx, log, start, end, rules=decision_rules.channels,
                                        margin=decision_rules.offers.margin, by=by)
@@ -368,8 +380,9 @@ def channels(
                    "ordered in the 180 days before it")
     split = recommended_split(over_time,
                               maintenance_share=decision_rules.channels.maintenance_share)
-    console.print(channels_table(over_time, f"Channels by {by or decision_rules.channels.period},"
-                                            f" {start} to {end}"))
+    period = by or decision_rules.channels.period
+    over_time = period_labels(over_time, start, period)
+    console.print(channels_table(over_time, f"Channels by {period}, {start} to {end}"))
     console.print(split_table(split, f"Split of the messages after {over_time['period'].max()}"))
     if out is not None:
         if out.suffix.lower() == ".json":

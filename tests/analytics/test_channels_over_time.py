@@ -90,3 +90,15 @@ def test_the_split_follows_return_per_cost_and_keeps_maintenance_above_zero():
     assert shares["b"] == pytest.approx((1 - floor) * 1 / 7)
     assert shares["d"] == pytest.approx((1 - floor) * 3 / 7)
     assert split["current_share"].to_list() == [0.25] * 4
+
+
+def test_period_labels_are_effects_and_a_cut_period_says_where_it_starts():
+    from retain.analytics.channels_over_time import period_labels
+
+    rows = pl.DataFrame({"period": [date(2025, 7, 1), date(2025, 10, 1)],
+                         "channel": ["email", "email"]})
+    quarters = period_labels(rows, date(2025, 8, 15), "quarter")
+    assert quarters["period"].to_list() == ["2025-Q3", "2025-Q4"]
+    assert quarters["period_start"].to_list() == [date(2025, 8, 15), date(2025, 10, 1)]
+    assert period_labels(rows, date(2025, 7, 1), "month")["period"].to_list() == [
+        "2025-07", "2025-10"]

@@ -149,6 +149,28 @@ def test_effect_says_how_many_log_customers_have_no_transaction(env):
     assert "counted with zero revenue" in said
 
 
+def test_channels_with_ids_matching_no_customer_says_ids(env):
+    contacts = pl.read_parquet(env / "shop" / "contacts.parquet")
+    contacts.with_columns(("X" + pl.col("customer_id").cast(pl.String)).alias("customer_id")) \
+        .write_parquet(env / "all_strangers.parquet")
+    result = runner.invoke(app, ["channels", "--transactions", "shop/transactions.parquet",
+                                 "--contacts", "all_strangers.parquet", *SPAN])
+    assert result.exit_code == 1, result.output
+    assert "same ids" in " ".join(result.output.split())
+
+
+def test_a_span_before_every_transaction_names_from_and_to_not_as_of(env):
+    result = effect("--from", "2020-01-01", "--to", "2020-07-01")
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1 and "--as-of" not in said
+    assert "choose --from and --to within the transactions' dates" in said
+
+
+def test_effect_contacts_help_does_not_speak_of_the_frequency_cap():
+    said = " ".join(runner.invoke(app, ["effect", "--help"]).output.split())
+    assert "frequency cap" not in said
+
+
 def test_channels_without_control_rows_is_refused_like_effect(env):
     contacts = pl.read_parquet(env / "shop" / "contacts.parquet")
     contacts.filter(~pl.col("control")).write_csv(env / "sent_only_channels.csv")
@@ -176,10 +198,12 @@ def test_channels_prints_each_channel_per_period_and_the_next_split(env):
                                  "channels.json"])
     assert result.exit_code == 0, result.output
     body = json.loads((env / "channels.json").read_text())
-    assert {row["period"] for row in body["rows"]} == {"2025-10-01", "2026-01-01", "2026-04-01"}
+    assert {row["period"] for row in body["rows"]} == {"2025-Q4", "2026-Q1", "2026-Q2"}
+    assert {row["period_start"] for row in body["rows"]} == {"2025-10-01", "2026-01-01",
+                                                             "2026-04-01"}
     shares = [row["recommended_share"] for row in body["split"]]
     assert sum(shares) == pytest.approx(1.0) and min(shares) > 0
-    assert "Split of the messages after 2026-04-01" in result.output
+    assert "Split of the messages after 2026-Q2" in result.output
     refused = runner.invoke(app, ["channels", "--transactions", "shop/transactions.parquet",
                                   "--contacts", "shop/contacts.parquet", "--from", "2026-08-01",
                                   "--to", "2026-09-01"])
