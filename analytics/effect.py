@@ -58,15 +58,15 @@ __all__ = [
     "EFFECT_COLUMNS",
     "EFFECT_SCHEMA",
     "METRICS",
+    "MIN_GROUP",
     "PERIOD_DATES",
     "SPLITS",
-    "MIN_GROUP",
     "EffectError",
     "measure_effect",
-    "too_small",
-    "unmatched_customers",
     "period_bounds",
     "planned_goals",
+    "too_small",
+    "unmatched_customers",
 ]
 
 METRICS = ("revenue", "orders", "buyers")

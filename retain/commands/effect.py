@@ -60,6 +60,8 @@ def effect_table(rows: pl.DataFrame, title: str, confidence: float, limit: int =
         digits = (0 if spread >= 100 else 2) if row["metric"] == "revenue" else 3
         interval = (f"{number(row['difference'], digits)} [{number(row['ci_low'], digits)}, "
                     f"{number(row['ci_high'], digits)}]")
+        if row["ci_low"] is None and row["difference"] is not None:
+            interval = f"{number(row['difference'], digits)} [too few]"  # below --min-group
         lift = "-" if row["relative_lift"] is None else f"{row['relative_lift']:+.0%}"
         romi = "-" if row["romi"] is None else f"{row['romi']:.1f}"
         table.add_row(row["period"], row["split"], row["metric"],
