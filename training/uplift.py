@@ -146,7 +146,8 @@ def fit_offer_uplift(
                  f"discount, {without:,} without; {MIN_MESSAGES_PER_ARM} of each needed): a "
                  "discount goes where the rules' discount_uplift says it pays")
         return None
-    progress(f"offer uplift model (X-learner on LightGBM) from {with_offer:,} messages with a "
+    progress(f"offer uplift model (X-learner on LightGBM, calibrated on held-out messages) from "
+             f"{with_offer:,} messages with a "
              f"discount and {without:,} without")
     return OfferUpliftModel(window_days=window_days, random_state=random_state).fit(
         data.features, data.treated, data.orders)
