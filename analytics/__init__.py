@@ -1,5 +1,6 @@
-"""The proof, after the decisions: what the messages earned against the global control group
-(``analytics.effect``), how each channel did over time, cohorts and unit economics
-(``analytics.cohorts``), drift and predictions against what happened (``analytics.drift``),
-and the one HTML report that shows them (``analytics.report``).
+"""The proof, after the decisions, as frames: what the messages earned against the global
+control group (``analytics.effect``), how each channel did over time
+(``analytics.channels_over_time``), cohorts and unit economics (``analytics.cohorts``), drift
+between score runs (``analytics.drift``) and past predictions against what happened
+(``analytics.calibration``). ``serving.report`` draws them in one HTML file.
 """

@@ -210,7 +210,10 @@ def measure_effect(
         raise EffectError(
             "no customer of the contacts log has an order in the transactions: both files "
             "must name customers with the same ids (a prefix or a different id column?)")
-    masked = _outside_responses(purchases, log, response_days)
+    # Only the orders of the covariate windows (pre_days before each period) are read from it.
+    masked = _outside_responses(
+        purchases.filter(pl.col("ts") >= midnight(start - timedelta(days=pre_days))),
+        log, response_days)
 
     rng = np.random.default_rng(seed)
     rows: list[dict] = []
@@ -318,6 +321,9 @@ def _period_rows(label: str, outcomes: pl.DataFrame, log: pl.DataFrame, first: d
                  margin: float, cuped: bool, n_boot: int, confidence: float,
                  rng: np.random.Generator) -> list[dict]:
     costs = _costs(log, first, after, split, assignments)
+    # Each customer's bootstrap weight follows their place in the group: in customer order, the
+    # same seed gives the same interval (the joins' multi-threaded order differs run to run).
+    outcomes = outcomes.sort("key", "customer_id")
     control_all = outcomes.filter(~pl.col("treated"))
     # Control rows without a channel name (a log that records none) compare every channel with
     # the whole control group.

@@ -121,7 +121,7 @@ def main() -> None:
     results = [staged() for _ in range(3)]
     best = {k: min(r[k] for r in results) for k in results[0]}
     total = sum(best.values())
-    print("CPU us per one-customer request (best of 3 x %d calls): " % n
+    print(f"CPU us per one-customer request (best of 3 x {n} calls): "
           + ", ".join(f"{k} {v:.0f}" for k, v in best.items()) + f"; total {total:.0f}")
 
 

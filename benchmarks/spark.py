@@ -87,10 +87,13 @@ def run(args: list[str], env: dict[str, str] | None = None) -> dict[str, float]:
     # The exact rusage covers the command and whatever it waited for; the rest of the tree
     # (the JVM, its Python workers) from the last samples.
     others = sum(seconds for pid, seconds in cpu.items() if pid != process.pid)
+    # RUSAGE_CHILDREN's maxrss is the largest child ever waited for, an earlier run's too:
+    # it speaks for this run only when this run raised it.
+    own_peak = after.ru_maxrss * 1024 if after.ru_maxrss > before.ru_maxrss else 0
     gb = 1024 ** 3
     return {"wall_s": wall, "cpu_s": max(own, cpu.get(process.pid, 0.0)) + others,
-            "peak_rss_tree_gb": max(peak_total, after.ru_maxrss * 1024) / gb,
-            "peak_rss_largest_gb": max(peak_one, after.ru_maxrss * 1024) / gb,
+            "peak_rss_tree_gb": max(peak_total, own_peak) / gb,
+            "peak_rss_largest_gb": max(peak_one, own_peak) / gb,
             "load_mean": sum(loads) / len(loads), "load_max": max(loads)}
 
 

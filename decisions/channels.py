@@ -9,6 +9,13 @@ latest uplift fell below ``maintenance_below`` of its typical uplift (the mean o
 before, weighted by messages) is in **maintenance**: it keeps a small share of customers, never
 none, so it is still measured.
 
+Where more than one channel would do for a customer, the decisions follow the recommended
+split of the next period (:func:`split_weights`, from
+:func:`recommended_split` on these same measurements): each
+such customer draws one of their channels with the channels' shares as weights
+(:func:`draw_by_split`), by a salted hash of the customer id, so the choice is the same in the
+batch and for the customer alone.
+
 Per customer and channel the same log says whether a channel works *for this customer*: one
 ignored ``min_contacts_to_judge`` times or more does not, and the next cheapest is used.
 """
@@ -19,6 +26,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
 
+import numpy as np
 import polars as pl
 
 from retain.decisions.rules import Channels
@@ -181,3 +189,143 @@ def _cached_plan(measurements: ChannelMeasurements, rules_json: str) -> pl.DataF
         .sort("cost", pl.col("uplift"), "channel", descending=[False, True, False])
     )
 
+
+
+# Per channel and period in money, and the split they earn (analytics.channels_over_time lays
+# them out over time; the decisions draw channels by the split).
+OVER_TIME_COLUMNS = ("period", "channel", "reach", "messages", "response_rate", "control_rate",
+                     "uplift", "incremental_revenue_per_contact", "incremental_revenue", "cost",
+                     "return_per_cost", "status")
+SPLIT_COLUMNS = ("channel", "status", "current_share", "recommended_share", "return_per_cost")
+
+
+def measured_figures(measured: ChannelMeasurements, rules: Channels, *, margin: float,
+                     aov: float | pl.DataFrame, reach: pl.DataFrame | None = None
+                     ) -> pl.DataFrame:
+    """:data:`OVER_TIME_COLUMNS` from the decisions' own measurements (``measured``, as
+    ``retain train --contacts`` keeps them with the model). ``aov``: the average order value,
+    one number or per ``period``; ``reach``: ``channel, period, reach`` (null without it)."""
+    periods = measured.periods
+    if periods.height == 0:
+        return empty_figures()
+    if isinstance(aov, pl.DataFrame):
+        periods = periods.join(aov.select("period", "aov"), on="period", how="left")
+    else:
+        periods = periods.with_columns(pl.lit(float(aov)).alias("aov"))
+    if reach is not None:
+        periods = periods.join(reach, on=["channel", "period"], how="left")
+    else:
+        periods = periods.with_columns(pl.lit(None, pl.Int64).alias("reach"))
+    status = channel_plan(measured, rules).select("channel", "status")
+    per_contact = pl.col("uplift") * pl.col("aov").fill_null(0.0)
+    return (
+        periods.join(status, on="channel", how="left")
+        .with_columns(
+            per_contact.alias("incremental_revenue_per_contact"),
+            (per_contact * pl.col("messages")).alias("incremental_revenue"),
+            (pl.col("cost") * pl.col("messages")).alias("cost"),
+        )
+        .with_columns(
+            pl.when(pl.col("cost") > 0)
+            .then(pl.col("incremental_revenue") * margin / pl.col("cost"))
+            .alias("return_per_cost"),
+            pl.col("reach").cast(pl.Int64),
+            pl.col("messages").cast(pl.Int64),
+        )
+        .select(OVER_TIME_COLUMNS)
+        .sort("period", "channel")
+    )
+
+
+def empty_figures() -> pl.DataFrame:
+    return pl.DataFrame(schema={
+        "period": pl.Date, "channel": pl.String, "reach": pl.Int64, "messages": pl.Int64,
+        "response_rate": pl.Float64, "control_rate": pl.Float64, "uplift": pl.Float64,
+        "incremental_revenue_per_contact": pl.Float64, "incremental_revenue": pl.Float64,
+        "cost": pl.Float64, "return_per_cost": pl.Float64, "status": pl.String})
+
+
+def recommended_split(over_time: pl.DataFrame, *, maintenance_share: float) -> pl.DataFrame:
+    """:data:`SPLIT_COLUMNS` for the channels of the latest period, largest share first.
+
+    ``current_share``: the channel's share of that period's messages. Channels in maintenance
+    (or with no positive uplift) get ``maintenance_share`` of an even split each; the others
+    share the rest in proportion to ``return_per_cost`` (a free channel counts as the best
+    paid one; with no positive return anywhere, evenly)."""
+    if over_time.height == 0:
+        return pl.DataFrame(schema={"channel": pl.String, "status": pl.String,
+                                    "current_share": pl.Float64,
+                                    "recommended_share": pl.Float64,
+                                    "return_per_cost": pl.Float64})
+    latest = over_time.filter(pl.col("period") == pl.col("period").max())
+    n = latest.height
+    floor = max(maintenance_share, 1e-3) / n
+    resting = (pl.col("status") == MAINTENANCE) | (pl.col("uplift") <= 0)
+    best_paid = latest.filter(~resting)["return_per_cost"].drop_nulls().max()
+    worth = (
+        pl.when(resting).then(0.0)
+        .when(pl.col("return_per_cost").is_null())  # free: no cost to divide by
+        .then(pl.lit(max(best_paid or 1.0, 0.0) or 1.0))
+        .otherwise(pl.col("return_per_cost").clip(lower_bound=0.0))
+    )
+    scored = latest.with_columns(worth.alias("worth"), resting.alias("resting"))
+    working = scored.filter(~pl.col("resting"))
+    left = 1.0 - floor * (n - working.height)
+    total = working["worth"].sum()
+    if working.height == 0:  # nothing works better than another: keep measuring them all
+        share = pl.lit(1.0 / n)
+    else:
+        share = (
+            pl.when(pl.col("resting")).then(floor)
+            .when(total > 0).then(left * pl.col("worth") / total)
+            .otherwise(left / working.height)
+        )
+    # Never zero: a working channel whose return rounds to nothing is still measured.
+    share = share.clip(lower_bound=floor)
+    return (
+        scored.with_columns(
+            (pl.col("messages") / pl.col("messages").sum()).alias("current_share"),
+            (share / share.sum()).alias("recommended_share"),
+        )
+        .select(SPLIT_COLUMNS)
+        .sort("recommended_share", "channel", descending=[True, False])
+    )
+
+
+def split_weights(measurements: ChannelMeasurements, rules: Channels,
+                  channels: tuple[str, ...]) -> np.ndarray:
+    """The recommended share of each of ``channels`` for the period after the latest measured
+    one (:func:`recommended_split`); a channel the split
+    does not name (unmeasured, or silent in the latest period) gets the maintenance floor, so
+    it is still tried. All zeros without measurements: the plan's order decides."""
+    if measurements.periods.height == 0 or not channels:
+        return np.zeros(len(channels))
+    # The split depends on the money per contact only through ratios and signs (return per
+    # cost relative to the other channels), so any positive basket gives the same shares.
+    # Hand-made measurements may leave out the columns the split does not read.
+    missing = [pl.lit(None, pl.Float64).alias(c) for c in ("response_rate", "control_rate")
+               if c not in measurements.periods.columns]
+    if missing:
+        measurements = ChannelMeasurements(measurements.periods.with_columns(missing),
+                                           measurements.ignored, measurements.measured_at)
+    figures = measured_figures(measurements, rules, margin=1.0, aov=1.0)
+    split = recommended_split(figures, maintenance_share=rules.maintenance_share)
+    if split.height == 0:
+        return np.zeros(len(channels))
+    share = dict(zip(split["channel"].to_list(), split["recommended_share"].to_list(),
+                     strict=True))
+    floor = max(rules.maintenance_share, 1e-3) / len(channels)
+    return np.array([share.get(c) or floor for c in channels], dtype=np.float64)
+
+
+def draw_by_split(candidates: np.ndarray, weights: np.ndarray, draw: np.ndarray) -> np.ndarray:
+    """Per row of ``candidates`` (customers x channels, bool; each row with one at least) the
+    channel drawn with probability ``weights`` renormalised over the row's candidates, by
+    ``draw`` (one number in [0, 1) per row): the inverse of the cumulative weights."""
+    w = np.where(candidates, weights[None, :], 0.0)
+    cumulative = np.cumsum(w, axis=1)
+    total = cumulative[:, -1:]
+    # Rows whose candidates all weigh nothing: the first candidate (the plan's order).
+    first = candidates.argmax(axis=1)
+    picked = (cumulative > draw[:, None] * total).argmax(axis=1)
+    return np.where(total[:, 0] > 0, picked, first)

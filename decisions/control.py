@@ -29,3 +29,14 @@ def control_group(customer_ids: pl.Series, *, share: float, salt: str) -> pl.Ser
         (int(hashlib.sha256(f"{salt}:{cid or ''}".encode()).hexdigest()[:_DIGITS], 16)
          < threshold for cid in customer_ids.to_list()), dtype=bool, count=customer_ids.len())
     return pl.Series("control_group", members)
+
+
+def hash_fraction(customer_ids: pl.Series, *, salt: str) -> np.ndarray:
+    """Per customer a number in [0, 1) drawn by the same salted sha256 as the control group (the
+    first 15 hex digits over ``16**15``): the same in every run and for one customer alone.
+    Use a salt of its own, or the draw follows control membership."""
+    if not isinstance(customer_ids.dtype, pl.String):
+        customer_ids = customer_ids.cast(pl.String)
+    return np.fromiter(
+        (int(hashlib.sha256(f"{salt}:{cid or ''}".encode()).hexdigest()[:_DIGITS], 16) / _SPACE
+         for cid in customer_ids.to_list()), dtype=np.float64, count=customer_ids.len())

@@ -10,9 +10,12 @@ top spenders ``win_back``, other lost ``none``; sleeping ``reactivate``; new ``o
 product due within ``replenish_within_days`` ``replenish``; at risk ``reactivate``; VIP
 ``keep_vip``; customers who will most likely order anyway ``none``; the rest ``cross_sell``.
 
-The channel is the cheapest one the customer consented to that works: not in maintenance (but
-a maintenance channel keeps ``maintenance_share`` of its customers), not ignored by this
-customer, and whose expected extra margin covers its cost. ``send_at`` follows the goal (the
+The channel is one the customer consented to that works: not in maintenance (but a maintenance
+channel keeps ``maintenance_share`` of its customers), not ignored by this customer, and free or
+whose expected extra margin covers its cost. Where several do, the customer draws one of them by
+a salted hash of their id, weighted by the recommended split of the next period
+(:func:`decisions.channels.split_weights`), so the shares follow the split; without measurements,
+the cheapest. ``send_at`` follows the goal (the
 day before the product runs out, now for the overdue, the post-purchase sequence for the new),
 moved later when the frequency cap is full. A discount is offered only when the extra margin
 it is expected to bring exceeds what it costs on the orders that would come anyway. With an
@@ -52,10 +55,12 @@ from retain.decisions.channels import (
     UNMEASURED,
     ChannelMeasurements,
     channel_plan,
+    draw_by_split,
     measure_channels,
     no_measurements,
+    split_weights,
 )
-from retain.decisions.control import control_group
+from retain.decisions.control import control_group, hash_fraction
 from retain.decisions.reasons import STEPS, Language, ReasonInputs, reason_texts
 from retain.decisions.rules import Rules
 from retain.decisions.segments import (
@@ -254,7 +259,8 @@ def _goals(x: dict[str, Column], lifecycle: np.ndarray, tier: np.ndarray,
 class _Plan:
     """The channel plan as arrays, cheapest first: names, cost, uplift, rank by status (0
     maintenance, 1 active or unmeasured, 2 other), each channel's consent column, and the
-    choice order when nothing is drawn for maintenance (rank, then the plan's order)."""
+    choice order when nothing is drawn for maintenance (rank, then the plan's order), and
+    the recommended split's share of each channel (the weights of the draw among several)."""
 
     channels: tuple[str, ...]
     cost: np.ndarray
@@ -264,6 +270,7 @@ class _Plan:
     free: np.ndarray
     order: np.ndarray
     maintenance: bool
+    weights: np.ndarray
 
 
 # The API decides against the same measurements and rules on every request: their plans, by
@@ -285,7 +292,8 @@ def _plan(measurements: ChannelMeasurements, rules: Rules) -> _Plan:
     cost = plan["cost"].to_numpy()
     arrays = _Plan(channels, cost, plan["uplift"].to_numpy(), rank,
                    tuple(f"consent_{c}" for c in channels), cost == 0,
-                   rank * len(channels) + np.arange(len(channels)), bool((rank == 0).any()))
+                   rank * len(channels) + np.arange(len(channels)), bool((rank == 0).any()),
+                   split_weights(measurements, rules.channels, channels))
     _PLANS[(measurements, id(rules))] = (rules, arrays)
     return arrays
 
@@ -357,6 +365,14 @@ def _channels(ids: pl.Series, x: dict[str, Column], acting: np.ndarray, rules: R
     order = np.where(usable, order, 3 * k)
     best = order.argmin(axis=1)
     has = order[np.arange(n), best] < 3 * k
+    # Several channels of the best rank: one drawn by the recommended split (see module doc).
+    rank = np.broadcast_to(rank, (n, k))
+    candidates = usable & (rank == rank[np.arange(n), best][:, None])
+    several = candidates.sum(axis=1) > 1
+    if several.any() and plan.weights.any():
+        draw = hash_fraction(ids.filter(pl.Series(several)),
+                             salt=f"{rules.control_group.salt}:channel")
+        best[several] = draw_by_split(candidates[several], plan.weights, draw)
     return (np.where(has, best, -1), np.where(has, plan.cost[best], 0.0),
             Column(np.where(has, plan.uplift[best], 0.0), has))
 

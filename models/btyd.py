@@ -301,10 +301,13 @@ class BTYDModel:
         return np.where(usable, value, population)
 
     def _clv(self, a: _RFM, months: int, value: np.ndarray,
-             fitter: BGNBDPredictions | ParetoNBDFitter) -> np.ndarray:
+             fitter: BGNBDPredictions | ParetoNBDFitter,
+             cumulative: np.ndarray | None = None) -> np.ndarray:
+        """``cumulative``: the expected orders up to each month, if already computed."""
         monthly_rate = (1 + self.annual_discount_rate) ** (1 / 12) - 1
         month = np.arange(1, months + 1, dtype=float)[:, None]
-        cumulative = self._expected_orders(a, month * DAYS_PER_MONTH, fitter)  # months x customers
+        if cumulative is None:
+            cumulative = self._expected_orders(a, month * DAYS_PER_MONTH, fitter)  # months x customers
         per_month = np.diff(cumulative, axis=0, prepend=0.0)
         return (per_month * value / (1 + monthly_rate) ** month).sum(axis=0)
 
@@ -359,14 +362,17 @@ class BTYDModel:
     def _predict_arrays(self, a: _RFM, horizon_days: float) -> dict[str, np.ndarray]:
         fitter = self.frequency_model_  # built once per call: building one costs ~60 us
         p_alive = self._p_alive(a, fitter)
-        orders = self._expected_orders(a, horizon_days, fitter)
+        # The horizon and the CLV's 12 months in one evaluation (one customer: ~60 us less).
+        days = np.append(float(horizon_days), np.arange(1, 13) * DAYS_PER_MONTH)[:, None]
+        expected = self._expected_orders(a, days, fitter)
+        orders = expected[0]
         value = self._order_value(a)
         return {
             "p_alive": p_alive,
             "p_no_order": self._p_no_order(a, horizon_days, p_alive),
             "expected_orders": orders,
             "expected_revenue": orders * value,
-            "clv_12m": self._clv(a, 12, value, fitter),
+            "clv_12m": self._clv(a, 12, value, fitter, cumulative=expected[1:]),
         }
 
 

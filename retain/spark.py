@@ -15,7 +15,10 @@ The same per-customer functions as the local engine, run on partitions of whole 
    each bucket, again with ``applyInArrow``, and write Parquet (a directory of parts);
 5. or, for training (:func:`training_sample`), compute each customer's stratum and hash per
    bucket, keep ``training.sample``'s stratified sample with a window over the strata, and
-   bring only the sampled customers' lines to the driver, where training runs as locally.
+   bring only the sampled customers' lines to the driver, where training runs as locally;
+   what describes the whole shop comes from every customer, per bucket, merged on the driver:
+   the RFM summary (:func:`training_rfm`), the data report's counts (:func:`history_counts`)
+   and the shop-wide figures of segments (:func:`shop_reference`).
 
 The pipeline is sent once per executor: its pickled bytes are broadcast and unpickled lazily
 into a module-level cache keyed by model version. Shop-wide inputs are computed once on the
@@ -888,6 +891,97 @@ def training_rfm(loaded: SparkLoaded) -> pl.DataFrame:
     return out.sort("customer_id")
 
 
+# --- training: the shop-wide figures, from every customer ---------------------------------------
+# Training fits on the sample's lines, but what describes the shop (the data report, the
+# eligibility, the figures segments compare with) is computed from every customer: per bucket
+# the same per-customer code as locally, then a few shop figures merged on the driver.
+
+_COUNTS_SCHEMA = pa.schema([("counts", pa.string())])
+_REFERENCE_SCHEMA = pa.schema([("clv_12m", pa.float64()), ("revenue", pa.float64()),
+                               ("aov", pa.float64()), ("interval_median", pa.float64())])
+
+
+def history_counts_table(table: pa.Table, as_of: date) -> pa.Table:
+    """One bucket: ``training.data_report.HistoryCounts`` of its lines, as one JSON row."""
+    from retain.training.data_report import HistoryCounts
+
+    counts = HistoryCounts.of(_transactions(table), as_of)
+    return pa.table({"counts": pa.array([counts.to_json()], pa.string())})
+
+
+def history_counts(loaded: SparkLoaded) -> Any:
+    """``training.data_report``'s counts over every customer's lines: each bucket's
+    ``HistoryCounts`` (sums, extremes, histograms of orders per customer and of days between
+    orders) merged on the driver, so ``data_report(..., counts=)`` equals the local report on
+    the whole file (its medians are exact: the histograms hold whole numbers)."""
+    from retain.training.data_report import HistoryCounts
+
+    as_of = loaded.as_of
+    parts = loaded.frame.groupBy(BUCKET).applyInArrow(
+        lambda table: history_counts_table(table, as_of), _spark_schema(_COUNTS_SCHEMA))
+    with spark_errors("transactions"):
+        rows = parts.collect()
+    return HistoryCounts.merge([HistoryCounts.from_json(row[0]) for row in rows])
+
+
+def reference_inputs_table(table: pa.Table, as_of: date, key: str, payload: Any) -> pa.Table:
+    """One bucket: what ``decisions.segments.ShopReference.fit`` reads of each customer, from
+    the fitted pipeline's features and scores (``ScoringPipeline.features`` and
+    ``score_features``, as ``training.train.fit_decision_inputs`` computes them)."""
+    pipeline = _pipeline(key, payload)
+    frame, products = pipeline.features(_transactions(table), as_of)
+    scores = pipeline.score_features(frame, products, as_of)
+    return pa.table({
+        "clv_12m": scores["clv_12m"].cast(pl.Float64).to_arrow(),
+        **{name: frame[name].cast(pl.Float64).to_arrow()
+           for name in ("revenue", "aov", "interval_median")},
+    }, schema=_REFERENCE_SCHEMA)
+
+
+def shop_reference(loaded: SparkLoaded, pipeline: Any) -> Any:
+    """``decisions.segments.ShopReference`` of every customer at the as-of date: per bucket the
+    fitted pipeline's features and scores, then Spark's exact ``percentile`` aggregates (linear
+    interpolation, as numpy's quantile) over all customers; only the 2 x 1001 quantiles and two
+    medians reach the driver. The pipeline is sent once per executor (a broadcast)."""
+    import uuid
+
+    import numpy as np
+    from pyspark.sql import functions as F
+
+    from retain.decisions.segments import _LEVELS, ShopReference
+
+    as_of = loaded.as_of
+    key = f"train-{uuid.uuid4().hex}"  # an unregistered pipeline: cached under its own key
+    payload = loaded.frame.sparkSession.sparkContext.broadcast(pickle.dumps(pipeline))
+    inputs = loaded.frame.groupBy(BUCKET).applyInArrow(
+        lambda table: reference_inputs_table(table, as_of, key, payload),
+        _spark_schema(_REFERENCE_SCHEMA))
+    levels = [float(level) for level in _LEVELS]
+
+    def quantile_input(name: str) -> Column:
+        # ShopReference.fit: missing values count as 0 and NaN is left out (np.nanquantile).
+        value = F.coalesce(F.col(name), F.lit(0.0))
+        return F.when(F.isnan(value), F.lit(None)).otherwise(value)
+
+    with spark_errors("transactions"):
+        row = inputs.agg(
+            F.count(F.lit(1)).alias("n"),
+            F.percentile(quantile_input("clv_12m"), levels).alias("clv"),
+            F.percentile(quantile_input("revenue"), levels).alias("revenue"),
+            # polars' median: nulls left out.
+            F.percentile("aov", 0.5).alias("aov"),
+            F.percentile("interval_median", 0.5).alias("interval")).first()
+    payload.unpersist()
+    if not row["n"]:
+        raise ValueError("no customers to take shop-wide figures from")
+    return ShopReference(
+        clv_quantiles=np.array(row["clv"], dtype=np.float64),
+        revenue_quantiles=np.array(row["revenue"], dtype=np.float64),
+        median_aov=float(row["aov"] or 0.0),
+        median_interval=float(row["interval"] or 30.0),
+    )
+
+
 def _collect_lines(frame: DataFrame) -> pl.DataFrame:
     """Validated lines to the driver, typed as the local loader gives them, in a fixed order
     (customer, time, order, product: Spark keeps no file order across buckets)."""
@@ -919,6 +1013,7 @@ __all__ = [
     "customer_key",
     "describe_rejects",
     "features",
+    "history_counts",
     "load_side",
     "load_transactions",
     "measure_channels",
@@ -926,6 +1021,7 @@ __all__ = [
     "read_written",
     "score",
     "session",
+    "shop_reference",
     "spark_errors",
     "training_rfm",
     "training_sample",

@@ -323,7 +323,7 @@ def timeline(as_of: date, marks: Sequence[tuple[str, date | None, str]],
 
 
 # ---------------------------------------------------------------------------------------------
-# The report's charts (analytics/report.py): a grid heat map, line charts and intervals
+# The report's charts (serving/report.py): a grid heat map, line charts and intervals
 
 # Distinct hues for up to eight series; more reuse them (the legend still names each).
 SERIES_COLOURS = ("#1f5fbf", "#c98a00", "#1c7c3c", "#b3261e", "#6b3fa0", "#00838f", "#7a5c3a",

@@ -216,7 +216,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "yes": ("yes", "да"),
     "no": ("no", "нет"),
 }
-# The one-file report (analytics/report.py, `retain report`, /ui/report).
+# The one-file report (serving/report.py, `retain report`, /ui/report).
 REPORT_TEXT: dict[str, tuple[str, str]] = {
     "report.title": ("retain report", "Отчёт retain"),
     "report.heading": ("What retention earned, as of {as_of}", "Удержание: итоги на {as_of}"),

@@ -80,10 +80,12 @@ class Eligibility:
     reasons: list[str] = field(default_factory=list)
 
 
-def check_eligibility(transactions: Frame, as_of: date) -> Eligibility:
+def check_eligibility(transactions: Frame, as_of: date,
+                      rfm: pl.DataFrame | None = None) -> Eligibility:
     """Enough repeat buyers and history for the LightGBM models? Otherwise the probabilistic
-    model alone is used, with a warning."""
-    rfm = rfm_summary(transactions, as_of)
+    model alone is used, with a warning. ``rfm``: every customer's RFM summary when
+    ``transactions`` are a sample's (``retain.spark.training_rfm``)."""
+    rfm = rfm_summary(transactions, as_of) if rfm is None else rfm
     repeat = int((rfm["frequency"] > 0).sum())
     history = int(rfm["T"].max() + 1) if rfm.height else 0
     reasons = []

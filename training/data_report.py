@@ -11,8 +11,9 @@ suggested horizon.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import polars as pl
@@ -73,35 +74,153 @@ class DataReport:
         return out
 
 
+@dataclass
+class HistoryCounts:
+    """What the report counts in the lines, kept in a form that adds up across batches of
+    whole customers (a Spark partition each, :meth:`merge`): sums, extremes, flags, and the
+    two medians' inputs as histograms (orders per customer, days between a customer's
+    orders: both whole numbers), so the merged medians are exact."""
+
+    lines: int = 0
+    first_ts: datetime | None = None
+    last_ts: datetime | None = None
+    lines_after: int = 0
+    after_first: datetime | None = None
+    after_last: datetime | None = None
+    orders_per_customer: dict[int, int] = field(default_factory=dict)  # orders -> customers
+    repeat_buyers: int = 0
+    refund_orders: int = 0
+    zero_orders: int = 0
+    negative_lines: int = 0
+    zero_price_lines: int = 0
+    has_products: bool = False
+    has_channels: bool = False
+    has_order_ids: bool = False
+    day_gaps: dict[int, int] = field(default_factory=dict)  # days between orders -> count
+
+    @classmethod
+    def of(cls, transactions: pl.DataFrame, as_of: date) -> HistoryCounts:
+        """The counts of ``transactions`` (all lines, including those after ``as_of``)."""
+        end = midnight(as_of)
+        after = transactions.filter(pl.col("ts") >= end)
+        history = transactions.filter(pl.col("ts") < end)
+        all_orders = orders(window(history, None, as_of)).collect()
+        purchases = all_orders.filter("is_purchase")
+        per_customer = purchases.group_by("customer_id").agg(
+            pl.len().alias("orders"), pl.col("day").n_unique().alias("days"))
+        day_gaps = (purchases.select("customer_id", "day").unique().sort("customer_id", "day")
+                    .with_columns(pl.col("day").diff().over("customer_id").dt.total_days()
+                                  .alias("gap")))
+        return cls(
+            lines=history.height,
+            first_ts=history["ts"].min(),  # type: ignore[arg-type]
+            last_ts=history["ts"].max(),  # type: ignore[arg-type]
+            lines_after=after.height,
+            after_first=after["ts"].min(),  # type: ignore[arg-type]
+            after_last=after["ts"].max(),  # type: ignore[arg-type]
+            orders_per_customer=_histogram(per_customer["orders"]),
+            repeat_buyers=int((per_customer["days"] > 1).sum()),
+            refund_orders=int((all_orders["amount"] < 0).sum()),
+            zero_orders=int((all_orders["amount"] == 0).sum()),
+            negative_lines=int((history["amount"] < 0).sum()),
+            zero_price_lines=int((history["amount"] == 0).sum()),
+            has_products=bool(history["product_id"].is_not_null().any()),
+            has_channels=bool(history["channel"].is_not_null().any()),
+            has_order_ids=not bool(history["order_id"].str.starts_with("#row").all()),
+            day_gaps=_histogram(day_gaps["gap"].drop_nulls()),
+        )
+
+    @classmethod
+    def merge(cls, parts: list[HistoryCounts]) -> HistoryCounts:
+        """The counts of the union of batches holding disjoint sets of customers."""
+        out = cls()
+        for part in parts:
+            out.lines += part.lines
+            out.first_ts = _least(out.first_ts, part.first_ts)
+            out.last_ts = _least(out.last_ts, part.last_ts, max)
+            out.lines_after += part.lines_after
+            out.after_first = _least(out.after_first, part.after_first)
+            out.after_last = _least(out.after_last, part.after_last, max)
+            for key, n in part.orders_per_customer.items():
+                out.orders_per_customer[key] = out.orders_per_customer.get(key, 0) + n
+            for key, n in part.day_gaps.items():
+                out.day_gaps[key] = out.day_gaps.get(key, 0) + n
+            out.repeat_buyers += part.repeat_buyers
+            out.refund_orders += part.refund_orders
+            out.zero_orders += part.zero_orders
+            out.negative_lines += part.negative_lines
+            out.zero_price_lines += part.zero_price_lines
+            out.has_products |= part.has_products
+            out.has_channels |= part.has_channels
+            out.has_order_ids |= part.has_order_ids
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps({**asdict(self), **{k: getattr(self, k) and getattr(self, k).isoformat()
+                                             for k in _TIMES}})
+
+    @classmethod
+    def from_json(cls, text: str) -> HistoryCounts:
+        raw = json.loads(text)
+        for key in _TIMES:
+            raw[key] = raw[key] and datetime.fromisoformat(raw[key])
+        for key in ("orders_per_customer", "day_gaps"):
+            raw[key] = {int(k): v for k, v in raw[key].items()}
+        return cls(**raw)
+
+
+_TIMES = ("first_ts", "last_ts", "after_first", "after_last")
+
+
+def _histogram(values: pl.Series) -> dict[int, int]:
+    counts = values.value_counts()
+    return dict(zip(counts[values.name].to_list(), counts["count"].to_list(), strict=True))
+
+
+def _least(a: datetime | None, b: datetime | None, pick: Any = min) -> datetime | None:
+    return b if a is None else a if b is None else pick(a, b)
+
+
+def _median(histogram: dict[int, int]) -> float | None:
+    """The median of the values a histogram counts, as polars' ``median`` gives it (the mean
+    of the two middle values when their number is even)."""
+    total = sum(histogram.values())
+    if not total:
+        return None
+    wanted, found, seen = [(total - 1) // 2, total // 2], [], 0
+    for value in sorted(histogram):
+        seen += histogram[value]
+        while wanted and wanted[0] < seen:
+            found.append(value)
+            wanted.pop(0)
+    return (found[0] + found[1]) / 2
+
+
 def data_report(transactions: pl.DataFrame, load_report: Any, as_of: date,
-                config: TrainConfig | None = None, encoding: str = "utf-8") -> DataReport:
+                config: TrainConfig | None = None, encoding: str = "utf-8",
+                counts: HistoryCounts | None = None) -> DataReport:
     """The report of ``transactions`` (all lines, including those after ``as_of``) at ``as_of``.
 
     ``load_report`` is the loader's ``LoadReport``; its optional counters (duplicates, float
-    ids, encoding) are read when it has them.
+    ids, encoding) are read when it has them. ``counts``: the lines' counts when an engine
+    computed them over every customer (``retain.spark.history_counts``) and
+    ``transactions`` holds only a sample; by default counted here.
     """
     config = config or TrainConfig()
-    end = midnight(as_of)
-    after = transactions.filter(pl.col("ts") >= end)
-    history = transactions.filter(pl.col("ts") < end)
-    all_orders = orders(window(history, None, as_of)).collect()
-    purchases = all_orders.filter("is_purchase")
-    per_customer = purchases.group_by("customer_id").agg(
-        pl.len().alias("orders"), pl.col("day").n_unique().alias("days"))
-    day_gaps = (purchases.select("customer_id", "day").unique().sort("customer_id", "day")
-                .with_columns(pl.col("day").diff().over("customer_id").dt.total_days().alias("gap")))
-    first, last = history["ts"].min(), history["ts"].max()
+    counts = counts if counts is not None else HistoryCounts.of(transactions, as_of)
+    first, last = counts.first_ts, counts.last_ts
     history_days = (as_of - first.date()).days if first is not None else 0
-    repeat = int((per_customer["days"] > 1).sum())
-    customers = per_customer.height
+    customers = sum(counts.orders_per_customer.values())
+    orders_total = sum(k * n for k, n in counts.orders_per_customer.items())
+    repeat = counts.repeat_buyers
     after_range = None
     # The loader leaves the lines outside the window out of the frame and counts them.
-    lines_after = int(getattr(load_report, "after_as_of", 0) or 0) + after.height
+    lines_after = int(getattr(load_report, "after_as_of", 0) or 0) + counts.lines_after
     if getattr(load_report, "after_as_of", 0):
         after_range = (f"{load_report.after_as_of_first:%Y-%m-%d}",
                        f"{load_report.after_as_of_last:%Y-%m-%d}")
-    elif after.height:
-        after_range = (f"{after['ts'].min():%Y-%m-%d}", f"{after['ts'].max():%Y-%m-%d}")
+    elif counts.lines_after:
+        after_range = (f"{counts.after_first:%Y-%m-%d}", f"{counts.after_last:%Y-%m-%d}")
     report = DataReport(
         source=str(getattr(load_report, "source", "")),
         as_of=as_of,
@@ -113,24 +232,24 @@ def data_report(transactions: pl.DataFrame, load_report: Any, as_of: date,
         float_ids_rewritten=int(getattr(load_report, "float_ids_rewritten", 0) or 0),
         lines_after_as_of=lines_after,
         after_as_of_range=after_range,
-        lines=history.height,
+        lines=counts.lines,
         customers=customers,
         first_day=None if first is None else f"{first:%Y-%m-%d}",
         last_day=None if last is None else f"{last:%Y-%m-%d}",
         history_days=history_days,
-        orders=purchases.height,
-        orders_per_customer_mean=float(per_customer["orders"].mean() or 0.0),
-        orders_per_customer_median=float(per_customer["orders"].median() or 0.0),
+        orders=orders_total,
+        orders_per_customer_mean=orders_total / customers if customers else 0.0,
+        orders_per_customer_median=_median(counts.orders_per_customer) or 0.0,
         repeat_buyers=repeat,
         repeat_share=repeat / customers if customers else 0.0,
-        refund_orders=int((all_orders["amount"] < 0).sum()),
-        zero_orders=int((all_orders["amount"] == 0).sum()),
-        negative_lines=int((history["amount"] < 0).sum()),
-        zero_price_lines=int((history["amount"] == 0).sum()),
-        has_products=bool(history["product_id"].is_not_null().any()),
-        has_channels=bool(history["channel"].is_not_null().any()),
-        has_order_ids=not bool(history["order_id"].str.starts_with("#row").all()),
-        median_days_between_orders=day_gaps["gap"].median(),
+        refund_orders=counts.refund_orders,
+        zero_orders=counts.zero_orders,
+        negative_lines=counts.negative_lines,
+        zero_price_lines=counts.zero_price_lines,
+        has_products=counts.has_products,
+        has_channels=counts.has_channels,
+        has_order_ids=counts.has_order_ids,
+        median_days_between_orders=_median(counts.day_gaps),
         horizon_days=config.horizon_days,
     )
     _plan(report, config)

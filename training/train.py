@@ -222,26 +222,31 @@ def train(transactions: pl.DataFrame, as_of: date, config: TrainConfig,
           progress: Callable[[str], None] = log.info, register: bool = True,
           contacts: pl.DataFrame | None = None, rules: Rules | None = None,
           data_report: dict | None = None, sample: CustomerSample | None = None,
-          engine: str = "local", rfm: pl.DataFrame | None = None) -> TrainResult:
+          engine: str = "local", rfm: pl.DataFrame | None = None,
+          shop_reference: Callable[[ScoringPipeline], ShopReference] | None = None
+          ) -> TrainResult:
     """Backtest, fit on everything before ``as_of``, log and register (see module doc).
 
     ``contacts`` (the contacts log) lets the decisions measure each channel; ``rules`` say how
     (default: the built-in rules); ``data_report`` (``training.data_report``) is logged as
     ``data_report.json``. ``sample`` and ``engine``: ``transactions`` are the lines of a
     sample an engine drew (``retain.spark.training_sample``) and ``rfm`` every customer's RFM
-    summary (``retain.spark.training_rfm``); the run's ``engine`` param and tag say which
-    engine built the training data."""
+    summary (``retain.spark.training_rfm``), from which the eligibility is judged;
+    ``shop_reference`` computes the shop-wide figures of segments from every customer with
+    the fitted pipeline (``retain.spark.shop_reference``) instead of from ``transactions``;
+    the run's ``engine`` param and tag say which engine built the training data."""
     import mlflow
 
     configure_mlflow()
     history = transactions.filter(pl.col("ts") < pl.lit(as_of).cast(pl.Datetime("us")))
     fingerprint = data_fingerprint(history)
-    eligibility = check_eligibility(history, as_of)
+    eligibility = check_eligibility(history, as_of, rfm=rfm)
     for reason in eligibility.reasons:
         progress(f"WARNING: {reason}: the probabilistic model alone will score this shop")
     pipeline, metrics, frame = fit_chosen_pipeline(history, as_of, config, progress,
                                                    sample=sample, rfm=rfm)
-    fit_decision_inputs(pipeline, history, as_of, contacts, rules or default_rules(), progress)
+    fit_decision_inputs(pipeline, history, as_of, contacts, rules or default_rules(), progress,
+                        shop_reference=shop_reference)
 
     if "MLFLOW_RUN_ID" not in os.environ:  # under `mlflow run`, log into the run it made
         mlflow.set_experiment(EXPERIMENT)
@@ -393,13 +398,21 @@ def _log_training_input(history: pl.DataFrame, fingerprint: dict[str, Any],
 
 def fit_decision_inputs(pipeline: ScoringPipeline, history: pl.DataFrame, as_of: date,
                         contacts: pl.DataFrame | None, rules: Rules,
-                        progress: Callable[[str], None] = log.info) -> None:
+                        progress: Callable[[str], None] = log.info,
+                        shop_reference: Callable[[ScoringPipeline], ShopReference] | None = None
+                        ) -> None:
     """Fit what the decisions need beside the models: the shop-wide figures segments compare
-    with (from every customer's scores at ``as_of``), the channels' measurements and, when the
-    contacts log has past offers, the offer uplift model."""
-    progress("shop-wide figures for segments")
-    frame, products = pipeline.features(history, as_of)
-    pipeline.reference = ShopReference.fit(pipeline.score_features(frame, products, as_of), frame)
+    with (from every customer's scores at ``as_of``; ``shop_reference``: an engine computes
+    them over every customer when ``history`` is a sample's), the channels' measurements and,
+    when the contacts log has past offers, the offer uplift model."""
+    if shop_reference is not None:
+        progress("shop-wide figures for segments, from every customer")
+        pipeline.reference = shop_reference(pipeline)
+    else:
+        progress("shop-wide figures for segments")
+        frame, products = pipeline.features(history, as_of)
+        pipeline.reference = ShopReference.fit(pipeline.score_features(frame, products, as_of),
+                                               frame)
     if contacts is not None:
         progress("measuring each channel from the contacts log")
         pipeline.channel_measurements = measure_channels(contacts, history, as_of, rules.channels)

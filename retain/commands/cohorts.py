@@ -264,8 +264,8 @@ def report(
     Cohort heat map, LTV curves and LTV/CAC by acquisition channel, gains and reliability,
     the effect by channel over time with its intervals, drift and the segment matrix, from
     transactions before --as-of and the score store. No CDN, no script: it opens anywhere."""
-    from retain.analytics.report import build_report, registered_backtest_images, render_report
     from retain.errors import write_failure
+    from retain.serving.report import build_report, registered_backtest_images, render_report
 
     if lang not in ("en", "ru"):
         raise fail(f"--lang: expected en or ru, got {lang!r}")

@@ -3,8 +3,10 @@ the Spark side of the commands (``retain.spark`` does the work; this turns it in
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -155,35 +157,67 @@ def spark_score(config: Settings, out: Path, rejects: Path, registered, rules: R
     return run_id, rows, summary
 
 
+@dataclass
+class SparkTrainingData:
+    """``retain train``'s data from Spark: the lines trained on here (the sample's, or every
+    line without a sample), the as-of date and load report; with a sample, what is computed
+    from every customer on Spark: the RFM summary (probabilistic models, eligibility), the
+    data report's counts and the shop-wide figures of segments (a function of the fitted
+    pipeline)."""
+
+    lines: Any
+    as_of: Any
+    report: Any
+    sample: Any = None
+    rfm: Any = None
+    counts: Any = None
+    shop_reference: Callable[[Any], Any] | None = None
+
+
 def spark_training_data(config: Settings, rejects: Path, sample_customers: int, *,
-                        master: str | None, partitions: int):
+                        master: str | None, partitions: int) -> SparkTrainingData:
     """``retain train``'s data on Spark: every line validated per partition, the stratified
     sample of customers drawn there (``retain.spark.training_sample``), and only the sampled
-    customers' lines brought here, with every customer's RFM summary (one row each) for the
-    probabilistic models. Returns (lines, as-of date, load report, sample or None, RFM or
-    None: without a sample the lines are every customer's)."""
+    customers' lines brought here, with what describes the whole shop computed there from
+    every customer (see :class:`SparkTrainingData`)."""
     from retain.features.contract import DataError
-    from retain.spark import spark_errors, training_rfm, training_sample
+    from retain.spark import (
+        history_counts,
+        shop_reference,
+        spark_errors,
+        training_rfm,
+        training_sample,
+    )
 
     spark = _spark(master, partitions)
     loaded = spark_load(spark, config, rejects, partitions)
+    source = config.transactions or ""
     try:
         with step(f"Drawing the training sample (Spark, {partitions} partitions)"), \
-                spark_errors(config.transactions or ""):
+                spark_errors(source):
             sample, lines = training_sample(loaded, config.horizon_days, sample_customers)
-        rfm = None
+        data = SparkTrainingData(lines, loaded.as_of, loaded.report, sample)
         if sample is not None:
-            with step("Every customer's RFM summary for the probabilistic models (Spark)"), \
-                    spark_errors(config.transactions or ""):
-                rfm = training_rfm(loaded)
+            with step("Every customer's RFM summary and the data report's counts (Spark)"), \
+                    spark_errors(source):
+                data.rfm = training_rfm(loaded)
+                data.counts = history_counts(loaded)
     except DataError as exc:
         raise fail(str(exc)) from None
     if sample is not None:
+        def reference(pipeline: Any) -> Any:
+            try:
+                with spark_errors(source):
+                    return shop_reference(loaded, pipeline)
+            except DataError as exc:
+                raise ValueError(str(exc)) from None
+
+        data.shop_reference = reference
         console.print(f"Spark drew {sample.line()}; only their {lines.height:,} lines are "
-                      "trained on here; the probabilistic models fit all "
-                      f"{rfm.height if rfm is not None else 0:,} customers' RFM summary",
-                      highlight=False)
+                      "trained on here; the probabilistic models, the data report, the "
+                      "eligibility and the shop-wide figures of segments use all "
+                      f"{data.rfm.height:,} customers", highlight=False)
     else:
         console.print(f"{lines.height:,} lines of every customer collected from Spark (no more "
                       f"customers than --sample-customers {sample_customers:,})", highlight=False)
-    return lines, loaded.as_of, loaded.report, sample, rfm
+    return data

@@ -143,13 +143,15 @@ def train(
     registry_or_fail()
     clock = StepClock()
     clock.switch("load")
-    sample = rfm = None
+    sample = rfm = counts = reference = None
     if engine == "spark":
         # Spark validates every line and draws the stratified sample; only the sampled
-        # customers' lines come to this machine, and training runs on them as it does locally.
-        tx, cutoff, loaded, sample, rfm = spark_training_data(
-            config, rejects or Path("rejected.csv"), sample_customers,
-            master=spark_master, partitions=partitions)
+        # customers' lines come to this machine, and training runs on them as it does locally;
+        # what describes the whole shop is computed on Spark from every customer.
+        data = spark_training_data(config, rejects or Path("rejected.csv"), sample_customers,
+                                   master=spark_master, partitions=partitions)
+        tx, cutoff, loaded, sample, rfm = data.lines, data.as_of, data.report, data.sample, data.rfm
+        counts, reference = data.counts, data.shop_reference
     else:
         tx, cutoff, loaded = load(config, rejects or Path("rejected.csv"))
     contacts_log = load_side_table("contacts", contacts, config, rejects or Path("rejected.csv"))
@@ -159,7 +161,7 @@ def train(
         annual_discount_rate=annual_discount_rate, random_state=seed,
         sample_customers=sample_customers,
     )
-    report = data_report(tx, loaded, cutoff, train_config)
+    report = data_report(tx, loaded, cutoff, train_config, counts=counts)
     console.print(f"Data: {report.customers:,} customers with a purchase, {report.orders:,} orders, "
                   f"{report.repeat_buyers:,} repeat buyers, {report.first_day} .. "
                   f"{report.last_day}; plan: {report.plan}"
@@ -178,7 +180,7 @@ def train(
             result = run_training(tx, cutoff, train_config, progress=progress, register=register,
                                   contacts=contacts_log, rules=decision_rules,
                                   data_report=report.to_dict(), sample=sample, engine=engine,
-                                  rfm=rfm)
+                                  rfm=rfm, shop_reference=reference)
     except ValueError as exc:
         raise fail(str(exc)) from None
     clock.stop()

@@ -1,4 +1,4 @@
-"""The report at ``/ui/report``: the page ``retain report`` writes (analytics/report.py), served
+"""The report at ``/ui/report``: the page ``retain report`` writes (serving/report.py), served
 to the marketers' signed-in session (the ``/ui`` cookie and its ``export`` scope).
 
 ``?as_of=YYYY-MM-DD`` (default: the latest scoring run's as-of date, else today) and
@@ -78,8 +78,8 @@ def _side_table(kind: str, source: str | None, config: Settings):
 
 def build(config: Settings, store, as_of: date, lang: str) -> str:
     """The report's page at ``as_of`` from the service's configured files and store."""
-    from retain.analytics.report import build_report, registered_backtest_images, render_report
     from retain.features.contract import DataError, ReadOptions, load_transactions
+    from retain.serving.report import build_report, registered_backtest_images, render_report
 
     transactions = None
     if config.transactions:

@@ -124,7 +124,6 @@ def test_offers_by_uplift_are_decided_alike_alone_and_in_the_shop(shop, scores, 
                                                                   reference, measurements,
                                                                   consents, contacts):
     """The uplift model's figures travel with each customer's row."""
-    import numpy as np
 
     spread = (scores["customer_id"].hash(seed=4) % 1000).to_numpy() / 1000
     uplift, baseline = -0.3 + 0.9 * spread, 0.1 + spread[::-1]

@@ -254,6 +254,52 @@ def test_training_sample_on_spark_is_the_local_sample_and_trains_the_same_backte
     assert spark_pipeline.btyd.fitted_params() == pytest.approx(local_params, rel=1e-9)
 
 
+def test_train_on_spark_describes_every_customer_not_the_sample(env, spark):
+    """With a sample (150 of 400 customers) the data report, the eligibility and the shop-wide
+    figures of segments come from every customer on Spark: the local engine's on the whole
+    file, not the sample's."""
+    from datetime import date
+
+    import numpy as np
+
+    from retain.decisions.segments import ShopReference
+    from retain.features.contract import load_transactions
+    from retain.spark import history_counts, shop_reference, training_rfm, training_sample
+    from retain.spark import load_transactions as spark_load
+    from retain.training.backtest import TrainConfig, check_eligibility, fit_pipeline
+    from retain.training.data_report import data_report
+
+    as_of = date.fromisoformat(AS_OF)
+    config = TrainConfig(sample_customers=150, n_origins=2, n_estimators=10)
+    local = load_transactions("shop/transactions.parquet", as_of=as_of)
+    history = local.frame.drop("_row")
+    loaded = spark_load(spark, "shop/transactions.parquet", partitions=3, as_of=as_of)
+    drawn, lines = training_sample(loaded, config.horizon_days, config.sample_customers)
+    assert drawn is not None and lines["customer_id"].n_unique() < 400
+    whole = data_report(history, local.report, as_of, config).to_dict()
+    on_spark = data_report(lines, loaded.report, as_of, config,
+                           counts=history_counts(loaded)).to_dict()
+    assert on_spark == whole and whole["customers"] == 400
+    assert data_report(lines, loaded.report, as_of, config).to_dict() != whole  # the sample's
+    rfm = training_rfm(loaded)
+    assert check_eligibility(lines, as_of, rfm=rfm) == check_eligibility(history, as_of)
+    # The shop-wide figures with one fitted pipeline: every customer's, through Spark's exact
+    # percentiles, against ShopReference.fit on the whole history.
+    pipeline = fit_pipeline(lines, as_of, config, lambda _: None, sample=drawn, rfm=rfm)
+    frame, products = pipeline.features(history, as_of)
+    expected = ShopReference.fit(pipeline.score_features(frame, products, as_of), frame)
+    got = shop_reference(loaded, pipeline)
+    for name in ("clv_quantiles", "revenue_quantiles"):
+        np.testing.assert_allclose(getattr(got, name), getattr(expected, name), rtol=1e-12,
+                                   atol=1e-9)
+    assert (got.median_aov, got.median_interval) == pytest.approx(
+        (expected.median_aov, expected.median_interval), rel=1e-12)
+    sampled, sampled_products = pipeline.features(lines, as_of)
+    of_sample = ShopReference.fit(pipeline.score_features(sampled, sampled_products, as_of),
+                                  sampled)
+    assert not np.allclose(of_sample.revenue_quantiles, expected.revenue_quantiles)
+
+
 def test_train_on_spark_logs_the_engine_and_backtests_as_the_local_engine(env):
     import mlflow
 

@@ -138,7 +138,7 @@ def test_one_order_is_one_dot_and_no_history_draws_nothing():
     assert 'class="history"' not in bare and "order" not in bare
 
 
-# --- the report's charts (analytics/report.py) -------------------------------------------------
+# --- the report's charts (serving/report.py) -------------------------------------------------
 
 
 def test_a_grid_heatmap_draws_only_the_cells_it_has_and_escapes_their_names():

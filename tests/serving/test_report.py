@@ -1,4 +1,4 @@
-"""The one report (analytics/report.py): each section from its frame, or saying honestly that
+"""The one report (serving/report.py): each section from its frame, or saying honestly that
 it is not measured; gains and reliability by hand; `retain report` as a user runs it; the page
 in headless Chromium (no console error, no request but the file itself, every section there);
 and /ui/report behind the marketers' sign-in."""
@@ -13,7 +13,8 @@ import polars as pl
 import pytest
 
 from retain.analytics.cohorts import cohorts
-from retain.analytics.report import (
+from retain.models.pipeline import empty_scores
+from retain.serving.report import (
     SECTIONS,
     ReportParts,
     build_report,
@@ -24,7 +25,6 @@ from retain.analytics.report import (
     reliability_points,
     render_report,
 )
-from retain.models.pipeline import empty_scores
 from retain.serving.store import ScoreStore
 from tests.analytics.test_cohorts import AS_OF, SHOP, write_shop_csv
 
@@ -139,7 +139,7 @@ def test_the_effect_section_draws_each_channel_and_month_with_its_interval():
 
 
 def test_churn_predicted_and_observed_is_drawn_per_judged_run_once_there_are_two():
-    from retain.analytics.report import calibration_chart
+    from retain.serving.report import calibration_chart
 
     runs = pl.DataFrame({"as_of": [date(2025, 1, 1), date(2025, 2, 1), date(2025, 2, 1)],
                          "decile": [0, 0, 3], "predicted_churn": [0.3, 0.4, 0.9],
