@@ -32,6 +32,7 @@ as arrays, for the decisions.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import lightgbm as lgb
@@ -145,8 +146,10 @@ class OfferUpliftModel:
         fold = (features["customer_id"].cast(pl.String).hash(seed=self.random_state + 7)
                 % max(self.calibration_folds, 2)).to_numpy()
         raw, base = np.zeros(len(y)), np.zeros(len(y))
-        params = {**self.__dict__}
-        params = {k: v for k, v in params.items() if not k.endswith("_")}
+        # The same settings, uncalibrated (sklearn's get_params, without depending on it).
+        params = {name: getattr(self, name)
+                  for name in inspect.signature(OfferUpliftModel.__init__).parameters
+                  if name != "self"}
         for k in np.unique(fold):
             held = fold == k
             part = OfferUpliftModel(**{**params, "calibration": "none"}).fit(
