@@ -64,7 +64,7 @@ def test_calibration_stretches_a_shrunk_uplift_back_to_its_true_size():
     # Few, slow trees leave the raw effect models near the average effect; the cross-fitted
     # calibration on the held-out messages' observed differences restores the two sizes.
     frame, treated, orders = _messages()
-    slow = dict(n_estimators=15, learning_rate=0.03, num_threads=1)
+    slow = {"n_estimators": 15, "learning_rate": 0.03, "num_threads": 1}
     raw = OfferUpliftModel(calibration="none", **slow).fit(frame, treated, orders)
     calibrated = OfferUpliftModel(**slow).fit(frame, treated, orders)
     assert raw.calibration_in_ is None and calibrated.calibration_in_ is not None
