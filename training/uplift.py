@@ -27,8 +27,16 @@ from retain.features.orders import midnight
 from retain.models.uplift import OfferUpliftModel
 from retain.simulate import OFFER_WINDOW_DAYS
 
-__all__ = ["OfferTrainingSet", "fit_offer_uplift", "offer_targeting_evidence", "results_section",
-           "offer_training_set", "qini_coefficient", "qini_curve", "qini_section"]
+__all__ = [
+    "OfferTrainingSet",
+    "fit_offer_uplift",
+    "offer_targeting_evidence",
+    "offer_training_set",
+    "qini_coefficient",
+    "qini_curve",
+    "qini_section",
+    "results_section",
+]
 
 log = logging.getLogger(__name__)
 
@@ -274,8 +282,8 @@ def qini_section(evidence: dict, train_note: str, test_note: str) -> str:
     """docs/results.md's section on offers by uplift, from :func:`offer_targeting_evidence`."""
     e = evidence
     names = list(e["qini"])
-    rows = ["| policy | Qini coefficient | extra orders, top 10% | top 20% | top 50% "
-            f"| at the rule's {e['rule_k']:,} discounts |", "|---" * 6 + "|"]
+    rows = [("| policy | Qini coefficient | extra orders, top 10% | top 20% | top 50% "
+            f"| at the rule's {e['rule_k']:,} discounts |"), "|---" * 6 + "|"]
     for name in [*names, "best possible"]:
         qini = "1.000" if name == "best possible" else f"{e['qini'][name]:.3f}"
         rows.append(f"| {name} | {qini} | {e['at'][0.1][name]:.0f} | {e['at'][0.2][name]:.0f} "
