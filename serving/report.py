@@ -585,9 +585,11 @@ def _stored_effect(store: Any, as_of: date) -> pl.DataFrame | None:
 
 
 def _measured_effect(transactions: pl.DataFrame, contacts: pl.DataFrame, as_of: date,
-                     months: int) -> pl.DataFrame | None:
+                     months: int, rules: Any = None) -> pl.DataFrame | None:
     """``analytics.effect.measure_effect`` by channel over the last ``months`` complete months
-    (None where that module is not installed, or the log cannot answer)."""
+    (None where that module is not installed, or the log cannot answer), called as
+    ``retain effect --split channel`` calls it with its defaults: the rules' margin (ROMI on
+    gross profit) and response window, so the report and the command show the same rows."""
     try:
         from retain.analytics.effect import EffectError, measure_effect  # type: ignore[import-not-found]
     except ImportError:
@@ -595,8 +597,14 @@ def _measured_effect(transactions: pl.DataFrame, contacts: pl.DataFrame, as_of: 
     end = date(as_of.year, as_of.month, 1)
     back = end.year * 12 + end.month - 1 - months
     start = date(back // 12, back % 12 + 1, 1)
+    if rules is None:
+        from retain.decisions.rules import load_rules
+
+        rules = load_rules(None)
     try:
-        return measure_effect(transactions, contacts, start, end, by="month", split="channel")
+        return measure_effect(transactions, contacts, start, end, by="month", split="channel",
+                              margin=rules.offers.margin,
+                              response_days=rules.channels.response_days)
     except EffectError:
         return None
 
@@ -606,11 +614,12 @@ def build_report(as_of: date, transactions: pl.DataFrame | None = None, *,
                  store: Any = None, contacts: pl.DataFrame | None = None,
                  effect: pl.DataFrame | None = None, drift: pl.DataFrame | None = None,
                  backtest_images: dict[str, bytes] | None = None,
-                 model_version: str | None = None) -> ReportParts:
+                 model_version: str | None = None, rules: Any = None) -> ReportParts:
     """Every frame of the report at ``as_of``: cohorts from ``transactions`` (contract-typed,
     only lines before ``as_of`` are read), the score store's run as of the date (``store``: a
     ``ScoreStore``), the effect (given, or measured from ``contacts``) and drift (given, or
-    the store's)."""
+    the store's). ``rules``: the decision rules (``decisions.rules.Rules``; default the
+    built-in ones) whose margin and response window the measured effect uses."""
     parts = ReportParts(as_of=as_of, costs_given=costs is not None, version=_version(),
                         backtest_images=dict(backtest_images or {}), model_version=model_version)
     if transactions is not None:
@@ -624,7 +633,7 @@ def build_report(as_of: date, transactions: pl.DataFrame | None = None, *,
         parts.channel_cohorts = cohorts_of_orders(orders, as_of, "channel", customers, costs,
                                                   scores)
         if effect is None and contacts is not None:
-            effect = _measured_effect(transactions, contacts, as_of, EFFECT_MONTHS)
+            effect = _measured_effect(transactions, contacts, as_of, EFFECT_MONTHS, rules)
     if effect is None and store is not None:
         effect = _stored_effect(store, as_of)
     parts.effect = effect

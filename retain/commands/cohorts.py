@@ -18,11 +18,13 @@ from retain.commands.common import (
     OnBadRowsOpt,
     QueryOpt,
     RejectsOpt,
+    RulesOpt,
     TransactionsOpt,
     example,
     fail,
     load,
     load_side_table,
+    rules_or_fail,
     transaction_settings,
     write_frame,
 )
@@ -251,6 +253,7 @@ def report(
     lang: Annotated[str, typer.Option(
         "--lang", metavar="<en|ru>", help="The report's language.")] = "en",
     store_url: StoreUrlOpt = None,
+    rules: RulesOpt = None,
     column_map: MapOpt = None,
     on_bad_rows: OnBadRowsOpt = None,
     rejects: RejectsOpt = None,
@@ -289,11 +292,15 @@ def report(
         if day is None:
             raise fail("--as-of is required without --transactions (the day the report is for)")
     measured = _read_effect(effect) if effect is not None else None
+    from retain.config import settings
+
+    # The rules `retain effect` reads: the report's ROMI uses the same margin.
+    decision_rules = rules_or_fail(settings(rules=rules).rules)
     store = open_store_if_any(store_url)
     try:
         with step("Building the report"):
             parts = build_report(day, tx, customers=table, costs=spend, store=store, contacts=log,
-                                 effect=measured)
+                                 effect=measured, rules=decision_rules)
     finally:
         if store is not None:
             store.close()

@@ -76,7 +76,7 @@ def _side_table(kind: str, source: str | None, config: Settings):
         return None
 
 
-def build(config: Settings, store, as_of: date, lang: str) -> str:
+def build(config: Settings, store, as_of: date, lang: str, rules=None) -> str:
     """The report's page at ``as_of`` from the service's configured files and store."""
     from retain.features.contract import DataError, ReadOptions, load_transactions
     from retain.serving.report import build_report, registered_backtest_images, render_report
@@ -96,7 +96,8 @@ def build(config: Settings, store, as_of: date, lang: str) -> str:
     parts = build_report(as_of, transactions,
                          customers=_side_table("customers", config.customers, config),
                          costs=_side_table("costs", config.costs, config), store=store,
-                         contacts=_side_table("contacts", config.contacts, config))
+                         contacts=_side_table("contacts", config.contacts, config),
+                         rules=rules)
     if parts.outcomes is None:
         parts.model_version, parts.backtest_images = registered_backtest_images(
             config.model_alias)
@@ -124,7 +125,7 @@ def report(request: Request) -> Response:
         html = cache.get(key)
     if html is None:
         started = datetime.now(UTC)
-        html = build(config, svc.store, as_of, lang)
+        html = build(config, svc.store, as_of, lang, svc.rules)
         with _lock:
             cache[key] = html
             while len(cache) > CACHED:

@@ -311,3 +311,31 @@ def test_without_contacts_the_report_shows_the_effect_the_store_keeps(tmp_path):
     assert parts.effect is not None and parts.effect.height == effect_frame().height
     assert 'data-group="sms"' in render_report(parts)
     assert later.effect is None
+
+
+def test_the_reports_effect_rows_are_retain_effects_with_its_margin_and_seed():
+    """The report measures the effect as `retain effect --split channel` does (the rules'
+    margin for ROMI, the same seed and resamples), and a month's interval does not depend on
+    which other months one call measured: the report's six months and `--from` that month
+    alone give the same row."""
+    from retain.analytics.effect import measure_effect
+    from retain.decisions.rules import load_rules
+    from retain.simulate import simulate_shop
+
+    shop = simulate_shop(600, seed=4, as_of=date(2026, 7, 1), history_days=400,
+                         future_days=90)
+    rules = load_rules(None)
+    parts = build_report(date(2026, 7, 1), shop.transactions, contacts=shop.contacts,
+                         rules=rules)
+    cli = measure_effect(shop.transactions, shop.contacts, date(2026, 1, 1), date(2026, 7, 1),
+                         by="month", split="channel", margin=rules.offers.margin,
+                         response_days=rules.channels.response_days)
+    assert parts.effect is not None and parts.effect.height > 0
+    assert parts.effect.equals(cli)
+    revenue = cli.filter(pl.col("metric") == "revenue", pl.col("cost") > 0).row(0, named=True)
+    assert revenue["romi"] == pytest.approx(
+        (revenue["incremental_revenue"] * rules.offers.margin - revenue["cost"])
+        / revenue["cost"])
+    june = measure_effect(shop.transactions, shop.contacts, date(2026, 6, 1), date(2026, 7, 1),
+                          by="month", split="channel", margin=rules.offers.margin)
+    assert june.equals(parts.effect.filter(pl.col("period") == "2026-06"))
