@@ -86,6 +86,9 @@ class ReportParts:
     matrix: pl.DataFrame | None = None
     run: dict | None = None
     version: str = ""
+    # The first day of the transactions when the as-of date is on or before it: the sections
+    # say so instead of "no transactions were given".
+    data_from: date | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -134,11 +137,12 @@ def _table(frame: pl.DataFrame, columns: list[tuple[str, str, Callable[[Any], st
 
 
 def cohort_heatmap_section(curves: pl.DataFrame | None, summary: pl.DataFrame | None,
-                           lang: Language) -> str:
+                           lang: Language, missing: str = "report.no_transactions") -> str:
     """First-purchase month cohorts x months since: the share who bought in each month
-    (``curves`` of month cohorts) and the cohorts' figures (``summary``)."""
+    (``curves`` of month cohorts) and the cohorts' figures (``summary``); ``missing``: the
+    text key said without them."""
     if curves is None or summary is None or summary.height == 0:
-        return _missing("cohorts", lang, "report.no_transactions")
+        return _missing("cohorts", lang, missing)
     shown = sorted(summary["cohort"].to_list())[-MAX_COHORTS:]
     later = curves.filter(pl.col("month") > 0)["active_share"].max()
     top = float(later) if isinstance(later, float) and later > 0 else 1.0
@@ -176,11 +180,11 @@ def cohort_heatmap_section(curves: pl.DataFrame | None, summary: pl.DataFrame | 
 
 
 def ltv_curves_section(curves: pl.DataFrame | None, source: str | None,
-                       lang: Language) -> str:
+                       lang: Language, missing: str = "report.no_transactions") -> str:
     """Cumulative revenue per customer by month since the first purchase, one line per
     acquisition channel (``curves`` of channel cohorts)."""
     if curves is None or curves.height == 0:
-        return _missing("ltv", lang, "report.no_transactions")
+        return _missing("ltv", lang, missing)
     order = (curves.filter(pl.col("month") == 0).sort("customers", descending=True)["cohort"]
              .to_list())[:len(charts.SERIES_COLOURS)]
     # A month seen for a handful of the channel's customers only is noise: left out.
@@ -200,11 +204,11 @@ def ltv_curves_section(curves: pl.DataFrame | None, source: str | None,
 
 
 def unit_economics_section(summary: pl.DataFrame | None, costs_given: bool,
-                           lang: Language) -> str:
+                           lang: Language, missing: str = "report.no_transactions") -> str:
     """Per acquisition channel: customers, repeat rate, AOV, first order, revenue per
     customer, predicted CLV, and CAC, LTV and LTV/CAC when a costs file was given."""
     if summary is None or summary.height == 0:
-        return _missing("unit", lang, "report.no_transactions")
+        return _missing("unit", lang, missing)
     columns: list[tuple[str, str, Callable[[Any], str]]] = [
         ("cohort", text("col.cohort", lang), str),
         ("customers", text("col.customers", lang), _number),
@@ -445,12 +449,14 @@ def render_report(parts: ReportParts, lang: Language = "en",
     first in the navigation (``/ui/report`` links to the marketers' page)."""
     month = parts.month_cohorts
     channel = parts.channel_cohorts
+    missing = "report.before_data" if parts.data_from else "report.no_transactions"
     sections = [
         cohort_heatmap_section(month.curves if month else None,
-                               month.summary if month else None, lang),
+                               month.summary if month else None, lang, missing),
         ltv_curves_section(channel.curves if channel else None,
-                           channel.channel_source if channel else None, lang),
-        unit_economics_section(channel.summary if channel else None, parts.costs_given, lang),
+                           channel.channel_source if channel else None, lang, missing),
+        unit_economics_section(channel.summary if channel else None, parts.costs_given, lang,
+                               missing),
         model_section(parts.outcomes, parts.outcome_run, parts.backtest_images,
                       parts.model_version, lang, parts.calibration),
         effect_section(parts.effect, lang, parts.effect_confidence),

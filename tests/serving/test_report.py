@@ -339,3 +339,26 @@ def test_the_reports_effect_rows_are_retain_effects_with_its_margin_and_seed():
     june = measure_effect(shop.transactions, shop.contacts, date(2026, 6, 1), date(2026, 7, 1),
                           by="month", split="channel", margin=rules.offers.margin)
     assert june.equals(parts.effect.filter(pl.col("period") == "2026-06"))
+
+
+def test_ui_report_without_a_run_is_as_of_the_day_after_the_data_and_says_a_date_before_it(
+        tmp_path, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from retain.config import Settings
+    from retain.serving.main import create_app
+
+    monkeypatch.setattr("retain.serving.deps.alias_version",
+                        lambda alias: (_ for _ in ()).throw(LookupError("no model")))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'none.db'}")
+    shop, _ = write_shop_csv(tmp_path)  # the last line is on 2025-04-01
+    settings = Settings(api_keys=json.dumps({EXPORT_KEY: ["export"]}), reload_interval=0,
+                        store_url=f"sqlite:///{tmp_path / 'empty.db'}", transactions=shop)
+    with TestClient(create_app(settings), follow_redirects=False) as client:
+        client.post("/ui/login", data={"api_key": EXPORT_KEY})
+        page = client.get("/ui/report")
+        early = client.get("/ui/report?as_of=2020-01-01")
+    assert page.status_code == 200 and "as of 2025-04-02" in page.text
+    assert 'id="chart-cohorts"' in page.text
+    assert early.status_code == 200 and "before the first transaction" in early.text
+    assert "no transactions were given" not in early.text
