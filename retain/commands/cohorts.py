@@ -194,6 +194,10 @@ def cohorts(
     write_frame(result.summary, target)
     write_frame(result.curves, curves_path)
     console.print(summary_table(result))
+    from retain.analytics.cohorts import costs_notes
+
+    for note in costs_notes(result.unmatched_costs):
+        console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
     if result.channel_source:
         console.print(f"acquisition channel: {result.channel_source}")
     console.print(f"predicted CLV: scoring run of {run['as_of']} (model version "

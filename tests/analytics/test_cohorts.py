@@ -256,3 +256,45 @@ def test_retain_cohorts_bad_inputs_are_one_error_line(tmp_path):
     assert f"error: {bad}: 1 bad row(s)" in done.output and "column 'month'" in done.output
     wrong = runner.invoke(app, ["cohorts", "--transactions", shop, "--by", "week"])
     assert wrong.exit_code == 1 and "--by: expected month or channel" in wrong.output
+
+
+def test_costs_rows_no_customer_matches_are_said_once_per_channel_and_per_month(tmp_path,
+                                                                               monkeypatch):
+    from typer.testing import CliRunner
+
+    from retain.analytics.cohorts import costs_notes
+    from retain.cli import app
+
+    costs = pl.DataFrame({"acquisition_channel": ["web", "app", "facebook", "facebook", "web"],
+                          "month": [date(2025, 1, 1), date(2025, 1, 1), date(2025, 1, 1),
+                                    date(2025, 2, 1), date(2025, 3, 1)],
+                          "spend": [50.0, 40.0, 100.0, 100.0, 30.0]})
+    result = cohorts(SHOP, AS_OF, by="channel", costs=costs)
+    unmatched = result.unmatched_costs
+    assert unmatched is not None
+    assert unmatched.select("acquisition_channel", "month", "unmatched").rows() == [
+        ("facebook", "2025-01", "channel"), ("facebook", "2025-02", "channel"),
+        ("web", "2025-03", "month")]  # web acquired A in January only
+    notes = costs_notes(unmatched)
+    assert len(notes) == 2
+    assert notes[0].startswith("1 channel of the costs file") and "facebook" in notes[0]
+    assert "spend 200 over 2 months" in notes[0]
+    assert notes[1].startswith("1 month of the costs file") and "web 2025-03" in notes[1]
+    assert "facebook" not in set(result.summary["cohort"])
+    # Month cohorts: a month of spend with nobody first buying in it.
+    late = pl.DataFrame({"acquisition_channel": ["web"], "month": [date(2024, 12, 1)],
+                         "spend": [10.0]})
+    assert costs_notes(cohorts(SHOP, AS_OF, costs=late).unmatched_costs) == [
+        ("1 month of the costs file had spend and no customer acquired: 2024-12; spend 10 "
+         "left out (no cohort to divide it by)")]
+    assert costs_notes(cohorts(SHOP, AS_OF).unmatched_costs) == []
+
+    monkeypatch.chdir(tmp_path)
+    shop, _ = write_shop_csv(tmp_path)
+    path = tmp_path / "costs_fb.csv"
+    costs.write_csv(path)
+    done = CliRunner().invoke(app, ["cohorts", "--transactions", shop, "--as-of", "2025-04-01",
+                                    "--by", "channel", "--costs", str(path)],
+                              env={"COLUMNS": "200"})
+    assert done.exit_code == 0, done.output
+    assert done.output.count("of the costs file") == 2 and "facebook" in done.output

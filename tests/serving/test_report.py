@@ -362,3 +362,14 @@ def test_ui_report_without_a_run_is_as_of_the_day_after_the_data_and_says_a_date
     assert 'id="chart-cohorts"' in page.text
     assert early.status_code == 200 and "before the first transaction" in early.text
     assert "no transactions were given" not in early.text
+
+
+def test_the_unit_economics_section_says_which_costs_matched_no_customer():
+    costs = pl.DataFrame({"acquisition_channel": ["web", "facebook"],
+                          "month": [date(2025, 1, 1), date(2025, 1, 1)], "spend": [50.0, 70.0]})
+    html = render_report(build_report(AS_OF, SHOP, costs=costs))
+    unit = html[html.index('<section id="unit">'):]
+    unit = unit[:unit.index("</section>")]
+    assert 'data-note="costs"' in unit and "facebook" in unit and "spend 70" in unit
+    plain = render_report(build_report(AS_OF, SHOP, costs=costs.head(1)))
+    assert 'data-note="costs"' not in plain
