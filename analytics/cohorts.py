@@ -20,11 +20,13 @@ purchase), ``first_order_value``, ``revenue`` (net, refunds included) and
 ``revenue_per_customer``; ``predicted_clv_12m``, the mean 12-month CLV of the cohort's customers
 in a scoring run (``scores``: ``customer_id, clv_12m``, e.g. the score store's latest run as of
 the date) and ``scored_customers``; with a costs file (``acquisition_channel, month, spend``):
-``spend``, ``acquired``, ``cac = spend / acquired``, ``ltv`` (revenue per customer so far plus
-the predicted 12-month CLV when there is one) and ``ltv_cac``. For channel cohorts the spend of
-the months the costs file covers is divided by the customers that channel acquired in those
-months; for month cohorts, a month's spend over every channel by the customers first buying that
-month.
+``spend``, ``acquired``, ``cac = spend / acquired``, ``ltv`` and ``ltv_cac``. CAC and LTV are
+of the same customers, those the spend acquired: for channel cohorts, the customers that channel
+acquired in the months the costs file covers (a channel's customers of other months count in its
+other columns, not in LTV/CAC); for month cohorts, a month's spend over every channel and the
+customers first buying that month. ``ltv`` is their mean revenue so far plus their mean
+predicted 12-month CLV when there is one. Costs rows that acquired no customer are in
+:attr:`Cohorts.unmatched_costs` (:func:`costs_notes` says them).
 
 Per cohort and month since the first purchase (:attr:`Cohorts.curves`; month 0 is the month of
 the first purchase, counted in calendar months): ``customers`` observed that long, ``buyers``
@@ -334,10 +336,10 @@ def cohorts_of_orders(orders: pl.DataFrame, as_of: date, by: CohortBy = "month",
         spent, unmatched = _spend(
             per_customer.join(members.select("customer_id", "first_month"), on="customer_id"),
             by, costs, as_of)
-        summary = summary.join(spent.drop("ltv"), on="cohort", how="left")
-        ltv = pl.col("revenue_per_customer") + pl.col("predicted_clv_12m").fill_null(0.0)
+        # LTV and CAC of the same customers: those the costs' months acquired (_spend).
+        summary = summary.join(spent, on="cohort", how="left")
         cac = pl.when(pl.col("acquired") > 0).then(pl.col("spend") / pl.col("acquired"))
-        summary = summary.with_columns(cac.alias("cac"), ltv.alias("ltv"))
+        summary = summary.with_columns(cac.alias("cac"))
         summary = summary.with_columns(
             pl.when(pl.col("cac") > 0).then(pl.col("ltv") / pl.col("cac")).alias("ltv_cac"))
     else:

@@ -127,10 +127,13 @@ def test_ltv_cac_per_channel_divides_the_spend_by_the_customers_acquired_in_its_
     seo, ads = rows["seo"], rows["ads"]
     # seo spent 60 in January and acquired A and B then (C came in February, unpaid for).
     assert (seo["spend"], seo["acquired"], seo["cac"]) == (60.0, 2, 30.0)
-    # Per customer so far (240 + 250) / 3, plus the mean predicted CLV of the scored (A, B).
     assert seo["predicted_clv_12m"] == pytest.approx(60.0) and seo["scored_customers"] == 2
-    assert seo["ltv"] == pytest.approx(490 / 3 + 60.0)
-    assert seo["ltv_cac"] == pytest.approx((490 / 3 + 60.0) / 30.0)
+    # LTV of the customers the spend acquired (A and B, not C of an unpaid month): revenue so
+    # far (200 + 40) / 2 plus their mean predicted CLV (100 + 20) / 2; the cohort's revenue
+    # per customer still counts C.
+    assert seo["revenue_per_customer"] == pytest.approx(490 / 3)
+    assert seo["ltv"] == pytest.approx(240 / 2 + 60.0)
+    assert seo["ltv_cac"] == pytest.approx((240 / 2 + 60.0) / 30.0)
     assert (ads["spend"], ads["acquired"], ads["cac"]) == (25.0, 1, 25.0)
     assert ads["ltv_cac"] == pytest.approx((50.0 + 10.0) / 25.0)
 
