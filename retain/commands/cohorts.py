@@ -204,8 +204,9 @@ def cohorts(
                   f"{run['model_version']})" if run else
                   "predicted CLV: no scoring run as of this date in the score store "
                   "(`retain score` adds it)", soft_wrap=True)
-    console.print(f"{result.summary['customers'].sum():,} customers in "
-                  f"{result.summary.height:,} cohorts; saved to {target} and {curves_path}")
+    people, groups = int(result.summary["customers"].sum()), result.summary.height
+    console.print(f"{people:,} customer{'' if people == 1 else 's'} in {groups:,} "
+                  f"cohort{'' if groups == 1 else 's'}; saved to {target} and {curves_path}")
 
 
 def _read_effect(path: Path) -> pl.DataFrame:
@@ -217,6 +218,23 @@ def _read_effect(path: Path) -> pl.DataFrame:
     if not path.exists():
         raise fail(f"--effect {path}: file not found")
     suffix = path.suffix.lower()
+    needed = ("period", "split", "metric", "difference", "ci_low", "ci_high")
+
+    def check(columns: list[str]) -> None:
+        missing = [c for c in needed if c not in columns]
+        if missing:
+            raise fail(f"--effect {path}: missing column(s) {', '.join(missing)}; pass the file "
+                       "`retain effect --split channel --out` writes")
+
+    try:
+        # The header first: another file (a costs file, say) is named as such, not as a
+        # parse error of its values.
+        if suffix == ".csv":
+            check(pl.read_csv(path, n_rows=0).columns)
+        elif suffix in (".parquet", ".pq"):
+            check(list(pl.read_parquet_schema(path)))
+    except (OSError, ValueError, pl.exceptions.PolarsError):
+        pass  # the full read below says why it cannot be read
     try:
         if suffix == ".csv":
             frame = pl.read_csv(path, infer_schema_length=None)
@@ -230,11 +248,7 @@ def _read_effect(path: Path) -> pl.DataFrame:
             raise fail(f"--effect {path}: use the .csv, .json or .parquet `retain effect` wrote")
     except (OSError, ValueError, pl.exceptions.PolarsError) as exc:
         raise fail(f"--effect {path}: cannot be read ({type(exc).__name__})") from None
-    missing = [c for c in ("period", "split", "metric", "difference", "ci_low", "ci_high")
-               if c not in frame.columns]
-    if missing:
-        raise fail(f"--effect {path}: missing column(s) {', '.join(missing)}; pass the file "
-                   "`retain effect --split channel --out` writes")
+    check(frame.columns)
     return frame
 
 

@@ -301,3 +301,17 @@ def test_costs_rows_no_customer_matches_are_said_once_per_channel_and_per_month(
                               env={"COLUMNS": "200"})
     assert done.exit_code == 0, done.output
     assert done.output.count("of the costs file") == 2 and "facebook" in done.output
+
+
+def test_retain_cohorts_says_one_cohort_in_the_singular(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from retain.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "one.csv").write_text("customer_id,order_id,ts,amount\nA,1,2025-01-05,10\n"
+                                      "A,2,2025-02-05,20\n", encoding="utf-8")
+    done = CliRunner().invoke(app, ["cohorts", "--transactions", "one.csv", "--as-of",
+                                    "2025-04-01", "--by", "channel"], env={"COLUMNS": "200"})
+    assert done.exit_code == 0, done.output
+    assert "1 customer in 1 cohort;" in done.output

@@ -209,6 +209,12 @@ def test_retain_report_writes_one_html_file_from_the_shop_and_the_store(tmp_path
     wrong = CliRunner().invoke(app, ["report", "--as-of", "2025-04-01", "--out", str(out),
                                      "--effect", str(bad), "--store-url", url])
     assert wrong.exit_code == 1 and "missing column(s) metric" in wrong.output
+    # A costs file given as the effect: its missing columns are named, not a parse error.
+    wrong = CliRunner().invoke(app, ["report", "--as-of", "2025-04-01", "--out", str(out),
+                                     "--effect", costs, "--store-url", url])
+    flat = " ".join(wrong.output.split())
+    assert wrong.exit_code == 1 and "cannot be read" not in flat
+    assert "missing column(s) period, split, metric, difference, ci_low, ci_high" in flat
 
 
 # --- in a browser ----------------------------------------------------------------------------
