@@ -401,16 +401,6 @@ def _compare(label: str, key: str, treated: _Group, control: _Group, cost: float
     return rows
 
 
-def _stream(root: np.random.Generator, label: str, key: str) -> np.random.Generator:
-    """The bootstrap's generator of one period and split key, from the seed of ``root`` (never
-    drawn from): a row's interval depends on the seed alone, not on which other periods or
-    keys the same call measured (the report's six months and ``retain effect --from`` one
-    month gave the month different intervals)."""
-    seed = root.bit_generator.seed_seq
-    tag = zlib.crc32(f"{label}\x1f{key}".encode())
-    return np.random.default_rng(np.random.SeedSequence(seed.entropy, spawn_key=(tag,)))
-
-
 def _finite(value: float | None) -> float | None:
     return float(value) if value is not None and np.isfinite(value) else None
 
@@ -436,6 +426,16 @@ def _difference(treated: np.ndarray, control: np.ndarray, n_t: int, n_c: int) ->
     theta = np.divide(covariance, variance, out=np.zeros_like(covariance),
                       where=variance > 1e-12 * np.maximum(xx, 1.0))
     return gap - theta * (treated[..., 3:6] - control[..., 3:6])
+
+
+def _stream(root: np.random.Generator, label: str, key: str) -> np.random.Generator:
+    """The bootstrap's generator of one period and split key, from the seed of ``root`` (never
+    drawn from): a row's interval depends on the seed alone, not on which other periods or
+    keys the same call measured (the report's six months and ``retain effect --from`` one
+    month gave the month different intervals)."""
+    seed = root.bit_generator.seed_seq
+    tag = zlib.crc32(f"{label}\x1f{key}".encode())
+    return np.random.default_rng(np.random.SeedSequence(seed.entropy, spawn_key=(tag,)))
 
 
 def _bootstrap_means(values: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
