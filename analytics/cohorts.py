@@ -20,11 +20,13 @@ purchase), ``first_order_value``, ``revenue`` (net, refunds included) and
 ``revenue_per_customer``; ``predicted_clv_12m``, the mean 12-month CLV of the cohort's customers
 in a scoring run (``scores``: ``customer_id, clv_12m``, e.g. the score store's latest run as of
 the date) and ``scored_customers``; with a costs file (``acquisition_channel, month, spend``):
-``spend``, ``acquired``, ``cac = spend / acquired``, ``ltv`` (revenue per customer so far plus
-the predicted 12-month CLV when there is one) and ``ltv_cac``. For channel cohorts the spend of
-the months the costs file covers is divided by the customers that channel acquired in those
-months; for month cohorts, a month's spend over every channel by the customers first buying that
-month.
+``spend``, ``acquired``, ``cac = spend / acquired``, ``ltv`` and ``ltv_cac``. CAC and LTV are
+of the same customers, those the spend acquired: for channel cohorts, the customers that channel
+acquired in the months the costs file covers (a channel's customers of other months count in its
+other columns, not in LTV/CAC); for month cohorts, a month's spend over every channel and the
+customers first buying that month. ``ltv`` is their mean revenue so far plus their mean
+predicted 12-month CLV when there is one. Costs rows that acquired no customer are in
+:attr:`Cohorts.unmatched_costs` (:func:`costs_notes` says them).
 
 Per cohort and month since the first purchase (:attr:`Cohorts.curves`; month 0 is the month of
 the first purchase, counted in calendar months): ``customers`` observed that long, ``buyers``
@@ -64,7 +66,8 @@ from retain.features.orders import orders as net_orders
 from retain.features.orders import window
 
 __all__ = ["COHORT_BY", "COSTS_REQUIRED", "CURVE_SCHEMA", "SUMMARY_SCHEMA", "UNKNOWN",
-           "Cohorts", "cohorts", "cohorts_of_orders", "load_costs", "month_index"]
+           "UNMATCHED_SCHEMA", "Cohorts", "cohorts", "cohorts_of_orders", "costs_notes",
+           "load_costs", "month_index"]
 
 CohortBy = Literal["month", "channel"]
 COHORT_BY: tuple[CohortBy, ...] = ("month", "channel")
@@ -78,6 +81,10 @@ SUMMARY_SCHEMA: dict[str, pl.DataType] = {
     "revenue_per_customer": pl.Float64(), "predicted_clv_12m": pl.Float64(),
     "scored_customers": pl.Int64(), "spend": pl.Float64(), "acquired": pl.Int64(),
     "cac": pl.Float64(), "ltv": pl.Float64(), "ltv_cac": pl.Float64(),
+}
+UNMATCHED_SCHEMA: dict[str, pl.DataType] = {
+    "acquisition_channel": pl.String(), "month": pl.String(), "spend": pl.Float64(),
+    "unmatched": pl.String(),  # "channel": no customer has it; "month": none acquired then
 }
 CURVE_SCHEMA: dict[str, pl.DataType] = {
     "cohort": pl.String(), "month": pl.Int32(), "customers": pl.Int64(), "buyers": pl.Int64(),
@@ -97,6 +104,8 @@ class Cohorts:
     summary: pl.DataFrame
     curves: pl.DataFrame
     channel_source: str | None = None
+    # The costs rows no customer matches (:data:`UNMATCHED_SCHEMA`; None without a costs file).
+    unmatched_costs: pl.DataFrame | None = None
 
 
 def month_index(column: str | pl.Expr) -> pl.Expr:
@@ -190,25 +199,87 @@ def _curves(orders: pl.DataFrame, members: pl.DataFrame, by: CohortBy,
             .cast(CURVE_SCHEMA))  # type: ignore[arg-type]
 
 
-def _spend(summary: pl.DataFrame, members: pl.DataFrame, by: CohortBy, costs: pl.DataFrame,
-           as_of: date) -> pl.DataFrame:
-    """``cohort, spend, acquired`` from the costs of months that began before ``as_of``."""
+def _spend(per_customer: pl.DataFrame, by: CohortBy, costs: pl.DataFrame,
+           as_of: date) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``cohort, spend, acquired, ltv`` from the costs of months that began before ``as_of``,
+    and the costs rows that acquired no customer (:data:`UNMATCHED_SCHEMA`).
+
+    ``per_customer``: ``customer_id, cohort, first_month, revenue, clv_12m``. ``acquired`` and
+    ``ltv`` cover the same customers as ``spend``: those acquired in the months the costs
+    cover (for a channel cohort, by that channel in those months; for a month cohort, all its
+    customers). ``ltv`` is their mean revenue so far plus their mean predicted 12-month CLV
+    (0 where none was scored)."""
     costs = costs.filter(month_index("month") <= _index_of(as_of - timedelta(days=1)))
-    if by == "month":
-        spent = (costs.group_by(_month_label(month_index("month")).alias("cohort"))
-                 .agg(pl.col("spend").sum()))
-        return (spent.join(summary.select("cohort", pl.col("customers").alias("acquired")),
-                           on="cohort", how="left")
-                .with_columns(pl.col("acquired").fill_null(0)))
-    costs = costs.with_columns(_channel_key(pl.col("acquisition_channel")).alias("cohort"),
+    costs = costs.with_columns(_channel_key(pl.col("acquisition_channel")).alias("channel"),
                                month_index("month").alias("first_month"))
+    if by == "month":
+        costs = costs.with_columns(_month_label(pl.col("first_month")).alias("cohort"))
+        covered = costs.select("cohort").unique()
+        keys = ["cohort"]
+    else:
+        costs = costs.with_columns(pl.col("channel").alias("cohort"))
+        covered = costs.select("cohort", "first_month").unique()
+        keys = ["cohort", "first_month"]
     spent = costs.group_by("cohort").agg(pl.col("spend").sum())
-    # The customers a channel acquired in the months its spend covers.
-    covered = costs.select("cohort", "first_month").unique()
-    acquired = (members.join(covered, on=["cohort", "first_month"])
-                .group_by("cohort").agg(pl.len().alias("acquired")))
-    return (spent.join(acquired, on="cohort", how="left")
-            .with_columns(pl.col("acquired").fill_null(0)))
+    bought = (per_customer.join(covered, on=keys)
+              .group_by("cohort")
+              .agg(pl.len().alias("acquired"),
+                   (pl.col("revenue").mean() + pl.col("clv_12m").mean().fill_null(0.0))
+                   .alias("ltv")))
+    # Spend no customer matches: a channel none was acquired by, or a month none was acquired
+    # in. Left out of CAC (a channel without customers) or counted in its channel's CAC (a
+    # month without customers still cost money); the commands say which.
+    months = per_customer.select("cohort", "first_month").unique()
+    unmatched = (costs.join(months, on=keys, how="anti")
+                 .with_columns(pl.col("cohort").is_in(per_customer["cohort"].unique())
+                               .not_().alias("no_customers"),
+                               # A month cohort's spend is every channel's together.
+                               pl.col("channel") if by == "channel"
+                               else pl.lit(None, pl.String).alias("channel"))
+                 .group_by("channel", "first_month", "no_customers")
+                 .agg(pl.col("spend").sum())
+                 .select(pl.col("channel").alias("acquisition_channel"),
+                         _month_label(pl.col("first_month")).alias("month"), "spend",
+                         pl.when(pl.col("no_customers") & (by == "channel"))
+                         .then(pl.lit("channel")).otherwise(pl.lit("month")).alias("unmatched"))
+                 .sort("unmatched", "acquisition_channel", "month")
+                 .cast(UNMATCHED_SCHEMA))  # type: ignore[arg-type]
+    return (spent.join(bought, on="cohort", how="left")
+            .with_columns(pl.col("acquired").fill_null(0))), unmatched
+
+
+def costs_notes(unmatched: pl.DataFrame | None) -> list[str]:
+    """One sentence per kind of unmatched costs rows (:attr:`Cohorts.unmatched_costs`): the
+    channels no customer was acquired by, and the months a channel spent in and acquired no
+    one. Names channels and months and counts only (no customer's data)."""
+    if unmatched is None or unmatched.height == 0:
+        return []
+    notes = []
+    lost = unmatched.filter(pl.col("unmatched") == "channel")
+    if lost.height:
+        channels = sorted(lost["acquisition_channel"].unique().to_list())
+        notes.append(
+            f"{_plural(len(channels), 'channel')} of the costs file acquired no customer "
+            f"(no customer has it as acquisition channel): {', '.join(channels)}; "
+            f"spend {lost['spend'].sum():,.0f} over {_plural(lost.height, 'month')} left out "
+            "of CAC and LTV/CAC")
+    empty = unmatched.filter(pl.col("unmatched") == "month")
+    if empty.height:
+        by_channel = empty["acquisition_channel"].is_not_null().all()
+        shown = (empty.select(pl.format("{} {}", "acquisition_channel", "month")) if by_channel
+                 else empty.select("month")).to_series().to_list()
+        more = f" and {len(shown) - 6:,} more" if len(shown) > 6 else ""
+        fate = ("counted in its channel's CAC (spend that acquired no one)" if by_channel
+                else "left out (no cohort to divide it by)")
+        notes.append(
+            f"{_plural(empty.height, 'month')} of the costs file had spend and no customer "
+            f"acquired: {', '.join(shown[:6])}{more}; spend {empty['spend'].sum():,.0f} "
+            f"{fate}")
+    return notes
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
 
 
 def cohorts(transactions: pl.DataFrame | pl.LazyFrame, as_of: date, by: CohortBy = "month",
@@ -260,12 +331,15 @@ def cohorts_of_orders(orders: pl.DataFrame, as_of: date, by: CohortBy = "month",
                              (pl.col("purchase_revenue") / pl.col("orders")).alias("aov"),
                              (pl.col("revenue") / pl.col("customers"))
                              .alias("revenue_per_customer")))
+    unmatched = None
     if costs is not None:
-        summary = summary.join(_spend(summary, members, by, costs, as_of), on="cohort",
-                               how="left")
-        ltv = pl.col("revenue_per_customer") + pl.col("predicted_clv_12m").fill_null(0.0)
+        spent, unmatched = _spend(
+            per_customer.join(members.select("customer_id", "first_month"), on="customer_id"),
+            by, costs, as_of)
+        # LTV and CAC of the same customers: those the costs' months acquired (_spend).
+        summary = summary.join(spent, on="cohort", how="left")
         cac = pl.when(pl.col("acquired") > 0).then(pl.col("spend") / pl.col("acquired"))
-        summary = summary.with_columns(cac.alias("cac"), ltv.alias("ltv"))
+        summary = summary.with_columns(cac.alias("cac"))
         summary = summary.with_columns(
             pl.when(pl.col("cac") > 0).then(pl.col("ltv") / pl.col("cac")).alias("ltv_cac"))
     else:
@@ -276,7 +350,7 @@ def cohorts_of_orders(orders: pl.DataFrame, as_of: date, by: CohortBy = "month",
                .sort("cohort") if by == "month"
                else summary.select(list(SUMMARY_SCHEMA)).cast(SUMMARY_SCHEMA)  # type: ignore[arg-type]
                .sort(["customers", "cohort"], descending=[True, False]))
-    return Cohorts(by, as_of, summary, _curves(orders, members, by, as_of), source)
+    return Cohorts(by, as_of, summary, _curves(orders, members, by, as_of), source, unmatched)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ would have given them.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Literal
@@ -389,6 +390,7 @@ def _compare(label: str, key: str, treated: _Group, control: _Group, cost: float
     n_t, n_c = len(treated.y), len(control.y)
     mean_t = treated.y.mean(axis=0)
     mean_c = control.y.mean(axis=0) if n_c else np.full(3, np.nan)
+    rng = _stream(rng, label, key)
     if n_c == 0:
         difference = low = high = np.full(3, np.nan)
     else:
@@ -479,6 +481,16 @@ def _difference(treated: np.ndarray, control: np.ndarray, n_t: int, n_c: int) ->
     theta = np.divide(covariance, variance, out=np.zeros_like(covariance),
                       where=variance > 1e-12 * np.maximum(xx, 1.0))
     return gap - theta * (treated[..., 3:6] - control[..., 3:6])
+
+
+def _stream(root: np.random.Generator, label: str, key: str) -> np.random.Generator:
+    """The bootstrap's generator of one period and split key, from the seed of ``root`` (never
+    drawn from): a row's interval depends on the seed alone, not on which other periods or
+    keys the same call measured (the report's six months and ``retain effect --from`` one
+    month gave the month different intervals)."""
+    seed = root.bit_generator.seed_seq
+    tag = zlib.crc32(f"{label}\x1f{key}".encode())
+    return np.random.default_rng(np.random.SeedSequence(seed.entropy, spawn_key=(tag,)))
 
 
 def _bootstrap_means(values: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:

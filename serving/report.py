@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from retain.analytics.cohorts import Cohorts, cohorts_of_orders
+from retain.analytics.cohorts import Cohorts, cohorts_of_orders, costs_notes
 from retain.serving import charts
 from retain.serving.labels import Language, label
 from retain.serving.ui_text import text
@@ -86,6 +86,9 @@ class ReportParts:
     matrix: pl.DataFrame | None = None
     run: dict | None = None
     version: str = ""
+    # The first day of the transactions when the as-of date is on or before it: the sections
+    # say so instead of "no transactions were given".
+    data_from: date | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -134,11 +137,12 @@ def _table(frame: pl.DataFrame, columns: list[tuple[str, str, Callable[[Any], st
 
 
 def cohort_heatmap_section(curves: pl.DataFrame | None, summary: pl.DataFrame | None,
-                           lang: Language) -> str:
+                           lang: Language, missing: str = "report.no_transactions") -> str:
     """First-purchase month cohorts x months since: the share who bought in each month
-    (``curves`` of month cohorts) and the cohorts' figures (``summary``)."""
+    (``curves`` of month cohorts) and the cohorts' figures (``summary``); ``missing``: the
+    text key said without them."""
     if curves is None or summary is None or summary.height == 0:
-        return _missing("cohorts", lang, "report.no_transactions")
+        return _missing("cohorts", lang, missing)
     shown = sorted(summary["cohort"].to_list())[-MAX_COHORTS:]
     later = curves.filter(pl.col("month") > 0)["active_share"].max()
     top = float(later) if isinstance(later, float) and later > 0 else 1.0
@@ -176,11 +180,11 @@ def cohort_heatmap_section(curves: pl.DataFrame | None, summary: pl.DataFrame | 
 
 
 def ltv_curves_section(curves: pl.DataFrame | None, source: str | None,
-                       lang: Language) -> str:
+                       lang: Language, missing: str = "report.no_transactions") -> str:
     """Cumulative revenue per customer by month since the first purchase, one line per
     acquisition channel (``curves`` of channel cohorts)."""
     if curves is None or curves.height == 0:
-        return _missing("ltv", lang, "report.no_transactions")
+        return _missing("ltv", lang, missing)
     order = (curves.filter(pl.col("month") == 0).sort("customers", descending=True)["cohort"]
              .to_list())[:len(charts.SERIES_COLOURS)]
     # A month seen for a handful of the channel's customers only is noise: left out.
@@ -200,11 +204,13 @@ def ltv_curves_section(curves: pl.DataFrame | None, source: str | None,
 
 
 def unit_economics_section(summary: pl.DataFrame | None, costs_given: bool,
-                           lang: Language) -> str:
+                           lang: Language, missing: str = "report.no_transactions",
+                           costs_notes: list[str] | None = None) -> str:
     """Per acquisition channel: customers, repeat rate, AOV, first order, revenue per
-    customer, predicted CLV, and CAC, LTV and LTV/CAC when a costs file was given."""
+    customer, predicted CLV, and CAC, LTV and LTV/CAC when a costs file was given;
+    ``costs_notes``: what of the costs file matched no customer (``analytics.cohorts``)."""
     if summary is None or summary.height == 0:
-        return _missing("unit", lang, "report.no_transactions")
+        return _missing("unit", lang, missing)
     columns: list[tuple[str, str, Callable[[Any], str]]] = [
         ("cohort", text("col.cohort", lang), str),
         ("customers", text("col.customers", lang), _number),
@@ -231,6 +237,8 @@ def unit_economics_section(summary: pl.DataFrame | None, costs_given: bool,
         body = f'<div class="chart">{svg}</div>{body}'
     if not costs_given:
         body += f'<p class="missing" data-missing="costs">{_e(text("report.no_costs", lang))}</p>'
+    body += "".join(f'<p class="note" data-note="costs">{_e(note)}</p>'
+                    for note in costs_notes or [])
     return _section("unit", lang, body, text("report.unit_note", lang))
 
 
@@ -445,12 +453,15 @@ def render_report(parts: ReportParts, lang: Language = "en",
     first in the navigation (``/ui/report`` links to the marketers' page)."""
     month = parts.month_cohorts
     channel = parts.channel_cohorts
+    missing = "report.before_data" if parts.data_from else "report.no_transactions"
     sections = [
         cohort_heatmap_section(month.curves if month else None,
-                               month.summary if month else None, lang),
+                               month.summary if month else None, lang, missing),
         ltv_curves_section(channel.curves if channel else None,
-                           channel.channel_source if channel else None, lang),
-        unit_economics_section(channel.summary if channel else None, parts.costs_given, lang),
+                           channel.channel_source if channel else None, lang, missing),
+        unit_economics_section(channel.summary if channel else None, parts.costs_given, lang,
+                               missing, costs_notes(channel.unmatched_costs if channel
+                                                    else None)),
         model_section(parts.outcomes, parts.outcome_run, parts.backtest_images,
                       parts.model_version, lang, parts.calibration),
         effect_section(parts.effect, lang, parts.effect_confidence),
@@ -585,9 +596,11 @@ def _stored_effect(store: Any, as_of: date) -> pl.DataFrame | None:
 
 
 def _measured_effect(transactions: pl.DataFrame, contacts: pl.DataFrame, as_of: date,
-                     months: int) -> pl.DataFrame | None:
+                     months: int, rules: Any = None) -> pl.DataFrame | None:
     """``analytics.effect.measure_effect`` by channel over the last ``months`` complete months
-    (None where that module is not installed, or the log cannot answer)."""
+    (None where that module is not installed, or the log cannot answer), called as
+    ``retain effect --split channel`` calls it with its defaults: the rules' margin (ROMI on
+    gross profit) and response window, so the report and the command show the same rows."""
     try:
         from retain.analytics.effect import EffectError, measure_effect  # type: ignore[import-not-found]
     except ImportError:
@@ -595,8 +608,14 @@ def _measured_effect(transactions: pl.DataFrame, contacts: pl.DataFrame, as_of: 
     end = date(as_of.year, as_of.month, 1)
     back = end.year * 12 + end.month - 1 - months
     start = date(back // 12, back % 12 + 1, 1)
+    if rules is None:
+        from retain.decisions.rules import load_rules
+
+        rules = load_rules(None)
     try:
-        return measure_effect(transactions, contacts, start, end, by="month", split="channel")
+        return measure_effect(transactions, contacts, start, end, by="month", split="channel",
+                              margin=rules.offers.margin,
+                              response_days=rules.channels.response_days)
     except EffectError:
         return None
 
@@ -606,11 +625,12 @@ def build_report(as_of: date, transactions: pl.DataFrame | None = None, *,
                  store: Any = None, contacts: pl.DataFrame | None = None,
                  effect: pl.DataFrame | None = None, drift: pl.DataFrame | None = None,
                  backtest_images: dict[str, bytes] | None = None,
-                 model_version: str | None = None) -> ReportParts:
+                 model_version: str | None = None, rules: Any = None) -> ReportParts:
     """Every frame of the report at ``as_of``: cohorts from ``transactions`` (contract-typed,
     only lines before ``as_of`` are read), the score store's run as of the date (``store``: a
     ``ScoreStore``), the effect (given, or measured from ``contacts``) and drift (given, or
-    the store's)."""
+    the store's). ``rules``: the decision rules (``decisions.rules.Rules``; default the
+    built-in ones) whose margin and response window the measured effect uses."""
     parts = ReportParts(as_of=as_of, costs_given=costs is not None, version=_version(),
                         backtest_images=dict(backtest_images or {}), model_version=model_version)
     if transactions is not None:
@@ -624,7 +644,7 @@ def build_report(as_of: date, transactions: pl.DataFrame | None = None, *,
         parts.channel_cohorts = cohorts_of_orders(orders, as_of, "channel", customers, costs,
                                                   scores)
         if effect is None and contacts is not None:
-            effect = _measured_effect(transactions, contacts, as_of, EFFECT_MONTHS)
+            effect = _measured_effect(transactions, contacts, as_of, EFFECT_MONTHS, rules)
     if effect is None and store is not None:
         effect = _stored_effect(store, as_of)
     parts.effect = effect

@@ -248,6 +248,10 @@ REPORT_TEXT: dict[str, tuple[str, str]] = {
                                ("Нет данных: не переданы транзакции (`retain report "
                                "--transactions ...`; для /ui/report задайте "
                                "RETAIN_TRANSACTIONS).")),
+    "report.before_data": (("Not available: this date is on or before the first transaction; "
+                           "choose a later date (`?as_of=` or `--as-of`)."),
+                           ("Нет данных: эта дата не позже первой транзакции; выберите дату "
+                           "позже (`?as_of=` или `--as-of`).")),
     # LTV
     "report.ltv": ("LTV curves by acquisition channel", "Кривые LTV по каналам привлечения"),
     "report.ltv_note": (("Revenue per customer, accumulated month by month since the first "

@@ -18,11 +18,13 @@ from retain.commands.common import (
     OnBadRowsOpt,
     QueryOpt,
     RejectsOpt,
+    RulesOpt,
     TransactionsOpt,
     example,
     fail,
     load,
     load_side_table,
+    rules_or_fail,
     transaction_settings,
     write_frame,
 )
@@ -192,14 +194,19 @@ def cohorts(
     write_frame(result.summary, target)
     write_frame(result.curves, curves_path)
     console.print(summary_table(result))
+    from retain.analytics.cohorts import costs_notes
+
+    for note in costs_notes(result.unmatched_costs):
+        console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
     if result.channel_source:
         console.print(f"acquisition channel: {result.channel_source}")
     console.print(f"predicted CLV: scoring run of {run['as_of']} (model version "
                   f"{run['model_version']})" if run else
                   "predicted CLV: no scoring run as of this date in the score store "
                   "(`retain score` adds it)", soft_wrap=True)
-    console.print(f"{result.summary['customers'].sum():,} customers in "
-                  f"{result.summary.height:,} cohorts; saved to {target} and {curves_path}")
+    people, groups = int(result.summary["customers"].sum()), result.summary.height
+    console.print(f"{people:,} customer{'' if people == 1 else 's'} in {groups:,} "
+                  f"cohort{'' if groups == 1 else 's'}; saved to {target} and {curves_path}")
 
 
 def _read_effect(path: Path) -> pl.DataFrame:
@@ -211,6 +218,23 @@ def _read_effect(path: Path) -> pl.DataFrame:
     if not path.exists():
         raise fail(f"--effect {path}: file not found")
     suffix = path.suffix.lower()
+    needed = ("period", "split", "metric", "difference", "ci_low", "ci_high")
+
+    def check(columns: list[str]) -> None:
+        missing = [c for c in needed if c not in columns]
+        if missing:
+            raise fail(f"--effect {path}: missing column(s) {', '.join(missing)}; pass the file "
+                       "`retain effect --split channel --out` writes")
+
+    try:
+        # The header first: another file (a costs file, say) is named as such, not as a
+        # parse error of its values.
+        if suffix == ".csv":
+            check(pl.read_csv(path, n_rows=0).columns)
+        elif suffix in (".parquet", ".pq"):
+            check(list(pl.read_parquet_schema(path)))
+    except (OSError, ValueError, pl.exceptions.PolarsError):
+        pass  # the full read below says why it cannot be read
     try:
         if suffix == ".csv":
             frame = pl.read_csv(path, infer_schema_length=None)
@@ -224,11 +248,7 @@ def _read_effect(path: Path) -> pl.DataFrame:
             raise fail(f"--effect {path}: use the .csv, .json or .parquet `retain effect` wrote")
     except (OSError, ValueError, pl.exceptions.PolarsError) as exc:
         raise fail(f"--effect {path}: cannot be read ({type(exc).__name__})") from None
-    missing = [c for c in ("period", "split", "metric", "difference", "ci_low", "ci_high")
-               if c not in frame.columns]
-    if missing:
-        raise fail(f"--effect {path}: missing column(s) {', '.join(missing)}; pass the file "
-                   "`retain effect --split channel --out` writes")
+    check(frame.columns)
     return frame
 
 
@@ -251,6 +271,7 @@ def report(
     lang: Annotated[str, typer.Option(
         "--lang", metavar="<en|ru>", help="The report's language.")] = "en",
     store_url: StoreUrlOpt = None,
+    rules: RulesOpt = None,
     column_map: MapOpt = None,
     on_bad_rows: OnBadRowsOpt = None,
     rejects: RejectsOpt = None,
@@ -289,11 +310,15 @@ def report(
         if day is None:
             raise fail("--as-of is required without --transactions (the day the report is for)")
     measured = _read_effect(effect) if effect is not None else None
+    from retain.config import settings
+
+    # The rules `retain effect` reads: the report's ROMI uses the same margin.
+    decision_rules = rules_or_fail(settings(rules=rules).rules)
     store = open_store_if_any(store_url)
     try:
         with step("Building the report"):
             parts = build_report(day, tx, customers=table, costs=spend, store=store, contacts=log,
-                                 effect=measured)
+                                 effect=measured, rules=decision_rules)
     finally:
         if store is not None:
             store.close()

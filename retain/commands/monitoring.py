@@ -112,7 +112,9 @@ def calibration(
     if rows.height == 0:
         # Not an error: a weekly job runs this long before the first horizon has passed.
         console.print("nothing to judge yet: no stored run's horizon is covered by these "
-                      "transactions (the runs above say when each ends)", soft_wrap=True)
+                      "transactions (the runs above say when each ends)" if skipped else
+                      "nothing to judge yet: the score store has no complete scoring run (`retain "
+                      "score` stores one; its horizon must then pass)", soft_wrap=True)
         return
     runs = summary(rows)
     shown = Table(title="Predictions against what then happened, per score run")

@@ -127,10 +127,13 @@ def test_ltv_cac_per_channel_divides_the_spend_by_the_customers_acquired_in_its_
     seo, ads = rows["seo"], rows["ads"]
     # seo spent 60 in January and acquired A and B then (C came in February, unpaid for).
     assert (seo["spend"], seo["acquired"], seo["cac"]) == (60.0, 2, 30.0)
-    # Per customer so far (240 + 250) / 3, plus the mean predicted CLV of the scored (A, B).
     assert seo["predicted_clv_12m"] == pytest.approx(60.0) and seo["scored_customers"] == 2
-    assert seo["ltv"] == pytest.approx(490 / 3 + 60.0)
-    assert seo["ltv_cac"] == pytest.approx((490 / 3 + 60.0) / 30.0)
+    # LTV of the customers the spend acquired (A and B, not C of an unpaid month): revenue so
+    # far (200 + 40) / 2 plus their mean predicted CLV (100 + 20) / 2; the cohort's revenue
+    # per customer still counts C.
+    assert seo["revenue_per_customer"] == pytest.approx(490 / 3)
+    assert seo["ltv"] == pytest.approx(240 / 2 + 60.0)
+    assert seo["ltv_cac"] == pytest.approx((240 / 2 + 60.0) / 30.0)
     assert (ads["spend"], ads["acquired"], ads["cac"]) == (25.0, 1, 25.0)
     assert ads["ltv_cac"] == pytest.approx((50.0 + 10.0) / 25.0)
 
@@ -256,3 +259,59 @@ def test_retain_cohorts_bad_inputs_are_one_error_line(tmp_path):
     assert f"error: {bad}: 1 bad row(s)" in done.output and "column 'month'" in done.output
     wrong = runner.invoke(app, ["cohorts", "--transactions", shop, "--by", "week"])
     assert wrong.exit_code == 1 and "--by: expected month or channel" in wrong.output
+
+
+def test_costs_rows_no_customer_matches_are_said_once_per_channel_and_per_month(tmp_path,
+                                                                               monkeypatch):
+    from typer.testing import CliRunner
+
+    from retain.analytics.cohorts import costs_notes
+    from retain.cli import app
+
+    costs = pl.DataFrame({"acquisition_channel": ["web", "app", "facebook", "facebook", "web"],
+                          "month": [date(2025, 1, 1), date(2025, 1, 1), date(2025, 1, 1),
+                                    date(2025, 2, 1), date(2025, 3, 1)],
+                          "spend": [50.0, 40.0, 100.0, 100.0, 30.0]})
+    result = cohorts(SHOP, AS_OF, by="channel", costs=costs)
+    unmatched = result.unmatched_costs
+    assert unmatched is not None
+    assert unmatched.select("acquisition_channel", "month", "unmatched").rows() == [
+        ("facebook", "2025-01", "channel"), ("facebook", "2025-02", "channel"),
+        ("web", "2025-03", "month")]  # web acquired A in January only
+    notes = costs_notes(unmatched)
+    assert len(notes) == 2
+    assert notes[0].startswith("1 channel of the costs file") and "facebook" in notes[0]
+    assert "spend 200 over 2 months" in notes[0]
+    assert notes[1].startswith("1 month of the costs file") and "web 2025-03" in notes[1]
+    assert "facebook" not in set(result.summary["cohort"])
+    # Month cohorts: a month of spend with nobody first buying in it.
+    late = pl.DataFrame({"acquisition_channel": ["web"], "month": [date(2024, 12, 1)],
+                         "spend": [10.0]})
+    assert costs_notes(cohorts(SHOP, AS_OF, costs=late).unmatched_costs) == [
+        ("1 month of the costs file had spend and no customer acquired: 2024-12; spend 10 "
+         "left out (no cohort to divide it by)")]
+    assert costs_notes(cohorts(SHOP, AS_OF).unmatched_costs) == []
+
+    monkeypatch.chdir(tmp_path)
+    shop, _ = write_shop_csv(tmp_path)
+    path = tmp_path / "costs_fb.csv"
+    costs.write_csv(path)
+    done = CliRunner().invoke(app, ["cohorts", "--transactions", shop, "--as-of", "2025-04-01",
+                                    "--by", "channel", "--costs", str(path)],
+                              env={"COLUMNS": "200"})
+    assert done.exit_code == 0, done.output
+    assert done.output.count("of the costs file") == 2 and "facebook" in done.output
+
+
+def test_retain_cohorts_says_one_cohort_in_the_singular(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from retain.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "one.csv").write_text("customer_id,order_id,ts,amount\nA,1,2025-01-05,10\n"
+                                      "A,2,2025-02-05,20\n", encoding="utf-8")
+    done = CliRunner().invoke(app, ["cohorts", "--transactions", "one.csv", "--as-of",
+                                    "2025-04-01", "--by", "channel"], env={"COLUMNS": "200"})
+    assert done.exit_code == 0, done.output
+    assert "1 customer in 1 cohort;" in done.output

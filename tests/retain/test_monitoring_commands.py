@@ -117,3 +117,14 @@ def test_drift_of_a_run_scored_before_drift_existed_says_so(tmp_path, monkeypatc
     assert result.exit_code == 1 and "has no drift rows" in flat and "next `retain score`" in flat
     missing = runner.invoke(app, ["drift", "--as-of", "2020-01-01"])
     assert missing.exit_code == 1 and "no complete score run for as-of 2020-01-01" in missing.output
+
+
+def test_calibration_on_an_empty_store_says_there_is_no_run_to_judge(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "200")
+    (tmp_path / "tx.csv").write_text("customer_id,order_id,ts,amount\nA,1,2025-01-05,10\n"
+                                     "B,2,2025-02-05,20\n", encoding="utf-8")
+    shown = invoke("calibration", "--transactions", "tx.csv",
+                   "--store-url", f"sqlite:///{tmp_path / 'retain.db'}")
+    flat = " ".join(shown.output.split())
+    assert "no complete scoring run" in flat and "runs above" not in flat

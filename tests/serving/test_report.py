@@ -209,6 +209,12 @@ def test_retain_report_writes_one_html_file_from_the_shop_and_the_store(tmp_path
     wrong = CliRunner().invoke(app, ["report", "--as-of", "2025-04-01", "--out", str(out),
                                      "--effect", str(bad), "--store-url", url])
     assert wrong.exit_code == 1 and "missing column(s) metric" in wrong.output
+    # A costs file given as the effect: its missing columns are named, not a parse error.
+    wrong = CliRunner().invoke(app, ["report", "--as-of", "2025-04-01", "--out", str(out),
+                                     "--effect", costs, "--store-url", url])
+    flat = " ".join(wrong.output.split())
+    assert wrong.exit_code == 1 and "cannot be read" not in flat
+    assert "missing column(s) period, split, metric, difference, ci_low, ci_high" in flat
 
 
 # --- in a browser ----------------------------------------------------------------------------
@@ -311,3 +317,65 @@ def test_without_contacts_the_report_shows_the_effect_the_store_keeps(tmp_path):
     assert parts.effect is not None and parts.effect.height == effect_frame().height
     assert 'data-group="sms"' in render_report(parts)
     assert later.effect is None
+
+
+def test_the_reports_effect_rows_are_retain_effects_with_its_margin_and_seed():
+    """The report measures the effect as `retain effect --split channel` does (the rules'
+    margin for ROMI, the same seed and resamples), and a month's interval does not depend on
+    which other months one call measured: the report's six months and `--from` that month
+    alone give the same row."""
+    from retain.analytics.effect import measure_effect
+    from retain.decisions.rules import load_rules
+    from retain.simulate import simulate_shop
+
+    shop = simulate_shop(600, seed=4, as_of=date(2026, 7, 1), history_days=400,
+                         future_days=90)
+    rules = load_rules(None)
+    parts = build_report(date(2026, 7, 1), shop.transactions, contacts=shop.contacts,
+                         rules=rules)
+    cli = measure_effect(shop.transactions, shop.contacts, date(2026, 1, 1), date(2026, 7, 1),
+                         by="month", split="channel", margin=rules.offers.margin,
+                         response_days=rules.channels.response_days)
+    assert parts.effect is not None and parts.effect.height > 0
+    assert parts.effect.equals(cli)
+    revenue = cli.filter(pl.col("metric") == "revenue", pl.col("cost") > 0).row(0, named=True)
+    assert revenue["romi"] == pytest.approx(
+        (revenue["incremental_revenue"] * rules.offers.margin - revenue["cost"])
+        / revenue["cost"])
+    june = measure_effect(shop.transactions, shop.contacts, date(2026, 6, 1), date(2026, 7, 1),
+                          by="month", split="channel", margin=rules.offers.margin)
+    assert june.equals(parts.effect.filter(pl.col("period") == "2026-06"))
+
+
+def test_ui_report_without_a_run_is_as_of_the_day_after_the_data_and_says_a_date_before_it(
+        tmp_path, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from retain.config import Settings
+    from retain.serving.main import create_app
+
+    monkeypatch.setattr("retain.serving.deps.alias_version",
+                        lambda alias: (_ for _ in ()).throw(LookupError("no model")))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'none.db'}")
+    shop, _ = write_shop_csv(tmp_path)  # the last line is on 2025-04-01
+    settings = Settings(api_keys=json.dumps({EXPORT_KEY: ["export"]}), reload_interval=0,
+                        store_url=f"sqlite:///{tmp_path / 'empty.db'}", transactions=shop)
+    with TestClient(create_app(settings), follow_redirects=False) as client:
+        client.post("/ui/login", data={"api_key": EXPORT_KEY})
+        page = client.get("/ui/report")
+        early = client.get("/ui/report?as_of=2020-01-01")
+    assert page.status_code == 200 and "as of 2025-04-02" in page.text
+    assert 'id="chart-cohorts"' in page.text
+    assert early.status_code == 200 and "before the first transaction" in early.text
+    assert "no transactions were given" not in early.text
+
+
+def test_the_unit_economics_section_says_which_costs_matched_no_customer():
+    costs = pl.DataFrame({"acquisition_channel": ["web", "facebook"],
+                          "month": [date(2025, 1, 1), date(2025, 1, 1)], "spend": [50.0, 70.0]})
+    html = render_report(build_report(AS_OF, SHOP, costs=costs))
+    unit = html[html.index('<section id="unit">'):]
+    unit = unit[:unit.index("</section>")]
+    assert 'data-note="costs"' in unit and "facebook" in unit and "spend 70" in unit
+    plain = render_report(build_report(AS_OF, SHOP, costs=costs.head(1)))
+    assert 'data-note="costs"' not in plain

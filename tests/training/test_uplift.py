@@ -150,6 +150,12 @@ def test_targeting_evidence_on_small_shops_is_consistent(offer_shop):
     low, high = evidence["retain_minus_rule_ci"]
     assert low <= high
     assert evidence["customers"] > 2500
+    # The calibrated uplift, by fifths: the top fifth's customers truly respond more than the
+    # bottom's, and the prediction orders the fifths as the truth does at the ends.
+    fifths = {f: (p, t) for f, _, p, t in evidence["by_fifth"]}
+    assert sorted(fifths) == [1, 2, 3, 4, 5]
+    assert fifths[5][1] > fifths[1][1] and fifths[5][0] > fifths[1][0]
+    assert evidence["heldout_qini"] is not None
 
 
 def test_a_large_log_is_sampled_at_random_within_its_messages(offer_shop):
