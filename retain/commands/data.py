@@ -17,12 +17,13 @@ from retain.commands.common import (
     QueryOpt,
     RejectsOpt,
     TransactionsOpt,
+    check_output_type,
     example,
     fail,
     load,
     parse_date,
     transaction_settings,
-    write_frame,
+    write_frames,
 )
 from retain.commands.engine import EngineOpt, PartitionsOpt, SparkMasterOpt, spark_features
 from retain.progress import console, step
@@ -125,6 +126,9 @@ def features(
         spark_features(config, out, products, rejects, with_labels=with_labels,
                        master=spark_master, partitions=partitions)
         return
+    products_path = products_out or out.with_name(f"{out.stem}.products{out.suffix}")
+    for path in (out, products_path) if write_products else (out,):
+        check_output_type(path)  # before minutes of work, not after
     tx, cutoff, _ = load(config, rejects, config.horizon_days if with_labels else None)
     # Aggregates only: filtering a copy of every line before the cutoff costs ~1 s per 20M.
     before = pl.col("ts").filter(pl.col("ts") < pl.lit(cutoff).cast(pl.Datetime("us")))
@@ -154,14 +158,11 @@ def features(
         raise fail(f"no customer has a purchase before the as-of date {cutoff}")
     if label_frame is not None:
         customer_frame = customer_frame.join(label_frame, on="customer_id", how="left")
-    with step(f"Writing {out}"), ThreadPoolExecutor(1) as pool:
-        written = None
+    with step(f"Writing {out}"):
+        outputs = [(customer_frame, out)]
         if product_frame is not None:  # both files at once
-            products_path = products_out or out.with_name(f"{out.stem}.products{out.suffix}")
-            written = pool.submit(write_frame, product_frame, products_path)
-        write_frame(customer_frame, out)
-        if written is not None:
-            written.result()
+            outputs.append((product_frame, products_path))
+        write_frames(*outputs)
     console.print(
         f"{customer_frame.height:,} customers, {rows:,} transaction rows from "
         f"{first:%Y-%m-%d} to {last:%Y-%m-%d}, as of {cutoff}"
