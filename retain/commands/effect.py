@@ -29,6 +29,8 @@ from retain.commands.common import (
 from retain.progress import console, step
 
 if TYPE_CHECKING:
+    from datetime import date
+
     import polars as pl
     from rich.table import Table
 
@@ -178,14 +180,7 @@ def effect(
     from retain.serving.effect_store import write_effect
     from retain.serving.store import ScoreStore
 
-    start, end = parse_date(date_from, "--from"), parse_date(date_to, "--to")
-    if start is None or end is None:
-        raise fail("--from and --to are required: the first day measured and the day after "
-                   "the last, e.g. --from 2026-01-01 --to 2026-07-01")
-    if end <= start:
-        raise fail(f"--to {end} must be after --from {start}")
-    if by not in ("month", "quarter"):
-        raise fail(f"--by: expected month or quarter, got {by!r}")
+    start, end = measured_span(date_from, date_to, by, example="--from 2026-01-01 --to 2026-07-01")
     if split is not None and split not in SPLITS:
         raise fail(f"--split: expected goal, channel or segment, got {split!r}")
     if not contacts:
@@ -334,14 +329,7 @@ def channels(
     from retain.commands.common import write_frame, write_json
     from retain.config import settings
 
-    start, end = parse_date(date_from, "--from"), parse_date(date_to, "--to")
-    if start is None or end is None:
-        raise fail("--from and --to are required: the first day measured and the day after "
-                   "the last, e.g. --from 2025-07-01 --to 2026-07-01")
-    if end <= start:
-        raise fail(f"--to {end} must be after --from {start}")
-    if by is not None and by not in ("month", "quarter"):
-        raise fail(f"--by: expected month or quarter, got {by!r}")
+    start, end = measured_span(date_from, date_to, by, example="--from 2025-07-01 --to 2026-07-01")
     if not contacts:
         raise fail("--contacts is required: the log of the messages sent and of the control "
                    "group's rows (customer_id, ts, channel, campaign, cost, control)")
@@ -394,3 +382,17 @@ def channels(
         else:
             write_frame(over_time, out)
         console.print(f"saved to {out}")
+
+
+def measured_span(date_from: str | None, date_to: str | None, by: str | None, *,
+                  example: str) -> tuple[date, date]:
+    """``[--from, --to)`` checked, and ``--by`` when given: one error line each."""
+    start, end = parse_date(date_from, "--from"), parse_date(date_to, "--to")
+    if start is None or end is None:
+        raise fail("--from and --to are required: the first day measured and the day after "
+                   f"the last, e.g. {example}")
+    if end <= start:
+        raise fail(f"--to {end} must be after --from {start}")
+    if by is not None and by not in ("month", "quarter"):
+        raise fail(f"--by: expected month or quarter, got {by!r}")
+    return start, end
