@@ -183,18 +183,9 @@ def effect(
     start, end = measured_span(date_from, date_to, by, example="--from 2026-01-01 --to 2026-07-01")
     if split is not None and split not in SPLITS:
         raise fail(f"--split: expected goal, channel or segment, got {split!r}")
-    if not contacts:
-        raise fail("--contacts is required: the log of the messages sent and of the control "
-                   "group's rows (customer_id, ts, channel, campaign, cost, control)")
-    if out is not None and out.suffix.lower() not in (".csv", ".json"):
-        raise fail(f"{out}: unknown output type; use .csv or .json")
-    decision_rules = rules_or_fail(settings(rules=rules).rules)
-    config = transaction_settings(transactions, end.isoformat(), None, on_bad_rows, column_map,
-                                  query, encoding=encoding, date_format=date_format,
-                                  drop_duplicates=drop_duplicates)
-    rejected = rejects or Path("effect.rejected.csv")
-    tx, _, _ = load(config, rejected, as_of_hint=_SPAN_HINT)
-    log = load_side_table("contacts", contacts, config, rejected)
+    decision_rules, tx, log = measured_inputs(
+        "effect", end, transactions, contacts, out, rules, rejects, on_bad_rows, column_map,
+        query, encoding=encoding, date_format=date_format, drop_duplicates=drop_duplicates)
     assignments = None
     if split in ("goal", "segment"):
         from retain.analytics.effect import period_bounds
@@ -327,21 +318,11 @@ def channels(
         recommended_split,
     )
     from retain.commands.common import write_frame, write_json
-    from retain.config import settings
 
     start, end = measured_span(date_from, date_to, by, example="--from 2025-07-01 --to 2026-07-01")
-    if not contacts:
-        raise fail("--contacts is required: the log of the messages sent and of the control "
-                   "group's rows (customer_id, ts, channel, campaign, cost, control)")
-    if out is not None and out.suffix.lower() not in (".csv", ".json"):
-        raise fail(f"{out}: unknown output type; use .csv or .json")
-    decision_rules = rules_or_fail(settings(rules=rules).rules)
-    config = transaction_settings(transactions, end.isoformat(), None, on_bad_rows, column_map,
-                                  query, encoding=encoding, date_format=date_format,
-                                  drop_duplicates=drop_duplicates)
-    rejected = rejects or Path("channels.rejected.csv")
-    tx, _, _ = load(config, rejected, as_of_hint=_SPAN_HINT)
-    log = load_side_table("contacts", contacts, config, rejected)
+    decision_rules, tx, log = measured_inputs(
+        "channels", end, transactions, contacts, out, rules, rejects, on_bad_rows, column_map,
+        query, encoding=encoding, date_format=date_format, drop_duplicates=drop_duplicates)
     assert log is not None
     import polars as pl
 
@@ -396,3 +377,23 @@ def measured_span(date_from: str | None, date_to: str | None, by: str | None, *,
     if by is not None and by not in ("month", "quarter"):
         raise fail(f"--by: expected month or quarter, got {by!r}")
     return start, end
+
+
+def measured_inputs(command: str, end: date, transactions, contacts, out: Path | None, rules,
+                    rejects: Path | None, on_bad_rows, column_map, query, **reading):
+    """What `retain effect` and `retain channels` both read: the rules, the transactions up to
+    ``end`` and the contacts log, after the checks that need no data (one error line each)."""
+    from retain.config import settings
+
+    if not contacts:
+        raise fail("--contacts is required: the log of the messages sent and of the control "
+                   "group's rows (customer_id, ts, channel, campaign, cost, control)")
+    if out is not None and out.suffix.lower() not in (".csv", ".json"):
+        raise fail(f"{out}: unknown output type; use .csv or .json")
+    decision_rules = rules_or_fail(settings(rules=rules).rules)
+    config = transaction_settings(transactions, end.isoformat(), None, on_bad_rows, column_map,
+                                  query, **reading)
+    rejected = rejects or Path(f"{command}.rejected.csv")
+    tx, _, _ = load(config, rejected, as_of_hint=_SPAN_HINT)
+    log = load_side_table("contacts", contacts, config, rejected)
+    return decision_rules, tx, log
