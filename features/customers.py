@@ -46,7 +46,6 @@ from retain.features.segments import (
     lines_before,
     median_of_steps,
     name_column,
-    seg_first,
     starts_of,
     steps,
     take,
@@ -239,10 +238,8 @@ def _channel_mix(lines: Lines, buyers: np.ndarray, channels: Sequence[str],
                  shares_named: list[str]) -> dict:
     """Over the purchase orders with a channel (an order's channel: its first line's that
     has one)."""
-    codes, names = lines.channels
+    order_channel, names = lines.order_channels
     orders = lines.orders
-    first = seg_first(codes >= 0, lines.order_starts)
-    order_channel = np.where(first >= 0, codes[first], -1)
     counted = (orders.purchase & (order_channel >= 0)).nonzero()[0]
     # Only buyers have purchase orders; their rows come in customer order.
     row = np.searchsorted(buyers, orders.cust[counted])

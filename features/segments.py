@@ -58,6 +58,7 @@ class Lines:
     _perm: np.ndarray = field(repr=False)
     _numpy_engine: bool = field(repr=False, default=True)
     _owned: bool = field(repr=False, default=False)  # ``_frame`` is ours: drop what was read
+    _let_go: set = field(repr=False, default_factory=set)  # columns dropped once read
 
     @property
     def end(self) -> int:
@@ -92,9 +93,35 @@ class Lines:
 
     @cached_property
     def channels(self) -> tuple[np.ndarray, pl.Series]:
+        """``(code per line, -1 for none; channel names by code)``: every channel on a line.
+        The features need only ``order_channels``; on lines handed over (``own``) read this
+        first or not at all (``order_channels`` lets the column go)."""
         return self._codes("channel")
 
+    @cached_property
+    def order_channels(self) -> tuple[np.ndarray, pl.Series]:
+        """``(code per order, -1 for none; channel names by code)``: an order's channel is
+        its first line's that has one. Only those lines are encoded (a third of a shop's
+        lines, measured), and the names are the channels some order has."""
+        starts = self.order_starts
+        if "channels" in self.__dict__:  # already read per line
+            codes, names = self.channels
+            first = seg_first(codes >= 0, starts) if len(starts) else starts
+            return np.where(first >= 0, codes[np.maximum(first, 0)], -1).astype(np.int32), names
+        if "channel" not in self._frame.columns:
+            return np.full(len(starts), -1, dtype=np.int32), pl.Series("channel", [], pl.String)
+        values = self._frame.get_column("channel")
+        rows = starts
+        if values.null_count():  # the first line with a channel, else the first (missing)
+            first = seg_first(values.is_not_null().to_numpy()[self._perm], starts)
+            rows = np.where(first >= 0, first, starts)
+        codes, names = encode(take(values, self._perm[rows]), self._numpy_engine)
+        self._release("channel")
+        return codes, names
+
     def _codes(self, column: str) -> tuple[np.ndarray, pl.Series]:
+        if column in self._let_go:
+            raise RuntimeError(f"{column} was already read into codes and let go")
         if column not in self._frame.columns:
             return np.full(len(self), -1, dtype=np.int32), pl.Series(column, [], pl.String)
         codes, names = encode(self._frame.get_column(column), self._numpy_engine)
@@ -105,6 +132,7 @@ class Lines:
     def _release(self, column: str) -> None:
         """A shop's columns are the largest thing held: once read, ours can go."""
         if self._owned:
+            self._let_go.add(column)
             self._frame = self._frame.drop(column)
             if not self._frame.columns:  # every column read: the order is not needed again
                 self._perm = np.empty(0, dtype=np.int64)
@@ -157,11 +185,15 @@ class Lines:
         line, the net amount; a purchase is an order with a positive net amount."""
         starts = self.order_starts
         amount = np.add.reduceat(self.amount, starts) if len(starts) else np.zeros(0)
+        day = self.day
+        # An order's lines nearly always share its day: then the first line's is the
+        # minimum (one comparison pass against a reduction, measured ~5x faster).
+        same_day = len(day) < 2 or bool((self.new_order[1:] | (day[1:] == day[:-1])).all())
         return Orders(
             starts=starts,
             cust=self.cust[starts],
-            day=(np.minimum.reduceat(self.day, starts).astype(np.int64) if len(starts)
-                 else np.zeros(0, np.int64)),
+            day=(day[starts].astype(np.int64) if same_day
+                 else np.minimum.reduceat(day, starts).astype(np.int64)),
             amount=amount,
             purchase=amount > 0,
         )
