@@ -59,6 +59,7 @@ class Lines:
     _numpy_engine: bool = field(repr=False, default=True)
     _owned: bool = field(repr=False, default=False)  # ``_frame`` is ours: drop what was read
     _let_go: set = field(repr=False, default_factory=set)  # columns dropped once read
+    _pending: dict = field(repr=False, default_factory=dict)  # codes being made: Futures
 
     @property
     def end(self) -> int:
@@ -101,37 +102,44 @@ class Lines:
     @cached_property
     def order_channels(self) -> tuple[np.ndarray, pl.Series]:
         """``(code per order, -1 for none; channel names by code)``: an order's channel is
-        its first line's that has one. Only those lines are encoded (a third of a shop's
-        lines, measured), and the names are the channels some order has."""
+        its first line's that has one; the names are the channels some order has. Only
+        those lines are encoded (a third of a shop's lines, measured)."""
+        if "order_channels" in self._pending:
+            out = self._pending.pop("order_channels").result()
+            self._release("channel")
+            return out
         starts = self.order_starts
-        if "channels" in self.__dict__:  # already read per line
+        if "channels" in self.__dict__ or "channel" in self._let_go:  # read per line
             codes, names = self.channels
             first = seg_first(codes >= 0, starts) if len(starts) else starts
-            return np.where(first >= 0, codes[np.maximum(first, 0)], -1).astype(np.int32), names
+            codes = np.where(first >= 0, codes[np.maximum(first, 0)], -1)
+            present = np.unique(codes[codes >= 0])  # names by code: recode to those used
+            table = np.full(len(names) + 1, -1, dtype=np.int32)
+            table[present] = np.arange(len(present), dtype=np.int32)
+            return table[codes], take(names, present)
         if "channel" not in self._frame.columns:
             return np.full(len(starts), -1, dtype=np.int32), pl.Series("channel", [], pl.String)
-        values = self._frame.get_column("channel")
-        rows = starts
-        if values.null_count():  # the first line with a channel, else the first (missing)
-            first = seg_first(values.is_not_null().to_numpy()[self._perm], starts)
-            rows = np.where(first >= 0, first, starts)
-        codes, names = encode(take(values, self._perm[rows]), self._numpy_engine)
+        out = _first_codes(self._frame.get_column("channel"), self._perm, starts,
+                           self._numpy_engine)
         self._release("channel")
-        return codes, names
+        return out
 
     def _codes(self, column: str) -> tuple[np.ndarray, pl.Series]:
-        if column in self._let_go:
-            raise RuntimeError(f"{column} was already read into codes and let go")
-        if column not in self._frame.columns:
-            return np.full(len(self), -1, dtype=np.int32), pl.Series(column, [], pl.String)
-        codes, names = encode(self._frame.get_column(column), self._numpy_engine)
+        if column in self._pending:  # encoded while the lines were sorted
+            codes, names = self._pending.pop(column).result()
+        else:
+            if column in self._let_go:
+                raise RuntimeError(f"{column} was already read into codes and let go")
+            if column not in self._frame.columns:
+                return np.full(len(self), -1, dtype=np.int32), pl.Series(column, [], pl.String)
+            codes, names = encode(self._frame.get_column(column), self._numpy_engine)
         out = codes[self._perm]
         self._release(column)
         return out, names
 
     def _release(self, column: str) -> None:
         """A shop's columns are the largest thing held: once read, ours can go."""
-        if self._owned:
+        if self._owned and column in self._frame.columns:
             self._let_go.add(column)
             self._frame = self._frame.drop(column)
             if not self._frame.columns:  # every column read: the order is not needed again
@@ -236,13 +244,18 @@ class Orders:
     purchase: np.ndarray
 
 
-def lines_before(transactions: Frame | Lines, as_of: date, *, own: bool = False) -> Lines:
+def lines_before(transactions: Frame | Lines, as_of: date, *, own: bool = False,
+                 ahead: bool | None = None) -> Lines:
     """The customer-sorted lines of ``transactions`` strictly before ``as_of`` (already
     prepared ``Lines`` for that date pass through, so several feature sets share one sort).
 
     ``own``: the caller hands a DataFrame over (and drops its own reference): its columns
     are let go as soon as they are read, as for a LazyFrame (a shop's lines are the largest
-    thing held: ~1 GB of ids, dates and amounts per 20M lines)."""
+    thing held: ~1 GB of ids, dates and amounts per 20M lines).
+
+    ``ahead`` (default: ``own``): product and order-channel codes are made in a background
+    thread while the lines are sorted, for callers that read them (the features do; the RFM
+    summary does not). Only above ``NUMPY_MAX_LINES`` lines: a request pays nothing."""
     if isinstance(transactions, Lines):
         if transactions.as_of != as_of:
             raise ValueError(f"lines prepared as of {transactions.as_of}, not {as_of}")
@@ -270,7 +283,16 @@ def lines_before(transactions: Frame | Lines, as_of: date, *, own: bool = False)
         ticks = ts.to_numpy().view(np.int64)  # datetime64 ticks, no copy
         keep = ticks < day_number(as_of) * per_day
     small = frame.height <= NUMPY_MAX_LINES
+    ahead = (own if ahead is None else ahead) and not small
+    pending = {}
+    if ahead and "product_id" in frame.columns:  # the other core encodes while we sort
+        pending["product_id"] = _background().submit(
+            encode, frame.get_column("product_id"), False)
     perm, new_customer, new_order, customer_ids = _sort(frame, keep, small)
+    order_starts = new_order.nonzero()[0]
+    if ahead and "channel" in frame.columns:
+        pending["order_channels"] = _background().submit(
+            _first_codes, frame.get_column("channel"), perm, order_starts, False)
     amount = frame.get_column("amount")
     if not isinstance(amount.dtype, pl.Float64):
         amount = amount.cast(pl.Float64)
@@ -278,7 +300,7 @@ def lines_before(transactions: Frame | Lines, as_of: date, *, own: bool = False)
     if owned:  # our own copy: keep only what is read later
         frame = frame.select([c for c in ("product_id", "quantity", "channel")
                               if c in frame.columns])
-    return Lines(
+    lines = Lines(
         as_of=as_of,
         customer_ids=customer_ids,
         cust=np.cumsum(new_customer) - 1,
@@ -289,7 +311,34 @@ def lines_before(transactions: Frame | Lines, as_of: date, *, own: bool = False)
         _perm=perm,
         _numpy_engine=small,
         _owned=owned,
+        _pending=pending,
     )
+    lines.order_starts = order_starts  # the cached property, known already
+    return lines
+
+
+_BACKGROUND: list = []
+
+
+def _background():
+    """One worker thread, made on first use: the features' encoding overlaps the sort
+    (both spend their time in polars or numpy, outside the GIL)."""
+    if not _BACKGROUND:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _BACKGROUND.append(ThreadPoolExecutor(1, thread_name_prefix="retain-lines"))
+    return _BACKGROUND[0]
+
+
+def _first_codes(values: pl.Series, perm: np.ndarray, starts: np.ndarray,
+                 numpy_engine: bool) -> tuple[np.ndarray, pl.Series]:
+    """``encode`` of each segment's first non-missing value (missing when none) of
+    ``values`` read in ``perm`` order: only those rows are encoded."""
+    rows = starts
+    if values.null_count():
+        first = seg_first(values.is_not_null().to_numpy()[perm], starts)
+        rows = np.where(first >= 0, first, starts)
+    return encode(take(values, perm[rows]), numpy_engine)
 
 
 def datetime_of(day: date):

@@ -152,15 +152,20 @@ def test_an_orders_channel_is_its_first_given_however_the_lines_are_read(
         ("b", "3", "2024-05-10", 10.0, "milk", 1, "app"),
         ("b", "3", "2024-05-11", 10.0, "tea", 1, "kiosk"),
     ])
-    expected = ([3, -1, 0], ["app", "kiosk", "store", "web"])
+    expected = ([1, -1, 0], ["app", "web"])  # "store" and "kiosk" are no order's channel
     per_line = segments.lines_before(tx, as_of)
-    assert per_line.channels[1].to_list() == expected[1]
+    assert per_line.channels[1].to_list() == ["app", "kiosk", "store", "web"]
     codes, names = per_line.order_channels  # derived from the per-line codes
     assert (codes.tolist(), names.to_list()) == expected
-    # Read alone, only the orders' channels are encoded: "store" and "kiosk" are no order's.
-    codes, names = segments.lines_before(tx, as_of).order_channels
-    assert [names[int(c)] if c >= 0 else None for c in codes] == ["web", None, "app"]
+    for ahead in (False, True):  # encoded here, or in the background while sorting
+        codes, names = segments.lines_before(tx, as_of, ahead=ahead).order_channels
+        assert (codes.tolist(), names.to_list()) == expected
+        owned = segments.lines_before(tx.clone(), as_of, own=True, ahead=ahead)
+        codes, names = owned.order_channels
+        assert (codes.tolist(), names.to_list()) == expected
+        with pytest.raises(RuntimeError, match="let go"):
+            owned.channels  # noqa: B018
     owned = segments.lines_before(tx.clone(), as_of, own=True)
-    assert owned.order_channels[1].to_list() == ["app", "web"]
-    with pytest.raises(RuntimeError, match="let go"):
-        owned.channels  # noqa: B018
+    assert owned.channels[1].to_list() == ["app", "kiosk", "store", "web"]
+    codes, names = owned.order_channels  # read per line first, then per order
+    assert (codes.tolist(), names.to_list()) == expected
