@@ -96,8 +96,9 @@ def customer_features(
         columns = {
             **_rfm_and_intervals(lines, days),
             **_order_stats(lines, days.buyers),
-            **_product_mix(lines, days.buyers),
             **_channel_mix(lines, days.buyers, channels, shares),
+            # Last: another thread may be sorting the product lines meanwhile.
+            **_product_mix(lines, days.buyers),
         }
     return frame([columns[name] for name in _COLUMN_ORDER] + [columns[c] for c in shares])
 

@@ -17,6 +17,7 @@ Days are whole days since 1970-01-01 throughout (``floor``, so days before 1970 
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
@@ -36,6 +37,23 @@ COLUMNS = ("customer_id", "order_id", "ts", "amount", "product_id", "quantity", 
 
 def day_number(day: date) -> int:
     return (day - EPOCH).days
+
+
+class _once(cached_property):
+    """``cached_property`` computed once per instance even when two threads ask at once
+    (the features command builds customer and product features side by side on one
+    ``Lines``; from Python 3.12 ``cached_property`` has no lock)."""
+
+    def __get__(self, instance, owner=None):
+        if instance is None:
+            return self
+        cache = instance.__dict__
+        if self.attrname in cache:
+            return cache[self.attrname]
+        with instance._locks.setdefault(self.attrname, threading.RLock()):
+            if self.attrname not in cache:
+                cache[self.attrname] = self.func(instance)
+            return cache[self.attrname]
 
 
 @dataclass
@@ -60,6 +78,7 @@ class Lines:
     _owned: bool = field(repr=False, default=False)  # ``_frame`` is ours: drop what was read
     _let_go: set = field(repr=False, default_factory=set)  # columns dropped once read
     _pending: dict = field(repr=False, default_factory=dict)  # codes being made: Futures
+    _locks: dict = field(repr=False, default_factory=dict)  # per lazily read property
 
     @property
     def end(self) -> int:
@@ -69,7 +88,7 @@ class Lines:
     def __len__(self) -> int:
         return len(self.cust)
 
-    @cached_property
+    @_once
     def quantity(self) -> np.ndarray:
         """Float quantities, NaN for missing."""
         if "quantity" not in self._frame.columns:
@@ -81,25 +100,25 @@ class Lines:
         self._release("quantity")
         return out
 
-    @cached_property
+    @_once
     def bought(self) -> np.ndarray:
         """A line that adds goods to its order, not a return: amount and quantity both >= 0
         (a missing quantity counts as 0)."""
         return (self.amount >= 0) & ~(self.quantity < 0)
 
-    @cached_property
+    @_once
     def products(self) -> tuple[np.ndarray, pl.Series]:
         """``(code per line, -1 for none; product ids by code)``."""
         return self._codes("product_id")
 
-    @cached_property
+    @_once
     def channels(self) -> tuple[np.ndarray, pl.Series]:
         """``(code per line, -1 for none; channel names by code)``: every channel on a line.
         The features need only ``order_channels``; on lines handed over (``own``) read this
         first or not at all (``order_channels`` lets the column go)."""
         return self._codes("channel")
 
-    @cached_property
+    @_once
     def order_channels(self) -> tuple[np.ndarray, pl.Series]:
         """``(code per order, -1 for none; channel names by code)``: an order's channel is
         its first line's that has one; the names are the channels some order has. Only
@@ -139,18 +158,21 @@ class Lines:
 
     def _release(self, column: str) -> None:
         """A shop's columns are the largest thing held: once read, ours can go."""
-        if self._owned and column in self._frame.columns:
-            self._let_go.add(column)
-            self._frame = self._frame.drop(column)
-            if not self._frame.columns:  # every column read: the order is not needed again
-                self._perm = np.empty(0, dtype=np.int64)
+        if not self._owned:
+            return
+        with self._locks.setdefault("_release", threading.RLock()):  # two threads read
+            if column in self._frame.columns:
+                self._let_go.add(column)
+                self._frame = self._frame.drop(column)
+            if not self._frame.columns and not self._pending:
+                self._perm = np.empty(0, dtype=np.int64)  # the order is not needed again
 
     @property
     def small(self) -> bool:
         """Few enough lines for the numpy engine (see ``NUMPY_MAX_LINES``)."""
         return self._numpy_engine
 
-    @cached_property
+    @_once
     def product_lines(self) -> ProductLines:
         """The purchased (non-return) lines with a product, sorted by customer, product, day."""
         codes, _ = self.products
@@ -161,11 +183,11 @@ class Lines:
         pairs = starts_of(new_pair)
         return ProductLines(cust, product, day, new_pair, pairs, lengths(pairs, len(cust)))
 
-    @cached_property
+    @_once
     def order_starts(self) -> np.ndarray:
         return self.new_order.nonzero()[0]
 
-    @cached_property
+    @_once
     def purchase_days(self) -> PurchaseDays:
         """Each buyer's purchase days (days with a purchase order), in day order."""
         orders = self.orders
@@ -187,7 +209,7 @@ class Lines:
                             new_buyer=new_buyer, starts=buyer_starts, counts=counts,
                             last=buyer_starts + counts - 1, buyers=cust[buyer_starts])
 
-    @cached_property
+    @_once
     def orders(self) -> Orders:
         """Lines netted into orders (``features.orders.orders``' rule): the day of the first
         line, the net amount; a purchase is an order with a positive net amount."""
@@ -297,9 +319,13 @@ def lines_before(transactions: Frame | Lines, as_of: date, *, own: bool = False,
     if not isinstance(amount.dtype, pl.Float64):
         amount = amount.cast(pl.Float64)
     owned = own or isinstance(transactions, pl.LazyFrame)
-    if owned:  # our own copy: keep only what is read later
+    let_go = set()
+    if owned:  # our own copy: keep only what is read later (a column being encoded is
+        # held by its job until done)
+        let_go = {c for c, job in (("product_id", "product_id"), ("channel", "order_channels"))
+                  if job in pending}
         frame = frame.select([c for c in ("product_id", "quantity", "channel")
-                              if c in frame.columns])
+                              if c in frame.columns and c not in let_go])
     lines = Lines(
         as_of=as_of,
         customer_ids=customer_ids,
@@ -311,6 +337,7 @@ def lines_before(transactions: Frame | Lines, as_of: date, *, own: bool = False,
         _perm=perm,
         _numpy_engine=small,
         _owned=owned,
+        _let_go=let_go,
         _pending=pending,
     )
     lines.order_starts = order_starts  # the cached property, known already

@@ -165,7 +165,7 @@ def test_an_orders_channel_is_its_first_given_however_the_lines_are_read(
         assert (codes.tolist(), names.to_list()) == expected
         with pytest.raises(RuntimeError, match="let go"):
             owned.channels  # noqa: B018
-    owned = segments.lines_before(tx.clone(), as_of, own=True)
+    owned = segments.lines_before(tx.clone(), as_of, own=True, ahead=False)
     assert owned.channels[1].to_list() == ["app", "kiosk", "store", "web"]
     codes, names = owned.order_channels  # read per line first, then per order
     assert (codes.tolist(), names.to_list()) == expected
