@@ -227,15 +227,15 @@ def _product_mix(lines: Lines, buyers: np.ndarray) -> dict:
     top = np.full(n_customers, -1, dtype=np.int64)
     share = np.full(n_customers, np.nan)
     if len(products.pairs):
-        owner = products.cust[products.pairs]
+        owner = products.pair_cust
         counts = products.pair_lines
         starts = starts_of(_changes(owner))
         who = owner[starts]
         # The most lines, ties to the smallest product id, as one maximum of count x reversed
         # code (codes are in id order).
-        width = int(products.product.max()) + 1
+        width = int(products.pair_product.max()) + 1
         best = np.maximum.reduceat(
-            counts * width + (width - 1 - products.product[products.pairs]), starts)
+            counts * width + (width - 1 - products.pair_product), starts)
         distinct[who] = lengths(starts, len(owner))
         top[who] = width - 1 - best % width
         share[who] = (best // width) / np.add.reduceat(counts, starts)
