@@ -258,7 +258,9 @@ def _channel_mix(lines: Lines, buyers: np.ndarray, channels: Sequence[str],
     orders = lines.orders
     counted = (orders.purchase & (order_channel >= 0)).nonzero()[0]
     # Only buyers have purchase orders; their rows come in customer order.
-    row = np.searchsorted(buyers, orders.cust[counted])
+    buyer_row = np.empty(len(lines.customer_ids), dtype=np.int64)
+    buyer_row[buyers] = np.arange(len(buyers))
+    row = buyer_row[orders.cust[counted]]
     channel = order_channel[counted]
     n_buyers, width = len(buyers), max(len(names), 1)
     index = {name: i for i, name in enumerate(names.to_list())}
