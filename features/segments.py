@@ -365,13 +365,7 @@ def lines_before(transactions: Frame | Lines, as_of: date, *, own: bool = False,
         _pending=pending,
     )
     lines.order_starts = order_starts  # the cached property, known already
-    if ahead:  # the orders and purchase days too, while the caller sorts product lines
-        _background().submit(_purchase_days, lines)
     return lines
-
-
-def _purchase_days(lines: Lines) -> None:
-    lines.purchase_days  # noqa: B018 - computed once (locked); a failure recurs when read
 
 
 _BACKGROUND: list = []
