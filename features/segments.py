@@ -373,17 +373,22 @@ def lines_before(transactions: Frame | Lines, as_of: date, *, own: bool = False,
     return lines
 
 
-_BACKGROUND: list = []
+_BACKGROUND: dict = {}  # process id -> its executor
 
 
 def _background():
     """One worker thread, made on first use: the features' encoding overlaps the sort
-    (both spend their time in polars or numpy, outside the GIL)."""
-    if not _BACKGROUND:
+    (both spend their time in polars or numpy, outside the GIL). Per process: a forked
+    child (a Spark or gunicorn worker) has none of its parent's threads."""
+    import os
+
+    pid = os.getpid()
+    if pid not in _BACKGROUND:
         from concurrent.futures import ThreadPoolExecutor
 
-        _BACKGROUND.append(ThreadPoolExecutor(1, thread_name_prefix="retain-lines"))
-    return _BACKGROUND[0]
+        _BACKGROUND.clear()
+        _BACKGROUND[pid] = ThreadPoolExecutor(1, thread_name_prefix="retain-lines")
+    return _BACKGROUND[pid]
 
 
 def _first_codes(values: pl.Series, perm: np.ndarray, starts: np.ndarray,

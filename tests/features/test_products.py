@@ -85,3 +85,4 @@ def test_both_feature_sets_from_lines_handed_over_and_read_by_two_threads(shop, 
             assert_frame_equal(customers, expected[0])
             assert_frame_equal(products.result(), expected[1])
         assert not lines._pending and not lines._frame.columns and not len(lines._perm)
+
