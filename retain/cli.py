@@ -194,7 +194,28 @@ def _print_raw(text: str) -> None:
     console.print(text, markup=False, highlight=False, soft_wrap=True, end="")
 
 
-app = typer.Typer(
+class RetainTyper(typer.Typer):
+    """The `retain` command line. A command that says its work is saved (retain.progress.
+    work_saved) ends the process at once when it succeeds: what is printed is flushed, and the
+    interpreter's clean-up is skipped."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except SystemExit as exc:
+            from retain.progress import may_exit_at_once
+
+            if exc.code in (0, None) and may_exit_at_once():
+                try:
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                except (OSError, ValueError):  # a closed pipe: let Python end as it does
+                    raise exc from None
+                os._exit(0)
+            raise
+
+
+app = RetainTyper(
     name="retain",
     help="Churn, value and repurchase-timing predictions for retention marketing.",
     no_args_is_help=True,

@@ -28,6 +28,21 @@ class _LazyConsole:
 console: Console = _LazyConsole()  # type: ignore[assignment]
 
 
+_exit_at_once = False
+
+
+def work_saved() -> None:
+    """Tell the command line that the command's outputs are written and closed and nothing it
+    started still runs: it may end the process at once, without the interpreter's clean-up
+    (freeing every module and polars' memory: ~0.1 s of `retain features`, on any size)."""
+    global _exit_at_once
+    _exit_at_once = True
+
+
+def may_exit_at_once() -> bool:
+    return _exit_at_once
+
+
 def elapsed(seconds: float) -> str:
     """A step's wall time as people read it: 0.4 s, 12.3 s, 2 min 05 s."""
     if seconds < 60:

@@ -26,7 +26,7 @@ from retain.commands.common import (
     write_frames,
 )
 from retain.commands.engine import EngineOpt, PartitionsOpt, SparkMasterOpt, spark_features
-from retain.progress import console, step
+from retain.progress import console, step, work_saved
 
 if TYPE_CHECKING:  # imported where the commands run: help stays instant
     import polars as pl
@@ -168,6 +168,7 @@ def features(
         f"{first:%Y-%m-%d} to {last:%Y-%m-%d}, as of {cutoff}"
     )
     console.print(summary_table(customer_frame))
+    work_saved()
 
 
 def summary_table(customers: pl.DataFrame) -> Table:
