@@ -108,13 +108,6 @@ def features(
     horizon after it)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    import polars as pl
-
-    from retain.features.customers import customer_features, observed_channels
-    from retain.features.labels import labels
-    from retain.features.products import customer_product_features
-    from retain.features.segments import lines_before
-
     config = transaction_settings(transactions, as_of, horizon_days, on_bad_rows, column_map, query,
                                   encoding=encoding, date_format=date_format,
                                   drop_duplicates=drop_duplicates)
@@ -129,7 +122,21 @@ def features(
     products_path = products_out or out.with_name(f"{out.stem}.products{out.suffix}")
     for path in (out, products_path) if write_products else (out,):
         check_output_type(path)  # before minutes of work, not after
-    tx, cutoff, _ = load(config, rejects, config.horizon_days if with_labels else None)
+    import polars as pl
+
+    import retain.features.contract  # noqa: F401 - before the loading thread needs it
+
+    with ThreadPoolExecutor(1) as pool:
+        # Reading and checking the lines is polars' work, the GIL let go: the feature modules
+        # (numpy, ~0.15 s of imports) load meanwhile on this thread.
+        loading = pool.submit(load, config, rejects,
+                              config.horizon_days if with_labels else None)
+        from retain.features.customers import customer_features, observed_channels
+        from retain.features.labels import labels
+        from retain.features.products import customer_product_features
+        from retain.features.segments import lines_before
+
+        tx, cutoff, _ = loading.result()
     # Aggregates only: filtering a copy of every line before the cutoff costs ~1 s per 20M.
     before = pl.col("ts").filter(pl.col("ts") < pl.lit(cutoff).cast(pl.Datetime("us")))
     rows, first, last = tx.select(before.len().alias("n"), before.min().alias("first"),
