@@ -133,3 +133,50 @@ def test_settings_errors_stay_pydantics(monkeypatch, capsys):
     with pytest.raises(typer.Exit):
         transaction_settings("tx.parquet", None, None, None, None, None)
     assert "horizon_days" in capsys.readouterr().err
+
+
+def test_only_the_invoked_command_is_built_and_it_reads_the_same(tmp_path):
+    """`retain <command>` builds that command alone: its help is the same as when every
+    command is built, and a misspelt name still gets Click's suggestion."""
+    code = """
+import sys
+from typer.main import get_command
+import retain.cli as cli
+built = []
+original = cli._build_only
+def spy(app, args):
+    kept = original(app, args)
+    built.append(sorted(c.callback.__name__ for a in [app, *(g.typer_instance for g in
+                        app.registered_groups)] for c in a.registered_commands))
+    return kept
+cli._build_only = spy
+sys.argv = ["retain", *sys.argv[1:]]
+try:
+    cli.app(prog_name="retain")
+except SystemExit:
+    pass
+print("@@", built[0])
+"""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "80"}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True,
+                              text=True, timeout=120, check=False)
+
+    pruned = run("--debug", "features", "-h")
+    assert pruned.stdout.rstrip().endswith("@@ ['features']")
+    every = """
+import sys
+from typer.main import get_command
+from retain.cli import app
+try:
+    get_command(app).main(["--debug", "features", "-h"], prog_name="retain")
+except SystemExit:
+    pass
+"""
+    full = subprocess.run([sys.executable, "-c", every], env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert pruned.stdout.rsplit("@@", 1)[0] == full.stdout
+    misspelt = run("featurs")
+    assert "No such command 'featurs'. Did you mean 'features'?" in misspelt.stderr
+    assert "'simulate'" in misspelt.stdout.rsplit("@@", 1)[1]  # every command built
