@@ -14,6 +14,8 @@ from retain.progress import console, step
 # polars, pydantic and the contract are imported where a command runs: `retain --help` and every
 # command's help import none of them and answer at once (tests/retain/test_help.py).
 if TYPE_CHECKING:
+    import io
+
     import polars as pl
 
     from retain.decisions.rules import Rules
@@ -156,15 +158,41 @@ def check_output_type(path: Path) -> None:
         raise fail(f"{path}: unknown output type; use .csv or .parquet")
 
 
-def _write(frame: pl.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def encoded(frame: pl.DataFrame, path: Path) -> pl.DataFrame | io.BytesIO | Exception:
+    """``frame`` encoded now as the Parquet bytes :func:`write_frames` writes to ``path``, by
+    a thread with time to spare; the error encoding met, if any, for write_frames to report
+    as it reports a write's. A CSV output keeps the frame (its text is several times it)."""
+    import io
+
+    import polars as pl
+
     if path.suffix.lower() == ".csv":
+        return frame
+    buffer = io.BytesIO()
+    try:
+        _write_parquet(frame, buffer)
+    except (OSError, pl.exceptions.PolarsError) as exc:  # as _attempt catches a write's
+        return exc
+    return buffer
+
+
+def _write_parquet(frame: pl.DataFrame, sink: Path | io.BytesIO) -> None:
+    # zstd level 1: ~20% less CPU than the default level for ~3% larger files.
+    frame.write_parquet(sink, compression="zstd", compression_level=1)
+
+
+def _write(frame: pl.DataFrame | io.BytesIO | Exception, path: Path) -> None:
+    if isinstance(frame, Exception):  # met while encoding (encoded): reported as the write's
+        raise frame
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not hasattr(frame, "write_parquet"):  # bytes encoded beforehand
+        path.write_bytes(frame.getbuffer())  # type: ignore[union-attr]
+    elif path.suffix.lower() == ".csv":
         from retain.serving.export import formula_safe
 
         formula_safe(frame).write_csv(path)
     else:
-        # zstd level 1: ~20% less CPU than the default level for ~3% larger files.
-        frame.write_parquet(path, compression="zstd", compression_level=1)
+        _write_parquet(frame, path)
 
 
 def write_frame(frame: pl.DataFrame, path: Path) -> None:
@@ -172,9 +200,10 @@ def write_frame(frame: pl.DataFrame, path: Path) -> None:
     write_frames((frame, path))
 
 
-def write_frames(*outputs: tuple[pl.DataFrame, Path]) -> None:
+def write_frames(*outputs: tuple[pl.DataFrame | io.BytesIO | Exception, Path]) -> None:
     """Write each ``(frame, path)`` at once, one thread each (encoding lets the GIL go); what
-    fails is one error line, the first output's that failed (a read-only place fails them all)."""
+    fails is one error line, the first output's that failed (a read-only place fails them all).
+    A frame may come :func:`encoded` already."""
     from retain.errors import write_failure
 
     for _, path in outputs:
@@ -191,7 +220,7 @@ def write_frames(*outputs: tuple[pl.DataFrame, Path]) -> None:
             raise fail(write_failure(path, exc)) from None
 
 
-def _attempt(frame: pl.DataFrame, path: Path) -> Exception | None:
+def _attempt(frame: pl.DataFrame | io.BytesIO | Exception, path: Path) -> Exception | None:
     """The write's failure, handed back so the caller names the first one once."""
     import polars as pl
 
