@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
+from pathlib import Path
 
 # The API scores a few customers per request: polars' thread pool costs more than it saves on
 # such small frames (one-customer p50 42 -> 30 ms), and parallelism comes from requests instead.
 # polars reads this once, at import, so it is set before anything imports it.
 if sys.argv[1:2] == ["serve"]:
     os.environ.setdefault("POLARS_MAX_THREADS", "1")
+# A batch of features fills a fresh process's memory once: on 4 KiB pages that is ~100k page
+# faults per 2M lines (0.45 s of system time of ~3 s); polars' allocator (jemalloc) asks for
+# transparent huge pages instead (a third of the faults, ~0.1 s less system time, ~50 MB more
+# peak). Read by jemalloc when polars loads, so set before that; a value given wins.
+if sys.argv[1:2] == ["features"]:
+    os.environ.setdefault("_RJEM_MALLOC_CONF", "thp:always,metadata_thp:always")
 
 from typing import Annotated, Any
 
@@ -44,8 +52,15 @@ class RetainGroup(TyperGroup):
     """Runs every command so that it ends in one line, never a traceback (see retain.errors)."""
 
     def parse_args(self, ctx: _click.Context, args: list[str]) -> list[str]:
-        _plain_flags(self.get_params(ctx))
+        _plain_values(self.get_params(ctx))
         return super().parse_args(ctx, args)
+
+    def resolve_command(self, ctx: _click.Context,
+                        args: list[str]) -> tuple[str | None, _click.Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        if command is not None:
+            _plain_values(command.get_params(ctx))  # its help option too
+        return name, command, rest
 
     def invoke(self, ctx: _click.Context) -> Any:
         try:
@@ -78,22 +93,93 @@ class RetainGroup(TyperGroup):
             raise typer.Exit(errors.EXIT_INTERNAL) from None
 
 
-def _plain_flags(params: list[_click.Parameter]) -> None:
-    """Typer checks every option's value with a pydantic adapter, even the group's unset
-    boolean flags (--help, --debug, --install-completion): building the first adapter imports
-    pydantic, which alone costs `retain --help` about 0.4 s. A flag's value is True, False or
-    None, and needs no checking; a flag read from an environment variable keeps the adapter."""
+def _plain_values(params: list[_click.Parameter]) -> None:
+    """Typer checks every option's value, given or not, with a pydantic TypeAdapter it builds
+    on first use: importing pydantic and building the adapters costs every command ~0.15 s
+    before it starts (`retain features` on 2M lines takes ~1.5 s in all). The values a command
+    line gives are mostly plain (a text, a path, a whole number in range, one of the choices,
+    a flag), and what pydantic makes of them is known; each option reads those directly and
+    hands any other value to Typer's own adapter, so every error message stays Typer's."""
     try:
-        from typer._coercion import PassThroughRuntimeParam
+        from typer._coercion import RuntimeParam, build_runtime_param
     except ImportError:  # another Typer: it checks as it likes, only slower
         return
+    global _PlainParam  # the class needs Typer's base, imported here
+    if _PlainParam is None:
+        _PlainParam = _plain_param_class(RuntimeParam, build_runtime_param)
     for param in params:
         descriptor = getattr(param, "type_descriptor", None)
-        if (descriptor is None or descriptor.annotation is not bool or param.envvar
+        if (descriptor is None or descriptor.file_annotation is not None
                 or getattr(param, "_runtime_param", False) is not None):
             continue
-        param._runtime_param = PassThroughRuntimeParam(  # type: ignore[attr-defined]
-            annotation=bool, parameter_info=descriptor.parameter_info)
+        param._runtime_param = _PlainParam(  # type: ignore[attr-defined]
+            annotation=descriptor.annotation, parameter_info=descriptor.parameter_info)
+
+
+_PlainParam: Any = None
+_NOT_PLAIN = object()
+_WHOLE = re.compile(r"0|[1-9][0-9]{0,17}")
+_DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]{0,14})(?:\.[0-9]{1,15})?")
+
+
+def _plain_param_class(base: Any, build_runtime_param: Any) -> Any:
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class PlainParam(base):  # type: ignore[misc,valid-type]
+        def _coerce_value(self, value: Any, param: Any, ctx: _click.Context) -> Any:
+            try:
+                plain = _plain_value(self.annotation, self.parameter_info, value, param, ctx)
+            except ValueError:  # e.g. a NUL in a path: Typer's adapter words the error
+                plain = _NOT_PLAIN
+            if plain is not _NOT_PLAIN:
+                return plain
+            return build_runtime_param(param.type_descriptor)._coerce_value(
+                value, param=param, ctx=ctx)
+
+    return PlainParam
+
+
+def _plain_value(annotation: Any, info: Any, value: Any, param: Any, ctx: _click.Context) -> Any:
+    """What Typer's adapter makes of ``value`` when that is certain, else ``_NOT_PLAIN``."""
+    from typing import Literal, get_args, get_origin
+
+    if getattr(info, "parser", None) is not None or getattr(info, "click_type", None) is not None:
+        return _NOT_PLAIN
+    if annotation is str or annotation is bool:
+        return value if type(value) is annotation else _NOT_PLAIN
+    if get_origin(annotation) is list and get_args(annotation) == (str,):
+        if isinstance(value, list | tuple) and all(type(v) is str for v in value):
+            return list(value)
+        return _NOT_PLAIN
+    if get_origin(annotation) is Literal:
+        choices = get_args(annotation)
+        if (type(value) is str and value in choices and info.case_sensitive
+                and all(type(c) is str for c in choices) and ctx.token_normalize_func is None):
+            return value
+        return _NOT_PLAIN
+    if annotation is int or annotation is float:
+        if info.clamp:
+            return _NOT_PLAIN
+        text = type(value) is str and (_WHOLE if annotation is int else _DECIMAL).fullmatch(value)
+        if not (text or type(value) is annotation or (annotation is float and type(value) is int)):
+            return _NOT_PLAIN
+        number = annotation(value)
+        if ((info.min is not None and not number >= info.min)
+                or (info.max is not None and not number <= info.max)):
+            return _NOT_PLAIN  # out of range: the adapter says so
+        return number
+    if (isinstance(annotation, type) and issubclass(annotation, Path)
+            and info.path_type is None and not info.allow_dash):
+        from typer._param_types import coerce_cli_path
+
+        if type(value) is str and value and "\x00" not in value:
+            value = annotation(value)
+        if not isinstance(value, annotation):
+            return _NOT_PLAIN
+        # Typer's own checks (exists, readable, ...), as its adapter runs them.
+        return coerce_cli_path(value, info, path_type=annotation, param=param, ctx=ctx)
+    return _NOT_PLAIN
 
 
 def _print_line(text: str, red: str = "") -> None:
@@ -114,7 +200,64 @@ def _print_raw(text: str) -> None:
     console.print(text, markup=False, highlight=False, soft_wrap=True, end="")
 
 
-app = typer.Typer(
+class RetainTyper(typer.Typer):
+    """The `retain` command line. A command that says its work is saved (retain.progress.
+    work_saved) ends the process at once when it succeeds: what is printed is flushed, and the
+    interpreter's clean-up is skipped."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        kept = _build_only(self, sys.argv[1:]) if not args and "args" not in kwargs else None
+        try:
+            return super().__call__(*args, **kwargs)
+        except SystemExit as exc:
+            from retain.progress import may_exit_at_once
+
+            if exc.code in (0, None) and may_exit_at_once():
+                try:
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                except (OSError, ValueError):  # a closed pipe: let Python end as it does
+                    raise exc from None
+                os._exit(0)
+            raise
+        finally:
+            if kept is not None:
+                for typer_app, commands in kept:
+                    typer_app.registered_commands = commands
+
+
+def _build_only(app: typer.Typer, args: list[str]) -> list[tuple[typer.Typer, list]] | None:
+    """Typer builds every command (their options, types and help texts: ~0.05-0.1 s) before
+    it runs one. When the first word after the group's flags names a command, only that one
+    is built; the commands each app had are returned to put back. None (build all) for
+    anything else: help, a misspelt name (Click suggests the right one), sub-groups."""
+    name = next((arg for arg in args if not arg.startswith("-")), None)
+    apps = [app, *(group.typer_instance for group in app.registered_groups)]
+    if name is None or any(group.name for group in app.registered_groups) or None in apps:
+        return None
+    kept, found = [], False
+    for typer_app in apps:
+        assert typer_app is not None
+        commands = typer_app.registered_commands
+        only = [command for command in commands if _command_name(command) == name]
+        found = found or bool(only)
+        kept.append((typer_app, commands))
+        typer_app.registered_commands = only
+    if not found:
+        for typer_app, commands in kept:
+            typer_app.registered_commands = commands
+        return None
+    return kept
+
+
+def _command_name(command: Any) -> str | None:
+    if command.name:
+        return command.name
+    callback = command.callback
+    return None if callback is None else callback.__name__.lower().replace("_", "-")
+
+
+app = RetainTyper(
     name="retain",
     help="Churn, value and repurchase-timing predictions for retention marketing.",
     no_args_is_help=True,

@@ -21,11 +21,28 @@ class _LazyConsole:
         if _LazyConsole._console is None:
             from rich.console import Console
 
-            _LazyConsole._console = Console(stderr=True, highlight=False)
+            # emoji=False: a name like ":fire:" in a path or a value prints as written, and
+            # rich's table of emoji codes (~0.03 s to import) is never loaded.
+            _LazyConsole._console = Console(stderr=True, highlight=False, emoji=False)
         return getattr(_LazyConsole._console, name)
 
 
 console: Console = _LazyConsole()  # type: ignore[assignment]
+
+
+_exit_at_once = False
+
+
+def work_saved() -> None:
+    """Tell the command line that the command's outputs are written and closed and nothing it
+    started still runs: it may end the process at once, without the interpreter's clean-up
+    (freeing every module and polars' memory: ~0.1 s of `retain features`, on any size)."""
+    global _exit_at_once
+    _exit_at_once = True
+
+
+def may_exit_at_once() -> bool:
+    return _exit_at_once
 
 
 def elapsed(seconds: float) -> str:
@@ -40,7 +57,9 @@ def elapsed(seconds: float) -> str:
 def step(title: str) -> Iterator[None]:
     """Show a spinner while ``title`` runs, then a tick with the elapsed time."""
     started = time.perf_counter()
-    with console.status(f"{title}..."):
+    from rich.text import Text
+
+    with console.status(Text.from_markup(f"{title}...", emoji=False)):
         yield
     console.print(f"[green]✓[/] {title} [dim]({elapsed(time.perf_counter() - started)})[/]")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
@@ -13,9 +14,10 @@ from retain.progress import console, step
 # polars, pydantic and the contract are imported where a command runs: `retain --help` and every
 # command's help import none of them and answer at once (tests/retain/test_help.py).
 if TYPE_CHECKING:
+    import io
+
     import polars as pl
 
-    from retain.config import Settings
     from retain.decisions.rules import Rules
     from retain.features.contract import LoadReport, ReadOptions
 
@@ -156,15 +158,41 @@ def check_output_type(path: Path) -> None:
         raise fail(f"{path}: unknown output type; use .csv or .parquet")
 
 
-def _write(frame: pl.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def encoded(frame: pl.DataFrame, path: Path) -> pl.DataFrame | io.BytesIO | Exception:
+    """``frame`` encoded now as the Parquet bytes :func:`write_frames` writes to ``path``, by
+    a thread with time to spare; the error encoding met, if any, for write_frames to report
+    as it reports a write's. A CSV output keeps the frame (its text is several times it)."""
+    import io
+
+    import polars as pl
+
     if path.suffix.lower() == ".csv":
+        return frame
+    buffer = io.BytesIO()
+    try:
+        _write_parquet(frame, buffer)
+    except (OSError, pl.exceptions.PolarsError) as exc:  # as _attempt catches a write's
+        return exc
+    return buffer
+
+
+def _write_parquet(frame: pl.DataFrame, sink: Path | io.BytesIO) -> None:
+    # zstd level 1: ~20% less CPU than the default level for ~3% larger files.
+    frame.write_parquet(sink, compression="zstd", compression_level=1)
+
+
+def _write(frame: pl.DataFrame | io.BytesIO | Exception, path: Path) -> None:
+    if isinstance(frame, Exception):  # met while encoding (encoded): reported as the write's
+        raise frame
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not hasattr(frame, "write_parquet"):  # bytes encoded beforehand
+        path.write_bytes(frame.getbuffer())  # type: ignore[union-attr]
+    elif path.suffix.lower() == ".csv":
         from retain.serving.export import formula_safe
 
         formula_safe(frame).write_csv(path)
     else:
-        # zstd level 1: ~20% less CPU than the default level for ~3% larger files.
-        frame.write_parquet(path, compression="zstd", compression_level=1)
+        _write_parquet(frame, path)
 
 
 def write_frame(frame: pl.DataFrame, path: Path) -> None:
@@ -172,9 +200,10 @@ def write_frame(frame: pl.DataFrame, path: Path) -> None:
     write_frames((frame, path))
 
 
-def write_frames(*outputs: tuple[pl.DataFrame, Path]) -> None:
+def write_frames(*outputs: tuple[pl.DataFrame | io.BytesIO | Exception, Path]) -> None:
     """Write each ``(frame, path)`` at once, one thread each (encoding lets the GIL go); what
-    fails is one error line, the first output's that failed (a read-only place fails them all)."""
+    fails is one error line, the first output's that failed (a read-only place fails them all).
+    A frame may come :func:`encoded` already."""
     from retain.errors import write_failure
 
     for _, path in outputs:
@@ -191,7 +220,7 @@ def write_frames(*outputs: tuple[pl.DataFrame, Path]) -> None:
             raise fail(write_failure(path, exc)) from None
 
 
-def _attempt(frame: pl.DataFrame, path: Path) -> Exception | None:
+def _attempt(frame: pl.DataFrame | io.BytesIO | Exception, path: Path) -> Exception | None:
     """The write's failure, handed back so the caller names the first one once."""
     import polars as pl
 
@@ -218,21 +247,81 @@ def report_rejects(report: LoadReport) -> None:
         console.print(f"  {GUEST_HINT}", soft_wrap=True)
 
 
+@dataclass(frozen=True)
+class TransactionSettings:
+    """The settings a command reading transactions uses: the fields of the same names in
+    :class:`retain.config.Settings`, with its defaults (tests/retain/test_cli.py checks both)."""
+
+    transactions: str | None = None
+    query: str | None = None
+    as_of: date | None = None
+    horizon_days: int = 90
+    on_bad_rows: Literal["fail", "skip"] = "fail"
+    column_map: dict[str, str] = field(default_factory=dict)
+    encoding: str | None = None
+    date_format: str | None = None
+    drop_duplicates: bool = False
+
+
+# Every field of retain.config.Settings: an environment variable naming one of them (its
+# RETAIN_ name in any case, as pydantic-settings reads them) sends the settings through
+# pydantic, which reads, checks and words its errors; tests/retain/test_cli.py keeps the list.
+SETTINGS_FIELDS = (
+    "transactions", "query", "as_of", "horizon_days", "on_bad_rows", "column_map", "encoding",
+    "date_format", "drop_duplicates", "customers", "contacts", "costs", "rules", "lang",
+    "api_keys", "allow_no_auth", "store_url", "model_alias", "reload_interval",
+    "max_request_bytes", "load_retry_interval", "max_header_bytes",
+)
+
+
+def _plain_settings(flags: dict[str, object]) -> TransactionSettings | None:
+    """The settings straight from the flags when pydantic could only agree: no RETAIN_
+    variable of a Settings field is set and every flag is a plain valid value. Importing
+    pydantic-settings costs a command ~0.2 s of its start (it brings asyncio, ssl, ...)."""
+    import os
+
+    names = {f"retain_{name}" for name in SETTINGS_FIELDS}
+    if any(key.lower() in names for key in os.environ):
+        return None
+    plain = {
+        "transactions": lambda v: type(v) is str, "query": lambda v: type(v) is str,
+        "encoding": lambda v: type(v) is str, "date_format": lambda v: type(v) is str,
+        "as_of": lambda v: type(v) is date,
+        "horizon_days": lambda v: type(v) is int and 1 <= v <= 3650,
+        "on_bad_rows": lambda v: v in ("fail", "skip"),
+        "column_map": lambda v: type(v) is dict and all(
+            type(k) is str and type(x) is str for k, x in v.items()),
+        "drop_duplicates": lambda v: type(v) is bool,
+    }
+    given = {name: value for name, value in flags.items() if value is not None}
+    if not all(name in plain and plain[name](value) for name, value in given.items()):
+        return None
+    if "column_map" in given:
+        given["column_map"] = dict(given["column_map"])  # type: ignore[call-overload]
+    return TransactionSettings(**given)  # type: ignore[arg-type]
+
+
 def transaction_settings(transactions: str | None, as_of: str | None, horizon_days: int | None,
                          on_bad_rows: str | None, column_map: list[str] | None,
                          query: str | None, *, encoding: str | None = None,
                          date_format: str | None = None,
-                         drop_duplicates: bool | None = None) -> Settings:
+                         drop_duplicates: bool | None = None) -> TransactionSettings:
     """Flags over ``RETAIN_*`` environment variables, with the error a user can act on."""
-    from retain.config import settings
     from retain.features.contract import DataError, parse_column_map
 
     try:
-        config = settings(transactions=transactions, as_of=parse_date(as_of, "--as-of"),
-                          horizon_days=horizon_days, on_bad_rows=on_bad_rows,
-                          column_map=parse_column_map(column_map) or None, query=query,
-                          encoding=encoding, date_format=date_format,
-                          drop_duplicates=drop_duplicates)
+        flags = {"transactions": transactions, "as_of": parse_date(as_of, "--as-of"),
+                 "horizon_days": horizon_days, "on_bad_rows": on_bad_rows,
+                 "column_map": parse_column_map(column_map) or None, "query": query,
+                 "encoding": encoding, "date_format": date_format,
+                 "drop_duplicates": drop_duplicates}
+        config = _plain_settings(flags)
+        if config is None:
+            from retain.config import settings
+
+            full = settings(**flags)
+            config = TransactionSettings(**{name: getattr(full, name) for name in
+                                            TransactionSettings.__dataclass_fields__})
     except (ValueError, DataError) as exc:
         raise fail(str(exc)) from None
     if config.transactions is None:
@@ -240,7 +329,7 @@ def transaction_settings(transactions: str | None, as_of: str | None, horizon_da
     return config
 
 
-def read_options(config: Settings) -> ReadOptions:
+def read_options(config: TransactionSettings) -> ReadOptions:
     from retain.features.contract import ReadOptions
 
     # An empty value (as MLproject passes an unset parameter) is not given.
@@ -248,7 +337,7 @@ def read_options(config: Settings) -> ReadOptions:
                        drop_duplicates=config.drop_duplicates)
 
 
-def load(config: Settings, rejects: Path, horizon_days: int | None = None, *,
+def load(config: TransactionSettings, rejects: Path, horizon_days: int | None = None, *,
          quiet: bool = False, with_report: bool = True,
          as_of_hint: str | None = None) -> tuple[pl.DataFrame, date, LoadReport]:
     """Validated transactions, the as-of date (default: the day after the last one) and the
@@ -294,7 +383,7 @@ def rules_or_fail(path: str | None) -> Rules:
         raise fail(str(exc)) from None
 
 
-def load_side_table(kind: str, source: str | None, config: Settings,
+def load_side_table(kind: str, source: str | None, config: TransactionSettings,
                     rejects: Path) -> pl.DataFrame | None:
     """The customers table or contacts log (``kind``), validated; None when not given (an
     empty value, as MLproject passes, is not given either)."""

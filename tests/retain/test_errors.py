@@ -4,6 +4,7 @@ credentials masked."""
 from __future__ import annotations
 
 import errno
+import importlib
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,9 @@ def failing_features(monkeypatch, exc: BaseException) -> None:
         raise exc
 
     # `retain features` imports its feature code when it runs (help stays instant).
+    # Imported before the patch: reporting the error imports the model registry, and a
+    # pipeline module first imported then would keep `explode` for the tests after this one.
+    importlib.import_module("retain.models.pipeline")
     monkeypatch.setattr(retain.features.customers, "customer_features", explode)
 
 
