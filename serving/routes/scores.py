@@ -220,7 +220,8 @@ class ScoreRoute(APIRoute):
     dependency). The handler checks the key's scope, then reads the query flag, then calls the
     endpoint, which reads the body: FastAPI's order, with its errors. It is built for exactly
     the endpoint below: a route whose parameters or dependencies differ is refused when the
-    app is built, not served half-checked."""
+    app is built, not served half-checked. ``app.dependency_overrides`` do not reach it (the
+    service and the key ring are the app's own state: override those instead)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         dependant = self.dependant
