@@ -66,8 +66,8 @@ from retain.features.orders import orders as net_orders
 from retain.features.orders import window
 
 __all__ = ["COHORT_BY", "COSTS_REQUIRED", "CURVE_SCHEMA", "SUMMARY_SCHEMA", "UNKNOWN",
-           "UNMATCHED_SCHEMA", "Cohorts", "cohorts", "cohorts_of_orders", "costs_notes",
-           "load_costs", "month_index"]
+           "UNMATCHED_SCHEMA", "Cohorts", "UnmatchedSpend", "cohorts", "cohorts_of_orders",
+           "costs_notes", "load_costs", "month_index", "shown_names", "unmatched_spend"]
 
 CohortBy = Literal["month", "channel"]
 COHORT_BY: tuple[CohortBy, ...] = ("month", "channel")
@@ -248,33 +248,65 @@ def _spend(per_customer: pl.DataFrame, by: CohortBy, costs: pl.DataFrame,
             .with_columns(pl.col("acquired").fill_null(0))), unmatched
 
 
-def costs_notes(unmatched: pl.DataFrame | None) -> list[str]:
-    """One sentence per kind of unmatched costs rows (:attr:`Cohorts.unmatched_costs`): the
-    channels no customer was acquired by, and the months a channel spent in and acquired no
-    one. Names channels and months and counts only (no customer's data)."""
+@dataclass(frozen=True)
+class UnmatchedSpend:
+    """One kind of costs rows no customer matched, said the same way by the command (in
+    English, :func:`costs_notes`) and the report (in the reader's language).
+
+    ``kind`` "channel": channels no customer was acquired by (``names``), left out of CAC and
+    LTV/CAC. ``kind`` "month": months with spend and nobody acquired (``names``: "channel
+    month" or "month"); ``counted`` says whether the spend stays in its channel's CAC."""
+
+    kind: str
+    names: list[str]
+    months: int
+    spend: float
+    counted: bool = False
+
+
+def unmatched_spend(unmatched: pl.DataFrame | None) -> list[UnmatchedSpend]:
+    """The unmatched costs rows (:attr:`Cohorts.unmatched_costs`) by kind: channels and months
+    and counts only (no customer's data)."""
     if unmatched is None or unmatched.height == 0:
         return []
-    notes = []
+    said = []
     lost = unmatched.filter(pl.col("unmatched") == "channel")
     if lost.height:
-        channels = sorted(lost["acquisition_channel"].unique().to_list())
-        notes.append(
-            f"{_plural(len(channels), 'channel')} of the costs file acquired no customer "
-            f"(no customer has it as acquisition channel): {', '.join(channels)}; "
-            f"spend {lost['spend'].sum():,.0f} over {_plural(lost.height, 'month')} left out "
-            "of CAC and LTV/CAC")
+        said.append(UnmatchedSpend("channel",
+                                   sorted(lost["acquisition_channel"].unique().to_list()),
+                                   lost.height, float(lost["spend"].sum())))
     empty = unmatched.filter(pl.col("unmatched") == "month")
     if empty.height:
-        by_channel = empty["acquisition_channel"].is_not_null().all()
+        by_channel = bool(empty["acquisition_channel"].is_not_null().all())
         shown = (empty.select(pl.format("{} {}", "acquisition_channel", "month")) if by_channel
                  else empty.select("month")).to_series().to_list()
-        more = f" and {len(shown) - 6:,} more" if len(shown) > 6 else ""
-        fate = ("counted in its channel's CAC (spend that acquired no one)" if by_channel
-                else "left out (no cohort to divide it by)")
-        notes.append(
-            f"{_plural(empty.height, 'month')} of the costs file had spend and no customer "
-            f"acquired: {', '.join(shown[:6])}{more}; spend {empty['spend'].sum():,.0f} "
-            f"{fate}")
+        said.append(UnmatchedSpend("month", shown, empty.height, float(empty["spend"].sum()),
+                                   counted=by_channel))
+    return said
+
+
+def shown_names(names: list[str], more: str = "and {count:,} more") -> str:
+    """The first six names, then how many more."""
+    rest = f" {more.format(count=len(names) - 6)}" if len(names) > 6 else ""
+    return ", ".join(names[:6]) + rest
+
+
+def costs_notes(unmatched: pl.DataFrame | None) -> list[str]:
+    """One English sentence per kind of unmatched costs rows (:func:`unmatched_spend`)."""
+    notes = []
+    for said in unmatched_spend(unmatched):
+        if said.kind == "channel":
+            notes.append(
+                f"{_plural(len(said.names), 'channel')} of the costs file acquired no customer "
+                f"(no customer has it as acquisition channel): {', '.join(said.names)}; "
+                f"spend {said.spend:,.0f} over {_plural(said.months, 'month')} left out "
+                "of CAC and LTV/CAC")
+        else:
+            fate = ("counted in its channel's CAC (spend that acquired no one)" if said.counted
+                    else "left out (no cohort to divide it by)")
+            notes.append(
+                f"{_plural(said.months, 'month')} of the costs file had spend and no customer "
+                f"acquired: {shown_names(said.names)}; spend {said.spend:,.0f} {fate}")
     return notes
 
 

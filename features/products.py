@@ -82,22 +82,22 @@ def product_candidates(transactions: Frame | Lines, as_of: date) -> pl.DataFrame
 def _products(lines: Lines, candidates: bool) -> pl.DataFrame:
     schema = {**_SCHEMA, **(_CANDIDATE_SCHEMA if candidates else {})}
     bought = lines.product_lines  # sorted by customer, product, day
-    if not len(bought.cust):
+    if not len(bought):
         return pl.DataFrame(schema=schema)
     # One row per (customer, product, day): the days each product was bought on, in order.
     rows = starts_of(bought.new_pair | changes(bought.day))
-    cust, day, new_pair = bought.cust[rows], bought.day[rows], bought.new_pair[rows]
-    pairs = starts_of(new_pair)
+    day, new_pair = bought.day[rows], bought.new_pair[rows]
+    pairs = starts_of(new_pair)  # the same pairs, in the same order, as bought.pairs
     purchases = lengths(pairs, len(day))
     last_row = pairs + purchases - 1
     first, last = day[pairs], day[last_row]
-    pair_cust = cust[pairs]
+    pair_cust = bought.pair_cust
     with np.errstate(divide="ignore", invalid="ignore"):  # x / 0 -> NaN -> null, as polars
         median = median_of_steps(steps(day, new_pair), new_pair, pairs, purchases)
         since_last = (lines.end - last).astype(np.float64)
         columns = [
             name_column("customer_id", lines.customer_ids, pair_cust),
-            name_column("product_id", lines.products[1], bought.product[bought.pairs]),
+            name_column("product_id", lines.products[1], bought.pair_product),
             int_column("purchases", purchases),
             date_column("first_purchase", first),
             date_column("last_purchase", last),
@@ -110,8 +110,8 @@ def _products(lines: Lines, candidates: bool) -> pl.DataFrame:
             float_column("overdue_ratio", since_last / median),
         ]
         if candidates:
-            columns += _candidates(lines, bought, cust, day, new_pair, pairs, purchases,
-                                   last_row, pair_cust, since_last)
+            columns += _candidates(lines, bought, np.repeat(pair_cust, purchases), day,
+                                   new_pair, pairs, purchases, last_row, pair_cust, since_last)
     return frame(columns)
 
 
@@ -133,7 +133,7 @@ def _candidates(lines, bought, cust, day, new_pair, pairs, purchases, last_row, 
     gap_median = median_of_steps(steps(basket_index, new_pair), new_pair, pairs, purchases)
     n_lines = bought.pair_lines
     # Most bought first (most lines, ties to the smallest product id), within each customer.
-    ranked = np.lexsort((bought.product[bought.pairs], -n_lines, pair_cust))
+    ranked = np.lexsort((bought.pair_product, -n_lines, pair_cust))
     customer_starts = starts_of(changes(pair_cust))
     per_customer = lengths(customer_starts, n_pairs)
     rank = np.empty(n_pairs, dtype=np.int64)

@@ -17,6 +17,7 @@ Days are whole days since 1970-01-01 throughout (``floor``, so days before 1970 
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
@@ -36,6 +37,23 @@ COLUMNS = ("customer_id", "order_id", "ts", "amount", "product_id", "quantity", 
 
 def day_number(day: date) -> int:
     return (day - EPOCH).days
+
+
+class _once(cached_property):
+    """``cached_property`` computed once per instance even when two threads ask at once
+    (the features command builds customer and product features side by side on one
+    ``Lines``; from Python 3.12 ``cached_property`` has no lock)."""
+
+    def __get__(self, instance, owner=None):
+        if instance is None:
+            return self
+        cache = instance.__dict__
+        if self.attrname in cache:
+            return cache[self.attrname]
+        with instance._locks.setdefault(self.attrname, threading.RLock()):
+            if self.attrname not in cache:
+                cache[self.attrname] = self.func(instance)
+            return cache[self.attrname]
 
 
 @dataclass
@@ -58,6 +76,9 @@ class Lines:
     _perm: np.ndarray = field(repr=False)
     _numpy_engine: bool = field(repr=False, default=True)
     _owned: bool = field(repr=False, default=False)  # ``_frame`` is ours: drop what was read
+    _let_go: set = field(repr=False, default_factory=set)  # columns dropped once read
+    _pending: dict = field(repr=False, default_factory=dict)  # codes being made: Futures
+    _locks: dict = field(repr=False, default_factory=dict)  # per lazily read property
 
     @property
     def end(self) -> int:
@@ -67,7 +88,7 @@ class Lines:
     def __len__(self) -> int:
         return len(self.cust)
 
-    @cached_property
+    @_once
     def quantity(self) -> np.ndarray:
         """Float quantities, NaN for missing."""
         if "quantity" not in self._frame.columns:
@@ -79,57 +100,111 @@ class Lines:
         self._release("quantity")
         return out
 
-    @cached_property
+    @_once
     def bought(self) -> np.ndarray:
         """A line that adds goods to its order, not a return: amount and quantity both >= 0
         (a missing quantity counts as 0)."""
         return (self.amount >= 0) & ~(self.quantity < 0)
 
-    @cached_property
+    @_once
     def products(self) -> tuple[np.ndarray, pl.Series]:
         """``(code per line, -1 for none; product ids by code)``."""
         return self._codes("product_id")
 
-    @cached_property
+    @_once
     def channels(self) -> tuple[np.ndarray, pl.Series]:
+        """``(code per line, -1 for none; channel names by code)``: every channel on a line.
+        The features need only ``order_channels``; on lines handed over (``own``) read this
+        first or not at all (``order_channels`` lets the column go)."""
         return self._codes("channel")
 
+    @_once
+    def order_channels(self) -> tuple[np.ndarray, pl.Series]:
+        """``(code per order, -1 for none; channel names by code)``: an order's channel is
+        its first line's that has one; the names are the channels some order has. Only
+        those lines are encoded (a third of a shop's lines, measured)."""
+        if "order_channels" in self._pending:
+            out = self._pending.pop("order_channels").result()
+            self._release("channel")
+            return out
+        starts = self.order_starts
+        if "channels" in self.__dict__ or "channel" in self._let_go:  # read per line
+            codes, names = self.channels
+            first = seg_first(codes >= 0, starts) if len(starts) else starts
+            codes = np.where(first >= 0, codes[np.maximum(first, 0)], -1)
+            present = np.unique(codes[codes >= 0])  # names by code: recode to those used
+            table = np.full(len(names) + 1, -1, dtype=np.int32)
+            table[present] = np.arange(len(present), dtype=np.int32)
+            return table[codes], take(names, present)
+        if "channel" not in self._frame.columns:
+            return np.full(len(starts), -1, dtype=np.int32), pl.Series("channel", [], pl.String)
+        out = _first_codes(self._frame.get_column("channel"), self._perm, starts,
+                           self._numpy_engine)
+        self._release("channel")
+        return out
+
     def _codes(self, column: str) -> tuple[np.ndarray, pl.Series]:
-        if column not in self._frame.columns:
-            return np.full(len(self), -1, dtype=np.int32), pl.Series(column, [], pl.String)
-        codes, names = encode(self._frame.get_column(column), self._numpy_engine)
+        if column in self._pending:  # encoded while the lines were sorted
+            codes, names = self._pending.pop(column).result()
+        else:
+            if column in self._let_go:
+                raise RuntimeError(f"{column} was already read into codes and let go")
+            if column not in self._frame.columns:
+                return np.full(len(self), -1, dtype=np.int32), pl.Series(column, [], pl.String)
+            codes, names = encode(self._frame.get_column(column), self._numpy_engine)
         out = codes[self._perm]
         self._release(column)
         return out, names
 
     def _release(self, column: str) -> None:
         """A shop's columns are the largest thing held: once read, ours can go."""
-        if self._owned:
-            self._frame = self._frame.drop(column)
-            if not self._frame.columns:  # every column read: the order is not needed again
-                self._perm = np.empty(0, dtype=np.int64)
+        if not self._owned:
+            return
+        with self._locks.setdefault("_release", threading.RLock()):  # two threads read
+            if column in self._frame.columns:
+                self._let_go.add(column)
+                self._frame = self._frame.drop(column)
+            if not self._frame.columns and not self._pending:
+                self._perm = np.empty(0, dtype=np.int64)  # the order is not needed again
 
     @property
     def small(self) -> bool:
         """Few enough lines for the numpy engine (see ``NUMPY_MAX_LINES``)."""
         return self._numpy_engine
 
-    @cached_property
+    @_once
     def product_lines(self) -> ProductLines:
         """The purchased (non-return) lines with a product, sorted by customer, product, day."""
         codes, _ = self.products
         rows = (self.bought & (codes >= 0)).nonzero()[0]
-        cust, product, day = sort_keys(self.cust[rows], codes[rows], self.day[rows])
-        product, day = product.astype(np.int32), day.astype(np.int32)  # half the memory
-        new_pair = changes(cust) | changes(product)
-        pairs = starts_of(new_pair)
-        return ProductLines(cust, product, day, new_pair, pairs, lengths(pairs, len(cust)))
+        keys = self.cust[rows], codes[rows], self.day[rows]
+        packed = _packed_sort(keys)
+        if packed is None:
+            cust, product, day = sort_keys(*keys)
+            new_pair = changes(cust) | changes(product)
+            pairs = starts_of(new_pair)
+            pair_cust, pair_product = cust[pairs], product[pairs]
+        else:
+            # Decoded only where needed: the day on every line, customer and product at the
+            # first line of each pair (a third of the passes over the lines, measured).
+            key, (low_c, low_p, low_d), (_, bits_p, bits_d) = packed
+            day = key & ((1 << bits_d) - 1)
+            day += low_d
+            key >>= bits_d  # customer x product
+            new_pair = changes(key)
+            pairs = starts_of(new_pair)
+            pair_key = key[pairs]
+            del key
+            pair_product = (pair_key & ((1 << bits_p) - 1)) + low_p
+            pair_cust = (pair_key >> bits_p) + low_c
+        return ProductLines(day.astype(np.int32), new_pair, pairs, lengths(pairs, len(day)),
+                            pair_cust.astype(np.int64), pair_product.astype(np.int32))
 
-    @cached_property
+    @_once
     def order_starts(self) -> np.ndarray:
         return self.new_order.nonzero()[0]
 
-    @cached_property
+    @_once
     def purchase_days(self) -> PurchaseDays:
         """Each buyer's purchase days (days with a purchase order), in day order."""
         orders = self.orders
@@ -138,10 +213,13 @@ class Lines:
         if len(day):
             # Orders come in order-id order within a customer: sort them by day (stable:
             # same-day orders keep that order, so their sum does not depend on the input's
-            # order of lines).
+            # order of lines), unless they already are (order ids rising in time).
             low, span = int(day.min()), int(day.max() - day.min()) + 1
-            order = argsort_stable(cust * span + (day - low))
-            cust, day, amount = cust[order], day[order], amount[order]
+            key = cust * span + (day - low)
+            if not (key[1:] >= key[:-1]).all():
+                order = argsort_stable(key)
+                cust, day, amount = cust[order], day[order], amount[order]
+            del key
         starts = starts_of(changes(cust) | changes(day))
         cust = cust[starts]
         new_buyer = changes(cust)
@@ -151,17 +229,21 @@ class Lines:
                             new_buyer=new_buyer, starts=buyer_starts, counts=counts,
                             last=buyer_starts + counts - 1, buyers=cust[buyer_starts])
 
-    @cached_property
+    @_once
     def orders(self) -> Orders:
         """Lines netted into orders (``features.orders.orders``' rule): the day of the first
         line, the net amount; a purchase is an order with a positive net amount."""
         starts = self.order_starts
         amount = np.add.reduceat(self.amount, starts) if len(starts) else np.zeros(0)
+        day = self.day
+        # An order's lines nearly always share its day: then the first line's is the
+        # minimum (one comparison pass against a reduction, measured ~5x faster).
+        same_day = len(day) < 2 or bool((self.new_order[1:] | (day[1:] == day[:-1])).all())
         return Orders(
             starts=starts,
             cust=self.cust[starts],
-            day=(np.minimum.reduceat(self.day, starts).astype(np.int64) if len(starts)
-                 else np.zeros(0, np.int64)),
+            day=(day[starts].astype(np.int64) if same_day
+                 else np.minimum.reduceat(day, starts).astype(np.int64)),
             amount=amount,
             purchase=amount > 0,
         )
@@ -170,14 +252,18 @@ class Lines:
 @dataclass
 class ProductLines:
     """Purchased product lines sorted by customer, product, day; ``pairs``: the first line of
-    each customer x product, ``pair_lines``: its number of lines."""
+    each customer x product, ``pair_lines``: its number of lines, ``pair_cust`` and
+    ``pair_product``: its customer and product codes."""
 
-    cust: np.ndarray
-    product: np.ndarray
     day: np.ndarray
     new_pair: np.ndarray
     pairs: np.ndarray
     pair_lines: np.ndarray
+    pair_cust: np.ndarray
+    pair_product: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.day)
 
 
 @dataclass
@@ -204,13 +290,18 @@ class Orders:
     purchase: np.ndarray
 
 
-def lines_before(transactions: Frame | Lines, as_of: date, *, own: bool = False) -> Lines:
+def lines_before(transactions: Frame | Lines, as_of: date, *, own: bool = False,
+                 ahead: bool | None = None) -> Lines:
     """The customer-sorted lines of ``transactions`` strictly before ``as_of`` (already
     prepared ``Lines`` for that date pass through, so several feature sets share one sort).
 
     ``own``: the caller hands a DataFrame over (and drops its own reference): its columns
     are let go as soon as they are read, as for a LazyFrame (a shop's lines are the largest
-    thing held: ~1 GB of ids, dates and amounts per 20M lines)."""
+    thing held: ~1 GB of ids, dates and amounts per 20M lines).
+
+    ``ahead`` (default: ``own``): product and order-channel codes are made in a background
+    thread while the lines are sorted, for callers that read them (the features do; the RFM
+    summary does not). Only above ``NUMPY_MAX_LINES`` lines: a request pays nothing."""
     if isinstance(transactions, Lines):
         if transactions.as_of != as_of:
             raise ValueError(f"lines prepared as of {transactions.as_of}, not {as_of}")
@@ -238,26 +329,77 @@ def lines_before(transactions: Frame | Lines, as_of: date, *, own: bool = False)
         ticks = ts.to_numpy().view(np.int64)  # datetime64 ticks, no copy
         keep = ticks < day_number(as_of) * per_day
     small = frame.height <= NUMPY_MAX_LINES
+    ahead = (own if ahead is None else ahead) and not small
+    pending = {}
+    if ahead and "product_id" in frame.columns:  # the other core encodes while we sort
+        pending["product_id"] = _background().submit(
+            encode, frame.get_column("product_id"), False)
     perm, new_customer, new_order, customer_ids = _sort(frame, keep, small)
+    order_starts = new_order.nonzero()[0]
+    if ahead and "channel" in frame.columns:
+        pending["order_channels"] = _background().submit(
+            _first_codes, frame.get_column("channel"), perm, order_starts, False)
     amount = frame.get_column("amount")
     if not isinstance(amount.dtype, pl.Float64):
         amount = amount.cast(pl.Float64)
     owned = own or isinstance(transactions, pl.LazyFrame)
-    if owned:  # our own copy: keep only what is read later
+    let_go = set()
+    if owned:  # our own copy: keep only what is read later (a column being encoded is
+        # held by its job until done)
+        let_go = {c for c, job in (("product_id", "product_id"), ("channel", "order_channels"))
+                  if job in pending}
         frame = frame.select([c for c in ("product_id", "quantity", "channel")
-                              if c in frame.columns])
-    return Lines(
+                              if c in frame.columns and c not in let_go])
+    # In place where a step would copy a shop's size (peak memory on 20M lines).
+    cust = np.cumsum(new_customer)
+    cust -= 1
+    day = ticks[perm]
+    day //= per_day
+    lines = Lines(
         as_of=as_of,
         customer_ids=customer_ids,
-        cust=np.cumsum(new_customer) - 1,
+        cust=cust,
         new_order=new_order,
-        day=(ticks[perm] // per_day).astype(np.int32),
+        day=day.astype(np.int32),
         amount=amount.to_numpy()[perm],
         _frame=frame,
         _perm=perm,
         _numpy_engine=small,
         _owned=owned,
+        _let_go=let_go,
+        _pending=pending,
     )
+    lines.order_starts = order_starts  # the cached property, known already
+    return lines
+
+
+_BACKGROUND: dict = {}  # process id -> its executor
+
+
+def _background():
+    """One worker thread, made on first use: the features' encoding overlaps the sort
+    (both spend their time in polars or numpy, outside the GIL). Per process: a forked
+    child (a Spark or gunicorn worker) has none of its parent's threads."""
+    import os
+
+    pid = os.getpid()
+    if pid not in _BACKGROUND:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _BACKGROUND.clear()
+        _BACKGROUND[pid] = ThreadPoolExecutor(1, thread_name_prefix="retain-lines")
+    return _BACKGROUND[pid]
+
+
+def _first_codes(values: pl.Series, perm: np.ndarray, starts: np.ndarray,
+                 numpy_engine: bool) -> tuple[np.ndarray, pl.Series]:
+    """``encode`` of each segment's first non-missing value (missing when none) of
+    ``values`` read in ``perm`` order: only those rows are encoded."""
+    rows = starts
+    if values.null_count():
+        first = seg_first(values.is_not_null().to_numpy()[perm], starts)
+        rows = np.where(first >= 0, first, starts)
+    return encode(take(values, perm[rows]), numpy_engine)
 
 
 def datetime_of(day: date):
@@ -313,6 +455,10 @@ def _sort_by_customer_codes(customer_id: pl.Series, order_id: pl.Series, keep: n
         return None  # missing ids: the exact string sort decides their place
     n = len(customer_id)
     in_order = customer_id.is_sorted()
+    if in_order and n > 1:
+        runs = _runs_as_they_come(customer_id, order_id, keep)
+        if runs is not None:
+            return runs
     if in_order and keep.all():  # as it comes: the runs are the customers
         perm = np.arange(n)
         new_customer = changes_in(customer_id, missing=False)
@@ -334,6 +480,35 @@ def _sort_by_customer_codes(customer_id: pl.Series, order_id: pl.Series, keep: n
         if not ((after >= before).to_numpy() | new_customer[1:]).all():
             return None
         new_order[1:] |= (after != before).to_numpy()
+    return perm, new_customer, new_order, take(customer_id, perm[new_customer])
+
+
+def _runs_as_they_come(customer_id: pl.Series, order_id: pl.Series, keep: np.ndarray):
+    """``_sort``'s result for customer-sorted lines whose order ids never fall within a
+    customer, checked on every line, kept or not (then the kept ones qualify too); None
+    when the check fails. Customer and order runs are found on the input as it is, in one
+    polars query (its three comparisons side by side), and carried to the kept lines as
+    run numbers: no copy of the order ids (measured ~40% less CPU on 2.1M lines)."""
+    n = len(customer_id)
+    after, before = pl.col("c").slice(1), pl.col("c").slice(0, n - 1)
+    later, earlier = pl.col("o").slice(1), pl.col("o").slice(0, n - 1)
+    compared = pl.DataFrame([customer_id.alias("c"), order_id.alias("o")]).select(
+        (after != before).alias("customer"), (later >= earlier).alias("rising"),
+        (later != earlier).alias("order"))
+    new_customer = np.ones(n, dtype=bool)
+    new_customer[1:] = compared.get_column("customer").to_numpy()
+    if not (compared.get_column("rising").to_numpy() | new_customer[1:]).all():
+        return None
+    new_order = new_customer.copy()
+    new_order[1:] |= compared.get_column("order").to_numpy()
+    del compared
+    if keep.all():
+        perm = np.arange(n)
+    else:  # a kept line starts a run when a run started since the previous kept line
+        perm = keep.nonzero()[0]
+        runs = np.int32 if n < 2**31 else np.int64  # half the memory: a shop's size
+        new_customer = changes(np.cumsum(new_customer, dtype=runs)[perm])
+        new_order = changes(np.cumsum(new_order, dtype=runs)[perm])
     return perm, new_customer, new_order, take(customer_id, perm[new_customer])
 
 
@@ -433,23 +608,11 @@ def _encode_categorical(values: pl.Series) -> tuple[np.ndarray, pl.Series]:
 def sort_keys(*keys: np.ndarray) -> tuple[np.ndarray, ...]:
     """The rows of the integer ``keys`` sorted lexicographically (the first key major), as
     int64 arrays."""
-    if len(keys[0]) < 100_000:  # numpy's lexsort: fewest steps on small arrays
+    packed = _packed_sort(keys)
+    if packed is None:
         order = np.lexsort(keys[::-1])
         return tuple(k[order].astype(np.int64) for k in keys)
-    lows = [int(k.min()) for k in keys]
-    bits = [(int(k.max()) - low).bit_length() for k, low in zip(keys, lows)]
-    if sum(bits) > 62:  # one int64 cannot hold them
-        order = np.lexsort(keys[::-1])
-        return tuple(k[order].astype(np.int64) for k in keys)
-    # One int64 key, sorted in place and decoded: a third of lexsort's memory and time.
-    # Fields of whole bits: shifts and masks, not products and divisions (measured ~0.4 s
-    # less CPU on 20M product lines).
-    combined = np.zeros(len(keys[0]), dtype=np.int64)
-    for k, low, width in zip(keys, lows, bits):
-        combined <<= width
-        combined += k
-        combined -= low
-    combined.sort()
+    combined, lows, bits = packed
     out = []
     for low, width in zip(lows[::-1], bits[::-1]):
         rest = combined & ((1 << width) - 1)
@@ -457,6 +620,27 @@ def sort_keys(*keys: np.ndarray) -> tuple[np.ndarray, ...]:
         out.append(rest)
         combined >>= width
     return tuple(out[::-1])
+
+
+def _packed_sort(keys) -> tuple[np.ndarray, list[int], list[int]] | None:
+    """``(sorted packed keys, lows, bit widths)``: each key minus its low in a field of
+    whole bits (the first key highest), one int64 per row, sorted in place; None when
+    numpy's lexsort is the better way (few rows) or one int64 cannot hold the fields.
+    A third of lexsort's memory and time; shifts and masks, not products and divisions
+    (measured ~0.4 s less CPU on 20M product lines)."""
+    if len(keys[0]) < 100_000:  # numpy's lexsort: fewest steps on small arrays
+        return None
+    lows = [int(k.min()) for k in keys]
+    bits = [(int(k.max()) - low).bit_length() for k, low in zip(keys, lows)]
+    if sum(bits) > 62:
+        return None
+    combined = np.zeros(len(keys[0]), dtype=np.int64)
+    for k, low, width in zip(keys, lows, bits):
+        combined <<= width
+        combined += k
+        combined -= low
+    combined.sort()
+    return combined, lows, bits
 
 
 # numpy's sorts, measured on 2M-line shops on 2 busy cores, beat polars' (0.12 s against

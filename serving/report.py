@@ -31,7 +31,13 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from retain.analytics.cohorts import Cohorts, cohorts_of_orders, costs_notes
+from retain.analytics.cohorts import (
+    Cohorts,
+    UnmatchedSpend,
+    cohorts_of_orders,
+    shown_names,
+    unmatched_spend,
+)
 from retain.serving import charts
 from retain.serving.labels import Language, label
 from retain.serving.ui_text import text
@@ -205,10 +211,10 @@ def ltv_curves_section(curves: pl.DataFrame | None, source: str | None,
 
 def unit_economics_section(summary: pl.DataFrame | None, costs_given: bool,
                            lang: Language, missing: str = "report.no_transactions",
-                           costs_notes: list[str] | None = None) -> str:
+                           unmatched: list[UnmatchedSpend] | None = None) -> str:
     """Per acquisition channel: customers, repeat rate, AOV, first order, revenue per
     customer, predicted CLV, and CAC, LTV and LTV/CAC when a costs file was given;
-    ``costs_notes``: what of the costs file matched no customer (``analytics.cohorts``)."""
+    ``unmatched``: what of the costs file matched no customer (``analytics.cohorts``)."""
     if summary is None or summary.height == 0:
         return _missing("unit", lang, missing)
     columns: list[tuple[str, str, Callable[[Any], str]]] = [
@@ -237,9 +243,17 @@ def unit_economics_section(summary: pl.DataFrame | None, costs_given: bool,
         body = f'<div class="chart">{svg}</div>{body}'
     if not costs_given:
         body += f'<p class="missing" data-missing="costs">{_e(text("report.no_costs", lang))}</p>'
-    body += "".join(f'<p class="note" data-note="costs">{_e(note)}</p>'
-                    for note in costs_notes or [])
+    body += "".join(f'<p class="note" data-note="costs">{_e(_costs_note(said, lang))}</p>'
+                    for said in unmatched or [])
     return _section("unit", lang, body, text("report.unit_note", lang))
+
+
+def _costs_note(said: UnmatchedSpend, lang: Language) -> str:
+    """One unmatched-costs sentence in the reader's language."""
+    key = ("report.costs_channel" if said.kind == "channel" else
+           "report.costs_month_counted" if said.counted else "report.costs_month_left")
+    names = shown_names(said.names, text("report.and_more", lang))
+    return text(key, lang, names=names, spend=_number(said.spend), months=said.months)
 
 
 def prediction_outcomes(scores: pl.DataFrame, transactions: pl.DataFrame | pl.LazyFrame,
@@ -460,8 +474,8 @@ def render_report(parts: ReportParts, lang: Language = "en",
         ltv_curves_section(channel.curves if channel else None,
                            channel.channel_source if channel else None, lang, missing),
         unit_economics_section(channel.summary if channel else None, parts.costs_given, lang,
-                               missing, costs_notes(channel.unmatched_costs if channel
-                                                    else None)),
+                               missing, unmatched_spend(channel.unmatched_costs if channel
+                                                        else None)),
         model_section(parts.outcomes, parts.outcome_run, parts.backtest_images,
                       parts.model_version, lang, parts.calibration),
         effect_section(parts.effect, lang, parts.effect_confidence),

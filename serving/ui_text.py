@@ -277,6 +277,27 @@ REPORT_TEXT: dict[str, tuple[str, str]] = {
                         "(acquisition_channel, month, spend)."),
                         ("Файл затрат не передан: для CAC и LTV/CAC нужен `--costs costs.csv` "
                         "(acquisition_channel, month, spend).")),
+    # Costs rows that matched no customer (analytics.cohorts.unmatched_spend).
+    "report.costs_channel": (("Channels of the costs file that acquired no customer (no "
+                              "customer has them as acquisition channel): {names}; spend "
+                              "{spend} over {months} month(s) left out of CAC and LTV/CAC."),
+                             ("Каналы из файла затрат, которые не привели ни одного клиента "
+                              "(ни у кого из клиентов нет такого канала привлечения): {names}; "
+                              "затраты {spend} за месяцев: {months}, не учтены в CAC и "
+                              "LTV/CAC.")),
+    "report.costs_month_counted": (("Months of the costs file with spend and no customer "
+                                    "acquired: {names}; spend {spend} counted in its channel's "
+                                    "CAC (spend that acquired no one)."),
+                                   ("Месяцы из файла затрат с расходами, но без новых клиентов: "
+                                    "{names}; затраты {spend} учтены в CAC своего канала "
+                                    "(расходы, которые никого не привели).")),
+    "report.costs_month_left": (("Months of the costs file with spend and no customer "
+                                 "acquired: {names}; spend {spend} left out (no cohort to divide "
+                                 "it by)."),
+                                ("Месяцы из файла затрат с расходами, но без новых клиентов: "
+                                 "{names}; затраты {spend} не учтены (нет когорты, на которую их "
+                                 "разделить).")),
+    "report.and_more": ("and {count:,} more", "и ещё {count:,}"),
     "col.cohort": ("Cohort", "Когорта"),
     "col.customers": ("Customers", "Клиентов"),
     "col.repeat_rate": ("Repeat rate", "Повторные"),

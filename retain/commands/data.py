@@ -149,7 +149,7 @@ def features(
                 # Shared: computed once, before they split; reading the channels too frees
                 # the last input columns before both sets hold their working arrays.
                 lines.product_lines  # noqa: B018
-                lines.channels  # noqa: B018
+                lines.order_channels  # noqa: B018
                 products = pool.submit(customer_product_features, lines, cutoff)
             customer_frame = customer_features(lines, cutoff, channels)
             product_frame = products.result() if products is not None else None

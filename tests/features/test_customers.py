@@ -135,3 +135,37 @@ def test_one_order_customer_has_no_intervals_and_zero_monetary_value():
 def test_customers_with_no_purchase_before_as_of_are_absent():
     tx = make_transactions([("a", "1", "2024-01-10", 5.0), ("b", "2", "2024-03-01", 5.0)])
     assert customer_features(tx, date(2024, 2, 1))["customer_id"].to_list() == ["a"]
+
+
+@pytest.mark.parametrize("numpy_max_lines", [0, 10**9], ids=["polars", "numpy"])
+def test_an_orders_channel_is_its_first_given_however_the_lines_are_read(
+        monkeypatch, numpy_max_lines):
+    from retain.features import segments
+
+    monkeypatch.setattr(segments, "NUMPY_MAX_LINES", numpy_max_lines)
+    as_of = date(2024, 7, 1)
+    tx = make_transactions([
+        ("a", "1", "2024-01-10", 10.0, "milk", 1, None),
+        ("a", "1", "2024-01-10", 20.0, "bread", 3, "web"),
+        ("a", "1", "2024-01-10", 20.0, "tea", 1, "store"),
+        ("a", "2", "2024-02-10", 10.0, "milk", 1, None),
+        ("b", "3", "2024-05-10", 10.0, "milk", 1, "app"),
+        ("b", "3", "2024-05-11", 10.0, "tea", 1, "kiosk"),
+    ])
+    expected = ([1, -1, 0], ["app", "web"])  # "store" and "kiosk" are no order's channel
+    per_line = segments.lines_before(tx, as_of)
+    assert per_line.channels[1].to_list() == ["app", "kiosk", "store", "web"]
+    codes, names = per_line.order_channels  # derived from the per-line codes
+    assert (codes.tolist(), names.to_list()) == expected
+    for ahead in (False, True):  # encoded here, or in the background while sorting
+        codes, names = segments.lines_before(tx, as_of, ahead=ahead).order_channels
+        assert (codes.tolist(), names.to_list()) == expected
+        owned = segments.lines_before(tx.clone(), as_of, own=True, ahead=ahead)
+        codes, names = owned.order_channels
+        assert (codes.tolist(), names.to_list()) == expected
+        with pytest.raises(RuntimeError, match="let go"):
+            owned.channels  # noqa: B018
+    owned = segments.lines_before(tx.clone(), as_of, own=True, ahead=False)
+    assert owned.channels[1].to_list() == ["app", "kiosk", "store", "web"]
+    codes, names = owned.order_channels  # read per line first, then per order
+    assert (codes.tolist(), names.to_list()) == expected

@@ -62,3 +62,27 @@ def test_candidates_count_cadence_in_the_customers_own_baskets():
     # The columns the pipeline always had are unchanged.
     plain = customer_product_features(tx, date(2024, 4, 11))
     assert_frame_equal(frame.select(plain.columns), plain)
+
+
+def test_both_feature_sets_from_lines_handed_over_and_read_by_two_threads(shop, shop_history):
+    """The features command's way: lines handed over (own), codes made ahead in the
+    background, customer and product features built side by side on the one Lines."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from retain.features.customers import customer_features, observed_channels
+    from retain.features.segments import NUMPY_MAX_LINES, lines_before
+
+    assert shop_history.height > NUMPY_MAX_LINES  # the polars engine, with codes ahead
+    channels = observed_channels(shop_history)
+    expected = (customer_features(shop_history, shop.as_of, channels),
+                customer_product_features(shop_history, shop.as_of))
+    for _ in range(3):  # whichever thread gets to the shared parts first
+        lines = lines_before(shop_history.clone(), shop.as_of, own=True)
+        assert lines._pending  # encoding in the background
+        with ThreadPoolExecutor(1) as pool:
+            products = pool.submit(customer_product_features, lines, shop.as_of)
+            customers = customer_features(lines, shop.as_of, channels)
+            assert_frame_equal(customers, expected[0])
+            assert_frame_equal(products.result(), expected[1])
+        assert not lines._pending and not lines._frame.columns and not len(lines._perm)
+

@@ -379,3 +379,9 @@ def test_the_unit_economics_section_says_which_costs_matched_no_customer():
     assert 'data-note="costs"' in unit and "facebook" in unit and "spend 70" in unit
     plain = render_report(build_report(AS_OF, SHOP, costs=costs.head(1)))
     assert 'data-note="costs"' not in plain
+    russian = render_report(build_report(AS_OF, SHOP, costs=costs), lang="ru")
+    russian = russian[russian.index('<section id="unit">'):]
+    note = russian[russian.index('data-note="costs"'):]
+    note = note[:note.index("</p>")]
+    assert "Каналы из файла затрат" in note and "facebook" in note and "затраты 70" in note
+    assert "spend" not in note
