@@ -64,7 +64,7 @@ def main() -> None:
     args = parser.parse_args()
     from api import consent_flags, retain_body
 
-    from retain.decisions.decide import decide, with_order_history
+    from retain.decisions.decide import decide
     from retain.decisions.rules import default_rules
     from retain.serving.routes import scores as route
 
@@ -96,7 +96,7 @@ def main() -> None:
             decided = decide(scores, features, as_of=body.as_of, rules=rules,
                              reference=pipeline.reference, channels=pipeline.channel_measurements,
                              consents=consent, contacts=contacts, lang=body.lang)
-            decided = with_order_history(decided, features)
+            # No order history: the route asks for none (its response has no such fields).
             t5 = clock()
             payload = route.scores_payload(body, decided, _Served(pipeline))
             orjson.dumps(payload)

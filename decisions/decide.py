@@ -180,15 +180,18 @@ def score_and_decide(
     contacts: Frame | None = None,
     lang: Language = "en",
     measure_channels_from_contacts: bool = True,
+    order_history: bool = True,
 ) -> pl.DataFrame:
     """The pipeline's scores with the decision columns and then :data:`ORDER_HISTORY_COLUMNS`,
     for every customer with a purchase before ``as_of``. The shop-wide figures and channel
     measurements fitted at training are used; a full contacts log given here also refreshes the channel measurements (pass
     ``measure_channels_from_contacts=False`` for a few recent messages kept only for the
-    frequency cap)."""
+    frequency cap). ``order_history=False``: without those columns (POST /v1/score does not
+    answer them)."""
     return score_decide_and_features(
         pipeline, transactions, as_of, rules=rules, consents=consents, contacts=contacts,
-        lang=lang, measure_channels_from_contacts=measure_channels_from_contacts)[0]
+        lang=lang, measure_channels_from_contacts=measure_channels_from_contacts,
+        order_history=order_history)[0]
 
 
 def score_decide_and_features(
@@ -201,6 +204,7 @@ def score_decide_and_features(
     contacts: Frame | None = None,
     lang: Language = "en",
     measure_channels_from_contacts: bool = True,
+    order_history: bool = True,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """:func:`score_and_decide` and the customer features it scored from (``retain score``
     watches their drift between runs: analytics/drift.py)."""
@@ -218,7 +222,7 @@ def score_decide_and_features(
     decided = decide(scores, features, as_of=as_of, rules=rules, reference=reference,
                      channels=channels, consents=consents, contacts=contacts, lang=lang,
                      offer_uplift=offer_uplift)
-    return with_order_history(decided, features), features
+    return (with_order_history(decided, features) if order_history else decided), features
 
 
 def with_order_history(frame: pl.DataFrame, features: pl.DataFrame) -> pl.DataFrame:

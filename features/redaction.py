@@ -28,8 +28,20 @@ _URL_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "RETAIN_STORE_URL",
 _MIN_SECRET = 4  # shorter values would mask ordinary words
 
 
+_secrets_of: tuple[tuple[str | None, ...], list[str]] = ((), [])
+
+
 def _known_secrets() -> list[str]:
-    """Secrets the environment holds: a password may be echoed without its URL around it."""
+    """Secrets the environment holds: a password may be echoed without its URL around it.
+    Worked out again only when one of the variables changed (every log record asks)."""
+    global _secrets_of
+    values = tuple(map(os.environ.get, _SECRET_ENV + _URL_ENV))
+    if values != _secrets_of[0]:
+        _secrets_of = (values, _secrets_in_environment())
+    return _secrets_of[1]
+
+
+def _secrets_in_environment() -> list[str]:
     found = [os.environ.get(name, "") for name in _SECRET_ENV]
     for name in _URL_ENV:
         value = os.environ.get(name, "")
@@ -47,8 +59,11 @@ def mask_credentials(text: str) -> str:
     """``text`` with URL passwords and known secrets replaced by ``***``."""
     if not text:
         return text
-    text = _URL_PASSWORD.sub(lambda m: f"{m['head']}:{MASK}@", text)
-    text = _KEY_VALUE.sub(lambda m: f"{m['key']}={MASK}", text)
+    # Each pattern holds a literal '@' or '=': without one, it cannot match.
+    if "@" in text:
+        text = _URL_PASSWORD.sub(lambda m: f"{m['head']}:{MASK}@", text)
+    if "=" in text:
+        text = _KEY_VALUE.sub(lambda m: f"{m['key']}={MASK}", text)
     for secret in _known_secrets():
         text = text.replace(secret, MASK)
     return text

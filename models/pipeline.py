@@ -117,7 +117,10 @@ def due_products(products: pl.DataFrame, as_of: date, ranker: DueProductRanker |
     next_due = products.get_column("next_due").cast(pl.Int32).to_numpy()[chosen]
     with np.errstate(invalid="ignore"):
         in_use = overdue <= DUE_PRODUCT_MAX_OVERDUE  # NaN (no cadence): not in use
-    when = np.where(in_use, np.maximum(np.nan_to_num(next_due), _day(as_of)), np.nan)
+    # Day numbers from an integer column: NaN (null) is the only non-finite value, so this is
+    # np.nan_to_num without its checks for infinities.
+    when = np.where(in_use, np.maximum(np.where(np.isnan(next_due), 0.0, next_due), _day(as_of)),
+                    np.nan)
     ids = take(products.get_column("customer_id"), chosen)
     # Align: a sorted merge, no join to plan; nothing to do when the ids are the same (the
     # API's one customer with products).

@@ -127,7 +127,13 @@ def require(scope: Scope) -> Any:
     async def check(request: Request, key: Annotated[str | None, Security(api_key_header)]) -> None:
         request.app.state.service.keyring.authorize(key, scope)
 
+    check.scope = scope  # type: ignore[attr-defined]  # read by routes that check it themselves
     return Depends(check)
+
+
+def presented_key(request: Request) -> str | None:
+    """The request's API key as ``api_key_header`` reads it (an empty header is no key)."""
+    return request.headers.get(API_KEY_HEADER) or None
 
 
 def _origin(url: str) -> tuple[str, str, int] | None:

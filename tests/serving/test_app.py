@@ -253,6 +253,31 @@ def test_scores_only_leave_the_decision_fields_null(client, registry, shop, shop
         assert row["churn_probability"] is not None
 
 
+@pytest.mark.parametrize(("query", "decided"), [
+    ("", True), ("?decisions=yes", True), ("?decisions=0", False), ("?decisions=OFF", False),
+    ("?decisions=false&decisions=true", True),  # the last value, as FastAPI reads a query
+])
+def test_the_decisions_flag_reads_as_a_boolean_query_parameter(client, shop, shop_history,
+                                                               query, decided):
+    # POST /v1/score reads its key and flag itself (ScoreRoute): as FastAPI would.
+    some = customers_of(shop_history, 1)
+    response = client.post(f"/v1/score{query}", json=score_body(some, shop.as_of), headers=SCORE)
+    assert response.status_code == 200
+    assert (response.json()["scores"][0]["goal"] is not None) is decided
+
+
+@pytest.mark.parametrize("query", ["?decisions=", "?decisions=maybe",
+                                   "?decisions=true&decisions=nah"])
+def test_a_decisions_flag_that_is_no_boolean_is_a_422_naming_it(client, shop, shop_history,
+                                                                query):
+    some = customers_of(shop_history, 1)
+    response = client.post(f"/v1/score{query}", json=score_body(some, shop.as_of), headers=SCORE)
+    assert response.status_code == 422
+    assert [e["loc"] for e in response.json()["errors"]] == [["query", "decisions"]]
+    # The key is checked first, as FastAPI checks a route's dependencies before its query.
+    assert client.post(f"/v1/score{query}", json=score_body(some, shop.as_of)).status_code == 401
+
+
 def test_aware_timestamps_are_converted_to_utc(client, shop, shop_history):
     some = customers_of(shop_history, 5)
     naive = score_body(some, shop.as_of)
