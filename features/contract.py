@@ -899,7 +899,16 @@ def _header_rows(raw: pl.DataFrame, names: set[str]) -> pl.Series:
     alternatives = ("".join(c if c.isalnum() or c == "_" else f"\\x{{{ord(c):x}}}" for c in n)
                     for n in sorted(names))
     pattern = "(?i)^\\s*(?:" + "|".join(alternatives) + ")\\s*$"
-    candidates = raw.filter(pl.col("customer_id").str.contains(pattern))
+    # A match holds at least one character, so one byte, per letter of the shortest name (a
+    # case-insensitive match maps a letter to one letter): ids shorter than that, as most are
+    # (C0000123 beside customer_id), skip the regular expression (~15 ms per 2M lines) on
+    # lengths alone, which the strings store.
+    shortest = min(len(n) for n in names)
+    ids = raw.select(_ROW, "customer_id")
+    long_enough = ids["customer_id"].str.len_bytes() >= shortest
+    if not long_enough.all():
+        ids = ids.filter(long_enough)
+    candidates = ids.filter(pl.col("customer_id").str.contains(pattern))
     return candidates.filter(exact)[_ROW]
 
 
