@@ -193,6 +193,17 @@ def test_a_parquet_file_read_ahead_loads_as_read_then_and_a_broken_one_says_why(
     assert "cannot be read as Parquet (truncated or damaged" in str(ahead.value)
 
 
+def test_parquet_quantities_integer_missing_read_as_one_and_a_float_nan_is_rejected(tmp_path):
+    path = tmp_path / "tx.parquet"
+    base = {"customer_id": ["a", "b"], "ts": [datetime(2024, 1, 1)] * 2, "amount": [1.0, 2.0]}
+    pl.DataFrame({**base, "quantity": [3, None]}).write_parquet(path)
+    loaded = load_transactions(path)
+    assert loaded.frame["quantity"].to_list() == [3.0, 1.0] and not loaded.report.rejected
+    pl.DataFrame({**base, "quantity": [3.0, float("nan")]}).write_parquet(path)
+    with pytest.raises(DataError, match="column 'quantity': not a number at rows 2"):
+        load_transactions(path)
+
+
 def test_sql_query_against_a_sqlite_database(tmp_path):
     db = tmp_path / "shop.db"
     with sqlite3.connect(db) as con:
