@@ -936,7 +936,7 @@ def _header_rows(raw: pl.DataFrame, names: set[str]) -> pl.Series:
     pattern = "(?i)^\\s*(?:" + "|".join(alternatives) + ")\\s*$"
     # A match holds at least one character, so one byte, per letter of the shortest name (a
     # case-insensitive match maps a letter to one letter): ids shorter than that, as most are
-    # (C0000123 beside customer_id), skip the regular expression (~15 ms per 2M lines) on
+    # (C0000123 beside customer_id), skip the regular expression (~6 ms CPU per 2M lines) on
     # lengths alone, which the strings store.
     shortest = min(len(n) for n in names)
     ids = raw.select(_ROW, "customer_id")
