@@ -229,10 +229,7 @@ def read_table(source: str | Path | _InMemory, query: str | None = None,
             raise DataError(f"{name}: the file is empty")
         suffixes = "".join(path.suffixes).lower()
         if suffixes.endswith((".parquet", ".pq")):
-            ahead = _read_ahead.pop(name, None)
-            frame = ahead.result() if ahead is not None else None
-            # A read ahead that failed is read again here: this read's error is the message.
-            frame = frame if frame is not None else _read_parquet(path)
+            frame = _read_parquet(path)
         elif suffixes.endswith((".csv", ".csv.gz", ".txt", ".tsv", ".txt.gz", ".tsv.gz")):
             frame = _read_csv(path, options, info)
         else:
@@ -240,36 +237,6 @@ def read_table(source: str | Path | _InMemory, query: str | None = None,
     if frame.height == 0:
         raise DataError(f"{name}: no rows (only a header or an empty result)")
     return frame.with_row_index(_ROW)
-
-
-_read_ahead: dict[str, Future[pl.DataFrame | None]] = {}
-
-
-def read_ahead(source: str | Path | None) -> None:
-    """Start reading the Parquet file ``source`` on a worker thread now, for the next
-    :func:`read_table` of that same name to take. polars lets the GIL go while it reads
-    (~0.1 s per 2M lines): a command's imports and its progress display (rich, ~0.04 s) go on
-    meanwhile instead of before the read. Anything else (a CSV, a database, a missing file) is
-    left to ``read_table``, which reads it and names any problem as always."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    name = str(source or "")
-    path = Path(name)
-    if (is_database_url(name) or not "".join(path.suffixes).lower().endswith((".parquet", ".pq"))
-            or not path.is_file()):
-        return
-
-    def read() -> pl.DataFrame | None:
-        try:
-            return pl.read_parquet(path)
-        except Exception:  # noqa: BLE001 - read_table reads it again and says what is wrong
-            return None
-
-    pool = ThreadPoolExecutor(1)
-    try:
-        _read_ahead[name] = pool.submit(read)
-    finally:
-        pool.shutdown(wait=False)  # the thread ends with its one task
 
 
 def _read_parquet(path: Path) -> pl.DataFrame:

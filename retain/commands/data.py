@@ -128,12 +128,7 @@ def features(
         check_output_type(path)  # before minutes of work, not after
     import polars as pl
 
-    from retain.features.contract import read_ahead
-
-    # The file is read from now on (the GIL let go): the loading thread's start (rich's
-    # progress display, ~0.04 s of imports) and the imports below no longer come before it.
-    if not config.query:
-        read_ahead(config.transactions)
+    import retain.features.contract  # noqa: F401 - before the loading thread needs it
 
     with ThreadPoolExecutor(1) as pool:
         # Reading and checking the lines is polars' work, the GIL let go: the feature modules

@@ -14,7 +14,6 @@ from retain.features.contract import (
     load_customers,
     load_transactions,
     parse_column_map,
-    read_ahead,
 )
 
 HEADER = "customer_id,order_id,ts,amount,product_id\n"
@@ -173,24 +172,6 @@ def test_parquet_bad_rows_are_reported_as_rows(tmp_path):
     pl.DataFrame({"customer_id": ["a", "b"], "ts": ["2024-01-01", "?"], "amount": [1.0, 2.0]}).write_parquet(path)
     with pytest.raises(DataError, match=r"(?s)tx.parquet: .* at rows 2"):
         load_transactions(path)
-
-
-def test_a_parquet_file_read_ahead_loads_as_read_then_and_a_broken_one_says_why(tmp_path):
-    path = tmp_path / "tx.parquet"
-    pl.DataFrame({"customer_id": [" a", "b"], "ts": [datetime(2024, 1, 1)] * 2,
-                  "amount": [1.0, 2.0]}).write_parquet(path)
-    read_ahead(str(path))
-    assert load_transactions(str(path)).frame.equals(load_transactions(str(path)).frame)
-    assert load_transactions(str(path)).frame["customer_id"].to_list() == ["a", "b"]
-    broken = tmp_path / "broken.parquet"
-    broken.write_bytes(path.read_bytes()[:-20])
-    with pytest.raises(DataError) as direct:
-        load_transactions(broken)
-    read_ahead(broken)
-    with pytest.raises(DataError) as ahead:
-        load_transactions(broken)
-    assert str(ahead.value) == str(direct.value)
-    assert "cannot be read as Parquet (truncated or damaged" in str(ahead.value)
 
 
 def test_parquet_quantities_integer_missing_read_as_one_and_a_float_nan_is_rejected(tmp_path):
