@@ -128,6 +128,10 @@ def _plain_param_class(base: Any, build_runtime_param: Any) -> Any:
     @dataclass(frozen=True)
     class PlainParam(base):  # type: ignore[misc,valid-type]
         def _coerce_value(self, value: Any, param: Any, ctx: _click.Context) -> Any:
+            if value == "" and param.name == "out":
+                # An empty path reads as "." (the directory): no file name to write to.
+                raise _click.exceptions.BadParameter(
+                    "an empty path; name the file (or directory) to write", ctx=ctx, param=param)
             try:
                 plain = _plain_value(self.annotation, self.parameter_info, value, param, ctx)
             except ValueError:  # e.g. a NUL in a path: Typer's adapter words the error

@@ -70,3 +70,14 @@ def test_bad_date_flag_is_explained(tmp_path):
     result = runner.invoke(app, ["features", "--transactions", str(shop_csv(tmp_path)),
                                  "--as-of", "01/02/2024", "--out", str(tmp_path / "f.parquet")])
     assert result.exit_code == 1 and "--as-of" in result.output
+
+
+def test_an_empty_out_path_is_a_usage_error_naming_the_flag(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = shop_csv(tmp_path)
+    for command in (["features", "--transactions", str(path)],
+                    ["cohorts", "--transactions", str(path)]):
+        result = runner.invoke(app, [*command, "--out", ""])
+        assert result.exit_code == 2, result.output
+        assert "'--out': an empty path" in result.output and "internal error" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tx.csv"]  # nothing written
