@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # imported where the commands run: help stays instant
     from rich.table import Table
 
     from retain.analytics.cohorts import Cohorts
-    from retain.config import Settings
+    from retain.commands.common import TransactionSettings
     from retain.serving.store import ScoreStore
 
 app = typer.Typer()
@@ -87,7 +87,7 @@ def stored_clv(store: ScoreStore | None, as_of: date) -> tuple[pl.DataFrame | No
     return (pl.concat(chunks) if chunks else None), run
 
 
-def load_costs_or_fail(source: str | None, config: Settings, rejects: Path) -> pl.DataFrame | None:
+def load_costs_or_fail(source: str | None, config: TransactionSettings, rejects: Path) -> pl.DataFrame | None:
     from retain.analytics.cohorts import load_costs
     from retain.commands.common import report_rejects
     from retain.features.contract import DataError

@@ -14,7 +14,7 @@ from retain.commands.common import fail, read_options, report_rejects
 from retain.progress import console, step
 
 if TYPE_CHECKING:
-    from retain.config import Settings
+    from retain.commands.common import TransactionSettings
     from retain.decisions.rules import Rules
     from retain.spark import SparkLoaded
 
@@ -54,7 +54,7 @@ def _parquet_out(path: Path, flag: str) -> None:
                    "name it .parquet")
 
 
-def spark_load(spark, config: Settings, rejects: Path, partitions: int,
+def spark_load(spark, config: TransactionSettings, rejects: Path, partitions: int,
                horizon_days: int | None = None) -> SparkLoaded:
     """``commands.common.load`` on Spark: the same notes, rejects and errors."""
     from datetime import timedelta
@@ -81,7 +81,7 @@ def spark_load(spark, config: Settings, rejects: Path, partitions: int,
     return loaded
 
 
-def spark_features(config: Settings, out: Path, products_out: Path | None, rejects: Path, *,
+def spark_features(config: TransactionSettings, out: Path, products_out: Path | None, rejects: Path, *,
                    with_labels: bool, master: str | None, partitions: int) -> None:
     from retain.features.contract import DataError
     from retain.spark import features, spark_errors, used_lines
@@ -108,7 +108,7 @@ def spark_features(config: Settings, out: Path, products_out: Path | None, rejec
                   + (f" and {products_out}" if products_out is not None else ""))
 
 
-def spark_score(config: Settings, out: Path, rejects: Path, registered, rules: Rules, lang: str,
+def spark_score(config: TransactionSettings, out: Path, rejects: Path, registered, rules: Rules, lang: str,
                 store, customers: str | None, contacts: str | None, *, master: str | None,
                 partitions: int):
     """Score on Spark into Parquet parts at ``out``, then stream them into the score store.
@@ -174,7 +174,7 @@ class SparkTrainingData:
     shop_reference: Callable[[Any], Any] | None = None
 
 
-def spark_training_data(config: Settings, rejects: Path, sample_customers: int, *,
+def spark_training_data(config: TransactionSettings, rejects: Path, sample_customers: int, *,
                         master: str | None, partitions: int) -> SparkTrainingData:
     """``retain train``'s data on Spark: every line validated per partition, the stratified
     sample of customers drawn there (``retain.spark.training_sample``), and only the sampled
