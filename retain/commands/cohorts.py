@@ -87,7 +87,8 @@ def stored_clv(store: ScoreStore | None, as_of: date) -> tuple[pl.DataFrame | No
     return (pl.concat(chunks) if chunks else None), run
 
 
-def load_costs_or_fail(source: str | None, config: TransactionSettings, rejects: Path) -> pl.DataFrame | None:
+def load_costs_or_fail(source: str | None, config: TransactionSettings,
+                                           rejects: Path) -> pl.DataFrame | None:
     from retain.analytics.cohorts import load_costs
     from retain.commands.common import report_rejects
     from retain.features.contract import DataError

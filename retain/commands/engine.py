@@ -81,7 +81,8 @@ def spark_load(spark, config: TransactionSettings, rejects: Path, partitions: in
     return loaded
 
 
-def spark_features(config: TransactionSettings, out: Path, products_out: Path | None, rejects: Path, *,
+def spark_features(config: TransactionSettings,
+                   out: Path, products_out: Path | None, rejects: Path, *,
                    with_labels: bool, master: str | None, partitions: int) -> None:
     from retain.features.contract import DataError
     from retain.spark import features, spark_errors, used_lines
@@ -108,7 +109,8 @@ def spark_features(config: TransactionSettings, out: Path, products_out: Path | 
                   + (f" and {products_out}" if products_out is not None else ""))
 
 
-def spark_score(config: TransactionSettings, out: Path, rejects: Path, registered, rules: Rules, lang: str,
+def spark_score(config: TransactionSettings,
+                out: Path, rejects: Path, registered, rules: Rules, lang: str,
                 store, customers: str | None, contacts: str | None, *, master: str | None,
                 partitions: int):
     """Score on Spark into Parquet parts at ``out``, then stream them into the score store.
