@@ -88,7 +88,7 @@ def stored_clv(store: ScoreStore | None, as_of: date) -> tuple[pl.DataFrame | No
 
 
 def load_costs_or_fail(source: str | None, config: TransactionSettings,
-                                           rejects: Path) -> pl.DataFrame | None:
+                       rejects: Path) -> pl.DataFrame | None:
     from retain.analytics.cohorts import load_costs
     from retain.commands.common import report_rejects
     from retain.features.contract import DataError
