@@ -43,17 +43,6 @@ def raw_scores(booster: lgb.Booster, X: np.ndarray) -> np.ndarray:
 
 
 def _predictor(booster: lgb.Booster, n_features: int) -> _RowPredictor | None:
-    # Found without the lock (a dict read is atomic): the lock only guards the set-up.
-    predictor = _predictors.get(booster, _MISSING)
-    if predictor is _MISSING:
-        predictor = _set_up(booster, n_features)
-    return predictor if predictor is not None and predictor.n_features == n_features else None
-
-
-_MISSING = object()
-
-
-def _set_up(booster: lgb.Booster, n_features: int) -> _RowPredictor | None:
     with _lock:
         if booster not in _predictors:
             try:
@@ -62,7 +51,8 @@ def _set_up(booster: lgb.Booster, n_features: int) -> _RowPredictor | None:
                 log.warning("LightGBM's single-row predictions unavailable (%s: %s): using "
                             "Booster.predict", type(exc).__name__, exc)
                 _predictors[booster] = None
-        return _predictors[booster]
+        predictor = _predictors[booster]
+    return predictor if predictor is not None and predictor.n_features == n_features else None
 
 
 class _RowPredictor:
@@ -80,14 +70,7 @@ class _RowPredictor:
         self._lib = basic._LIB
         self._check = basic._safe_call
         self._config = ctypes.c_void_p()
-        # Its own function object with declared arguments: plain integers pass as pointers
-        # and the status comes back as an int, without a ctypes object per argument (~5 us a
-        # call otherwise, half of a row's cost). Not the library's shared attribute, whose
-        # argtypes other code may rely on being unset.
-        self._predict = ctypes.CFUNCTYPE(ctypes.c_int, *[ctypes.c_void_p] * 4)(
-            ("LGBM_BoosterPredictForMatSingleRowFast", self._lib))
-        # Per-predictor result slots (calls are serialised by ``_calling``).
-        self._written, self._value = ctypes.c_int64(0), ctypes.c_double()
+        self._predict = self._lib.LGBM_BoosterPredictForMatSingleRowFast
         self._check(self._lib.LGBM_BoosterPredictForMatSingleRowFastInit(
             booster._handle,
             ctypes.c_int(basic._C_API_PREDICT_RAW_SCORE),
@@ -101,23 +84,21 @@ class _RowPredictor:
         ))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        rows = X if X.flags.c_contiguous else np.ascontiguousarray(X)
+        rows = np.ascontiguousarray(X)
         n = len(rows)
+        out = np.empty(n, dtype=np.float64)
         row_bytes = rows.strides[0] if n else 0
         row_pointer = rows.ctypes.data
         # Each value through one ctypes double, then copied: a pointer cast per row cost more
         # (~3 us a call) than the copy.
-        predict, config = self._predict, self._config.value
-        value = self._value
-        written_at, value_at = ctypes.addressof(self._written), ctypes.addressof(value)
-        out = []
+        written, value = ctypes.c_int64(0), ctypes.c_double()
+        predict, config, check = self._predict, self._config, self._check
         with self._calling:
             for i in range(n):
-                status = predict(config, row_pointer + i * row_bytes, written_at, value_at)
-                if status:
-                    self._check(status)  # raises LightGBM's error
-                out.append(value.value)
-        return np.array(out, dtype=np.float64)
+                check(predict(config, ctypes.c_void_p(row_pointer + i * row_bytes),
+                              ctypes.byref(written), ctypes.byref(value)))
+                out[i] = value.value
+        return out
 
     def __del__(self) -> None:
         config = getattr(self, "_config", None)  # None when __init__ failed early
