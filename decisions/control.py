@@ -14,6 +14,8 @@ import hashlib
 import numpy as np
 import polars as pl
 
+from retain.features.segments import bool_column
+
 _DIGITS = 15
 _SPACE = 16**_DIGITS
 
@@ -28,7 +30,8 @@ def control_group(customer_ids: pl.Series, *, share: float, salt: str) -> pl.Ser
     members = np.fromiter(
         (int(hashlib.sha256(f"{salt}:{cid or ''}".encode()).hexdigest()[:_DIGITS], 16)
          < threshold for cid in customer_ids.to_list()), dtype=bool, count=customer_ids.len())
-    return pl.Series("control_group", members)
+    # polars' direct constructor: pl.Series(numpy) spends ~20 us in checks on one customer.
+    return bool_column("control_group", members)
 
 
 def hash_fraction(customer_ids: pl.Series, *, salt: str) -> np.ndarray:

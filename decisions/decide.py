@@ -70,7 +70,7 @@ from retain.decisions.segments import (
     segment_labels,
 )
 from retain.features.orders import Frame, midnight
-from retain.features.segments import date_column
+from retain.features.segments import bool_column, date_column
 
 if TYPE_CHECKING:
     from retain.models.pipeline import ScoringPipeline
@@ -374,7 +374,7 @@ def _channels(ids: pl.Series, x: dict[str, Column], acting: np.ndarray, rules: R
     candidates = usable & (rank == rank[np.arange(n), best][:, None])
     several = candidates.sum(axis=1) > 1
     if several.any() and plan.weights.any():
-        draw = hash_fraction(ids.filter(pl.Series(several)),
+        draw = hash_fraction(ids.filter(bool_column("", several)),  # not pl.Series: ~10 us of checks
                              salt=f"{rules.control_group.salt}:channel")
         best[several] = draw_by_split(candidates[several], plan.weights, draw)
     return (np.where(has, best, -1), np.where(has, plan.cost[best], 0.0),

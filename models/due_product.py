@@ -103,7 +103,9 @@ class DueProductRanker:
         rank = products.get_column("purchase_rank").to_numpy()
         kept = rank <= MAX_CANDIDATES
         if kept.any():
-            rows = products if kept.all() else products.filter(pl.Series(kept))
+            # Rows by position, not DataFrame.filter: a filter runs as a query, ~0.5 ms on a
+            # request's few rows (a customer with more than MAX_CANDIDATES products).
+            rows = products if kept.all() else products[np.flatnonzero(kept)]
             raw = raw_scores(self.booster_,
                              matrix(self._with_popularity(rows), self.feature_names_))
             out[kept] = 1.0 / (1.0 + np.exp(-raw))

@@ -174,3 +174,20 @@ def test_without_product_ids_there_is_no_due_product(pipeline, due_ranker, shop,
         assert scores["due_product_id"].null_count() == scores.height
         assert scores["due_product_date"].null_count() == scores.height
         assert_alone_equals_batch(scorer, no_products, ids, shop.as_of)
+
+
+def test_the_ranker_scores_only_the_candidates_of_a_customer_with_many_products(
+        pipeline, due_ranker, shop, shop_history):
+    from retain.models.due_product import MAX_CANDIDATES
+
+    ids = customers(shop_history, 400)
+    _, products = pipeline.features(of(shop_history, ids), shop.as_of)
+    counts = products.group_by("customer_id").len()
+    many = counts.filter(pl.col("len") > MAX_CANDIDATES)["customer_id"].sort().to_list()
+    assert many, "the simulated shop has customers with more products than candidates"
+    rows = products.filter(pl.col("customer_id") == many[0])
+    scores = due_ranker.scores(rows)
+    kept = (rows["purchase_rank"] <= MAX_CANDIDATES).to_numpy()
+    assert np.isnan(scores[~kept]).all() and not np.isnan(scores[kept]).any()
+    # The candidates score as they do alone.
+    np.testing.assert_array_equal(scores[kept], due_ranker.scores(rows.filter(pl.Series(kept))))
