@@ -415,14 +415,18 @@ def _sort(frame: pl.DataFrame, keep: np.ndarray, small: bool):
     order_id = (_strings(frame.get_column("order_id")) if "order_id" in frame.columns
                 else pl.Series("order_id", [None] * frame.height, pl.String))
     if small:
-        customers, names = encode(customer_id, numpy_engine=True)
-        orders, _ = encode(order_id, numpy_engine=True)
+        # encode's codes, without its names as a Series: the order ids' are not needed and
+        # the customers' are built once, for the customers kept (measured ~10 us a request).
+        customers, names = _list_codes(customer_id.to_list())
+        orders, _ = _list_codes(order_id.to_list())
         kept = keep.nonzero()[0]
         perm = kept[np.lexsort((orders[kept], customers[kept]))]
         customers, orders = customers[perm], orders[perm]
         new_customer = changes(customers)
         new_order = new_customer | changes(orders)
-        return perm, new_customer, new_order, take(names, customers[new_customer])
+        kept_names = [names[code] if code >= 0 else None  # a missing id sorts first
+                      for code in customers[new_customer].tolist()]
+        return perm, new_customer, new_order, string_column(customer_id.name, kept_names)
     coded = _sort_by_customer_codes(customer_id, order_id, keep)
     if coded is not None:
         return coded
@@ -581,16 +585,20 @@ def encode(values: pl.Series, numpy_engine: bool) -> tuple[np.ndarray, pl.Series
         return _encode_categorical(values)
     values = _strings(values)
     if numpy_engine:
-        # A request's few lines: a dict beats np.unique on Python strings several times over.
-        listed = values.to_list()
-        names = sorted(set(listed) - {None})
-        index = {name: code for code, name in enumerate(names)}
-        index[None] = -1
-        return (np.array([index[v] for v in listed], dtype=np.int32),
-                string_column(values.name, names))
+        codes, names = _list_codes(values.to_list())
+        return codes, string_column(values.name, names)
     names = values.drop_nulls().unique().sort()
     physical = values.cast(pl.Enum(names.to_list())).to_physical()
     return physical.cast(pl.Int32).fill_null(-1).to_numpy(), names
+
+
+def _list_codes(listed: list) -> tuple[np.ndarray, list]:
+    """``encode`` of a request's few values as a list: ``(codes, sorted distinct names)``.
+    A dict beats np.unique on Python strings several times over."""
+    names = sorted(set(listed) - {None})
+    index = {name: code for code, name in enumerate(names)}
+    index[None] = -1
+    return np.array([index[v] for v in listed], dtype=np.int32), names
 
 
 def _encode_categorical(values: pl.Series) -> tuple[np.ndarray, pl.Series]:
