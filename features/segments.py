@@ -589,6 +589,8 @@ def encode(values: pl.Series, numpy_engine: bool) -> tuple[np.ndarray, pl.Series
         return codes, string_column(values.name, names)
     names = values.drop_nulls().unique().sort()
     physical = values.cast(pl.Enum(names.to_list())).to_physical()
+    if not physical.null_count():  # numpy's cast: ~6x less than polars' cast and fill_null
+        return physical.to_numpy().astype(np.int32), names
     return physical.cast(pl.Int32).fill_null(-1).to_numpy(), names
 
 
