@@ -270,7 +270,8 @@ def _channel_mix(lines: Lines, buyers: np.ndarray, channels: Sequence[str],
     # Blocks of buyers, not customers one by one: one block unless channels run to thousands.
     for low in range(0, n_buyers, block):
         high = min(low + block, n_buyers)
-        part = slice(*np.searchsorted(row, [low, high]))
+        part = (slice(None) if high - low == n_buyers  # one block: every row
+                else slice(*np.searchsorted(row, [low, high])))
         counts = np.bincount((row[part] - low) * width + channel[part],
                              minlength=(high - low) * width).reshape(high - low, width)
         total = counts.sum(axis=1, dtype=np.float64)

@@ -169,3 +169,21 @@ def test_an_orders_channel_is_its_first_given_however_the_lines_are_read(
     assert owned.channels[1].to_list() == ["app", "kiosk", "store", "web"]
     codes, names = owned.order_channels  # read per line first, then per order
     assert (codes.tolist(), names.to_list()) == expected
+
+
+def test_no_channel_or_product_is_null_alone_or_beside_others_and_short_medians_are_exact():
+    # a: three purchase days (intervals 10 then 4: median 7, read without a sort), no channel
+    # and no product; b: one order with both. Null names must not depend on the batch.
+    rows = [
+        ("a", "1", "2024-01-01", 10.0), ("a", "2", "2024-01-11", 10.0),
+        ("a", "3", "2024-01-15", 10.0),
+        ("b", "9", "2024-01-05", 5.0, "pen", 1, "web"),
+    ]
+    as_of = date(2024, 2, 1)
+    both = customer_features(make_transactions(rows), as_of, ["web"])
+    alone = customer_features(make_transactions(rows[:3]), as_of, ["web"])
+    a, b = both.row(0, named=True), both.row(1, named=True)
+    assert a["interval_median"] == 7 and a["overdue_ratio"] == pytest.approx(17 / 7)
+    assert a["top_channel"] is None and a["top_product_id"] is None and a["n_channels"] == 0
+    assert b["top_channel"] == "web" and b["top_product_id"] == "pen"
+    assert_frame_equal(alone, both.head(1))

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import numpy as np
 import pytest
 from polars.testing import assert_frame_equal
 
@@ -86,3 +87,21 @@ def test_both_feature_sets_from_lines_handed_over_and_read_by_two_threads(shop, 
             assert_frame_equal(products.result(), expected[1])
         assert not lines._pending and not lines._frame.columns and not len(lines._perm)
 
+
+
+def test_product_keys_sorted_in_two_halves_are_the_whole_sort(monkeypatch):
+    # Customer-major keys cut between two customers sort apart on two threads: the result
+    # must be the full lexicographic sort, whatever customer the middle row belongs to.
+    from retain.features import segments
+
+    monkeypatch.setattr(segments, "_HALVES_MIN", 1)
+    rng = np.random.default_rng(7)
+    n = 150_000
+    spread = np.sort(rng.integers(0, 3_000, n))  # the cut falls inside a customer's run
+    one_long = spread.copy()
+    one_long[: n // 2 + 10] = spread[0]  # one customer across the middle: no cut
+    product, day = rng.integers(0, 400, n), rng.integers(19_000, 20_500, n)
+    for cust in (spread, one_long):
+        split, *_ = segments._packed_sort((cust, product, day), major_sorted=True)
+        whole, *_ = segments._packed_sort((cust, product, day))  # one np.sort
+        assert np.array_equal(split, whole)
