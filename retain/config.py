@@ -54,6 +54,42 @@ class Settings(BaseSettings):
     )
 
 
+# Settings whose flag is not the field's name with dashes.
+FLAG_NAMES = {"column_map": "--map"}
+
+
+class SettingsError(ValueError):
+    """A setting a flag or a ``RETAIN_*`` variable gave that retain cannot use: one line."""
+
+
 def settings(**flags: Any) -> Settings:
-    """Settings from flags given on the command line (None = not given) over the environment."""
-    return Settings(**{name: value for name, value in flags.items() if value is not None})
+    """Settings from flags given on the command line (None = not given) over the environment.
+    A wrong value is a :class:`SettingsError` naming the flag or the variable it came from."""
+    import re
+
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError as SourceError
+
+    given = {name: value for name, value in flags.items() if value is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        raise SettingsError(described(exc, given)) from None
+    except SourceError as exc:  # a variable that is not JSON where JSON is read
+        field = re.search(r'field "(\w+)"', str(exc))
+        name = f"RETAIN_{field.group(1).upper()}" if field else "a RETAIN_ variable"
+        example = (""", e.g. '{"customer_id": "client_code"}'"""
+                   if name == "RETAIN_COLUMN_MAP" else "")
+        raise SettingsError(f"{name}: not valid JSON{example}") from None
+
+
+def described(exc: Any, given: dict[str, Any]) -> str:
+    """pydantic's errors of ``exc`` as "--flag: what is wrong" or "RETAIN_NAME: ...", never
+    the value itself (a key or a database password may be one)."""
+    lines = []
+    for error in exc.errors(include_url=False, include_input=False):
+        name = str(error["loc"][0]) if error["loc"] else ""
+        where = (FLAG_NAMES.get(name, "--" + name.replace("_", "-")) if name in given
+                 else f"RETAIN_{name.upper()}")
+        lines.append(f"{where}: {error['msg']}")
+    return "; ".join(lines)

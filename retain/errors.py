@@ -62,11 +62,13 @@ def debug_requested() -> bool:
 
 def known_error_types() -> tuple[type[BaseException], ...]:
     """Errors whose message is the whole story (exit 1). Imported late: the CLI starts fast."""
+    from retain.config import SettingsError
     from retain.features.contract import DataError
     from retain.models.registry import RegistryError
     from retain.serving.store import StoreUnavailable
 
-    return (DataError, RegistryError, StoreUnavailable, DatabaseError, OSError, MemoryError)
+    return (DataError, RegistryError, StoreUnavailable, DatabaseError, SettingsError, OSError,
+            MemoryError)
 
 
 def translate(exc: BaseException) -> BaseException:

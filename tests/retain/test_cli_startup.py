@@ -120,7 +120,7 @@ def test_plain_settings_equal_pydantics(monkeypatch):
     assert transaction_settings(**flags) == plain
 
 
-def test_settings_errors_stay_pydantics(monkeypatch, capsys):
+def test_settings_errors_name_the_flag_or_the_variable(monkeypatch, capsys):
     import typer
 
     for key in list(os.environ):
@@ -128,11 +128,19 @@ def test_settings_errors_stay_pydantics(monkeypatch, capsys):
             monkeypatch.delenv(key)
     with pytest.raises(typer.Exit):
         transaction_settings("tx.parquet", None, 0, None, None, None)
-    assert "greater than or equal to 1" in " ".join(capsys.readouterr().err.split())
+    said = " ".join(capsys.readouterr().err.split())
+    assert "--horizon-days: Input should be greater than or equal to 1" in said
     monkeypatch.setenv("RETAIN_HORIZON_DAYS", "soon")
     with pytest.raises(typer.Exit):
         transaction_settings("tx.parquet", None, None, None, None, None)
-    assert "horizon_days" in capsys.readouterr().err
+    said = " ".join(capsys.readouterr().err.split())
+    assert "RETAIN_HORIZON_DAYS: Input should be a valid integer" in said
+    assert "soon" not in said and "pydantic" not in said and "validation error" not in said
+    monkeypatch.delenv("RETAIN_HORIZON_DAYS")
+    monkeypatch.setenv("RETAIN_COLUMN_MAP", "client_code")
+    with pytest.raises(typer.Exit):
+        transaction_settings("tx.parquet", None, None, None, None, None)
+    assert "RETAIN_COLUMN_MAP: not valid JSON" in capsys.readouterr().err
 
 
 def test_only_the_invoked_command_is_built_and_it_reads_the_same(tmp_path):

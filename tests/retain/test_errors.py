@@ -167,3 +167,14 @@ def test_a_database_that_fails_to_operate_is_one_line(shop, monkeypatch):
     result = runner.invoke(app, shop)
     assert result.exit_code == 1
     assert lines(result.output)[-1] == "error: database error: attempt to write a readonly database"
+
+
+def test_a_wrong_retain_variable_is_one_line_naming_it_without_its_value(tmp_path, monkeypatch):
+    """`retain score` reads its settings where no command-level check catches them."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RETAIN_LANG", "deutsch")
+    result = runner.invoke(app, ["score", "--transactions", str(tmp_path / "tx.csv"),
+                                 "--out", str(tmp_path / "s.parquet")])
+    assert result.exit_code == errors.EXIT_ERROR
+    assert lines(result.output)[-1] == "error: RETAIN_LANG: Input should be 'en' or 'ru'"
+    assert "deutsch" not in result.output and "internal error" not in result.output
