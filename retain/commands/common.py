@@ -374,6 +374,28 @@ def load(config: TransactionSettings, rejects: Path, horizon_days: int | None = 
     return tx, as_of, report
 
 
+def no_purchase_candidates(tx: pl.DataFrame, cutoff: date) -> pl.Series:
+    """The customers who may have lines before ``cutoff`` but no purchase (an order netting
+    above zero): only a customer with a line of zero or less can have none. Few lines are,
+    so this is cheap, and the caller keeps it after the lines are freed."""
+    import polars as pl
+
+    before = pl.col("ts") < pl.lit(cutoff).cast(pl.Datetime("us"))
+    return tx.filter(before & (pl.col("amount") <= 0))["customer_id"].unique()
+
+
+def note_no_purchase(candidates: pl.Series, kept: pl.Series, cutoff: date, what: str) -> int:
+    """Say how many customers of the log get no row (``what``: "features", "scores") because
+    they have no purchase before the as-of date, so that nobody goes missing silently (CDNOW:
+    70 customers bought only zero-dollar lines). The API answers them with an error entry."""
+    missing = int((~candidates.is_in(kept.implode())).sum()) if len(candidates) else 0
+    if missing:
+        console.print(f"[yellow]note:[/] {missing:,} customers have no purchase before the as-of "
+                      f"date {cutoff} (only orders netting to zero or less: free lines, refunds, "
+                      f"cancellations): they get no {what}")
+    return missing
+
+
 def rules_or_fail(path: str | None) -> Rules:
     from retain.decisions.rules import RulesError, load_rules
 

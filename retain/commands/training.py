@@ -316,7 +316,7 @@ def score(
     """
     import polars as pl
 
-    from retain.commands.common import write_frame
+    from retain.commands.common import note_no_purchase, no_purchase_candidates, write_frame
     from retain.config import settings
     from retain.decisions.decide import ORDER_HISTORY_COLUMNS, score_decide_and_features
     from retain.progress import step
@@ -338,7 +338,7 @@ def score(
         run_id, rows, scores = spark_score(config, out, rejected, registered, decision_rules,
                                            options.lang, store, customers, contacts,
                                            master=spark_master, partitions=partitions)
-        print_score_summary(scores, rows, run_id)
+        print_score_summary(scores, rows, run_id, registered.pipeline)
         # Spark's features stay in its partitions: the scores and decisions are watched.
         from retain.analytics.drift import DECISION_CATEGORIES, DECISION_NUMBERS, SCORE_COLUMNS
 
@@ -376,7 +376,8 @@ def score(
             drift = store_drift(opened, run_id, previous, scores, features)
     except (ValueError, OSError) as exc:
         raise fail(f"score store: {exc}") from None
-    print_score_summary(scores, scores.height, run_id)
+    print_score_summary(scores, scores.height, run_id, registered.pipeline)
+    note_no_purchase(no_purchase_candidates(tx, cutoff), scores["customer_id"], cutoff, "scores")
     print_drift_summary(drift, previous)
 
 
@@ -409,8 +410,9 @@ def print_drift_summary(drift, previous: dict | None) -> None:
         console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
-def print_score_summary(scores, rows: int, run_id: str) -> None:
-    """What a score run decided, in a few lines (``scores``: at least goal and score_source)."""
+def print_score_summary(scores, rows: int, run_id: str, pipeline=None) -> None:
+    """What a score run decided, in a few lines (``scores``: at least goal and score_source;
+    ``pipeline``: the model that scored, to say why the probabilistic model did)."""
     console.print(f"{rows:,} customers scored; store run {run_id}")
     goals = scores.group_by("goal").len().sort("len", descending=True)
     console.print("goals: " + ", ".join(f"{goal} {n:,}" for goal, n in goals.iter_rows()))
@@ -423,8 +425,12 @@ def print_score_summary(scores, rows: int, run_id: str) -> None:
                       "recency rule, which the backtest found as good as the models "
                       "(score_source = baseline)")
     if sources.get("btyd"):
+        # A fallback only when LightGBM could not be trained; on CDNOW at a 90-day horizon the
+        # backtest chose the probabilistic model (a tie with LightGBM goes to the simpler one).
+        why = ("probabilistic fallback" if pipeline is None or not pipeline.eligible else
+               "probabilistic model, which the backtest chose for churn")
         console.print(f"[yellow]note:[/] {sources['btyd']:,} customers are scored by the "
-                      "probabilistic fallback (score_source = btyd)")
+                      f"{why} (score_source = btyd)")
 
 
 @app.command(epilog=example("retain promote --version 1 --alias champion"))

@@ -47,6 +47,7 @@ def test_cdnow_as_shipped_gives_features_and_labels(env):
               "--labels", "--out", "cdnow-features.parquet")
     # The lines after the 90-day horizon are outside the window: counted, never rejected.
     assert "not used" in out and "the horizon end" in out and "rejected" not in out
+    assert "70 customers have no purchase before the as-of date 1997-10-01" in out
     features = pl.read_parquet(env / "cdnow-features.parquet")
     assert features.height == 23_500 and features["customer_id"].is_unique().all()
     assert 0 < features["ordered_again"].mean() < 0.5 and "revenue_h" in features.columns
@@ -64,8 +65,11 @@ def test_cdnow_as_shipped_trains_scores_and_evaluates(env):
                  "--out", "cdnow-scores.parquet")
     assert LINES_AFTER in scored
     scores = pl.read_parquet(env / "cdnow-scores.parquet")
-    # 23,570 customers; 70 of them bought only zero-dollar lines (no purchase to score).
-    assert 23_400 < scores.height <= 23_570 and scores["customer_id"].is_unique().all()
+    # 23,570 customers; 70 of them bought only zero-dollar lines (no purchase to score), and
+    # the command says so rather than dropping them silently.
+    assert scores.height == 23_500 and scores["customer_id"].is_unique().all()
+    assert ("70 customers have no purchase before the as-of date 1997-10-01" in scored
+            and "they get no scores" in scored)
     assert scores["churn_probability"].is_between(0, 1).all()
     assert scores["predicted_revenue"].is_finite().all()
 
