@@ -22,7 +22,7 @@ from typing_extensions import TypedDict  # pydantic needs this one before Python
 
 from retain.decisions.decide import GOALS
 from retain.decisions.segments import BEHAVIOUR_TYPES, LIFECYCLE_STAGES, VALUE_TIERS
-from retain.features.contract import MAX_ABS_AMOUNT, normalize_customer_id
+from retain.features.contract import MAX_ABS_AMOUNT, channel_name, normalize_customer_id
 
 MAX_CUSTOMERS = 1000
 MAX_ID_LENGTH = 128
@@ -171,8 +171,10 @@ class TransactionIn(TypedDict):
         description="Where the order was placed: web, app, store, ...", examples=["web"])]]
 
 
+# As the batch reads a customers table's consent columns: "E-mail" is email, "СМС" is sms.
 ChannelName = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True,
-                                               min_length=1, max_length=32)]
+                                               min_length=1, max_length=32),
+                        AfterValidator(channel_name)]
 
 
 class CustomerIn(Strict):

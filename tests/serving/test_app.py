@@ -477,6 +477,18 @@ def test_consents_must_be_booleans(client):
     assert response.json()["errors"][0]["field"] == "customers[0].consents.email"
 
 
+def test_consents_named_as_a_crm_spells_the_channel_choose_the_same_channel(client, shop,
+                                                                            shop_history):
+    body = score_body(customers_of(shop_history, 40), shop.as_of)
+    spelled = json.loads(json.dumps(body))
+    for plain, crm in zip(body["customers"], spelled["customers"], strict=True):
+        plain["consents"] = {"email": True, "sms": True, "telegram": False}
+        crm["consents"] = {"E-mail": True, " СМС ": True, "Телеграм": False}
+    first = client.post("/v1/score", json=body, headers=SCORE).json()["scores"]
+    assert any(s["channel"] in ("email", "sms") for s in first)
+    assert client.post("/v1/score", json=spelled, headers=SCORE).json()["scores"] == first
+
+
 def test_errors_in_a_large_request_name_their_customer(client):
     body = {"as_of": "2026-07-01", "customers": [
         {"customer_id": f"C{i}", "transactions": [{"ts": "2026-05-01", "amount": 10.0}]}
