@@ -87,8 +87,26 @@ _MONTH_FIRST = ("%m/%d/%y %H:%M:%S", "%m/%d/%y %H:%M", "%m/%d/%y",
 _DAY_FIRST = ("%d/%m/%y %H:%M:%S", "%d/%m/%y %H:%M", "%d/%m/%y",
               "%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y")
 _AWARE_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%dT%H:%M:%S%z")
-_TRUE = ("true", "1", "yes", "y", "t", "да")
-_FALSE = ("false", "0", "no", "n", "f", "нет", "")
+# Excel in a Russian locale writes booleans as ИСТИНА / ЛОЖЬ (TRUE / FALSE), 1C as Да / Нет.
+_TRUE = ("true", "1", "yes", "y", "t", "да", "истина")
+_FALSE = ("false", "0", "no", "n", "f", "нет", "ложь", "")
+# How CRMs and mailing services spell the channels, written without spaces, hyphens, dots or
+# underscores (``E-mail``, ``Whats App``, ``СМС``): each is the rules' one name, so a log's
+# ``E-mail`` is measured with ``email`` and matches ``consent_email``. A name not here stays as
+# written, lower case (a channel the rules file adds).
+_CHANNEL_ALIASES = {
+    **{name: name for name in ("email", "sms", "push", "whatsapp", "telegram", "vk", "max")},
+    "еmail": "email",  # a Cyrillic е, as typed on a Russian keyboard
+    "почта": "email", "элпочта": "email", "электроннаяпочта": "email",
+    "смс": "sms",
+    "пуш": "push", "webpush": "push", "вебпуш": "push",
+    "pushуведомление": "push", "pushуведомления": "push", "пушуведомления": "push",
+    "вотсап": "whatsapp", "ватсап": "whatsapp", "вацап": "whatsapp",
+    "телеграм": "telegram", "телеграмм": "telegram", "tg": "telegram",
+    "вк": "vk", "вконтакте": "vk", "vkontakte": "vk",
+    "макс": "max",
+}
+_CHANNEL_SEPARATORS = r"[\s\-_.]"
 _SHOWN_ROWS = 5
 _ROW = "_row"
 _ALL_COLUMNS = "all columns"
@@ -593,6 +611,37 @@ def _number(frame: pl.DataFrame, column: str) -> pl.Expr:
     return pl.when(value.is_finite()).then(value)
 
 
+def channel_name(text: str) -> str:
+    """A contact channel's one name: ``" E-mail "`` -> ``email``, ``СМС`` -> ``sms``; a name
+    retain does not know stays as written, in lower case. Same rule as ``channel_name_expr``."""
+    lower = text.strip().lower()
+    return _CHANNEL_ALIASES.get(re.sub(_CHANNEL_SEPARATORS, "", lower), lower)
+
+
+def channel_name_expr(column: str = "channel") -> pl.Expr:
+    """``channel_name`` as a polars expression (the contacts log)."""
+    lower = _text(column).str.to_lowercase()
+    compact = lower.str.replace_all(_CHANNEL_SEPARATORS, "")
+    return (pl.when(compact.is_in(list(_CHANNEL_ALIASES)))
+            .then(compact.replace(_CHANNEL_ALIASES)).otherwise(lower))
+
+
+def _consent_columns(raw: pl.DataFrame, source: str) -> pl.DataFrame:
+    """``Consent_E-mail`` -> ``consent_email``: consent columns by their channel's one name."""
+    renames = {c: "consent_" + channel_name(c[len("consent_"):]) for c in raw.columns
+               if c.lower().startswith("consent_")}
+    renames = {old: new for old, new in renames.items() if old != new}
+    if not renames:
+        return raw
+    names = [renames.get(c, c) for c in raw.columns]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        same = [c for c in raw.columns if renames.get(c, c) in twice]
+        raise DataError(f"{source}: columns {', '.join(map(repr, same))} are consents to the "
+                        f"same channel ({', '.join(twice)}); keep one of them")
+    return raw.rename(renames)
+
+
 def _boolean(frame: pl.DataFrame, column: str) -> pl.Expr:
     if frame.schema[column] == pl.Boolean:
         return pl.col(column)
@@ -946,6 +995,7 @@ def load_customers(
     name = str(source)
     raw = _apply_map(read_table(source, query or "SELECT * FROM customers"), column_map or {}, name)
     _require(raw, CUSTOMER_REQUIRED, name)
+    raw = _consent_columns(raw, name)
     consents = [c for c in raw.columns if c.startswith("consent_")]
     parsed: dict[str, pl.Expr] = {"customer_id": customer_id_expr()}
     checks = [_Check("customer_id", "missing customer id", _blank("__customer_id"))]
@@ -985,7 +1035,7 @@ def load_contacts(
     parsed: dict[str, pl.Expr] = {
         "customer_id": customer_id_expr(),
         "ts": _datetime(raw, "ts"),
-        "channel": _text("channel").str.to_lowercase(),
+        "channel": channel_name_expr(),
         "campaign": _text("campaign") if "campaign" in has else pl.lit(None, pl.String),
         # A blank cost is 0 (said in a note); a cost that is not a number is rejected below.
         "cost": _number(raw, "cost").fill_null(0.0) if "cost" in has else pl.lit(0.0),

@@ -10,6 +10,7 @@ import pytest
 from retain.features.contract import (
     DataError,
     ReadOptions,
+    channel_name,
     load_contacts,
     load_customers,
     load_transactions,
@@ -236,6 +237,36 @@ def test_customers_table_with_consents(tmp_path):
     assert frame.select("customer_id", "consent_email", "consent_sms").rows() == [
         ("c1", True, False), ("c2", True, False)
     ]
+
+
+def test_consents_as_russian_excel_and_1c_write_them(tmp_path):
+    # Excel in a Russian locale saves TRUE/FALSE as ИСТИНА/ЛОЖЬ; such rows were rejected whole.
+    text = ("customer_id;Consent_E-mail;consent_SMS;consent_Telegram\n"
+            "c1;ИСТИНА;ДА ;1\nc2;ЛОЖЬ;Нет;\nc3; истина ;нет;0\n")
+    loaded = load_customers(write(tmp_path, text, "customers.csv"))
+    assert loaded.report.rows_rejected == 0
+    assert loaded.frame.select("customer_id", "consent_email", "consent_sms",
+                               "consent_telegram").rows() == [
+        ("c1", True, True, True), ("c2", False, False, False), ("c3", True, False, False)]
+
+
+def test_two_consent_columns_for_one_channel_are_one_error(tmp_path):
+    text = "customer_id,consent_email,consent_e-mail\nc1,1,0\n"
+    with pytest.raises(DataError, match=r"customers.csv: columns 'consent_email', "
+                                        r"'consent_e-mail' are consents to the same channel"):
+        load_customers(write(tmp_path, text, "customers.csv"))
+
+
+def test_contacts_channels_are_one_name_however_the_crm_spells_them(tmp_path):
+    # "E-mail" beside "email" was measured as a channel of its own, matching no consent_email.
+    spellings = ["E-mail", "email", "Email ", "е-mail", "Эл. почта", "SMS", "СМС", "Whats App",
+                 "Телеграм", "ВКонтакте", "Web-push", "Viber"]
+    text = "customer_id,ts,channel\n" + "".join(f"c{i},2024-01-01,{c}\n"
+                                                for i, c in enumerate(spellings))
+    frame = load_contacts(write(tmp_path, text, "contacts.csv")).frame
+    assert frame["channel"].to_list() == ["email"] * 5 + ["sms", "sms", "whatsapp", "telegram",
+                                                         "vk", "push", "viber"]
+    assert [channel_name(c) for c in spellings] == frame["channel"].to_list()
 
 
 def test_customers_table_rejects_unknown_consent_values(tmp_path):
