@@ -371,6 +371,12 @@ def load(config: TransactionSettings, rejects: Path, horizon_days: int | None = 
     as_of = config.as_of or (tx["ts"].max().date() + timedelta(days=1))  # type: ignore[union-attr]
     if report.as_of is None:
         report.as_of = as_of
+    if horizon_days is not None and tx.height:
+        last = tx["ts"].max().date()  # type: ignore[union-attr]
+        # Lines after the horizon show that the log goes on past it: a quiet end is then real.
+        note = horizon_coverage(last, as_of, horizon_days, later_lines=report.after_as_of > 0)
+        if note and not quiet:
+            console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
     return tx, as_of, report
 
 
@@ -394,6 +400,27 @@ def note_no_purchase(candidates: pl.Series, kept: pl.Series, cutoff: date, what:
                       f"date {cutoff} (only orders netting to zero or less: free lines, refunds, "
                       f"cancellations): they get no {what}")
     return missing
+
+
+def horizon_coverage(last: date, as_of: date, horizon_days: int, *,
+                     later_lines: bool = False) -> str | None:
+    """Whether the transactions cover the horizon ``[as_of, as_of + horizon)`` that labels and
+    `retain evaluate` judge on: an exit-1 error when none of its days is in the log (every
+    customer would read as churned and the metrics as NaN), a note when the log ends inside it
+    (what customers did after the end is unknown and counts as no order), else None. The
+    latest covered as-of is the one `retain train`'s own backtest uses: the day after the last
+    line minus the horizon."""
+    end = as_of + timedelta(days=horizon_days - 1)
+    if later_lines or last >= end:
+        return None
+    covered = last + timedelta(days=1 - horizon_days)
+    if last < as_of:
+        raise fail(f"no transactions in the {horizon_days}-day horizon after the as-of date "
+                   f"{as_of} (they end {last}): the outcomes are what customers did in it; "
+                   f"choose --as-of {covered} or earlier, or a shorter --horizon-days")
+    return (f"the transactions end {last}, {(end - last).days} days before the last day of "
+            f"the {horizon_days}-day horizon after {as_of} ({end}): orders after {last} are "
+            f"unknown and count as none; --as-of {covered} or earlier is fully covered")
 
 
 def rules_or_fail(path: str | None) -> Rules:

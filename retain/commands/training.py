@@ -265,6 +265,13 @@ def evaluate(
     pipeline, version = registered.pipeline, registered.version
     horizon = pipeline.horizon_days
     tx, cutoff, _ = load(config, rejects or Path("rejected.csv"), horizon)
+    trained = pipeline.trained_as_of
+    if trained is not None and trained > cutoff:
+        # Judged on lines it learned from: the figures flatter it, whatever the verdict.
+        console.print(f"[yellow]note:[/] model version {version} was trained on transactions "
+                      f"before {trained}, which include this horizon (from {cutoff}): it is "
+                      "judged on data it has seen; for a fair test train with --as-of "
+                      f"{cutoff} or earlier", soft_wrap=True)
     metrics, frame = evaluate_pipeline(pipeline, tx, cutoff, TrainConfig(horizon_days=horizon))
     console.print(metrics_table(metrics, f"Model version {version} at {cutoff}, horizon {horizon} days"))
     versus = versus_best_baseline(frame, metrics, cutoff)
