@@ -221,6 +221,26 @@ def parse_column_map(pairs: Sequence[str] | Mapping[str, str] | None) -> dict[st
     return mapping
 
 
+# ``--map customers.customer_id=client_code`` maps a side table's column; a name without one
+# of these prefixes maps the transactions'.
+SIDE_TABLES = ("customers", "contacts", "costs")
+
+
+def table_map(column_map: Mapping[str, str] | None, table: str | None = None) -> dict[str, str]:
+    """One table's part of a column map (contract column -> the file's): ``table=None`` the
+    transactions' (names without a table prefix), else ``customers``, ``contacts`` or ``costs``
+    (``{"customers.customer_id": "Код клиента"}`` -> ``{"customer_id": "Код клиента"}``)."""
+    mapped: dict[str, str] = {}
+    for target, source in (column_map or {}).items():
+        prefix, dot, column = target.partition(".")
+        if dot and prefix in SIDE_TABLES:
+            if prefix == table:
+                mapped[column] = source
+        elif table is None:
+            mapped[target] = source
+    return mapped
+
+
 def is_database_url(source: str) -> bool:
     return bool(re.match(r"^[a-z][a-z0-9+]*://", str(source)))
 
@@ -250,11 +270,18 @@ def read_table(source: str | Path | _InMemory, query: str | None = None,
             frame = _read_parquet(path)
         elif suffixes.endswith((".csv", ".csv.gz", ".txt", ".tsv", ".txt.gz", ".tsv.gz")):
             frame = _read_csv(path, options, info)
+        elif suffixes.endswith(_WORKBOOKS):
+            raise DataError(f"{name}: {_WORKBOOK_HINT}")
         else:
             raise DataError(f"{name}: unknown file type; use .csv, .parquet or a database URL")
     if frame.height == 0:
         raise DataError(f"{name}: no rows (only a header or an empty result)")
     return frame.with_row_index(_ROW)
+
+
+_WORKBOOKS = (".xlsx", ".xlsm", ".xls", ".ods")
+_WORKBOOK_HINT = ("an Excel workbook, which retain does not read: save the sheet as CSV "
+                  "(Excel: File > Save As > CSV UTF-8) and pass the .csv")
 
 
 def _read_parquet(path: Path) -> pl.DataFrame:
@@ -374,6 +401,8 @@ def _read_csv(path: Path, options: ReadOptions, info: ReadInfo) -> pl.DataFrame:
             raise DataError(f"{path}: not a readable gzip file ({exc})") from None
     if data.startswith(b"PAR1"):
         raise DataError(f"{path}: this is a Parquet file; name it .parquet")
+    if data.startswith((b"PK\x03\x04", b"\xd0\xcf\x11\xe0")):  # .xlsx (a ZIP), .xls (OLE)
+        raise DataError(f"{path}: {_WORKBOOK_HINT}")
     if b"\x00" in data[:65536]:
         raise DataError(f"{path}: a binary file, not text CSV (NUL bytes)")
     text, info.encoding = decode_text(data, str(path), options.encoding)
@@ -451,11 +480,13 @@ def _apply_map(frame: pl.DataFrame, column_map: Mapping[str, str], source: str) 
     return frame.drop(clashing).rename(renames)
 
 
-def _require(frame: pl.DataFrame, required: Sequence[str], source: str) -> None:
+def _require(frame: pl.DataFrame, required: Sequence[str], source: str,
+             table: str | None = None) -> None:
     missing = [c for c in required if c not in frame.columns]
     if missing:
         found = ", ".join(c for c in frame.columns if c != _ROW)
-        hint = " ".join(f"--map {c}=YOUR_COLUMN" for c in missing)
+        prefix = f"{table}." if table else ""
+        hint = " ".join(f"--map {prefix}{c}=YOUR_COLUMN" for c in missing)
         if len(frame.columns) - (_ROW in frame.columns) == 1:
             raise DataError(
                 f"{source}: one column only ({found!r}): the separator was not recognised; "
@@ -746,7 +777,7 @@ def load_transactions(
         window_end = None
     name = str(source) if not is_database_url(str(source)) else _safe_url(str(source))
     info = ReadInfo()
-    raw = _apply_map(read_table(source, query, options, info), column_map or {}, name)
+    raw = _apply_map(read_table(source, query, options, info), table_map(column_map), name)
     from_price = "amount" not in raw.columns and "price" in raw.columns
     _require(raw, [c for c in TRANSACTION_REQUIRED if not (from_price and c == "amount")], name)
     has = set(raw.columns)
@@ -975,7 +1006,7 @@ def load_customers(
     and any ``consent_<channel>`` flags (true/false/1/0/yes/no/да/нет; missing = no consent)."""
     name = str(source)
     raw = _apply_map(read_table(source, query or "SELECT * FROM customers"), column_map or {}, name)
-    _require(raw, CUSTOMER_REQUIRED, name)
+    _require(raw, CUSTOMER_REQUIRED, name, "customers")
     raw = _consent_columns(raw, name)
     consents = [c for c in raw.columns if c.startswith("consent_")]
     parsed: dict[str, pl.Expr] = {"customer_id": customer_id_expr()}
@@ -1011,7 +1042,7 @@ def load_contacts(
     and, when the log has it, ``offer`` (blank reads as ``none``)."""
     name = str(source)
     raw = _apply_map(read_table(source, query or "SELECT * FROM contacts"), column_map or {}, name)
-    _require(raw, CONTACT_REQUIRED, name)
+    _require(raw, CONTACT_REQUIRED, name, "contacts")
     has = set(raw.columns)
     parsed: dict[str, pl.Expr] = {
         "customer_id": customer_id_expr(),

@@ -15,6 +15,7 @@ from retain.features.contract import (
     load_customers,
     load_transactions,
     parse_column_map,
+    table_map,
 )
 
 HEADER = "customer_id,order_id,ts,amount,product_id\n"
@@ -242,6 +243,23 @@ def test_contacts_channels_are_one_name_however_the_crm_spells_them(tmp_path):
     assert frame["channel"].to_list() == ["email"] * 5 + ["sms", "sms", "whatsapp", "telegram",
                                                          "vk", "push", "viber"]
     assert [channel_name(c) for c in spellings] == frame["channel"].to_list()
+
+
+def test_one_map_names_the_columns_of_every_table(tmp_path):
+    column_map = {"customer_id": "Код контрагента", "ts": "Дата",
+                  "customers.customer_id": "Код клиента", "customers.consent_sms": "Согласие SMS",
+                  "contacts.ts": "Дата отправки", "costs.spend": "Расход"}
+    assert table_map(column_map) == {"customer_id": "Код контрагента", "ts": "Дата"}
+    assert table_map(column_map, "customers") == {"customer_id": "Код клиента",
+                                                  "consent_sms": "Согласие SMS"}
+    assert table_map(column_map, "contacts") == {"ts": "Дата отправки"}
+    tx = write(tmp_path, "Код контрагента;Дата;amount\n7.0;01.03.2024;1 200,50\n", "tx.csv")
+    assert load_transactions(tx, column_map=column_map).frame["customer_id"].to_list() == ["7"]
+    crm = write(tmp_path, "Код клиента;Согласие SMS\n7.0;ИСТИНА\n", "crm.csv")
+    loaded = load_customers(crm, column_map=table_map(column_map, "customers"))
+    assert loaded.frame.select("customer_id", "consent_sms").rows() == [("7", True)]
+    with pytest.raises(DataError, match=r"map them: --map customers.customer_id=YOUR_COLUMN"):
+        load_customers(crm)
 
 
 def test_customers_table_rejects_unknown_consent_values(tmp_path):

@@ -244,6 +244,10 @@ def test_an_absurd_amount_is_a_bad_row_as_in_the_api(tmp_path):
     ("truncated.parquet", None, "cannot be read as Parquet (truncated"),
     ("text.parquet", b"customer_id,ts,amount\nc,2024-01-01,1\n", "not a Parquet file"),
     ("parquet.csv", None, "Parquet file; name it .parquet"),
+    # A marketplace's or a marketer's workbook, as it is or renamed to .csv.
+    ("sales.xlsx", b"PK\x03\x04" + b"\x00" * 60, "an Excel workbook, which retain does not read"),
+    ("sales.xls", b"\xd0\xcf\x11\xe0" + b"\x00" * 60, "save the sheet as CSV"),
+    ("sales.csv", b"PK\x03\x04\x14\x00\x06\x00" + b"\x00" * 60, "an Excel workbook"),
 ])
 def test_each_broken_file_is_one_data_error_naming_it(tmp_path, name, content, says):
     path = tmp_path / name
