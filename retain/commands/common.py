@@ -43,8 +43,9 @@ MapOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--map", metavar="<column=yours>",
-        help="Map a contract column to yours, e.g. --map customer_id=client_code (repeatable). "
-        "Env: RETAIN_COLUMN_MAP as JSON.",
+        help="Map a contract column to yours, e.g. --map customer_id=client_code (repeatable); "
+        "a side table's with its name first: --map customers.customer_id=client_code "
+        "(customers., contacts., costs.). Env: RETAIN_COLUMN_MAP as JSON.",
         show_default=False,
     ),
 ]
