@@ -1005,7 +1005,9 @@ def load_customers(
     """Read the optional customers table: ``customer_id``, ``signup_ts``, ``acquisition_channel``
     and any ``consent_<channel>`` flags (true/false/1/0/yes/no/да/нет; missing = no consent)."""
     name = str(source)
-    raw = _apply_map(read_table(source, query or "SELECT * FROM customers"), column_map or {}, name)
+    info = ReadInfo()  # a CRM's cp1251 file is said, as the transactions' is
+    raw = _apply_map(read_table(source, query or "SELECT * FROM customers", None, info),
+                     column_map or {}, name)
     _require(raw, CUSTOMER_REQUIRED, name, "customers")
     raw = _consent_columns(raw, name)
     consents = [c for c in raw.columns if c.startswith("consent_")]
@@ -1020,14 +1022,29 @@ def load_customers(
     for consent in consents:
         parsed[consent] = _boolean(raw, consent)
         checks.append(_Check(consent, "not true/false", pl.col(f"__{consent}").is_null()))
+    # A CRM lists a customer twice (merged records, two exports joined): when what retain reads
+    # is the same in both, the repeat is left out and said; when it differs (a consent given
+    # in one and not the other), which one holds is the shop's to say: a bad row.
+    values = raw.select(pl.col(_ROW), **{k: v for k, v in parsed.items()})
+    repeats = values.filter(~pl.col("customer_id").is_null() & (pl.col("customer_id") != "")
+                            & ~pl.struct(list(parsed)).is_first_distinct())[_ROW]
+    notes = []
+    if repeats.len():
+        raw = raw.filter(~pl.col(_ROW).is_in(repeats.implode()))
+        notes.append(f"{name}: {repeats.len():,} customers listed again with the same "
+                     "values; the repeats are left out")
     checks.append(
-        _Check("customer_id", "duplicated customer id", pl.col("__customer_id").is_duplicated()
+        _Check("customer_id", "duplicated customer id with other values",
+               pl.col("__customer_id").is_duplicated()
                & ~pl.col("__customer_id").is_first_distinct())
     )
-    return _validate(
+    loaded = _validate(
         raw, parsed, checks, source=name, on_bad_rows=on_bad_rows,
         rejects_path=rejects_path, line_offset=_line_offset(name),
     )
+    loaded.report.read_notes.extend(notes)
+    loaded.report.encoding, loaded.report.separator = info.encoding, info.separator
+    return loaded
 
 
 def load_contacts(
@@ -1041,7 +1058,9 @@ def load_contacts(
     """Read the optional contacts log: ``customer_id, ts, channel, campaign, cost, control``
     and, when the log has it, ``offer`` (blank reads as ``none``)."""
     name = str(source)
-    raw = _apply_map(read_table(source, query or "SELECT * FROM contacts"), column_map or {}, name)
+    info = ReadInfo()  # a CRM's cp1251 file is said, as the transactions' is
+    raw = _apply_map(read_table(source, query or "SELECT * FROM contacts", None, info),
+                     column_map or {}, name)
     _require(raw, CONTACT_REQUIRED, name, "contacts")
     has = set(raw.columns)
     parsed: dict[str, pl.Expr] = {
@@ -1078,6 +1097,7 @@ def load_contacts(
         rejects_path=rejects_path, line_offset=_line_offset(name),
     )
     loaded.report.read_notes.extend(notes)
+    loaded.report.encoding, loaded.report.separator = info.encoding, info.separator
     return loaded
 
 

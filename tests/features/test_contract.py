@@ -262,6 +262,23 @@ def test_one_map_names_the_columns_of_every_table(tmp_path):
         load_customers(crm)
 
 
+def test_a_customer_listed_twice_alike_is_said_and_twice_unlike_is_a_bad_row(tmp_path):
+    text = ("customer_id;phone;consent_sms;consent_email\n"
+            "931;+7 (912) 000-00-01;да;0\n931.0;8 912 000 00 01;Да;\nc2;;1;1\nc2;;0;1\n")
+    path = tmp_path / "crm.csv"
+    path.write_bytes(text.encode("cp1251"))
+    with pytest.raises(DataError, match=r"customer_id': duplicated customer id with other "
+                                        r"values at lines 5"):
+        load_customers(path)
+    loaded = load_customers(path, on_bad_rows="skip", rejects_path=tmp_path / "r.csv")
+    assert loaded.frame.select("customer_id", "consent_sms").rows() == [("931", True),
+                                                                       ("c2", True)]
+    assert loaded.report.rows_rejected == 1
+    assert loaded.report.notes() == [
+        f"{path}: read as cp1251 (not UTF-8)",
+        f"{path}: 1 customers listed again with the same values; the repeats are left out"]
+
+
 def test_customers_table_rejects_unknown_consent_values(tmp_path):
     text = "customer_id,consent_email\nc1,maybe\n"
     with pytest.raises(DataError, match=r"(?s)customers.csv: .*column 'consent_email': not true/false at lines 2"):
