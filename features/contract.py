@@ -138,6 +138,15 @@ class ReadInfo:
 
     encoding: str = "utf-8"
     separator: str | None = None
+    # Lines above the header skipped: a report's title and parameters (1C, Excel).
+    title_lines: int = 0
+    title: str = ""
+
+    def notes(self, source: str) -> list[str]:
+        if not self.title_lines:
+            return []
+        return [f"{source}: {self.title_lines} line(s) above the header skipped (a report's "
+                f"title: {self.title!r}); lines are numbered as in the file"]
 
 
 @dataclass
@@ -276,7 +285,8 @@ def read_table(source: str | Path | _InMemory, query: str | None = None,
             raise DataError(f"{name}: unknown file type; use .csv, .parquet or a database URL")
     if frame.height == 0:
         raise DataError(f"{name}: no rows (only a header or an empty result)")
-    return frame.with_row_index(_ROW)
+    # Rows are numbered from the header's line, so errors name the file's own lines.
+    return frame.with_row_index(_ROW, offset=info.title_lines)
 
 
 _WORKBOOKS = (".xlsx", ".xlsm", ".xls", ".ods")
@@ -387,6 +397,29 @@ def _read_utf8_csv(path: Path, options: ReadOptions, info: ReadInfo) -> pl.DataF
     return frame.rename({c: c.strip().lstrip("\ufeff") for c in frame.columns})
 
 
+def _title_lines(text: str, most: int = 20) -> int:
+    """How many lines above the header a report saved as CSV has (its title, period and
+    organisation: ``Отчет о продажах за период ...;;``), 0 when the first line is the header.
+    The header is the first line whose fields are all named and which the next lines match
+    field for field; the lines above it must name at most half as many fields."""
+    lines = text.split("\n", most + 6)[: most + 6]
+    for sep in (";", ",", "\t", "|"):
+        counts = [line.count(sep) for line in lines]
+        for at in range(1, min(most, len(lines) - 1) + 1):
+            names = [f.strip().strip('"') for f in lines[at].split(sep)]
+            after = [c for line, c in zip(lines[at + 1:at + 6], counts[at + 1:at + 6],
+                                          strict=True) if line.strip()]
+            if (counts[at] and all(names) and after and all(c == counts[at] for c in after)
+                    # A title names one or two fields; a header with an unnamed first
+                    # column (pandas' index: ",customer_id,ts") names all the others.
+                    and all(sum(bool(f.strip()) for f in line.split(sep)) <= len(names) // 2
+                            for line in lines[:at])):
+                return at
+        if counts[0] and all(f.strip() for f in lines[0].split(sep)):
+            return 0  # the first line is a header of this separator
+    return 0
+
+
 def _read_csv(path: Path, options: ReadOptions, info: ReadInfo) -> pl.DataFrame:
     fast = _read_utf8_csv(path, options, info)
     if fast is not None:
@@ -407,6 +440,11 @@ def _read_csv(path: Path, options: ReadOptions, info: ReadInfo) -> pl.DataFrame:
         raise DataError(f"{path}: a binary file, not text CSV (NUL bytes)")
     text, info.encoding = decode_text(data, str(path), options.encoding)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
+    title = _title_lines(text)
+    if title:
+        lines = text.split("\n", title)
+        info.title_lines, info.title = title, lines[0].strip().strip(";,\t|").strip()[:60]
+        text = lines[-1]
     lines = text.split("\n", 2)
     head = lines[0].lstrip("\ufeff")
     if not head.strip():
@@ -854,6 +892,7 @@ def load_transactions(
     report = loaded.report
     report.rows_read = rows_read
     report.encoding, report.separator = info.encoding, info.separator
+    report.read_notes.extend(info.notes(name))
     report.amount_from_price = from_price
     repeated = finding.result()
     report.duplicates = repeated.len()
@@ -1044,6 +1083,7 @@ def load_customers(
     )
     loaded.report.read_notes.extend(notes)
     loaded.report.encoding, loaded.report.separator = info.encoding, info.separator
+    loaded.report.read_notes.extend(info.notes(name))
     return loaded
 
 
@@ -1098,6 +1138,7 @@ def load_contacts(
     )
     loaded.report.read_notes.extend(notes)
     loaded.report.encoding, loaded.report.separator = info.encoding, info.separator
+    loaded.report.read_notes.extend(info.notes(name))
     return loaded
 
 

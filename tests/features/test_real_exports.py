@@ -263,6 +263,35 @@ def test_each_broken_file_is_one_data_error_naming_it(tmp_path, name, content, s
     assert name in str(err.value) and says in str(err.value)
 
 
+@pytest.mark.parametrize("padding", ["", ";;"])
+def test_a_report_saved_with_its_title_lines_reads_from_its_header(tmp_path, padding):
+    # 1C and Excel reports put a title, the period and the organisation above the header
+    # (Excel pads them to the table's width); they were taken for the header.
+    text = (f"Отчет о продажах за период 01.01.2026 - 31.05.2026{padding}\r\n"
+            f"Организация: ООО Ромашка{padding}\r\n{padding}\r\n"
+            "Клиент;Дата;Сумма\r\n1;01.03.2026 9:05:00;1 200,50\r\n2;02.03.2026;800\r\n"
+            "2;вчера;100\r\n")
+    path = tmp_path / "report.csv"
+    path.write_bytes(text.encode("cp1251"))
+    column_map = {"customer_id": "Клиент", "ts": "Дата", "amount": "Сумма"}
+    with pytest.raises(DataError, match=r"unparseable date at lines 7 "):  # the file's line
+        load_transactions(path, column_map=column_map)
+    loaded = load_transactions(path, column_map=column_map, on_bad_rows="skip",
+                               rejects_path=tmp_path / "r.csv")
+    assert loaded.frame["amount"].to_list() == [1200.5, 800.0]
+    assert any("3 line(s) above the header skipped" in note and "Отчет о продажах" in note
+               for note in loaded.report.notes())
+    assert pl.read_csv(tmp_path / "r.csv")["line"].to_list() == [7]
+
+
+def test_a_header_with_an_unnamed_index_column_is_still_the_header(tmp_path):
+    path = tmp_path / "pandas.csv"
+    path.write_text(",customer_id,ts,amount\n0,c1,2024-01-01,5\n1,c2,2024-01-02,6\n")
+    loaded = load_transactions(path)
+    assert loaded.frame["customer_id"].to_list() == ["c1", "c2"]
+    assert not any("above the header" in note for note in loaded.report.notes())
+
+
 def test_a_format_first_seen_after_the_sample_is_still_read(tmp_path):
     # Formats are chosen on a sample of the values; a file switching format later (an export
     # appended to another) must read every line all the same.
