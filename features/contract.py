@@ -645,6 +645,12 @@ def customer_id_expr(column: str = "customer_id") -> pl.Expr:
     return _text(column).str.replace(_FLOAT_ID, "${1}")
 
 
+# A currency sign or name before or after the number (spaces are gone by then): rubles,
+# tenge, som, sum, dollars, euros, and their ISO codes.
+_CURRENCY = ("(?i)^(?:₽|\\$|€|₸|руб\\.?|р\\.|тг\\.?|сом|сум|сўм|rub|kzt|kgs|uzs|usd|eur)"
+             "|(?:₽|\\$|€|₸|руб\\.?|р\\.|тг\\.?|сом|сум|сўм|rub|kzt|kgs|uzs|usd|eur)$")
+
+
 def _number(frame: pl.DataFrame, column: str) -> pl.Expr:
     """Numbers, or text like '1 234,50' / '1234.5' -> Float64; anything else -> null."""
     plain = pl.col(column).cast(pl.String).cast(pl.Float64, strict=False)
@@ -656,6 +662,10 @@ def _number(frame: pl.DataFrame, column: str) -> pl.Expr:
         value = plain
     else:
         text = pl.col(column).cast(pl.String).str.replace_all(r"[\s\u00a0\u202f']", "")
+        # As Excel writes a currency cell to CSV: "1 200,50 ₽", "800 руб.", "−150,00" (a
+        # Unicode minus), "(150,00)" (an accounting negative).
+        text = (text.str.replace(_CURRENCY, "").str.replace("^\u2212", "-")
+                .str.replace(r"^\((\d[\d.,]*)\)$", "-${1}"))
         text = pl.when(text.str.contains(r"^-?\d+,\d+$")).then(text.str.replace(",", ".")).otherwise(text)
         value = text.cast(pl.Float64, strict=False)
     return pl.when(value.is_finite()).then(value)

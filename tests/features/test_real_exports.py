@@ -284,6 +284,21 @@ def test_a_report_saved_with_its_title_lines_reads_from_its_header(tmp_path, pad
     assert pl.read_csv(tmp_path / "r.csv")["line"].to_list() == [7]
 
 
+def test_amounts_as_excel_writes_currency_cells(tmp_path):
+    # A currency-formatted column saved as CSV keeps its sign: every line was "not a number".
+    values = ["1 200,50 ₽", "800 руб.", "(150,00)", "−150,00", "1\u00a0234,50р.", "₸ 5 000",
+              "12 сом", "100 USD", "-5,5 ₽"]
+    text = "customer_id;ts;amount\n" + "".join(f"c{i};2024-01-01;{v}\n"
+                                               for i, v in enumerate(values))
+    path = tmp_path / "currency.csv"
+    path.write_text(text, encoding="utf-8-sig")
+    assert load_transactions(path).frame["amount"].to_list() == [
+        1200.5, 800.0, -150.0, -150.0, 1234.5, 5000.0, 12.0, 100.0, -5.5]
+    path.write_text("customer_id;ts;amount\nc1;2024-01-01;1.234,50\nc2;2024-01-01;5 шт\n")
+    with pytest.raises(DataError, match=r"not a number at lines 2, 3"):
+        load_transactions(path)
+
+
 def test_a_header_with_an_unnamed_index_column_is_still_the_header(tmp_path):
     path = tmp_path / "pandas.csv"
     path.write_text(",customer_id,ts,amount\n0,c1,2024-01-01,5\n1,c2,2024-01-02,6\n")
