@@ -43,8 +43,9 @@ MapOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--map", metavar="<column=yours>",
-        help="Map a contract column to yours, e.g. --map customer_id=client_code (repeatable). "
-        "Env: RETAIN_COLUMN_MAP as JSON.",
+        help="Map a contract column to yours, e.g. --map customer_id=client_code (repeatable); "
+        "a side table's with its name first: --map customers.customer_id=client_code "
+        "(customers., contacts., costs.). Env: RETAIN_COLUMN_MAP as JSON.",
         show_default=False,
     ),
 ]
@@ -436,7 +437,7 @@ def load_side_table(kind: str, source: str | None, config: TransactionSettings,
                     rejects: Path) -> pl.DataFrame | None:
     """The customers table or contacts log (``kind``), validated; None when not given (an
     empty value, as MLproject passes, is not given either)."""
-    from retain.features.contract import DataError, load_contacts, load_customers
+    from retain.features.contract import DataError, load_contacts, load_customers, table_map
 
     if not source:
         return None
@@ -444,6 +445,7 @@ def load_side_table(kind: str, source: str | None, config: TransactionSettings,
     try:
         with step(f"Reading and validating the {kind}"):
             loaded = loader(source, on_bad_rows=config.on_bad_rows,
+                            column_map=table_map(config.column_map, kind),
                             rejects_path=rejects.with_name(f"{rejects.stem}.{kind}.csv"))
     except DataError as exc:
         raise fail(str(exc)) from None

@@ -15,6 +15,7 @@ from retain.features.contract import (
     load_customers,
     load_transactions,
     parse_column_map,
+    table_map,
 )
 
 HEADER = "customer_id,order_id,ts,amount,product_id\n"
@@ -267,6 +268,40 @@ def test_contacts_channels_are_one_name_however_the_crm_spells_them(tmp_path):
     assert frame["channel"].to_list() == ["email"] * 5 + ["sms", "sms", "whatsapp", "telegram",
                                                          "vk", "push", "viber"]
     assert [channel_name(c) for c in spellings] == frame["channel"].to_list()
+
+
+def test_one_map_names_the_columns_of_every_table(tmp_path):
+    column_map = {"customer_id": "Код контрагента", "ts": "Дата",
+                  "customers.customer_id": "Код клиента", "customers.consent_sms": "Согласие SMS",
+                  "contacts.ts": "Дата отправки", "costs.spend": "Расход"}
+    assert table_map(column_map) == {"customer_id": "Код контрагента", "ts": "Дата"}
+    assert table_map(column_map, "customers") == {"customer_id": "Код клиента",
+                                                  "consent_sms": "Согласие SMS"}
+    assert table_map(column_map, "contacts") == {"ts": "Дата отправки"}
+    tx = write(tmp_path, "Код контрагента;Дата;amount\n7.0;01.03.2024;1 200,50\n", "tx.csv")
+    assert load_transactions(tx, column_map=column_map).frame["customer_id"].to_list() == ["7"]
+    crm = write(tmp_path, "Код клиента;Согласие SMS\n7.0;ИСТИНА\n", "crm.csv")
+    loaded = load_customers(crm, column_map=table_map(column_map, "customers"))
+    assert loaded.frame.select("customer_id", "consent_sms").rows() == [("7", True)]
+    with pytest.raises(DataError, match=r"map them: --map customers.customer_id=YOUR_COLUMN"):
+        load_customers(crm)
+
+
+def test_a_customer_listed_twice_alike_is_said_and_twice_unlike_is_a_bad_row(tmp_path):
+    text = ("customer_id;phone;consent_sms;consent_email\n"
+            "931;+7 (912) 000-00-01;да;0\n931.0;8 912 000 00 01;Да;\nc2;;1;1\nc2;;0;1\n")
+    path = tmp_path / "crm.csv"
+    path.write_bytes(text.encode("cp1251"))
+    with pytest.raises(DataError, match=r"customer_id': duplicated customer id with other "
+                                        r"values at lines 5"):
+        load_customers(path)
+    loaded = load_customers(path, on_bad_rows="skip", rejects_path=tmp_path / "r.csv")
+    assert loaded.frame.select("customer_id", "consent_sms").rows() == [("931", True),
+                                                                       ("c2", True)]
+    assert loaded.report.rows_rejected == 1
+    assert loaded.report.notes() == [
+        f"{path}: read as cp1251 (not UTF-8)",
+        f"{path}: 1 customers listed again with the same values; the repeats are left out"]
 
 
 def test_customers_table_rejects_unknown_consent_values(tmp_path):
