@@ -176,3 +176,18 @@ def test_read_options_from_flags_and_environment(env, monkeypatch):
     wrong = runner.invoke(app, ["features", "--transactions", str(cdnow), *CDNOW_MAP,
                                 "--out", "cd.csv"])
     assert wrong.exit_code == 1 and "--date-format %d.%m.%Y" in wrong.output
+
+
+def test_score_summary_calls_btyd_a_fallback_only_when_it_is_one(capsys):
+    """A churn score the backtest chose (a tie with LightGBM) is no fallback: saying so after
+    `retain train` fitted LightGBM would read as a failure."""
+    from retain.commands.training import print_score_summary
+
+    scores = pl.DataFrame({"goal": ["none", "reactivate"], "score_source": ["btyd", "btyd"]})
+    print_score_summary(scores, 2, "run1", fallback=False)
+    chosen = " ".join(capsys.readouterr().err.split())
+    assert "2 customers' churn is scored by the probabilistic model, which the backtest found " \
+           "at least as good as LightGBM (score_source = btyd)" in chosen
+    assert "fallback" not in chosen
+    print_score_summary(scores, 2, "run1", fallback=True)
+    assert "scored by the probabilistic fallback" in " ".join(capsys.readouterr().err.split())
