@@ -52,7 +52,7 @@ def effect_table(rows: pl.DataFrame, title: str, confidence: float, limit: int =
         table.add_column(column, no_wrap=True)
     for column in ("treated/control", f"difference [{confidence:.0%} CI]", "lift",
                    "extra revenue", "cost", "ROMI"):
-        table.add_column(column, justify="right")
+        table.add_column(column, justify="right", overflow="fold")
 
     def number(value: float | None, digits: int) -> str:
         return "-" if value is None else f"{value:,.{digits}f}"
@@ -248,7 +248,7 @@ def channels_table(over_time: pl.DataFrame, title: str) -> Table:
     table.add_column("channel", no_wrap=True)
     for column in ("reach", "response", "control", "uplift", "extra revenue / contact", "cost",
                    "return / cost", "status"):
-        table.add_column(column, justify="right")
+        table.add_column(column, justify="right", overflow="fold")
 
     def share(value: float | None) -> str:
         return "-" if value is None else f"{value:.1%}"
