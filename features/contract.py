@@ -145,8 +145,8 @@ class ReadInfo:
     def notes(self, source: str) -> list[str]:
         if not self.title_lines:
             return []
-        return [f"{source}: {self.title_lines} line(s) above the header skipped (a report's "
-                f"title: {self.title!r}); lines are numbered as in the file"]
+        return [(f"{source}: {self.title_lines} line(s) above the header skipped (a report's "
+                f"title: {self.title!r}); lines are numbered as in the file")]
 
 
 @dataclass

@@ -589,7 +589,15 @@ def _compare(client, champion, score: float, config: TrainConfig, as_of: date, f
         if as_of > champion_as_of:
             return "champion", (f"same recipe as champion v{champion.version}, newer data "
                                 f"({as_of} > {champion_as_of}); backtest score {score:.4f}")
-        return "challenger", f"same recipe as champion v{champion.version} on older data"
+        if as_of == champion_as_of:
+            # Another log at the same date (a corrected export, another shop): nothing here
+            # says it is better, so the champion stays; a person who knows says so.
+            return "challenger", (f"same recipe and as-of date ({as_of}) as champion "
+                                  f"v{champion.version} on different data: the champion stays; "
+                                  "`retain promote --version <this version>` if this data "
+                                  "replaces it")
+        return "challenger", (f"same recipe as champion v{champion.version} on older data "
+                              f"({as_of} < {champion_as_of})")
     progress(f"re-running champion v{champion.version}'s recipe on this backtest")
     champion_metrics, _, _ = backtest(history, as_of, champion_config, progress)
     champion_score = selection_score(champion_metrics)

@@ -63,10 +63,24 @@ QueryOpt = Annotated[
     str | None,
     typer.Option("--query", metavar="<sql>", help="SQL for a database URL. Default: SELECT * FROM transactions"),
 ]
+# Each command's real default: not every command has an --out to put the file beside.
+_REJECTS = "Where --on-bad-rows=skip writes rejected rows (CSV). Default: "
 RejectsOpt = Annotated[
     Path | None,
-    typer.Option("--rejects", help="Where --on-bad-rows=skip writes rejected rows (CSV). "
-                 "Default: beside --out, <name>.rejected.csv."),
+    typer.Option("--rejects", help=_REJECTS + "beside --out, <name>.rejected.csv."),
+]
+# inspect, train, evaluate and calibration: no --out of their own (or a JSON report).
+RejectsHereOpt = Annotated[
+    Path | None,
+    typer.Option("--rejects", help=_REJECTS + "rejected.csv in the working directory."),
+]
+EffectRejectsOpt = Annotated[
+    Path | None,
+    typer.Option("--rejects", help=_REJECTS + "effect.rejected.csv in the working directory."),
+]
+ChannelsRejectsOpt = Annotated[
+    Path | None,
+    typer.Option("--rejects", help=_REJECTS + "channels.rejected.csv in the working directory."),
 ]
 
 EncodingOpt = Annotated[

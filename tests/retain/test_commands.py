@@ -211,3 +211,19 @@ def test_customers_without_a_purchase_are_counted_never_dropped_silently(tmp_pat
                             "scores") == 3
     assert note_no_purchase(candidates, pl.Series(["buyer", "late", "free", "netted", "refund"]),
                             date(2024, 6, 1), "scores") == 0
+
+def test_score_summary_calls_btyd_a_fallback_only_when_it_is_one(capsys):
+    """A churn score the backtest chose (a tie with LightGBM) is no fallback: saying so after
+    `retain train` fitted LightGBM would read as a failure."""
+    from types import SimpleNamespace
+
+    from retain.commands.training import print_score_summary
+
+    scores = pl.DataFrame({"goal": ["none", "reactivate"], "score_source": ["btyd", "btyd"]})
+    print_score_summary(scores, 2, "run1", SimpleNamespace(eligible=True))
+    chosen = " ".join(capsys.readouterr().err.split())
+    assert ("2 customers are scored by the probabilistic model, which the backtest chose for "
+            "churn (score_source = btyd)") in chosen
+    assert "fallback" not in chosen
+    print_score_summary(scores, 2, "run1", SimpleNamespace(eligible=False))
+    assert "scored by the probabilistic fallback" in " ".join(capsys.readouterr().err.split())

@@ -74,3 +74,27 @@ def test_a_message_is_one_line_in_a_narrow_terminal_or_a_log_and_tables_still_fi
                         "they get no features")
     assert all(len(line) <= 40 for line in lines[2:])  # the table wraps its cells instead
     assert any("repeat buyers" in line for line in lines[2:])
+
+
+def test_a_message_into_a_log_stays_one_line_and_a_table_keeps_its_layout(monkeypatch):
+    """Into a pipe or a file rich would cut a message at 80 columns; a grep for it then fails."""
+    import io
+
+    from rich.console import Console
+    from rich.table import Table
+
+    log = io.StringIO()
+    monkeypatch.setattr(progress._LazyConsole, "_console",
+                        Console(file=log, width=80, highlight=False, emoji=False))
+    message = "9,986 customers, 205,629 transaction rows from 2024-07-01 to 2026-06-30, " \
+              "as of 2026-07-01"
+    progress.console.print(message)
+    table = Table(title="Customers at a glance", show_header=False)
+    table.add_row("median orders", "3.0")
+    progress.console.print(table)
+    lines = log.getvalue().splitlines()
+    assert lines[0] == message
+    assert lines[1].strip() == "Customers at a glance" and lines[1].startswith(" ")  # centred
+    # A terminal wraps at its own edge; an explicit choice is kept.
+    progress.console.print(message, soft_wrap=False)
+    assert len(log.getvalue().splitlines()) > len(lines) + 1

@@ -12,9 +12,9 @@ import numpy as np
 import polars as pl
 import pytest
 
+from retain.models.btyd import InsufficientHistoryError
 from retain.models.registry import MODEL_NAME, load_registered
 from retain.training.backtest import TrainConfig
-from retain.models.btyd import InsufficientHistoryError
 from retain.training.train import data_fingerprint, train
 
 FAST = TrainConfig(n_origins=2, n_estimators=60, learning_rate=0.15)
@@ -95,6 +95,13 @@ def test_same_data_same_recipe_stays_challenger_newer_data_becomes_champion(trac
     assert newer.alias == "champion" and "newer data" in newer.reason
     decision = tracking.get_model_version(MODEL_NAME, again.version).tags["alias_decision"]
     assert "same recipe" in decision
+    # Another log at the champion's date is not "older": it is different, and said so.
+    other = train(shop_history.with_columns(pl.col("amount") * 2), later, FAST, progress=quiet)
+    assert other.alias == "challenger" and "on different data" in other.reason
+    assert f"as-of date ({later})" in other.reason and "retain promote" in other.reason
+    older = train(shop_history, shop.as_of, FAST, progress=quiet)
+    assert older.alias == "challenger"
+    assert f"on older data ({shop.as_of} < {later})" in older.reason
 
 
 def test_a_different_recipe_is_judged_on_the_same_backtest(tracking, shop, shop_history):
