@@ -21,6 +21,7 @@ from retain.commands.common import (
     encoded,
     example,
     fail,
+    horizon_coverage,
     load,
     no_purchase_candidates,
     note_no_purchase,
@@ -147,6 +148,8 @@ def features(
         # (+1.5 GB at the peak on 20M lines).
         del loading
     unbought = no_purchase_candidates(tx, cutoff)
+    if with_labels:
+        horizon_coverage(tx, cutoff, config.horizon_days, "the labels")
     # Aggregates only: filtering a copy of every line before the cutoff costs ~1 s per 20M.
     before = pl.col("ts").filter(pl.col("ts") < pl.lit(cutoff).cast(pl.Datetime("us")))
     rows, first, last = tx.select(before.len().alias("n"), before.min().alias("first"),

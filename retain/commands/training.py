@@ -23,6 +23,7 @@ from retain.commands.common import (
     TransactionsOpt,
     example,
     fail,
+    horizon_coverage,
     load,
     load_side_table,
     rules_or_fail,
@@ -265,6 +266,13 @@ def evaluate(
     pipeline, version = registered.pipeline, registered.version
     horizon = pipeline.horizon_days
     tx, cutoff, _ = load(config, rejects or Path("rejected.csv"), horizon)
+    horizon_coverage(tx, cutoff, horizon, "the model to be judged on")
+    trained = pipeline.trained_as_of
+    if trained is not None and trained > cutoff:
+        # Its lines before `trained` hold this horizon's outcomes: an in-sample score.
+        console.print(f"[yellow]note:[/] model version {version} was trained on the lines before "
+                      f"{trained}, this horizon's included: these figures are in-sample, not a "
+                      f"test; judge it at an --as-of on or after {trained}")
     metrics, frame = evaluate_pipeline(pipeline, tx, cutoff, TrainConfig(horizon_days=horizon))
     console.print(metrics_table(metrics, f"Model version {version} at {cutoff}, horizon {horizon} days"))
     versus = versus_best_baseline(frame, metrics, cutoff)

@@ -51,6 +51,12 @@ def test_cdnow_as_shipped_gives_features_and_labels(env):
     features = pl.read_parquet(env / "cdnow-features.parquet")
     assert features.height == 23_500 and features["customer_id"].is_unique().all()
     assert 0 < features["ordered_again"].mean() < 0.5 and "revenue_h" in features.columns
+    # The log ends on 1998-06-30: a horizon after 1998-06-01 is a third observed, and said so.
+    late = run("features", "--transactions", CDNOW, "--as-of", "1998-06-01", *CDNOW_MAP,
+               "--labels", "--out", "cdnow-late.parquet")
+    assert ("note: the transactions end 1998-06-30, before the horizon's last day 1998-08-29: "
+            "the outcomes cover 30 of its 90 days (churn overstated, revenue understated); an "
+            "--as-of by 1998-04-02 gives a whole horizon") in late
 
 
 def test_cdnow_as_shipped_trains_scores_and_evaluates(env):
@@ -76,6 +82,20 @@ def test_cdnow_as_shipped_trains_scores_and_evaluates(env):
     evaluated = run("evaluate", "--transactions", CDNOW, "--as-of", "1997-10-01", *CDNOW_MAP)
     assert "retain" in evaluated and "auc" in evaluated.lower()
     assert "churn auc: retain" in evaluated and "vs the best baseline" in evaluated
+    assert "in-sample" not in evaluated and "outcomes cover" not in evaluated
+
+    # Judged on a horizon its training lines held: in-sample, and said so.
+    earlier = run("evaluate", "--transactions", CDNOW, "--as-of", "1997-04-01", *CDNOW_MAP)
+    assert ("note: model version 1 was trained on the lines before 1997-10-01, this horizon's "
+            "included: these figures are in-sample, not a test") in earlier
+    # After the log's end there is nothing to judge on: one error line, no warning, no nan.
+    after = runner.invoke(app, ["evaluate", "--transactions", CDNOW, "--as-of", "2000-07-01",
+                                *CDNOW_MAP])
+    assert after.exit_code == 1 and "Traceback" not in after.output
+    assert " ".join(after.output.split()).endswith(
+        "error: the transactions end 1998-06-30, before the as-of date 2000-07-01: no outcome "
+        "to read for the model to be judged on; an --as-of by 1998-04-02 gives a whole 90-day "
+        "horizon")
 
 
 def test_cdnow_39_week_calibration_falls_back_to_the_chosen_probabilistic_model(env):
