@@ -264,7 +264,19 @@ def evaluate(
     registered = registered_model(model_version)
     pipeline, version = registered.pipeline, registered.version
     horizon = pipeline.horizon_days
+    from datetime import timedelta
+
     tx, cutoff, _ = load(config, rejects or Path("rejected.csv"), horizon)
+    trained = pipeline.trained_as_of
+    if trained is not None and cutoff < trained:
+        # The model learnt from lines before its own as-of: a horizon before that is one it
+        # has seen, and its figures flatter it.
+        seen_until = min(trained, cutoff + timedelta(days=horizon)) - timedelta(days=1)
+        console.print(
+            f"[yellow]note:[/] model version {version} was trained on lines before {trained}, "
+            f"so it has seen this horizon ({cutoff} .. {seen_until}): these figures are "
+            f"in-sample and flatter it; judge it with --as-of {trained} or later, or train a "
+            f"model with --as-of {cutoff}", soft_wrap=True)
     metrics, frame = evaluate_pipeline(pipeline, tx, cutoff, TrainConfig(horizon_days=horizon))
     console.print(metrics_table(metrics, f"Model version {version} at {cutoff}, horizon {horizon} days"))
     versus = versus_best_baseline(frame, metrics, cutoff)
@@ -272,6 +284,8 @@ def evaluate(
         console.print(versus_line(task, row))
     if out is not None:
         report = {"model_version": version, "as_of": str(cutoff), "horizon_days": horizon,
+                  "trained_as_of": None if trained is None else str(trained),
+                  "in_sample": trained is not None and cutoff < trained,
                   "customers": frame.height, "choices": {task: pipeline.chosen(task) for task in (*TASKS, "due_product")},
                   "versus_best_baseline": versus, "metrics": metrics}
         write_json(out, report)
