@@ -39,6 +39,7 @@ from retain.commands.engine import (
 from retain.progress import StepClock, console
 
 if TYPE_CHECKING:
+    import polars as pl
     from rich.table import Table
 
 app = typer.Typer()
@@ -381,6 +382,8 @@ def score(
         scores = scores.with_columns(pl.lit(registered.version).alias("model_version"))
         # The order history goes last, after model_version: new columns are added at the end.
         scores = scores.select(pl.exclude(ORDER_HISTORY_COLUMNS), *ORDER_HISTORY_COLUMNS)
+    if consents is not None:
+        note_unmatched(scores["customer_id"], consents["customer_id"], customers)
     with step(f"Writing {out}"):
         write_frame(scores, out)
     try:
@@ -392,6 +395,20 @@ def score(
         raise fail(f"score store: {exc}") from None
     print_score_summary(scores, scores.height, run_id)
     print_drift_summary(drift, previous)
+
+
+def note_unmatched(scored: pl.Series, listed: pl.Series, source: str | None) -> None:
+    """Say how many scored customers the customers table does not list: no consent is known
+    for them, so none gets a channel (ids written differently in the two files, e.g. a phone
+    as +7 (912) ... in one and 8912... in the other, match nobody)."""
+    missing = int((~scored.is_in(listed.implode())).sum())
+    if not missing:
+        return
+    hint = ("; no id matches: check that both files write the customer id the same way"
+            if missing == scored.len() else "")
+    console.print(f"[yellow]note:[/] {missing:,} of {scored.len():,} scored customers are not "
+                  f"in {source}: no consent is known for them, so they get no channel{hint}",
+                  soft_wrap=True)
 
 
 def store_drift(store, run_id: str, previous: dict | None, scores, features):
