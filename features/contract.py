@@ -436,9 +436,17 @@ def _read_csv(path: Path, options: ReadOptions, info: ReadInfo) -> pl.DataFrame:
         raise DataError(f"{path}: this is a Parquet file; name it .parquet")
     if data.startswith((b"PK\x03\x04", b"\xd0\xcf\x11\xe0")):  # .xlsx (a ZIP), .xls (OLE)
         raise DataError(f"{path}: {_WORKBOOK_HINT}")
-    if b"\x00" in data[:65536]:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) and options.encoding is None:
+        # Excel's "Unicode text" (Текст Юникод): UTF-16 with its byte order mark, tabs.
+        try:
+            text, info.encoding = data.decode("utf-16"), "utf-16"
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{path}: begins as UTF-16 but is not valid UTF-16 at byte "
+                            f"{exc.start}; check --encoding") from None
+    elif b"\x00" in data[:65536]:
         raise DataError(f"{path}: a binary file, not text CSV (NUL bytes)")
-    text, info.encoding = decode_text(data, str(path), options.encoding)
+    else:
+        text, info.encoding = decode_text(data, str(path), options.encoding)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     title = _title_lines(text)
     if title:

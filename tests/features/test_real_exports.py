@@ -284,6 +284,20 @@ def test_a_report_saved_with_its_title_lines_reads_from_its_header(tmp_path, pad
     assert pl.read_csv(tmp_path / "r.csv")["line"].to_list() == [7]
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be"])
+def test_excels_unicode_text_is_read_not_called_binary(tmp_path, encoding):
+    # Excel's "Unicode text" (UTF-16 with a byte order mark, tab separated) was "a binary file".
+    text = "Клиент\tДата\tСумма\r\nИван\t01.03.2024\t1 200,50\r\nПетр\t02.03.2024\t800\r\n"
+    data = text.encode("utf-16") if encoding == "utf-16" else b"\xfe\xff" + text.encode(encoding)
+    path = tmp_path / "unicode.txt"
+    path.write_bytes(data)
+    loaded = load_transactions(path, column_map={"customer_id": "Клиент", "ts": "Дата",
+                                                 "amount": "Сумма"})
+    assert loaded.frame["customer_id"].to_list() == ["Иван", "Петр"]
+    assert loaded.frame["amount"].to_list() == [1200.5, 800.0]
+    assert f"{path}: read as utf-16 (not UTF-8)" in loaded.report.notes()
+
+
 def test_amounts_as_excel_writes_currency_cells(tmp_path):
     # A currency-formatted column saved as CSV keeps its sign: every line was "not a number".
     values = ["1 200,50 ₽", "800 руб.", "(150,00)", "−150,00", "1\u00a0234,50р.", "₸ 5 000",
