@@ -245,6 +245,10 @@ def table_map(column_map: Mapping[str, str] | None, table: str | None = None) ->
         if dot and prefix in SIDE_TABLES:
             if prefix == table:
                 mapped[column] = source
+        elif dot:
+            # No contract column has a dot: "customer.customer_id" is a misspelt table.
+            raise DataError(f"--map {target}={source}: no table {prefix!r}; a side table's "
+                            f"columns are mapped as {', '.join(t + '.<column>' for t in SIDE_TABLES)}")
         elif table is None:
             mapped[target] = source
     return mapped
