@@ -778,9 +778,10 @@ def _describe(rejected: pl.DataFrame, source: str, line_offset: int) -> str:
         shown = group.head(_SHOWN_ROWS)
         where = ", ".join(str(r + line_offset) for r in shown[_ROW].to_list())
         values = ""
-        if column in group.columns:
-            examples = [repr(v) for v in shown[column].cast(pl.String).to_list()]
-            values = f" (values: {', '.join(examples)})"
+        given = shown[column].cast(pl.String) if column in group.columns else None
+        # A missing value needs no example: "(values: None, None, ...)" said nothing.
+        if given is not None and (given.str.strip_chars() != "").any():
+            values = f" (values: {', '.join(repr(v) for v in given.to_list())})"
         more = f" and {group.height - shown.height} more" if group.height > shown.height else ""
         label = column if column == _ALL_COLUMNS else f"column '{column}'"
         lines.append(f"  {label}: {why.split(': ', 1)[1]} at {unit}s {where}{more}{values}")
