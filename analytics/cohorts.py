@@ -51,6 +51,7 @@ from retain.features.contract import (
     DataError,
     Loaded,
     OnBadRows,
+    ReadOptions,
     _apply_map,
     _blank,
     _Check,
@@ -420,7 +421,7 @@ def _month(frame: pl.DataFrame, column: str) -> pl.Expr:
 
 def load_costs(source: str | Path, *, column_map: Mapping[str, str] | None = None,
                on_bad_rows: OnBadRows = "fail", rejects_path: Path | None = None,
-               query: str | None = None) -> Loaded:
+               query: str | None = None, options: ReadOptions | None = None) -> Loaded:
     """Read the acquisition costs: ``acquisition_channel, month, spend`` (CSV, Parquet or a
     database URL, as the other tables), one row per channel and month (rows repeating a
     channel and month are added up). ``month`` is ``2025-03`` or any date in the month;
@@ -428,7 +429,9 @@ def load_costs(source: str | Path, *, column_map: Mapping[str, str] | None = Non
     the file, the column and the lines; ``on_bad_rows="skip"`` writes them to ``rejects_path``.
     Returns ``_row, acquisition_channel, month (Date, first of the month), spend``."""
     name = str(source)
-    raw = _apply_map(read_table(source, query or "SELECT * FROM costs"), column_map or {}, name)
+    read = ReadOptions(encoding=options.encoding) if options else None
+    raw = _apply_map(read_table(source, query or "SELECT * FROM costs", read), column_map or {},
+                     name)
     _require(raw, COSTS_REQUIRED, name, "costs")
     parsed: dict[str, pl.Expr] = {
         "acquisition_channel": _text("acquisition_channel"),

@@ -145,8 +145,8 @@ class ReadInfo:
     def notes(self, source: str) -> list[str]:
         if not self.title_lines:
             return []
-        return [f"{source}: {self.title_lines} line(s) above the header skipped (a report's "
-                f"title: {self.title!r}); lines are numbered as in the file"]
+        return [(f"{source}: {self.title_lines} line(s) above the header skipped (a report's "
+                 f"title: {self.title!r}); lines are numbered as in the file")]
 
 
 @dataclass
@@ -328,13 +328,26 @@ def _written_in_cyrillic(text: str) -> bool:
 
 
 def decode_text(data: bytes, source: str, encoding: str | None = None) -> tuple[str, str]:
-    """``(text, encoding)``: strict UTF-8 (a BOM is fine), else the one fallback encoding whose
-    letters the text is written in (cp1251: Cyrillic), else one error. Never lossy."""
+    """``(text, encoding)``: strict UTF-8 (a BOM is fine), else ``encoding`` when given, else
+    the one fallback encoding whose letters the text is written in (cp1251: Cyrillic), else
+    one error. Never lossy."""
     if encoding is not None:
+        import codecs
+
         try:
-            return data.decode(encoding), encoding
+            named = codecs.lookup(encoding).name
         except LookupError:
             raise DataError(f"{source}: unknown encoding {encoding!r} (--encoding)") from None
+        if named not in ("utf-8", "utf-8-sig"):
+            # --encoding is the encoding of a file that is not UTF-8: a UTF-8 file (another
+            # table of the same command, a re-saved export) read as latin-1 or cp1251 would be
+            # silent mojibake, never an error.
+            try:
+                return data.decode("utf-8-sig"), "utf-8"
+            except UnicodeDecodeError:
+                pass
+        try:
+            return data.decode(encoding), encoding
         except UnicodeDecodeError as exc:
             raise DataError(f"{source}: not valid {encoding} at byte {exc.start}; check "
                             "--encoding") from None
@@ -1063,12 +1076,15 @@ def load_customers(
     on_bad_rows: OnBadRows = "fail",
     rejects_path: Path | None = None,
     query: str | None = None,
+    options: ReadOptions | None = None,
 ) -> Loaded:
     """Read the optional customers table: ``customer_id``, ``signup_ts``, ``acquisition_channel``
     and any ``consent_<channel>`` flags (true/false/1/0/yes/no/да/нет; missing = no consent)."""
     name = str(source)
     info = ReadInfo()  # a CRM's cp1251 file is said, as the transactions' is
-    raw = _apply_map(read_table(source, query or "SELECT * FROM customers", None, info),
+    # Only the encoding applies (--encoding: a file that is not UTF-8); dates are the contract's.
+    read = ReadOptions(encoding=options.encoding) if options else None
+    raw = _apply_map(read_table(source, query or "SELECT * FROM customers", read, info),
                      column_map or {}, name)
     _require(raw, CUSTOMER_REQUIRED, name, "customers")
     raw = _consent_columns(raw, name)
@@ -1117,12 +1133,15 @@ def load_contacts(
     on_bad_rows: OnBadRows = "fail",
     rejects_path: Path | None = None,
     query: str | None = None,
+    options: ReadOptions | None = None,
 ) -> Loaded:
     """Read the optional contacts log: ``customer_id, ts, channel, campaign, cost, control``
     and, when the log has it, ``offer`` (blank reads as ``none``)."""
     name = str(source)
     info = ReadInfo()  # a CRM's cp1251 file is said, as the transactions' is
-    raw = _apply_map(read_table(source, query or "SELECT * FROM contacts", None, info),
+    # Only the encoding applies (--encoding: a file that is not UTF-8); dates are the contract's.
+    read = ReadOptions(encoding=options.encoding) if options else None
+    raw = _apply_map(read_table(source, query or "SELECT * FROM contacts", read, info),
                      column_map or {}, name)
     _require(raw, CONTACT_REQUIRED, name, "contacts")
     has = set(raw.columns)

@@ -15,6 +15,7 @@ from retain.features.contract import (
     DataError,
     ReadOptions,
     customer_id_expr,
+    load_customers,
     load_transactions,
     normalize_customer_id,
 )
@@ -146,6 +147,27 @@ def test_an_unknown_encoding_is_one_error_naming_the_flag(tmp_path):
         load_transactions(path)
     loaded = load_transactions(path, options=ReadOptions(encoding="latin-1"))
     assert loaded.frame["customer_id"].to_list() == ["café"]
+
+
+def test_encoding_is_for_files_not_in_utf8_so_a_utf8_table_is_never_mojibake(tmp_path):
+    # One --encoding for a command's every table: a UTF-8 export read as latin-1 was silent
+    # mojibake ("ÐÐ¾Ð¼ÐµÑ" for "Номер"), and a side table ignored the flag altogether.
+    utf8 = tmp_path / "ozon.csv"
+    utf8.write_text("Покупатель;Дата;Сумма\nИван;01.03.2024;5\n", encoding="utf-8")
+    latin = tmp_path / "crm.csv"
+    latin.write_bytes("customer_id,consent_email\ncafé,1\n".encode("latin-1"))
+    options = ReadOptions(encoding="latin-1")
+    loaded = load_transactions(utf8, options=options, column_map={
+        "customer_id": "Покупатель", "ts": "Дата", "amount": "Сумма"})
+    assert loaded.frame["customer_id"].to_list() == ["Иван"]
+    assert loaded.report.encoding == "utf-8"
+    customers = load_customers(latin, options=options)
+    assert customers.frame["customer_id"].to_list() == ["café"]
+    assert f"{latin}: read as latin-1 (not UTF-8)" in customers.report.notes()
+    with pytest.raises(DataError, match=r"not UTF-8 .*--encoding latin-1"):
+        load_customers(latin)
+    with pytest.raises(DataError, match=r"unknown encoding 'klingon'"):
+        load_transactions(utf8, options=ReadOptions(encoding="klingon"))
 
 
 def test_a_latin1_online_retail_is_refused_not_read_as_cp1251(tmp_path):
