@@ -51,6 +51,7 @@ from retain.features.contract import (
     DataError,
     Loaded,
     OnBadRows,
+    ReadOptions,
     _apply_map,
     _blank,
     _Check,
@@ -389,23 +390,38 @@ def cohorts_of_orders(orders: pl.DataFrame, as_of: date, by: CohortBy = "month",
 # The costs file
 
 
+_MONTH_NAMES = {name: f"{number:02d}" for number, names in enumerate((
+    ("янв", "jan"), ("фев", "feb"), ("мар", "mar"), ("апр", "apr"), ("май", "мая", "may"),
+    ("июн", "jun"), ("июл", "jul"), ("авг", "aug"), ("сен", "sep"), ("окт", "oct"),
+    ("ноя", "nov"), ("дек", "dec")), start=1) for name in names}
+
+
 def _month(frame: pl.DataFrame, column: str) -> pl.Expr:
-    """``2025-03``, ``2025-03-01``, ``03.2025`` or any date the contract reads -> the first day
-    of its month (a Date); unreadable -> null."""
+    """``2025-03``, ``2025-03-01``, ``03.2025``, ``мар.25``, ``Март 2025``, ``Mar-25`` or any
+    date the contract reads -> the first day of its month (a Date); unreadable -> null."""
     if frame.schema[column] in (pl.Date,) or isinstance(frame.schema[column], pl.Datetime):
         return _datetime(frame, column).dt.truncate("1mo").dt.date()
     text = _text(column)
+    # A month by its name, as Excel shows a month cell (Russian "янв.26", "Январь 2026";
+    # English "Jan-26", "January 2026"): the name's first three letters and the year.
+    named = text.str.to_lowercase().str.extract_groups(
+        r"^(?<name>[a-zа-яё]{3})[a-zа-яё]*\.?[\s\-]*(?<year>\d{4}|\d{2})$")
+    month = named.struct.field("name").replace_strict(_MONTH_NAMES, default=None,
+                                                      return_dtype=pl.String)
+    year = named.struct.field("year")
+    year = pl.when(year.str.len_chars() == 2).then("20" + year).otherwise(year)
     year_month = pl.coalesce(
         (text + "-01").str.strptime(pl.Date, "%Y-%m-%d", strict=False),
         ("01." + text).str.strptime(pl.Date, "%d.%m.%Y", strict=False),
         (text + "/01").str.strptime(pl.Date, "%Y/%m/%d", strict=False),
+        (year + "-" + month + "-01").str.strptime(pl.Date, "%Y-%m-%d", strict=False),
     )
     return pl.coalesce(year_month, _datetime(frame, column).dt.date()).dt.truncate("1mo")
 
 
 def load_costs(source: str | Path, *, column_map: Mapping[str, str] | None = None,
                on_bad_rows: OnBadRows = "fail", rejects_path: Path | None = None,
-               query: str | None = None) -> Loaded:
+               query: str | None = None, options: ReadOptions | None = None) -> Loaded:
     """Read the acquisition costs: ``acquisition_channel, month, spend`` (CSV, Parquet or a
     database URL, as the other tables), one row per channel and month (rows repeating a
     channel and month are added up). ``month`` is ``2025-03`` or any date in the month;
@@ -413,7 +429,9 @@ def load_costs(source: str | Path, *, column_map: Mapping[str, str] | None = Non
     the file, the column and the lines; ``on_bad_rows="skip"`` writes them to ``rejects_path``.
     Returns ``_row, acquisition_channel, month (Date, first of the month), spend``."""
     name = str(source)
-    raw = _apply_map(read_table(source, query or "SELECT * FROM costs"), column_map or {}, name)
+    read = ReadOptions(encoding=options.encoding) if options else None
+    raw = _apply_map(read_table(source, query or "SELECT * FROM costs", read), column_map or {},
+                     name)
     _require(raw, COSTS_REQUIRED, name, "costs")
     parsed: dict[str, pl.Expr] = {
         "acquisition_channel": _text("acquisition_channel"),

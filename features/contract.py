@@ -245,6 +245,10 @@ def table_map(column_map: Mapping[str, str] | None, table: str | None = None) ->
         if dot and prefix in SIDE_TABLES:
             if prefix == table:
                 mapped[column] = source
+        elif dot:
+            # No contract column has a dot: "customer.customer_id" is a misspelt table.
+            raise DataError(f"--map {target}={source}: no table {prefix!r}; a side table's "
+                            f"columns are mapped as {', '.join(t + '.<column>' for t in SIDE_TABLES)}")
         elif table is None:
             mapped[target] = source
     return mapped
@@ -324,13 +328,26 @@ def _written_in_cyrillic(text: str) -> bool:
 
 
 def decode_text(data: bytes, source: str, encoding: str | None = None) -> tuple[str, str]:
-    """``(text, encoding)``: strict UTF-8 (a BOM is fine), else the one fallback encoding whose
-    letters the text is written in (cp1251: Cyrillic), else one error. Never lossy."""
+    """``(text, encoding)``: strict UTF-8 (a BOM is fine), else ``encoding`` when given, else
+    the one fallback encoding whose letters the text is written in (cp1251: Cyrillic), else
+    one error. Never lossy."""
     if encoding is not None:
+        import codecs
+
         try:
-            return data.decode(encoding), encoding
+            named = codecs.lookup(encoding).name
         except LookupError:
             raise DataError(f"{source}: unknown encoding {encoding!r} (--encoding)") from None
+        if named not in ("utf-8", "utf-8-sig"):
+            # --encoding is the encoding of a file that is not UTF-8: a UTF-8 file (another
+            # table of the same command, a re-saved export) read as latin-1 or cp1251 would be
+            # silent mojibake, never an error.
+            try:
+                return data.decode("utf-8-sig"), "utf-8"
+            except UnicodeDecodeError:
+                pass
+        try:
+            return data.decode(encoding), encoding
         except UnicodeDecodeError as exc:
             raise DataError(f"{source}: not valid {encoding} at byte {exc.start}; check "
                             "--encoding") from None
@@ -436,9 +453,17 @@ def _read_csv(path: Path, options: ReadOptions, info: ReadInfo) -> pl.DataFrame:
         raise DataError(f"{path}: this is a Parquet file; name it .parquet")
     if data.startswith((b"PK\x03\x04", b"\xd0\xcf\x11\xe0")):  # .xlsx (a ZIP), .xls (OLE)
         raise DataError(f"{path}: {_WORKBOOK_HINT}")
-    if b"\x00" in data[:65536]:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) and options.encoding is None:
+        # Excel's "Unicode text" (Текст Юникод): UTF-16 with its byte order mark, tabs.
+        try:
+            text, info.encoding = data.decode("utf-16"), "utf-16"
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{path}: begins as UTF-16 but is not valid UTF-16 at byte "
+                            f"{exc.start}; check --encoding") from None
+    elif b"\x00" in data[:65536]:
         raise DataError(f"{path}: a binary file, not text CSV (NUL bytes)")
-    text, info.encoding = decode_text(data, str(path), options.encoding)
+    else:
+        text, info.encoding = decode_text(data, str(path), options.encoding)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     title = _title_lines(text)
     if title:
@@ -785,9 +810,10 @@ def _describe(rejected: pl.DataFrame, source: str, line_offset: int) -> str:
         shown = group.head(_SHOWN_ROWS)
         where = ", ".join(str(r + line_offset) for r in shown[_ROW].to_list())
         values = ""
-        if column in group.columns:
-            examples = [repr(v) for v in shown[column].cast(pl.String).to_list()]
-            values = f" (values: {', '.join(examples)})"
+        given = shown[column].cast(pl.String) if column in group.columns else None
+        # A missing value needs no example: "(values: None, None, ...)" said nothing.
+        if given is not None and (given.str.strip_chars() != "").any():
+            values = f" (values: {', '.join(repr(v) for v in given.to_list())})"
         more = f" and {group.height - shown.height} more" if group.height > shown.height else ""
         label = column if column == _ALL_COLUMNS else f"column '{column}'"
         lines.append(f"  {label}: {why.split(': ', 1)[1]} at {unit}s {where}{more}{values}")
@@ -1069,12 +1095,15 @@ def load_customers(
     on_bad_rows: OnBadRows = "fail",
     rejects_path: Path | None = None,
     query: str | None = None,
+    options: ReadOptions | None = None,
 ) -> Loaded:
     """Read the optional customers table: ``customer_id``, ``signup_ts``, ``acquisition_channel``
     and any ``consent_<channel>`` flags (true/false/1/0/yes/no/да/нет; missing = no consent)."""
     name = str(source)
     info = ReadInfo()  # a CRM's cp1251 file is said, as the transactions' is
-    raw = _apply_map(read_table(source, query or "SELECT * FROM customers", None, info),
+    # Only the encoding applies (--encoding: a file that is not UTF-8); dates are the contract's.
+    read = ReadOptions(encoding=options.encoding) if options else None
+    raw = _apply_map(read_table(source, query or "SELECT * FROM customers", read, info),
                      column_map or {}, name)
     _require(raw, CUSTOMER_REQUIRED, name, "customers")
     raw = _consent_columns(raw, name)
@@ -1123,12 +1152,15 @@ def load_contacts(
     on_bad_rows: OnBadRows = "fail",
     rejects_path: Path | None = None,
     query: str | None = None,
+    options: ReadOptions | None = None,
 ) -> Loaded:
     """Read the optional contacts log: ``customer_id, ts, channel, campaign, cost, control``
     and, when the log has it, ``offer`` (blank reads as ``none``)."""
     name = str(source)
     info = ReadInfo()  # a CRM's cp1251 file is said, as the transactions' is
-    raw = _apply_map(read_table(source, query or "SELECT * FROM contacts", None, info),
+    # Only the encoding applies (--encoding: a file that is not UTF-8); dates are the contract's.
+    read = ReadOptions(encoding=options.encoding) if options else None
+    raw = _apply_map(read_table(source, query or "SELECT * FROM contacts", read, info),
                      column_map or {}, name)
     _require(raw, CONTACT_REQUIRED, name, "contacts")
     has = set(raw.columns)

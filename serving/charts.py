@@ -353,7 +353,11 @@ def grid_heatmap(cells: pl.DataFrame, rows: Sequence[str], columns: Sequence[Any
     the accent colour) and showing its ``text``: ``cells`` has ``row, column, value, text`` (and
     whatever ``tooltip`` reads). Cells not in the frame are left blank (not observed yet)."""
     found = {(r["row"], r["column"]): r for r in cells.iter_rows(named=True)}
-    left, head, cell_w, cell_h = 96, 44, 42, 24
+    head, cell_w, cell_h = 44, 42, 24
+    # Room for the longest row name and the heading, right-aligned at left - 8 (12 px text is
+    # at most ~7.5 px a letter): a fixed 96 px cut "Первая покупка" to "ервая покупка".
+    longest = max([len(row_heading)] + [min(len(str(n)), 14) for n in rows])
+    left = max(96, 16 + round(7.5 * longest))
     width, height = left + cell_w * len(columns) + 4, head + cell_h * len(rows) + 4
     body = [_text(left - 8, 16, row_heading, "end", fill=MUTED, font_size="12"),
             _text(left, 16, column_heading, fill=MUTED, font_size="12")]

@@ -451,7 +451,13 @@ def load_side_table(kind: str, source: str | None, config: TransactionSettings,
                     rejects: Path) -> pl.DataFrame | None:
     """The customers table or contacts log (``kind``), validated; None when not given (an
     empty value, as MLproject passes, is not given either)."""
-    from retain.features.contract import DataError, load_contacts, load_customers, table_map
+    from retain.features.contract import (
+        DataError,
+        ReadOptions,
+        load_contacts,
+        load_customers,
+        table_map,
+    )
 
     if not source:
         return None
@@ -460,6 +466,7 @@ def load_side_table(kind: str, source: str | None, config: TransactionSettings,
         with step(f"Reading and validating the {kind}"):
             loaded = loader(source, on_bad_rows=config.on_bad_rows,
                             column_map=table_map(config.column_map, kind),
+                            options=ReadOptions(encoding=config.encoding),
                             rejects_path=rejects.with_name(f"{rejects.stem}.{kind}.csv"))
     except DataError as exc:
         raise fail(str(exc)) from None

@@ -40,6 +40,7 @@ from retain.commands.engine import (
 from retain.progress import StepClock, console
 
 if TYPE_CHECKING:
+    import polars as pl
     from rich.table import Table
 
 app = typer.Typer()
@@ -249,6 +250,8 @@ def evaluate(
 
     Scores at --as-of and compares with what happened in the horizon after it (the
     transactions must cover that horizon), beside the baselines."""
+    from datetime import timedelta
+
     from retain.models.pipeline import TASKS
     from retain.training.backtest import (
         TrainConfig,
@@ -267,12 +270,15 @@ def evaluate(
     horizon = pipeline.horizon_days
     tx, cutoff, _ = load(config, rejects or Path("rejected.csv"), horizon)
     trained = pipeline.trained_as_of
-    if trained is not None and trained > cutoff:
-        # Judged on lines it learned from: the figures flatter it, whatever the verdict.
-        console.print(f"[yellow]note:[/] model version {version} was trained on transactions "
-                      f"before {trained}, which include this horizon (from {cutoff}): it is "
-                      "judged on data it has seen; for a fair test train with --as-of "
-                      f"{cutoff} or earlier", soft_wrap=True)
+    if trained is not None and cutoff < trained:
+        # The model learnt from lines before its own as-of: a horizon before that is one it
+        # has seen, and its figures flatter it.
+        seen_until = min(trained, cutoff + timedelta(days=horizon)) - timedelta(days=1)
+        console.print(
+            f"[yellow]note:[/] model version {version} was trained on lines before {trained}, "
+            f"so it has seen this horizon ({cutoff} .. {seen_until}): these figures are "
+            f"in-sample and flatter it; judge it with --as-of {trained} or later, or train a "
+            f"model with --as-of {cutoff}", soft_wrap=True)
     metrics, frame = evaluate_pipeline(pipeline, tx, cutoff, TrainConfig(horizon_days=horizon))
     console.print(metrics_table(metrics, f"Model version {version} at {cutoff}, horizon {horizon} days"))
     versus = versus_best_baseline(frame, metrics, cutoff)
@@ -280,6 +286,8 @@ def evaluate(
         console.print(versus_line(task, row))
     if out is not None:
         report = {"model_version": version, "as_of": str(cutoff), "horizon_days": horizon,
+                  "trained_as_of": None if trained is None else str(trained),
+                  "in_sample": trained is not None and cutoff < trained,
                   "customers": frame.height, "choices": {task: pipeline.chosen(task) for task in (*TASKS, "due_product")},
                   "versus_best_baseline": versus, "metrics": metrics}
         write_json(out, report)
@@ -375,6 +383,8 @@ def score(
         scores = scores.with_columns(pl.lit(registered.version).alias("model_version"))
         # The order history goes last, after model_version: new columns are added at the end.
         scores = scores.select(pl.exclude(ORDER_HISTORY_COLUMNS), *ORDER_HISTORY_COLUMNS)
+    if consents is not None:
+        note_unmatched(scores["customer_id"], consents["customer_id"], customers)
     with step(f"Writing {out}"):
         write_frame(scores, out)
     try:
@@ -387,6 +397,20 @@ def score(
     print_score_summary(scores, scores.height, run_id, registered.pipeline)
     note_no_purchase(no_purchase_candidates(tx, cutoff), scores["customer_id"], cutoff, "scores")
     print_drift_summary(drift, previous)
+
+
+def note_unmatched(scored: pl.Series, listed: pl.Series, source: str | None) -> None:
+    """Say how many scored customers the customers table does not list: no consent is known
+    for them, so none gets a channel (ids written differently in the two files, e.g. a phone
+    as +7 (912) ... in one and 8912... in the other, match nobody)."""
+    missing = int((~scored.is_in(listed.implode())).sum())
+    if not missing:
+        return
+    hint = ("; no id matches: check that both files write the customer id the same way"
+            if missing == scored.len() else "")
+    console.print(f"[yellow]note:[/] {missing:,} of {scored.len():,} scored customers are not "
+                  f"in {source}: no consent is known for them, so they get no channel{hint}",
+                  soft_wrap=True)
 
 
 def store_drift(store, run_id: str, previous: dict | None, scores, features):

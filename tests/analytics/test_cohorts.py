@@ -159,6 +159,13 @@ def test_the_costs_file_reads_months_and_spend_as_people_write_them(tmp_path):
     frame = load_costs(path).frame
     assert frame["month"].to_list() == [date(2025, 1, 1), date(2025, 2, 1), date(2025, 3, 1)]
     assert frame["spend"].to_list() == [1234.5, 10.0, 0.0]
+    # As a Russian or English Excel shows a month cell, with a currency-formatted spend.
+    path.write_text("acquisition_channel;month;spend\nseo;янв.25;20 000 ₽\nseo;Февраль 2025;5\n"
+                    "ads;мая 2025;1\nads;Jun-25;2\nads;December 2025;3\n", encoding="utf-8")
+    frame = load_costs(path).frame
+    assert frame["month"].to_list() == [date(2025, 1, 1), date(2025, 2, 1), date(2025, 5, 1),
+                                        date(2025, 6, 1), date(2025, 12, 1)]
+    assert frame["spend"].to_list() == [20000.0, 5.0, 1.0, 2.0, 3.0]
 
 
 def test_bad_costs_rows_are_one_error_naming_the_file_column_and_lines(tmp_path):

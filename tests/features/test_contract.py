@@ -285,6 +285,9 @@ def test_one_map_names_the_columns_of_every_table(tmp_path):
     assert loaded.frame.select("customer_id", "consent_sms").rows() == [("7", True)]
     with pytest.raises(DataError, match=r"map them: --map customers.customer_id=YOUR_COLUMN"):
         load_customers(crm)
+    with pytest.raises(DataError, match=r"--map customer.customer_id=Код клиента: no table "
+                                        r"'customer'; .* customers.<column>"):
+        load_transactions(tx, column_map={**column_map, "customer.customer_id": "Код клиента"})
 
 
 def test_a_customer_listed_twice_alike_is_said_and_twice_unlike_is_a_bad_row(tmp_path):

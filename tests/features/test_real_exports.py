@@ -15,6 +15,7 @@ from retain.features.contract import (
     DataError,
     ReadOptions,
     customer_id_expr,
+    load_customers,
     load_transactions,
     normalize_customer_id,
 )
@@ -63,6 +64,7 @@ def test_guest_lines_fail_with_the_count_and_the_hint(retail):
         load_transactions(retail.path, column_map=ONLINE_RETAIL_COLUMN_MAP)
     assert f"{retail.guest_lines} bad row(s)" in str(err.value)
     assert GUEST_HINT in str(err.value)
+    assert "values:" not in str(err.value)  # "(values: None, None, ...)" said nothing
 
 
 def test_cancellations_refunds_and_adjustments_are_netted_never_visits(retail_tx):
@@ -145,6 +147,27 @@ def test_an_unknown_encoding_is_one_error_naming_the_flag(tmp_path):
         load_transactions(path)
     loaded = load_transactions(path, options=ReadOptions(encoding="latin-1"))
     assert loaded.frame["customer_id"].to_list() == ["café"]
+
+
+def test_encoding_is_for_files_not_in_utf8_so_a_utf8_table_is_never_mojibake(tmp_path):
+    # One --encoding for a command's every table: a UTF-8 export read as latin-1 was silent
+    # mojibake ("ÐÐ¾Ð¼ÐµÑ" for "Номер"), and a side table ignored the flag altogether.
+    utf8 = tmp_path / "ozon.csv"
+    utf8.write_text("Покупатель;Дата;Сумма\nИван;01.03.2024;5\n", encoding="utf-8")
+    latin = tmp_path / "crm.csv"
+    latin.write_bytes("customer_id,consent_email\ncafé,1\n".encode("latin-1"))
+    options = ReadOptions(encoding="latin-1")
+    loaded = load_transactions(utf8, options=options, column_map={
+        "customer_id": "Покупатель", "ts": "Дата", "amount": "Сумма"})
+    assert loaded.frame["customer_id"].to_list() == ["Иван"]
+    assert loaded.report.encoding == "utf-8"
+    customers = load_customers(latin, options=options)
+    assert customers.frame["customer_id"].to_list() == ["café"]
+    assert f"{latin}: read as latin-1 (not UTF-8)" in customers.report.notes()
+    with pytest.raises(DataError, match=r"not UTF-8 .*--encoding latin-1"):
+        load_customers(latin)
+    with pytest.raises(DataError, match=r"unknown encoding 'klingon'"):
+        load_transactions(utf8, options=ReadOptions(encoding="klingon"))
 
 
 def test_a_latin1_online_retail_is_refused_not_read_as_cp1251(tmp_path):
@@ -282,6 +305,20 @@ def test_a_report_saved_with_its_title_lines_reads_from_its_header(tmp_path, pad
     assert any("3 line(s) above the header skipped" in note and "Отчет о продажах" in note
                for note in loaded.report.notes())
     assert pl.read_csv(tmp_path / "r.csv")["line"].to_list() == [7]
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be"])
+def test_excels_unicode_text_is_read_not_called_binary(tmp_path, encoding):
+    # Excel's "Unicode text" (UTF-16 with a byte order mark, tab separated) was "a binary file".
+    text = "Клиент\tДата\tСумма\r\nИван\t01.03.2024\t1 200,50\r\nПетр\t02.03.2024\t800\r\n"
+    data = text.encode("utf-16") if encoding == "utf-16" else b"\xfe\xff" + text.encode(encoding)
+    path = tmp_path / "unicode.txt"
+    path.write_bytes(data)
+    loaded = load_transactions(path, column_map={"customer_id": "Клиент", "ts": "Дата",
+                                                 "amount": "Сумма"})
+    assert loaded.frame["customer_id"].to_list() == ["Иван", "Петр"]
+    assert loaded.frame["amount"].to_list() == [1200.5, 800.0]
+    assert f"{path}: read as utf-16 (not UTF-8)" in loaded.report.notes()
 
 
 def test_amounts_as_excel_writes_currency_cells(tmp_path):

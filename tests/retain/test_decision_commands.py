@@ -114,6 +114,30 @@ def test_crm_tables_with_their_own_names_decide_as_the_contract_tables_do(env):
     assert "--map customers.customer_id=YOUR_COLUMN" in " ".join(bare.output.split())
 
 
+def test_a_customers_table_whose_ids_match_nobody_is_said(env):
+    # Ids written another way in the CRM (here a prefix; in life +7 (912)... against 8912...)
+    # left every customer without consent, and no channel, without a word.
+    customers = pl.read_parquet(env / "shop/customers.parquet")
+    customers.with_columns(("crm-" + pl.col("customer_id")).alias("customer_id")).write_csv(
+        env / "other-ids.csv")
+    half = customers.head(customers.height // 2)
+    half.write_csv(env / "half.csv")
+    common = ["score", "--transactions", "shop/transactions.parquet", "--as-of", AS_OF,
+              "--store-url", "sqlite:///ids.db", "--out", "ids.parquet"]
+    nobody = " ".join(invoke(*common, "--customers", "other-ids.csv").output.split())
+    scored = pl.read_parquet(env / "ids.parquet").height
+    assert (f"note: {scored:,} of {scored:,} scored customers are not in other-ids.csv: no "
+            "consent is known for them, so they get no channel; no id matches") in nobody
+    some = " ".join(invoke(*common, "--customers", "half.csv").output.split())
+    missing = pl.read_parquet(env / "ids.parquet").filter(
+        ~pl.col("customer_id").is_in(half["customer_id"].implode())).height
+    assert 0 < missing < scored
+    assert f"note: {missing:,} of {scored:,} scored customers are not in half.csv" in some
+    assert "no id matches" not in some
+    assert "scored customers are not in" not in " ".join(invoke(
+        *common, "--customers", "shop/customers.parquet").output.split())
+
+
 def test_segments_prints_and_saves_the_matrix(env):
     result = invoke("segments", "--as-of", AS_OF)
     matrix = pl.read_csv(env / f"segments-{AS_OF}.csv")

@@ -151,6 +151,15 @@ def test_a_grid_heatmap_draws_only_the_cells_it_has_and_escapes_their_names():
     assert found == {(HOSTILE, "0"): 1.0, (HOSTILE, "1"): 0.25, ("2025-02", "0"): 0.0}
 
 
+def test_a_grid_heatmaps_row_names_and_heading_fit_left_of_the_grid():
+    cells = pl.DataFrame({"row": ["paid_search"], "column": [0], "value": [1.0], "text": ["100"]})
+    root = parse(charts.grid_heatmap(cells, ["paid_search"], [0], "t", "c",
+                                     "Первая покупка", "Месяцев после первой покупки"))
+    heading = next(t for t in root.iter(f"{SVG}text") if t.text == "Первая покупка")
+    # Right-aligned at x: it needs about 7.5 px a letter to its left.
+    assert float(heading.get("x")) >= 7.5 * len("Первая покупка")
+
+
 def test_lines_draw_each_series_through_its_points_in_order():
     points = pl.DataFrame({"series": ["b", "a", "a", HOSTILE], "x": [0, 2, 1, 0],
                            "y": [1.0, 4.0, 2.0, 3.0]})
