@@ -72,3 +72,17 @@ def test_no_lightgbm_is_announced_when_the_backtest_cannot_measure_it():
     assert report.training_origins >= 1
     assert report.plan.startswith("probabilistic")
     assert any("the backtest at 2025-06-20" in reason for reason in report.reasons)
+
+
+def test_an_order_returned_in_full_counts_as_netting_to_zero_and_is_called_so():
+    """A simulated shop had 227 such orders and no zero-price line: 'free lines' misled."""
+    tx = make_transactions([
+        ("a", "1", "2026-01-01", 40.0, "p1"),
+        ("a", "1", "2026-01-03", -40.0, "p1"),  # the whole order back, inside it
+        ("a", "2", "2026-02-01", 30.0, "p1"),
+        ("b", "3", "2026-01-15", 5.0, "p2"),
+    ])
+    report = data_report(tx, None, date(2026, 3, 10))
+    assert (report.zero_orders, report.zero_price_lines, report.orders) == (1, 0, 2)
+    rows = dict(report_lines(report))
+    assert rows["orders netting to zero (free or fully returned; not visits)"] == "1"
