@@ -89,6 +89,22 @@ def test_segments_for_a_date_without_a_run_says_what_to_do(env):
     assert result.exit_code == 1 and "retain score --as-of 2020-01-01" in result.output
 
 
+def test_reading_a_store_that_is_not_there_creates_none(tmp_path, monkeypatch):
+    """A mistyped --store-url (or a command run in the wrong folder) says so, and leaves no
+    empty retain.db behind for the next command to read as 'no run'."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RETAIN_STORE_URL", raising=False)
+    typo = tmp_path / "retian.db"
+    for args in (["segments", "--store-url", f"sqlite:///{typo}"],
+                 ["export", "--goal", "replenish", "--out", "x.csv"], ["drift"]):
+        result = runner.invoke(app, args)
+        flat = " ".join(result.output.split())
+        assert result.exit_code == 1 and "no score store at" in flat, (args, flat)
+        assert "run `retain score ...` first" in flat
+    assert not typo.exists() and not (tmp_path / "retain.db").exists()
+    assert not (tmp_path / "x.csv").exists()
+
+
 def test_export_filters_and_opens_in_excel(env):
     scores = pl.read_parquet(env / "scores.parquet")
     invoke("export", "--goal", "replenish", "--excel", "--out", "replenish.csv")
