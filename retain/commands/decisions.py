@@ -193,8 +193,15 @@ def rules(
     from retain.decisions.rules import default_rules_text
 
     if check is not None:
-        rules_or_fail(str(check))
-        console.print(f"{check}: valid")
+        from retain.decisions.rules import changed_from_defaults
+
+        changes = changed_from_defaults(rules_or_fail(str(check)))
+        if not changes:
+            console.print(f"{check}: valid; it changes nothing (the built-in rules)")
+            return
+        console.print(f"{check}: valid; it changes {len(changes)} value(s) of the built-in rules:")
+        for change in changes:
+            console.print(f"  {change}", markup=False)
         return
     if out is not None:
         if out.exists():

@@ -145,7 +145,11 @@ def test_rules_are_shown_copied_and_checked(env):
     bad = runner.invoke(app, ["rules", "--check", "bad.yaml"])
     assert bad.exit_code == 1 and "bad.yaml" in bad.output and "lifecycle" in bad.output
     (env / "mine.yaml").write_text("control_group:\n  share: 0.1\n")
-    assert "valid" in invoke("rules", "--check", "mine.yaml").output
+    checked = invoke("rules", "--check", "mine.yaml").output
+    # --check says what the file changes, as its help promises.
+    assert "mine.yaml: valid; it changes 1 value(s)" in checked
+    assert "control_group.share: 0.075 -> 0.1" in checked
+    assert "changes nothing" in invoke("rules", "--check", "rules.yaml").output
 
 
 def test_export_xlsx_in_russian_opens_as_a_typed_workbook(env):
