@@ -414,7 +414,7 @@ def load_costs(source: str | Path, *, column_map: Mapping[str, str] | None = Non
     Returns ``_row, acquisition_channel, month (Date, first of the month), spend``."""
     name = str(source)
     raw = _apply_map(read_table(source, query or "SELECT * FROM costs"), column_map or {}, name)
-    _require(raw, COSTS_REQUIRED, name)
+    _require(raw, COSTS_REQUIRED, name, "costs")
     parsed: dict[str, pl.Expr] = {
         "acquisition_channel": _text("acquisition_channel"),
         "month": _month(raw, "month"),

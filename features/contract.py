@@ -87,8 +87,26 @@ _MONTH_FIRST = ("%m/%d/%y %H:%M:%S", "%m/%d/%y %H:%M", "%m/%d/%y",
 _DAY_FIRST = ("%d/%m/%y %H:%M:%S", "%d/%m/%y %H:%M", "%d/%m/%y",
               "%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y")
 _AWARE_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%dT%H:%M:%S%z")
-_TRUE = ("true", "1", "yes", "y", "t", "да")
-_FALSE = ("false", "0", "no", "n", "f", "нет", "")
+# Excel in a Russian locale writes booleans as ИСТИНА / ЛОЖЬ (TRUE / FALSE), 1C as Да / Нет.
+_TRUE = ("true", "1", "yes", "y", "t", "да", "истина")
+_FALSE = ("false", "0", "no", "n", "f", "нет", "ложь", "")
+# How CRMs and mailing services spell the channels, written without spaces, hyphens, dots or
+# underscores (``E-mail``, ``Whats App``, ``СМС``): each is the rules' one name, so a log's
+# ``E-mail`` is measured with ``email`` and matches ``consent_email``. A name not here stays as
+# written, lower case (a channel the rules file adds).
+_CHANNEL_ALIASES = {
+    **{name: name for name in ("email", "sms", "push", "whatsapp", "telegram", "vk", "max")},
+    "еmail": "email",  # a Cyrillic е, as typed on a Russian keyboard
+    "почта": "email", "элпочта": "email", "электроннаяпочта": "email",
+    "смс": "sms",
+    "пуш": "push", "webpush": "push", "вебпуш": "push",
+    "pushуведомление": "push", "pushуведомления": "push", "пушуведомления": "push",
+    "вотсап": "whatsapp", "ватсап": "whatsapp", "вацап": "whatsapp",
+    "телеграм": "telegram", "телеграмм": "telegram", "tg": "telegram",
+    "вк": "vk", "вконтакте": "vk", "vkontakte": "vk",
+    "макс": "max",
+}
+_CHANNEL_SEPARATORS = r"[\s\-_.]"
 _SHOWN_ROWS = 5
 _ROW = "_row"
 _ALL_COLUMNS = "all columns"
@@ -120,6 +138,15 @@ class ReadInfo:
 
     encoding: str = "utf-8"
     separator: str | None = None
+    # Lines above the header skipped: a report's title and parameters (1C, Excel).
+    title_lines: int = 0
+    title: str = ""
+
+    def notes(self, source: str) -> list[str]:
+        if not self.title_lines:
+            return []
+        return [(f"{source}: {self.title_lines} line(s) above the header skipped (a report's "
+                f"title: {self.title!r}); lines are numbered as in the file")]
 
 
 @dataclass
@@ -203,6 +230,26 @@ def parse_column_map(pairs: Sequence[str] | Mapping[str, str] | None) -> dict[st
     return mapping
 
 
+# ``--map customers.customer_id=client_code`` maps a side table's column; a name without one
+# of these prefixes maps the transactions'.
+SIDE_TABLES = ("customers", "contacts", "costs")
+
+
+def table_map(column_map: Mapping[str, str] | None, table: str | None = None) -> dict[str, str]:
+    """One table's part of a column map (contract column -> the file's): ``table=None`` the
+    transactions' (names without a table prefix), else ``customers``, ``contacts`` or ``costs``
+    (``{"customers.customer_id": "Код клиента"}`` -> ``{"customer_id": "Код клиента"}``)."""
+    mapped: dict[str, str] = {}
+    for target, source in (column_map or {}).items():
+        prefix, dot, column = target.partition(".")
+        if dot and prefix in SIDE_TABLES:
+            if prefix == table:
+                mapped[column] = source
+        elif table is None:
+            mapped[target] = source
+    return mapped
+
+
 def is_database_url(source: str) -> bool:
     return bool(re.match(r"^[a-z][a-z0-9+]*://", str(source)))
 
@@ -232,11 +279,19 @@ def read_table(source: str | Path | _InMemory, query: str | None = None,
             frame = _read_parquet(path)
         elif suffixes.endswith((".csv", ".csv.gz", ".txt", ".tsv", ".txt.gz", ".tsv.gz")):
             frame = _read_csv(path, options, info)
+        elif suffixes.endswith(_WORKBOOKS):
+            raise DataError(f"{name}: {_WORKBOOK_HINT}")
         else:
             raise DataError(f"{name}: unknown file type; use .csv, .parquet or a database URL")
     if frame.height == 0:
         raise DataError(f"{name}: no rows (only a header or an empty result)")
-    return frame.with_row_index(_ROW)
+    # Rows are numbered from the header's line, so errors name the file's own lines.
+    return frame.with_row_index(_ROW, offset=info.title_lines)
+
+
+_WORKBOOKS = (".xlsx", ".xlsm", ".xls", ".ods")
+_WORKBOOK_HINT = ("an Excel workbook, which retain does not read: save the sheet as CSV "
+                  "(Excel: File > Save As > CSV UTF-8) and pass the .csv")
 
 
 def _read_parquet(path: Path) -> pl.DataFrame:
@@ -342,6 +397,29 @@ def _read_utf8_csv(path: Path, options: ReadOptions, info: ReadInfo) -> pl.DataF
     return frame.rename({c: c.strip().lstrip("\ufeff") for c in frame.columns})
 
 
+def _title_lines(text: str, most: int = 20) -> int:
+    """How many lines above the header a report saved as CSV has (its title, period and
+    organisation: ``Отчет о продажах за период ...;;``), 0 when the first line is the header.
+    The header is the first line whose fields are all named and which the next lines match
+    field for field; the lines above it must name at most half as many fields."""
+    lines = text.split("\n", most + 6)[: most + 6]
+    for sep in (";", ",", "\t", "|"):
+        counts = [line.count(sep) for line in lines]
+        for at in range(1, min(most, len(lines) - 1) + 1):
+            names = [f.strip().strip('"') for f in lines[at].split(sep)]
+            after = [c for line, c in zip(lines[at + 1:at + 6], counts[at + 1:at + 6],
+                                          strict=True) if line.strip()]
+            if (counts[at] and all(names) and after and all(c == counts[at] for c in after)
+                    # A title names one or two fields; a header with an unnamed first
+                    # column (pandas' index: ",customer_id,ts") names all the others.
+                    and all(sum(bool(f.strip()) for f in line.split(sep)) <= len(names) // 2
+                            for line in lines[:at])):
+                return at
+        if counts[0] and all(f.strip() for f in lines[0].split(sep)):
+            return 0  # the first line is a header of this separator
+    return 0
+
+
 def _read_csv(path: Path, options: ReadOptions, info: ReadInfo) -> pl.DataFrame:
     fast = _read_utf8_csv(path, options, info)
     if fast is not None:
@@ -356,10 +434,17 @@ def _read_csv(path: Path, options: ReadOptions, info: ReadInfo) -> pl.DataFrame:
             raise DataError(f"{path}: not a readable gzip file ({exc})") from None
     if data.startswith(b"PAR1"):
         raise DataError(f"{path}: this is a Parquet file; name it .parquet")
+    if data.startswith((b"PK\x03\x04", b"\xd0\xcf\x11\xe0")):  # .xlsx (a ZIP), .xls (OLE)
+        raise DataError(f"{path}: {_WORKBOOK_HINT}")
     if b"\x00" in data[:65536]:
         raise DataError(f"{path}: a binary file, not text CSV (NUL bytes)")
     text, info.encoding = decode_text(data, str(path), options.encoding)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
+    title = _title_lines(text)
+    if title:
+        lines = text.split("\n", title)
+        info.title_lines, info.title = title, lines[0].strip().strip(";,\t|").strip()[:60]
+        text = lines[-1]
     lines = text.split("\n", 2)
     head = lines[0].lstrip("\ufeff")
     if not head.strip():
@@ -421,7 +506,26 @@ def _safe_url(url: str) -> str:
     return re.sub(r"//[^@/]*@", "//***@", url)
 
 
+def _headerless(names: Sequence[str]) -> bool:
+    """True when the "header" is a data line: no name holds a letter (CDNOW_sample.txt starts
+    ``00004 0001 19970101 2 29.33``). Names 0, 1, 2, ... (pandas' for unnamed columns) are a
+    header that a --map can address."""
+    if len(names) < 2 or any(ch.isalpha() for name in names for ch in name):
+        return False
+    numbers = sorted(int(n) for n in names if n.isdigit() and len(n) < 4)
+    return not (len(numbers) == len(names) and numbers[0] in (0, 1)
+                and numbers == list(range(numbers[0], numbers[0] + len(numbers))))
+
+
 def _apply_map(frame: pl.DataFrame, column_map: Mapping[str, str], source: str) -> pl.DataFrame:
+    # Before the map: mapping names to a data line's values would read on, and drop that
+    # customer's other lines as repeated headers. The values are the shop's data: not shown.
+    if _headerless([c for c in frame.columns if c != _ROW]):
+        raise DataError(
+            f"{source}: the first line looks like data, not a header (no column name has a "
+            "letter); add a header line naming the columns (customer_id, ts, amount, ...; "
+            "--map maps other names)"
+        )
     missing = [src for src in column_map.values() if src not in frame.columns]
     if missing:
         raise DataError(
@@ -433,11 +537,13 @@ def _apply_map(frame: pl.DataFrame, column_map: Mapping[str, str], source: str) 
     return frame.drop(clashing).rename(renames)
 
 
-def _require(frame: pl.DataFrame, required: Sequence[str], source: str) -> None:
+def _require(frame: pl.DataFrame, required: Sequence[str], source: str,
+             table: str | None = None) -> None:
     missing = [c for c in required if c not in frame.columns]
     if missing:
         found = ", ".join(c for c in frame.columns if c != _ROW)
-        hint = " ".join(f"--map {c}=YOUR_COLUMN" for c in missing)
+        prefix = f"{table}." if table else ""
+        hint = " ".join(f"--map {prefix}{c}=YOUR_COLUMN" for c in missing)
         if len(frame.columns) - (_ROW in frame.columns) == 1:
             raise DataError(
                 f"{source}: one column only ({found!r}): the separator was not recognised; "
@@ -558,6 +664,12 @@ def customer_id_expr(column: str = "customer_id") -> pl.Expr:
     return _text(column).str.replace(_FLOAT_ID, "${1}")
 
 
+# A currency sign or name before or after the number (spaces are gone by then): rubles,
+# tenge, som, sum, dollars, euros, and their ISO codes.
+_CURRENCY = ("(?i)^(?:₽|\\$|€|₸|руб\\.?|р\\.|тг\\.?|сом|сум|сўм|rub|kzt|kgs|uzs|usd|eur)"
+             "|(?:₽|\\$|€|₸|руб\\.?|р\\.|тг\\.?|сом|сум|сўм|rub|kzt|kgs|uzs|usd|eur)$")
+
+
 def _number(frame: pl.DataFrame, column: str) -> pl.Expr:
     """Numbers, or text like '1 234,50' / '1234.5' -> Float64; anything else -> null."""
     plain = pl.col(column).cast(pl.String).cast(pl.Float64, strict=False)
@@ -569,9 +681,44 @@ def _number(frame: pl.DataFrame, column: str) -> pl.Expr:
         value = plain
     else:
         text = pl.col(column).cast(pl.String).str.replace_all(r"[\s\u00a0\u202f']", "")
+        # As Excel writes a currency cell to CSV: "1 200,50 ₽", "800 руб.", "−150,00" (a
+        # Unicode minus), "(150,00)" (an accounting negative).
+        text = (text.str.replace(_CURRENCY, "").str.replace("^\u2212", "-")
+                .str.replace(r"^\((\d[\d.,]*)\)$", "-${1}"))
         text = pl.when(text.str.contains(r"^-?\d+,\d+$")).then(text.str.replace(",", ".")).otherwise(text)
         value = text.cast(pl.Float64, strict=False)
     return pl.when(value.is_finite()).then(value)
+
+
+def channel_name(text: str) -> str:
+    """A contact channel's one name: ``" E-mail "`` -> ``email``, ``СМС`` -> ``sms``; a name
+    retain does not know stays as written, in lower case. Same rule as ``channel_name_expr``."""
+    lower = text.strip().lower()
+    return _CHANNEL_ALIASES.get(re.sub(_CHANNEL_SEPARATORS, "", lower), lower)
+
+
+def channel_name_expr(column: str = "channel") -> pl.Expr:
+    """``channel_name`` as a polars expression (the contacts log)."""
+    lower = _text(column).str.to_lowercase()
+    compact = lower.str.replace_all(_CHANNEL_SEPARATORS, "")
+    return (pl.when(compact.is_in(list(_CHANNEL_ALIASES)))
+            .then(compact.replace(_CHANNEL_ALIASES)).otherwise(lower))
+
+
+def _consent_columns(raw: pl.DataFrame, source: str) -> pl.DataFrame:
+    """``Consent_E-mail`` -> ``consent_email``: consent columns by their channel's one name."""
+    renames = {c: "consent_" + channel_name(c[len("consent_"):]) for c in raw.columns
+               if c.lower().startswith("consent_")}
+    renames = {old: new for old, new in renames.items() if old != new}
+    if not renames:
+        return raw
+    names = [renames.get(c, c) for c in raw.columns]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        same = [c for c in raw.columns if renames.get(c, c) in twice]
+        raise DataError(f"{source}: columns {', '.join(map(repr, same))} are consents to the "
+                        f"same channel ({', '.join(twice)}); keep one of them")
+    return raw.rename(renames)
 
 
 def _boolean(frame: pl.DataFrame, column: str) -> pl.Expr:
@@ -697,7 +844,7 @@ def load_transactions(
         window_end = None
     name = str(source) if not is_database_url(str(source)) else _safe_url(str(source))
     info = ReadInfo()
-    raw = _apply_map(read_table(source, query, options, info), column_map or {}, name)
+    raw = _apply_map(read_table(source, query, options, info), table_map(column_map), name)
     from_price = "amount" not in raw.columns and "price" in raw.columns
     _require(raw, [c for c in TRANSACTION_REQUIRED if not (from_price and c == "amount")], name)
     has = set(raw.columns)
@@ -774,6 +921,7 @@ def load_transactions(
     report = loaded.report
     report.rows_read = rows_read
     report.encoding, report.separator = info.encoding, info.separator
+    report.read_notes.extend(info.notes(name))
     report.amount_from_price = from_price
     repeated = finding.result()
     report.duplicates = repeated.len()
@@ -925,8 +1073,11 @@ def load_customers(
     """Read the optional customers table: ``customer_id``, ``signup_ts``, ``acquisition_channel``
     and any ``consent_<channel>`` flags (true/false/1/0/yes/no/да/нет; missing = no consent)."""
     name = str(source)
-    raw = _apply_map(read_table(source, query or "SELECT * FROM customers"), column_map or {}, name)
-    _require(raw, CUSTOMER_REQUIRED, name)
+    info = ReadInfo()  # a CRM's cp1251 file is said, as the transactions' is
+    raw = _apply_map(read_table(source, query or "SELECT * FROM customers", None, info),
+                     column_map or {}, name)
+    _require(raw, CUSTOMER_REQUIRED, name, "customers")
+    raw = _consent_columns(raw, name)
     consents = [c for c in raw.columns if c.startswith("consent_")]
     parsed: dict[str, pl.Expr] = {"customer_id": customer_id_expr()}
     checks = [_Check("customer_id", "missing customer id", _blank("__customer_id"))]
@@ -939,14 +1090,30 @@ def load_customers(
     for consent in consents:
         parsed[consent] = _boolean(raw, consent)
         checks.append(_Check(consent, "not true/false", pl.col(f"__{consent}").is_null()))
+    # A CRM lists a customer twice (merged records, two exports joined): when what retain reads
+    # is the same in both, the repeat is left out and said; when it differs (a consent given
+    # in one and not the other), which one holds is the shop's to say: a bad row.
+    values = raw.select(pl.col(_ROW), **{k: v for k, v in parsed.items()})
+    repeats = values.filter(~pl.col("customer_id").is_null() & (pl.col("customer_id") != "")
+                            & ~pl.struct(list(parsed)).is_first_distinct())[_ROW]
+    notes = []
+    if repeats.len():
+        raw = raw.filter(~pl.col(_ROW).is_in(repeats.implode()))
+        notes.append(f"{name}: {repeats.len():,} customers listed again with the same "
+                     "values; the repeats are left out")
     checks.append(
-        _Check("customer_id", "duplicated customer id", pl.col("__customer_id").is_duplicated()
+        _Check("customer_id", "duplicated customer id with other values",
+               pl.col("__customer_id").is_duplicated()
                & ~pl.col("__customer_id").is_first_distinct())
     )
-    return _validate(
+    loaded = _validate(
         raw, parsed, checks, source=name, on_bad_rows=on_bad_rows,
         rejects_path=rejects_path, line_offset=_line_offset(name),
     )
+    loaded.report.read_notes.extend(notes)
+    loaded.report.encoding, loaded.report.separator = info.encoding, info.separator
+    loaded.report.read_notes.extend(info.notes(name))
+    return loaded
 
 
 def load_contacts(
@@ -960,13 +1127,15 @@ def load_contacts(
     """Read the optional contacts log: ``customer_id, ts, channel, campaign, cost, control``
     and, when the log has it, ``offer`` (blank reads as ``none``)."""
     name = str(source)
-    raw = _apply_map(read_table(source, query or "SELECT * FROM contacts"), column_map or {}, name)
-    _require(raw, CONTACT_REQUIRED, name)
+    info = ReadInfo()  # a CRM's cp1251 file is said, as the transactions' is
+    raw = _apply_map(read_table(source, query or "SELECT * FROM contacts", None, info),
+                     column_map or {}, name)
+    _require(raw, CONTACT_REQUIRED, name, "contacts")
     has = set(raw.columns)
     parsed: dict[str, pl.Expr] = {
         "customer_id": customer_id_expr(),
         "ts": _datetime(raw, "ts"),
-        "channel": _text("channel").str.to_lowercase(),
+        "channel": channel_name_expr(),
         "campaign": _text("campaign") if "campaign" in has else pl.lit(None, pl.String),
         # A blank cost is 0 (said in a note); a cost that is not a number is rejected below.
         "cost": _number(raw, "cost").fill_null(0.0) if "cost" in has else pl.lit(0.0),
@@ -997,6 +1166,8 @@ def load_contacts(
         rejects_path=rejects_path, line_offset=_line_offset(name),
     )
     loaded.report.read_notes.extend(notes)
+    loaded.report.encoding, loaded.report.separator = info.encoding, info.separator
+    loaded.report.read_notes.extend(info.notes(name))
     return loaded
 
 

@@ -24,19 +24,17 @@ class _LazyConsole:
             # emoji=False: a name like ":fire:" in a path or a value prints as written, and
             # rich's table of emoji codes (~0.03 s to import) is never loaded.
             _LazyConsole._console = Console(stderr=True, highlight=False, emoji=False)
-        if name == "print":
-            return self._print
         return getattr(_LazyConsole._console, name)
 
-    def _print(self, *objects: Any, **kwargs: Any) -> None:
-        made = _LazyConsole._console
-        assert made is not None
-        # Into a file or a pipe (a log, `make demo > log`, CI) a message stays one line: cut
-        # at rich's 80-column default it could not be grepped. Tables keep their layout, and
-        # a terminal still wraps at its edge.
-        if "soft_wrap" not in kwargs and all(isinstance(o, str) for o in objects):
-            kwargs["soft_wrap"] = not made.is_terminal
-        made.print(*objects, **kwargs)
+    def print(self, *objects: Any, **options: Any) -> None:
+        """rich's ``print``, where a message (text) is one line however narrow the terminal:
+        piped to a log file, rich would break every line at 80 columns, mid-sentence. Tables
+        and other renderables keep rich's layout to the width."""
+        if "soft_wrap" not in options:
+            from rich.text import Text
+
+            options["soft_wrap"] = all(isinstance(o, (str, Text)) for o in objects)
+        self.__getattr__("print")(*objects, **options)
 
 
 console: Console = _LazyConsole()  # type: ignore[assignment]

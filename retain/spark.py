@@ -669,13 +669,25 @@ def score_table(table: pa.Table, side: pa.Table | None, spec: ScoreSpec,
 
 
 def load_side(spark: SparkSession, kind: str, source: str, partitions: int, on_bad_rows: str,
-              rejects_path: Path | None) -> DataFrame:
+              rejects_path: Path | None, column_map: Mapping[str, str] | None = None
+              ) -> DataFrame:
     """The customers table or the contacts log (``kind``), bucketed like the transactions and
     validated per bucket by the contract's ``load_customers`` / ``load_contacts`` (a customer's
-    rows, duplicated ids among them, meet in one bucket)."""
+    rows, duplicated ids among them, meet in one bucket). ``column_map``: the table's own
+    (``features.contract.table_map``), applied before the bucketing, as the loaders do."""
     from pyspark.sql import functions as F
 
+    from retain.features.contract import channel_name
+
     raw = read_source(spark, source)
+    renames = {src: target for target, src in (column_map or {}).items() if src != target}
+    missing = [src for src in renames if src not in raw.columns]
+    if missing:
+        raise DataError(f"{source}: mapped column(s) {', '.join(map(repr, missing))} not found "
+                        f"(columns: {', '.join(raw.columns)})")
+    if renames:
+        raw = raw.drop(*[t for t in renames.values() if t in raw.columns and t not in renames])
+        raw = raw.withColumnsRenamed(renames)
     if "customer_id" not in raw.columns:
         raise DataError(f"{source}: missing required column 'customer_id'")
     if kind == "customers":
@@ -683,8 +695,10 @@ def load_side(spark: SparkSession, kind: str, source: str, partitions: int, on_b
         for name in raw.columns:
             if name in _CUSTOMER_TYPES and name != "customer_id":
                 fields.append(pa.field(name, _CUSTOMER_TYPES[name]))
-            elif name.startswith("consent_"):
-                fields.append(pa.field(name, pa.bool_()))
+            elif name.lower().startswith("consent_"):
+                # The loader names it by its channel's one name (Consent_E-mail: consent_email).
+                fields.append(pa.field("consent_" + channel_name(name[len("consent_"):]),
+                                       pa.bool_()))
         schema = _with_meta(pa.schema(fields))
     else:
         schema = _with_meta(CONTACT_SCHEMA)

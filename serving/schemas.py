@@ -22,7 +22,7 @@ from typing_extensions import TypedDict  # pydantic needs this one before Python
 
 from retain.decisions.decide import GOALS
 from retain.decisions.segments import BEHAVIOUR_TYPES, LIFECYCLE_STAGES, VALUE_TIERS
-from retain.features.contract import MAX_ABS_AMOUNT, normalize_customer_id
+from retain.features.contract import MAX_ABS_AMOUNT, channel_name, normalize_customer_id
 
 MAX_CUSTOMERS = 1000
 MAX_ID_LENGTH = 128
@@ -70,11 +70,38 @@ EXAMPLE_UNSCORED = {
 }
 
 
+# The batch loader's unambiguous text dates beside ISO: 1C's day-first dotted dates and
+# CDNOW's compact 20260301, so a CRM can send lines as its export writes them.
+_DOTTED = ("%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%d.%m.%Y",
+           "%d.%m.%y %H:%M:%S", "%d.%m.%y %H:%M", "%d.%m.%y")
+_DATE_TEXT = "expected an ISO 8601 date or datetime string (or DD.MM.YYYY[ HH:MM[:SS]], YYYYMMDD)"
+
+
 def _iso_text(value: Any) -> Any:
     # Numbers are refused rather than read as epoch seconds or milliseconds: ambiguous.
     if isinstance(value, (int, float)):
         # ValueError, not TypeError: pydantic turns only ValueError into a 422 field error.
-        raise ValueError("expected an ISO 8601 date or datetime string")  # noqa: TRY004
+        raise ValueError(_DATE_TEXT)  # noqa: TRY004
+    if isinstance(value, str) and value[:1].isdigit():
+        text = value.strip()
+        if text.isdigit():
+            # pydantic reads a string of digits as epoch seconds: "20260301" became
+            # 1970-08-23. Eight digits are the batch's YYYYMMDD; other digits are refused.
+            if len(text) == 8:
+                try:
+                    return datetime.strptime(text, "%Y%m%d")
+                except ValueError:
+                    pass
+            raise ValueError(_DATE_TEXT)
+        if text[2:3] == "." or text[1:2] == ".":
+            for layout in _DOTTED:
+                try:
+                    return datetime.strptime(text, layout)
+                except ValueError:
+                    continue
+            raise ValueError(_DATE_TEXT)
+        if text.replace(".", "", 1).isdigit():  # "1767225600.5": epoch seconds again
+            raise ValueError(_DATE_TEXT)
     return value
 
 
@@ -125,8 +152,9 @@ class TransactionIn(TypedDict):
         json_schema_extra={"examples": [EXAMPLE_REQUEST["customers"][0]["transactions"][0]]})
 
     ts: Annotated[Timestamp, Field(
-        description="When the line was sold: ISO 8601 date or date-time; naive means UTC, "
-        "aware is converted to UTC", examples=["2026-03-02T10:15:00Z"])]
+        description="When the line was sold: ISO 8601 date or date-time (also DD.MM.YYYY[ "
+        "HH:MM[:SS]] and YYYYMMDD, as the batch reads them); naive means UTC, aware is "
+        "converted to UTC", examples=["2026-03-02T10:15:00Z"])]
     amount: Annotated[StrictFloat, Field(ge=-MAX_ABS_AMOUNT, le=MAX_ABS_AMOUNT, description=(
         "Line revenue (a JSON number); negative = return, netted within its order"),
         examples=[42.5])]
@@ -143,8 +171,10 @@ class TransactionIn(TypedDict):
         description="Where the order was placed: web, app, store, ...", examples=["web"])]]
 
 
+# As the batch reads a customers table's consent columns: "E-mail" is email, "СМС" is sms.
 ChannelName = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True,
-                                               min_length=1, max_length=32)]
+                                               min_length=1, max_length=32),
+                        AfterValidator(channel_name)]
 
 
 class CustomerIn(Strict):

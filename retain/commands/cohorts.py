@@ -91,13 +91,14 @@ def load_costs_or_fail(source: str | None, config: TransactionSettings,
                        rejects: Path) -> pl.DataFrame | None:
     from retain.analytics.cohorts import load_costs
     from retain.commands.common import report_rejects
-    from retain.features.contract import DataError
+    from retain.features.contract import DataError, table_map
 
     if not source:
         return None
     try:
         with step("Reading and validating the costs"):
             loaded = load_costs(source, on_bad_rows=config.on_bad_rows,
+                                column_map=table_map(config.column_map, "costs"),
                                 rejects_path=rejects.with_name(f"{rejects.stem}.costs.csv"))
     except DataError as exc:
         raise fail(str(exc)) from None

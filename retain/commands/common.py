@@ -43,8 +43,9 @@ MapOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--map", metavar="<column=yours>",
-        help="Map a contract column to yours, e.g. --map customer_id=client_code (repeatable). "
-        "Env: RETAIN_COLUMN_MAP as JSON.",
+        help="Map a contract column to yours, e.g. --map customer_id=client_code (repeatable); "
+        "a side table's with its name first: --map customers.customer_id=client_code "
+        "(customers., contacts., costs.). Env: RETAIN_COLUMN_MAP as JSON.",
         show_default=False,
     ),
 ]
@@ -394,6 +395,28 @@ def load(config: TransactionSettings, rejects: Path, horizon_days: int | None = 
     return tx, as_of, report
 
 
+def no_purchase_candidates(tx: pl.DataFrame, cutoff: date) -> pl.Series:
+    """The customers who may have lines before ``cutoff`` but no purchase (an order netting
+    above zero): only a customer with a line of zero or less can have none. Few lines are,
+    so this is cheap, and the caller keeps it after the lines are freed."""
+    import polars as pl
+
+    before = pl.col("ts") < pl.lit(cutoff).cast(pl.Datetime("us"))
+    return tx.filter(before & (pl.col("amount") <= 0))["customer_id"].unique()
+
+
+def note_no_purchase(candidates: pl.Series, kept: pl.Series, cutoff: date, what: str) -> int:
+    """Say how many customers of the log get no row (``what``: "features", "scores") because
+    they have no purchase before the as-of date, so that nobody goes missing silently (CDNOW:
+    70 customers bought only zero-dollar lines). The API answers them with an error entry."""
+    missing = int((~candidates.is_in(kept.implode())).sum()) if len(candidates) else 0
+    if missing:
+        console.print(f"[yellow]note:[/] {missing:,} customers have no purchase before the as-of "
+                      f"date {cutoff} (only orders netting to zero or less: free lines, refunds, "
+                      f"cancellations): they get no {what}")
+    return missing
+
+
 def horizon_coverage(last: date, as_of: date, horizon_days: int, *,
                      later_lines: bool = False) -> str | None:
     """Whether the transactions cover the horizon ``[as_of, as_of + horizon)`` that labels and
@@ -428,7 +451,7 @@ def load_side_table(kind: str, source: str | None, config: TransactionSettings,
                     rejects: Path) -> pl.DataFrame | None:
     """The customers table or contacts log (``kind``), validated; None when not given (an
     empty value, as MLproject passes, is not given either)."""
-    from retain.features.contract import DataError, load_contacts, load_customers
+    from retain.features.contract import DataError, load_contacts, load_customers, table_map
 
     if not source:
         return None
@@ -436,6 +459,7 @@ def load_side_table(kind: str, source: str | None, config: TransactionSettings,
     try:
         with step(f"Reading and validating the {kind}"):
             loaded = loader(source, on_bad_rows=config.on_bad_rows,
+                            column_map=table_map(config.column_map, kind),
                             rejects_path=rejects.with_name(f"{rejects.stem}.{kind}.csv"))
     except DataError as exc:
         raise fail(str(exc)) from None

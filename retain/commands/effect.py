@@ -50,6 +50,7 @@ def effect_table(rows: pl.DataFrame, title: str, confidence: float, limit: int =
     table = Table(title=title)
     for column in ("period", "split", "metric"):
         table.add_column(column, no_wrap=True)
+    # Figures fold onto a second line in a narrow terminal: cut to "1,23…" they misread.
     for column in ("treated/control", f"difference [{confidence:.0%} CI]", "lift",
                    "extra revenue", "cost", "ROMI"):
         table.add_column(column, justify="right", overflow="fold")
@@ -246,6 +247,7 @@ def channels_table(over_time: pl.DataFrame, title: str) -> Table:
     table = Table(title=title)
     table.add_column("period", no_wrap=True)
     table.add_column("channel", no_wrap=True)
+    # Figures fold onto a second line in a narrow terminal: cut to "1,1…" they misread.
     for column in ("reach", "response", "control", "uplift", "extra revenue / contact", "cost",
                    "return / cost", "status"):
         table.add_column(column, justify="right", overflow="fold")

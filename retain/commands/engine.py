@@ -125,7 +125,7 @@ def spark_score(config: TransactionSettings,
     Returns the run id and a frame of the columns the command's summary reads."""
     import polars as pl
 
-    from retain.features.contract import DataError
+    from retain.features.contract import DataError, table_map
     from retain.spark import load_side, read_written, score, spark_errors
 
     _parquet_out(out, "--out")
@@ -139,7 +139,8 @@ def spark_score(config: TransactionSettings,
         try:
             with step(f"Reading and validating the {kind} (Spark)"):
                 sides[kind] = load_side(spark, kind, source, partitions, config.on_bad_rows,
-                                        rejects.with_name(f"{rejects.stem}.{kind}.csv"))
+                                        rejects.with_name(f"{rejects.stem}.{kind}.csv"),
+                                        table_map(config.column_map, kind))
         except DataError as exc:
             raise fail(str(exc)) from None
     if not customers:

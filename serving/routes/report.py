@@ -104,13 +104,14 @@ def _data_span(request: Request, config: Settings) -> tuple[date, date] | None:
 
 def _side_table(kind: str, source: str | None, config: Settings):
     from retain.analytics.cohorts import load_costs
-    from retain.features.contract import DataError, load_contacts, load_customers
+    from retain.features.contract import DataError, load_contacts, load_customers, table_map
 
     if not source:
         return None
     loader = {"customers": load_customers, "contacts": load_contacts, "costs": load_costs}[kind]
     try:
-        return loader(source, on_bad_rows="skip").frame.drop("_row", strict=False)
+        return loader(source, on_bad_rows="skip", column_map=table_map(config.column_map, kind)
+                      ).frame.drop("_row", strict=False)
     except DataError as exc:
         # The message may quote the shop's values: its kind only, in the log.
         log.warning("ui report: the %s could not be read (%s)", kind, type(exc).__name__)

@@ -10,10 +10,12 @@ import pytest
 from retain.features.contract import (
     DataError,
     ReadOptions,
+    channel_name,
     load_contacts,
     load_customers,
     load_transactions,
     parse_column_map,
+    table_map,
 )
 
 HEADER = "customer_id,order_id,ts,amount,product_id\n"
@@ -41,6 +43,31 @@ def test_missing_column_names_the_file_the_column_and_the_fix(tmp_path):
         load_transactions(path)
     message = str(err.value)
     assert "tx.csv" in message and "'customer_id'" in message and "--map customer_id=" in message
+
+
+def test_a_file_without_a_header_line_is_one_error_that_shows_no_data(tmp_path):
+    """lifetimes' CDNOW_sample.txt has no header: its first line was read as column names,
+    and the error listed a customer's id and amount as "found" columns; mapping to those
+    "names" read on and dropped that customer's other lines as repeated headers."""
+    lines = (" 00004 0001 19970101  2   29.33\r\n 00004 0001 19970118  2   29.73\r\n"
+             " 00018 0002 19970101  1   14.96\r\n")
+    path = write(tmp_path, lines, name="CDNOW_sample.txt")
+    for column_map in ({}, {"customer_id": "00004", "ts": "19970101", "amount": "29.33"}):
+        with pytest.raises(DataError) as err:
+            load_transactions(path, column_map=column_map)
+        message = str(err.value)
+        assert "CDNOW_sample.txt: the first line looks like data, not a header" in message
+        assert "add a header line" in message
+        assert "00004" not in message and "29.33" not in message
+    with_header = write(tmp_path, "customer_id sample_id ts quantity amount\r\n" + lines,
+                        name="with-header.txt")
+    assert load_transactions(with_header).frame["customer_id"].to_list() == ["00004", "00004",
+                                                                             "00018"]
+    # pandas names unnamed columns 0, 1, 2, ...: a real header, which --map addresses.
+    numbered = write(tmp_path, "0,1,2\nc1,2024-01-01,5\n", name="numbered.csv")
+    frame = load_transactions(numbered, column_map={"customer_id": "0", "ts": "1",
+                                                    "amount": "2"}).frame
+    assert frame.select("customer_id", "amount").row(0) == ("c1", 5.0)
 
 
 def test_column_map_renames_the_shops_columns(tmp_path):
@@ -211,6 +238,70 @@ def test_customers_table_with_consents(tmp_path):
     assert frame.select("customer_id", "consent_email", "consent_sms").rows() == [
         ("c1", True, False), ("c2", True, False)
     ]
+
+
+def test_consents_as_russian_excel_and_1c_write_them(tmp_path):
+    # Excel in a Russian locale saves TRUE/FALSE as ИСТИНА/ЛОЖЬ; such rows were rejected whole.
+    text = ("customer_id;Consent_E-mail;consent_SMS;consent_Telegram\n"
+            "c1;ИСТИНА;ДА ;1\nc2;ЛОЖЬ;Нет;\nc3; истина ;нет;0\n")
+    loaded = load_customers(write(tmp_path, text, "customers.csv"))
+    assert loaded.report.rows_rejected == 0
+    assert loaded.frame.select("customer_id", "consent_email", "consent_sms",
+                               "consent_telegram").rows() == [
+        ("c1", True, True, True), ("c2", False, False, False), ("c3", True, False, False)]
+
+
+def test_two_consent_columns_for_one_channel_are_one_error(tmp_path):
+    text = "customer_id,consent_email,consent_e-mail\nc1,1,0\n"
+    with pytest.raises(DataError, match=r"customers.csv: columns 'consent_email', "
+                                        r"'consent_e-mail' are consents to the same channel"):
+        load_customers(write(tmp_path, text, "customers.csv"))
+
+
+def test_contacts_channels_are_one_name_however_the_crm_spells_them(tmp_path):
+    # "E-mail" beside "email" was measured as a channel of its own, matching no consent_email.
+    spellings = ["E-mail", "email", "Email ", "е-mail", "Эл. почта", "SMS", "СМС", "Whats App",
+                 "Телеграм", "ВКонтакте", "Web-push", "Viber"]
+    text = "customer_id,ts,channel\n" + "".join(f"c{i},2024-01-01,{c}\n"
+                                                for i, c in enumerate(spellings))
+    frame = load_contacts(write(tmp_path, text, "contacts.csv")).frame
+    assert frame["channel"].to_list() == ["email"] * 5 + ["sms", "sms", "whatsapp", "telegram",
+                                                         "vk", "push", "viber"]
+    assert [channel_name(c) for c in spellings] == frame["channel"].to_list()
+
+
+def test_one_map_names_the_columns_of_every_table(tmp_path):
+    column_map = {"customer_id": "Код контрагента", "ts": "Дата",
+                  "customers.customer_id": "Код клиента", "customers.consent_sms": "Согласие SMS",
+                  "contacts.ts": "Дата отправки", "costs.spend": "Расход"}
+    assert table_map(column_map) == {"customer_id": "Код контрагента", "ts": "Дата"}
+    assert table_map(column_map, "customers") == {"customer_id": "Код клиента",
+                                                  "consent_sms": "Согласие SMS"}
+    assert table_map(column_map, "contacts") == {"ts": "Дата отправки"}
+    tx = write(tmp_path, "Код контрагента;Дата;amount\n7.0;01.03.2024;1 200,50\n", "tx.csv")
+    assert load_transactions(tx, column_map=column_map).frame["customer_id"].to_list() == ["7"]
+    crm = write(tmp_path, "Код клиента;Согласие SMS\n7.0;ИСТИНА\n", "crm.csv")
+    loaded = load_customers(crm, column_map=table_map(column_map, "customers"))
+    assert loaded.frame.select("customer_id", "consent_sms").rows() == [("7", True)]
+    with pytest.raises(DataError, match=r"map them: --map customers.customer_id=YOUR_COLUMN"):
+        load_customers(crm)
+
+
+def test_a_customer_listed_twice_alike_is_said_and_twice_unlike_is_a_bad_row(tmp_path):
+    text = ("customer_id;phone;consent_sms;consent_email\n"
+            "931;+7 (912) 000-00-01;да;0\n931.0;8 912 000 00 01;Да;\nc2;;1;1\nc2;;0;1\n")
+    path = tmp_path / "crm.csv"
+    path.write_bytes(text.encode("cp1251"))
+    with pytest.raises(DataError, match=r"customer_id': duplicated customer id with other "
+                                        r"values at lines 5"):
+        load_customers(path)
+    loaded = load_customers(path, on_bad_rows="skip", rejects_path=tmp_path / "r.csv")
+    assert loaded.frame.select("customer_id", "consent_sms").rows() == [("931", True),
+                                                                       ("c2", True)]
+    assert loaded.report.rows_rejected == 1
+    assert loaded.report.notes() == [
+        f"{path}: read as cp1251 (not UTF-8)",
+        f"{path}: 1 customers listed again with the same values; the repeats are left out"]
 
 
 def test_customers_table_rejects_unknown_consent_values(tmp_path):

@@ -244,6 +244,10 @@ def test_an_absurd_amount_is_a_bad_row_as_in_the_api(tmp_path):
     ("truncated.parquet", None, "cannot be read as Parquet (truncated"),
     ("text.parquet", b"customer_id,ts,amount\nc,2024-01-01,1\n", "not a Parquet file"),
     ("parquet.csv", None, "Parquet file; name it .parquet"),
+    # A marketplace's or a marketer's workbook, as it is or renamed to .csv.
+    ("sales.xlsx", b"PK\x03\x04" + b"\x00" * 60, "an Excel workbook, which retain does not read"),
+    ("sales.xls", b"\xd0\xcf\x11\xe0" + b"\x00" * 60, "save the sheet as CSV"),
+    ("sales.csv", b"PK\x03\x04\x14\x00\x06\x00" + b"\x00" * 60, "an Excel workbook"),
 ])
 def test_each_broken_file_is_one_data_error_naming_it(tmp_path, name, content, says):
     path = tmp_path / name
@@ -257,6 +261,50 @@ def test_each_broken_file_is_one_data_error_naming_it(tmp_path, name, content, s
     with pytest.raises(DataError) as err:
         load_transactions(path)
     assert name in str(err.value) and says in str(err.value)
+
+
+@pytest.mark.parametrize("padding", ["", ";;"])
+def test_a_report_saved_with_its_title_lines_reads_from_its_header(tmp_path, padding):
+    # 1C and Excel reports put a title, the period and the organisation above the header
+    # (Excel pads them to the table's width); they were taken for the header.
+    text = (f"Отчет о продажах за период 01.01.2026 - 31.05.2026{padding}\r\n"
+            f"Организация: ООО Ромашка{padding}\r\n{padding}\r\n"
+            "Клиент;Дата;Сумма\r\n1;01.03.2026 9:05:00;1 200,50\r\n2;02.03.2026;800\r\n"
+            "2;вчера;100\r\n")
+    path = tmp_path / "report.csv"
+    path.write_bytes(text.encode("cp1251"))
+    column_map = {"customer_id": "Клиент", "ts": "Дата", "amount": "Сумма"}
+    with pytest.raises(DataError, match=r"unparseable date at lines 7 "):  # the file's line
+        load_transactions(path, column_map=column_map)
+    loaded = load_transactions(path, column_map=column_map, on_bad_rows="skip",
+                               rejects_path=tmp_path / "r.csv")
+    assert loaded.frame["amount"].to_list() == [1200.5, 800.0]
+    assert any("3 line(s) above the header skipped" in note and "Отчет о продажах" in note
+               for note in loaded.report.notes())
+    assert pl.read_csv(tmp_path / "r.csv")["line"].to_list() == [7]
+
+
+def test_amounts_as_excel_writes_currency_cells(tmp_path):
+    # A currency-formatted column saved as CSV keeps its sign: every line was "not a number".
+    values = ["1 200,50 ₽", "800 руб.", "(150,00)", "−150,00", "1\u00a0234,50р.", "₸ 5 000",
+              "12 сом", "100 USD", "-5,5 ₽"]
+    text = "customer_id;ts;amount\n" + "".join(f"c{i};2024-01-01;{v}\n"
+                                               for i, v in enumerate(values))
+    path = tmp_path / "currency.csv"
+    path.write_text(text, encoding="utf-8-sig")
+    assert load_transactions(path).frame["amount"].to_list() == [
+        1200.5, 800.0, -150.0, -150.0, 1234.5, 5000.0, 12.0, 100.0, -5.5]
+    path.write_text("customer_id;ts;amount\nc1;2024-01-01;1.234,50\nc2;2024-01-01;5 шт\n")
+    with pytest.raises(DataError, match=r"not a number at lines 2, 3"):
+        load_transactions(path)
+
+
+def test_a_header_with_an_unnamed_index_column_is_still_the_header(tmp_path):
+    path = tmp_path / "pandas.csv"
+    path.write_text(",customer_id,ts,amount\n0,c1,2024-01-01,5\n1,c2,2024-01-02,6\n")
+    loaded = load_transactions(path)
+    assert loaded.frame["customer_id"].to_list() == ["c1", "c2"]
+    assert not any("above the header" in note for note in loaded.report.notes())
 
 
 def test_a_format_first_seen_after_the_sample_is_still_read(tmp_path):

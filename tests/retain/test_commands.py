@@ -178,16 +178,52 @@ def test_read_options_from_flags_and_environment(env, monkeypatch):
     assert wrong.exit_code == 1 and "--date-format %d.%m.%Y" in wrong.output
 
 
+def test_customers_without_a_purchase_are_counted_never_dropped_silently(tmp_path, monkeypatch):
+    """CDNOW has 70 customers whose only line is zero dollars: no purchase, so no features and
+    no scores; the user is told how many, as the API answers each with an error entry."""
+    from datetime import date
+
+    from retain.commands.common import no_purchase_candidates, note_no_purchase
+    from tests.conftest import make_transactions
+
+    monkeypatch.chdir(tmp_path)
+    lines = [
+        ("buyer", "1", "2024-01-05", 20.0), ("buyer", "2", "2024-03-05", 15.0),
+        ("free", "3", "2024-02-01", 0.0),                       # a free line only
+        ("netted", "4", "2024-02-02", 10.0), ("netted", "4", "2024-02-02", -10.0),
+        ("refund", "5", "2024-02-03", -5.0),                    # a refund of an older order
+        ("late", "6", "2024-01-10", 30.0), ("late", "7", "2024-07-01", 0.0),
+        ("after", "8", "2024-07-02", 0.0),                      # outside the window
+    ]
+    tx = make_transactions(lines)
+    path = tmp_path / "tx.csv"
+    tx.with_columns(pl.col("ts").dt.strftime("%Y-%m-%d")).write_csv(path)
+    built = invoke("features", "--transactions", str(path), "--as-of", "2024-06-01",
+                   "--out", "features.parquet")
+    output = " ".join(built.output.split())
+    assert ("3 customers have no purchase before the as-of date 2024-06-01 (only orders "
+            "netting to zero or less: free lines, refunds, cancellations): they get no "
+            "features") in output
+    assert sorted(pl.read_parquet(tmp_path / "features.parquet")["customer_id"]) == ["buyer", "late"]
+    # The count the score command prints, from the same two helpers.
+    candidates = no_purchase_candidates(tx, date(2024, 6, 1))
+    assert note_no_purchase(candidates, pl.Series(["buyer", "late"]), date(2024, 6, 1),
+                            "scores") == 3
+    assert note_no_purchase(candidates, pl.Series(["buyer", "late", "free", "netted", "refund"]),
+                            date(2024, 6, 1), "scores") == 0
+
 def test_score_summary_calls_btyd_a_fallback_only_when_it_is_one(capsys):
     """A churn score the backtest chose (a tie with LightGBM) is no fallback: saying so after
     `retain train` fitted LightGBM would read as a failure."""
+    from types import SimpleNamespace
+
     from retain.commands.training import print_score_summary
 
     scores = pl.DataFrame({"goal": ["none", "reactivate"], "score_source": ["btyd", "btyd"]})
-    print_score_summary(scores, 2, "run1", fallback=False)
+    print_score_summary(scores, 2, "run1", SimpleNamespace(eligible=True))
     chosen = " ".join(capsys.readouterr().err.split())
-    assert "2 customers' churn is scored by the probabilistic model, which the backtest found " \
-           "at least as good as LightGBM (score_source = btyd)" in chosen
+    assert ("2 customers are scored by the probabilistic model, which the backtest chose for "
+            "churn (score_source = btyd)") in chosen
     assert "fallback" not in chosen
-    print_score_summary(scores, 2, "run1", fallback=True)
+    print_score_summary(scores, 2, "run1", SimpleNamespace(eligible=False))
     assert "scored by the probabilistic fallback" in " ".join(capsys.readouterr().err.split())

@@ -74,6 +74,46 @@ def test_score_writes_the_order_history_last(env):
     assert scores["orders"].min() >= 1
 
 
+def test_crm_tables_with_their_own_names_decide_as_the_contract_tables_do(env):
+    """A CRM's customers table (cp1251, Russian headers, ИСТИНА/ЛОЖЬ as Excel writes them,
+    Да/нет as 1C does) and a mailing log spelling E-mail and СМС, mapped with --map
+    customers.<column>= and contacts.<column>=, give the decisions of the contract's tables."""
+    customers = pl.read_parquet(env / "shop/customers.parquet")
+    consents = [c for c in customers.columns if c.startswith("consent_")]
+    yes_no = [("ИСТИНА", "ЛОЖЬ"), ("Да", "нет"), ("1", "")]
+    crm = customers.with_row_index("i").select(
+        pl.col("customer_id").alias("Код клиента"),
+        pl.col("signup_ts").dt.strftime("%d.%m.%Y %H:%M:%S").alias("Дата регистрации"),
+        pl.col("acquisition_channel").alias("Источник"),
+        *[pl.when(pl.col(c)).then(pl.col("i").map_elements(
+            lambda i: yes_no[i % 3][0], return_dtype=pl.String)).otherwise(
+            pl.col("i").map_elements(lambda i: yes_no[i % 3][1], return_dtype=pl.String))
+          .alias(f"Согласие {c.removeprefix('consent_')}") for c in consents])
+    (env / "crm.csv").write_bytes(crm.write_csv(separator=";").encode("cp1251"))
+    spelled = {"email": "E-mail", "sms": "СМС", "whatsapp": "Whats App"}
+    contacts = pl.read_parquet(env / "shop/contacts.parquet").rename({"ts": "Дата"})
+    contacts.with_columns(pl.col("channel").replace(spelled)).write_csv(env / "mailings.csv")
+    maps = [arg for pair in (
+        ["customers.customer_id=Код клиента", "customers.signup_ts=Дата регистрации",
+         "customers.acquisition_channel=Источник", "contacts.ts=Дата"]
+        + [f"customers.{c}=Согласие {c.removeprefix('consent_')}" for c in consents])
+        for arg in ("--map", pair)]
+    result = invoke("score", "--transactions", "shop/transactions.parquet", "--as-of", AS_OF,
+                    "--customers", "crm.csv", "--contacts", "mailings.csv", "--lang", "ru",
+                    "--store-url", "sqlite:///crm.db", "--out", "crm-scores.parquet", *maps)
+    assert "rejected" not in result.output
+    expected = pl.read_parquet(env / "scores.parquet")
+    got = pl.read_parquet(env / "crm-scores.parquet")
+    assert got["channel"].drop_nulls().len() > 0
+    assert got.equals(expected)
+    # Unmapped, the hint names the table's own prefix, not the transactions' --map.
+    bare = runner.invoke(app, ["score", "--transactions", "shop/transactions.parquet", "--as-of",
+                               AS_OF, "--customers", "crm.csv", "--store-url",
+                               "sqlite:///crm.db", "--out", "crm-scores.parquet"])
+    assert bare.exit_code == 1
+    assert "--map customers.customer_id=YOUR_COLUMN" in " ".join(bare.output.split())
+
+
 def test_segments_prints_and_saves_the_matrix(env):
     result = invoke("segments", "--as-of", AS_OF)
     matrix = pl.read_csv(env / f"segments-{AS_OF}.csv")

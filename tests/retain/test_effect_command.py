@@ -191,6 +191,39 @@ def test_the_channels_table_shows_nulls_as_dashes():
     assert table.row_count == 1
 
 
+def test_figures_are_never_cut_in_an_80_column_terminal():
+    # Cut to fit, "-3,861.62 [...]" showed as "-3,8…" and a cost of 1,884 as "1,8…".
+    from rich.console import Console
+
+    from retain.analytics.channels_over_time import OVER_TIME_COLUMNS
+    from retain.commands.effect import channels_table, effect_table
+
+    effect_row = dict.fromkeys(EFFECT_COLUMNS) | {
+        "period": "2026-Q1", "split": "whatsapp", "metric": "revenue",
+        "treated_customers": 24_117, "control_customers": 1_916, "difference": -3_861.62,
+        "ci_low": -12_345.0, "ci_high": 4_567.0, "relative_lift": -0.39,
+        "incremental_revenue": -930_651.0, "cost": 1_884_512.0, "romi": -309.5}
+    channel_row = dict.fromkeys(OVER_TIME_COLUMNS) | {
+        "period": "2026-Q1", "channel": "whatsapp", "reach": 12_345, "response_rate": 0.2081,
+        "control_rate": 0.1911, "uplift": 0.0213, "incremental_revenue_per_contact": 1_234.5,
+        "cost": 1_884_512.0, "return_per_cost": 4.4, "status": "active"}
+    for table, figures in (
+            (effect_table(pl.DataFrame([effect_row]), "t", 0.9),
+             ["24,117/1,916", "-3,862 [-12,345, 4,567]", "-930,651", "1,884,512", "-309.5"]),
+            (channels_table(pl.DataFrame([channel_row]), "t"),
+             ["12,345", "20.8%", "2.1%", "1,234.5", "1,884,512", "4.4"])):
+        console = Console(width=80, record=True)
+        console.print(table)
+        text = console.export_text()
+        assert "…" not in text.split("┡", 1)[1]
+        # Each column's lines joined (a folded figure continues on the next line).
+        cells = ["".join(parts) for parts in zip(*[
+            [cell.replace(" ", "") for cell in line.split("│")[1:-1]]
+            for line in text.split("┡", 1)[1].splitlines()[1:-1]], strict=True)]
+        for figure in figures:
+            assert figure.replace(" ", "") in cells, (figure, cells)
+
+
 def test_channels_prints_each_channel_per_period_and_the_next_split(env):
     result = runner.invoke(app, ["channels", "--transactions", "shop/transactions.parquet",
                                  "--contacts", "shop/contacts.parquet", "--from", "2025-10-01",

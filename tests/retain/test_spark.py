@@ -219,6 +219,24 @@ def test_score_on_spark_equals_the_local_engine(env):
     assert stored["goal"].to_list() == local["goal"].to_list()
 
 
+def test_crm_named_side_tables_on_spark_decide_as_the_contract_tables_do(env):
+    # After test_score_on_spark_equals_the_local_engine (the model and its local scores).
+    customers = pl.read_parquet("shop/customers.parquet")
+    renamed = {"customer_id": "Код клиента"} | {
+        c: "Consent_" + {"email": "E-mail"}.get(c[8:], c[8:]).upper()
+        for c in customers.columns if c.startswith("consent_")}
+    customers.rename(renamed).write_parquet("crm.parquet")
+    contacts = pl.read_parquet("shop/contacts.parquet")
+    contacts.rename({"ts": "Дата"}).with_columns(
+        pl.col("channel").replace({"email": "E-mail", "sms": "СМС"})).write_parquet("log.parquet")
+    invoke("score", "--transactions", "shop/transactions.parquet", "--as-of", AS_OF,
+           "--customers", "crm.parquet", "--contacts", "log.parquet",
+           "--map", "customers.customer_id=Код клиента", "--map", "contacts.ts=Дата",
+           "--out", "scores_crm.parquet", "--store-url", f"sqlite:///{env / 'crm.db'}", *SPARK)
+    local = pl.read_parquet("scores_local.parquet").sort("customer_id")
+    assert_same(local, parts(env / "scores_crm.parquet"))
+
+
 def test_a_catalog_table_reads_like_its_parquet(env, spark):
     spark.read.parquet(str(env / "shop" / "transactions.parquet")).createOrReplaceTempView("shop_tx")
     invoke("features", "--transactions", "shop/transactions.parquet", "--as-of", AS_OF,

@@ -291,6 +291,27 @@ def test_aware_timestamps_are_converted_to_utc(client, shop, shop_history):
     assert client.post("/v1/score", json=aware, headers=SCORE).json()["scores"] == first
 
 
+def test_export_dates_read_as_the_batch_reads_them_never_as_epoch_seconds(client, shop):
+    # "20260301" once passed pydantic as epoch seconds: 1970-08-23, "no order for 20295 days".
+    as_of = shop.as_of.isoformat()
+    iso = [{"ts": "2026-02-01", "amount": 30.0}, {"ts": "2026-04-01T10:30:00", "amount": 45.0},
+           {"ts": "2026-05-03T08:05:00", "amount": 12.0}]
+    export = [{"ts": "20260201", "amount": 30.0}, {"ts": "01.04.2026 10:30", "amount": 45.0},
+              {"ts": "03.05.26 08:05:00", "amount": 12.0}]
+
+    def scored(lines: list[dict]) -> dict:
+        body = {"as_of": as_of, "customers": [{"customer_id": "1C-7", "transactions": lines}]}
+        response = client.post("/v1/score", json=body, headers=SCORE)
+        assert response.status_code == 200, response.text
+        return response.json()["scores"][0]
+
+    assert scored(export) == scored(iso)
+    for ts in ("1767225600", "1767225600.5", "20261301", "13.13.2026"):
+        response = client.post("/v1/score", json=one_customer_body(ts=ts), headers=SCORE)
+        assert response.status_code == 422, ts
+        assert "ISO 8601" in response.json()["errors"][0]["msg"]
+
+
 def test_every_customer_is_answered_in_request_order(client, shop):
     as_of = shop.as_of.isoformat()
     body = {"as_of": as_of, "customers": [
@@ -454,6 +475,18 @@ def test_consents_must_be_booleans(client):
     response = client.post("/v1/score", json=body, headers=SCORE)
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "customers[0].consents.email"
+
+
+def test_consents_named_as_a_crm_spells_the_channel_choose_the_same_channel(client, shop,
+                                                                            shop_history):
+    body = score_body(customers_of(shop_history, 40), shop.as_of)
+    spelled = json.loads(json.dumps(body))
+    for plain, crm in zip(body["customers"], spelled["customers"], strict=True):
+        plain["consents"] = {"email": True, "sms": True, "telegram": False}
+        crm["consents"] = {"E-mail": True, " СМС ": True, "Телеграм": False}
+    first = client.post("/v1/score", json=body, headers=SCORE).json()["scores"]
+    assert any(s["channel"] in ("email", "sms") for s in first)
+    assert client.post("/v1/score", json=spelled, headers=SCORE).json()["scores"] == first
 
 
 def test_errors_in_a_large_request_name_their_customer(client):
