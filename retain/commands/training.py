@@ -378,6 +378,14 @@ def score(
         print_drift_summary(drift, previous)
         return
     tx, cutoff, _ = load(config, rejected)
+    last = tx["ts"].max() if tx.height else None
+    if last is not None and (cutoff - last.date()).days > registered.pipeline.horizon_days:
+        # Legitimate (scoring today a log exported last month) within a horizon; past it every
+        # customer reads as lapsed, which a mistyped --as-of or a truncated export also gives.
+        console.print(f"[yellow]note:[/] the last transaction is dated {last:%Y-%m-%d}, "
+                      f"{(cutoff - last.date()).days:,} days before the as-of date {cutoff}: "
+                      "every customer is scored as if nothing was bought since (an export "
+                      "that stops early, or a mistyped --as-of?)", soft_wrap=True)
     consents = load_side_table("customers", customers, config, rejected)
     contacts_log = load_side_table("contacts", contacts, config, rejected)
     if consents is None:

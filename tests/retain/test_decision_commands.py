@@ -62,6 +62,18 @@ def test_score_writes_one_decision_per_customer(env, scored):
     assert control["channel"].null_count() == control.height
 
 
+def test_score_long_after_the_logs_end_says_so(env):
+    """Everyone scored as lapsed is what a mistyped --as-of gives: the run says why."""
+    result = invoke("score", "--transactions", "shop/transactions.parquet", "--as-of",
+                    "2030-01-01", "--store-url", "sqlite:///far.db", "--out", "far.parquet")
+    flat = " ".join(result.output.split())
+    assert "note: the last transaction is dated 2026-06-30, 1,281 days before the as-of date " \
+           "2030-01-01" in flat
+    near = invoke("score", "--transactions", "shop/transactions.parquet", "--as-of",
+                  "2026-08-01", "--store-url", "sqlite:///far.db", "--out", "far.parquet")
+    assert "last transaction is dated" not in near.output
+
+
 def test_score_writes_the_order_history_last(env):
     scores = pl.read_parquet(env / "scores.parquet")
     # Added after the existing columns (model_version stays where it was).
