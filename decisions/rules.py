@@ -169,6 +169,23 @@ def load_rules(path: str | Path | None = None) -> Rules:
         raise RulesError(f"rules file {path}: {_describe(exc)}") from None
 
 
+def changed_from_defaults(rules: Rules) -> list[str]:
+    """What a rules file changes, one ``section.key: default -> value`` per value that differs
+    from the built-in rules (a channel-cost table key by key), for `retain rules --check`."""
+    def flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in tree.items():
+            name = f"{prefix}{key}"
+            out.update(flat(value, name + ".") if isinstance(value, dict) else {name: value})
+        return out
+
+    before, after = flat(default_rules().model_dump()), flat(rules.model_dump())
+    missing = object()
+    return [f"{name}: {before.get(name, '(none)')} -> {after.get(name, '(none)')}"
+            for name in sorted(before.keys() | after.keys())
+            if before.get(name, missing) != after.get(name, missing)]
+
+
 def _merge(defaults: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     """Deep merge: a section or channel-cost table in the file updates the default's keys."""
     merged = dict(defaults)

@@ -344,7 +344,7 @@ def report_lines(report: DataReport) -> list[tuple[str, str]]:
          "-" if report.median_days_between_orders is None
          else f"{report.median_days_between_orders:.0f}"),
         ("refunds and cancellations (orders netting below zero)", f"{report.refund_orders:,}"),
-        ("orders netting to zero (free lines; not visits)", f"{report.zero_orders:,}"),
+        ("orders netting to zero (free or fully returned; not visits)", f"{report.zero_orders:,}"),
         ("negative lines (returns, adjustments)", f"{report.negative_lines:,}"),
         ("zero-price lines", f"{report.zero_price_lines:,}"),
         ("order ids / products / channels",

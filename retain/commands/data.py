@@ -49,7 +49,9 @@ def simulate(
     ),
     as_of: Annotated[str, typer.Option("--as-of", metavar="<date>", help="End of the history.")] = "2026-07-01",
     history_days: Annotated[int, typer.Option(min=30, help="Days of history before --as-of.")] = 730,
-    future_days: Annotated[int, typer.Option(min=1, help="Days of true future after it.")] = 365,
+    future_days: Annotated[int, typer.Option(
+        min=90, help="Days of true future after it (at least the truth's 90-day horizon).")
+    ] = 365,
     file_format: Annotated[Literal["parquet", "csv"], typer.Option(
         "--format", help="File format of every table.")] = "parquet",
     offer_share: Annotated[float, typer.Option(

@@ -27,12 +27,27 @@ RunAsOfOpt = Annotated[
 ]
 
 
-def _open_store(store_url: str | None):
+def _open_store(store_url: str | None, *, must_exist: bool = True):
+    """The score store. For the commands that only read it (``must_exist``), a SQLite file
+    that is not there is an error, not a new empty store (a mistyped --store-url left one
+    behind)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     from retain.config import settings
     from retain.serving.store import ScoreStore
 
     try:
-        return ScoreStore(settings(store_url=store_url).store_url).open()
+        url = settings(store_url=store_url).store_url
+        parsed = make_url(url)
+    except (ValueError, ArgumentError) as exc:
+        raise fail(f"score store: {exc}") from None
+    if (must_exist and parsed.get_backend_name() == "sqlite" and parsed.database
+            and parsed.database != ":memory:" and not Path(parsed.database).exists()):
+        raise fail(f"no score store at {parsed.database}: run `retain score ...` first, or "
+                   "point --store-url (RETAIN_STORE_URL) at the store it wrote")
+    try:
+        return ScoreStore(url).open()
     except (ValueError, ConnectionError, RuntimeError) as exc:
         raise fail(f"score store: {exc}") from None
 
@@ -178,8 +193,15 @@ def rules(
     from retain.decisions.rules import default_rules_text
 
     if check is not None:
-        rules_or_fail(str(check))
-        console.print(f"{check}: valid")
+        from retain.decisions.rules import changed_from_defaults
+
+        changes = changed_from_defaults(rules_or_fail(str(check)))
+        if not changes:
+            console.print(f"{check}: valid; it changes nothing (the built-in rules)")
+            return
+        console.print(f"{check}: valid; it changes {len(changes)} value(s) of the built-in rules:")
+        for change in changes:
+            console.print(f"  {change}", markup=False)
         return
     if out is not None:
         if out.exists():

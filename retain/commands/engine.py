@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
-from retain.commands.common import fail, read_options, report_rejects
+from retain.commands.common import fail, horizon_coverage, read_options, report_rejects
 from retain.progress import console, step
 
 if TYPE_CHECKING:
@@ -94,6 +94,14 @@ def spark_features(config: TransactionSettings,
     loaded = spark_load(spark, config, rejects, partitions,
                         config.horizon_days if with_labels else None)
     cutoff = loaded.as_of
+    if with_labels:  # as the local engine: a horizon past the log's end is no outcome
+        from pyspark.sql import functions as F
+
+        last = loaded.frame.agg(F.max("ts")).first()[0]
+        note = last is not None and horizon_coverage(
+            last.date(), cutoff, config.horizon_days, later_lines=loaded.report.after_as_of > 0)
+        if note:
+            console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
     try:
         with step(f"Building customer features as of {cutoff} (Spark, {partitions} partitions)"), \
                 spark_errors(str(out)):

@@ -98,7 +98,7 @@ def calibration(
                                   encoding=encoding, date_format=date_format,
                                   drop_duplicates=drop_duplicates)
     tx, _, _ = load(config, rejects or Path("rejected.csv"))
-    with _open_store(store_url) as store:
+    with _open_store(store_url, must_exist=False) as store:
         with step("Comparing past runs with what then happened"):
             try:
                 rows, skipped = calibration_over_time(store, tx)

@@ -94,6 +94,19 @@ def registered_model(version: str | None):
         raise fail(str(exc)) from None
 
 
+def _above_zero(value: float) -> float:
+    # A negative or zero rate was trained and registered as champion without a word.
+    if not value > 0:  # NaN too
+        raise typer.BadParameter("must be above 0, e.g. 0.05")
+    return value
+
+
+def _not_negative(value: float) -> float:
+    if not value >= 0:
+        raise typer.BadParameter("must be 0 or more, e.g. 0.10 for 10% a year")
+    return value
+
+
 @app.command(epilog=example(
     "retain train --transactions data/shop/transactions.parquet \\",
     "    --as-of 2026-07-01 --horizon-days 90"))
@@ -105,8 +118,11 @@ def train(
     origin_step_days: Annotated[int, typer.Option(min=1, help="Days between origins.")] = 30,
     max_train_rows: Annotated[int, typer.Option(min=1000, help="Cap on stacked rows.")] = 600_000,
     n_estimators: Annotated[int, typer.Option(min=10, help="Max boosting rounds.")] = 600,
-    learning_rate: Annotated[float, typer.Option(help="LightGBM learning rate.")] = 0.05,
-    annual_discount_rate: Annotated[float, typer.Option(help="CLV discount rate per year.")] = 0.10,
+    learning_rate: Annotated[float, typer.Option(
+        help="LightGBM learning rate (above 0).", callback=_above_zero)] = 0.05,
+    annual_discount_rate: Annotated[float, typer.Option(
+        help="CLV discount rate per year (0 or more; 0.10 is 10%).", callback=_not_negative)
+    ] = 0.10,
     sample_customers: Annotated[int, typer.Option(min=1000, help=(
         "Backtest and LightGBM on a stratified sample of about this many customers (by "
         "orders, recency and last-horizon purchase; the same customers every run); the "
@@ -370,6 +386,14 @@ def score(
         print_drift_summary(drift, previous)
         return
     tx, cutoff, _ = load(config, rejected)
+    last = tx["ts"].max() if tx.height else None
+    if last is not None and (cutoff - last.date()).days > registered.pipeline.horizon_days:
+        # Legitimate (scoring today a log exported last month) within a horizon; past it every
+        # customer reads as lapsed, which a mistyped --as-of or a truncated export also gives.
+        console.print(f"[yellow]note:[/] the last transaction is dated {last:%Y-%m-%d}, "
+                      f"{(cutoff - last.date()).days:,} days before the as-of date {cutoff}: "
+                      "every customer is scored as if nothing was bought since (an export "
+                      "that stops early, or a mistyped --as-of?)", soft_wrap=True)
     consents = load_side_table("customers", customers, config, rejected)
     contacts_log = load_side_table("contacts", contacts, config, rejected)
     if consents is None:

@@ -195,3 +195,13 @@ def test_a_missing_file_is_one_error_naming_it(tmp_path):
         load_rules(path)
     assert str(path) in str(caught.value) and "cannot read" in str(caught.value)
     assert not isinstance(caught.value, FileNotFoundError)
+
+
+def test_changed_from_defaults_names_each_changed_value_with_both_sides(tmp_path):
+    from retain.decisions.rules import changed_from_defaults
+
+    assert changed_from_defaults(default_rules()) == []
+    path = tmp_path / "mine.yaml"
+    path.write_text("lifecycle:\n  new_within_days: 20\nchannels:\n  cost:\n    sms: 9.5\n")
+    assert changed_from_defaults(load_rules(path)) == [
+        "channels.cost.sms: 3.0 -> 9.5", "lifecycle.new_within_days: 30 -> 20"]

@@ -62,6 +62,18 @@ def test_score_writes_one_decision_per_customer(env, scored):
     assert control["channel"].null_count() == control.height
 
 
+def test_score_long_after_the_logs_end_says_so(env):
+    """Everyone scored as lapsed is what a mistyped --as-of gives: the run says why."""
+    result = invoke("score", "--transactions", "shop/transactions.parquet", "--as-of",
+                    "2030-01-01", "--store-url", "sqlite:///far.db", "--out", "far.parquet")
+    flat = " ".join(result.output.split())
+    assert "note: the last transaction is dated 2026-06-30, 1,281 days before the as-of date " \
+           "2030-01-01" in flat
+    near = invoke("score", "--transactions", "shop/transactions.parquet", "--as-of",
+                  "2026-08-01", "--store-url", "sqlite:///far.db", "--out", "far.parquet")
+    assert "last transaction is dated" not in near.output
+
+
 def test_score_writes_the_order_history_last(env):
     scores = pl.read_parquet(env / "scores.parquet")
     # Added after the existing columns (model_version stays where it was).
@@ -153,6 +165,22 @@ def test_segments_for_a_date_without_a_run_says_what_to_do(env):
     assert result.exit_code == 1 and "retain score --as-of 2020-01-01" in result.output
 
 
+def test_reading_a_store_that_is_not_there_creates_none(tmp_path, monkeypatch):
+    """A mistyped --store-url (or a command run in the wrong folder) says so, and leaves no
+    empty retain.db behind for the next command to read as 'no run'."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RETAIN_STORE_URL", raising=False)
+    typo = tmp_path / "retian.db"
+    for args in (["segments", "--store-url", f"sqlite:///{typo}"],
+                 ["export", "--goal", "replenish", "--out", "x.csv"], ["drift"]):
+        result = runner.invoke(app, args)
+        flat = " ".join(result.output.split())
+        assert result.exit_code == 1 and "no score store at" in flat, (args, flat)
+        assert "run `retain score ...` first" in flat
+    assert not typo.exists() and not (tmp_path / "retain.db").exists()
+    assert not (tmp_path / "x.csv").exists()
+
+
 def test_export_filters_and_opens_in_excel(env):
     scores = pl.read_parquet(env / "scores.parquet")
     invoke("export", "--goal", "replenish", "--excel", "--out", "replenish.csv")
@@ -193,7 +221,11 @@ def test_rules_are_shown_copied_and_checked(env):
     bad = runner.invoke(app, ["rules", "--check", "bad.yaml"])
     assert bad.exit_code == 1 and "bad.yaml" in bad.output and "lifecycle" in bad.output
     (env / "mine.yaml").write_text("control_group:\n  share: 0.1\n")
-    assert "valid" in invoke("rules", "--check", "mine.yaml").output
+    checked = invoke("rules", "--check", "mine.yaml").output
+    # --check says what the file changes, as its help promises.
+    assert "mine.yaml: valid; it changes 1 value(s)" in checked
+    assert "control_group.share: 0.075 -> 0.1" in checked
+    assert "changes nothing" in invoke("rules", "--check", "rules.yaml").output
 
 
 def test_export_xlsx_in_russian_opens_as_a_typed_workbook(env):

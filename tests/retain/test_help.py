@@ -139,3 +139,19 @@ def test_rejects_help_names_the_file_each_command_writes(tmp_path, monkeypatch):
     result = runner.invoke(app, ["inspect", "--transactions", "tx.csv", "--on-bad-rows", "skip"])
     assert result.exit_code == 0, result.output
     assert "not a number" in (tmp_path / "rejected.csv").read_text()
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--learning-rate", "-1"), ("--learning-rate", "0"),
+                                             ("--learning-rate", "nan"),
+                                             ("--annual-discount-rate", "-5")])
+def test_train_refuses_a_rate_no_model_can_use_before_any_work(tmp_path, flag, value):
+    """A negative learning rate was trained and registered as champion without a word."""
+    from typer.testing import CliRunner
+
+    from retain.cli import app
+
+    result = CliRunner().invoke(app, ["train", "--transactions", str(tmp_path / "none.csv"),
+                                      flag, value], env={"MLFLOW_TRACKING_URI":
+                                                         f"sqlite:///{tmp_path / 'm.db'}"})
+    assert result.exit_code == 2 and f"Invalid value for '{flag}'" in result.output
+    assert not (tmp_path / "m.db").exists()

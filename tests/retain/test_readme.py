@@ -160,3 +160,19 @@ def test_the_readme_endpoint_table_lists_every_operation():
                                       for key in served):
         if operation.get("security"):  # the table names the scope the summary does
             assert f"scope: {table[(method, path)].strip('`')}" in operation["summary"], path
+
+
+def test_the_readme_command_table_is_retain_help():
+    """Every command `retain --help` lists is in the README's table with the same sentence, and
+    each row links to a section that exists."""
+    from typer.main import get_command
+
+    text = README.read_text()
+    rows = re.findall(r"^\| `retain (\w+)` \| ([^|]+) \| \[[^\]]+\]\(#([a-z0-9-]+)\) \|$", text,
+                      re.MULTILINE)
+    listed = {name: command.get_short_help_str(limit=200)
+              for name, command in get_command(app).commands.items()}  # type: ignore[attr-defined]
+    assert {name: what.strip() for name, what, _ in rows} == listed
+    headings = {re.sub(r"[^a-z0-9 -]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
+                for line in text.splitlines() if line.startswith(("## ", "### "))}
+    assert {anchor for _, _, anchor in rows} <= headings

@@ -447,3 +447,18 @@ def test_caused_orders_are_the_treated_contacts_extra_orders_with_their_revenue(
     assert not caused["customer_id"].is_in(control.implode()).any()
     delay = caused["ts"] - caused["contact_ts"]
     assert delay.min() >= timedelta(0) and delay.max() < timedelta(days=7)
+
+
+def test_the_command_refuses_a_future_shorter_than_the_truths_horizon(tmp_path):
+    """`--future-days 10` was accepted and ended in an internal error (exit 3)."""
+    from typer.testing import CliRunner
+
+    from retain.cli import app
+
+    result = CliRunner().invoke(app, ["simulate", "--customers", "50", "--future-days", "10",
+                                      "--out", str(tmp_path / "shop")])
+    assert result.exit_code == 2 and "--future-days" in result.output
+    assert "90" in result.output and not (tmp_path / "shop").exists()
+    done = CliRunner().invoke(app, ["simulate", "--customers", "50", "--history-days", "60",
+                                    "--future-days", "90", "--out", str(tmp_path / "shop")])
+    assert done.exit_code == 0, done.output

@@ -104,6 +104,19 @@ def test_features_on_spark_equal_the_local_engine_on_the_simulated_shop(env):
     assert "customers," in result.output and "Traceback" not in result.output
 
 
+def test_labels_past_the_logs_end_are_refused_on_spark_as_locally(env):
+    """The shop's log ends the day before AS_OF: no horizon after it has an outcome."""
+    args = ["features", "--transactions", "shop/transactions.parquet", "--as-of", AS_OF,
+            "--labels", "--products-out", "none"]
+    local = runner.invoke(app, [*args, "--out", "no_labels.parquet"])
+    spark = runner.invoke(app, [*args, "--out", "no_labels_spark.parquet", *SPARK])
+    for result in (local, spark):
+        flat = " ".join(result.output.split())
+        assert result.exit_code == 1 and "no transactions in the 90-day horizon" in flat, flat
+        assert "Traceback" not in flat
+    assert not (env / "no_labels_spark.parquet").exists()
+
+
 def test_labels_on_spark_equal_the_local_engine(env):
     # The shop's future too, so that the labels' horizon has lines in it and after it.
     pl.concat([pl.read_parquet("shop/transactions.parquet"),

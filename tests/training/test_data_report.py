@@ -74,6 +74,20 @@ def test_no_lightgbm_is_announced_when_the_backtest_cannot_measure_it():
     assert any("the backtest at 2025-06-20" in reason for reason in report.reasons)
 
 
+def test_an_order_returned_in_full_counts_as_netting_to_zero_and_is_called_so():
+    """A simulated shop had 227 such orders and no zero-price line: 'free lines' misled."""
+    tx = make_transactions([
+        ("a", "1", "2026-01-01", 40.0, "p1"),
+        ("a", "1", "2026-01-03", -40.0, "p1"),  # the whole order back, inside it
+        ("a", "2", "2026-02-01", 30.0, "p1"),
+        ("b", "3", "2026-01-15", 5.0, "p2"),
+    ])
+    report = data_report(tx, None, date(2026, 3, 10))
+    assert (report.zero_orders, report.zero_price_lines, report.orders) == (1, 0, 2)
+    rows = dict(report_lines(report))
+    assert rows["orders netting to zero (free or fully returned; not visits)"] == "1"
+
+
 def test_an_as_of_date_long_after_the_last_line_is_said_to_be_untrainable():
     """CDNOW at 2000-07-01 (two years after its last line) was announced as "LightGBM models
     on 4 origins", and `retain train` then stopped with an internal error."""
