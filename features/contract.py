@@ -533,7 +533,26 @@ def _safe_url(url: str) -> str:
     return re.sub(r"//[^@/]*@", "//***@", url)
 
 
+def _headerless(names: Sequence[str]) -> bool:
+    """True when the "header" is a data line: no name holds a letter (CDNOW_sample.txt starts
+    ``00004 0001 19970101 2 29.33``). Names 0, 1, 2, ... (pandas' for unnamed columns) are a
+    header that a --map can address."""
+    if len(names) < 2 or any(ch.isalpha() for name in names for ch in name):
+        return False
+    numbers = sorted(int(n) for n in names if n.isdigit() and len(n) < 4)
+    return not (len(numbers) == len(names) and numbers[0] in (0, 1)
+                and numbers == list(range(numbers[0], numbers[0] + len(numbers))))
+
+
 def _apply_map(frame: pl.DataFrame, column_map: Mapping[str, str], source: str) -> pl.DataFrame:
+    # Before the map: mapping names to a data line's values would read on, and drop that
+    # customer's other lines as repeated headers. The values are the shop's data: not shown.
+    if _headerless([c for c in frame.columns if c != _ROW]):
+        raise DataError(
+            f"{source}: the first line looks like data, not a header (no column name has a "
+            "letter); add a header line naming the columns (customer_id, ts, amount, ...; "
+            "--map maps other names)"
+        )
     missing = [src for src in column_map.values() if src not in frame.columns]
     if missing:
         raise DataError(

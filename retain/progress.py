@@ -26,6 +26,16 @@ class _LazyConsole:
             _LazyConsole._console = Console(stderr=True, highlight=False, emoji=False)
         return getattr(_LazyConsole._console, name)
 
+    def print(self, *objects: Any, **options: Any) -> None:
+        """rich's ``print``, where a message (text) is one line however narrow the terminal:
+        piped to a log file, rich would break every line at 80 columns, mid-sentence. Tables
+        and other renderables keep rich's layout to the width."""
+        if "soft_wrap" not in options:
+            from rich.text import Text
+
+            options["soft_wrap"] = all(isinstance(o, (str, Text)) for o in objects)
+        self.__getattr__("print")(*objects, **options)
+
 
 console: Console = _LazyConsole()  # type: ignore[assignment]
 

@@ -67,6 +67,9 @@ class DataReport:
     horizon_days: int = 90
     training_origins: int = 0
     suggested_horizon_days: int | None = None
+    # Customers with lines before the as-of date but no purchase (only orders netting to zero
+    # or less: CDNOW's 70 zero-dollar buyers): no features, no scores.
+    customers_without_purchase: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -97,6 +100,7 @@ class HistoryCounts:
     has_channels: bool = False
     has_order_ids: bool = False
     day_gaps: dict[int, int] = field(default_factory=dict)  # days between orders -> count
+    customers_seen: int = 0  # with any order before the as-of date, a purchase or not
 
     @classmethod
     def of(cls, transactions: pl.DataFrame, as_of: date) -> HistoryCounts:
@@ -128,6 +132,7 @@ class HistoryCounts:
             has_channels=bool(history["channel"].is_not_null().any()),
             has_order_ids=not bool(history["order_id"].str.starts_with("#row").all()),
             day_gaps=_histogram(day_gaps["gap"].drop_nulls()),
+            customers_seen=all_orders["customer_id"].n_unique(),
         )
 
     @classmethod
@@ -153,6 +158,7 @@ class HistoryCounts:
             out.has_products |= part.has_products
             out.has_channels |= part.has_channels
             out.has_order_ids |= part.has_order_ids
+            out.customers_seen += part.customers_seen
         return out
 
     def to_json(self) -> str:
@@ -251,6 +257,7 @@ def data_report(transactions: pl.DataFrame, load_report: Any, as_of: date,
         has_order_ids=counts.has_order_ids,
         median_days_between_orders=_median(counts.day_gaps),
         horizon_days=config.horizon_days,
+        customers_without_purchase=max(counts.customers_seen - customers, 0),
     )
     _plan(report, config)
     return report
@@ -274,6 +281,14 @@ def _plan(report: DataReport, config: TrainConfig) -> None:
     if report.repeat_buyers == 0:
         report.plan = "cannot train"
         report.reasons = ["every customer bought once: there is no repeat behaviour to learn from"]
+        return
+    if report.last_day is not None and (date.fromisoformat(report.last_day)
+                                        < report.as_of - timedelta(days=config.horizon_days)):
+        # training.train.check_recent_lines refuses it: say so before anyone waits for it.
+        report.plan = "cannot train at this as-of date"
+        report.reasons = [(f"no line in the {config.horizon_days} days before it (the last is "
+                          f"dated {report.last_day}): train at most {config.horizon_days} days "
+                          "after the last line; that model scores any later date")]
         return
     report.training_origins = origins_for(report.history_days, config.horizon_days, config)
     if report.repeat_buyers < MIN_REPEAT_BUYERS:
@@ -319,6 +334,8 @@ def report_lines(report: DataReport) -> list[tuple[str, str]]:
         ("lines before it", f"{report.lines:,}"),
         ("date range", f"{report.first_day} .. {report.last_day} ({report.history_days} days)"),
         ("customers with a purchase", f"{report.customers:,}"),
+        *([("customers without one (orders netting to zero or less; not scored)",
+            f"{report.customers_without_purchase:,}")] if report.customers_without_purchase else []),
         ("orders (purchases)", f"{report.orders:,}"),
         ("orders per customer: mean / median",
          f"{report.orders_per_customer_mean:.2f} / {report.orders_per_customer_median:.0f}"),

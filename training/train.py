@@ -20,7 +20,7 @@ import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -218,6 +218,21 @@ class TrainResult:
     fingerprint: dict[str, Any]
 
 
+def check_recent_lines(history: pl.DataFrame, as_of: date, horizon_days: int) -> None:
+    """One error line when the horizon before ``as_of`` holds no line at all (an as-of date
+    long after the log ends: CDNOW at 2000-07-01). Every outcome there is "no order", so
+    nothing can be judged, and LightGBM's revenue model stopped the run with an internal error
+    ("[tweedie]: sum of labels is zero"). Scoring such a date is fine: it needs no outcome."""
+    last = history.select(pl.col("ts").max()).item()
+    if last is not None and last.date() < as_of - timedelta(days=horizon_days):
+        raise InsufficientHistoryError(
+            f"no line in the {horizon_days} days before the as-of date {as_of} (the last is "
+            f"dated {last:%Y-%m-%d}, {(as_of - last.date()).days} days before): no outcome to "
+            f"fit or judge a model on. Train at an --as-of at most {horizon_days} days after "
+            f"the last line (by default, the day after it); that model scores any later date "
+            "(retain score --as-of)")
+
+
 def train(transactions: pl.DataFrame, as_of: date, config: TrainConfig,
           progress: Callable[[str], None] = log.info, register: bool = True,
           contacts: pl.DataFrame | None = None, rules: Rules | None = None,
@@ -239,6 +254,7 @@ def train(transactions: pl.DataFrame, as_of: date, config: TrainConfig,
 
     configure_mlflow()
     history = transactions.filter(pl.col("ts") < pl.lit(as_of).cast(pl.Datetime("us")))
+    check_recent_lines(history, as_of, config.horizon_days)
     fingerprint = data_fingerprint(history)
     eligibility = check_eligibility(history, as_of, rfm=rfm)
     for reason in eligibility.reasons:
@@ -573,7 +589,15 @@ def _compare(client, champion, score: float, config: TrainConfig, as_of: date, f
         if as_of > champion_as_of:
             return "champion", (f"same recipe as champion v{champion.version}, newer data "
                                 f"({as_of} > {champion_as_of}); backtest score {score:.4f}")
-        return "challenger", f"same recipe as champion v{champion.version} on older data"
+        if as_of == champion_as_of:
+            # Another log at the same date (a corrected export, another shop): nothing here
+            # says it is better, so the champion stays; a person who knows says so.
+            return "challenger", (f"same recipe and as-of date ({as_of}) as champion "
+                                  f"v{champion.version} on different data: the champion stays; "
+                                  "`retain promote --version <this version>` if this data "
+                                  "replaces it")
+        return "challenger", (f"same recipe as champion v{champion.version} on older data "
+                              f"({as_of} < {champion_as_of})")
     progress(f"re-running champion v{champion.version}'s recipe on this backtest")
     champion_metrics, _, _ = backtest(history, as_of, champion_config, progress)
     champion_score = selection_score(champion_metrics)

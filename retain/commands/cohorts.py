@@ -123,7 +123,7 @@ def summary_table(result: Cohorts, limit: int = 36) -> Table:
     headings += ["CLV 12m"] if clv else []
     headings += ["CAC", "LTV/CAC"] if costs else []
     for heading in headings:
-        table.add_column(heading, justify="right")
+        table.add_column(heading, justify="right", overflow="fold")
     for row in result.summary.head(limit).iter_rows(named=True):
         cells = [f"{row['customers']:,}", f"{row['repeat_rate']:.1%}", _money(row["aov"]),
                  _money(row["revenue_per_customer"])]

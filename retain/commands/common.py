@@ -63,10 +63,24 @@ QueryOpt = Annotated[
     str | None,
     typer.Option("--query", metavar="<sql>", help="SQL for a database URL. Default: SELECT * FROM transactions"),
 ]
+# Each command's real default: not every command has an --out to put the file beside.
+_REJECTS = "Where --on-bad-rows=skip writes rejected rows (CSV). Default: "
 RejectsOpt = Annotated[
     Path | None,
-    typer.Option("--rejects", help="Where --on-bad-rows=skip writes rejected rows (CSV). "
-                 "Default: beside --out, <name>.rejected.csv."),
+    typer.Option("--rejects", help=_REJECTS + "beside --out, <name>.rejected.csv."),
+]
+# inspect, train, evaluate and calibration: no --out of their own (or a JSON report).
+RejectsHereOpt = Annotated[
+    Path | None,
+    typer.Option("--rejects", help=_REJECTS + "rejected.csv in the working directory."),
+]
+EffectRejectsOpt = Annotated[
+    Path | None,
+    typer.Option("--rejects", help=_REJECTS + "effect.rejected.csv in the working directory."),
+]
+ChannelsRejectsOpt = Annotated[
+    Path | None,
+    typer.Option("--rejects", help=_REJECTS + "channels.rejected.csv in the working directory."),
 ]
 
 EncodingOpt = Annotated[
@@ -372,7 +386,56 @@ def load(config: TransactionSettings, rejects: Path, horizon_days: int | None = 
     as_of = config.as_of or (tx["ts"].max().date() + timedelta(days=1))  # type: ignore[union-attr]
     if report.as_of is None:
         report.as_of = as_of
+    if horizon_days is not None and tx.height:
+        last = tx["ts"].max().date()  # type: ignore[union-attr]
+        # Lines after the horizon show that the log goes on past it: a quiet end is then real.
+        note = horizon_coverage(last, as_of, horizon_days, later_lines=report.after_as_of > 0)
+        if note and not quiet:
+            console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
     return tx, as_of, report
+
+
+def no_purchase_candidates(tx: pl.DataFrame, cutoff: date) -> pl.Series:
+    """The customers who may have lines before ``cutoff`` but no purchase (an order netting
+    above zero): only a customer with a line of zero or less can have none. Few lines are,
+    so this is cheap, and the caller keeps it after the lines are freed."""
+    import polars as pl
+
+    before = pl.col("ts") < pl.lit(cutoff).cast(pl.Datetime("us"))
+    return tx.filter(before & (pl.col("amount") <= 0))["customer_id"].unique()
+
+
+def note_no_purchase(candidates: pl.Series, kept: pl.Series, cutoff: date, what: str) -> int:
+    """Say how many customers of the log get no row (``what``: "features", "scores") because
+    they have no purchase before the as-of date, so that nobody goes missing silently (CDNOW:
+    70 customers bought only zero-dollar lines). The API answers them with an error entry."""
+    missing = int((~candidates.is_in(kept.implode())).sum()) if len(candidates) else 0
+    if missing:
+        console.print(f"[yellow]note:[/] {missing:,} customers have no purchase before the as-of "
+                      f"date {cutoff} (only orders netting to zero or less: free lines, refunds, "
+                      f"cancellations): they get no {what}")
+    return missing
+
+
+def horizon_coverage(last: date, as_of: date, horizon_days: int, *,
+                     later_lines: bool = False) -> str | None:
+    """Whether the transactions cover the horizon ``[as_of, as_of + horizon)`` that labels and
+    `retain evaluate` judge on: an exit-1 error when none of its days is in the log (every
+    customer would read as churned and the metrics as NaN), a note when the log ends inside it
+    (what customers did after the end is unknown and counts as no order), else None. The
+    latest covered as-of is the one `retain train`'s own backtest uses: the day after the last
+    line minus the horizon."""
+    end = as_of + timedelta(days=horizon_days - 1)
+    if later_lines or last >= end:
+        return None
+    covered = last + timedelta(days=1 - horizon_days)
+    if last < as_of:
+        raise fail(f"no transactions in the {horizon_days}-day horizon after the as-of date "
+                   f"{as_of} (they end {last}): the outcomes are what customers did in it; "
+                   f"choose --as-of {covered} or earlier, or a shorter --horizon-days")
+    return (f"the transactions end {last}, {(end - last).days} days before the last day of "
+            f"the {horizon_days}-day horizon after {as_of} ({end}): orders after {last} are "
+            f"unknown and count as none; --as-of {covered} or earlier is fully covered")
 
 
 def rules_or_fail(path: str | None) -> Rules:

@@ -22,6 +22,8 @@ from retain.commands.common import (
     example,
     fail,
     load,
+    no_purchase_candidates,
+    note_no_purchase,
     parse_date,
     transaction_settings,
     write_frames,
@@ -144,6 +146,7 @@ def features(
         # The future holds the lines too: without this, `del tx` below would free nothing
         # (+1.5 GB at the peak on 20M lines).
         del loading
+    unbought = no_purchase_candidates(tx, cutoff)
     # Aggregates only: filtering a copy of every line before the cutoff costs ~1 s per 20M.
     before = pl.col("ts").filter(pl.col("ts") < pl.lit(cutoff).cast(pl.Datetime("us")))
     rows, first, last = tx.select(before.len().alias("n"), before.min().alias("first"),
@@ -173,6 +176,7 @@ def features(
         del lines
     if customer_frame.height == 0:
         raise fail(f"no customer has a purchase before the as-of date {cutoff}")
+    note_no_purchase(unbought, customer_frame["customer_id"], cutoff, "features")
     if label_frame is not None:
         customer_frame = customer_frame.join(label_frame, on="customer_id", how="left")
     with step(f"Writing {out}"):

@@ -55,8 +55,9 @@ def matrix_table(matrix, title: str, limit: int = 40) -> Table:
     table.add_column("segment", no_wrap=True)  # a name cut in two reads as two names
     for column in ("goal", "channel"):
         table.add_column(column, overflow="fold")
+    # A number too wide for a narrow terminal folds onto a second line: "1,788…" hid it.
     for column in ("customers", "revenue in horizon", "extra revenue", "cost"):
-        table.add_column(column, justify="right")
+        table.add_column(column, justify="right", overflow="fold")
     for row in matrix.head(limit).iter_rows(named=True):
         table.add_row(row["segment"] or "-", row["goal"] or "-", row["channel"] or "-",
                       f"{row['customers']:,}", f"{row['predicted_revenue']:,.0f}",

@@ -8,14 +8,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from retain.commands.common import (
+    ChannelsRejectsOpt,
     DateFormatOpt,
     DropDuplicatesOpt,
+    EffectRejectsOpt,
     EncodingOpt,
     MapOpt,
     MeasuredContactsOpt,
     OnBadRowsOpt,
     QueryOpt,
-    RejectsOpt,
     RulesOpt,
     TransactionsOpt,
     example,
@@ -156,7 +157,7 @@ def effect(
         "interval is left empty (too few to judge).")] = 30,
     column_map: MapOpt = None,
     on_bad_rows: OnBadRowsOpt = None,
-    rejects: RejectsOpt = None,
+    rejects: EffectRejectsOpt = None,
     query: QueryOpt = None,
     encoding: EncodingOpt = None,
     date_format: DateFormatOpt = None,
@@ -248,9 +249,8 @@ def channels_table(over_time: pl.DataFrame, title: str) -> Table:
     table.add_column("channel", no_wrap=True)
     # Figures fold onto a second line in a narrow terminal: cut to "1,1…" they misread.
     for column in ("reach", "response", "control", "uplift", "extra revenue / contact", "cost",
-                   "return / cost"):
+                   "return / cost", "status"):
         table.add_column(column, justify="right", overflow="fold")
-    table.add_column("status", justify="right", overflow="fold")
 
     def share(value: float | None) -> str:
         return "-" if value is None else f"{value:.1%}"
@@ -304,7 +304,7 @@ def channels(
     rules: RulesOpt = None,
     column_map: MapOpt = None,
     on_bad_rows: OnBadRowsOpt = None,
-    rejects: RejectsOpt = None,
+    rejects: ChannelsRejectsOpt = None,
     query: QueryOpt = None,
     encoding: EncodingOpt = None,
     date_format: DateFormatOpt = None,

@@ -45,6 +45,31 @@ def test_missing_column_names_the_file_the_column_and_the_fix(tmp_path):
     assert "tx.csv" in message and "'customer_id'" in message and "--map customer_id=" in message
 
 
+def test_a_file_without_a_header_line_is_one_error_that_shows_no_data(tmp_path):
+    """lifetimes' CDNOW_sample.txt has no header: its first line was read as column names,
+    and the error listed a customer's id and amount as "found" columns; mapping to those
+    "names" read on and dropped that customer's other lines as repeated headers."""
+    lines = (" 00004 0001 19970101  2   29.33\r\n 00004 0001 19970118  2   29.73\r\n"
+             " 00018 0002 19970101  1   14.96\r\n")
+    path = write(tmp_path, lines, name="CDNOW_sample.txt")
+    for column_map in ({}, {"customer_id": "00004", "ts": "19970101", "amount": "29.33"}):
+        with pytest.raises(DataError) as err:
+            load_transactions(path, column_map=column_map)
+        message = str(err.value)
+        assert "CDNOW_sample.txt: the first line looks like data, not a header" in message
+        assert "add a header line" in message
+        assert "00004" not in message and "29.33" not in message
+    with_header = write(tmp_path, "customer_id sample_id ts quantity amount\r\n" + lines,
+                        name="with-header.txt")
+    assert load_transactions(with_header).frame["customer_id"].to_list() == ["00004", "00004",
+                                                                             "00018"]
+    # pandas names unnamed columns 0, 1, 2, ...: a real header, which --map addresses.
+    numbered = write(tmp_path, "0,1,2\nc1,2024-01-01,5\n", name="numbered.csv")
+    frame = load_transactions(numbered, column_map={"customer_id": "0", "ts": "1",
+                                                    "amount": "2"}).frame
+    assert frame.select("customer_id", "amount").row(0) == ("c1", 5.0)
+
+
 def test_column_map_renames_the_shops_columns(tmp_path):
     path = write(tmp_path, "client_code,date,sum\nc1,2024-01-01,5\n")
     mapping = parse_column_map(["customer_id=client_code", "ts=date", "amount=sum"])

@@ -47,6 +47,35 @@ def test_features_with_labels_uses_the_horizon(tmp_path):
     assert frame.filter(customer_id="c2")["ordered_again"].item() is False
 
 
+def test_features_labels_refuse_a_horizon_the_log_does_not_reach(tmp_path):
+    """Labels past the log's end would call every customer churned: one error, no file."""
+    out = tmp_path / "f.csv"
+    result = runner.invoke(app, ["features", "--transactions", str(shop_csv(tmp_path)),
+                                 "--as-of", "2024-07-01", "--out", str(out), "--labels",
+                                 "--map", "customer_id=client"])
+    assert result.exit_code == 1 and not out.exists()
+    flat = " ".join(result.output.split())
+    assert "no transactions in the 90-day horizon after the as-of date 2024-07-01" in flat
+    # The latest as-of the log covers: the day after its last line (2024-06-10) minus 90 days.
+    assert "--as-of 2024-03-13 or earlier" in flat and "Traceback" not in flat
+
+
+def test_features_labels_say_when_the_log_ends_inside_the_horizon(tmp_path):
+    result = runner.invoke(app, ["features", "--transactions", str(shop_csv(tmp_path)),
+                                 "--as-of", "2024-04-01", "--out", str(tmp_path / "f.csv"),
+                                 "--labels", "--map", "customer_id=client"])
+    assert result.exit_code == 0, result.output
+    flat = " ".join(result.output.split())
+    assert "note: the transactions end 2024-06-10, 19 days before the last day of the 90-day " \
+           "horizon after 2024-04-01 (2024-06-29)" in flat
+    # A log that goes on past the horizon covers it, quiet days or not.
+    later = CSV + "c2,o9,2024-08-01,5,p2\n"
+    result = runner.invoke(app, ["features", "--transactions", str(shop_csv(tmp_path, later)),
+                                 "--as-of", "2024-04-01", "--out", str(tmp_path / "g.csv"),
+                                 "--labels", "--map", "customer_id=client"])
+    assert result.exit_code == 0 and "transactions end" not in result.output
+
+
 def test_settings_come_from_the_environment(tmp_path):
     out = tmp_path / "f.parquet"
     env = {"RETAIN_TRANSACTIONS": str(shop_csv(tmp_path)), "RETAIN_AS_OF": "2024-07-01",

@@ -88,7 +88,7 @@ def test_option_values_that_are_not_plain_get_typers_own_message(tmp_path, args,
 def test_plain_option_values_read_as_typer_reads_them(tmp_path):
     """Whole numbers with a sign or leading zeros go to Typer's adapter, which reads them."""
     source = tmp_path / "tx.csv"
-    source.write_text(CSV)
+    source.write_text(CSV + "c1,o3,2024-06-01,20\n")  # a line past the 30-day horizon
     result = runner.invoke(app, ["features", "--transactions", str(source), "--as-of",
                                  "2024-04-01", "--out", str(tmp_path / "f.csv"), "--labels",
                                  "--horizon-days", "030", "--products-out", "none"])

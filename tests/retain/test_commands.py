@@ -88,11 +88,8 @@ def test_train_score_evaluate_promote(env):
     evaluated = invoke("evaluate", "--transactions", "shop/transactions.parquet", "--as-of",
                        "2026-01-02", "--out", "evaluation.json")
     assert "recency_90d" in evaluated.output and "retain" in evaluated.output
-    # Trained at 2026-04-02, the model has seen the horizon after 2026-01-02: said, not hidden.
-    assert ("model version 1 was trained on lines before 2026-04-02, so it has seen this "
-            "horizon (2026-01-02 .. 2026-04-01): these figures are in-sample") in " ".join(
-        evaluated.output.split())
     report = json.loads((env / "evaluation.json").read_text())
+    # The in-sample note's verdict is in the file too.
     assert report["in_sample"] is True and report["trained_as_of"] == "2026-04-02"
     churn = report["versus_best_baseline"]["churn"]
     assert churn["metric"] == "auc" and churn["lo"] <= churn["diff"] <= churn["hi"]
@@ -100,6 +97,14 @@ def test_train_score_evaluate_promote(env):
     assert report["metrics"]["churn"]["retain"]["auc"] == pytest.approx(churn["retain"])
     assert report["horizon_days"] == 90 and report["model_version"] == "1"
     assert set(report["choices"]) == {"churn", "value", "timing", "due_product"}
+    # Trained at 2026-04-02, judged on 2026-01-02's horizon: it has seen it, and says so.
+    assert "judged on data it has seen" in " ".join(evaluated.output.split())
+    # A horizon past the log's end (2026-06-30) has no outcome: one error, not NaN verdicts.
+    past = runner.invoke(app, ["evaluate", "--transactions", "shop/transactions.parquet",
+                               "--as-of", "2026-07-01"])
+    flat = " ".join(past.output.split())
+    assert past.exit_code == 1 and "no transactions in the 90-day horizon" in flat, flat
+    assert "--as-of 2026-04-02 or earlier" in flat and "nan" not in flat
     # The run logged the data report beside the model.
     runs = mlflow.search_runs(experiment_names=["retain"])
     artifacts = {a.path for a in MlflowClient().list_artifacts(runs["run_id"].iloc[-1])}
@@ -173,3 +178,54 @@ def test_read_options_from_flags_and_environment(env, monkeypatch):
     wrong = runner.invoke(app, ["features", "--transactions", str(cdnow), *CDNOW_MAP,
                                 "--out", "cd.csv"])
     assert wrong.exit_code == 1 and "--date-format %d.%m.%Y" in wrong.output
+
+
+def test_customers_without_a_purchase_are_counted_never_dropped_silently(tmp_path, monkeypatch):
+    """CDNOW has 70 customers whose only line is zero dollars: no purchase, so no features and
+    no scores; the user is told how many, as the API answers each with an error entry."""
+    from datetime import date
+
+    from retain.commands.common import no_purchase_candidates, note_no_purchase
+    from tests.conftest import make_transactions
+
+    monkeypatch.chdir(tmp_path)
+    lines = [
+        ("buyer", "1", "2024-01-05", 20.0), ("buyer", "2", "2024-03-05", 15.0),
+        ("free", "3", "2024-02-01", 0.0),                       # a free line only
+        ("netted", "4", "2024-02-02", 10.0), ("netted", "4", "2024-02-02", -10.0),
+        ("refund", "5", "2024-02-03", -5.0),                    # a refund of an older order
+        ("late", "6", "2024-01-10", 30.0), ("late", "7", "2024-07-01", 0.0),
+        ("after", "8", "2024-07-02", 0.0),                      # outside the window
+    ]
+    tx = make_transactions(lines)
+    path = tmp_path / "tx.csv"
+    tx.with_columns(pl.col("ts").dt.strftime("%Y-%m-%d")).write_csv(path)
+    built = invoke("features", "--transactions", str(path), "--as-of", "2024-06-01",
+                   "--out", "features.parquet")
+    output = " ".join(built.output.split())
+    assert ("3 customers have no purchase before the as-of date 2024-06-01 (only orders "
+            "netting to zero or less: free lines, refunds, cancellations): they get no "
+            "features") in output
+    assert sorted(pl.read_parquet(tmp_path / "features.parquet")["customer_id"]) == ["buyer", "late"]
+    # The count the score command prints, from the same two helpers.
+    candidates = no_purchase_candidates(tx, date(2024, 6, 1))
+    assert note_no_purchase(candidates, pl.Series(["buyer", "late"]), date(2024, 6, 1),
+                            "scores") == 3
+    assert note_no_purchase(candidates, pl.Series(["buyer", "late", "free", "netted", "refund"]),
+                            date(2024, 6, 1), "scores") == 0
+
+def test_score_summary_calls_btyd_a_fallback_only_when_it_is_one(capsys):
+    """A churn score the backtest chose (a tie with LightGBM) is no fallback: saying so after
+    `retain train` fitted LightGBM would read as a failure."""
+    from types import SimpleNamespace
+
+    from retain.commands.training import print_score_summary
+
+    scores = pl.DataFrame({"goal": ["none", "reactivate"], "score_source": ["btyd", "btyd"]})
+    print_score_summary(scores, 2, "run1", SimpleNamespace(eligible=True))
+    chosen = " ".join(capsys.readouterr().err.split())
+    assert ("2 customers are scored by the probabilistic model, which the backtest chose for "
+            "churn (score_source = btyd)") in chosen
+    assert "fallback" not in chosen
+    print_score_summary(scores, 2, "run1", SimpleNamespace(eligible=False))
+    assert "scored by the probabilistic fallback" in " ".join(capsys.readouterr().err.split())

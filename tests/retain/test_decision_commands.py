@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from datetime import date
 
 import openpyxl
@@ -233,3 +234,25 @@ def test_export_excel_csv_has_rounded_numbers_with_a_decimal_comma(env):
     plain = pl.read_csv(env / "script.csv", infer_schema_length=None)
     assert plain["predicted_revenue"].to_list() == pytest.approx(
         scores["predicted_revenue"].to_list(), rel=1e-15)
+
+
+def test_the_matrix_never_cuts_a_number_at_80_columns():
+    """An 80-column terminal folds a wide figure onto a second line instead of '1,788…'."""
+    from rich.console import Console
+
+    from retain.commands.decisions import matrix_table
+
+    matrix = pl.DataFrame({"segment": ["sleeping-high-occasional"], "goal": ["reactivate"],
+                           "channel": ["telegram"], "customers": [12345],
+                           "predicted_revenue": [7454209.4],
+                           "expected_incremental_revenue": [17774.0],
+                           "contact_cost": [3900.0]})
+    screen = Console(width=80, record=True, file=io.StringIO())
+    screen.print(matrix_table(matrix, "Segments"))
+    text = screen.export_text()
+    assert "…" not in text
+    body = text.split("┡", 1)[1].splitlines()[1:-1]  # the one row, folded or not
+    cells = [line.split("│")[1:-1] for line in body]
+    for column, figure in zip(range(3, 7), (12345, 7454209, 17774, 3900), strict=True):
+        whole = "".join(cell[column].strip() for cell in cells).replace(",", "")
+        assert whole == str(figure), (figure, text)

@@ -112,3 +112,30 @@ def test_fixed_choices_are_listed_and_checked(tmp_path):
     from retain.commands.serving import app as serving
 
     assert runner.invoke(serving, ["--log-level", "WARNING", "--help"]).exit_code == 0
+
+
+def test_rejects_help_names_the_file_each_command_writes(tmp_path, monkeypatch):
+    """No command tells of an --out it lacks: the help's default is the file the command
+    writes (inspect, without --out: rejected.csv where it runs)."""
+    from typer.testing import CliRunner
+
+    from retain.cli import app
+
+    runner = CliRunner()
+    expected = {"features": "beside --out", "score": "beside --out", "cohorts": "beside --out",
+                "report": "beside --out", "inspect": "rejected.csv in the working directory",
+                "train": "rejected.csv in the working directory",
+                "evaluate": "rejected.csv in the working directory",
+                "calibration": "rejected.csv in the working directory",
+                "effect": "effect.rejected.csv in the working directory",
+                "channels": "channels.rejected.csv in the working directory"}
+    for name, default in expected.items():
+        text = " ".join(runner.invoke(app, [name, "--help"], env={"COLUMNS": "200"})
+                        .output.split())
+        assert f"rows (CSV). Default: {default}" in text, (name, text)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tx.csv").write_text("customer_id,ts,amount\nc1,2024-01-05,10\n"
+                                     "c1,2024-02-05,x\nc2,2024-03-01,20\n")
+    result = runner.invoke(app, ["inspect", "--transactions", "tx.csv", "--on-bad-rows", "skip"])
+    assert result.exit_code == 0, result.output
+    assert "not a number" in (tmp_path / "rejected.csv").read_text()

@@ -138,3 +138,25 @@ def test_every_readme_command_runs(tmp_path, monkeypatch):
 def test_blocks_and_continuations_are_read(block):
     assert shell_lines(block) == ["retain rules --check x.yaml  # why"
                                   if "why" in block else "retain rules --check x.yaml"]
+
+
+def test_the_readme_endpoint_table_lists_every_operation():
+    """A CRM integrator reads the table, not the code: every operation the service answers is
+    in it, with its scope, and nothing in it is missing from the service."""
+    from pydantic import SecretStr
+
+    from retain.config import Settings
+    from retain.serving.main import create_app
+
+    document = create_app(Settings(api_keys=SecretStr('{"k": ["score"]}'))).openapi()
+    served = {(method.upper(), path) for path, operations in document["paths"].items()
+              for method in operations}
+    row = re.compile(r"^\| `(GET|POST) (/[^` ?]*)[^`]*` \| ([^|]+) \|", re.MULTILINE)
+    table = {(method, path): scope.strip() for method, path, scope in row.findall(
+        README.read_text())}
+    assert served <= set(table), sorted(served - set(table))
+    assert {path for _, path in table} - {path for _, path in served} <= {"/ui", "/ui/report"}
+    for (method, path), operation in ((key, document["paths"][key[1]][key[0].lower()])
+                                      for key in served):
+        if operation.get("security"):  # the table names the scope the summary does
+            assert f"scope: {table[(method, path)].strip('`')}" in operation["summary"], path

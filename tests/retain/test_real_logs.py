@@ -47,9 +47,16 @@ def test_cdnow_as_shipped_gives_features_and_labels(env):
               "--labels", "--out", "cdnow-features.parquet")
     # The lines after the 90-day horizon are outside the window: counted, never rejected.
     assert "not used" in out and "the horizon end" in out and "rejected" not in out
+    assert "70 customers have no purchase before the as-of date 1997-10-01" in out
     features = pl.read_parquet(env / "cdnow-features.parquet")
     assert features.height == 23_500 and features["customer_id"].is_unique().all()
     assert 0 < features["ordered_again"].mean() < 0.5 and "revenue_h" in features.columns
+    # The log ends on 1998-06-30: a horizon after 1998-06-01 is a third observed, and said so.
+    late = run("features", "--transactions", CDNOW, "--as-of", "1998-06-01", *CDNOW_MAP,
+               "--labels", "--out", "cdnow-late.parquet")
+    assert ("note: the transactions end 1998-06-30, 60 days before the last day of the 90-day "
+            "horizon after 1998-06-01 (1998-08-29): orders after 1998-06-30 are unknown and "
+            "count as none; --as-of 1998-04-02 or earlier is fully covered") in late
 
 
 def test_cdnow_as_shipped_trains_scores_and_evaluates(env):
@@ -64,14 +71,31 @@ def test_cdnow_as_shipped_trains_scores_and_evaluates(env):
                  "--out", "cdnow-scores.parquet")
     assert LINES_AFTER in scored
     scores = pl.read_parquet(env / "cdnow-scores.parquet")
-    # 23,570 customers; 70 of them bought only zero-dollar lines (no purchase to score).
-    assert 23_400 < scores.height <= 23_570 and scores["customer_id"].is_unique().all()
+    # 23,570 customers; 70 of them bought only zero-dollar lines (no purchase to score), and
+    # the command says so rather than dropping them silently.
+    assert scores.height == 23_500 and scores["customer_id"].is_unique().all()
+    assert ("70 customers have no purchase before the as-of date 1997-10-01" in scored
+            and "they get no scores" in scored)
     assert scores["churn_probability"].is_between(0, 1).all()
     assert scores["predicted_revenue"].is_finite().all()
 
     evaluated = run("evaluate", "--transactions", CDNOW, "--as-of", "1997-10-01", *CDNOW_MAP)
     assert "retain" in evaluated and "auc" in evaluated.lower()
     assert "churn auc: retain" in evaluated and "vs the best baseline" in evaluated
+    assert "data it has seen" not in evaluated and "count as none" not in evaluated
+
+    # Judged on a horizon its training lines held: in-sample, and said so.
+    earlier = run("evaluate", "--transactions", CDNOW, "--as-of", "1997-04-01", *CDNOW_MAP)
+    assert ("note: model version 1 was trained on transactions before 1997-10-01, which "
+            "include this horizon (from 1997-04-01): it is judged on data it has seen") in earlier
+    # After the log's end there is nothing to judge on: one error line, no warning, no nan.
+    after = runner.invoke(app, ["evaluate", "--transactions", CDNOW, "--as-of", "2000-07-01",
+                                *CDNOW_MAP])
+    assert after.exit_code == 1 and "Traceback" not in after.output
+    assert " ".join(after.output.split()).endswith(
+        "error: no transactions in the 90-day horizon after the as-of date 2000-07-01 (they "
+        "end 1998-06-30): the outcomes are what customers did in it; choose --as-of 1998-04-02 "
+        "or earlier, or a shorter --horizon-days")
 
 
 def test_cdnow_39_week_calibration_falls_back_to_the_chosen_probabilistic_model(env):

@@ -14,6 +14,7 @@ from retain.training.backtest import (
     evaluate_pipeline,
     fit_pipeline,
     training_origins,
+    versus_best_baseline,
 )
 from retain.training.metrics import paired_bootstrap
 from tests.conftest import make_transactions
@@ -98,3 +99,30 @@ def test_a_tiny_shop_gets_a_warning_and_the_probabilistic_fallback():
     scores = pipeline.score(tx, as_of)
     assert scores.height == 60 and set(scores["score_source"]) == {"btyd"}
     assert scores["churn_probability"].is_between(0, 1).all()
+
+
+def test_the_median_interval_scored_as_a_date_ties_with_itself_as_a_baseline():
+    """A shop on the probabilistic fallback scores timing by the customer's own median
+    interval, as a date. Its baseline was judged in fractions of a day, so on CDNOW (273 days)
+    retain "beat" that same rule beyond noise (75.4155 vs 75.4194 days, "better")."""
+    from datetime import date
+
+    as_of = date(2024, 6, 1)
+    rows = []
+    for i in range(60):
+        # Intervals 20 and 21 days: due in 20.5 - 10 = 10.5 or 20.5 - 12 = 8.5 days, dated
+        # 10 or 8 days after the as-of date (half to even).
+        last = as_of - timedelta(days=10 + 2 * (i % 2))
+        for k, back in enumerate((41, 21, 0)):
+            rows.append((f"c{i}", f"o{i}-{k}", str(last - timedelta(days=back)), 10.0 + i % 7))
+        if i % 3:  # two in three come back in the horizon, earlier than due
+            rows.append((f"c{i}", f"o{i}-n", str(as_of + timedelta(days=2 + i % 5)), 12.0))
+    tx = make_transactions(rows)
+    history = tx.filter(pl.col("ts") < pl.lit(as_of).cast(pl.Datetime("us")))
+    pipeline = fit_pipeline(history, as_of, CONFIG, progress=lambda _: None)
+    assert not pipeline.eligible and pipeline.chosen("timing") == "baseline"
+    metrics, frame = evaluate_pipeline(pipeline, tx, as_of, CONFIG)
+    timing = versus_best_baseline(frame, metrics, as_of)["timing"]
+    assert timing["baseline"] == "median_interval"
+    assert timing["retain"] == timing["baseline_value"] and timing["diff"] == 0
+    assert timing["verdict"] == "tie"

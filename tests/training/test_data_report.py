@@ -72,3 +72,41 @@ def test_no_lightgbm_is_announced_when_the_backtest_cannot_measure_it():
     assert report.training_origins >= 1
     assert report.plan.startswith("probabilistic")
     assert any("the backtest at 2025-06-20" in reason for reason in report.reasons)
+
+
+def test_an_as_of_date_long_after_the_last_line_is_said_to_be_untrainable():
+    """CDNOW at 2000-07-01 (two years after its last line) was announced as "LightGBM models
+    on 4 origins", and `retain train` then stopped with an internal error."""
+    tx = _long_shop(600, repeat=True)  # the last line: 2026-01-25
+    report = data_report(tx, None, date(2028, 3, 1))
+    assert report.plan == "cannot train at this as-of date"
+    assert report.reasons == [("no line in the 90 days before it (the last is dated 2026-01-25): "
+                              "train at most 90 days after the last line; that model scores "
+                              "any later date")]
+    # While the horizon before the as-of date holds the last line, the plan stands.
+    assert data_report(tx, None, date(2026, 4, 25)).plan.startswith("LightGBM")
+    assert data_report(tx, None, date(2026, 4, 26)).plan == "cannot train at this as-of date"
+
+
+def test_customers_without_a_purchase_are_counted_and_add_up_across_batches():
+    """CDNOW holds 70 customers whose only line is zero dollars: they get no features and no
+    scores, and inspect said only "customers with a purchase 23,500" of its 23,570."""
+    from retain.training.data_report import HistoryCounts
+
+    tx = make_transactions([
+        ("a", "1", "2026-01-01", 10.0), ("a", "2", "2026-02-01", 30.0),
+        ("free", "3", "2026-01-05", 0.0),
+        ("refund", "4", "2026-01-06", -8.0),
+        ("b", "5", "2026-01-15", 5.0), ("b", "6", "2026-01-16", 0.0),
+        ("later", "7", "2026-03-20", 0.0),  # after the as-of date: not counted
+    ])
+    as_of = date(2026, 3, 10)
+    report = data_report(tx, None, as_of)
+    assert (report.customers, report.customers_without_purchase) == (2, 2)
+    labels = dict(report_lines(report))
+    assert labels["customers without one (orders netting to zero or less; not scored)"] == "2"
+    halves = [HistoryCounts.of(tx.filter(pl.col("customer_id").is_in(ids)), as_of)
+              for ids in (["a", "free"], ["refund", "b", "later"])]
+    assert HistoryCounts.merge(halves).customers_seen == HistoryCounts.of(tx, as_of).customers_seen == 4
+    assert "customers without one (orders netting to zero or less; not scored)" not in dict(
+        report_lines(data_report(_long_shop(50, repeat=True), None, date(2026, 2, 10))))

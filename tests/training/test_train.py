@@ -12,6 +12,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from retain.models.btyd import InsufficientHistoryError
 from retain.models.registry import MODEL_NAME, load_registered
 from retain.training.backtest import TrainConfig
 from retain.training.train import data_fingerprint, train
@@ -94,6 +95,13 @@ def test_same_data_same_recipe_stays_challenger_newer_data_becomes_champion(trac
     assert newer.alias == "champion" and "newer data" in newer.reason
     decision = tracking.get_model_version(MODEL_NAME, again.version).tags["alias_decision"]
     assert "same recipe" in decision
+    # Another log at the champion's date is not "older": it is different, and said so.
+    other = train(shop_history.with_columns(pl.col("amount") * 2), later, FAST, progress=quiet)
+    assert other.alias == "challenger" and "on different data" in other.reason
+    assert f"as-of date ({later})" in other.reason and "retain promote" in other.reason
+    older = train(shop_history, shop.as_of, FAST, progress=quiet)
+    assert older.alias == "challenger"
+    assert f"on older data ({shop.as_of} < {later})" in older.reason
 
 
 def test_a_different_recipe_is_judged_on_the_same_backtest(tracking, shop, shop_history):
@@ -131,3 +139,17 @@ def test_fit_chosen_pipeline_scores_with_what_the_backtest_chose(shop, shop_hist
     sources = set(scores["score_source"])
     assert sources <= ({"gbm", "gbm_one_order"} if pipeline.chosen("churn") == "gbm"
                        else {pipeline.chosen("churn")})
+
+
+def test_an_as_of_date_long_after_the_last_line_is_one_error_before_any_work(tracking, shop,
+                                                                            shop_history):
+    """CDNOW at 2000-07-01: every outcome in the horizon was "no order", and LightGBM's
+    revenue model stopped the run with an internal error ("sum of labels is zero")."""
+    last = shop_history["ts"].max().date()
+    far = last + timedelta(days=731)
+    with pytest.raises(InsufficientHistoryError) as err:
+        train(shop_history, far, FAST, progress=quiet)
+    assert str(err.value).startswith(
+        f"no line in the 90 days before the as-of date {far} (the last is dated {last}, "
+        "731 days before): no outcome to fit or judge a model on.")
+    assert not tracking.search_registered_models()  # refused before anything was logged
