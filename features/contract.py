@@ -419,7 +419,9 @@ def _title_lines(text: str, most: int = 20) -> int:
     organisation: ``Отчет о продажах за период ...;;``), 0 when the first line is the header.
     The header is the first line whose fields are all named and which the next lines match
     field for field; the lines above it must name at most half as many fields."""
-    lines = text.split("\n", most + 6)[: most + 6]
+    # The head only: splitting the whole text would copy it (gigabytes on a big export).
+    head = text[:1 << 16]
+    lines = head.split("\n")[: -1 if len(text) > len(head) else None][: most + 6]
     for sep in (";", ",", "\t", "|"):
         counts = [line.count(sep) for line in lines]
         for at in range(1, min(most, len(lines) - 1) + 1):

@@ -88,11 +88,12 @@ def test_train_score_evaluate_promote(env):
     evaluated = invoke("evaluate", "--transactions", "shop/transactions.parquet", "--as-of",
                        "2026-01-02", "--out", "evaluation.json")
     assert "recency_90d" in evaluated.output and "retain" in evaluated.output
+    report = json.loads((env / "evaluation.json").read_text())
     # Trained at 2026-04-02, the model has seen the horizon after 2026-01-02: said, not hidden.
     assert ("model version 1 was trained on lines before 2026-04-02, so it has seen this "
             "horizon (2026-01-02 .. 2026-04-01): these figures are in-sample") in " ".join(
         evaluated.output.split())
-    report = json.loads((env / "evaluation.json").read_text())
+    # The in-sample note's verdict is in the file too.
     assert report["in_sample"] is True and report["trained_as_of"] == "2026-04-02"
     churn = report["versus_best_baseline"]["churn"]
     assert churn["metric"] == "auc" and churn["lo"] <= churn["diff"] <= churn["hi"]

@@ -375,6 +375,6 @@ def test_validate_transactions_in_memory_equals_the_loader_on_the_file(tmp_path)
     with pytest.raises(DataError) as raised:
         validate_transactions(bad, "orders.csv")
     assert str(raised.value).startswith("orders.csv: 1 bad row(s)")
-    assert "column 'customer_id': missing customer id at rows 2 " in str(raised.value)
+    assert "column 'customer_id': missing customer id at rows 2\n" in str(raised.value)
     with pytest.raises(DataError, match="^orders.csv: missing column"):
         validate_transactions(bad.drop("amount"), "orders.csv")
