@@ -286,9 +286,9 @@ def _plan(report: DataReport, config: TrainConfig) -> None:
                                         < report.as_of - timedelta(days=config.horizon_days)):
         # training.train.check_recent_lines refuses it: say so before anyone waits for it.
         report.plan = "cannot train at this as-of date"
-        report.reasons = [f"no line in the {config.horizon_days} days before it (the last is "
-                          f"dated {report.last_day}): train at most {config.horizon_days} days "
-                          "after the last line; that model scores any later date"]
+        report.reasons = [(f"no line in the {config.horizon_days} days before it (the last is "
+                           f"dated {report.last_day}): train at most {config.horizon_days} days "
+                           "after the last line; that model scores any later date")]
         return
     report.training_origins = origins_for(report.history_days, config.horizon_days, config)
     if report.repeat_buyers < MIN_REPEAT_BUYERS:

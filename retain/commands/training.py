@@ -324,7 +324,7 @@ def score(
     """
     import polars as pl
 
-    from retain.commands.common import note_no_purchase, no_purchase_candidates, write_frame
+    from retain.commands.common import no_purchase_candidates, note_no_purchase, write_frame
     from retain.config import settings
     from retain.decisions.decide import ORDER_HISTORY_COLUMNS, score_decide_and_features
     from retain.progress import step

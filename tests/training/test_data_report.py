@@ -80,9 +80,9 @@ def test_an_as_of_date_long_after_the_last_line_is_said_to_be_untrainable():
     tx = _long_shop(600, repeat=True)  # the last line: 2026-01-25
     report = data_report(tx, None, date(2028, 3, 1))
     assert report.plan == "cannot train at this as-of date"
-    assert report.reasons == ["no line in the 90 days before it (the last is dated 2026-01-25): "
-                              "train at most 90 days after the last line; that model scores "
-                              "any later date"]
+    assert report.reasons == [("no line in the 90 days before it (the last is dated "
+                               "2026-01-25): train at most 90 days after the last line; that "
+                               "model scores any later date")]
     # While the horizon before the as-of date holds the last line, the plan stands.
     assert data_report(tx, None, date(2026, 4, 25)).plan.startswith("LightGBM")
     assert data_report(tx, None, date(2026, 4, 26)).plan == "cannot train at this as-of date"

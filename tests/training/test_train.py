@@ -12,9 +12,9 @@ import numpy as np
 import polars as pl
 import pytest
 
+from retain.models.btyd import InsufficientHistoryError
 from retain.models.registry import MODEL_NAME, load_registered
 from retain.training.backtest import TrainConfig
-from retain.models.btyd import InsufficientHistoryError
 from retain.training.train import data_fingerprint, train
 
 FAST = TrainConfig(n_origins=2, n_estimators=60, learning_rate=0.15)
