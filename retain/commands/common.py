@@ -396,21 +396,26 @@ def note_no_purchase(candidates: pl.Series, kept: pl.Series, cutoff: date, what:
     return missing
 
 
-def horizon_coverage(tx: pl.DataFrame, as_of: date, horizon_days: int, what: str) -> None:
-    """Outcomes are read from the horizon ``[as_of, as_of + horizon)``: one error when the
-    lines end before it begins, a note when they end inside it (CDNOW's end, 1998-06-30,
-    left 30 of a 90-day horizon after 1998-06-01: churn overstated, revenue understated,
-    and nothing said). ``what``: what the outcomes are for ("the model is judged on")."""
+def horizon_coverage(tx: pl.DataFrame, as_of: date, horizon_days: int, what: str,
+                     strict: bool = True) -> None:
+    """Outcomes are read from the horizon ``[as_of, as_of + horizon)``: a note when the lines
+    end inside it (CDNOW's end, 1998-06-30, left 30 of a 90-day horizon after 1998-06-01:
+    churn overstated, revenue understated, and nothing said); when they end before it begins,
+    one error (``strict``: evaluate, whose metrics would be nan) or a note (labels, all "no
+    order"). ``what``: what the outcomes are for ("the labels")."""
     import polars as pl
 
     last = tx.select(pl.col("ts").max()).item().date()
     end = as_of + timedelta(days=horizon_days - 1)  # the horizon's last day
     whole = last - timedelta(days=horizon_days - 1)  # the latest as-of with a whole horizon
     if last < as_of:
-        raise fail(f"the transactions end {last}, before the as-of date {as_of}: no outcome "
+        message = (f"the transactions end {last}, before the as-of date {as_of}: no outcome "
                    f"to read for {what}; an --as-of by {whole} gives a whole {horizon_days}-day "
                    "horizon")
-    if last < end:
+        if strict:
+            raise fail(message)
+        console.print(f"[yellow]note:[/] {message}")
+    elif last < end:
         covered = (last - as_of).days + 1
         console.print(f"[yellow]note:[/] the transactions end {last}, before the horizon's last "
                       f"day {end}: the outcomes cover {covered} of its {horizon_days} days (churn "

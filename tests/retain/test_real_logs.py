@@ -57,6 +57,11 @@ def test_cdnow_as_shipped_gives_features_and_labels(env):
     assert ("note: the transactions end 1998-06-30, before the horizon's last day 1998-08-29: "
             "the outcomes cover 30 of its 90 days (churn overstated, revenue understated); an "
             "--as-of by 1998-04-02 gives a whole horizon") in late
+    # After the log's end every label would read "no order": built, and said so.
+    after = run("features", "--transactions", CDNOW, "--as-of", "2000-07-01", *CDNOW_MAP,
+                "--labels", "--out", "cdnow-after.parquet")
+    assert ("note: the transactions end 1998-06-30, before the as-of date 2000-07-01: no "
+            "outcome to read for the labels") in after
 
 
 def test_cdnow_as_shipped_trains_scores_and_evaluates(env):
