@@ -68,6 +68,9 @@ def metrics_table(metrics: dict, title: str) -> Table:
     for task, names in shown.items():
         for model, values in metrics.get(task, {}).items():
             text = "  ".join(f"{n} {values[n]:.4f}" for n in names if n in values)
+            if task == "due_product" and not values.get("customers"):
+                # No customer with a due product ordered (CDNOW has no product ids): "nan".
+                text = "not measured: no customer with a due product ordered in the horizon"
             table.add_row(task, f"[bold]{model}[/]" if model == "retain" else model, text)
     return table
 
