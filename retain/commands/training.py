@@ -69,6 +69,9 @@ def metrics_table(metrics: dict, title: str) -> Table:
     for task, names in shown.items():
         for model, values in metrics.get(task, {}).items():
             text = "  ".join(f"{n} {values[n]:.4f}" for n in names if n in values)
+            if task == "due_product" and not values.get("customers"):
+                # No customer with a due product ordered (CDNOW has no product ids): "nan".
+                text = "not measured: no customer with a due product ordered in the horizon"
             table.add_row(task, f"[bold]{model}[/]" if model == "retain" else model, text)
     return table
 
@@ -394,6 +397,14 @@ def score(
                       f"{(cutoff - last.date()).days:,} days before the as-of date {cutoff}: "
                       "every customer is scored as if nothing was bought since (an export "
                       "that stops early, or a mistyped --as-of?)", soft_wrap=True)
+    trained = registered.pipeline.trained_as_of
+    if trained is not None and (cutoff - trained).days > STALE_MODEL_DAYS:
+        # Scores still come (CDNOW at 2000-07-01 with a 1997 model: everyone lost, rightly),
+        # but the shop-wide figures segments compare with are that old: a wrong --as-of or a
+        # forgotten retrain should not pass unseen.
+        console.print(f"[yellow]note:[/] model version {registered.version} was trained as of "
+                      f"{trained}, {(cutoff - trained).days:,} days before the as-of date "
+                      f"{cutoff}: retrain it on recent lines (retain train)")
     consents = load_side_table("customers", customers, config, rejected)
     contacts_log = load_side_table("contacts", contacts, config, rejected)
     if consents is None:
@@ -464,6 +475,10 @@ def print_drift_summary(drift, previous: dict | None) -> None:
         lines[0] += f" (previous run {previous['run_id']}, as of {previous['as_of']})"
     for line in lines:
         console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+# A model older than this at the scoring date gets a note (the retrain recipe is monthly).
+STALE_MODEL_DAYS = 365
 
 
 def print_score_summary(scores, rows: int, run_id: str, pipeline=None) -> None:

@@ -216,6 +216,7 @@ def test_customers_without_a_purchase_are_counted_never_dropped_silently(tmp_pat
     assert note_no_purchase(candidates, pl.Series(["buyer", "late", "free", "netted", "refund"]),
                             date(2024, 6, 1), "scores") == 0
 
+
 def test_score_summary_calls_btyd_a_fallback_only_when_it_is_one(capsys):
     """A churn score the backtest chose (a tie with LightGBM) is no fallback: saying so after
     `retain train` fitted LightGBM would read as a failure."""
@@ -231,3 +232,23 @@ def test_score_summary_calls_btyd_a_fallback_only_when_it_is_one(capsys):
     assert "fallback" not in chosen
     print_score_summary(scores, 2, "run1", SimpleNamespace(eligible=False))
     assert "scored by the probabilistic fallback" in " ".join(capsys.readouterr().err.split())
+
+
+def test_a_due_product_with_nothing_to_judge_reads_not_measured_rather_than_nan():
+    """CDNOW has no product ids: train and evaluate printed "hit_rate nan" for both rows."""
+    from rich.console import Console
+
+    from retain.commands.training import metrics_table
+
+    nan = float("nan")
+    metrics = {"churn": {"retain": {"auc": 0.7734}},
+               "due_product": {"retain": {"hit_rate": nan, "customers": 0.0},
+                               "top_product": {"hit_rate": nan, "customers": 0.0}}}
+    console = Console(width=200, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    console.print(metrics_table(metrics, "Backtest"))
+    text = console.export_text()
+    assert "nan" not in text and "auc 0.7734" in text
+    assert text.count("not measured: no customer with a due product ordered in the horizon") == 2
+    measured = {"due_product": {"retain": {"hit_rate": 0.7088, "customers": 120.0}}}
+    console.print(metrics_table(measured, "Evaluation"))
+    assert "hit_rate 0.7088" in console.export_text()

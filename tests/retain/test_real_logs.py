@@ -79,6 +79,14 @@ def test_cdnow_as_shipped_trains_scores_and_evaluates(env):
     assert scores["churn_probability"].is_between(0, 1).all()
     assert scores["predicted_revenue"].is_finite().all()
 
+    # Two years after the log's end every customer is lost; the year-old model is pointed out.
+    late = run("score", "--transactions", CDNOW, *CDNOW_MAP, "--as-of", "2000-07-01",
+               "--out", "cdnow-2000.csv", "--store-url", "sqlite:///late.db")
+    assert ("note: model version 1 was trained as of 1997-10-01, 1,004 days before the as-of "
+            "date 2000-07-01: retrain it on recent lines (retain train)") in late
+    assert set(pl.read_csv(env / "cdnow-2000.csv")["lifecycle_stage"]) == {"lost"}
+    assert "was trained as of" not in scored
+
     evaluated = run("evaluate", "--transactions", CDNOW, "--as-of", "1997-10-01", *CDNOW_MAP)
     assert "retain" in evaluated and "auc" in evaluated.lower()
     assert "churn auc: retain" in evaluated and "vs the best baseline" in evaluated
