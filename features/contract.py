@@ -146,7 +146,7 @@ class ReadInfo:
         if not self.title_lines:
             return []
         return [(f"{source}: {self.title_lines} line(s) above the header skipped (a report's "
-                 f"title: {self.title!r}); lines are numbered as in the file")]
+                f"title: {self.title!r}); lines are numbered as in the file")]
 
 
 @dataclass

@@ -250,6 +250,8 @@ def evaluate(
 
     Scores at --as-of and compares with what happened in the horizon after it (the
     transactions must cover that horizon), beside the baselines."""
+    from datetime import timedelta
+
     from retain.models.pipeline import TASKS
     from retain.training.backtest import (
         TrainConfig,
@@ -268,12 +270,15 @@ def evaluate(
     horizon = pipeline.horizon_days
     tx, cutoff, _ = load(config, rejects or Path("rejected.csv"), horizon)
     trained = pipeline.trained_as_of
-    if trained is not None and trained > cutoff:
-        # Judged on lines it learned from: the figures flatter it, whatever the verdict.
-        console.print(f"[yellow]note:[/] model version {version} was trained on transactions "
-                      f"before {trained}, which include this horizon (from {cutoff}): it is "
-                      "judged on data it has seen; for a fair test train with --as-of "
-                      f"{cutoff} or earlier", soft_wrap=True)
+    if trained is not None and cutoff < trained:
+        # The model learnt from lines before its own as-of: a horizon before that is one it
+        # has seen, and its figures flatter it.
+        seen_until = min(trained, cutoff + timedelta(days=horizon)) - timedelta(days=1)
+        console.print(
+            f"[yellow]note:[/] model version {version} was trained on lines before {trained}, "
+            f"so it has seen this horizon ({cutoff} .. {seen_until}): these figures are "
+            f"in-sample and flatter it; judge it with --as-of {trained} or later, or train a "
+            f"model with --as-of {cutoff}", soft_wrap=True)
     metrics, frame = evaluate_pipeline(pipeline, tx, cutoff, TrainConfig(horizon_days=horizon))
     console.print(metrics_table(metrics, f"Model version {version} at {cutoff}, horizon {horizon} days"))
     versus = versus_best_baseline(frame, metrics, cutoff)
