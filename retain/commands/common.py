@@ -63,25 +63,20 @@ QueryOpt = Annotated[
     str | None,
     typer.Option("--query", metavar="<sql>", help="SQL for a database URL. Default: SELECT * FROM transactions"),
 ]
-# Each command's real default: not every command has an --out to put the file beside.
-_REJECTS = "Where --on-bad-rows=skip writes rejected rows (CSV). Default: "
-RejectsOpt = Annotated[
-    Path | None,
-    typer.Option("--rejects", help=_REJECTS + "beside --out, <name>.rejected.csv."),
-]
+
+
+def _rejects_option(default: str) -> object:
+    """``--rejects`` with each command's real default in its help: not every command has an
+    --out to put the file beside."""
+    return Annotated[Path | None, typer.Option(
+        "--rejects", help=f"Where --on-bad-rows=skip writes rejected rows (CSV). Default: {default}")]
+
+
+RejectsOpt = _rejects_option("beside --out, <name>.rejected.csv.")
 # inspect, train, evaluate and calibration: no --out of their own (or a JSON report).
-RejectsHereOpt = Annotated[
-    Path | None,
-    typer.Option("--rejects", help=_REJECTS + "rejected.csv in the working directory."),
-]
-EffectRejectsOpt = Annotated[
-    Path | None,
-    typer.Option("--rejects", help=_REJECTS + "effect.rejected.csv in the working directory."),
-]
-ChannelsRejectsOpt = Annotated[
-    Path | None,
-    typer.Option("--rejects", help=_REJECTS + "channels.rejected.csv in the working directory."),
-]
+RejectsHereOpt = _rejects_option("rejected.csv in the working directory.")
+EffectRejectsOpt = _rejects_option("effect.rejected.csv in the working directory.")
+ChannelsRejectsOpt = _rejects_option("channels.rejected.csv in the working directory.")
 
 EncodingOpt = Annotated[
     str | None,
