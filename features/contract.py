@@ -58,6 +58,10 @@ GUEST_HINT = ("Lines without a customer id are guest orders: retain follows know
 CUSTOMER_REQUIRED = ("customer_id",)
 CONTACT_REQUIRED = ("customer_id", "ts", "channel")
 
+# Russian day-first dates (1C), read the same by the batch and the API. Two-digit years first
+# (01.03.24 from 1C): `%Y` would read `24` as the year 24 AD.
+DOTTED_DATE_FORMATS = ("%d.%m.%y %H:%M:%S", "%d.%m.%y %H:%M", "%d.%m.%y",
+                       "%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%d.%m.%Y")
 # Formats seen in shop exports: ISO, Russian day-first, compact (CDNOW), with and without time.
 _DATETIME_FORMATS = (
     "%Y-%m-%d %H:%M:%S%.f",
@@ -68,13 +72,7 @@ _DATETIME_FORMATS = (
     "%Y-%m-%d %H:%M",
     "%Y-%m-%dT%H:%M",
     "%Y-%m-%d",
-    # Two-digit years first (01.03.24 from 1C): `%Y` would read `24` as the year 24 AD.
-    "%d.%m.%y %H:%M:%S",
-    "%d.%m.%y %H:%M",
-    "%d.%m.%y",
-    "%d.%m.%Y %H:%M:%S",
-    "%d.%m.%Y %H:%M",
-    "%d.%m.%Y",
+    *DOTTED_DATE_FORMATS,
     "%Y%m%d",
     "%Y/%m/%d",
 )
@@ -719,17 +717,15 @@ def _number(frame: pl.DataFrame, column: str) -> pl.Expr:
 
 def channel_name(text: str) -> str:
     """A contact channel's one name: ``" E-mail "`` -> ``email``, ``СМС`` -> ``sms``; a name
-    retain does not know stays as written, in lower case. Same rule as ``channel_name_expr``."""
+    retain does not know stays as written, in lower case."""
     lower = text.strip().lower()
     return _CHANNEL_ALIASES.get(re.sub(_CHANNEL_SEPARATORS, "", lower), lower)
 
 
-def channel_name_expr(column: str = "channel") -> pl.Expr:
-    """``channel_name`` as a polars expression (the contacts log)."""
-    lower = _text(column).str.to_lowercase()
-    compact = lower.str.replace_all(_CHANNEL_SEPARATORS, "")
-    return (pl.when(compact.is_in(list(_CHANNEL_ALIASES)))
-            .then(compact.replace(_CHANNEL_ALIASES)).otherwise(lower))
+def _channel_names(raw: pl.DataFrame, column: str = "channel") -> pl.Expr:
+    """``channel_name`` of each line's channel, worked out once per distinct spelling."""
+    spellings = raw.get_column(column).cast(pl.String).drop_nulls().unique().to_list()
+    return _text(column).replace({text.strip(): channel_name(text) for text in spellings})
 
 
 def _consent_columns(raw: pl.DataFrame, source: str) -> pl.DataFrame:
@@ -1090,6 +1086,27 @@ def _header_rows(raw: pl.DataFrame, names: set[str]) -> pl.Series:
     return candidates.filter(exact)[_ROW]
 
 
+def _read_side(source: str | Path | _InMemory, table: str, required: Sequence[str],
+               column_map: Mapping[str, str] | None, query: str | None,
+               options: ReadOptions | None) -> tuple[pl.DataFrame, ReadInfo]:
+    """A side table (``customers``, ``contacts``) read, mapped and checked for its required
+    columns, with what the reading found (a CRM's cp1251 file is said, as the transactions'
+    is). Only the encoding applies (--encoding: a file that is not UTF-8); dates are the
+    contract's."""
+    name, info = str(source), ReadInfo()
+    read = ReadOptions(encoding=options.encoding) if options else None
+    raw = _apply_map(read_table(source, query or f"SELECT * FROM {table}", read, info),
+                     column_map or {}, name)
+    _require(raw, required, name, table)
+    return raw, info
+
+
+def _with_read_info(loaded: Loaded, info: ReadInfo, name: str) -> Loaded:
+    loaded.report.encoding, loaded.report.separator = info.encoding, info.separator
+    loaded.report.read_notes.extend(info.notes(name))
+    return loaded
+
+
 def load_customers(
     source: str | Path,
     *,
@@ -1102,12 +1119,7 @@ def load_customers(
     """Read the optional customers table: ``customer_id``, ``signup_ts``, ``acquisition_channel``
     and any ``consent_<channel>`` flags (true/false/1/0/yes/no/да/нет; missing = no consent)."""
     name = str(source)
-    info = ReadInfo()  # a CRM's cp1251 file is said, as the transactions' is
-    # Only the encoding applies (--encoding: a file that is not UTF-8); dates are the contract's.
-    read = ReadOptions(encoding=options.encoding) if options else None
-    raw = _apply_map(read_table(source, query or "SELECT * FROM customers", read, info),
-                     column_map or {}, name)
-    _require(raw, CUSTOMER_REQUIRED, name, "customers")
+    raw, info = _read_side(source, "customers", CUSTOMER_REQUIRED, column_map, query, options)
     raw = _consent_columns(raw, name)
     consents = [c for c in raw.columns if c.startswith("consent_")]
     parsed: dict[str, pl.Expr] = {"customer_id": customer_id_expr()}
@@ -1142,9 +1154,7 @@ def load_customers(
         rejects_path=rejects_path, line_offset=_line_offset(name),
     )
     loaded.report.read_notes.extend(notes)
-    loaded.report.encoding, loaded.report.separator = info.encoding, info.separator
-    loaded.report.read_notes.extend(info.notes(name))
-    return loaded
+    return _with_read_info(loaded, info, name)
 
 
 def load_contacts(
@@ -1159,17 +1169,12 @@ def load_contacts(
     """Read the optional contacts log: ``customer_id, ts, channel, campaign, cost, control``
     and, when the log has it, ``offer`` (blank reads as ``none``)."""
     name = str(source)
-    info = ReadInfo()  # a CRM's cp1251 file is said, as the transactions' is
-    # Only the encoding applies (--encoding: a file that is not UTF-8); dates are the contract's.
-    read = ReadOptions(encoding=options.encoding) if options else None
-    raw = _apply_map(read_table(source, query or "SELECT * FROM contacts", read, info),
-                     column_map or {}, name)
-    _require(raw, CONTACT_REQUIRED, name, "contacts")
+    raw, info = _read_side(source, "contacts", CONTACT_REQUIRED, column_map, query, options)
     has = set(raw.columns)
     parsed: dict[str, pl.Expr] = {
         "customer_id": customer_id_expr(),
         "ts": _datetime(raw, "ts"),
-        "channel": channel_name_expr(),
+        "channel": _channel_names(raw),
         "campaign": _text("campaign") if "campaign" in has else pl.lit(None, pl.String),
         # A blank cost is 0 (said in a note); a cost that is not a number is rejected below.
         "cost": _number(raw, "cost").fill_null(0.0) if "cost" in has else pl.lit(0.0),
@@ -1200,9 +1205,7 @@ def load_contacts(
         rejects_path=rejects_path, line_offset=_line_offset(name),
     )
     loaded.report.read_notes.extend(notes)
-    loaded.report.encoding, loaded.report.separator = info.encoding, info.separator
-    loaded.report.read_notes.extend(info.notes(name))
-    return loaded
+    return _with_read_info(loaded, info, name)
 
 
 def _repeated_rows_meanwhile(raw: pl.DataFrame, columns: list[str],

@@ -22,7 +22,12 @@ from typing_extensions import TypedDict  # pydantic needs this one before Python
 
 from retain.decisions.decide import GOALS
 from retain.decisions.segments import BEHAVIOUR_TYPES, LIFECYCLE_STAGES, VALUE_TIERS
-from retain.features.contract import MAX_ABS_AMOUNT, channel_name, normalize_customer_id
+from retain.features.contract import (
+    DOTTED_DATE_FORMATS,
+    MAX_ABS_AMOUNT,
+    channel_name,
+    normalize_customer_id,
+)
 
 MAX_CUSTOMERS = 1000
 MAX_ID_LENGTH = 128
@@ -70,10 +75,9 @@ EXAMPLE_UNSCORED = {
 }
 
 
-# The batch loader's unambiguous text dates beside ISO: 1C's day-first dotted dates and
-# CDNOW's compact 20260301, so a CRM can send lines as its export writes them.
-_DOTTED = ("%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%d.%m.%Y",
-           "%d.%m.%y %H:%M:%S", "%d.%m.%y %H:%M", "%d.%m.%y")
+# The batch loader's unambiguous text dates beside ISO: 1C's day-first dotted dates
+# (DOTTED_DATE_FORMATS) and CDNOW's compact 20260301, so a CRM can send lines as its export
+# writes them.
 _DATE_TEXT = "expected an ISO 8601 date or datetime string (or DD.MM.YYYY[ HH:MM[:SS]], YYYYMMDD)"
 
 
@@ -94,7 +98,7 @@ def _iso_text(value: Any) -> Any:
                     pass
             raise ValueError(_DATE_TEXT)
         if text[2:3] == "." or text[1:2] == ".":
-            for layout in _DOTTED:
+            for layout in DOTTED_DATE_FORMATS:
                 try:
                     return datetime.strptime(text, layout)
                 except ValueError:
