@@ -108,8 +108,9 @@ def test_a_fallback_ranking_churn_by_expected_orders_scores_small_requests_as_th
     assert np.allclose(scores["churn_probability"].to_numpy(),
                        fitted.churn_probability(scores["expected_orders"].to_numpy()))
     # A LightGBM churn choice ignores the map.
-    assert dataclasses.replace(pipeline, orders_churn=fitted).score(
-        of(shop_history, ids), shop.as_of).equals(pipeline.score(of(shop_history, ids), shop.as_of))
+    assert_frame_equal(
+        dataclasses.replace(pipeline, orders_churn=fitted).score(of(shop_history, ids), shop.as_of),
+        pipeline.score(of(shop_history, ids), shop.as_of), rel_tol=1e-9, abs_tol=1e-12)
 
 
 @pytest.fixture(scope="module")

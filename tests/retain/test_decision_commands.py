@@ -8,6 +8,7 @@ from datetime import date
 import openpyxl
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 from typer.testing import CliRunner
 
 from retain.cli import app
@@ -117,7 +118,9 @@ def test_crm_tables_with_their_own_names_decide_as_the_contract_tables_do(env):
     expected = pl.read_parquet(env / "scores.parquet")
     got = pl.read_parquet(env / "crm-scores.parquet")
     assert got["channel"].drop_nulls().len() > 0
-    assert got.equals(expected)
+    # Decisions, ids and text exactly; figures to 1e-9 (the batch/API bound): polars' parallel
+    # float sums may differ in the last bit between two runs (pola-rs/polars#25163).
+    assert_frame_equal(got, expected, rel_tol=1e-9, abs_tol=1e-12)
     # Unmapped, the hint names the table's own prefix, not the transactions' --map.
     bare = runner.invoke(app, ["score", "--transactions", "shop/transactions.parquet", "--as-of",
                                AS_OF, "--customers", "crm.csv", "--store-url",
