@@ -1,8 +1,8 @@
 """The data contract: transactions, customers and contacts in, clean typed frames out.
 
-This is the only module of ``features/`` that does I/O. It reads CSV, Parquet or a SQL query,
-renames columns by the shop's mapping, converts every column to its contract type and rejects
-bad rows with a reason. With ``on_bad_rows="fail"`` (the default) any rejected row raises one
+This is the only module of ``features/`` that does I/O. It reads CSV, an Excel workbook's
+sheet, Parquet or a SQL query, renames columns by the shop's mapping, converts every column to
+its contract type and rejects bad rows with a reason. With ``on_bad_rows="fail"`` (the default) any rejected row raises one
 :class:`DataError` naming the file, the column and the first offending rows; with ``"skip"`` the
 rejected rows are written, with their reason, to a side file and counted in the report.
 

@@ -25,8 +25,9 @@ TransactionsOpt = Annotated[
     str | None,
     typer.Option(
         "--transactions", metavar="<source>",
-        help="Transactions: a .csv or .parquet file, or a database URL (sqlite:///shop.db, "
-        "postgresql+psycopg://...) with --query. Env: RETAIN_TRANSACTIONS.",
+        help="Transactions: a .csv, .xlsx (its first sheet; FILE.xlsx#SHEET reads another) or "
+        ".parquet file, or a database URL (sqlite:///shop.db, postgresql+psycopg://...) with "
+        "--query. Env: RETAIN_TRANSACTIONS.",
         show_default=False,
     ),
 ]
@@ -99,19 +100,19 @@ DropDuplicatesOpt = Annotated[
 CustomersOpt = Annotated[
     str | None,
     typer.Option("--customers", metavar="<source>", help="Customers table with consent_<channel> flags (CSV, "
-                 "Parquet or database URL). Without it no channel has consent.",
+                 "Excel, Parquet or database URL). Without it no channel has consent.",
                  show_default=False),
 ]
 ContactsOpt = Annotated[
     str | None,
-    typer.Option("--contacts", metavar="<source>", help="Contacts log (CSV, Parquet or database URL): measures "
+    typer.Option("--contacts", metavar="<source>", help="Contacts log (CSV, Excel, Parquet or database URL): measures "
                  "each channel and keeps the frequency cap.", show_default=False),
 ]
 # `retain effect` and `retain channels` read the log to measure, not to cap messages.
 MeasuredContactsOpt = Annotated[
     str | None,
-    typer.Option("--contacts", metavar="<source>", help="Contacts log (CSV, Parquet or database "
-                 "URL): the messages sent and the control group's rows (customer_id, ts, "
+    typer.Option("--contacts", metavar="<source>", help="Contacts log (CSV, Excel, Parquet or "
+                 "database URL): the messages sent and the control group's rows (customer_id, ts, "
                  "channel, campaign, cost, control).", show_default=False),
 ]
 RulesOpt = Annotated[
