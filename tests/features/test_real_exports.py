@@ -440,6 +440,43 @@ def test_customers_and_contacts_read_from_workbooks(tmp_path):
     assert customers["signup_ts"].to_list() == [datetime(2025, 1, 5), datetime(2025, 1, 6)]
 
 
+def test_an_opendocument_sheet_reads_as_the_xlsx_does(tmp_path):
+    # LibreOffice's own format, written here by hand: a title row, a date cell and a text
+    # date, a number cell and decimal-comma text.
+    import zipfile
+
+    def cell(kind: str, shown: str, value: str = "") -> str:
+        attribute = {"float": f' office:value="{value}"',
+                     "date": f' office:date-value="{value}"'}.get(kind, "")
+        return (f'<table:table-cell office:value-type="{kind}"{attribute}>'
+                f"<text:p>{shown}</text:p></table:table-cell>")
+
+    rows = [[cell("string", "Отчет о продажах")],
+            [cell("string", name) for name in ("customer_id", "ts", "amount")],
+            [cell("float", "17850", "17850"), cell("date", "01.03.2026 10:00", "2026-03-01T10:00:00"),
+             cell("string", "1 234,50")],
+            [cell("string", "17851"), cell("string", "02.03.2026"), cell("float", "99,5", "99.5")]]
+    body = "".join(f"<table:table-row>{''.join(row)}</table:table-row>" for row in rows)
+    content = ('<?xml version="1.0" encoding="UTF-8"?><office:document-content '
+               'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+               'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
+               'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" office:version="1.2">'
+               f'<office:body><office:spreadsheet><table:table table:name="Продажи">{body}'
+               "</table:table></office:spreadsheet></office:body></office:document-content>")
+    manifest = ('<?xml version="1.0" encoding="UTF-8"?><manifest:manifest xmlns:manifest='
+                '"urn:oasis:names:tc:opendocument:xmlns:manifest:1.0" manifest:version="1.2">'
+                '<manifest:file-entry manifest:full-path="/" manifest:media-type='
+                '"application/vnd.oasis.opendocument.spreadsheet"/></manifest:manifest>')
+    with zipfile.ZipFile(tmp_path / "sales.ods", "w") as archive:
+        archive.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet")
+        archive.writestr("META-INF/manifest.xml", manifest)
+        archive.writestr("content.xml", content)
+    frame = load_transactions(tmp_path / "sales.ods").frame
+    assert frame["customer_id"].to_list() == ["17850", "17851"]
+    assert frame["ts"].to_list() == [datetime(2026, 3, 1, 10), datetime(2026, 3, 2)]
+    assert frame["amount"].to_list() == [1234.5, 99.5]
+
+
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be"])
 def test_excels_unicode_text_is_read_not_called_binary(tmp_path, encoding):
     # Excel's "Unicode text" (UTF-16 with a byte order mark, tab separated) was "a binary file".
