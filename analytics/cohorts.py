@@ -422,8 +422,8 @@ def _month(frame: pl.DataFrame, column: str) -> pl.Expr:
 def load_costs(source: str | Path, *, column_map: Mapping[str, str] | None = None,
                on_bad_rows: OnBadRows = "fail", rejects_path: Path | None = None,
                query: str | None = None, options: ReadOptions | None = None) -> Loaded:
-    """Read the acquisition costs: ``acquisition_channel, month, spend`` (CSV, Parquet or a
-    database URL, as the other tables), one row per channel and month (rows repeating a
+    """Read the acquisition costs: ``acquisition_channel, month, spend`` (CSV, Excel,
+    Parquet or a database URL, as the other tables), one row per channel and month (rows repeating a
     channel and month are added up). ``month`` is ``2025-03`` or any date in the month;
     ``spend`` a number >= 0 (``1 234,50`` reads). Bad rows get the contract's one error naming
     the file, the column and the lines; ``on_bad_rows="skip"`` writes them to ``rejects_path``.

@@ -1,8 +1,8 @@
 """The data contract: transactions, customers and contacts in, clean typed frames out.
 
-This is the only module of ``features/`` that does I/O. It reads CSV, Parquet or a SQL query,
-renames columns by the shop's mapping, converts every column to its contract type and rejects
-bad rows with a reason. With ``on_bad_rows="fail"`` (the default) any rejected row raises one
+This is the only module of ``features/`` that does I/O. It reads CSV, an Excel workbook's
+sheet, Parquet or a SQL query, renames columns by the shop's mapping, converts every column to
+its contract type and rejects bad rows with a reason. With ``on_bad_rows="fail"`` (the default) any rejected row raises one
 :class:`DataError` naming the file, the column and the first offending rows; with ``"skip"`` the
 rejected rows are written, with their reason, to a side file and counted in the report.
 
@@ -139,12 +139,27 @@ class ReadInfo:
     # Lines above the header skipped: a report's title and parameters (1C, Excel).
     title_lines: int = 0
     title: str = ""
+    # A workbook: the sheet read, the workbook's sheets, and the blank rows above the sheet's
+    # first cell (the reader starts there; Excel numbers rows from 1).
+    sheet: str | None = None
+    sheets: list[str] = field(default_factory=list)
+    blank_rows_above: int = 0
 
     def notes(self, source: str) -> list[str]:
-        if not self.title_lines:
-            return []
-        return [(f"{source}: {self.title_lines} line(s) above the header skipped (a report's "
-                f"title: {self.title!r}); lines are numbered as in the file")]
+        out = []
+        if len(self.sheets) > 1:
+            others = [s for s in self.sheets if s != self.sheet]
+            out.append(f"{source}: sheet {self.sheet!r} read, the workbook's first (also "
+                       f"there: {', '.join(map(repr, others))}; {source}#{others[0]} reads "
+                       "another)" if self.sheet == self.sheets[0] else
+                       f"{source}: sheet {self.sheet!r} read")
+        if self.title_lines:
+            what = "rows" if self.sheet is not None else "lines"
+            where = "the sheet" if self.sheet is not None else "the file"
+            above = self.blank_rows_above + self.title_lines
+            out.append(f"{source}: {above} {what[:-1]}(s) above the header skipped "
+                       f"(a report's title: {self.title!r}); {what} are numbered as in {where}")
+        return out
 
 
 @dataclass
@@ -271,7 +286,7 @@ def read_table(source: str | Path | _InMemory, query: str | None = None,
     if is_database_url(name):
         frame = _read_sql(name, query or "SELECT * FROM transactions")
     else:
-        path = Path(name)
+        path, sheet = _workbook_sheet(name)
         if not path.exists():
             raise DataError(f"{name}: file not found")
         if path.stat().st_size == 0:
@@ -282,18 +297,143 @@ def read_table(source: str | Path | _InMemory, query: str | None = None,
         elif suffixes.endswith((".csv", ".csv.gz", ".txt", ".tsv", ".txt.gz", ".tsv.gz")):
             frame = _read_csv(path, options, info)
         elif suffixes.endswith(_WORKBOOKS):
-            raise DataError(f"{name}: {_WORKBOOK_HINT}")
+            frame = _read_workbook(path, sheet, info, name)
         else:
-            raise DataError(f"{name}: unknown file type; use .csv, .parquet or a database URL")
+            raise DataError(f"{name}: unknown file type; use .csv, .xlsx, .parquet or a "
+                            "database URL")
     if frame.height == 0:
         raise DataError(f"{name}: no rows (only a header or an empty result)")
-    # Rows are numbered from the header's line, so errors name the file's own lines.
-    return frame.with_row_index(_ROW, offset=info.title_lines)
+    # Rows are numbered from the header's line, so errors name the file's own lines (a
+    # sheet's rows as Excel shows them).
+    return frame.with_row_index(_ROW, offset=info.blank_rows_above + info.title_lines)
 
 
-_WORKBOOKS = (".xlsx", ".xlsm", ".xls", ".ods")
-_WORKBOOK_HINT = ("an Excel workbook, which retain does not read: save the sheet as CSV "
-                  "(Excel: File > Save As > CSV UTF-8) and pass the .csv")
+_WORKBOOKS = (".xlsx", ".xlsm", ".xlsb", ".xls", ".ods")
+
+
+def _workbook_sheet(name: str) -> tuple[Path, str | None]:
+    """``report.xlsx#Возвраты`` -> (report.xlsx, "Возвраты"): one sheet of a workbook named
+    the same way for every input (transactions, customers, contacts, costs); a plain path has
+    no sheet (the first is read). A file whose own name holds ``#`` is that file."""
+    path = Path(name)
+    base, hash_, sheet = name.rpartition("#")
+    if hash_ and not path.exists() and base.lower().endswith(_WORKBOOKS) and Path(base).exists():
+        return Path(base), sheet
+    return path, None
+
+
+def _is_workbook(source: str) -> bool:
+    return _workbook_sheet(source)[0].name.lower().endswith(_WORKBOOKS)
+
+
+def _read_workbook(path: Path, sheet: str | None, info: ReadInfo, name: str) -> pl.DataFrame:
+    """One sheet of an Excel (.xlsx, .xlsm, .xlsb, .xls) or OpenDocument workbook, every cell
+    as text, as the CSV path reads: the contract's own parsers then read dates, numbers and
+    ids the same from either. A date cell is its ISO text (``2026-03-01 10:00:00``), never
+    Excel's serial number; a number cell its shortest exact text (17850, 1234.5). Read by
+    calamine (Rust, through fastexcel), straight to Arrow. Title rows above the header are
+    skipped by the CSV path's rule, and rows keep the numbers Excel shows."""
+    import fastexcel
+
+    try:
+        reader = fastexcel.read_excel(str(path))
+        sheets = list(reader.sheet_names)
+        if sheet is not None and sheet not in sheets:
+            raise DataError(f"{name}: no sheet {sheet!r} (sheets: {', '.join(map(repr, sheets))})")
+        chosen = sheet if sheet is not None else sheets[0]
+        cells = reader.load_sheet(chosen, header_row=None, dtypes="string").to_polars()
+    except DataError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - calamine's errors for a broken file are many kinds
+        raise DataError(f"{name}: {_unreadable_workbook(path, exc)}") from None
+    info.sheet, info.sheets, info.encoding = chosen, sheets, "utf-8"
+    # Columns with no cell at all (a 1C report's margins) are not columns of the table.
+    cells = cells.select(c for c in cells.columns if cells[c].null_count() < cells.height)
+    if cells.height == 0 or cells.width == 0:
+        raise DataError(f"{name}: sheet {chosen!r} is empty")
+    head = [["" if v is None else str(v) for v in row]
+            for row in cells.head(_MOST_TITLE_LINES + 6).iter_rows()]
+    at = _header_row(head, _MOST_TITLE_LINES) or 0
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        info.blank_rows_above = _blank_rows_above(path, chosen)
+    if at:
+        info.title_lines = at
+        info.title = next((v.strip() for row in head[:at] for v in row if v.strip()), "")[:60]
+    names = [v.strip() for v in head[at]]
+    repeated = sorted({c for c in names if c and names.count(c) > 1})
+    if repeated:
+        raise DataError(f"{name}: column name(s) {', '.join(map(repr, repeated))} appear more "
+                        f"than once in the header (sheet row {info.blank_rows_above + at + 1}); "
+                        "rename one of them")
+    # An unnamed column is named by its letter, as Excel shows it.
+    names = [n or f"column {_column_letter(i)}" for i, n in enumerate(names)]
+    body = cells.slice(at + 1).rename(dict(zip(cells.columns, names, strict=True)))
+    # Blank rows below the table (a sheet's formatting reaches further than its data) are no
+    # rows; a blank row inside the table stays, as a CSV's empty line, so that rows keep their
+    # numbers.
+    filled = body.select(pl.any_horizontal(pl.all().is_not_null()).alias("f"))["f"]
+    last = filled.arg_true().max() if filled.any() else -1
+    return body.head(int(last) + 1)  # type: ignore[arg-type]
+
+
+def _column_letter(index: int) -> str:
+    letters = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(ord("A") + rest) + letters
+    return letters
+
+
+def _unreadable_workbook(path: Path, exc: Exception) -> str:
+    """Why a workbook cannot be read, in one line: a password (Excel encrypts the whole file
+    into an OLE container holding an ``EncryptedPackage``: an .xlsx that is not a ZIP), not a
+    workbook at all, or damaged."""
+    data = path.read_bytes()
+    first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+    ole = data.startswith(b"\xd0\xcf\x11\xe0")
+    if ((ole and path.suffix.lower() in (".xlsx", ".xlsm", ".xlsb"))
+            or "EncryptedPackage".encode("utf-16-le") in data
+            or "password" in str(exc).lower() or "encrypt" in str(exc).lower()):
+        return ("the workbook is password-protected: open it in Excel, remove the password "
+                "(File > Info > Protect Workbook) and save it again")
+    if not data.startswith((b"PK\x03\x04", b"\xd0\xcf\x11\xe0")):
+        return f"not a workbook (no Excel or OpenDocument content: {first})"
+    return f"cannot be read as a workbook (truncated or damaged: {first})"
+
+
+def _blank_rows_above(path: Path, sheet: str) -> int:
+    """Rows above a .xlsx sheet's first cell with a value: the reader starts the sheet there,
+    Excel numbers rows from 1 (a 1C report often leaves row 1 blank). Read from the sheet's
+    XML up to that cell only; 0 when the parts are not where the format puts them."""
+    import zipfile
+    from xml.etree import ElementTree
+
+    def local(tag: str) -> str:
+        return tag.rpartition("}")[2]
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            book = ElementTree.fromstring(archive.read("xl/workbook.xml"))
+            rid = next(v for el in book.iter() if local(el.tag) == "sheet"
+                       and el.get("name") == sheet
+                       for k, v in el.attrib.items() if local(k) == "id")
+            rels = ElementTree.fromstring(archive.read("xl/_rels/workbook.xml.rels"))
+            target = next(el.get("Target", "") for el in rels if el.get("Id") == rid)
+            part = target.lstrip("/") if target.startswith("/") else f"xl/{target}"
+            row = 0
+            with archive.open(part) as xml:
+                for event, el in ElementTree.iterparse(xml, events=("start", "end")):
+                    if event == "start" and local(el.tag) == "row":
+                        row = int(el.get("r") or row + 1)
+                    elif event == "end" and local(el.tag) == "c":
+                        if any(local(child.tag) in ("v", "is") for child in el):
+                            return row - 1
+                    elif event == "end" and local(el.tag) == "row":
+                        el.clear()
+    except (KeyError, StopIteration, ValueError, ElementTree.ParseError, zipfile.BadZipFile):
+        return 0
+    return 0
 
 
 def _read_parquet(path: Path) -> pl.DataFrame:
@@ -412,7 +552,10 @@ def _read_utf8_csv(path: Path, options: ReadOptions, info: ReadInfo) -> pl.DataF
     return frame.rename({c: c.strip().lstrip("\ufeff") for c in frame.columns})
 
 
-def _title_lines(text: str, most: int = 20) -> int:
+_MOST_TITLE_LINES = 20
+
+
+def _title_lines(text: str, most: int = _MOST_TITLE_LINES) -> int:
     """How many lines above the header a report saved as CSV has (its title, period and
     organisation: ``Отчет о продажах за период ...;;``), 0 when the first line is the header.
     The header is the first line whose fields are all named and which the next lines match
@@ -421,20 +564,30 @@ def _title_lines(text: str, most: int = 20) -> int:
     head = text[:1 << 16]
     lines = head.split("\n")[: -1 if len(text) > len(head) else None][: most + 6]
     for sep in (";", ",", "\t", "|"):
-        counts = [line.count(sep) for line in lines]
-        for at in range(1, min(most, len(lines) - 1) + 1):
-            names = [f.strip().strip('"') for f in lines[at].split(sep)]
-            after = [c for line, c in zip(lines[at + 1:at + 6], counts[at + 1:at + 6],
-                                          strict=True) if line.strip()]
-            if (counts[at] and all(names) and after and all(c == counts[at] for c in after)
-                    # A title names one or two fields; a header with an unnamed first
-                    # column (pandas' index: ",customer_id,ts") names all the others.
-                    and all(sum(bool(f.strip()) for f in line.split(sep)) <= len(names) // 2
-                            for line in lines[:at])):
-                return at
-        if counts[0] and all(f.strip() for f in lines[0].split(sep)):
-            return 0  # the first line is a header of this separator
+        at = _header_row([line.split(sep) for line in lines], most)
+        if at is not None:
+            return at
     return 0
+
+
+def _header_row(rows: list[list[str]], most: int = _MOST_TITLE_LINES) -> int | None:
+    """:func:`_title_lines` on rows already split into fields (one separator's split of a
+    CSV's lines, or a sheet's cells): the header's index, or None when no row is a header."""
+    counts = [len(row) - 1 for row in rows]
+    for at in range(1, min(most, len(rows) - 1) + 1):
+        names = [f.strip().strip('"') for f in rows[at]]
+        # A line that is more than blank: fields, even empty ones (";;"), or any text.
+        after = [c for row, c in zip(rows[at + 1:at + 6], counts[at + 1:at + 6], strict=True)
+                 if len(row) > 1 or row[0].strip()]
+        if (counts[at] and all(names) and after and all(c == counts[at] for c in after)
+                # A title names one or two fields; a header with an unnamed first
+                # column (pandas' index: ",customer_id,ts") names all the others.
+                and all(sum(bool(f.strip()) for f in row) <= len(names) // 2
+                        for row in rows[:at])):
+            return at
+    if rows and counts[0] and all(f.strip() for f in rows[0]):
+        return 0  # the first line is a header of this separator
+    return None
 
 
 def _read_csv(path: Path, options: ReadOptions, info: ReadInfo) -> pl.DataFrame:
@@ -452,7 +605,8 @@ def _read_csv(path: Path, options: ReadOptions, info: ReadInfo) -> pl.DataFrame:
     if data.startswith(b"PAR1"):
         raise DataError(f"{path}: this is a Parquet file; name it .parquet")
     if data.startswith((b"PK\x03\x04", b"\xd0\xcf\x11\xe0")):  # .xlsx (a ZIP), .xls (OLE)
-        raise DataError(f"{path}: {_WORKBOOK_HINT}")
+        raise DataError(f"{path}: an Excel workbook saved under a CSV name: name it .xlsx "
+                        "(or .xls) and pass that")
     if data.startswith((b"\xff\xfe", b"\xfe\xff")) and options.encoding is None:
         # Excel's "Unicode text" (Текст Юникод): UTF-16 with its byte order mark, tabs.
         try:
@@ -791,7 +945,7 @@ def _validate(
         if rejects_path is not None:
             parsed_columns = {f"__{k}" for k in parsed}
             _write_rejects(rejected, [c for c in raw.columns if c not in parsed_columns],
-                           rejects_path, line_offset)
+                           rejects_path, line_offset, _row_unit(source, line_offset))
             report.rejects_path = rejects_path
     kept = work.filter(~bad) if rejected.height else work
     clean = kept.select(
@@ -801,7 +955,7 @@ def _validate(
 
 
 def _describe(rejected: pl.DataFrame, source: str, line_offset: int) -> str:
-    unit = "line" if line_offset == 2 else "row"
+    unit = _row_unit(source, line_offset)
     lines = [f"{source}: {rejected.height} bad row(s); nothing was loaded."]
     for (why,), group in rejected.group_by(_REASON, maintain_order=True):
         column = str(why).split(":", 1)[0]
@@ -822,10 +976,10 @@ def _describe(rejected: pl.DataFrame, source: str, line_offset: int) -> str:
 
 
 def _write_rejects(
-    rejected: pl.DataFrame, columns: list[str], path: Path, line_offset: int
+    rejected: pl.DataFrame, columns: list[str], path: Path, line_offset: int, unit: str = ""
 ) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    unit = "line" if line_offset == 2 else "row"
+    unit = unit.replace(" ", "_") or ("line" if line_offset == 2 else "row")
     out = rejected.select(
         (pl.col(_ROW) + line_offset).alias(unit),
         pl.col(_REASON).alias("reason"),
@@ -835,10 +989,19 @@ def _write_rejects(
 
 
 def _line_offset(source: str) -> int:
-    """Report CSV rows as file lines (header is line 1), other sources as 1-based rows."""
+    """Report CSV rows as file lines (header is line 1) and a sheet's as Excel numbers its
+    rows (the header's row, after any title, is 1 in a plain sheet), other sources as 1-based
+    rows."""
     name = Path(source).name.lower()
     text = any(f".{kind}" in name for kind in ("csv", "txt", "tsv"))
-    return 2 if not is_database_url(source) and text else 1
+    return 2 if not is_database_url(source) and (text or _is_workbook(source)) else 1
+
+
+def _row_unit(source: str, line_offset: int) -> str:
+    """What errors call a row: a file's "line", a sheet's "sheet row", else "row"."""
+    if line_offset == 2:
+        return "sheet row" if _is_workbook(source) else "line"
+    return "row"
 
 
 def load_transactions(

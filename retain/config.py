@@ -15,7 +15,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="RETAIN_", extra="ignore")
 
-    transactions: str | None = Field(None, description="Transactions: CSV, Parquet or database URL")
+    transactions: str | None = Field(None, description="Transactions: CSV, Excel, Parquet or database URL")
     query: str | None = Field(None, description="SQL query when transactions is a database URL")
     as_of: date | None = Field(None, description="Scores and features use data strictly before it")
     horizon_days: int = Field(90, ge=1, le=3650, description="Prediction horizon in days")
@@ -25,8 +25,8 @@ class Settings(BaseSettings):
     date_format: str | None = Field(None, description="strftime format of the ts column")
     drop_duplicates: bool = Field(False, description="Drop lines identical to an earlier one")
     # Side tables the served report (/ui/report) reads beside the transactions.
-    customers: str | None = Field(None, description="Customers table: CSV, Parquet or database URL")
-    contacts: str | None = Field(None, description="Contacts log: CSV, Parquet or database URL")
+    customers: str | None = Field(None, description="Customers table: CSV, Excel, Parquet or database URL")
+    contacts: str | None = Field(None, description="Contacts log: CSV, Excel, Parquet or database URL")
     costs: str | None = Field(None, description="Acquisition costs: acquisition_channel, month, spend")
     # Decisions.
     rules: str | None = Field(None, description="Decision rules YAML (default: built-in rules)")

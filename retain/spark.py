@@ -612,6 +612,25 @@ def used_lines(loaded: SparkLoaded) -> tuple[int, datetime | None, datetime | No
     return row["n"], row["a"], row["b"]
 
 
+def no_purchase_customers(loaded: SparkLoaded) -> int:
+    """Customers with lines before the as-of date but no purchase (every order netting to
+    zero or less: free lines, refunds, cancellations), counted on Spark: the customers the
+    local engine's ``commands.common.no_purchase_candidates`` finds missing from its output
+    (``features.segments``: a purchase is an order with a positive net amount), without
+    collecting the log."""
+    from pyspark.sql import functions as F
+
+    cutoff = F.lit(datetime.combine(loaded.as_of, datetime.min.time()))
+    # Only a customer with a line of zero or less can have no purchase: the others are not
+    # grouped (few lines are such, as locally).
+    candidates = (loaded.frame.filter((F.col("ts") < cutoff) & (F.col("amount") <= 0))
+                  .select("customer_id").distinct())
+    lines = loaded.frame.filter(F.col("ts") < cutoff).join(candidates, "customer_id", "left_semi")
+    orders = lines.groupBy("customer_id", "order_id").agg(F.sum("amount").alias("net"))
+    return (orders.groupBy("customer_id").agg(F.max("net").alias("best"))
+            .filter(F.col("best") <= 0).count())
+
+
 # --- score ---------------------------------------------------------------------------------------
 
 # Unpickled pipelines per executor process, by model version: each is sent once (a broadcast)
@@ -1031,6 +1050,7 @@ __all__ = [
     "load_side",
     "load_transactions",
     "measure_channels",
+    "no_purchase_customers",
     "read_source",
     "read_written",
     "score",

@@ -42,14 +42,14 @@ app = typer.Typer()
 
 CostsOpt = Annotated[
     str | None,
-    typer.Option("--costs", metavar="<source>", help="Acquisition costs (CSV, Parquet or "
-                 "database URL): acquisition_channel, month, spend. Adds CAC and LTV/CAC.",
+    typer.Option("--costs", metavar="<source>", help="Acquisition costs (CSV, Excel, "
+                 "Parquet or database URL): acquisition_channel, month, spend. Adds CAC and LTV/CAC.",
                  show_default=False),
 ]
 CustomersOpt = Annotated[
     str | None,
-    typer.Option("--customers", metavar="<source>", help="Customers table (CSV, Parquet or "
-                 "database URL); its acquisition_channel gives the channel cohorts.",
+    typer.Option("--customers", metavar="<source>", help="Customers table (CSV, Excel, "
+                 "Parquet or database URL); its acquisition_channel gives the channel cohorts.",
                  show_default=False),
 ]
 StoreUrlOpt = Annotated[

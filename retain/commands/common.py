@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
@@ -25,8 +25,9 @@ TransactionsOpt = Annotated[
     str | None,
     typer.Option(
         "--transactions", metavar="<source>",
-        help="Transactions: a .csv or .parquet file, or a database URL (sqlite:///shop.db, "
-        "postgresql+psycopg://...) with --query. Env: RETAIN_TRANSACTIONS.",
+        help="Transactions: a .csv, .xlsx (its first sheet; FILE.xlsx#SHEET reads another) or "
+        ".parquet file, or a database URL (sqlite:///shop.db, postgresql+psycopg://...) with "
+        "--query. Env: RETAIN_TRANSACTIONS.",
         show_default=False,
     ),
 ]
@@ -99,19 +100,19 @@ DropDuplicatesOpt = Annotated[
 CustomersOpt = Annotated[
     str | None,
     typer.Option("--customers", metavar="<source>", help="Customers table with consent_<channel> flags (CSV, "
-                 "Parquet or database URL). Without it no channel has consent.",
+                 "Excel, Parquet or database URL). Without it no channel has consent.",
                  show_default=False),
 ]
 ContactsOpt = Annotated[
     str | None,
-    typer.Option("--contacts", metavar="<source>", help="Contacts log (CSV, Parquet or database URL): measures "
+    typer.Option("--contacts", metavar="<source>", help="Contacts log (CSV, Excel, Parquet or database URL): measures "
                  "each channel and keeps the frequency cap.", show_default=False),
 ]
 # `retain effect` and `retain channels` read the log to measure, not to cap messages.
 MeasuredContactsOpt = Annotated[
     str | None,
-    typer.Option("--contacts", metavar="<source>", help="Contacts log (CSV, Parquet or database "
-                 "URL): the messages sent and the control group's rows (customer_id, ts, "
+    typer.Option("--contacts", metavar="<source>", help="Contacts log (CSV, Excel, Parquet or "
+                 "database URL): the messages sent and the control group's rows (customer_id, ts, "
                  "channel, campaign, cost, control).", show_default=False),
 ]
 RulesOpt = Annotated[
@@ -405,11 +406,28 @@ def note_no_purchase(candidates: pl.Series, kept: pl.Series, cutoff: date, what:
     they have no purchase before the as-of date, so that nobody goes missing silently (CDNOW:
     70 customers bought only zero-dollar lines). The API answers them with an error entry."""
     missing = int((~candidates.is_in(kept.implode())).sum()) if len(candidates) else 0
+    say_no_purchase(missing, cutoff, what)
+    return missing
+
+
+def say_no_purchase(missing: int, cutoff: date, what: str) -> None:
+    """:func:`note_no_purchase`'s words for a count found elsewhere (``--engine spark``
+    counts on Spark: ``retain.spark.no_purchase_customers``)."""
     if missing:
         console.print(f"[yellow]note:[/] {missing:,} customers have no purchase before the as-of "
                       f"date {cutoff} (only orders netting to zero or less: free lines, refunds, "
                       f"cancellations): they get no {what}")
-    return missing
+
+
+def note_log_ends_early(last: datetime | None, cutoff: date, horizon_days: int) -> None:
+    """Say when the last line is more than a model's horizon before the as-of date: legitimate
+    (scoring today a log exported last month) within a horizon; past it every customer reads
+    as lapsed, which a mistyped --as-of or a truncated export also gives."""
+    if last is not None and (cutoff - last.date()).days > horizon_days:
+        console.print(f"[yellow]note:[/] the last transaction is dated {last:%Y-%m-%d}, "
+                      f"{(cutoff - last.date()).days:,} days before the as-of date {cutoff}: "
+                      "every customer is scored as if nothing was bought since (an export "
+                      "that stops early, or a mistyped --as-of?)", soft_wrap=True)
 
 
 def horizon_coverage(last: date, as_of: date, horizon_days: int, *,

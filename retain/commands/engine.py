@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
-from retain.commands.common import fail, horizon_coverage, read_options, report_rejects
+from retain.commands.common import (
+    fail,
+    horizon_coverage,
+    note_log_ends_early,
+    read_options,
+    report_rejects,
+    say_no_purchase,
+)
 from retain.progress import console, step
 
 if TYPE_CHECKING:
@@ -85,7 +92,7 @@ def spark_features(config: TransactionSettings,
                    out: Path, products_out: Path | None, rejects: Path, *,
                    with_labels: bool, master: str | None, partitions: int) -> None:
     from retain.features.contract import DataError
-    from retain.spark import features, spark_errors, used_lines
+    from retain.spark import features, no_purchase_customers, spark_errors, used_lines
 
     _parquet_out(out, "--out")
     if products_out is not None:
@@ -108,10 +115,12 @@ def spark_features(config: TransactionSettings,
             counts = features(loaded, out, products_out,
                               config.horizon_days if with_labels else None)
             n, first, last = used_lines(loaded)
+            unbought = no_purchase_customers(loaded)
     except DataError as exc:
         raise fail(str(exc)) from None
     if counts["customers"] == 0:
         raise fail(f"no customer has a purchase before the as-of date {cutoff}")
+    say_no_purchase(unbought, cutoff, "features")
     console.print(f"{counts['customers']:,} customers, {n:,} transaction rows from "
                   f"{first:%Y-%m-%d} to {last:%Y-%m-%d}, as of {cutoff}; written to {out}"
                   + (f" and {products_out}" if products_out is not None else ""))
@@ -122,16 +131,31 @@ def spark_score(config: TransactionSettings,
                 store, customers: str | None, contacts: str | None, *, master: str | None,
                 partitions: int):
     """Score on Spark into Parquet parts at ``out``, then stream them into the score store.
-    Returns the run id and a frame of the columns the command's summary reads."""
+    Returns the run id, the rows scored, a frame of the columns the command's summary reads,
+    the as-of date and the customers with lines but no purchase (counted on Spark)."""
     import polars as pl
 
     from retain.features.contract import DataError, table_map
-    from retain.spark import load_side, read_written, score, spark_errors
+    from retain.spark import (
+        load_side,
+        no_purchase_customers,
+        read_written,
+        score,
+        spark_errors,
+        used_lines,
+    )
 
     _parquet_out(out, "--out")
     spark = _spark(master, partitions)
     loaded = spark_load(spark, config, rejects, partitions)
     cutoff = loaded.as_of
+    try:
+        with spark_errors(config.transactions or ""):
+            _, _, last = used_lines(loaded)
+            unbought = no_purchase_customers(loaded)
+    except DataError as exc:
+        raise fail(str(exc)) from None
+    note_log_ends_early(last, cutoff, registered.pipeline.horizon_days)
     sides = {}
     for kind, source in (("customers", customers), ("contacts", contacts)):
         if not source:
@@ -165,7 +189,7 @@ def spark_score(config: TransactionSettings,
     except (ValueError, OSError) as exc:
         raise fail(f"score store: {exc}") from None
     summary = pl.scan_parquet(f"{out}/*.parquet").select("goal", "score_source").collect()
-    return run_id, rows, summary
+    return run_id, rows, summary, cutoff, unbought
 
 
 @dataclass

@@ -351,7 +351,13 @@ def score(
     """
     import polars as pl
 
-    from retain.commands.common import no_purchase_candidates, note_no_purchase, write_frame
+    from retain.commands.common import (
+        no_purchase_candidates,
+        note_log_ends_early,
+        note_no_purchase,
+        say_no_purchase,
+        write_frame,
+    )
     from retain.config import settings
     from retain.decisions.decide import ORDER_HISTORY_COLUMNS, score_decide_and_features
     from retain.progress import step
@@ -370,10 +376,11 @@ def score(
         registered = registered_model(model_version)
     rejected = rejects or out.with_name(out.stem + ".rejected.csv")
     if engine == "spark":
-        run_id, rows, scores = spark_score(config, out, rejected, registered, decision_rules,
-                                           options.lang, store, customers, contacts,
-                                           master=spark_master, partitions=partitions)
+        run_id, rows, scores, cutoff, unbought = spark_score(
+            config, out, rejected, registered, decision_rules, options.lang, store, customers,
+            contacts, master=spark_master, partitions=partitions)
         print_score_summary(scores, rows, run_id, registered.pipeline)
+        say_no_purchase(unbought, cutoff, "scores")
         # Spark's features stay in its partitions: the scores and decisions are watched.
         from retain.analytics.drift import DECISION_CATEGORIES, DECISION_NUMBERS, SCORE_COLUMNS
 
@@ -389,14 +396,8 @@ def score(
         print_drift_summary(drift, previous)
         return
     tx, cutoff, _ = load(config, rejected)
-    last = tx["ts"].max() if tx.height else None
-    if last is not None and (cutoff - last.date()).days > registered.pipeline.horizon_days:
-        # Legitimate (scoring today a log exported last month) within a horizon; past it every
-        # customer reads as lapsed, which a mistyped --as-of or a truncated export also gives.
-        console.print(f"[yellow]note:[/] the last transaction is dated {last:%Y-%m-%d}, "
-                      f"{(cutoff - last.date()).days:,} days before the as-of date {cutoff}: "
-                      "every customer is scored as if nothing was bought since (an export "
-                      "that stops early, or a mistyped --as-of?)", soft_wrap=True)
+    note_log_ends_early(tx["ts"].max() if tx.height else None,  # type: ignore[arg-type]
+                        cutoff, registered.pipeline.horizon_days)
     trained = registered.pipeline.trained_as_of
     if trained is not None and (cutoff - trained).days > STALE_MODEL_DAYS:
         # Scores still come (CDNOW at 2000-07-01 with a 1997 model: everyone lost, rightly),

@@ -267,10 +267,14 @@ def test_an_absurd_amount_is_a_bad_row_as_in_the_api(tmp_path):
     ("truncated.parquet", None, "cannot be read as Parquet (truncated"),
     ("text.parquet", b"customer_id,ts,amount\nc,2024-01-01,1\n", "not a Parquet file"),
     ("parquet.csv", None, "Parquet file; name it .parquet"),
-    # A marketplace's or a marketer's workbook, as it is or renamed to .csv.
-    ("sales.xlsx", b"PK\x03\x04" + b"\x00" * 60, "an Excel workbook, which retain does not read"),
-    ("sales.xls", b"\xd0\xcf\x11\xe0" + b"\x00" * 60, "save the sheet as CSV"),
-    ("sales.csv", b"PK\x03\x04\x14\x00\x06\x00" + b"\x00" * 60, "an Excel workbook"),
+    # A damaged workbook, a text file named .xlsx, a password-protected one (Excel encrypts it
+    # into an OLE file holding an EncryptedPackage stream), a workbook renamed to .csv.
+    ("sales.xlsx", b"PK\x03\x04" + b"\x00" * 60, "cannot be read as a workbook (truncated or damaged"),
+    ("sales.xls", b"\xd0\xcf\x11\xe0" + b"\x00" * 60, "cannot be read as a workbook"),
+    ("text.xlsx", b"customer_id,ts,amount\nc,2024-01-01,1\n", "not a workbook"),
+    ("locked.xlsx", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 500
+     + "EncryptedPackage".encode("utf-16-le") + b"\x00" * 500, "password-protected"),
+    ("sales.csv", b"PK\x03\x04\x14\x00\x06\x00" + b"\x00" * 60, "an Excel workbook saved under a CSV name"),
 ])
 def test_each_broken_file_is_one_data_error_naming_it(tmp_path, name, content, says):
     path = tmp_path / name
@@ -284,6 +288,7 @@ def test_each_broken_file_is_one_data_error_naming_it(tmp_path, name, content, s
     with pytest.raises(DataError) as err:
         load_transactions(path)
     assert name in str(err.value) and says in str(err.value)
+    assert "\n" not in str(err.value)  # one line, no traceback
 
 
 @pytest.mark.parametrize("padding", ["", ";;"])
@@ -305,6 +310,171 @@ def test_a_report_saved_with_its_title_lines_reads_from_its_header(tmp_path, pad
     assert any("3 line(s) above the header skipped" in note and "Отчет о продажах" in note
                for note in loaded.report.notes())
     assert pl.read_csv(tmp_path / "r.csv")["line"].to_list() == [7]
+
+
+# A Wildberries-shaped sales report as the seller downloads it (.xlsx only): a title row and a
+# blank row above Russian headers, date cells beside dates typed as text, amounts as number
+# cells and as decimal-comma text, ids as a spreadsheet's float cells (17850.0).
+WB_TITLE = "Отчет о продажах по реализации № 123456 за период с 01.03.2026 по 31.03.2026"
+WB_HEADER = ["Код покупателя", "Дата продажи", "Сумма продажи, руб.", "Кол-во", "Артикул WB"]
+WB_MAP = {"customer_id": "Код покупателя", "ts": "Дата продажи",
+          "amount": "Сумма продажи, руб.", "quantity": "Кол-во", "product_id": "Артикул WB"}
+# (cell values, the same row as Excel in a Russian locale saves it as CSV)
+WB_ROWS = [
+    ((17850.0, datetime(2026, 3, 1, 10, 0), "1 234,50 ₽", 2, 146_012_345),
+     "17850;01.03.2026 10:00;1 234,50 ₽;2;146012345"),
+    (("17851", "02.03.2026 11:30", 990, 1, 146_012_346),
+     "17851;02.03.2026 11:30;990;1;146012346"),
+    ((17850.0, datetime(2026, 3, 9), "-1 234,50", -2, 146_012_345),
+     "17850;09.03.2026;-1 234,50;-2;146012345"),
+    ((17852, date(2026, 3, 10), 450.5, 1, 146_012_347),
+     "17852;10.03.2026;450,5;1;146012347"),
+    ((17851, datetime(2026, 3, 20, 18, 45), "2 000,00", 1, 146_012_348),
+     "17851;20.03.2026 18:45;2 000,00;1;146012348"),
+    (("17850", "25.03.2026 09:15", "800", 1, 146_012_346),
+     "17850;25.03.2026 09:15;800;1;146012346"),
+]
+
+
+def write_wb_report(path, rows=WB_ROWS, sheets=()):
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "Продажи"
+    sheet.append([WB_TITLE])
+    sheet.append([])
+    sheet.append(WB_HEADER)
+    for cells, _ in rows:
+        sheet.append(list(cells))
+    for column in (2,):  # date cells shown as Excel shows them in Russian
+        for (cell,) in sheet.iter_rows(min_row=4, min_col=column, max_col=column):
+            cell.number_format = "dd.mm.yyyy hh:mm"
+    for name in sheets:
+        other = book.create_sheet(name)
+        other.append(["customer_id", "ts", "amount"])
+        other.append(["c9", datetime(2026, 3, 5), -990])
+    book.save(path)
+    return path
+
+
+def write_wb_csv_twin(path, rows=WB_ROWS):
+    width = ";" * (len(WB_HEADER) - 1)
+    lines = [WB_TITLE + width, width, ";".join(WB_HEADER), *(line for _, line in rows)]
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode())  # Excel's "CSV UTF-8"
+    return path
+
+
+def test_a_wildberries_workbook_gives_the_features_of_the_same_report_saved_as_csv(tmp_path):
+    book = load_transactions(write_wb_report(tmp_path / "wb.xlsx"), column_map=WB_MAP)
+    csv = load_transactions(write_wb_csv_twin(tmp_path / "wb.csv"), column_map=WB_MAP)
+    # Date cells are their dates (not serials such as 46082), ids as the CSV's, amounts read.
+    assert book.frame["ts"].to_list()[:3] == [datetime(2026, 3, 1, 10), datetime(2026, 3, 2, 11, 30),
+                                              datetime(2026, 3, 9)]
+    assert book.frame["customer_id"].to_list() == ["17850", "17851", "17850", "17852", "17851",
+                                                   "17850"]
+    assert book.frame["amount"].to_list() == [1234.5, 990.0, -1234.5, 450.5, 2000.0, 800.0]
+    assert_frame_equal(book.frame.drop("order_id"), csv.frame.drop("order_id"))
+    as_of = date(2026, 4, 1)
+    assert_frame_equal(customer_features(book.frame, as_of), customer_features(csv.frame, as_of))
+    assert any("2 row(s) above the header skipped" in note and "Отчет о продажах" in note
+               for note in book.report.notes())
+
+
+def test_a_bad_row_of_a_workbook_is_named_by_its_sheet_row(tmp_path):
+    rows = [*WB_ROWS[:4], (("17853", "вчера", 100, 1, 1), ""), (("17854", "26.03.2026", "сто", 1, 1), "")]
+    path = write_wb_report(tmp_path / "wb.xlsx", rows)
+    # Title row 1, blank row 2, header row 3: the fifth data row is sheet row 8, as Excel shows.
+    with pytest.raises(DataError) as err:
+        load_transactions(path, column_map=WB_MAP)
+    message = str(err.value)
+    assert "wb.xlsx" in message
+    assert "column 'ts': unparseable date at sheet rows 8 (values: 'вчера')" in message
+    assert "column 'amount': not a number at sheet rows 9 (values: 'сто')" in message
+    loaded = load_transactions(path, column_map=WB_MAP, on_bad_rows="skip",
+                               rejects_path=tmp_path / "r.csv")
+    assert loaded.frame.height == 4
+    assert pl.read_csv(tmp_path / "r.csv")["sheet_row"].to_list() == [8, 9]
+
+
+def test_a_sheet_starting_below_and_right_of_a1_keeps_excels_row_numbers(tmp_path):
+    # A 1C report saved to Excel leaves margins: row 1 and column A blank.
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet["B2"] = "Продажи за март"
+    sheet.append([None, "Клиент", "Дата", "Сумма"])
+    sheet.append([None, 1, datetime(2026, 3, 1), 100])
+    sheet.append([None, 2, "потом", 200])
+    book.save(tmp_path / "1c.xlsx")
+    with pytest.raises(DataError, match=r"unparseable date at sheet rows 5 "):
+        load_transactions(tmp_path / "1c.xlsx",
+                          column_map={"customer_id": "Клиент", "ts": "Дата", "amount": "Сумма"})
+
+
+def test_the_first_sheet_is_read_and_another_by_its_name(tmp_path):
+    path = write_wb_report(tmp_path / "wb.xlsx", sheets=["Возвраты"])
+    loaded = load_transactions(path, column_map=WB_MAP)
+    assert loaded.frame.height == len(WB_ROWS)
+    assert any("sheet 'Продажи' read" in note and "'Возвраты'" in note
+               and "wb.xlsx#Возвраты" in note for note in loaded.report.notes())
+    returns = load_transactions(f"{path}#Возвраты")
+    assert returns.frame["customer_id"].to_list() == ["c9"]
+    assert returns.frame["amount"].to_list() == [-990.0]
+    with pytest.raises(DataError, match=r"no sheet 'Итоги' \(sheets: 'Продажи', 'Возвраты'\)"):
+        load_transactions(f"{path}#Итоги")
+
+
+def test_customers_and_contacts_read_from_workbooks(tmp_path):
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active.append(["customer_id", "signup_ts", "consent_email"])
+    book.active.append([17850.0, datetime(2025, 1, 5), True])
+    book.active.append(["17851", "06.01.2025", "ЛОЖЬ"])
+    book.save(tmp_path / "customers.xlsx")
+    customers = load_customers(tmp_path / "customers.xlsx").frame
+    assert customers["customer_id"].to_list() == ["17850", "17851"]
+    assert customers["consent_email"].to_list() == [True, False]
+    assert customers["signup_ts"].to_list() == [datetime(2025, 1, 5), datetime(2025, 1, 6)]
+
+
+def test_an_opendocument_sheet_reads_as_the_xlsx_does(tmp_path):
+    # LibreOffice's own format, written here by hand: a title row, a date cell and a text
+    # date, a number cell and decimal-comma text.
+    import zipfile
+
+    def cell(kind: str, shown: str, value: str = "") -> str:
+        attribute = {"float": f' office:value="{value}"',
+                     "date": f' office:date-value="{value}"'}.get(kind, "")
+        return (f'<table:table-cell office:value-type="{kind}"{attribute}>'
+                f"<text:p>{shown}</text:p></table:table-cell>")
+
+    rows = [[cell("string", "Отчет о продажах")],
+            [cell("string", name) for name in ("customer_id", "ts", "amount")],
+            [cell("float", "17850", "17850"), cell("date", "01.03.2026 10:00", "2026-03-01T10:00:00"),
+             cell("string", "1 234,50")],
+            [cell("string", "17851"), cell("string", "02.03.2026"), cell("float", "99,5", "99.5")]]
+    body = "".join(f"<table:table-row>{''.join(row)}</table:table-row>" for row in rows)
+    content = ('<?xml version="1.0" encoding="UTF-8"?><office:document-content '
+               'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+               'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
+               'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" office:version="1.2">'
+               f'<office:body><office:spreadsheet><table:table table:name="Продажи">{body}'
+               "</table:table></office:spreadsheet></office:body></office:document-content>")
+    manifest = ('<?xml version="1.0" encoding="UTF-8"?><manifest:manifest xmlns:manifest='
+                '"urn:oasis:names:tc:opendocument:xmlns:manifest:1.0" manifest:version="1.2">'
+                '<manifest:file-entry manifest:full-path="/" manifest:media-type='
+                '"application/vnd.oasis.opendocument.spreadsheet"/></manifest:manifest>')
+    with zipfile.ZipFile(tmp_path / "sales.ods", "w") as archive:
+        archive.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet")
+        archive.writestr("META-INF/manifest.xml", manifest)
+        archive.writestr("content.xml", content)
+    frame = load_transactions(tmp_path / "sales.ods").frame
+    assert frame["customer_id"].to_list() == ["17850", "17851"]
+    assert frame["ts"].to_list() == [datetime(2026, 3, 1, 10), datetime(2026, 3, 2)]
+    assert frame["amount"].to_list() == [1234.5, 99.5]
 
 
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be"])

@@ -237,6 +237,43 @@ def test_crm_named_side_tables_on_spark_decide_as_the_contract_tables_do(env):
     assert_same(local, parts(env / "scores_crm.parquet"))
 
 
+def test_spark_says_the_local_notes_on_customers_without_a_purchase_and_a_log_ending_early(env):
+    # After test_score_on_spark_equals_the_local_engine (the model). Three customers of the
+    # shop's log bought nothing: a gift (a zero line), a refund alone, an order returned whole.
+    shop = pl.read_parquet("shop/transactions.parquet")
+    line = shop.head(1)
+
+    def one(customer: str, order: str, amount: float) -> pl.DataFrame:
+        return line.with_columns(customer_id=pl.lit(customer), order_id=pl.lit(order),
+                                 amount=pl.lit(amount, dtype=shop.schema["amount"]))
+
+    pl.concat([shop, one("gift", "g1", 0.0), one("refund", "r1", -25.0),
+               one("returned", "o1", 30.0), one("returned", "o1", -30.0)]
+              ).write_parquet("unbought.parquet")
+    args = ["--transactions", "unbought.parquet", "--as-of", AS_OF]
+    local = invoke("features", *args, "--products-out", "none", "--out", "unbought_local.parquet")
+    spark = invoke("features", *args, "--products-out", "none", "--out", "unbought_spark.parquet",
+                   *SPARK)
+    said = f"note: 3 customers have no purchase before the as-of date {AS_OF}"
+    assert any(n.startswith(said) and n.endswith("they get no features")
+               for n in notes(local.output))
+    assert notes(spark.output) == notes(local.output)
+    assert_same(pl.read_parquet("unbought_local.parquet"), parts(env / "unbought_spark.parquet"))
+    # Scored 200 days after the log's end, more than the model's 90-day horizon: said by both,
+    # with the same customers left without scores.
+    late = ["score", "--transactions", "unbought.parquet", "--as-of", "2027-01-17"]
+    local = invoke(*late, "--out", "late_local.parquet", "--store-url",
+                   f"sqlite:///{env / 'late_local.db'}")
+    spark = invoke(*late, "--out", "late_spark.parquet", "--store-url",
+                   f"sqlite:///{env / 'late_spark.db'}", *SPARK)
+    flat = [" ".join(n.split()) for n in notes(local.output)]
+    assert any("days before the as-of date 2027-01-17: every customer is scored as if nothing "
+               "was bought since" in n for n in flat), flat
+    assert any(n.startswith("note: 3 customers have no purchase before the as-of date "
+                            "2027-01-17") and n.endswith("they get no scores") for n in flat)
+    assert [" ".join(n.split()) for n in notes(spark.output)] == flat
+
+
 def test_a_catalog_table_reads_like_its_parquet(env, spark):
     spark.read.parquet(str(env / "shop" / "transactions.parquet")).createOrReplaceTempView("shop_tx")
     invoke("features", "--transactions", "shop/transactions.parquet", "--as-of", AS_OF,
