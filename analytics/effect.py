@@ -53,6 +53,7 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
+from retain.decisions.channels import period_label
 from retain.features.orders import Frame, midnight, orders
 
 __all__ = [
@@ -120,11 +121,12 @@ def period_bounds(start: date, end: date, by: Period) -> list[tuple[str, date, d
     while first < end:
         index = first.year * 12 + first.month - 1 + step
         following = date(index // 12, index % 12 + 1, 1)
-        label = (f"{first.year}-Q{(first.month - 1) // 3 + 1}" if by == "quarter"
-                 else f"{first.year}-{first.month:02d}")
-        periods.append((label, max(first, start), min(following, end)))
+        periods.append((first, max(first, start), min(following, end)))
         first = following
-    return periods
+    # Labelled by the one rule `retain channels` and GET /v1/channels use too.
+    firsts = pl.lit(pl.Series([p[0] for p in periods], dtype=pl.Date))
+    labels = pl.select(period_label(firsts, by)).to_series().to_list()
+    return [(label, *p[1:]) for label, p in zip(labels, periods, strict=True)]
 
 
 def planned_goals(assignments: pl.DataFrame, *, replenish_within_days: int,

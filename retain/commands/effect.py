@@ -241,15 +241,28 @@ def effect(
                   + (f"; saved to {out}" if out else ""), soft_wrap=True)
 
 
-def channels_table(over_time: pl.DataFrame, title: str) -> Table:
+def uplift_caption(default_uplift: float | None, prior_messages: float | None = None) -> str:
+    """What the two uplift columns are: what was measured, and the estimate the decisions
+    use (shrunk toward the rules' default, so it stays positive where nothing worked)."""
+    toward = "the default" if default_uplift is None else f"the default {default_uplift:.1%}"
+    weight = "" if prior_messages is None else f" as if {prior_messages:,.0f} more messages had shown it"
+    return ("uplift measured: response minus control, as it came. uplift estimate: "
+            f"shrunk toward {toward}{weight}; the decisions and the money columns use the "
+            "estimate (docs/effect.md says why)")
+
+
+def channels_table(over_time: pl.DataFrame, title: str, default_uplift: float | None = None,
+                   prior_messages: float | None = None) -> Table:
+    """One row per channel and period; ``default_uplift`` and ``prior_messages`` (the
+    rules') say in the caption what the estimate is shrunk toward."""
     from rich.table import Table
 
     table = Table(title=title)
     table.add_column("period", no_wrap=True)
     table.add_column("channel", no_wrap=True)
     # Figures fold onto a second line in a narrow terminal: cut to "1,1…" they misread.
-    for column in ("reach", "response", "control", "uplift", "extra revenue / contact", "cost",
-                   "return / cost", "status"):
+    for column in ("reach", "response", "control", "uplift measured", "uplift estimate",
+                   "extra revenue / contact", "cost", "return / cost", "status"):
         table.add_column(column, justify="right", overflow="fold")
 
     def share(value: float | None) -> str:
@@ -262,9 +275,11 @@ def channels_table(over_time: pl.DataFrame, title: str) -> Table:
     for row in over_time.iter_rows(named=True):
         table.add_row(
             str(row["period"]), str(row["channel"]), number(row["reach"], 0),
-            share(row["response_rate"]), share(row["control_rate"]), share(row["uplift"]),
+            share(row["response_rate"]), share(row["control_rate"]),
+            share(row.get("raw_uplift")), share(row["uplift"]),
             number(row["incremental_revenue_per_contact"], 1), number(row["cost"], 0),
             number(row["return_per_cost"], 1), str(row["status"]))
+    table.caption = uplift_caption(default_uplift, prior_messages)
     return table
 
 
@@ -312,7 +327,8 @@ def channels(
 ) -> None:
     """Each channel per month or quarter, and the next split.
 
-    Per channel and month or quarter: reach, response against the control group, extra
+    Per channel and month or quarter: reach, response against the control group, the uplift
+    measured and the estimate the decisions use (shrunk toward the rules' default), extra
     revenue per contact, cost and return per cost; the next period's shares follow the return
     per cost, and channels in maintenance keep a small share."""
     from retain.analytics.channels_over_time import (
@@ -356,12 +372,16 @@ def channels(
                               maintenance_share=decision_rules.channels.maintenance_share)
     period = by or decision_rules.channels.period
     over_time = period_labels(over_time, start, period)
-    console.print(channels_table(over_time, f"Channels by {period}, {start} to {end}"))
+    console.print(channels_table(over_time, f"Channels by {period}, {start} to {end}",
+                                 decision_rules.channels.default_uplift,
+                                 decision_rules.channels.prior_messages))
     console.print(split_table(split, f"Split of the messages after {over_time['period'].max()}"))
     if out is not None:
         if out.suffix.lower() == ".json":
             write_json(out, {"date_from": start, "date_to": end,
                              "by": by or decision_rules.channels.period,
+                             "default_uplift": decision_rules.channels.default_uplift,
+                             "prior_messages": decision_rules.channels.prior_messages,
                              "rows": over_time.to_dicts(), "split": split.to_dicts()})
         else:
             write_frame(over_time, out)

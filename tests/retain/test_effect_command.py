@@ -206,12 +206,13 @@ def test_figures_are_never_cut_in_an_80_column_terminal():
     channel_row = dict.fromkeys(OVER_TIME_COLUMNS) | {
         "period": "2026-Q1", "channel": "whatsapp", "reach": 12_345, "response_rate": 0.2081,
         "control_rate": 0.1911, "uplift": 0.0213, "incremental_revenue_per_contact": 1_234.5,
-        "cost": 1_884_512.0, "return_per_cost": 4.4, "status": "active"}
+        "cost": 1_884_512.0, "return_per_cost": 4.4, "status": "active",
+        "raw_uplift": -0.0041}
     for table, figures in (
             (effect_table(pl.DataFrame([effect_row]), "t", 0.9),
              ["24,117/1,916", "-3,862 [-12,345, 4,567]", "-930,651", "1,884,512", "-309.5"]),
             (channels_table(pl.DataFrame([channel_row]), "t"),
-             ["12,345", "20.8%", "2.1%", "1,234.5", "1,884,512", "4.4"])):
+             ["12,345", "20.8%", "-0.4%", "2.1%", "1,234.5", "1,884,512", "4.4"])):
         console = Console(width=80, record=True)
         console.print(table)
         text = console.export_text()
@@ -219,7 +220,8 @@ def test_figures_are_never_cut_in_an_80_column_terminal():
         # Each column's lines joined (a folded figure continues on the next line).
         cells = ["".join(parts) for parts in zip(*[
             [cell.replace(" ", "") for cell in line.split("│")[1:-1]]
-            for line in text.split("┡", 1)[1].splitlines()[1:-1]], strict=True)]
+            for line in text.split("┡", 1)[1].splitlines()[1:]
+            if line.startswith("│")], strict=True)]
         for figure in figures:
             assert figure.replace(" ", "") in cells, (figure, cells)
 
@@ -237,6 +239,9 @@ def test_channels_prints_each_channel_per_period_and_the_next_split(env):
     shares = [row["recommended_share"] for row in body["split"]]
     assert sum(shares) == pytest.approx(1.0) and min(shares) > 0
     assert "Split of the messages after 2026-Q2" in result.output
+    assert body["default_uplift"] == 0.02 and body["prior_messages"] == 2000
+    for row in body["rows"]:
+        assert row["raw_uplift"] == pytest.approx(row["response_rate"] - row["control_rate"])
     refused = runner.invoke(app, ["channels", "--transactions", "shop/transactions.parquet",
                                   "--contacts", "shop/contacts.parquet", "--from", "2026-08-01",
                                   "--to", "2026-09-01"])
@@ -273,3 +278,41 @@ def test_a_real_log_with_a_placebo_control_group_shows_no_effect(tmp_path, monke
     assert rows.height == 2 * 3
     assert (rows["treated_customers"] > 20_000).all() and (rows["control_customers"] > 2_000).all()
     assert ((rows["ci_low"] <= 0) & (rows["ci_high"] >= 0)).all()
+
+
+def test_a_placebo_log_shows_the_measured_uplift_below_zero_beside_the_shrunk_estimate(env):
+    """Messages that change nothing: a log that wrote to every customer each month but a
+    random 10% (the simulated shop's orders, blind to this log). The estimate the decisions
+    use is shrunk toward the default 2% and stays positive; the measured column beside it
+    shows the quarters where the messaged customers ordered less than the control group."""
+    from datetime import datetime
+
+    from retain.decisions.control import control_group
+
+    tx = pl.read_parquet(env / "shop" / "transactions.parquet")
+    first = (tx.group_by("customer_id").agg(pl.col("ts").min().alias("first"))
+             .sort("customer_id"))
+    first = first.with_columns(control_group(first["customer_id"], share=0.1, salt="placebo"))
+    campaigns = pl.DataFrame({"ts": [datetime(2025 + (m > 12), (m - 1) % 12 + 1, 5, 10)
+                                     for m in range(10, 19)]})
+    (first.join(campaigns, how="cross").filter(pl.col("first") < pl.col("ts"))
+     .select("customer_id", "ts", pl.lit("email").alias("channel"),
+             pl.when("control_group").then(0.0).otherwise(0.1).alias("cost"),
+             pl.col("control_group").alias("control"))
+     .write_csv(env / "placebo.csv"))
+    result = runner.invoke(app, ["channels", "--transactions", "shop/transactions.parquet",
+                                 "--contacts", "placebo.csv", "--from", "2025-10-01",
+                                 "--to", "2026-07-01", "--by", "quarter",
+                                 "--out", "placebo_channels.csv"])
+    assert result.exit_code == 0, result.output
+    rows = pl.read_csv(env / "placebo_channels.csv")
+    assert rows.height == 3 and (rows["uplift"] > 0).all()
+    assert ((rows["raw_uplift"] - (rows["response_rate"] - rows["control_rate"])).abs()
+            < 1e-12).all()
+    below = rows.filter((pl.col("raw_uplift") < 0) & (pl.col("uplift") > 0))
+    assert below.height >= 1, rows
+    said = " ".join(result.output.split())
+    assert "uplift measured" in said and "uplift estimate" in said
+    assert "shrunk toward the default 2.0% as if 2,000 more messages had shown it" in said
+    # The measured figure as printed: a negative percentage in the quarter it fell below.
+    assert f"{below['raw_uplift'][0]:.1%}" in said
