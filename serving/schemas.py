@@ -495,7 +495,7 @@ EXAMPLE_EFFECT_ROW = {
     "control_customers": 71, "treated_mean": 1630.2, "control_mean": 1402.9,
     "difference": 201.5, "ci_low": 40.3, "ci_high": 362.0, "relative_lift": 0.1436,
     "incremental_revenue": 163618.0, "cost": 487.2, "romi": 99.7,
-    "period_start": "2026-04-01", "period_end": "2026-06-30"}
+    "period_start": "2026-04-01", "period_end": "2026-06-30", "raw_difference": 227.3}
 
 
 class EffectRowPublic(BaseModel):
@@ -511,7 +511,9 @@ class EffectRowPublic(BaseModel):
     control_customers: int = Field(description="Control-group customers the campaigns left out")
     treated_mean: float = Field(description="The metric per treated customer")
     control_mean: float | None = Field(description="The metric per control customer")
-    difference: float | None = Field(description="Treated minus control (CUPED-adjusted)")
+    difference: float | None = Field(
+        description="Estimate of treated minus control (CUPED-adjusted: narrower interval; "
+        "relative_lift, incremental_revenue and romi use it)")
     ci_low: float | None = Field(description="Lower end of the confidence interval")
     ci_high: float | None = Field(description="Upper end of the confidence interval")
     relative_lift: float | None = Field(description="difference / control_mean")
@@ -525,6 +527,9 @@ class EffectRowPublic(BaseModel):
     period_end: date | None = Field(
         default=None, description="Last day the row covers, inclusive (a period cut by date_to "
         "ends earlier)")
+    raw_difference: float | None = Field(
+        default=None, description="Measured: treated_mean minus control_mean, not adjusted "
+        "(can differ from difference, even in sign, where the interval is wide)")
 
 
 EXAMPLE_CHANNEL_PERIOD = {

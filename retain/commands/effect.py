@@ -42,17 +42,30 @@ app = typer.Typer()
 _SPAN_HINT = "choose --from and --to within the transactions' dates"
 
 
-def effect_table(rows: pl.DataFrame, title: str, confidence: float, limit: int = 60) -> Table:
-    """The rows as people read them: group sizes, the difference with its interval, lift and
-    money (the means are in the file)."""
+def effect_caption(cuped: bool) -> str:
+    """What the two difference columns are: what was measured, and the estimate the lift and
+    money columns use."""
+    estimate = ("adjusted by CUPED for each customer's past spend: the same difference with a "
+                "narrower interval, which can differ from the measured one, even in sign, "
+                "where the interval is wide" if cuped
+                else "the measured difference itself (--no-cuped)")
+    return ("difference measured: contacted minus control per customer, as it came. "
+            f"difference estimate: {estimate}; lift, extra revenue and ROMI use the estimate")
+
+
+def effect_table(rows: pl.DataFrame, title: str, confidence: float, limit: int = 60,
+                 cuped: bool = True) -> Table:
+    """The rows as people read them: group sizes, the difference measured and the estimate
+    with its interval, lift and money (the means are in the file)."""
     from rich.table import Table
 
     table = Table(title=title)
     for column in ("period", "split", "metric"):
         table.add_column(column, no_wrap=True)
     # Figures fold onto a second line in a narrow terminal: cut to "1,23…" they misread.
-    for column in ("treated/control", f"difference [{confidence:.0%} CI]", "lift",
-                   "extra revenue", "cost", "ROMI"):
+    for column in ("treated/control", "difference measured",
+                   f"difference estimate [{confidence:.0%} CI]", "lift", "extra revenue", "cost",
+                   "ROMI"):
         table.add_column(column, justify="right", overflow="fold")
 
     def number(value: float | None, digits: int) -> str:
@@ -69,10 +82,12 @@ def effect_table(rows: pl.DataFrame, title: str, confidence: float, limit: int =
         lift = "-" if row["relative_lift"] is None else f"{row['relative_lift']:+.0%}"
         romi = "-" if row["romi"] is None else f"{row['romi']:.1f}"
         table.add_row(row["period"], row["split"], row["metric"],
-                      f"{row['treated_customers']:,}/{row['control_customers']:,}", interval,
+                      f"{row['treated_customers']:,}/{row['control_customers']:,}",
+                      number(row.get("raw_difference"), digits), interval,
                       lift, number(row["incremental_revenue"], 0), number(row["cost"], 0), romi)
+    table.caption = effect_caption(cuped)
     if rows.height > limit:
-        table.caption = f"the first {limit} of {rows.height:,} rows; all are in the file"
+        table.caption += f". The first {limit} of {rows.height:,} rows; all are in the file"
     return table
 
 
@@ -214,7 +229,7 @@ def effect(
         effect_id, kept = None, f"not kept in the score store ({exc})"
     title = (f"Effect against the global control group, {start} to {end}"
              + (f", by {split}" if split else ""))
-    console.print(effect_table(rows, title, confidence))
+    console.print(effect_table(rows, title, confidence, cuped=cuped))
     unmatched = unmatched_customers(tx, log, start, end)
     if any(unknown for unknown, _ in unmatched.values()):
         (t_unknown, t_all), (c_unknown, c_all) = unmatched["treated"], unmatched["control"]
@@ -236,8 +251,12 @@ def effect(
                              "rows": rows.fill_nan(None).to_dicts()})
         else:
             write_frame(rows, out)
+    # The margin is the rules' figure, not measured: say so when nobody set it.
+    assumed = "" if settings(rules=rules).rules else (
+        ": the built-in rules' assumption, not measured; give your shop's as offers.margin "
+        "in --rules")
     console.print(f"{rows.height:,} rows ({int(confidence * 100)}% intervals, margin "
-                  f"{decision_rules.offers.margin:g} for ROMI); {kept}"
+                  f"{decision_rules.offers.margin:g} for ROMI{assumed}); {kept}"
                   + (f"; saved to {out}" if out else ""), soft_wrap=True)
 
 

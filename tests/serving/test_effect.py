@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 from fastapi.testclient import TestClient
 
-from retain.analytics.effect import EFFECT_COLUMNS, PERIOD_DATES, measure_effect
+from retain.analytics.effect import EFFECT_COLUMNS, PERIOD_DATES, RAW_DIFFERENCE, measure_effect
 from retain.serving.effect_store import write_effect
 from retain.serving.main import create_app
 from retain.serving.store import ScoreStore
@@ -47,7 +47,7 @@ def test_effect_serves_the_latest_measurement_or_the_latest_of_a_split(client, s
                                   date_to=date(2026, 7, 1), by="month", split=None)
     latest = client.get("/v1/effect", headers=EXPORT).json()
     assert latest["effect_id"] == overall_id and latest["split_by"] == "none"
-    assert [list(row) for row in latest["rows"]] == [[*EFFECT_COLUMNS, *PERIOD_DATES]] * \
+    assert [list(row) for row in latest["rows"]] == [[*EFFECT_COLUMNS, *PERIOD_DATES, RAW_DIFFERENCE]] * \
         overall.height
     assert latest["rows"] == overall.with_columns(pl.col(PERIOD_DATES).cast(pl.String)).to_dicts()
     assert latest["rows"][-1]["period_start"] == "2026-06-01"
