@@ -181,8 +181,9 @@ def effect(
     """Measure what the messages earned against the control group.
 
     Per period (and channel, goal or segment): revenue, orders and buyers per customer of the
-    contacted and the control customers, the difference with its confidence interval
-    (bootstrap, narrowed by CUPED), the relative lift, incremental revenue, cost and ROMI.
+    contacted and the control customers, the difference measured and its estimate with a
+    confidence interval (bootstrap, narrowed by CUPED), the relative lift, incremental revenue,
+    cost and ROMI.
     docs/effect.md defines each figure.
     """
     from retain.analytics.effect import (
