@@ -53,6 +53,9 @@ class ChannelMeasurements:
     periods: pl.DataFrame
     ignored: pl.DataFrame
     measured_at: date | None = None
+    # "month" or "quarter", as measured (the rules may say otherwise later); None in models
+    # kept before it was recorded (unpickled, they read this class default).
+    period: str | None = None
 
 
 def responses(contacts: Frame, transactions: Frame, as_of: date, response_days: int,
@@ -120,7 +123,7 @@ def measure_responses(judged: Frame, as_of: date, rules: Channels) -> ChannelMea
         .select("customer_id", "channel").sort("customer_id", "channel")
     )
     periods, ignored = pl.collect_all([periods, ignored])
-    return ChannelMeasurements(periods, ignored, as_of)
+    return ChannelMeasurements(periods, ignored, as_of, rules.period)
 
 
 def period_start(ts: str | pl.Expr, by: str) -> pl.Expr:
@@ -326,7 +329,8 @@ def split_weights(measurements: ChannelMeasurements, rules: Channels,
                if c not in measurements.periods.columns]
     if missing:
         measurements = ChannelMeasurements(measurements.periods.with_columns(missing),
-                                           measurements.ignored, measurements.measured_at)
+                                           measurements.ignored, measurements.measured_at,
+                                           measurements.period)
     figures = measured_figures(measurements, rules, margin=1.0, aov=1.0)
     split = recommended_split(figures, maintenance_share=rules.maintenance_share)
     if split.height == 0:

@@ -93,7 +93,8 @@ async def channels(svc: Annotated[Service, Depends(service)]) -> ChannelsPublic:
         rules = svc.rules
         rows = measured_figures(measured, rules.channels, margin=rules.offers.margin, aov=aov)
         split = recommended_split(rows, maintenance_share=rules.channels.maintenance_share)
-        by = rules.channels.period
+        # As measured at training: rules changed since would mislabel every period.
+        by = measured.period or rules.channels.period
         labelled = rows.with_columns(period_label("period", by).alias("period_label"))
         return ChannelsPublic(model_version=served.version, measured_at=measured.measured_at,
                               by=by, default_uplift=rules.channels.default_uplift,

@@ -119,3 +119,16 @@ def test_channels_show_the_measured_uplift_beside_the_estimate_and_the_clis_labe
         assert row["period_label"] == cli[date.fromisoformat(row["period"])]
     shape = {"quarter": r"\d{4}-Q[1-4]", "month": r"\d{4}-\d{2}"}[body["by"]]
     assert all(re.fullmatch(shape, label) for label in cli.values())
+
+
+def test_channels_are_labelled_as_measured_when_the_rules_period_changed_since(
+        settings, tracking, tmp_path):
+    """The model measured by quarter; rules now saying month must not relabel its quarters
+    as months."""
+    monthly = tmp_path / "monthly.yaml"
+    monthly.write_text("channels:\n  period: month\n", encoding="utf-8")
+    with TestClient(create_app(settings.model_copy(update={"rules": str(monthly)}))) as served:
+        body = served.get("/v1/channels", headers=EXPORT).json()
+    assert tracking.trained.pipeline.channel_measurements.period == "quarter"
+    assert body["by"] == "quarter" and body["rows"]
+    assert all(re.fullmatch(r"\d{4}-Q[1-4]", row["period_label"]) for row in body["rows"])
