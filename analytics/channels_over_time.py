@@ -4,7 +4,10 @@
 (:mod:`retain.decisions.channels`: a message "responds" when the customer orders within
 ``response_days``; the uplift is its response rate minus the control group's, shrunk towards the
 rules' default): ``reach`` (customers written to), ``messages``, ``response_rate``,
-``control_rate``, ``uplift``, and in money ``incremental_revenue_per_contact`` = uplift x the
+``control_rate``, ``raw_uplift`` (measured: response rate minus control rate, as it came) and
+``uplift`` (the estimate the decisions use: ``raw_uplift`` shrunk towards the default, so on a
+shop where messages change nothing it stays near the default, above zero, while ``raw_uplift``
+scatters around zero), and in money ``incremental_revenue_per_contact`` = uplift x the
 period's average order value, ``incremental_revenue`` (x messages), ``cost`` (of the messages)
 and ``return_per_cost`` = incremental revenue x margin / cost.
 
@@ -29,6 +32,8 @@ from retain.decisions.channels import (
     empty_figures,
     measure_responses,
     measured_figures,
+    period_label,
+    period_start,
     recommended_split,
     responses,
 )
@@ -36,7 +41,7 @@ from retain.decisions.rules import Channels
 from retain.features.orders import Frame, midnight, orders
 
 __all__ = ["OVER_TIME_COLUMNS", "SPLIT_COLUMNS", "channels_over_time", "measured_figures",
-           "period_labels", "recommended_split"]
+           "period_label", "period_labels", "recommended_split"]
 
 def channels_over_time(transactions: Frame, contacts: Frame, start: date, end: date, *,
                        rules: Channels, margin: float, by: str | None = None,
@@ -53,17 +58,16 @@ def channels_over_time(transactions: Frame, contacts: Frame, start: date, end: d
     measured = measure_responses(judged, end, rules)
     if measured.periods.height == 0:
         return empty_figures()
-    truncate = "1q" if rules.period == "quarter" else "1mo"
     reach = (
         judged.lazy().filter(~pl.col("control"))
-        .with_columns(pl.col("ts").dt.truncate(truncate).dt.date().alias("period"))
+        .with_columns(period_start("ts", rules.period).alias("period"))
         .group_by("channel", "period").agg(pl.col("customer_id").n_unique().alias("reach"))
     )
     aov = (
         orders(transactions.lazy().filter((pl.col("ts") >= midnight(start))
                                           & (pl.col("ts") < midnight(end))))
         .filter("is_purchase")
-        .with_columns(pl.col("ts").dt.truncate(truncate).dt.date().alias("period"))
+        .with_columns(period_start("ts", rules.period).alias("period"))
         .group_by("period").agg(pl.col("amount").mean().alias("aov"))
     )
     return measured_figures(measured, rules, margin=margin, aov=aov.collect(),
@@ -74,9 +78,6 @@ def period_labels(over_time: pl.DataFrame, start: date, by: str) -> pl.DataFrame
     """``over_time`` as people read it, with ``retain effect``'s labels: ``period`` becomes
     ``2026-03`` (a month) or ``2026-Q1`` (a quarter), and ``period_start`` (last column) the
     first day measured, the period's first day or ``start`` when that cuts it."""
-    first = pl.col("period")
-    label = (pl.format("{}-Q{}", first.dt.year(), first.dt.quarter()) if by == "quarter"
-             else first.dt.strftime("%Y-%m"))
     return over_time.with_columns(
-        label.alias("period"),
-        pl.max_horizontal(first, pl.lit(start)).alias("period_start"))
+        period_label("period", by).alias("period"),
+        pl.max_horizontal(pl.col("period"), pl.lit(start)).alias("period_start"))

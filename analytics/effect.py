@@ -29,7 +29,10 @@ spend holds the effect of their past messages; ``x`` therefore leaves out every 
 within ``response_days`` after a message or control row of that customer (the project's
 definition of a response, ``channels.response_days`` in the rules), alike on both sides.
 
-Per row: ``relative_lift`` = difference / control mean; on the ``revenue`` rows
+``difference`` is that estimate (CUPED's when ``cuped``), not the plain difference of the two
+means: on a thin period the two can differ even in sign, so each row also holds
+``raw_difference`` = ``treated_mean - control_mean``, what was measured, and the command shows
+both. Per row: ``relative_lift`` = difference / control mean; on the ``revenue`` rows
 ``incremental_revenue`` = difference x treated customers and ``romi`` = (incremental revenue x
 ``margin`` - cost) / cost, the return on the messages' cost in gross profit (``margin`` 1
 gives it on revenue); both are null on the ``orders`` and ``buyers`` rows. ``cost`` (the sent
@@ -53,6 +56,7 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
+from retain.decisions.channels import period_label
 from retain.features.orders import Frame, midnight, orders
 
 __all__ = [
@@ -61,6 +65,7 @@ __all__ = [
     "METRICS",
     "MIN_GROUP",
     "PERIOD_DATES",
+    "RAW_DIFFERENCE",
     "SPLITS",
     "EffectError",
     "measure_effect",
@@ -68,6 +73,7 @@ __all__ = [
     "planned_goals",
     "too_small",
     "unmatched_customers",
+    "with_raw_difference",
 ]
 
 METRICS = ("revenue", "orders", "buyers")
@@ -84,7 +90,13 @@ EFFECT_COLUMNS = tuple(EFFECT_SCHEMA)
 # After the issue's 14 columns: the days a row covers, first and last (inclusive). A period cut
 # by --from or --to keeps its calendar label (2026-Q1) and says here it covers only March.
 PERIOD_DATES = ("period_start", "period_end")
-_OUTPUT_SCHEMA = {**EFFECT_SCHEMA, "period_start": pl.Date, "period_end": pl.Date}
+# Last: the plain difference of the two means, as measured (``difference`` is CUPED's estimate
+# of it, which can differ in sign where the interval is wide). Not stored: derived from the
+# means wherever rows are read back (serving.effect_store).
+RAW_DIFFERENCE = "raw_difference"
+_OUTPUT_SCHEMA = {**EFFECT_SCHEMA, "period_start": pl.Date, "period_end": pl.Date,
+                  RAW_DIFFERENCE: pl.Float64}
+_ROW_SCHEMA = {k: v for k, v in _OUTPUT_SCHEMA.items() if k != RAW_DIFFERENCE}
 Period = Literal["month", "quarter"]
 # Above this many weights per group (customers x resamples) the bootstrap draws its means from
 # their normal limit instead: the same interval to within a few parts in a thousand for groups
@@ -120,11 +132,12 @@ def period_bounds(start: date, end: date, by: Period) -> list[tuple[str, date, d
     while first < end:
         index = first.year * 12 + first.month - 1 + step
         following = date(index // 12, index % 12 + 1, 1)
-        label = (f"{first.year}-Q{(first.month - 1) // 3 + 1}" if by == "quarter"
-                 else f"{first.year}-{first.month:02d}")
-        periods.append((label, max(first, start), min(following, end)))
+        periods.append((first, max(first, start), min(following, end)))
         first = following
-    return periods
+    # Labelled by the one rule `retain channels` and GET /v1/channels use too.
+    firsts = pl.lit(pl.Series([p[0] for p in periods], dtype=pl.Date))
+    labels = pl.select(period_label(firsts, by)).to_series().to_list()
+    return [(label, *p[1:]) for label, p in zip(labels, periods, strict=True)]
 
 
 def planned_goals(assignments: pl.DataFrame, *, replenish_within_days: int,
@@ -178,7 +191,8 @@ def measure_effect(
 ) -> pl.DataFrame:
     """One row per period, split and metric with :data:`EFFECT_COLUMNS` (module doc), then
     :data:`PERIOD_DATES`: the first and last day (inclusive) the row covers, the calendar
-    period clipped to ``[start, end)``.
+    period clipped to ``[start, end)``, then :data:`RAW_DIFFERENCE` (the means' plain
+    difference, as measured; ``difference`` is CUPED's estimate of it when ``cuped``).
 
     ``transactions``: contract-typed lines (``customer_id, order_id, ts, amount [, quantity]``);
     ``contacts``: the contacts log (``customer_id, ts, channel, cost, control``);
@@ -245,8 +259,16 @@ def measure_effect(
         rows.extend({**row, **dates} for row in _period_rows(
             label, outcomes, in_span, first, after, split, keys, margin=margin, cuped=cuped,
             n_boot=n_boot, confidence=confidence, rng=rng, min_group=min_group))
-    return pl.DataFrame(rows, schema=_OUTPUT_SCHEMA, orient="row") if rows else \
-        pl.DataFrame(schema=_OUTPUT_SCHEMA)
+    return with_raw_difference(
+        pl.DataFrame(rows, schema=_ROW_SCHEMA, orient="row")
+        if rows else pl.DataFrame(schema=_ROW_SCHEMA))
+
+
+def with_raw_difference(rows: pl.DataFrame) -> pl.DataFrame:
+    """``rows`` with :data:`RAW_DIFFERENCE` = ``treated_mean - control_mean`` last: what was
+    measured, beside ``difference`` (CUPED's estimate when ``--cuped``)."""
+    return rows.with_columns(
+        (pl.col("treated_mean") - pl.col("control_mean")).alias(RAW_DIFFERENCE))
 
 
 def _keys_in_force(assignments: pl.DataFrame | None, first: date) -> pl.DataFrame | None:

@@ -53,6 +53,9 @@ class ChannelMeasurements:
     periods: pl.DataFrame
     ignored: pl.DataFrame
     measured_at: date | None = None
+    # "month" or "quarter", as measured (the rules may say otherwise later); None in models
+    # kept before it was recorded (unpickled, they read this class default).
+    period: str | None = None
 
 
 def responses(contacts: Frame, transactions: Frame, as_of: date, response_days: int,
@@ -96,10 +99,7 @@ def measure_channels(contacts: Frame, transactions: Frame, as_of: date, rules: C
 def measure_responses(judged: Frame, as_of: date, rules: Channels) -> ChannelMeasurements:
     """``measure_channels`` from :func:`responses`' rows (which are per customer: the Spark
     engine gathers them from its partitions and measures once, shop-wide)."""
-    judged = judged.lazy().with_columns(
-        pl.col("ts").dt.truncate("1q" if rules.period == "quarter" else "1mo").dt.date()
-        .alias("period")
-    )
+    judged = judged.lazy().with_columns(period_start("ts", rules.period).alias("period"))
     control_rate = (
         judged.filter("control").group_by("period")
         .agg(pl.col("responded").mean().alias("control_rate"),
@@ -123,7 +123,23 @@ def measure_responses(judged: Frame, as_of: date, rules: Channels) -> ChannelMea
         .select("customer_id", "channel").sort("customer_id", "channel")
     )
     periods, ignored = pl.collect_all([periods, ignored])
-    return ChannelMeasurements(periods, ignored, as_of)
+    return ChannelMeasurements(periods, ignored, as_of, rules.period)
+
+
+def period_start(ts: str | pl.Expr, by: str) -> pl.Expr:
+    """The first day (a date) of the month or quarter (``by``) of each time ``ts``."""
+    ts = pl.col(ts) if isinstance(ts, str) else ts
+    return ts.dt.truncate("1q" if by == "quarter" else "1mo").dt.date()
+
+
+def period_label(first: str | pl.Expr, by: str) -> pl.Expr:
+    """A period as people read it from its first day (a date): ``2026-Q1`` for a quarter,
+    ``2026-03`` for a month. The one rule: ``retain channels``, ``retain effect`` and
+    ``GET /v1/channels`` all label periods with it."""
+    first = pl.col(first) if isinstance(first, str) else first
+    if by == "quarter":
+        return pl.format("{}-Q{}", first.dt.year(), first.dt.quarter())
+    return first.dt.strftime("%Y-%m")
 
 
 def _shrunk(rules: Channels) -> pl.Expr:
@@ -193,9 +209,12 @@ def _cached_plan(measurements: ChannelMeasurements, rules_json: str) -> pl.DataF
 
 # Per channel and period in money, and the split they earn (analytics.channels_over_time lays
 # them out over time; the decisions draw channels by the split).
+# ``uplift`` is the estimate the decisions use (shrunk towards the rules' default_uplift);
+# ``raw_uplift`` what was measured (response rate minus control rate), added last so the
+# columns before it keep their places.
 OVER_TIME_COLUMNS = ("period", "channel", "reach", "messages", "response_rate", "control_rate",
                      "uplift", "incremental_revenue_per_contact", "incremental_revenue", "cost",
-                     "return_per_cost", "status")
+                     "return_per_cost", "status", "raw_uplift")
 SPLIT_COLUMNS = ("channel", "status", "current_share", "recommended_share", "return_per_cost")
 
 
@@ -212,6 +231,8 @@ def measured_figures(measured: ChannelMeasurements, rules: Channels, *, margin: 
         periods = periods.join(aov.select("period", "aov"), on="period", how="left")
     else:
         periods = periods.with_columns(pl.lit(float(aov)).alias("aov"))
+    if "raw_uplift" not in periods.columns:  # hand-made measurements may leave it out
+        periods = periods.with_columns(pl.lit(None, pl.Float64).alias("raw_uplift"))
     if reach is not None:
         periods = periods.join(reach, on=["channel", "period"], how="left")
     else:
@@ -242,7 +263,8 @@ def empty_figures() -> pl.DataFrame:
         "period": pl.Date, "channel": pl.String, "reach": pl.Int64, "messages": pl.Int64,
         "response_rate": pl.Float64, "control_rate": pl.Float64, "uplift": pl.Float64,
         "incremental_revenue_per_contact": pl.Float64, "incremental_revenue": pl.Float64,
-        "cost": pl.Float64, "return_per_cost": pl.Float64, "status": pl.String})
+        "cost": pl.Float64, "return_per_cost": pl.Float64, "status": pl.String,
+        "raw_uplift": pl.Float64})
 
 
 def recommended_split(over_time: pl.DataFrame, *, maintenance_share: float) -> pl.DataFrame:
@@ -307,7 +329,8 @@ def split_weights(measurements: ChannelMeasurements, rules: Channels,
                if c not in measurements.periods.columns]
     if missing:
         measurements = ChannelMeasurements(measurements.periods.with_columns(missing),
-                                           measurements.ignored, measurements.measured_at)
+                                           measurements.ignored, measurements.measured_at,
+                                           measurements.period)
     figures = measured_figures(measurements, rules, margin=1.0, aov=1.0)
     split = recommended_split(figures, maintenance_share=rules.maintenance_share)
     if split.height == 0:

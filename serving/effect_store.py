@@ -5,6 +5,8 @@
 sessions are (serving/sessions.py); the API serves the latest measurement, optionally the latest
 of one split. A measurement holds :data:`retain.analytics.effect.EFFECT_COLUMNS` plus what it
 was asked: ``effect_id, measured_at, date_from, date_to, by, split_by`` (``none`` for no split).
+The rows read back also hold ``period_start, period_end`` and ``raw_difference``, derived (not
+stored: tables kept before they existed read the same).
 """
 
 from __future__ import annotations
@@ -15,7 +17,13 @@ from datetime import UTC, date, datetime, timedelta
 import polars as pl
 import sqlalchemy as sa
 
-from retain.analytics.effect import EFFECT_COLUMNS, EFFECT_SCHEMA, period_bounds
+from retain.analytics.effect import (
+    EFFECT_COLUMNS,
+    EFFECT_SCHEMA,
+    RAW_DIFFERENCE,
+    period_bounds,
+    with_raw_difference,
+)
 from retain.serving.store import ScoreStore
 
 TABLE = "effect_rows"
@@ -93,4 +101,10 @@ def latest_effect(store: ScoreStore, split: str | None = None, *, date_from: dat
             period_bounds(about["date_from"], about["date_to"], about["by"])}
     for row in rows:
         row["period_start"], row["period_end"] = days.get(row["period"], (None, None))
+    if rows:  # the plain difference, from the stored means (analytics.effect's one rule)
+        measured = with_raw_difference(pl.DataFrame(rows, orient="row", infer_schema_length=None)
+                                       .cast({"treated_mean": pl.Float64,
+                                              "control_mean": pl.Float64}))[RAW_DIFFERENCE]
+        for row, value in zip(rows, measured.to_list(), strict=True):
+            row[RAW_DIFFERENCE] = value
     return about, rows

@@ -8,9 +8,10 @@ reliability (:func:`model_section`), the effect by channel over time with its in
 (:func:`segments_section`). A section without its data says so and how to get it: a report
 never invents a figure.
 
-The file holds everything it shows: inline CSS, inline SVG charts (``serving.charts``) and,
-for a registered model's backtest plots, PNG images as ``data:`` URIs. No script, no font, no
-request to anything: it opens from a mail attachment or a shared folder where the network
+The file holds everything it shows: inline CSS, inline SVG charts (``serving.charts``, the
+registered model's backtest too, in the reader's language) and, for a model trained before its
+backtest points were kept, its PNG plots as ``data:`` URIs. No script, no font, no request to
+anything: it opens from a mail attachment or a shared folder where the network
 reaches nothing, and ``/ui/report`` serves it under a Content-Security-Policy that allows
 nothing else.
 
@@ -45,6 +46,7 @@ from retain.serving.ui_text import text
 __all__ = [
     "SECTIONS",
     "ReportParts",
+    "backtest_charts",
     "build_report",
     "cohort_heatmap_section",
     "drift_section",
@@ -53,6 +55,7 @@ __all__ = [
     "ltv_curves_section",
     "model_section",
     "prediction_outcomes",
+    "registered_backtest",
     "reliability_points",
     "render_report",
     "segments_section",
@@ -84,6 +87,9 @@ class ReportParts:
     outcomes: pl.DataFrame | None = None
     outcome_run: dict | None = None
     backtest_images: dict[str, bytes] = field(default_factory=dict)
+    # The same plots' points (``chart, series, x, y``, as ``retain train`` logs them): drawn
+    # here in the reader's language in place of the images.
+    backtest_points: pl.DataFrame | None = None
     calibration: pl.DataFrame | None = None
     model_version: str | None = None
     effect: pl.DataFrame | None = None
@@ -321,13 +327,53 @@ def calibration_chart(calibration: pl.DataFrame | None, lang: Language) -> str:
             f'{_e(text("report.calibration_note", lang, runs=whole.height))}</p>')
 
 
+# The backtest's series keys (training.plots.backtest_points) and their words.
+BACKTEST_SERIES = {"retain": "report.retain", "bgnbd_gg": "report.bgnbd_gg",
+                   "formula": "report.formula", "random": "report.random"}
+
+
+def _gains_chart(points: pl.DataFrame, lang: Language) -> str:
+    """``series, x, y`` (series already in the reader's words) as the gains chart."""
+    return charts.lines(points, text("report.gains_title", lang), "chart-gains",
+                        text("report.gains_x", lang), text("report.gains_y", lang),
+                        number=lambda v: f"{v * 100:.0f}%",
+                        x_number=lambda v: f"{v * 100:.0f}%", plot_width=330)
+
+
+def _reliability_chart(points: pl.DataFrame, lang: Language) -> str:
+    return charts.lines(points, text("report.reliability_title", lang), "chart-reliability",
+                        text("report.reliability_x", lang), text("report.reliability_y", lang),
+                        number=lambda v: f"{v * 100:.0f}%", x_number=lambda v: f"{v * 100:.0f}%",
+                        diagonal=True, plot_width=330)
+
+
+def backtest_charts(points: pl.DataFrame, lang: Language) -> str:
+    """The registered model's backtest (``points``: ``chart, series, x, y`` as
+    ``training.plots.backtest_points`` gives them) as the report's own gains and reliability
+    charts: titles, axes and legends from the report's words, in ``lang``. The reliability
+    chart draws its perfect diagonal itself."""
+    known = [key for key in BACKTEST_SERIES if key in set(points["series"].to_list())]
+    named = points.filter(pl.col("series").is_in(known)).with_columns(
+        pl.col("series").replace_strict({k: text(BACKTEST_SERIES[k], lang) for k in known}))
+    # As many steps as the report's own gains (GAINS_POINTS): one tooltip per point.
+    steps = pl.col("x") * GAINS_POINTS
+    gains = named.filter((pl.col("chart") == "gains") & ((steps.round() - steps).abs() < 1e-6)
+                         ).select("series", "x", "y")
+    reliability = named.filter(pl.col("chart") == "reliability").select("series", "x", "y")
+    return (_gains_chart(gains, lang) if gains.height else "") + \
+        (_reliability_chart(reliability, lang) if reliability.height else "")
+
+
 def model_section(outcomes: pl.DataFrame | None, run: dict | None, images: dict[str, bytes],
                   model_version: str | None, lang: Language,
-                  calibration: pl.DataFrame | None = None) -> str:
+                  calibration: pl.DataFrame | None = None,
+                  points: pl.DataFrame | None = None) -> str:
     """Gains and reliability of a past run's scores against what happened (``outcomes``, as
-    :func:`prediction_outcomes`); else the registered model's backtest plots (PNG bytes by
-    name: ``gains``, ``reliability``); and each judged run's churn, predicted against
-    observed, over time (``calibration``, :func:`calibration_chart`)."""
+    :func:`prediction_outcomes`); else the registered model's backtest, drawn from its points
+    (``points``, :func:`backtest_charts`) or, for a model trained before they were kept, its
+    PNG plots (bytes by name: ``gains``, ``reliability``; in English); and each judged run's
+    churn, predicted against observed, over time (``calibration``,
+    :func:`calibration_chart`)."""
     over_time = calibration_chart(calibration, lang)
     if outcomes is not None and run is not None and outcomes.height:
         gains = gains_points(outcomes)
@@ -336,27 +382,27 @@ def model_section(outcomes: pl.DataFrame | None, run: dict | None, images: dict[
             pl.DataFrame({"series": [text("report.random", lang)] * 2, "x": [0.0, 1.0],
                           "y": [0.0, 1.0]})])
         reliability = reliability_points(outcomes)
-        svg_gains = charts.lines(gain_lines, text("report.gains_title", lang), "chart-gains",
-                                 text("report.gains_x", lang), text("report.gains_y", lang),
-                                 number=lambda v: f"{v * 100:.0f}%",
-                                 x_number=lambda v: f"{v * 100:.0f}%", plot_width=330)
-        svg_reliability = charts.lines(
+        svg_gains = _gains_chart(gain_lines, lang)
+        svg_reliability = _reliability_chart(
             reliability.select(pl.lit(text("report.retain", lang)).alias("series"), "x", "y"),
-            text("report.reliability_title", lang), "chart-reliability",
-            text("report.reliability_x", lang), text("report.reliability_y", lang),
-            number=lambda v: f"{v * 100:.0f}%", x_number=lambda v: f"{v * 100:.0f}%",
-            diagonal=True, plot_width=330)
+            lang)
         note = text("report.model_note", lang, as_of=run["as_of"], days=run["horizon_days"],
                     customers=_number(outcomes.height))
         return _section("model", lang, f'<div class="chart">{svg_gains}{svg_reliability}</div>'
                         f'{over_time}', note)
+    drawn = backtest_charts(points, lang) if points is not None and points.height else ""
+    if drawn:
+        return _section("model", lang, f'<div class="chart">{drawn}</div>{over_time}',
+                        text("report.model_backtest", lang, version=model_version or "?"))
     if images:
         pictures = "".join(
             f'<img class="backtest" id="img-{_e(name)}" alt="{_e(name)}" '
             f'src="data:image/png;base64,{base64.b64encode(data).decode("ascii")}">'
             for name, data in images.items())
-        return _section("model", lang, f'<div class="chart">{pictures}</div>{over_time}',
-                        text("report.model_backtest", lang, version=model_version or "?"))
+        note = text("report.model_backtest", lang, version=model_version or "?")
+        if lang != "en":  # drawn by matplotlib at training, with English words
+            note += " " + text("report.backtest_images_en", lang)
+        return _section("model", lang, f'<div class="chart">{pictures}</div>{over_time}', note)
     if over_time:
         return _section("model", lang, over_time)
     return _missing("model", lang, "report.no_model")
@@ -477,7 +523,7 @@ def render_report(parts: ReportParts, lang: Language = "en",
                                missing, unmatched_spend(channel.unmatched_costs if channel
                                                         else None)),
         model_section(parts.outcomes, parts.outcome_run, parts.backtest_images,
-                      parts.model_version, lang, parts.calibration),
+                      parts.model_version, lang, parts.calibration, parts.backtest_points),
         effect_section(parts.effect, lang, parts.effect_confidence),
         drift_section(parts.drift, lang),
         segments_section(parts.matrix, parts.run, lang),
@@ -500,10 +546,14 @@ def render_report(parts: ReportParts, lang: Language = "en",
 # Gathering the frames
 
 
-def registered_backtest_images(alias: str = "champion") -> tuple[str | None, dict[str, bytes]]:
-    """The version ``alias`` points at and its backtest plots (``plots/gains.png``,
-    ``plots/reliability.png``, as ``retain train`` logs them), or ``(None, {})`` when there is
-    no registry, no such model or it cannot be reached: the report goes on without them."""
+def registered_backtest(alias: str = "champion"
+                        ) -> tuple[str | None, dict[str, bytes], pl.DataFrame | None]:
+    """The version ``alias`` points at, its backtest plots (``plots/gains.png``,
+    ``plots/reliability.png``, as ``retain train`` logs them) and their points
+    (``plots/backtest_points.json``: ``chart, series, x, y``; None for a model trained before
+    ``retain train`` kept them), which the report draws in the reader's language
+    (:func:`backtest_charts`); ``(None, {}, None)`` when there is no registry, no such model or
+    it cannot be reached: the report goes on without them."""
     import os
     import tempfile
     from pathlib import Path
@@ -512,7 +562,7 @@ def registered_backtest_images(alias: str = "champion") -> tuple[str | None, dic
     # import brings the models' libraries (seconds), for nothing when there is no registry.
     uri = os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
-        return None, {}
+        return None, {}, None
     try:
         from mlflow import MlflowClient
 
@@ -527,9 +577,20 @@ def registered_backtest_images(alias: str = "champion") -> tuple[str | None, dic
             for name in ("gains", "reliability"):
                 path = client.download_artifacts(found.run_id, f"plots/{name}.png", folder)
                 images[name] = Path(path).read_bytes()
-        return str(found.version), images
+            points = _backtest_points(client, found.run_id, folder)
+        return str(found.version), images, points
     except Exception:  # noqa: BLE001 - no model, no plots or no server: the section says so
-        return None, {}
+        return None, {}, None
+
+
+def _backtest_points(client: Any, run_id: str, folder: str) -> pl.DataFrame | None:
+    """The run's ``plots/backtest_points.json``, or None (an older run, or unreadable)."""
+    try:
+        path = client.download_artifacts(run_id, "plots/backtest_points.json", folder)
+        points = pl.read_json(path)
+        return points.select("chart", "series", pl.col("x", "y").cast(pl.Float64))
+    except Exception:  # noqa: BLE001 - an older run: its PNGs are shown instead
+        return None
 
 
 def _version() -> str:

@@ -495,7 +495,7 @@ EXAMPLE_EFFECT_ROW = {
     "control_customers": 71, "treated_mean": 1630.2, "control_mean": 1402.9,
     "difference": 201.5, "ci_low": 40.3, "ci_high": 362.0, "relative_lift": 0.1436,
     "incremental_revenue": 163618.0, "cost": 487.2, "romi": 99.7,
-    "period_start": "2026-04-01", "period_end": "2026-06-30"}
+    "period_start": "2026-04-01", "period_end": "2026-06-30", "raw_difference": 227.3}
 
 
 class EffectRowPublic(BaseModel):
@@ -511,7 +511,9 @@ class EffectRowPublic(BaseModel):
     control_customers: int = Field(description="Control-group customers the campaigns left out")
     treated_mean: float = Field(description="The metric per treated customer")
     control_mean: float | None = Field(description="The metric per control customer")
-    difference: float | None = Field(description="Treated minus control (CUPED-adjusted)")
+    difference: float | None = Field(
+        description="Estimate of treated minus control (CUPED-adjusted: narrower interval; "
+        "relative_lift, incremental_revenue and romi use it)")
     ci_low: float | None = Field(description="Lower end of the confidence interval")
     ci_high: float | None = Field(description="Upper end of the confidence interval")
     relative_lift: float | None = Field(description="difference / control_mean")
@@ -525,13 +527,17 @@ class EffectRowPublic(BaseModel):
     period_end: date | None = Field(
         default=None, description="Last day the row covers, inclusive (a period cut by date_to "
         "ends earlier)")
+    raw_difference: float | None = Field(
+        default=None, description="Measured: treated_mean minus control_mean, not adjusted "
+        "(can differ from difference, even in sign, where the interval is wide)")
 
 
 EXAMPLE_CHANNEL_PERIOD = {
     "period": "2026-04-01", "channel": "telegram", "reach": 2181, "messages": 3041,
     "response_rate": 0.1536, "control_rate": 0.1191, "uplift": 0.0255,
     "incremental_revenue_per_contact": 52.3, "incremental_revenue": 158996.0, "cost": 608.2,
-    "return_per_cost": 78.4, "status": "active"}
+    "return_per_cost": 78.4, "status": "active", "raw_uplift": 0.0345,
+    "period_label": "2026-Q2"}
 EXAMPLE_CHANNEL_SHARE = {"channel": "telegram", "status": "active", "current_share": 0.117,
                          "recommended_share": 0.139, "return_per_cost": 78.4}
 
@@ -542,13 +548,21 @@ class ChannelPeriodPublic(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_CHANNEL_PERIOD]})
 
     period: date = Field(description="First day of the month or quarter")
+    period_label: str = Field(description="The period as `retain channels` labels it: 2026-Q1 "
+                                          "(a quarter) or 2026-03 (a month)")
     channel: str = Field(description="The channel")
     reach: int | None = Field(description="Customers written to (null: not kept with the model)")
     messages: int = Field(description="Messages judged (response window closed)")
     response_rate: float = Field(description="Share of messages followed by an order within "
                                              "the response window")
     control_rate: float | None = Field(description="The control group's rate in the period")
-    uplift: float | None = Field(description="Response minus control, shrunk to the default")
+    uplift: float | None = Field(
+        description="Estimate the decisions use: raw_uplift shrunk toward the rules' "
+        "default_uplift as if prior_messages more messages had shown it (stays near the "
+        "default where messages change nothing)")
+    raw_uplift: float | None = Field(
+        default=None, description="Measured: response_rate minus control_rate, not shrunk "
+        "(can be below zero where uplift is above)")
     incremental_revenue_per_contact: float | None = Field(
         description="uplift x average order value")
     incremental_revenue: float | None = Field(description="Per contact x messages")
@@ -576,11 +590,15 @@ class ChannelsPublic(BaseModel):
 
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "model_version": "3", "measured_at": "2026-07-01", "by": "quarter",
-        "rows": [EXAMPLE_CHANNEL_PERIOD], "split": [EXAMPLE_CHANNEL_SHARE]}]})
+        "default_uplift": 0.02, "prior_messages": 2000.0, "rows": [EXAMPLE_CHANNEL_PERIOD], "split": [EXAMPLE_CHANNEL_SHARE]}]})
 
     model_version: str = Field(description="The served model, whose measurements these are")
     measured_at: date | None = Field(description="As-of date of the measurements")
     by: Literal["month", "quarter"] = Field(description="Period of each measurement")
+    default_uplift: float = Field(description="The rules' default uplift each row's uplift "
+                                              "is shrunk toward")
+    prior_messages: float = Field(description="How many messages of the default the "
+                                              "shrinkage weighs against each measurement")
     rows: list[ChannelPeriodPublic] = Field(description="Per channel and period")
     split: list[ChannelSharePublic] = Field(description="Largest recommended share first")
 

@@ -340,6 +340,16 @@ REPORT_TEXT: dict[str, tuple[str, str]] = {
     "report.reliability_x": ("Predicted churn probability", "Прогноз вероятности оттока"),
     "report.reliability_y": ("Share who did not buy", "Доля не купивших"),
     "report.retain": ("retain", "retain"),
+    "report.bgnbd_gg": ("BG/NBD x GG", "BG/NBD x GG"),
+    # AOV x frequency x lifetime; a legend holds 18 characters.
+    "report.formula": ("AOV formula", "формула по чеку"),
+    "report.backtest_images_en": (
+        ("This model's plots were drawn at training, in English: it was trained before retain "
+         "train kept their points. Retrain it (retain train) and the report draws them in the "
+         "reader's language."),
+        ("Графики этой модели нарисованы при обучении и подписаны по-английски: модель "
+         "обучена до того, как retain train стал сохранять их точки. Переобучите её "
+         "(retain train), и отчёт нарисует их по-русски.")),
     "report.predicted_churn": ("predicted churn", "прогноз оттока"),
     "report.observed_churn": ("observed churn", "фактический отток"),
     "report.calibration_title": ("Churn, predicted and observed, per scoring run",

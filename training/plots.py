@@ -22,29 +22,77 @@ def _save(fig: plt.Figure, path: Path) -> Path:
     return path
 
 
-def reliability(frame: pl.DataFrame, path: Path) -> Path:
+# The gains curves' series: the backtest frame's column, and the key the report translates.
+GAINS_SERIES = (("predicted_revenue", "retain"), ("bgnbd_gg_revenue", "bgnbd_gg"),
+                ("formula_revenue", "formula"))
+# What the PNGs call each series (the report names them in the reader's language instead).
+SERIES_NAMES = {"retain": "retain", "bgnbd_gg": "BG/NBD x GG",
+                "formula": "AOV x frequency x lifetime", "random": "random",
+                "perfect": "perfect"}
+GAINS_POINTS = 100
+
+
+def backtest_points(frame: pl.DataFrame, points: int = GAINS_POINTS) -> pl.DataFrame:
+    """``chart, series, x, y``: the gains curves (``chart`` "gains": the share of the
+    horizon's revenue, refunds counted as none, captured by the top ``x`` of customers by each
+    prediction, ``points`` + 1 steps, and the ``random`` diagonal) and the reliability curve
+    (``chart`` "reliability": the predicted churn probability against the observed churn rate
+    per decile bin, and the ``perfect`` diagonal). ``series`` are keys, not words: the PNGs
+    and the report (``serving.report``, in the reader's language) name them."""
+    revenue = np.clip(frame["revenue_h"].to_numpy(), 0, None)
+    total = max(float(revenue.sum()), 1e-9)
+    share = np.linspace(0, 1, points + 1)
+    at = np.round(share * len(revenue)).astype(int)
+    rows: list[pl.DataFrame] = []
+    for column, key in GAINS_SERIES:
+        if column in frame.columns:
+            order = np.argsort(-frame[column].fill_null(0).to_numpy(), kind="stable")
+            captured = np.concatenate([[0.0], np.cumsum(revenue[order]) / total])
+            rows.append(pl.DataFrame({"chart": "gains", "series": key, "x": share,
+                                      "y": captured[at]}))
     churned = (~frame["ordered_again"]).to_numpy()
-    points = reliability_curve(churned, frame["churn_probability"].to_numpy())
+    curve = reliability_curve(churned, frame["churn_probability"].to_numpy())
+    rows += [
+        pl.DataFrame({"chart": "gains", "series": "random", "x": [0.0, 1.0], "y": [0.0, 1.0]}),
+        pl.DataFrame({"chart": "reliability", "series": "retain",
+                      "x": [p[0] for p in curve], "y": [p[1] for p in curve]},
+                     schema={"chart": pl.String, "series": pl.String, "x": pl.Float64,
+                             "y": pl.Float64}),
+        pl.DataFrame({"chart": "reliability", "series": "perfect", "x": [0.0, 1.0],
+                      "y": [0.0, 1.0]}),
+    ]
+    return pl.concat([r.cast({"x": pl.Float64, "y": pl.Float64}) for r in rows])
+
+
+def _draw(points: pl.DataFrame, chart: str, ax: plt.Axes) -> None:
+    for key, part in points.filter(pl.col("chart") == chart).group_by("series",
+                                                                      maintain_order=True):
+        name = str(key[0])
+        diagonal = name in ("random", "perfect")
+        ax.plot(part["x"].to_numpy(), part["y"].to_numpy(),
+                "--" if diagonal else ("o-" if chart == "reliability" else "-"),
+                color="grey" if diagonal else None, label=SERIES_NAMES.get(name, name))
+
+
+def reliability(frame: pl.DataFrame, path: Path,
+                points: pl.DataFrame | None = None) -> Path:
+    """The reliability curve of :func:`backtest_points` (``points``, computed when not
+    given) as a PNG."""
+    points = backtest_points(frame) if points is None else points
     fig, ax = plt.subplots(figsize=(5, 5))
-    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect")
-    ax.plot([p[0] for p in points], [p[1] for p in points], "o-", label="retain churn")
+    _draw(points, "reliability", ax)
     ax.set(xlabel="predicted churn probability", ylabel="observed churn rate",
            title="Reliability (backtest)")
     ax.legend()
     return _save(fig, path)
 
 
-def gains(frame: pl.DataFrame, path: Path) -> Path:
-    """Cumulative share of horizon revenue captured by the top x% of customers."""
-    revenue = np.clip(frame["revenue_h"].to_numpy(), 0, None)
+def gains(frame: pl.DataFrame, path: Path, points: pl.DataFrame | None = None) -> Path:
+    """Cumulative share of horizon revenue captured by the top x% of customers (the gains
+    curves of :func:`backtest_points`) as a PNG."""
+    points = backtest_points(frame) if points is None else points
     fig, ax = plt.subplots(figsize=(6, 5))
-    share = np.arange(1, len(revenue) + 1) / len(revenue)
-    for column, label in (("predicted_revenue", "retain"), ("bgnbd_gg_revenue", "BG/NBD x GG"),
-                          ("formula_revenue", "AOV x frequency x lifetime")):
-        if column in frame.columns:
-            order = np.argsort(-frame[column].fill_null(0).to_numpy(), kind="stable")
-            ax.plot(share, np.cumsum(revenue[order]) / max(revenue.sum(), 1e-9), label=label)
-    ax.plot([0, 1], [0, 1], "--", color="grey", label="random")
+    _draw(points, "gains", ax)
     ax.set(xlabel="share of customers (by prediction)", ylabel="share of horizon revenue",
            title="Gains (backtest)")
     ax.legend()

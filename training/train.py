@@ -436,11 +436,20 @@ def fit_decision_inputs(pipeline: ScoringPipeline, history: pl.DataFrame, as_of:
                                                  channels=pipeline.channels, progress=progress)
 
 
+# Logged under plots/ with the PNGs (serving.report reads it back).
+BACKTEST_POINTS = "backtest_points.json"
+
+
 def _log_plots(frame: pl.DataFrame, pipeline: ScoringPipeline, tmp: Path) -> None:
     import mlflow
 
-    paths = [plots.reliability(frame, tmp / "reliability.png"), plots.gains(frame, tmp / "gains.png"),
-             plots.predicted_vs_actual(frame, tmp / "predicted_vs_actual.png")]
+    # The points beside the pictures: the report redraws them in the reader's language.
+    points = plots.backtest_points(frame)
+    points.write_json(tmp / BACKTEST_POINTS)
+    paths = [plots.reliability(frame, tmp / "reliability.png", points),
+             plots.gains(frame, tmp / "gains.png", points),
+             plots.predicted_vs_actual(frame, tmp / "predicted_vs_actual.png"),
+             tmp / BACKTEST_POINTS]
     if pipeline.churn is not None:
         paths.append(plots.feature_importance(pipeline.churn.feature_importance(),
                                               tmp / "feature_importance.png"))

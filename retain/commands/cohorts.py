@@ -289,7 +289,7 @@ def report(
     the effect by channel over time with its intervals, drift and the segment matrix, from
     transactions before --as-of and the score store. No CDN, no script: it opens anywhere."""
     from retain.errors import write_failure
-    from retain.serving.report import build_report, registered_backtest_images, render_report
+    from retain.serving.report import build_report, registered_backtest, render_report
 
     if lang not in ("en", "ru"):
         raise fail(f"--lang: expected en or ru, got {lang!r}")
@@ -327,7 +327,8 @@ def report(
             store.close()
     if parts.outcomes is None:
         with step("Looking for the registered model's backtest plots"):
-            parts.model_version, parts.backtest_images = registered_backtest_images()
+            parts.model_version, parts.backtest_images, parts.backtest_points = \
+                registered_backtest()
     html = render_report(parts, lang)  # type: ignore[arg-type]
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -336,7 +337,8 @@ def report(
         raise fail(write_failure(out, exc)) from None
     shown = [name for name, present in (
         ("cohorts", parts.month_cohorts is not None), ("scores", parts.run is not None),
-        ("gains/reliability", parts.outcomes is not None or bool(parts.backtest_images)),
+        ("gains/reliability", parts.outcomes is not None or bool(parts.backtest_images)
+                              or parts.backtest_points is not None),
         ("effect", parts.effect is not None), ("drift", parts.drift is not None)) if present]
     console.print(f"report as of {day} written to {out} ({len(html) / 1024:,.0f} KB; "
                   f"with {', '.join(shown) or 'no data'})", soft_wrap=True)

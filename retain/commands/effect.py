@@ -42,17 +42,30 @@ app = typer.Typer()
 _SPAN_HINT = "choose --from and --to within the transactions' dates"
 
 
-def effect_table(rows: pl.DataFrame, title: str, confidence: float, limit: int = 60) -> Table:
-    """The rows as people read them: group sizes, the difference with its interval, lift and
-    money (the means are in the file)."""
+def effect_caption(cuped: bool) -> str:
+    """What the two difference columns are: what was measured, and the estimate the lift and
+    money columns use."""
+    estimate = ("adjusted by CUPED for each customer's past spend: the same difference with a "
+                "narrower interval, which can differ from the measured one, even in sign, "
+                "where the interval is wide" if cuped
+                else "the measured difference itself (--no-cuped)")
+    return ("difference measured: contacted minus control per customer, as it came. "
+            f"difference estimate: {estimate}; lift, extra revenue and ROMI use the estimate")
+
+
+def effect_table(rows: pl.DataFrame, title: str, confidence: float, limit: int = 60,
+                 cuped: bool = True) -> Table:
+    """The rows as people read them: group sizes, the difference measured and the estimate
+    with its interval, lift and money (the means are in the file)."""
     from rich.table import Table
 
     table = Table(title=title)
     for column in ("period", "split", "metric"):
         table.add_column(column, no_wrap=True)
     # Figures fold onto a second line in a narrow terminal: cut to "1,23…" they misread.
-    for column in ("treated/control", f"difference [{confidence:.0%} CI]", "lift",
-                   "extra revenue", "cost", "ROMI"):
+    for column in ("treated/control", "difference measured",
+                   f"difference estimate [{confidence:.0%} CI]", "lift", "extra revenue", "cost",
+                   "ROMI"):
         table.add_column(column, justify="right", overflow="fold")
 
     def number(value: float | None, digits: int) -> str:
@@ -69,10 +82,12 @@ def effect_table(rows: pl.DataFrame, title: str, confidence: float, limit: int =
         lift = "-" if row["relative_lift"] is None else f"{row['relative_lift']:+.0%}"
         romi = "-" if row["romi"] is None else f"{row['romi']:.1f}"
         table.add_row(row["period"], row["split"], row["metric"],
-                      f"{row['treated_customers']:,}/{row['control_customers']:,}", interval,
+                      f"{row['treated_customers']:,}/{row['control_customers']:,}",
+                      number(row.get("raw_difference"), digits), interval,
                       lift, number(row["incremental_revenue"], 0), number(row["cost"], 0), romi)
+    table.caption = effect_caption(cuped)
     if rows.height > limit:
-        table.caption = f"the first {limit} of {rows.height:,} rows; all are in the file"
+        table.caption += f". The first {limit} of {rows.height:,} rows; all are in the file"
     return table
 
 
@@ -166,8 +181,9 @@ def effect(
     """Measure what the messages earned against the control group.
 
     Per period (and channel, goal or segment): revenue, orders and buyers per customer of the
-    contacted and the control customers, the difference with its confidence interval
-    (bootstrap, narrowed by CUPED), the relative lift, incremental revenue, cost and ROMI.
+    contacted and the control customers, the difference measured and its estimate with a
+    confidence interval (bootstrap, narrowed by CUPED), the relative lift, incremental revenue,
+    cost and ROMI.
     docs/effect.md defines each figure.
     """
     from retain.analytics.effect import (
@@ -214,7 +230,7 @@ def effect(
         effect_id, kept = None, f"not kept in the score store ({exc})"
     title = (f"Effect against the global control group, {start} to {end}"
              + (f", by {split}" if split else ""))
-    console.print(effect_table(rows, title, confidence))
+    console.print(effect_table(rows, title, confidence, cuped=cuped))
     unmatched = unmatched_customers(tx, log, start, end)
     if any(unknown for unknown, _ in unmatched.values()):
         (t_unknown, t_all), (c_unknown, c_all) = unmatched["treated"], unmatched["control"]
@@ -236,20 +252,37 @@ def effect(
                              "rows": rows.fill_nan(None).to_dicts()})
         else:
             write_frame(rows, out)
+    # The margin is the rules' figure, not measured: say so when nobody set it.
+    assumed = "" if settings(rules=rules).rules else (
+        ": the built-in rules' assumption, not measured; give your shop's as offers.margin "
+        "in --rules")
     console.print(f"{rows.height:,} rows ({int(confidence * 100)}% intervals, margin "
-                  f"{decision_rules.offers.margin:g} for ROMI); {kept}"
+                  f"{decision_rules.offers.margin:g} for ROMI{assumed}); {kept}"
                   + (f"; saved to {out}" if out else ""), soft_wrap=True)
 
 
-def channels_table(over_time: pl.DataFrame, title: str) -> Table:
+def uplift_caption(default_uplift: float | None, prior_messages: float | None = None) -> str:
+    """What the two uplift columns are: what was measured, and the estimate the decisions
+    use (shrunk toward the rules' default, so it stays positive where nothing worked)."""
+    toward = "the default" if default_uplift is None else f"the default {default_uplift:.1%}"
+    weight = "" if prior_messages is None else f" as if {prior_messages:,.0f} more messages had shown it"
+    return ("uplift measured: response minus control, as it came. uplift estimate: "
+            f"shrunk toward {toward}{weight}; the decisions and the money columns use the "
+            "estimate (docs/effect.md says why)")
+
+
+def channels_table(over_time: pl.DataFrame, title: str, default_uplift: float | None = None,
+                   prior_messages: float | None = None) -> Table:
+    """One row per channel and period; ``default_uplift`` and ``prior_messages`` (the
+    rules') say in the caption what the estimate is shrunk toward."""
     from rich.table import Table
 
     table = Table(title=title)
     table.add_column("period", no_wrap=True)
     table.add_column("channel", no_wrap=True)
     # Figures fold onto a second line in a narrow terminal: cut to "1,1…" they misread.
-    for column in ("reach", "response", "control", "uplift", "extra revenue / contact", "cost",
-                   "return / cost", "status"):
+    for column in ("reach", "response", "control", "uplift measured", "uplift estimate",
+                   "extra revenue / contact", "cost", "return / cost", "status"):
         table.add_column(column, justify="right", overflow="fold")
 
     def share(value: float | None) -> str:
@@ -262,9 +295,11 @@ def channels_table(over_time: pl.DataFrame, title: str) -> Table:
     for row in over_time.iter_rows(named=True):
         table.add_row(
             str(row["period"]), str(row["channel"]), number(row["reach"], 0),
-            share(row["response_rate"]), share(row["control_rate"]), share(row["uplift"]),
+            share(row["response_rate"]), share(row["control_rate"]),
+            share(row.get("raw_uplift")), share(row["uplift"]),
             number(row["incremental_revenue_per_contact"], 1), number(row["cost"], 0),
             number(row["return_per_cost"], 1), str(row["status"]))
+    table.caption = uplift_caption(default_uplift, prior_messages)
     return table
 
 
@@ -312,7 +347,8 @@ def channels(
 ) -> None:
     """Each channel per month or quarter, and the next split.
 
-    Per channel and month or quarter: reach, response against the control group, extra
+    Per channel and month or quarter: reach, response against the control group, the uplift
+    measured and the estimate the decisions use (shrunk toward the rules' default), extra
     revenue per contact, cost and return per cost; the next period's shares follow the return
     per cost, and channels in maintenance keep a small share."""
     from retain.analytics.channels_over_time import (
@@ -356,12 +392,16 @@ def channels(
                               maintenance_share=decision_rules.channels.maintenance_share)
     period = by or decision_rules.channels.period
     over_time = period_labels(over_time, start, period)
-    console.print(channels_table(over_time, f"Channels by {period}, {start} to {end}"))
+    console.print(channels_table(over_time, f"Channels by {period}, {start} to {end}",
+                                 decision_rules.channels.default_uplift,
+                                 decision_rules.channels.prior_messages))
     console.print(split_table(split, f"Split of the messages after {over_time['period'].max()}"))
     if out is not None:
         if out.suffix.lower() == ".json":
             write_json(out, {"date_from": start, "date_to": end,
                              "by": by or decision_rules.channels.period,
+                             "default_uplift": decision_rules.channels.default_uplift,
+                             "prior_messages": decision_rules.channels.prior_messages,
                              "rows": over_time.to_dicts(), "split": split.to_dicts()})
         else:
             write_frame(over_time, out)

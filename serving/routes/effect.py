@@ -19,7 +19,11 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query
 from starlette.concurrency import run_in_threadpool
 
-from retain.analytics.channels_over_time import measured_figures, recommended_split
+from retain.analytics.channels_over_time import (
+    measured_figures,
+    period_label,
+    recommended_split,
+)
 from retain.decisions.channels import no_measurements
 from retain.serving.deps import Service, problem_responses, service
 from retain.serving.effect_store import latest_effect
@@ -75,9 +79,11 @@ async def effect(
     responses=problem_responses(401, 403, 503, e503="No model loaded yet; see Retry-After"),
 )
 async def channels(svc: Annotated[Service, Depends(service)]) -> ChannelsPublic:
-    """Per channel and period: messages, response against the control group, uplift, extra
-    revenue per contact, cost, return per cost and the plan's status; and the recommended
-    share of the next period's messages (maintenance channels keep a small one, never 0)."""
+    """Per channel and period: messages, response against the control group, the uplift
+    measured (``raw_uplift``) and the estimate the decisions use (``uplift``, shrunk toward
+    ``default_uplift``), extra revenue per contact, cost, return per cost and the plan's
+    status, with ``period_label`` as `retain channels` prints it; and the recommended share of
+    the next period's messages (maintenance channels keep a small one, never 0)."""
     served = svc.holder.require()
 
     def read() -> ChannelsPublic:
@@ -87,8 +93,12 @@ async def channels(svc: Annotated[Service, Depends(service)]) -> ChannelsPublic:
         rules = svc.rules
         rows = measured_figures(measured, rules.channels, margin=rules.offers.margin, aov=aov)
         split = recommended_split(rows, maintenance_share=rules.channels.maintenance_share)
+        # As measured at training: rules changed since would mislabel every period.
+        by = measured.period or rules.channels.period
+        labelled = rows.with_columns(period_label("period", by).alias("period_label"))
         return ChannelsPublic(model_version=served.version, measured_at=measured.measured_at,
-                              by=rules.channels.period, rows=rows.to_dicts(),
-                              split=split.to_dicts())
+                              by=by, default_uplift=rules.channels.default_uplift,
+                              prior_messages=rules.channels.prior_messages,
+                              rows=labelled.to_dicts(), split=split.to_dicts())
 
     return await run_in_threadpool(read)

@@ -131,7 +131,7 @@ def build(config: Settings, store, as_of: date, lang: str, rules=None,
     (the transactions' first and last day, asked when they cannot be read as of the date)
     tells a date before the data from data missing."""
     from retain.features.contract import DataError
-    from retain.serving.report import build_report, registered_backtest_images, render_report
+    from retain.serving.report import build_report, registered_backtest, render_report
 
     transactions = None
     data_from = None
@@ -149,8 +149,8 @@ def build(config: Settings, store, as_of: date, lang: str, rules=None,
                          rules=rules)
     parts.data_from = data_from  # the sections say the date is before the data
     if parts.outcomes is None:
-        parts.model_version, parts.backtest_images = registered_backtest_images(
-            config.model_alias)
+        parts.model_version, parts.backtest_images, parts.backtest_points = \
+            registered_backtest(config.model_alias)
     return render_report(parts, lang, home=("/ui", text("nav.matrix", lang)))  # type: ignore[arg-type]
 
 

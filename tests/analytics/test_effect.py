@@ -11,6 +11,7 @@ import pytest
 from retain.analytics.effect import (
     EFFECT_COLUMNS,
     PERIOD_DATES,
+    RAW_DIFFERENCE,
     EffectError,
     measure_effect,
     period_bounds,
@@ -64,7 +65,7 @@ def test_period_bounds_are_calendar_periods_clipped_to_the_span():
 def test_a_hand_computed_month_without_cuped():
     effect = measure_effect(SMALL_TX, SMALL_LOG, date(2026, 3, 1), date(2026, 4, 1),
                             cuped=False, margin=0.5, n_boot=200, min_group=1)
-    assert effect.columns == [*EFFECT_COLUMNS, *PERIOD_DATES]
+    assert effect.columns == [*EFFECT_COLUMNS, *PERIOD_DATES, RAW_DIFFERENCE]
     assert effect.height == 3  # one period, no split, three metrics
     revenue = _row(effect, "revenue")
     assert revenue["period"] == "2026-03"

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from retain.analytics.effect import EFFECT_COLUMNS, PERIOD_DATES
+from retain.analytics.effect import EFFECT_COLUMNS, PERIOD_DATES, RAW_DIFFERENCE
 from retain.cli import app
 from retain.serving.effect_store import latest_effect
 from retain.serving.store import ScoreStore
@@ -44,7 +44,7 @@ def test_effect_by_channel_writes_one_row_per_period_channel_and_metric(env):
     result = effect(*SPAN, "--by", "quarter", "--split", "channel", "--out", "effect.csv")
     assert result.exit_code == 0, result.output
     rows = pl.read_csv(env / "effect.csv")
-    assert rows.columns == [*EFFECT_COLUMNS, *PERIOD_DATES]
+    assert rows.columns == [*EFFECT_COLUMNS, *PERIOD_DATES, RAW_DIFFERENCE]
     assert set(rows["period"]) == {"2026-Q2"}
     assert set(rows["period_start"]) == {"2026-04-01"} and set(rows["period_end"]) == {"2026-06-30"}
     assert set(rows["split"]) == {"email", "sms", "push", "whatsapp", "telegram"}
@@ -52,7 +52,7 @@ def test_effect_by_channel_writes_one_row_per_period_channel_and_metric(env):
     assert rows.select("period", "split", "metric").is_unique().all()
     assert (rows["ci_low"] <= rows["difference"]).all()
     assert (rows["difference"] <= rows["ci_high"]).all()
-    assert "difference [90% CI]" in result.output and "kept in sqlite:///retain.db" in result.output
+    assert "difference estimate [90% CI]" in result.output and "kept in sqlite:///retain.db" in result.output
     with ScoreStore("sqlite:///retain.db").open() as store:
         about, kept = latest_effect(store, "channel")
     assert about["by"] == "quarter" and about["date_from"] == date(2026, 4, 1)
@@ -67,7 +67,7 @@ def test_effect_json_holds_the_api_answer_by_month(env):
     assert [row["period"] for row in body["rows"]] == [
         p for p in ("2026-04", "2026-05", "2026-06") for _ in range(3)]
     assert {row["split"] for row in body["rows"]} == {"all"}
-    assert "difference [80% CI]" in result.output
+    assert "difference estimate [80% CI]" in result.output
 
 
 def test_effect_by_segment_reads_the_score_stores_run(env):
@@ -202,16 +202,19 @@ def test_figures_are_never_cut_in_an_80_column_terminal():
         "period": "2026-Q1", "split": "whatsapp", "metric": "revenue",
         "treated_customers": 24_117, "control_customers": 1_916, "difference": -3_861.62,
         "ci_low": -12_345.0, "ci_high": 4_567.0, "relative_lift": -0.39,
-        "incremental_revenue": -930_651.0, "cost": 1_884_512.0, "romi": -309.5}
+        "incremental_revenue": -930_651.0, "cost": 1_884_512.0, "romi": -309.5,
+        "raw_difference": -4_100.37}
     channel_row = dict.fromkeys(OVER_TIME_COLUMNS) | {
         "period": "2026-Q1", "channel": "whatsapp", "reach": 12_345, "response_rate": 0.2081,
         "control_rate": 0.1911, "uplift": 0.0213, "incremental_revenue_per_contact": 1_234.5,
-        "cost": 1_884_512.0, "return_per_cost": 4.4, "status": "active"}
+        "cost": 1_884_512.0, "return_per_cost": 4.4, "status": "active",
+        "raw_uplift": -0.0041}
     for table, figures in (
             (effect_table(pl.DataFrame([effect_row]), "t", 0.9),
-             ["24,117/1,916", "-3,862 [-12,345, 4,567]", "-930,651", "1,884,512", "-309.5"]),
+             ["24,117/1,916", "-4,100", "-3,862 [-12,345, 4,567]", "-930,651", "1,884,512",
+              "-309.5"]),
             (channels_table(pl.DataFrame([channel_row]), "t"),
-             ["12,345", "20.8%", "2.1%", "1,234.5", "1,884,512", "4.4"])):
+             ["12,345", "20.8%", "-0.4%", "2.1%", "1,234.5", "1,884,512", "4.4"])):
         console = Console(width=80, record=True)
         console.print(table)
         text = console.export_text()
@@ -219,7 +222,8 @@ def test_figures_are_never_cut_in_an_80_column_terminal():
         # Each column's lines joined (a folded figure continues on the next line).
         cells = ["".join(parts) for parts in zip(*[
             [cell.replace(" ", "") for cell in line.split("│")[1:-1]]
-            for line in text.split("┡", 1)[1].splitlines()[1:-1]], strict=True)]
+            for line in text.split("┡", 1)[1].splitlines()[1:]
+            if line.startswith("│")], strict=True)]
         for figure in figures:
             assert figure.replace(" ", "") in cells, (figure, cells)
 
@@ -237,6 +241,9 @@ def test_channels_prints_each_channel_per_period_and_the_next_split(env):
     shares = [row["recommended_share"] for row in body["split"]]
     assert sum(shares) == pytest.approx(1.0) and min(shares) > 0
     assert "Split of the messages after 2026-Q2" in result.output
+    assert body["default_uplift"] == 0.02 and body["prior_messages"] == 2000
+    for row in body["rows"]:
+        assert row["raw_uplift"] == pytest.approx(row["response_rate"] - row["control_rate"])
     refused = runner.invoke(app, ["channels", "--transactions", "shop/transactions.parquet",
                                   "--contacts", "shop/contacts.parquet", "--from", "2026-08-01",
                                   "--to", "2026-09-01"])
@@ -273,3 +280,73 @@ def test_a_real_log_with_a_placebo_control_group_shows_no_effect(tmp_path, monke
     assert rows.height == 2 * 3
     assert (rows["treated_customers"] > 20_000).all() and (rows["control_customers"] > 2_000).all()
     assert ((rows["ci_low"] <= 0) & (rows["ci_high"] >= 0)).all()
+
+
+def write_placebo_log(where) -> None:
+    """``placebo.csv``: a log that wrote to every customer of the shop each month, 2025-10 to
+    2026-06, but a random 10% (the shop's orders are blind to it: messages that change
+    nothing)."""
+    from datetime import datetime
+
+    from retain.decisions.control import control_group
+
+    tx = pl.read_parquet(where / "shop" / "transactions.parquet")
+    first = (tx.group_by("customer_id").agg(pl.col("ts").min().alias("first"))
+             .sort("customer_id"))
+    first = first.with_columns(control_group(first["customer_id"], share=0.1, salt="placebo"))
+    campaigns = pl.DataFrame({"ts": [datetime(2025 + (m > 12), (m - 1) % 12 + 1, 5, 10)
+                                     for m in range(10, 19)]})
+    (first.join(campaigns, how="cross").filter(pl.col("first") < pl.col("ts"))
+     .select("customer_id", "ts", pl.lit("email").alias("channel"),
+             pl.when("control_group").then(0.0).otherwise(0.1).alias("cost"),
+             pl.col("control_group").alias("control"))
+     .write_csv(where / "placebo.csv"))
+
+
+def test_a_placebo_log_shows_the_measured_uplift_below_zero_beside_the_shrunk_estimate(env):
+    """Messages that change nothing: a log that wrote to every customer each month but a
+    random 10% (the simulated shop's orders, blind to this log). The estimate the decisions
+    use is shrunk toward the default 2% and stays positive; the measured column beside it
+    shows the quarters where the messaged customers ordered less than the control group."""
+    write_placebo_log(env)
+    result = runner.invoke(app, ["channels", "--transactions", "shop/transactions.parquet",
+                                 "--contacts", "placebo.csv", "--from", "2025-10-01",
+                                 "--to", "2026-07-01", "--by", "quarter",
+                                 "--out", "placebo_channels.csv"])
+    assert result.exit_code == 0, result.output
+    rows = pl.read_csv(env / "placebo_channels.csv")
+    assert rows.height == 3 and (rows["uplift"] > 0).all()
+    assert ((rows["raw_uplift"] - (rows["response_rate"] - rows["control_rate"])).abs()
+            < 1e-12).all()
+    below = rows.filter((pl.col("raw_uplift") < 0) & (pl.col("uplift") > 0))
+    assert below.height >= 1, rows
+    said = " ".join(result.output.split())
+    assert "uplift measured" in said and "uplift estimate" in said
+    assert "shrunk toward the default 2.0% as if 2,000 more messages had shown it" in said
+    # The measured figure as printed: a negative percentage in the quarter it fell below.
+    assert f"{below['raw_uplift'][0]:.1%}" in said
+
+
+def test_a_placebo_logs_effect_shows_the_measured_difference_beside_cupeds_estimate(env):
+    """The same placebo log by month: where CUPED's estimate is above zero and the contacted
+    customers spent less than the control group, the measured difference says so; and the
+    ROMI's margin is said to be the built-in rules' assumption."""
+    write_placebo_log(env)
+    placebo = ["effect", "--transactions", "shop/transactions.parquet", "--contacts",
+               "placebo.csv", "--from", "2025-10-01", "--to", "2026-07-01", "--no-store",
+               "--resamples", "200"]
+    result = runner.invoke(app, [*placebo, "--out", "placebo_effect.csv"])
+    assert result.exit_code == 0, result.output
+    rows = pl.read_csv(env / "placebo_effect.csv")
+    assert ((rows[RAW_DIFFERENCE] - (rows["treated_mean"] - rows["control_mean"])).abs()
+            < 1e-9).all()
+    flipped = rows.filter((pl.col("metric") == "revenue") & (pl.col(RAW_DIFFERENCE) < 0)
+                          & (pl.col("difference") > 0))
+    assert flipped.height >= 1, rows
+    said = " ".join(result.output.split())
+    assert "difference measured" in said and "adjusted by CUPED" in said
+    assert "margin 0.3 for ROMI: the built-in rules' assumption, not measured" in said
+    plain = runner.invoke(app, [*placebo, "--no-cuped", "--out", "plain.csv"])
+    assert plain.exit_code == 0, plain.output
+    unadjusted = pl.read_csv(env / "plain.csv")
+    assert ((unadjusted[RAW_DIFFERENCE] - unadjusted["difference"]).abs() < 1e-9).all()

@@ -385,3 +385,56 @@ def test_the_unit_economics_section_says_which_costs_matched_no_customer():
     note = note[:note.index("</p>")]
     assert "Каналы из файла затрат" in note and "facebook" in note and "затраты 70" in note
     assert "spend" not in note
+
+
+def _model_plots(html: str) -> str:
+    """What the model section draws: its SVG charts and any picture."""
+    section = html[html.index('<section id="model">'):]
+    section = section[:section.index("</section>")]
+    return " ".join(re.findall(r"<svg.*?</svg>|<img[^>]*>", section, re.DOTALL))
+
+
+BACKTEST_WORDS = ("report.gains_title", "report.gains_x", "report.gains_y", "report.random",
+                  "report.reliability_title", "report.reliability_x", "report.reliability_y",
+                  "report.formula")
+# What the PNGs of `retain train` say (training/plots.py): none of it in a Russian report.
+PNG_WORDS = ("Gains (backtest)", "Reliability (backtest)", "share of customers",
+             "share of horizon revenue", "observed churn rate", "predicted churn probability",
+             "perfect", "random", "AOV x frequency x lifetime")
+
+
+def test_a_russian_report_draws_the_registered_models_backtest_in_russian(tracking):
+    """The registered model's backtest, read back from the registry as `retain report` reads
+    it, drawn with the report's own words: titles, axes and legends in Russian, no English."""
+    from retain.serving.report import registered_backtest
+    from retain.serving.ui_text import text
+
+    version, images, points = registered_backtest()
+    assert version == tracking.trained.version and set(images) == {"gains", "reliability"}
+    assert points is not None and set(points["chart"]) == {"gains", "reliability"}
+    assert {"retain", "bgnbd_gg", "formula", "random"} <= set(points["series"])
+    parts = ReportParts(as_of=AS_OF, model_version=version, backtest_images=images,
+                        backtest_points=points)
+    russian = _model_plots(render_report(parts, "ru"))
+    english = _model_plots(render_report(parts, "en"))
+    assert "<img" not in russian and russian.count("<svg") == 2
+    for key in BACKTEST_WORDS:
+        assert text(key, "ru") in russian, key
+        assert text(key, "en") in english, key
+        assert text(key, "en") not in russian, key
+    for words in PNG_WORDS:
+        assert words not in russian, words
+    assert not re.search(r">[^<]*[A-Za-z]{4,}[^<]*<", russian.replace("Gains", "")
+                         .replace("retain", "").replace("BG/NBD", "")), \
+        "an English word in the Russian plots"
+
+
+def test_a_model_trained_before_the_points_were_kept_shows_its_pngs_and_says_why():
+    from retain.serving.ui_text import text
+
+    parts = ReportParts(as_of=AS_OF, model_version="3",
+                        backtest_images={"gains": b"\x89PNG", "reliability": b"\x89PNG"})
+    russian = render_report(parts, "ru")
+    assert _model_plots(russian).count("<img") == 2
+    assert text("report.backtest_images_en", "ru") in russian
+    assert text("report.backtest_images_en", "en") not in render_report(parts, "en")

@@ -41,7 +41,7 @@ def test_train_logs_everything_and_the_first_version_is_champion(tracking, shop,
     assert tags["data.rows"] == str(shop_history.height) and len(tags["git_commit"]) >= 7
     artifacts = {a.path for a in tracking.list_artifacts(result.run_id, "plots")}
     assert {"plots/reliability.png", "plots/gains.png", "plots/predicted_vs_actual.png",
-            "plots/feature_importance.png"} <= artifacts
+            "plots/feature_importance.png", "plots/backtest_points.json"} <= artifacts
     assert str(tracking.get_model_version_by_alias(MODEL_NAME, "champion").version) == "1"
     # The due product: the ranker against the most bought product, judged and logged like a task.
     due = result.metrics["choices"]["due_product"]
