@@ -8,7 +8,10 @@ RUN pip install --no-cache-dir uv==0.13.9
 # The whole build context: .dockerignore keeps out data, models, stores, tests and the venv, so
 # every package pyproject.toml lists is here (a per-package COPY once missed a new one).
 COPY . .
-RUN uv venv /opt/venv && uv pip install --python /opt/venv/bin/python --no-cache .
+# Bytecode at build time: the non-root user cannot write it to /opt/venv, so every start
+# would compile MLflow, SQLAlchemy, polars... from source.
+RUN uv venv /opt/venv && uv pip install --python /opt/venv/bin/python --no-cache \
+    --compile-bytecode .
 
 FROM python:3.11-slim
 # LightGBM needs the OpenMP runtime; Debian's security updates move its exact version.

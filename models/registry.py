@@ -11,9 +11,11 @@ import importlib
 import logging
 import os
 import sys
+import tempfile
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from retain.features.redaction import mask_credentials
 from retain.models.pipeline import ScoringPipeline
@@ -122,6 +124,9 @@ class RegisteredPipeline:
     run_id: str = ""
     created_at_ms: int = 0
     metrics: dict[str, float] = field(default_factory=dict)
+    # Installed packages outside the versions the model was logged with (said, not refused:
+    # the pipeline's own format check refuses what cannot load).
+    environment_notes: list[str] = field(default_factory=list)
 
 
 def load_registered(version: str | None = None, alias: str = "champion") -> RegisteredPipeline:
@@ -147,23 +152,29 @@ def load_registered(version: str | None = None, alias: str = "champion") -> Regi
             "train one with `retain train` (or set MLFLOW_TRACKING_URI)"
         ) from None
     try:
-        model = load_model_here(f"models:/{MODEL_NAME}/{found.version}")
+        model, mismatches = load_model_here(f"models:/{MODEL_NAME}/{found.version}")
     except ValueError as exc:
         raise RegistryError(mask_credentials(
             f"model '{MODEL_NAME}' version {found.version}: {exc}")) from None
     pipeline = model.unwrap_python_model().pipeline
     run = client.get_run(found.run_id) if found.run_id else None
     metrics = dict(run.data.metrics) if run else {}
+    notes = [(f"model version {found.version} was logged for {', '.join(mismatches)}; if its "
+              "scores look wrong, retrain it with `retain train`")] if mismatches else []
     return RegisteredPipeline(pipeline, str(found.version), list(found.aliases or []),
-                              found.run_id or "", int(found.creation_timestamp or 0), metrics)
+                              found.run_id or "", int(found.creation_timestamp or 0), metrics,
+                              notes)
 
 
 def load_model_here(model_uri: str):
-    """``mlflow.pyfunc.load_model`` for a process that runs retain (the API, the CLI): the
-    installed retain's packages are imported first, so the copy of retain's code the model
+    """``mlflow.pyfunc.load_model`` for a process that runs retain (the API, the CLI), and the
+    model's requirements this environment does not meet (``requirement_mismatches``).
+
+    The installed retain's packages are imported first, so the copy of retain's code the model
     carries (for environments without retain, ``retain.models.pyfunc.CODE_PACKAGES``) does not
     replace them, and ``sys.path`` is left as it was (MLflow prepends that copy on every load:
-    a reloading server would otherwise grow it)."""
+    a reloading server would otherwise grow it). The model is read into a temporary directory
+    removed afterwards (MLflow's own would stay behind on every load)."""
     import mlflow.pyfunc
 
     from retain.models.pyfunc import CODE_PACKAGES
@@ -172,9 +183,37 @@ def load_model_here(model_uri: str):
         importlib.import_module(f"retain.{package}")
     saved = list(sys.path)
     try:
-        return mlflow.pyfunc.load_model(model_uri)
+        with tempfile.TemporaryDirectory(prefix="retain-model-") as local:
+            # MLflow's own requirements check maps every installed file to its distribution
+            # (1-2 s of wall on each load); the model's dozen pins are checked directly.
+            model = mlflow.pyfunc.load_model(model_uri, suppress_warnings=True, dst_path=local)
+            requirements = next(Path(local).rglob("requirements.txt"), None)
+            return model, requirement_mismatches(requirements) if requirements else []
     finally:
         sys.path[:] = saved
+
+
+def requirement_mismatches(requirements: Path) -> list[str]:
+    """``name version`` texts of the installed packages a requirements file's pins exclude,
+    e.g. ``lightgbm 4.8.0 (not <4.8,>=4.7.0)``, or ``name (not installed)``."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    found = []
+    for line in requirements.read_text(encoding="utf-8").splitlines():
+        try:
+            wanted = Requirement(line.strip())
+        except InvalidRequirement:  # blank lines, comments, pip options
+            continue
+        try:
+            installed = version(wanted.name)
+        except PackageNotFoundError:
+            found.append(f"{wanted.name} (not installed)")
+            continue
+        if not wanted.specifier.contains(installed, prereleases=True):
+            found.append(f"{wanted.name} {wanted.specifier} ({installed} installed)")
+    return found
 
 
 def set_alias(version: str, alias: str) -> None:

@@ -127,6 +127,8 @@ class ModelHolder:
                                          str(registered.pipeline.trained_as_of or ""))
                     log.info("model: serving version %s (alias %s; was %s)", version,
                              self.alias, previous or "none")
+                    for note in registered.environment_notes:
+                        log.warning("model: %s", note)
             except Exception as exc:  # noqa: BLE001 - any failure must leave the old model serving
                 kept = f"still serving version {previous}" if previous else "no model loaded"
                 outcome = ReloadOutcome("failed", previous, previous,

@@ -92,9 +92,12 @@ def registered_model(version: str | None):
 
     registry_or_fail()
     try:
-        return load_registered(version or None)
+        registered = load_registered(version or None)
     except LookupError as exc:
         raise fail(str(exc)) from None
+    for note in registered.environment_notes:
+        console.print(f"[yellow]note:[/] {note}")
+    return registered
 
 
 def _above_zero(value: float) -> float:

@@ -16,6 +16,7 @@ from retain.models.registry import (
     is_unreachable,
     load_registered,
     masked_tracking_uri,
+    requirement_mismatches,
     short_http_retries,
 )
 
@@ -87,3 +88,19 @@ def test_unreachable_is_read_from_the_cause_chain():
 def test_the_tracking_uri_is_shown_masked(monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", DEAD)
     assert masked_tracking_uri() == "http://retain:***@127.0.0.1:9"
+
+
+def test_a_model_logged_for_other_package_versions_is_named_per_package(tmp_path):
+    import numpy
+
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text(
+        "# written by mlflow\n"
+        f"numpy=={numpy.__version__}\n"
+        "lightgbm<0.1\n"
+        "retain-no-such-package==1.0\n"
+        "--extra-index-url https://example.org\n\n", encoding="utf-8")
+    mismatches = requirement_mismatches(requirements)
+    assert len(mismatches) == 2
+    assert mismatches[0].startswith("lightgbm <0.1 (") and mismatches[0].endswith(" installed)")
+    assert mismatches[1] == "retain-no-such-package (not installed)"

@@ -63,7 +63,10 @@ def test_registered_pyfunc_scores_raw_transactions_like_the_pipeline(tracking, s
     assert list(via_mlflow.columns) == list(direct.columns)
     np.testing.assert_allclose(via_mlflow["churn_probability"], direct["churn_probability"], atol=1e-9)
     np.testing.assert_allclose(via_mlflow["predicted_revenue"], direct["predicted_revenue"], atol=1e-9)
-    assert load_registered().version == result.version
+    registered = load_registered()
+    assert registered.version == result.version
+    # Trained and loaded in one environment: every pin of the logged model holds.
+    assert registered.environment_notes == []
 
     # The README's snippet in a fresh process, on `retain simulate`'s own Parquet (integer
     # quantities) and on a file with only the required contract columns.
