@@ -26,6 +26,16 @@ def _ts(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
+@pytest.fixture(autouse=True)
+def _a_console_per_test(monkeypatch):
+    """retain's console is made on first use and keeps the width COLUMNS had then: one command
+    per process in life, but a test run would keep whichever width an earlier test set. Each
+    test gets a console of its own, as each command run does."""
+    from retain import progress
+
+    monkeypatch.setattr(progress._LazyConsole, "_console", None)
+
+
 @pytest.fixture
 def tx_factory():
     return make_transactions
