@@ -16,6 +16,10 @@ Transactions contract (after mapping)::
     quantity     number, optional (1 when missing)
     channel      string, optional
     price        number, optional: with no amount column, amount = price x quantity
+    status       string, optional: the order's status as the export writes it; a cancelled
+                 line is left out (counted), a returned line is a refund (amount and quantity
+                 negative whatever sign the file wrote), anything else is a sale
+                 (``CANCELLED_STATUSES``, ``RETURNED_STATUSES``, :func:`apply_status`)
 
 Real exports, as they come (see README "Data contract"): UTF-8 (with or without BOM), else
 cp1251 detected and reported, never a lossy read; comma, semicolon, tab, pipe or whitespace
@@ -46,7 +50,7 @@ from retain.features.orders import midnight
 OnBadRows = Literal["fail", "skip"]
 
 TRANSACTION_REQUIRED = ("customer_id", "ts", "amount")
-TRANSACTION_OPTIONAL = ("order_id", "product_id", "quantity", "channel", "price")
+TRANSACTION_OPTIONAL = ("order_id", "product_id", "quantity", "channel", "price", "status")
 # The API refuses larger amounts too (serving.schemas imports it): 1e308 would be inf revenue.
 MAX_ABS_AMOUNT = 1e12
 # Encodings tried when a file is not UTF-8, with the letters that tell them apart.
@@ -105,6 +109,22 @@ _CHANNEL_ALIASES = {
     "макс": "max",
 }
 _CHANNEL_SEPARATORS = r"[\s\-_.]"
+# Order statuses, written as ``status_key`` writes them (lower case, no spaces, ё as е), that
+# are not a sale. Marketplaces and CRMs export every order with its status: Ozon's Статус
+# (Доставлен, Отменён, Возврат), Wildberries' sales report (Продажа / Возврат, the return
+# with a POSITIVE amount), Shopify and English CRMs (cancelled, refunded), 1C (Отменен).
+# Any other value (Доставлен, Продажа, completed, blank) is a sale. --cancelled-status and
+# --returned-status add values (ReadOptions), they never remove these.
+CANCELLED_STATUSES = (
+    "отменен", "отменена", "отменено", "отмена", "аннулирован", "аннулирована",
+    "аннулировано", "аннулирование", "cancelled", "canceled", "cancel", "annulled", "voided",
+    "void",
+)
+RETURNED_STATUSES = (
+    "возврат", "возвращен", "возвращена", "возвращено", "return", "returned",
+    "refunded", "refund",
+)
+StatusKind = Literal["sale", "cancelled", "returned"]
 _SHOWN_ROWS = 5
 _ROW = "_row"
 _ALL_COLUMNS = "all columns"
@@ -128,6 +148,10 @@ class ReadOptions:
     encoding: str | None = None
     date_format: str | None = None
     drop_duplicates: bool = False
+    # Status values beside CANCELLED_STATUSES / RETURNED_STATUSES (--cancelled-status,
+    # --returned-status), as the file writes them: case, spaces and ё do not matter.
+    cancelled_statuses: tuple[str, ...] = ()
+    returned_statuses: tuple[str, ...] = ()
 
 
 @dataclass
@@ -169,6 +193,9 @@ class LoadReport:
     after_as_of: int = 0
     after_as_of_first: date | None = None
     after_as_of_last: date | None = None
+    # Lines whose status says cancelled (left out) or returned (read as refunds).
+    cancelled_lines: int = 0
+    returned_lines: int = 0
     # What the user should know about values read as a default (e.g. a blank cost as 0).
     read_notes: list[str] = field(default_factory=list)
 
@@ -204,7 +231,21 @@ class LoadReport:
             out.append(f"{self.after_as_of:,} rows on or after {what} {boundary} are not used "
                        f"(dated {self.after_as_of_first} to {self.after_as_of_last}: outside "
                        "the window)")
+        out += status_notes(self.cancelled_lines, self.returned_lines)
         return out + self.read_notes
+
+
+def status_notes(cancelled: int, returned: int) -> list[str]:
+    """What the status column changed, in counts only."""
+    out = []
+    if cancelled:
+        out.append(f"{cancelled:,} cancelled lines (status column) left out: a cancelled order "
+                   "is no purchase and no revenue (--cancelled-status adds values)")
+    if returned:
+        out.append(f"{returned:,} returned lines (status column) read as refunds: amount and "
+                   "quantity negative whatever sign the file wrote (--returned-status adds "
+                   "values)")
+    return out
 
 
 @dataclass
@@ -579,7 +620,7 @@ def _require(frame: pl.DataFrame, required: Sequence[str], source: str,
             f"If they have other names, map them: {hint}"
         )
     # Only the columns retain reads: a nested column it ignores is no reason to refuse a file.
-    read = {*required, "order_id", "product_id", "quantity", "channel", "price"}
+    read = {*required, *TRANSACTION_OPTIONAL}
     nested = [c for c in frame.columns if c in read
               and isinstance(frame.schema[c], (pl.List, pl.Array, pl.Struct, pl.Object))]
     if nested:
@@ -720,6 +761,54 @@ def channel_name(text: str) -> str:
     retain does not know stays as written, in lower case."""
     lower = text.strip().lower()
     return _CHANNEL_ALIASES.get(re.sub(_CHANNEL_SEPARATORS, "", lower), lower)
+
+
+def status_key(text: str) -> str:
+    """A status as the lists hold it: ``" Отменён "`` -> ``отменен`` (lower case, no
+    whitespace, ё as е)."""
+    return re.sub(r"\s+", "", text).lower().replace("ё", "е")
+
+
+def status_kind(text: str | None, options: ReadOptions | None = None) -> StatusKind:
+    """THE status rule (the batch and the API both apply it through :func:`apply_status`):
+    ``cancelled``, ``returned`` or ``sale``. The user's values (``options``) come before the
+    defaults, so a shop may call a default's spelling the other kind."""
+    if text is None:
+        return "sale"
+    key = status_key(text)
+    options = options or ReadOptions()
+    if key in {status_key(v) for v in options.cancelled_statuses}:
+        return "cancelled"
+    if key in {status_key(v) for v in options.returned_statuses}:
+        return "returned"
+    if key in CANCELLED_STATUSES:
+        return "cancelled"
+    return "returned" if key in RETURNED_STATUSES else "sale"
+
+
+def apply_status(frame: pl.DataFrame, options: ReadOptions | None = None, *,
+                 status: str = "status", amount: str = "amount",
+                 quantity: str = "quantity") -> tuple[pl.DataFrame, int, int]:
+    """``(frame, cancelled, returned)``: ``frame`` without its cancelled lines (a cancelled
+    order never happened), its returned lines' ``amount`` and ``quantity`` negative whatever
+    sign they had (a Wildberries return is positive in the file): from then on a returned
+    line is a negative line, which ``features.orders`` nets within its order as any refund.
+    The rule (:func:`status_kind`) is worked out once per distinct spelling; the counts are
+    of lines. Nulls in ``amount`` stay null (the contract's checks name them)."""
+    spellings = frame.get_column(status).cast(pl.String).drop_nulls().unique().to_list()
+    kinds = {text: status_kind(text, options) for text in spellings}
+    text = pl.col(status).cast(pl.String)
+    cancelled = text.is_in([t for t, k in kinds.items() if k == "cancelled"]).fill_null(False)
+    returned = text.is_in([t for t, k in kinds.items() if k == "returned"]).fill_null(False)
+    n_cancelled, n_returned = frame.select(cancelled.sum().alias("c"),
+                                           returned.sum().alias("r")).row(0)
+    if n_cancelled:
+        frame = frame.filter(~cancelled)
+    if n_returned:
+        frame = frame.with_columns(
+            pl.when(returned).then(-pl.col(c).abs()).otherwise(pl.col(c)).alias(c)
+            for c in (amount, quantity))
+    return frame, int(n_cancelled), int(n_returned)
 
 
 def _channel_names(raw: pl.DataFrame, column: str = "channel") -> pl.Expr:
@@ -914,6 +1003,11 @@ def load_transactions(
         amount.alias("__amount"),
         quantity.alias("__quantity"),
     )
+    cancelled = returned = 0
+    if "status" in has:
+        # Before the checks: a cancelled line never happened, whatever it holds.
+        raw, cancelled, returned = apply_status(raw, options, amount="__amount",
+                                                quantity="__quantity")
     raw, float_ids = _rewrite_float_ids(raw, "__customer_id")
     raw = raw.with_columns(_order_id(raw, "__order_id").alias("__order_id"))
     parsed: dict[str, pl.Expr] = {
@@ -953,6 +1047,7 @@ def load_transactions(
     report.duplicates_dropped = duplicates_dropped
     report.float_ids_rewritten = int(float_ids)
     report.header_lines = int(header_lines)
+    report.cancelled_lines, report.returned_lines = cancelled, returned
     report.as_of, report.window_end = as_of, window_end
     for key, value in after.items():
         setattr(report, key, value)
@@ -960,6 +1055,9 @@ def load_transactions(
         if report.after_as_of and not report.rows_rejected:
             raise DataError(f"{name}: every line is dated on or after {window_end}; choose a "
                             "later --as-of")
+        if cancelled and not report.rows_rejected:
+            raise DataError(f"{name}: no valid rows left: every line in the window is "
+                            "cancelled (status column)")
         raise DataError(f"{name}: no valid rows left after rejecting bad rows")
     return loaded
 
