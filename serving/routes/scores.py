@@ -105,22 +105,21 @@ def transactions_frame(request: ScoreRequest, statuses: ReadOptions | None = Non
     # one-customer requests most clients send.
     cutoff = midnight(request.as_of)
     lines = [(c.customer_id, tx.get("order_id"), tx["ts"], tx["amount"], tx.get("product_id"),
-              tx.get("quantity"), tx.get("channel"))
+              tx.get("quantity"), tx.get("channel"), tx.get("status"))
              for c in request.customers for tx in c.transactions if tx["ts"] < cutoff]
     if problems:
         raise RequestValidationError(problems)
     # As the batch loader: a missing order id makes the line its own order, quantity
     # defaults to 1.
     rows = [(customer_id, order_id or f"#row{row}", ts, amount, product_id,
-             1.0 if quantity is None else quantity, channel)
-            for row, (customer_id, order_id, ts, amount, product_id, quantity, channel)
+             1.0 if quantity is None else quantity, channel, status)
+            for row, (customer_id, order_id, ts, amount, product_id, quantity, channel, status)
             in enumerate(lines)]
     if not rows:
         return pl.DataFrame(schema=TRANSACTION_SCHEMA)
-    columns = dict(zip(TRANSACTION_SCHEMA, zip(*rows, strict=True), strict=True))
-    status = [tx.get("status") for c in request.customers for tx in c.transactions
-              if tx["ts"] < cutoff]
-    if any(s is not None for s in status):
+    *values, status = zip(*rows, strict=True)
+    columns = dict(zip(TRANSACTION_SCHEMA, values, strict=True))
+    if status.count(None) != len(status):
         # Rare (most CRMs send sales only): the one rule, on a frame with the status.
         with_status = pl.DataFrame({**columns, "status": status},
                                    schema={**TRANSACTION_SCHEMA, "status": pl.String})
