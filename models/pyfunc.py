@@ -86,8 +86,9 @@ def input_schema():
     from mlflow.types.schema import AnyType, ColSpec, Schema
 
     mlflow_types = {pl.String: "string", pl.Datetime("us"): "datetime", pl.Float64: AnyType()}
-    return Schema([ColSpec(mlflow_types[dtype], name, required=name in REQUIRED_COLUMNS)
-                   for name, dtype in TRANSACTION_SCHEMA.items()])
+    return Schema([*(ColSpec(mlflow_types[dtype], name, required=name in REQUIRED_COLUMNS)
+                     for name, dtype in TRANSACTION_SCHEMA.items()),
+                   ColSpec("string", "status", required=False)])
 
 
 def save_pipeline(pipeline: ScoringPipeline, path: Path) -> Path:
@@ -128,7 +129,9 @@ def load_pipeline(path: str | Path) -> ScoringPipeline:
 
 
 def transactions_frame(model_input: pd.DataFrame | pl.DataFrame) -> pl.DataFrame:
-    """Contract-typed transactions from a pyfunc input frame; optional columns may be absent."""
+    """Contract-typed transactions from a pyfunc input frame; optional columns may be absent.
+    A ``status`` column is read by the contract's rule (``features.contract.apply_status``:
+    cancelled lines left out, returned lines refunds), as the batch and the API read it."""
     frame = model_input if isinstance(model_input, pl.DataFrame) else pl.from_pandas(model_input)
     columns = []
     for name, dtype in TRANSACTION_SCHEMA.items():
@@ -140,6 +143,11 @@ def transactions_frame(model_input: pd.DataFrame | pl.DataFrame) -> pl.DataFrame
             columns.append(pl.lit(1.0).alias(name))
         else:
             columns.append(pl.lit(None, dtype).alias(name))
+    if "status" in frame.columns:
+        from retain.features.contract import apply_status
+
+        typed = frame.select(*columns, pl.col("status").cast(pl.String))
+        return apply_status(typed)[0].drop("status")
     return frame.select(columns)
 
 

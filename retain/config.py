@@ -24,6 +24,12 @@ class Settings(BaseSettings):
     encoding: str | None = Field(None, description="File encoding when not UTF-8, e.g. cp1251")
     date_format: str | None = Field(None, description="strftime format of the ts column")
     drop_duplicates: bool = Field(False, description="Drop lines identical to an earlier one")
+    # Beside the defaults (features.contract.CANCELLED_STATUSES / RETURNED_STATUSES); the
+    # environment gives a JSON list: RETAIN_CANCELLED_STATUSES='["Аннулирован клиентом"]'.
+    cancelled_statuses: list[str] = Field(
+        default_factory=list, description="Status values of a cancelled line (left out)")
+    returned_statuses: list[str] = Field(
+        default_factory=list, description="Status values of a returned line (a refund)")
     # Side tables the served report (/ui/report) reads beside the transactions.
     customers: str | None = Field(None, description="Customers table: CSV, Excel, Parquet or database URL")
     contacts: str | None = Field(None, description="Contacts log: CSV, Excel, Parquet or database URL")
@@ -55,7 +61,8 @@ class Settings(BaseSettings):
 
 
 # Settings whose flag is not the field's name with dashes.
-FLAG_NAMES = {"column_map": "--map"}
+FLAG_NAMES = {"column_map": "--map", "cancelled_statuses": "--cancelled-status",
+              "returned_statuses": "--returned-status"}
 
 
 class SettingsError(ValueError):

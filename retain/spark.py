@@ -329,6 +329,8 @@ def _report_fields(report: LoadReport, positions: _Positions) -> dict[str, Any]:
         "header_lines": getattr(report, "header_lines", 0),
         "amount_from_price": getattr(report, "amount_from_price", False),
         "after_as_of": getattr(report, "after_as_of", 0),
+        "cancelled_lines": getattr(report, "cancelled_lines", 0),
+        "returned_lines": getattr(report, "returned_lines", 0),
         "after_as_of_first": getattr(report, "after_as_of_first", None),
         "after_as_of_last": getattr(report, "after_as_of_last", None),
     }
@@ -454,6 +456,8 @@ def _merge_reports(source: str, reports: list[dict[str, Any]], as_of: date | Non
         report.header_lines += part.get("header_lines", 0)
         report.amount_from_price |= bool(part.get("amount_from_price"))
         report.after_as_of += part.get("after_as_of", 0)
+        report.cancelled_lines += part.get("cancelled_lines", 0)
+        report.returned_lines += part.get("returned_lines", 0)
         if part.get("after_as_of_first"):
             firsts.append(date.fromisoformat(part["after_as_of_first"]))
             lasts.append(date.fromisoformat(part["after_as_of_last"]))

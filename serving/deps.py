@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from retain.config import Settings
 from retain.decisions.rules import Rules
+from retain.features.contract import ReadOptions
 from retain.features.redaction import mask_credentials
 from retain.models.pipeline import ScoringPipeline
 from retain.models.registry import (
@@ -183,6 +184,13 @@ class Service:
     holder: ModelHolder
     store: ScoreStore
     rules: Rules
+
+    @property
+    def statuses(self) -> ReadOptions:
+        """The status values the settings add (RETAIN_CANCELLED_STATUSES, ...), as the
+        batch reads them: /v1/score's lines get the batch's status rule."""
+        return ReadOptions(cancelled_statuses=tuple(self.settings.cancelled_statuses),
+                           returned_statuses=tuple(self.settings.returned_statuses))
 
 
 # async: a plain-def dependency would cost a threadpool hop on every request.

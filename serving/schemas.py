@@ -173,6 +173,12 @@ class TransactionIn(TypedDict):
         description="Units sold (a JSON number); missing: 1", examples=[2])]]
     channel: NotRequired[Annotated[Text | None, Field(
         description="Where the order was placed: web, app, store, ...", examples=["web"])]]
+    status: NotRequired[Annotated[Text | None, Field(
+        description="The order's status as the export writes it (case, spaces and ё do not "
+        "matter): a cancelled line (Отменён, cancelled, ...) is left out, a returned line "
+        "(Возврат, returned, refunded, ...) is a refund whatever the sign of its amount; any "
+        "other value or none is a sale, as `retain` reads a status column",
+        examples=["Доставлен"])]]
 
 
 # As the batch reads a customers table's consent columns: "E-mail" is email, "СМС" is sms.

@@ -70,6 +70,10 @@ class DataReport:
     # Customers with lines before the as-of date but no purchase (only orders netting to zero
     # or less: CDNOW's 70 zero-dollar buyers): no features, no scores.
     customers_without_purchase: int = 0
+    # Lines the status column marked (features.contract.apply_status): cancelled ones left
+    # out before anything here counts, returned ones read as refunds (negative lines).
+    cancelled_lines: int = 0
+    returned_lines: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -258,6 +262,8 @@ def data_report(transactions: pl.DataFrame, load_report: Any, as_of: date,
         median_days_between_orders=_median(counts.day_gaps),
         horizon_days=config.horizon_days,
         customers_without_purchase=max(counts.customers_seen - customers, 0),
+        cancelled_lines=int(getattr(load_report, "cancelled_lines", 0) or 0),
+        returned_lines=int(getattr(load_report, "returned_lines", 0) or 0),
     )
     _plan(report, config)
     return report
@@ -328,6 +334,9 @@ def report_lines(report: DataReport) -> list[tuple[str, str]]:
             if report.rejected else "")),
         ("duplicated lines (kept; --drop-duplicates drops them)", f"{report.duplicated_lines:,}"),
         ("ids written as floats (17850.0 -> 17850)", f"{report.float_ids_rewritten:,}"),
+        *([("cancelled lines (status; left out, not purchases)", f"{report.cancelled_lines:,}"),
+           ("returned lines (status; read as refunds)", f"{report.returned_lines:,}")]
+          if report.cancelled_lines or report.returned_lines else []),
         ("lines on or after the as-of date (not used)", f"{report.lines_after_as_of:,}" + (
             " ({} .. {})".format(*report.after_as_of_range) if report.after_as_of_range else "")),
         ("as of", str(report.as_of)),

@@ -10,6 +10,7 @@ import typer
 
 from retain.commands.common import (
     AsOfOpt,
+    CancelledStatusOpt,
     ContactsOpt,
     DateFormatOpt,
     DropDuplicatesOpt,
@@ -18,6 +19,7 @@ from retain.commands.common import (
     OnBadRowsOpt,
     QueryOpt,
     RejectsOpt,
+    ReturnedStatusOpt,
     RulesOpt,
     TransactionsOpt,
     example,
@@ -161,6 +163,8 @@ def cohorts(
     encoding: EncodingOpt = None,
     date_format: DateFormatOpt = None,
     drop_duplicates: DropDuplicatesOpt = None,
+    cancelled_status: CancelledStatusOpt = None,
+    returned_status: ReturnedStatusOpt = None,
 ) -> None:
     """Cohorts by first-purchase month or channel, with LTV/CAC.
 
@@ -175,7 +179,8 @@ def cohorts(
         raise fail(f"--by: expected month or channel, got {by!r}")
     config = transaction_settings(transactions, as_of, None, on_bad_rows, column_map, query,
                                   encoding=encoding, date_format=date_format,
-                                  drop_duplicates=drop_duplicates)
+                                  drop_duplicates=drop_duplicates,
+                                  cancelled_statuses=cancelled_status, returned_statuses=returned_status)
     day = config.as_of
     target = out or Path(f"cohorts-{by}-{day or 'latest'}.csv")
     rejects = rejects or target.with_name(target.stem + ".rejected.csv")
@@ -282,6 +287,8 @@ def report(
     encoding: EncodingOpt = None,
     date_format: DateFormatOpt = None,
     drop_duplicates: DropDuplicatesOpt = None,
+    cancelled_status: CancelledStatusOpt = None,
+    returned_status: ReturnedStatusOpt = None,
 ) -> None:
     """Write the one-file HTML report for marketers.
 
@@ -300,7 +307,8 @@ def report(
     if transactions or _env_transactions():
         config = transaction_settings(transactions, as_of, None, on_bad_rows, column_map, query,
                                       encoding=encoding, date_format=date_format,
-                                      drop_duplicates=drop_duplicates)
+                                      drop_duplicates=drop_duplicates,
+                                      cancelled_statuses=cancelled_status, returned_statuses=returned_status)
         rejects = rejects or out.with_name(out.stem + ".rejected.csv")
         tx, day, _ = load(config, rejects)
         table = load_side_table("customers", customers, config, rejects)

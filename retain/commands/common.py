@@ -96,6 +96,20 @@ DropDuplicatesOpt = Annotated[
                  "earlier one (default: keep and report them). Env: RETAIN_DROP_DUPLICATES.",
                  show_default=False),
 ]
+CancelledStatusOpt = Annotated[
+    list[str] | None,
+    typer.Option("--cancelled-status", metavar="<value>", help="A status column's value that "
+                 "marks a cancelled line, left out (repeatable), beside the defaults: "
+                 "Отменён, Отменен, Отмена, Аннулирован, cancelled, canceled, ... "
+                 "Env: RETAIN_CANCELLED_STATUSES as JSON.", show_default=False),
+]
+ReturnedStatusOpt = Annotated[
+    list[str] | None,
+    typer.Option("--returned-status", metavar="<value>", help="A status column's value that "
+                 "marks a returned line, read as a refund whatever its sign (repeatable), "
+                 "beside the defaults: Возврат, Возвращён, returned, refunded, ... "
+                 "Env: RETAIN_RETURNED_STATUSES as JSON.", show_default=False),
+]
 
 CustomersOpt = Annotated[
     str | None,
@@ -272,6 +286,8 @@ class TransactionSettings:
     encoding: str | None = None
     date_format: str | None = None
     drop_duplicates: bool = False
+    cancelled_statuses: list[str] = field(default_factory=list)
+    returned_statuses: list[str] = field(default_factory=list)
 
 
 # Every field of retain.config.Settings: an environment variable naming one of them (its
@@ -279,10 +295,14 @@ class TransactionSettings:
 # pydantic, which reads, checks and words its errors; tests/retain/test_cli.py keeps the list.
 SETTINGS_FIELDS = (
     "transactions", "query", "as_of", "horizon_days", "on_bad_rows", "column_map", "encoding",
-    "date_format", "drop_duplicates", "customers", "contacts", "costs", "rules", "lang",
+    "date_format", "drop_duplicates", "cancelled_statuses", "returned_statuses", "customers", "contacts", "costs", "rules", "lang",
     "api_keys", "allow_no_auth", "store_url", "model_alias", "reload_interval",
     "max_request_bytes", "load_retry_interval", "max_header_bytes",
 )
+
+
+def _texts(value: object) -> bool:
+    return type(value) is list and all(type(v) is str for v in value)
 
 
 def _plain_settings(flags: dict[str, object]) -> TransactionSettings | None:
@@ -303,12 +323,16 @@ def _plain_settings(flags: dict[str, object]) -> TransactionSettings | None:
         "column_map": lambda v: type(v) is dict and all(
             type(k) is str and type(x) is str for k, x in v.items()),
         "drop_duplicates": lambda v: type(v) is bool,
+        "cancelled_statuses": _texts, "returned_statuses": _texts,
     }
     given = {name: value for name, value in flags.items() if value is not None}
     if not all(name in plain and plain[name](value) for name, value in given.items()):
         return None
     if "column_map" in given:
         given["column_map"] = dict(given["column_map"])  # type: ignore[call-overload]
+    for name in ("cancelled_statuses", "returned_statuses"):
+        if name in given:
+            given[name] = list(given[name])  # type: ignore[call-overload]
     return TransactionSettings(**given)  # type: ignore[arg-type]
 
 
@@ -316,7 +340,9 @@ def transaction_settings(transactions: str | None, as_of: str | None, horizon_da
                          on_bad_rows: str | None, column_map: list[str] | None,
                          query: str | None, *, encoding: str | None = None,
                          date_format: str | None = None,
-                         drop_duplicates: bool | None = None) -> TransactionSettings:
+                         drop_duplicates: bool | None = None,
+                         cancelled_statuses: list[str] | None = None,
+                         returned_statuses: list[str] | None = None) -> TransactionSettings:
     """Flags over ``RETAIN_*`` environment variables, with the error a user can act on."""
     from retain.features.contract import DataError, parse_column_map
 
@@ -325,7 +351,10 @@ def transaction_settings(transactions: str | None, as_of: str | None, horizon_da
                  "horizon_days": horizon_days, "on_bad_rows": on_bad_rows,
                  "column_map": parse_column_map(column_map) or None, "query": query,
                  "encoding": encoding, "date_format": date_format,
-                 "drop_duplicates": drop_duplicates}
+                 "drop_duplicates": drop_duplicates,
+                 # Not given is None (typer's default), not [] (which would hide the env's).
+                 "cancelled_statuses": cancelled_statuses or None,
+                 "returned_statuses": returned_statuses or None}
         config = _plain_settings(flags)
         if config is None:
             from retain.config import settings
@@ -345,7 +374,9 @@ def read_options(config: TransactionSettings) -> ReadOptions:
 
     # An empty value (as MLproject passes an unset parameter) is not given.
     return ReadOptions(encoding=config.encoding or None, date_format=config.date_format or None,
-                       drop_duplicates=config.drop_duplicates)
+                       drop_duplicates=config.drop_duplicates,
+                       cancelled_statuses=tuple(config.cancelled_statuses),
+                       returned_statuses=tuple(config.returned_statuses))
 
 
 def load(config: TransactionSettings, rejects: Path, horizon_days: int | None = None, *,

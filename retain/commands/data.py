@@ -9,6 +9,7 @@ import typer
 
 from retain.commands.common import (
     AsOfOpt,
+    CancelledStatusOpt,
     DateFormatOpt,
     DropDuplicatesOpt,
     EncodingOpt,
@@ -16,6 +17,7 @@ from retain.commands.common import (
     OnBadRowsOpt,
     QueryOpt,
     RejectsOpt,
+    ReturnedStatusOpt,
     TransactionsOpt,
     check_output_type,
     encoded,
@@ -106,6 +108,8 @@ def features(
     encoding: EncodingOpt = None,
     date_format: DateFormatOpt = None,
     drop_duplicates: DropDuplicatesOpt = None,
+    cancelled_status: CancelledStatusOpt = None,
+    returned_status: ReturnedStatusOpt = None,
     engine: EngineOpt = "local",
     spark_master: SparkMasterOpt = None,
     partitions: PartitionsOpt = 8,
@@ -118,7 +122,8 @@ def features(
 
     config = transaction_settings(transactions, as_of, horizon_days, on_bad_rows, column_map, query,
                                   encoding=encoding, date_format=date_format,
-                                  drop_duplicates=drop_duplicates)
+                                  drop_duplicates=drop_duplicates,
+                                  cancelled_statuses=cancelled_status, returned_statuses=returned_status)
     write_products = products_out is None or str(products_out).lower() != "none"
     rejects = rejects or out.with_name(out.stem + ".rejected.csv")
     if engine == "spark":

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from retain.commands.common import (
+    CancelledStatusOpt,
     ChannelsRejectsOpt,
     DateFormatOpt,
     DropDuplicatesOpt,
@@ -17,6 +18,7 @@ from retain.commands.common import (
     MeasuredContactsOpt,
     OnBadRowsOpt,
     QueryOpt,
+    ReturnedStatusOpt,
     RulesOpt,
     TransactionsOpt,
     example,
@@ -177,6 +179,8 @@ def effect(
     encoding: EncodingOpt = None,
     date_format: DateFormatOpt = None,
     drop_duplicates: DropDuplicatesOpt = None,
+    cancelled_status: CancelledStatusOpt = None,
+    returned_status: ReturnedStatusOpt = None,
 ) -> None:
     """Measure what the messages earned against the control group.
 
@@ -203,7 +207,8 @@ def effect(
         raise fail(f"--split: expected goal, channel or segment, got {split!r}")
     decision_rules, tx, log = measured_inputs(
         "effect", end, transactions, contacts, out, rules, rejects, on_bad_rows, column_map,
-        query, encoding=encoding, date_format=date_format, drop_duplicates=drop_duplicates)
+        query, encoding=encoding, date_format=date_format, drop_duplicates=drop_duplicates,
+        cancelled_statuses=cancelled_status, returned_statuses=returned_status)
     assignments = None
     if split in ("goal", "segment"):
         from retain.analytics.effect import period_bounds
@@ -344,6 +349,8 @@ def channels(
     encoding: EncodingOpt = None,
     date_format: DateFormatOpt = None,
     drop_duplicates: DropDuplicatesOpt = None,
+    cancelled_status: CancelledStatusOpt = None,
+    returned_status: ReturnedStatusOpt = None,
 ) -> None:
     """Each channel per month or quarter, and the next split.
 
@@ -361,7 +368,8 @@ def channels(
     start, end = measured_span(date_from, date_to, by, example="--from 2025-07-01 --to 2026-07-01")
     decision_rules, tx, log = measured_inputs(
         "channels", end, transactions, contacts, out, rules, rejects, on_bad_rows, column_map,
-        query, encoding=encoding, date_format=date_format, drop_duplicates=drop_duplicates)
+        query, encoding=encoding, date_format=date_format, drop_duplicates=drop_duplicates,
+        cancelled_statuses=cancelled_status, returned_statuses=returned_status)
     assert log is not None
     import polars as pl
 

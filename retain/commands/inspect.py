@@ -9,6 +9,7 @@ import typer
 
 from retain.commands.common import (
     AsOfOpt,
+    CancelledStatusOpt,
     DateFormatOpt,
     DropDuplicatesOpt,
     EncodingOpt,
@@ -16,6 +17,7 @@ from retain.commands.common import (
     OnBadRowsOpt,
     QueryOpt,
     RejectsHereOpt,
+    ReturnedStatusOpt,
     TransactionsOpt,
     example,
     load,
@@ -47,6 +49,8 @@ def inspect(
     encoding: EncodingOpt = None,
     date_format: DateFormatOpt = None,
     drop_duplicates: DropDuplicatesOpt = None,
+    cancelled_status: CancelledStatusOpt = None,
+    returned_status: ReturnedStatusOpt = None,
 ) -> None:
     """Know your data first: what training will see and do.
 
@@ -60,7 +64,8 @@ def inspect(
 
     config = transaction_settings(transactions, as_of, horizon_days, on_bad_rows, column_map, query,
                                   encoding=encoding, date_format=date_format,
-                                  drop_duplicates=drop_duplicates)
+                                  drop_duplicates=drop_duplicates,
+                                  cancelled_statuses=cancelled_status, returned_statuses=returned_status)
     tx, cutoff, loaded_report = load(config, rejects or Path("rejected.csv"))
     report = data_report(tx, loaded_report, cutoff, TrainConfig(horizon_days=config.horizon_days))
     table = Table(title=f"Data report as of {cutoff}", show_header=False)

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from retain.commands.common import (
+    CancelledStatusOpt,
     DateFormatOpt,
     DropDuplicatesOpt,
     EncodingOpt,
@@ -15,6 +16,7 @@ from retain.commands.common import (
     OnBadRowsOpt,
     QueryOpt,
     RejectsHereOpt,
+    ReturnedStatusOpt,
     TransactionsOpt,
     example,
     fail,
@@ -81,6 +83,8 @@ def calibration(
     encoding: EncodingOpt = None,
     date_format: DateFormatOpt = None,
     drop_duplicates: DropDuplicatesOpt = None,
+    cancelled_status: CancelledStatusOpt = None,
+    returned_status: ReturnedStatusOpt = None,
 ) -> None:
     """Compare past score runs with what then happened.
 
@@ -96,7 +100,8 @@ def calibration(
 
     config = transaction_settings(transactions, None, None, on_bad_rows, column_map, query,
                                   encoding=encoding, date_format=date_format,
-                                  drop_duplicates=drop_duplicates)
+                                  drop_duplicates=drop_duplicates,
+                                  cancelled_statuses=cancelled_status, returned_statuses=returned_status)
     tx, _, _ = load(config, rejects or Path("rejected.csv"))
     with _open_store(store_url, must_exist=False) as store:
         with step("Comparing past runs with what then happened"):

@@ -9,6 +9,7 @@ import typer
 
 from retain.commands.common import (
     AsOfOpt,
+    CancelledStatusOpt,
     ContactsOpt,
     CustomersOpt,
     DateFormatOpt,
@@ -20,6 +21,7 @@ from retain.commands.common import (
     QueryOpt,
     RejectsHereOpt,
     RejectsOpt,
+    ReturnedStatusOpt,
     RulesOpt,
     TransactionsOpt,
     example,
@@ -144,6 +146,8 @@ def train(
     encoding: EncodingOpt = None,
     date_format: DateFormatOpt = None,
     drop_duplicates: DropDuplicatesOpt = None,
+    cancelled_status: CancelledStatusOpt = None,
+    returned_status: ReturnedStatusOpt = None,
     engine: EngineOpt = "local",
     spark_master: SparkMasterOpt = None,
     partitions: PartitionsOpt = 8,
@@ -162,7 +166,8 @@ def train(
 
     config = transaction_settings(transactions, as_of, horizon_days, on_bad_rows, column_map, query,
                                   encoding=encoding, date_format=date_format,
-                                  drop_duplicates=drop_duplicates)
+                                  drop_duplicates=drop_duplicates,
+                                  cancelled_statuses=cancelled_status, returned_statuses=returned_status)
     decision_rules = rules_or_fail(settings(rules=rules).rules)
     registry_or_fail()
     clock = StepClock()
@@ -263,6 +268,8 @@ def evaluate(
     encoding: EncodingOpt = None,
     date_format: DateFormatOpt = None,
     drop_duplicates: DropDuplicatesOpt = None,
+    cancelled_status: CancelledStatusOpt = None,
+    returned_status: ReturnedStatusOpt = None,
     out: Annotated[
         Path | None, typer.Option("--out", help="Also write the metrics, the comparison with "
                                   "the best baseline per task and the model's choices as JSON.")
@@ -284,7 +291,8 @@ def evaluate(
 
     config = transaction_settings(transactions, as_of, None, on_bad_rows, column_map, query,
                                   encoding=encoding, date_format=date_format,
-                                  drop_duplicates=drop_duplicates)
+                                  drop_duplicates=drop_duplicates,
+                                  cancelled_statuses=cancelled_status, returned_statuses=returned_status)
     if config.as_of is None:
         raise fail("--as-of is required: the horizon after it is what the model is judged on")
     registered = registered_model(model_version)
@@ -340,6 +348,8 @@ def score(
     encoding: EncodingOpt = None,
     date_format: DateFormatOpt = None,
     drop_duplicates: DropDuplicatesOpt = None,
+    cancelled_status: CancelledStatusOpt = None,
+    returned_status: ReturnedStatusOpt = None,
     engine: EngineOpt = "local",
     spark_master: SparkMasterOpt = None,
     partitions: PartitionsOpt = 8,
@@ -368,7 +378,8 @@ def score(
 
     config = transaction_settings(transactions, as_of, None, on_bad_rows, column_map, query,
                                   encoding=encoding, date_format=date_format,
-                                  drop_duplicates=drop_duplicates)
+                                  drop_duplicates=drop_duplicates,
+                                  cancelled_statuses=cancelled_status, returned_statuses=returned_status)
     try:
         options = settings(store_url=store_url, rules=rules, lang=lang)
         store = ScoreStore(options.store_url)

@@ -75,7 +75,10 @@ def _read_transactions(config: Settings, as_of: date | None):
         config.transactions, as_of=as_of, column_map=config.column_map, on_bad_rows="skip",
         query=config.query, options=ReadOptions(encoding=config.encoding or None,
                                                 date_format=config.date_format or None,
-                                                drop_duplicates=config.drop_duplicates)).frame
+                                                drop_duplicates=config.drop_duplicates,
+                                                cancelled_statuses=tuple(config.cancelled_statuses),
+                                                returned_statuses=tuple(config.returned_statuses),
+                                                )).frame
 
 
 def _data_span(request: Request, config: Settings) -> tuple[date, date] | None:

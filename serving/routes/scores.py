@@ -43,7 +43,7 @@ from fastapi.routing import APIRoute
 from pydantic import TypeAdapter, ValidationError
 
 from retain.decisions.decide import DECISION_COLUMNS, score_and_decide
-from retain.features.contract import normalize_customer_id
+from retain.features.contract import ReadOptions, apply_status, normalize_customer_id
 from retain.features.orders import midnight
 from retain.features.segments import bool_column, float_column, int_column, string_column
 from retain.features.segments import frame as frame_of
@@ -89,9 +89,11 @@ def _problem(loc: tuple[str | int, ...], kind: str, message: str) -> dict[str, A
     return {"type": kind, "loc": ("body", *loc), "msg": message, "input": None}
 
 
-def transactions_frame(request: ScoreRequest) -> pl.DataFrame:
+def transactions_frame(request: ScoreRequest, statuses: ReadOptions | None = None) -> pl.DataFrame:
     """Every customer's transactions as ONE contract-typed frame, or a RequestValidationError
-    naming each offending field (see module doc)."""
+    naming each offending field (see module doc). A line's ``status`` is read by the batch's
+    rule (``features.contract.apply_status``; ``statuses``: the values the service's settings
+    add): a cancelled line is left out, a returned one is a refund."""
     problems: list[dict[str, Any]] = []
     first_seen: dict[str, int] = {}
     for i, customer in enumerate(request.customers):
@@ -103,19 +105,25 @@ def transactions_frame(request: ScoreRequest) -> pl.DataFrame:
     # one-customer requests most clients send.
     cutoff = midnight(request.as_of)
     lines = [(c.customer_id, tx.get("order_id"), tx["ts"], tx["amount"], tx.get("product_id"),
-              tx.get("quantity"), tx.get("channel"))
+              tx.get("quantity"), tx.get("channel"), tx.get("status"))
              for c in request.customers for tx in c.transactions if tx["ts"] < cutoff]
     if problems:
         raise RequestValidationError(problems)
     # As the batch loader: a missing order id makes the line its own order, quantity
     # defaults to 1.
     rows = [(customer_id, order_id or f"#row{row}", ts, amount, product_id,
-             1.0 if quantity is None else quantity, channel)
-            for row, (customer_id, order_id, ts, amount, product_id, quantity, channel)
+             1.0 if quantity is None else quantity, channel, status)
+            for row, (customer_id, order_id, ts, amount, product_id, quantity, channel, status)
             in enumerate(lines)]
     if not rows:
         return pl.DataFrame(schema=TRANSACTION_SCHEMA)
-    columns = dict(zip(TRANSACTION_SCHEMA, zip(*rows, strict=True), strict=True))
+    *values, status = zip(*rows, strict=True)
+    columns = dict(zip(TRANSACTION_SCHEMA, values, strict=True))
+    if status.count(None) != len(status):
+        # Rare (most CRMs send sales only): the one rule, on a frame with the status.
+        with_status = pl.DataFrame({**columns, "status": status},
+                                   schema={**TRANSACTION_SCHEMA, "status": pl.String})
+        return apply_status(with_status, statuses)[0].drop("status")
     if len(rows) <= _DIRECT_MAX_LINES:
         return _direct_frame(columns)
     return pl.DataFrame(columns, schema=TRANSACTION_SCHEMA)
@@ -437,7 +445,7 @@ def is_small_request(body: ScoreRequest) -> bool:
 
 def score_now(body: ScoreRequest, request: Request, svc: Service, decisions: bool) -> Response:
     served = svc.holder.require()
-    frame = transactions_frame(body)
+    frame = transactions_frame(body, svc.statuses)
     started = time.perf_counter()
     if decisions:
         scored = score_and_decide(

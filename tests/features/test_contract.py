@@ -8,6 +8,8 @@ import polars as pl
 import pytest
 
 from retain.features.contract import (
+    CANCELLED_STATUSES,
+    RETURNED_STATUSES,
     DataError,
     ReadOptions,
     channel_name,
@@ -15,8 +17,11 @@ from retain.features.contract import (
     load_customers,
     load_transactions,
     parse_column_map,
+    status_key,
+    status_kind,
     table_map,
 )
+from retain.features.customers import customer_features
 
 HEADER = "customer_id,order_id,ts,amount,product_id\n"
 
@@ -457,3 +462,98 @@ def test_ids_of_few_distinct_values_are_stripped_on_a_large_file(tmp_path, space
     expected = frame[column].str.strip_chars()
     assert loaded[column].to_list() == expected.to_list()
     assert loaded["customer_id"].to_list() == frame["customer_id"].to_list()
+
+
+# -- order status ------------------------------------------------------------------------------
+
+OZON_MAP = {"customer_id": "Покупатель", "order_id": "Номер заказа", "ts": "Дата",
+            "amount": "Сумма", "quantity": "Количество", "product_id": "Артикул",
+            "status": "Статус"}
+OZON_HEADER = "Покупатель;Номер заказа;Дата;Сумма;Количество;Артикул;Статус\n"
+OZON_SALES = [
+    "A;1001;01.02.2026;1 200,50;1;SKU1;Доставлен",
+    "A;1002;03.03.2026;800;2;SKU2;Доставлен",
+    "B;1004;10.03.2026;300;1;SKU1;Доставлен",
+    "B;1005;20.04.2026;450;1;SKU3;доставлен",
+    "C;1007;02.05.2026;99;1;SKU2;Доставлен",
+]
+OZON_CANCELLED = [
+    "A;1003;15.03.2026;5 000;1;SKU9;Отменён",
+    "B;1006;25.04.2026;700;3;SKU1; ОТМЕНЕН ",  # case, spaces and е for ё do not matter
+    "D;1008;05.05.2026;120;1;SKU2;Отменен",  # a customer who only cancelled
+]
+
+
+def test_cancelled_lines_of_an_ozon_export_are_as_if_never_in_the_file(tmp_path):
+    full = write(tmp_path, OZON_HEADER + "\n".join(OZON_SALES[:2] + OZON_CANCELLED[:1]
+                                                  + OZON_SALES[2:] + OZON_CANCELLED[1:]) + "\n")
+    sales = write(tmp_path, OZON_HEADER + "\n".join(OZON_SALES) + "\n", name="sales.csv")
+    with_cancelled = load_transactions(full, column_map=OZON_MAP)
+    without = load_transactions(sales, column_map=OZON_MAP)
+    as_of = date(2026, 6, 1)
+    got = customer_features(with_cancelled.frame.drop("_row"), as_of)
+    assert got.equals(customer_features(without.frame.drop("_row"), as_of))
+    assert got["customer_id"].to_list() == ["A", "B", "C"]  # D only cancelled: no purchase
+    assert got.filter(pl.col("customer_id") == "A")["revenue"].item() == 2000.5
+    report = with_cancelled.report
+    assert report.cancelled_lines == 3 and report.returned_lines == 0
+    assert report.rows_read == 8 and report.rows_kept == 5 and report.rows_rejected == 0
+    notes = [n for n in report.notes() if "cancelled" in n]
+    assert notes == [("3 cancelled lines (status column) left out: a cancelled order is no "
+                     "purchase and no revenue (--cancelled-status adds values)")]
+    assert "SKU" not in notes[0] and "5 000" not in notes[0]  # counts only
+
+
+def test_a_wildberries_return_with_a_positive_amount_is_a_refund_like_a_negative_line(tmp_path):
+    header = "customer_id,order_id,ts,amount,quantity,status\n"
+    sale = "W1,s1,2026-03-01,1000,2,Продажа\nW1,s2,2026-04-01,400,1,Продажа\n"
+    # Wildberries writes the return of one of the two units as a positive line.
+    wb = write(tmp_path, header + sale + "W1,s1,2026-03-05,500,1,Возврат\n", name="wb.csv")
+    negative = write(tmp_path, header + sale + "W1,s1,2026-03-05,-500,-1,\n", name="neg.csv")
+    as_of = date(2026, 6, 1)
+    returned = load_transactions(wb)
+    assert returned.frame["amount"].to_list() == [1000.0, 400.0, -500.0]
+    assert returned.frame["quantity"].to_list() == [2.0, 1.0, -1.0]
+    got = customer_features(returned.frame.drop("_row"), as_of)
+    assert got.equals(customer_features(load_transactions(negative).frame.drop("_row"), as_of))
+    assert got["revenue"].item() == 900.0 and got["orders"].item() == 2
+    # A return written negative stays negative: the sign is the status's, not flipped twice.
+    twice = write(tmp_path, header + sale + "W1,s1,2026-03-05,-500,-1,returned\n", name="t.csv")
+    assert load_transactions(twice).frame["amount"].to_list() == [1000.0, 400.0, -500.0]
+    assert returned.report.returned_lines == 1 and returned.report.cancelled_lines == 0
+    assert any(n.startswith("1 returned lines (status column) read as refunds")
+               for n in returned.report.notes())
+
+
+def test_status_values_a_user_adds_extend_the_defaults(tmp_path):
+    header = "customer_id,order_id,ts,amount,status\n"
+    path = write(tmp_path, header + "A,1,2026-03-01,100,Выполнен\nA,2,2026-03-02,50,Не выкуплен\n"
+                 "A,3,2026-03-03,70,Отменён\nA,4,2026-03-04,30,Возврат средств\n")
+    plain = load_transactions(path)
+    assert plain.frame["order_id"].to_list() == ["1", "2", "4"]  # unknown values: sales
+    assert plain.frame["amount"].to_list() == [100.0, 50.0, 30.0]
+    options = ReadOptions(cancelled_statuses=("НЕ ВЫКУПЛЕН",), returned_statuses=("возврат средств",))
+    extended = load_transactions(path, options=options)
+    assert extended.frame["order_id"].to_list() == ["1", "4"]  # the default Отменён still holds
+    assert extended.frame["amount"].to_list() == [100.0, -30.0]
+    assert (extended.report.cancelled_lines, extended.report.returned_lines) == (2, 1)
+
+
+def test_the_status_rule_and_its_default_lists():
+    for text in ("Отменён", "отменен", " Cancelled ", "CANCELED", "Аннулирован"):
+        assert status_kind(text) == "cancelled", text
+    for text in ("Возврат", "Возвращён", "returned", "Refunded", "return"):
+        assert status_kind(text) == "returned", text
+    for text in ("Доставлен", "Продажа", "completed", "", None, "Частичный возврат"):
+        assert status_kind(text) == "sale", text
+    # The lists are written as status_key writes them, so each of their values matches.
+    assert all(status_key(v) == v for v in CANCELLED_STATUSES + RETURNED_STATUSES)
+    assert not set(CANCELLED_STATUSES) & set(RETURNED_STATUSES)
+    # A shop's own values come first: it may call a default spelling the other kind.
+    assert status_kind("Возврат", ReadOptions(cancelled_statuses=("возврат",))) == "cancelled"
+
+
+def test_a_file_whose_every_line_is_cancelled_is_one_error(tmp_path):
+    path = write(tmp_path, "customer_id,ts,amount,status\nA,2026-03-01,10,Отменён\n")
+    with pytest.raises(DataError, match="every line in the window is cancelled"):
+        load_transactions(path)

@@ -10,7 +10,14 @@ import types
 import pytest
 
 from retain.models.pipeline import PIPELINE_FORMAT, ScoringPipeline
-from retain.models.pyfunc import CODE_PACKAGES, code_paths, load_pipeline, save_pipeline
+from retain.models.pyfunc import (
+    CODE_PACKAGES,
+    code_paths,
+    input_schema,
+    load_pipeline,
+    save_pipeline,
+    transactions_frame,
+)
 
 
 def _bare_pipeline(format_version: int) -> ScoringPipeline:
@@ -57,3 +64,21 @@ def test_the_model_carries_retain_code_under_its_one_name(tmp_path):
                             timeout=120, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().startswith(package)
+
+
+def test_a_status_column_in_the_models_input_is_read_by_the_contracts_rule():
+    import pandas as pd
+    import polars as pl
+
+    given = pd.DataFrame({
+        "customer_id": ["A", "A", "A", "B"], "order_id": ["1", "2", "1", "3"],
+        "ts": pd.to_datetime(["2026-01-01", "2026-01-05", "2026-01-09", "2026-02-01"]),
+        "amount": [100.0, 900.0, 40.0, 20.0], "status": ["Доставлен", "Отменён", "Возврат", None]})
+    frame = transactions_frame(given)
+    assert frame.columns == transactions_frame(given.drop(columns="status")).columns
+    assert frame["order_id"].to_list() == ["1", "1", "3"]
+    assert frame["amount"].to_list() == [100.0, -40.0, 20.0]
+    assert frame["quantity"].to_list() == [1.0, -1.0, 1.0]
+    assert frame.schema["ts"] == pl.Datetime("us")
+    assert "status" in input_schema().input_names()
+    assert "status" not in input_schema().required_input_names()

@@ -109,12 +109,13 @@ def test_plain_settings_equal_pydantics(monkeypatch):
             monkeypatch.delenv(key)
     flags = {"transactions": "tx.parquet", "as_of": "2024-04-01", "horizon_days": 60,
              "on_bad_rows": "skip", "column_map": ["customer_id=client"], "query": None,
-             "encoding": "cp1251", "date_format": "%d.%m.%Y", "drop_duplicates": True}
+             "encoding": "cp1251", "date_format": "%d.%m.%Y", "drop_duplicates": True,
+             "cancelled_statuses": ["Не выкуплен"], "returned_statuses": None}
     plain = transaction_settings(**flags)
     assert plain == TransactionSettings(
         transactions="tx.parquet", as_of=date(2024, 4, 1), horizon_days=60, on_bad_rows="skip",
         column_map={"customer_id": "client"}, encoding="cp1251", date_format="%d.%m.%Y",
-        drop_duplicates=True)
+        drop_duplicates=True, cancelled_statuses=["Не выкуплен"])
     # A RETAIN_ variable of any Settings field sends them through pydantic: same result.
     monkeypatch.setenv("RETAIN_LANG", "ru")
     assert transaction_settings(**flags) == plain

@@ -217,6 +217,37 @@ def test_customers_without_a_purchase_are_counted_never_dropped_silently(tmp_pat
                             date(2024, 6, 1), "scores") == 0
 
 
+def test_a_status_column_through_features_with_values_from_flags_and_environment(
+        tmp_path, monkeypatch):
+    """An Ozon-like export: --map status=Статус, the defaults leave Отменён out and read
+    Возврат as a refund; --cancelled-status (or RETAIN_CANCELLED_STATUSES) adds a value."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "200")
+    path = tmp_path / "ozon.csv"
+    path.write_text("Покупатель;Заказ;Дата;Сумма;Статус\n"
+                    "A;1;01.02.2026;100;Доставлен\nA;2;01.03.2026;60;Доставлен\n"
+                    "A;3;05.03.2026;500;Отменён\nA;2;06.03.2026;60;Возврат\n"
+                    "A;4;01.04.2026;40;Не выкуплен\n", encoding="utf-8")
+    columns = ["--map", "customer_id=Покупатель", "--map", "order_id=Заказ", "--map", "ts=Дата",
+               "--map", "amount=Сумма", "--map", "status=Статус"]
+    common = ["features", "--transactions", str(path), *columns, "--as-of", "2026-06-01",
+              "--products-out", "none"]
+    built = invoke(*common, "--out", "plain.csv")
+    output = " ".join(built.output.split())
+    assert "1 cancelled lines (status column) left out" in output
+    assert "1 returned lines (status column) read as refunds" in output
+    plain = pl.read_csv(tmp_path / "plain.csv").row(0, named=True)
+    # Orders 1 and 4 are purchases, order 2 nets to zero, order 3 never happened.
+    assert (plain["orders"], plain["revenue"]) == (2, 140.0)
+    extended = invoke(*common, "--cancelled-status", "не выкуплен", "--out", "ext.csv")
+    assert "2 cancelled lines" in " ".join(extended.output.split())
+    assert pl.read_csv(tmp_path / "ext.csv").row(0, named=True)["revenue"] == 100.0
+    monkeypatch.setenv("RETAIN_CANCELLED_STATUSES", '["Не выкуплен"]')
+    from_env = invoke(*common, "--out", "env.csv")
+    assert "2 cancelled lines" in " ".join(from_env.output.split())
+    assert pl.read_csv(tmp_path / "env.csv").equals(pl.read_csv(tmp_path / "ext.csv"))
+
+
 def test_score_summary_calls_btyd_a_fallback_only_when_it_is_one(capsys):
     """A churn score the backtest chose (a tie with LightGBM) is no fallback: saying so after
     `retain train` fitted LightGBM would read as a failure."""

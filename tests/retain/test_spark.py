@@ -385,6 +385,31 @@ def test_train_on_spark_logs_the_engine_and_backtests_as_the_local_engine(env):
     assert backtest and {k: on_spark.metrics[k] for k in backtest} == backtest
 
 
+STATUS_LINES = (  # an Ozon-like export: sales, cancellations, a return written positive
+    "Покупатель,Заказ,Дата,Сумма,Статус\n"
+    + "".join(f"K{c},{c}-{o},2026-0{1 + o}-1{c % 10},{100 + 10 * c + o},Доставлен\n"
+              for c in range(12) for o in range(4))
+    + "".join(f"K{c},{c}-9,2026-03-2{c % 10},777,Отменён\n" for c in range(0, 12, 2))
+    + "".join(f"K{c},{c}-1,2026-04-2{c % 10},50,ВОЗВРАТ\n" for c in range(0, 12, 3))
+    + "K5,5-8,2026-05-05,40,Не выкуплен\n"
+)
+STATUS_MAP = ["--map", "customer_id=Покупатель", "--map", "order_id=Заказ", "--map", "ts=Дата",
+              "--map", "amount=Сумма", "--map", "status=Статус"]
+
+
+def test_a_status_column_on_spark_gives_the_local_features_and_notes(env):
+    (env / "status.csv").write_text(STATUS_LINES, encoding="utf-8")
+    pl.read_csv(env / "status.csv", infer_schema=False).write_parquet("status.parquet")
+    args = ["--transactions", "status.parquet", "--as-of", AS_OF, *STATUS_MAP,
+            "--cancelled-status", "не выкуплен", "--products-out", "none"]
+    local = invoke("features", *args, "--out", "status_local.parquet")
+    spark = invoke("features", *args, "--out", "status_spark.parquet", *SPARK)
+    assert_same(pl.read_parquet("status_local.parquet"), parts(env / "status_spark.parquet"))
+    assert notes(spark.output) == notes(local.output)
+    said = " ".join(notes(local.output))
+    assert "7 cancelled lines" in said and "4 returned lines" in said
+
+
 def test_validate_transactions_in_memory_equals_the_loader_on_the_file(tmp_path):
     """What each Spark bucket runs: the contract's loader on an Arrow batch instead of a file,
     with the same rows kept, the same normalisation and report, the same rejects and errors."""

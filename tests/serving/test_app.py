@@ -489,6 +489,57 @@ def test_consents_named_as_a_crm_spells_the_channel_choose_the_same_channel(clie
     assert client.post("/v1/score", json=spelled, headers=SCORE).json()["scores"] == first
 
 
+STATUS_LINES = [  # (order_id, ts, amount, quantity, status): an Ozon and a Wildberries mix
+    ("1", "2026-02-01T10:00:00", 120.0, 1.0, "Доставлен"),
+    ("2", "2026-03-01T10:00:00", 80.0, 2.0, None),
+    ("3", "2026-03-10T10:00:00", 900.0, 1.0, " Отменён "),
+    ("2", "2026-03-12T10:00:00", 40.0, 1.0, "Возврат"),  # written positive, as WB writes it
+    ("4", "2026-04-20T10:00:00", 60.0, 1.0, "Продажа"),
+    ("5", "2026-05-02T10:00:00", 35.0, 1.0, "Не выкуплен"),
+]
+
+
+def status_body(lines, as_of) -> dict:
+    return {"as_of": as_of, "customers": [{"customer_id": "S-1", "transactions": [
+        {"ts": ts, "amount": amount, "order_id": order, "quantity": quantity,
+         **({"status": status} if status is not None else {})}
+        for order, ts, amount, quantity, status in lines]}]}
+
+
+def test_a_status_per_line_is_read_by_the_batchs_rule(client, shop, settings, tracking,
+                                                        tmp_path):
+    from retain.features.contract import ReadOptions, load_transactions
+    from retain.serving.routes.scores import transactions_frame
+    from retain.serving.schemas import ScoreRequest
+
+    as_of = shop.as_of.isoformat()
+    # The same lines as the batch reads them from a status column, and as the API frames them.
+    path = tmp_path / "status.csv"
+    pl.DataFrame(STATUS_LINES, schema=["order_id", "ts", "amount", "quantity", "status"],
+                 orient="row").with_columns(customer_id=pl.lit("S-1")).write_csv(path)
+    for options in (None, ReadOptions(cancelled_statuses=("не выкуплен",))):
+        batch = load_transactions(path, options=options).frame.drop("_row")
+        api = transactions_frame(ScoreRequest.model_validate(status_body(STATUS_LINES, as_of)),
+                                 options)
+        assert api.equals(batch)
+    assert batch["order_id"].to_list() == ["1", "2", "2", "4"]
+    assert batch["amount"].to_list() == [120.0, 80.0, -40.0, 60.0]
+    # Scored as the lines a CRM would send with the status already applied.
+    applied = [(o, ts, -a if s == "Возврат" else a, -q if s == "Возврат" else q, None)
+               for o, ts, a, q, s in STATUS_LINES if s not in (" Отменён ",)]
+    with_status = client.post("/v1/score", json=status_body(STATUS_LINES, as_of), headers=SCORE)
+    assert with_status.status_code == 200, with_status.text
+    plain = client.post("/v1/score", json=status_body(applied, as_of), headers=SCORE).json()
+    assert with_status.json()["scores"] == plain["scores"]
+    # The service's settings add values, as --cancelled-status does for the batch.
+    with served_app(settings, cancelled_statuses=["Не выкуплен"]) as extended:
+        scored = extended.post("/v1/score", json=status_body(STATUS_LINES, as_of),
+                               headers=SCORE).json()["scores"]
+    without_it = client.post("/v1/score", json=status_body(applied[:-1], as_of),
+                             headers=SCORE).json()["scores"]
+    assert scored == without_it != plain["scores"]
+
+
 def test_errors_in_a_large_request_name_their_customer(client):
     body = {"as_of": "2026-07-01", "customers": [
         {"customer_id": f"C{i}", "transactions": [{"ts": "2026-05-01", "amount": 10.0}]}

@@ -124,3 +124,24 @@ def test_customers_without_a_purchase_are_counted_and_add_up_across_batches():
     assert HistoryCounts.merge(halves).customers_seen == HistoryCounts.of(tx, as_of).customers_seen == 4
     assert "customers without one (orders netting to zero or less; not scored)" not in dict(
         report_lines(data_report(_long_shop(50, repeat=True), None, date(2026, 2, 10))))
+
+
+def test_lines_a_status_column_marked_are_counted_never_their_ids_or_amounts(tmp_path):
+    from retain.features.contract import load_transactions
+
+    path = tmp_path / "ozon.csv"
+    path.write_text("customer_id,order_id,ts,amount,status\n"
+                    "a,1,2026-01-05,100,Доставлен\na,2,2026-02-05,60,Доставлен\n"
+                    "a,3,2026-02-07,900,Отменён\nb,4,2026-02-09,40,Отменен\n"
+                    "a,2,2026-02-10,60,Возврат\n", encoding="utf-8")
+    loaded = load_transactions(path)
+    report = data_report(loaded.frame.drop("_row"), loaded.report, date(2026, 3, 1))
+    assert (report.cancelled_lines, report.returned_lines) == (2, 1)
+    # Order 2 returned in full nets to zero; b only cancelled: no purchase, no line left.
+    assert (report.customers, report.orders, report.zero_orders, report.lines) == (1, 1, 1, 3)
+    rows = dict(report_lines(report))
+    assert rows["cancelled lines (status; left out, not purchases)"] == "2"
+    assert rows["returned lines (status; read as refunds)"] == "1"
+    assert report.to_dict()["cancelled_lines"] == 2
+    plain = data_report(loaded.frame.drop("_row"), None, date(2026, 3, 1))
+    assert not any(label.startswith("cancelled lines") for label, _ in report_lines(plain))
