@@ -144,6 +144,12 @@ class ReadInfo:
     sheet: str | None = None
     sheets: list[str] = field(default_factory=list)
     blank_rows_above: int = 0
+    # Rows that are no data, left out (CSV and workbooks): rows with no value (the first
+    # ones' 0-based row indexes) and a report's totals rows (index, first filled cell).
+    empty_rows: int = 0
+    empty_rows_first: list[int] = field(default_factory=list)
+    totals_count: int = 0
+    totals_rows: list[tuple[int, str]] = field(default_factory=list)
 
     def notes(self, source: str) -> list[str]:
         out = []
@@ -159,6 +165,17 @@ class ReadInfo:
             above = self.blank_rows_above + self.title_lines
             out.append(f"{source}: {above} {what[:-1]}(s) above the header skipped "
                        f"(a report's title: {self.title!r}); {what} are numbered as in {where}")
+        unit = "sheet row" if self.sheet is not None else "line"
+        offset = 2 if self.sheet is not None or self.separator is not None else 1
+        if self.empty_rows:
+            more = ", ..." if self.empty_rows > len(self.empty_rows_first) else ""
+            out.append(f"{source}: {self.empty_rows:,} empty {unit}(s) skipped ({unit}s "
+                       f"{', '.join(str(r + offset) for r in self.empty_rows_first)}{more})")
+        if self.totals_count:
+            shown = ", ".join(f"{unit} {r + offset}: {text[:30]!r}" for r, text in self.totals_rows)
+            more = ", ..." if self.totals_count > len(self.totals_rows) else ""
+            out.append(f"{source}: {self.totals_count:,} totals row(s) skipped ({shown}{more}): "
+                       "a report's totals are not a customer or a purchase")
         return out
 
 
@@ -305,7 +322,48 @@ def read_table(source: str | Path | _InMemory, query: str | None = None,
         raise DataError(f"{name}: no rows (only a header or an empty result)")
     # Rows are numbered from the header's line, so errors name the file's own lines (a
     # sheet's rows as Excel shows them).
-    return frame.with_row_index(_ROW, offset=info.blank_rows_above + info.title_lines)
+    frame = frame.with_row_index(_ROW, offset=info.blank_rows_above + info.title_lines)
+    if not is_database_url(name) and not suffixes.endswith((".parquet", ".pq")):
+        frame = _without_blank_and_totals_rows(frame, info)
+        if frame.height == 0:
+            raise DataError(f"{name}: no rows (only a header, empty rows and totals)")
+    return frame
+
+
+# A report's totals row (1C, Wildberries, Ozon, Excel's own "Total Row"): its first filled cell
+# says so, alone or as "Итого по контрагенту:" or "Итого: 2 клиента". Matched whole, so a product "Total Gym" is no
+# totals row.
+_TOTALS_WORDS = (r"(?i)^\s*(итого|всего|итог|итоги|total|totals|grand total|subtotal|sub-total)"
+                 r"(\s*:.*|\s+(по|за|for|of)(\s.*)?|\s*\.?)\s*$")
+
+
+def _without_blank_and_totals_rows(frame: pl.DataFrame, info: ReadInfo) -> pl.DataFrame:
+    """Leave out the rows that are not data: a row with no value in any cell (an empty line,
+    or the blank rows a report puts between groups and above its totals) and a totals row
+    (``Итого`` with the sum of the amounts: never a customer, a purchase or a bad row). Both
+    are counted in ``info`` for a note; the rows left keep their numbers. Only rows whose
+    first column is empty or a totals word are looked at further (a real log's rows are not)."""
+    columns = [c for c in frame.columns if c != _ROW and frame.schema[c] == pl.String]
+    if not columns or len(columns) < frame.width - 1:
+        return frame
+    first = pl.col(columns[0])
+    candidates = frame.filter(first.is_null() | (first.str.strip_chars() == "")
+                              | first.str.contains(_TOTALS_WORDS))
+    if candidates.height == 0:
+        return frame
+    cell = pl.coalesce([pl.when(pl.col(c).str.strip_chars() != "")
+                        .then(pl.col(c).str.strip_chars()) for c in columns]).alias("cell")
+    found = candidates.select(_ROW, cell)
+    empty = found.filter(pl.col("cell").is_null())
+    totals = found.filter(pl.col("cell").str.contains(_TOTALS_WORDS))
+    if empty.height == 0 and totals.height == 0:
+        return frame
+    info.empty_rows = empty.height
+    info.empty_rows_first = empty[_ROW].head(5).to_list()
+    info.totals_rows = list(totals.head(5).iter_rows())
+    info.totals_count = totals.height
+    drop = pl.concat([empty[_ROW], totals[_ROW]])
+    return frame.filter(~pl.col(_ROW).is_in(drop.implode()))
 
 
 _WORKBOOKS = (".xlsx", ".xlsm", ".xlsb", ".xls", ".ods")

@@ -533,3 +533,44 @@ def test_side_tables_read_float_ids_as_the_transactions_do(tmp_path):
     contacts.write_text("customer_id,ts,channel\n17850.0,2024-01-01T09:00:00Z,Email\n")
     assert load_customers(customers).frame["customer_id"].to_list() == ["17850", "12346"]
     assert load_contacts(contacts).frame["customer_id"].to_list() == ["17850"]
+
+
+@pytest.mark.parametrize("totals", [
+    [None, "Итого", 4240.5, 6, None],        # Wildberries: the word beside the sums, no id
+    ["Итого по отчету:", None, 5674.5, 6, None],  # 1C: the word in the id column
+    ["Всего", None, 4240.5, None, None],
+])
+def test_a_reports_empty_rows_and_totals_row_are_no_customer_purchase_or_bad_row(tmp_path, totals):
+    import openpyxl
+
+    path = write_wb_report(tmp_path / "wb.xlsx")
+    book = openpyxl.load_workbook(path)
+    sheet = book.active
+    sheet.insert_rows(6)  # a blank row between groups, inside the table (sheet row 6)
+    sheet.append([])
+    sheet.append(totals)
+    book.save(path)
+    loaded = load_transactions(path, column_map=WB_MAP)  # the default: fail on any bad row
+    plain = load_transactions(write_wb_report(tmp_path / "plain.xlsx"), column_map=WB_MAP)
+    assert loaded.frame["customer_id"].to_list() == plain.frame["customer_id"].to_list()
+    assert loaded.frame["amount"].sum() == plain.frame["amount"].sum() == 4240.5
+    notes = loaded.report.notes()
+    assert any("2 empty sheet row(s) skipped (sheet rows 6, 11)" in n for n in notes), notes
+    assert any(f"1 totals row(s) skipped (sheet row 12: {totals[0] or totals[1]!r})" in n
+               for n in notes), notes
+    assert not any("duplicated" in n for n in notes)
+
+
+def test_a_csvs_empty_lines_and_totals_line_are_left_out_with_a_note(tmp_path):
+    path = tmp_path / "tx.csv"
+    path.write_text("customer_id,ts,amount\nc1,2024-01-01,5\n\nc2,2024-01-02,7\n,,\n"
+                    "Total,,12\nTotal Gym,2024-01-03,3\n")
+    loaded = load_transactions(path)
+    # "Total Gym" is an id like any other: only a cell that is the word alone is a total.
+    assert loaded.frame["customer_id"].to_list() == ["c1", "c2", "Total Gym"]
+    notes = loaded.report.notes()
+    assert any("2 empty line(s) skipped (lines 3, 5)" in n for n in notes), notes
+    assert any("1 totals row(s) skipped (line 6: 'Total')" in n for n in notes), notes
+    customers = tmp_path / "customers.csv"
+    customers.write_text("customer_id,consent_email\nc1,да\nc2,нет\nИтого: 2,\n")
+    assert load_customers(customers).frame["customer_id"].to_list() == ["c1", "c2"]
