@@ -409,6 +409,9 @@ def model_section(outcomes: pl.DataFrame | None, run: dict | None, images: dict[
 
 
 EFFECT_METRIC = "revenue"
+# Where PSI reads "shifted" (retain.analytics.drift.SHIFTED; analytics is not imported at
+# module level here): the drift bars are scaled to it at least.
+PSI_SHIFTED = 0.25
 
 
 def effect_section(effect: pl.DataFrame | None, lang: Language, confidence: float = 0.9) -> str:
@@ -470,7 +473,8 @@ def drift_section(drift: pl.DataFrame | None, lang: Language, top: int = 15) -> 
                                           for k in ("stable", "moderate", "shifted")},
                                          default=pl.col("level"))).alias("key")))
     svg = charts.bars(shown, "key", [("psi", "PSI")], lambda k: k or "", lambda v: f"{v:.3f}",
-                      text("report.drift_title", lang), "chart-drift")
+                      text("report.drift_title", lang), "chart-drift",
+                      scale_floor={"psi": PSI_SHIFTED})
     return _section("drift", lang, f'<div class="chart">{svg}</div>',
                     text("report.drift_note", lang))
 

@@ -458,3 +458,19 @@ def test_the_effect_table_reads_as_the_cli_measured_beside_estimate_and_a_dash_f
     assert "None" not in html and "выручка на клиента" in html
     keys = re.findall(r'class="bar" data-key="([^"]+)"', drift_section(drift_frame(), "ru"))
     assert keys == ["clv_12m (сдвиг)", "orders (стабильно)"]
+
+
+def test_stable_drift_draws_short_bars_scaled_to_where_shifted_begins():
+    from retain.analytics.drift import SHIFTED
+    from retain.serving.report import PSI_SHIFTED
+
+    frame = pl.DataFrame({"name": ["segment", "orders"], "kind": ["decision", "feature"],
+                          "psi": [0.0004, 0.0001], "level": ["stable", "stable"]})
+    widths = [float(w) for w in re.findall(r'<g class="bar".*?<rect [^>]*width="([\d.]+)"',
+                                             drift_section(frame, "en"))]
+    # A PSI of 0.0004 is 0.16% of the way to "shifted": the thinnest bar, not a full one.
+    assert widths == [1.0, 1.0] and PSI_SHIFTED == SHIFTED
+    shifted = frame.with_columns(pl.Series("psi", [0.5, 0.125]))
+    wide = [float(w) for w in re.findall(r'<g class="bar".*?<rect [^>]*width="([\d.]+)"',
+                                           drift_section(shifted, "en"))]
+    assert wide[0] == pytest.approx(4 * wide[1], rel=0.01)
