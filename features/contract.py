@@ -144,6 +144,8 @@ class ReadInfo:
     sheet: str | None = None
     sheets: list[str] = field(default_factory=list)
     blank_rows_above: int = 0
+    # The header's rows: 2 for a report's header drawn over two rows with merged cells.
+    header_rows: int = 1
     # Rows that are no data, left out (CSV and workbooks): rows with no value (the first
     # ones' 0-based row indexes) and a report's totals rows (index, first filled cell).
     empty_rows: int = 0
@@ -165,6 +167,11 @@ class ReadInfo:
             above = self.blank_rows_above + self.title_lines
             out.append(f"{source}: {above} {what[:-1]}(s) above the header skipped "
                        f"(a report's title: {self.title!r}); {what} are numbered as in {where}")
+        if self.header_rows == 2:
+            first = self.blank_rows_above + self.title_lines + 1
+            out.append(f"{source}: sheet rows {first} and {first + 1} read as one header "
+                       "(merged cells over two rows: the lower row's names, the upper where "
+                       "there is none below)")
         unit = "sheet row" if self.sheet is not None else "line"
         offset = 2 if self.sheet is not None or self.separator is not None else 1
         if self.empty_rows:
@@ -322,7 +329,8 @@ def read_table(source: str | Path | _InMemory, query: str | None = None,
         raise DataError(f"{name}: no rows (only a header or an empty result)")
     # Rows are numbered from the header's line, so errors name the file's own lines (a
     # sheet's rows as Excel shows them).
-    frame = frame.with_row_index(_ROW, offset=info.blank_rows_above + info.title_lines)
+    frame = frame.with_row_index(_ROW, offset=info.blank_rows_above + info.title_lines
+                                 + info.header_rows - 1)
     if not is_database_url(name) and not suffixes.endswith((".parquet", ".pq")):
         frame = _without_blank_and_totals_rows(frame, info)
         if frame.height == 0:
@@ -411,13 +419,19 @@ def _read_workbook(path: Path, sheet: str | None, info: ReadInfo, name: str) -> 
         raise DataError(f"{name}: sheet {chosen!r} is empty")
     head = [["" if v is None else str(v) for v in row]
             for row in cells.head(_MOST_TITLE_LINES + 6).iter_rows()]
-    at = _header_row(head, _MOST_TITLE_LINES) or 0
+    at = _header_row(head, _MOST_TITLE_LINES)
+    two_rows = _two_row_header(head) if at is None else None
+    if two_rows is not None:
+        at, names = two_rows
+        info.header_rows = 2
+    else:
+        at = at or 0
+        names = [v.strip() for v in head[at]]
     if path.suffix.lower() in (".xlsx", ".xlsm"):
         info.blank_rows_above = _blank_rows_above(path, chosen)
     if at:
         info.title_lines = at
         info.title = next((v.strip() for row in head[:at] for v in row if v.strip()), "")[:60]
-    names = [v.strip() for v in head[at]]
     repeated = sorted({c for c in names if c and names.count(c) > 1})
     if repeated:
         raise DataError(f"{name}: column name(s) {', '.join(map(repr, repeated))} appear more "
@@ -425,13 +439,43 @@ def _read_workbook(path: Path, sheet: str | None, info: ReadInfo, name: str) -> 
                         "rename one of them")
     # An unnamed column is named by its letter, as Excel shows it.
     names = [n or f"column {_column_letter(i)}" for i, n in enumerate(names)]
-    body = cells.slice(at + 1).rename(dict(zip(cells.columns, names, strict=True)))
+    body = cells.slice(at + info.header_rows).rename(dict(zip(cells.columns, names, strict=True)))
     # Blank rows below the table (a sheet's formatting reaches further than its data) are no
     # rows; a blank row inside the table stays, as a CSV's empty line, so that rows keep their
     # numbers.
     filled = body.select(pl.any_horizontal(pl.all().is_not_null()).alias("f"))["f"]
     last = filled.arg_true().max() if filled.any() else -1
     return body.head(int(last) + 1)  # type: ignore[arg-type]
+
+
+_NOT_A_NAME = re.compile(r"[\d\s.,:;/+\-]*")  # numbers, dates and times: a data row's cells
+
+
+def _two_row_header(head: list[list[str]]) -> tuple[int, list[str]] | None:
+    """A header over two rows, as 1C and Excel reports draw it with merged cells: ``Продажа``
+    over ``Сумма`` and ``Кол-во``, ``Код покупателя`` merged down over both rows (its second
+    row's cell empty). Returns the first row's index and one name per column: the lower name,
+    or the upper one where there is none below; a lower name used twice (``Сумма`` under both
+    ``Продажа`` and ``Возврат``) gets its group's name first (``Продажа Сумма``). None when no
+    two rows read so: every column named by one of them, the lower row partly empty and only
+    words in it (a data row holds numbers or dates), the rows above them titles."""
+    for at in range(min(_MOST_TITLE_LINES, len(head) - 2) + 1):
+        upper = [v.strip() for v in head[at]]
+        lower = [v.strip() for v in head[at + 1]]
+        if (not all(u or w for u, w in zip(upper, lower, strict=True)) or all(lower)
+                or not any(lower) or not any(upper)
+                or any(_NOT_A_NAME.fullmatch(w) for w in lower if w)
+                or any(sum(bool(v.strip()) for v in row) > len(upper) // 2 for row in head[:at])):
+            continue
+        group, groups = "", []
+        for u in upper:
+            group = u or group
+            groups.append(group)
+        names = [w or u for u, w in zip(upper, lower, strict=True)]
+        names = [f"{g} {n}" if lower[i] and names.count(n) > 1 else n
+                 for i, (g, n) in enumerate(zip(groups, names, strict=True))]
+        return at, names
+    return None
 
 
 def _column_letter(index: int) -> str:

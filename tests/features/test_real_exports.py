@@ -574,3 +574,45 @@ def test_a_csvs_empty_lines_and_totals_line_are_left_out_with_a_note(tmp_path):
     customers = tmp_path / "customers.csv"
     customers.write_text("customer_id,consent_email\nc1,да\nc2,нет\nИтого: 2,\n")
     assert load_customers(customers).frame["customer_id"].to_list() == ["c1", "c2"]
+
+
+def test_a_header_drawn_over_two_rows_with_merged_cells_names_every_column(tmp_path):
+    # 1C's layout: "Код покупателя" and "Дата" merged down over two rows, "Продажа" and
+    # "Возврат" each merged across their "Сумма" and "Кол-во".
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet["A1"] = "Продажи по клиентам за март 2026"
+    sheet.merge_cells("A1:F1")
+    for cell, value in (("A3", "Код покупателя"), ("B3", "Дата"), ("C3", "Продажа"),
+                        ("E3", "Возврат"), ("C4", "Сумма"), ("D4", "Кол-во"), ("E4", "Сумма"),
+                        ("F4", "Кол-во")):
+        sheet[cell] = value
+    for cells in ("A3:A4", "B3:B4", "C3:D3", "E3:F3"):
+        sheet.merge_cells(cells)
+    sheet.append([17850, datetime(2026, 3, 1), 1200, 2, None, None])
+    sheet.append([17851, "вчера", 990, 1, None, None])  # sheet row 6
+    sheet.append(["Итого", None, 2190, 3, None, None])
+    book.save(tmp_path / "1c.xlsx")
+    wanted = {"customer_id": "Код покупателя", "ts": "Дата", "amount": "Продажа Сумма",
+              "quantity": "Продажа Кол-во"}
+    with pytest.raises(DataError, match=r"unparseable date at sheet rows 6 "):
+        load_transactions(tmp_path / "1c.xlsx", column_map=wanted)
+    loaded = load_transactions(tmp_path / "1c.xlsx", column_map=wanted, on_bad_rows="skip",
+                               rejects_path=tmp_path / "r.csv")
+    assert loaded.frame["amount"].to_list() == [1200.0]
+    assert any("sheet rows 3 and 4 read as one header" in n for n in loaded.report.notes())
+    assert any("totals row(s) skipped (sheet row 7" in n for n in loaded.report.notes())
+
+
+def test_a_first_data_row_with_a_gap_is_data_not_a_second_header_row(tmp_path):
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["customer_id", "ts", "amount", None])  # an unnamed fourth column
+    sheet.append(["c1", datetime(2026, 3, 1), 10, None])
+    sheet.append(["c2", datetime(2026, 3, 2), 20, "x"])
+    book.save(tmp_path / "plain.xlsx")
+    assert load_transactions(tmp_path / "plain.xlsx").frame["customer_id"].to_list() == ["c1", "c2"]
