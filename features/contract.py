@@ -339,10 +339,10 @@ def read_table(source: str | Path | _InMemory, query: str | None = None,
 
 
 # A report's totals row (1C, Wildberries, Ozon, Excel's own "Total Row"): its first filled cell
-# says so, alone or as "Итого по контрагенту:" or "Итого: 2 клиента". Matched whole, so a product "Total Gym" is no
-# totals row.
+# says so, alone or as "Итого по контрагенту:", "Итого: 2 клиента" or "Всего клиентов: 1500".
+# Matched whole, so an id "Total Gym" is no totals row.
 _TOTALS_WORDS = (r"(?i)^\s*(итого|всего|итог|итоги|total|totals|grand total|subtotal|sub-total)"
-                 r"(\s*:.*|\s+(по|за|for|of)(\s.*)?|\s*\.?)\s*$")
+                 r"((\s+[^\s:]+){0,2}\s*:.*|\s+(по|за|for|of)(\s.*)?|\s*\.?)\s*$")
 
 
 _MAYBE_BLANK_OR_TOTAL = r"(?i)^\s*(?:$|итог|всег|total|grand|sub)"

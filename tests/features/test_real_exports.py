@@ -572,7 +572,8 @@ def test_a_csvs_empty_lines_and_totals_line_are_left_out_with_a_note(tmp_path):
     assert any("2 empty line(s) skipped (lines 3, 5)" in n for n in notes), notes
     assert any("1 totals row(s) skipped (line 6: 'Total')" in n for n in notes), notes
     customers = tmp_path / "customers.csv"
-    customers.write_text("customer_id,consent_email\nc1,да\nc2,нет\nИтого: 2,\n")
+    customers.write_text("customer_id,consent_email\nc1,да\nc2,нет\nИтого: 2,\n"
+                         "Всего клиентов: 2,\n")
     assert load_customers(customers).frame["customer_id"].to_list() == ["c1", "c2"]
 
 
