@@ -182,7 +182,7 @@ class ReadInfo:
             shown = ", ".join(f"{unit} {r + offset}: {text[:30]!r}" for r, text in self.totals_rows)
             more = ", ..." if self.totals_count > len(self.totals_rows) else ""
             out.append(f"{source}: {self.totals_count:,} totals row(s) skipped ({shown}{more}): "
-                       "a report's totals are not a customer or a purchase")
+                       "a report's totals, not data (no customer, purchase or spend)")
         return out
 
 

@@ -104,6 +104,8 @@ def load_costs_or_fail(source: str | None, config: TransactionSettings,
     except DataError as exc:
         raise fail(str(exc)) from None
     report_rejects(loaded.report)
+    for note in loaded.report.notes():
+        console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
     return loaded.frame.drop("_row")
 
 
