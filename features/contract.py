@@ -143,6 +143,7 @@ class ReadInfo:
     # first cell (the reader starts there; Excel numbers rows from 1).
     sheet: str | None = None
     sheets: list[str] = field(default_factory=list)
+    sheet_named: bool = False  # FILE#SHEET chose it
     blank_rows_above: int = 0
     # The header's rows: 2 for a report's header drawn over two rows with merged cells.
     header_rows: int = 1
@@ -157,9 +158,10 @@ class ReadInfo:
         out = []
         if len(self.sheets) > 1:
             others = [s for s in self.sheets if s != self.sheet]
-            out.append(f"{source}: sheet {self.sheet!r} read, the workbook's first (also "
+            first = "first" if self.sheet == self.sheets[0] else "first visible"
+            out.append(f"{source}: sheet {self.sheet!r} read, the workbook's {first} (also "
                        f"there: {', '.join(map(repr, others))}; {source}#{others[0]} reads "
-                       "another)" if self.sheet == self.sheets[0] else
+                       "another)" if not self.sheet_named else
                        f"{source}: sheet {self.sheet!r} read")
         if self.title_lines:
             what = "rows" if self.sheet is not None else "lines"
@@ -410,13 +412,14 @@ def _read_workbook(path: Path, sheet: str | None, info: ReadInfo, name: str) -> 
         sheets = list(reader.sheet_names)
         if sheet is not None and sheet not in sheets:
             raise DataError(f"{name}: no sheet {sheet!r} (sheets: {', '.join(map(repr, sheets))})")
-        chosen = sheet if sheet is not None else sheets[0]
+        chosen = sheet if sheet is not None else _first_visible_sheet(path, reader, sheets)
         cells = reader.load_sheet(chosen, header_row=None, dtypes="string").to_polars()
     except DataError:
         raise
     except Exception as exc:  # noqa: BLE001 - calamine's errors for a broken file are many kinds
         raise DataError(f"{name}: {_unreadable_workbook(path, exc)}") from None
     info.sheet, info.sheets, info.encoding = chosen, sheets, "utf-8"
+    info.sheet_named = sheet is not None
     # Columns with no cell at all (a 1C report's margins) are not columns of the table.
     cells = cells.select(c for c in cells.columns if cells[c].null_count() < cells.height)
     if cells.height == 0 or cells.width == 0:
@@ -480,6 +483,31 @@ def _two_row_header(head: list[list[str]]) -> tuple[int, list[str]] | None:
                  for i, (g, n) in enumerate(zip(groups, names, strict=True))]
         return at, names
     return None
+
+
+def _first_visible_sheet(path: Path, reader: Any, sheets: list[str]) -> str:
+    """The sheet Excel shows first: the first one not hidden (a report's service sheet, or a
+    lookup list, is often the first and hidden). An .xlsx says which are hidden in its
+    workbook part, read here without loading a sheet; other formats ask the reader."""
+    if len(sheets) == 1:
+        return sheets[0]
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        import zipfile
+        from xml.etree import ElementTree
+
+        try:
+            with zipfile.ZipFile(path) as archive:
+                book = ElementTree.fromstring(archive.read("xl/workbook.xml"))
+            hidden = {el.get("name") for el in book.iter()
+                      if el.tag.rpartition("}")[2] == "sheet"
+                      and el.get("state") in ("hidden", "veryHidden")}
+            return next((name for name in sheets if name not in hidden), sheets[0])
+        except (KeyError, ValueError, ElementTree.ParseError, zipfile.BadZipFile):
+            return sheets[0]
+    for name in sheets:
+        if reader.load_sheet(name, n_rows=0, header_row=None).visible == "visible":
+            return name
+    return sheets[0]
 
 
 def _column_letter(index: int) -> str:

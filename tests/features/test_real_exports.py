@@ -617,3 +617,24 @@ def test_a_first_data_row_with_a_gap_is_data_not_a_second_header_row(tmp_path):
     sheet.append(["c2", datetime(2026, 3, 2), 20, "x"])
     book.save(tmp_path / "plain.xlsx")
     assert load_transactions(tmp_path / "plain.xlsx").frame["customer_id"].to_list() == ["c1", "c2"]
+
+
+def test_a_hidden_first_sheet_is_passed_over_for_the_sheet_excel_shows(tmp_path):
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    service = book.active
+    service.title = "Служебный"
+    service.append(["x", "y"])
+    service.sheet_state = "hidden"
+    sales = book.create_sheet("Продажи")
+    sales.append(["customer_id", "ts", "amount"])
+    sales.append(["c1", datetime(2026, 1, 1), 10])
+    book.active = 1
+    book.save(tmp_path / "wb.xlsx")
+    loaded = load_transactions(tmp_path / "wb.xlsx")
+    assert loaded.frame["customer_id"].to_list() == ["c1"]
+    assert any("sheet 'Продажи' read, the workbook's first visible" in n
+               for n in loaded.report.notes())
+    with pytest.raises(DataError, match="Служебный: no rows"):  # asked for by name, it is read
+        load_transactions(f"{tmp_path / 'wb.xlsx'}#Служебный")
