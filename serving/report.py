@@ -436,9 +436,10 @@ def effect_section(effect: pl.DataFrame | None, lang: Language, confidence: floa
     # thin period they differ even in sign); a row too small for an interval shows a dash.
     measured = ([("raw_difference", text("col.raw_difference", lang), lambda v: _number(v, 2))]
                 if {"treated_mean", "control_mean"} <= set(rows.columns) else [])
-    if measured:
-        rows = rows.with_columns(
-            (pl.col("treated_mean") - pl.col("control_mean")).alias("raw_difference"))
+    if measured and "raw_difference" not in rows.columns:
+        from retain.analytics.effect import with_raw_difference  # effect rows came from there
+
+        rows = with_raw_difference(rows)
     table = _table(
         rows.with_columns(pl.struct("ci_low", "ci_high").alias("interval")),
         [("period", text("col.period", lang), str), ("split", text("col.split", lang), str),
