@@ -374,7 +374,12 @@ def _without_blank_and_totals_rows(frame: pl.DataFrame, info: ReadInfo) -> pl.Da
         return frame
     info.empty_rows = empty.height
     info.empty_rows_first = empty[_ROW].head(5).to_list()
-    info.totals_rows = list(totals.head(5).iter_rows())
+    # Shown by its word only: the rest of the cell may name someone ("Итого по клиенту
+    # Иванов И.И."), and notes name no customer.
+    word = pl.col("cell").str.extract(_TOTALS_WORDS, 1)
+    info.totals_rows = list(totals.head(5).select(
+        _ROW, pl.when(word.str.len_chars() < pl.col("cell").str.len_chars())
+        .then(word + " …").otherwise(word)).iter_rows())
     info.totals_count = totals.height
     drop = pl.concat([empty[_ROW], totals[_ROW]])
     return frame.filter(~pl.col(_ROW).is_in(drop.implode()))
