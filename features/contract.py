@@ -205,6 +205,9 @@ class LoadReport:
     duplicates_dropped: int = 0
     float_ids_rewritten: int = 0
     header_lines: int = 0
+    # Rows left out as no data: empty rows, and a report's totals rows (Итого).
+    empty_rows: int = 0
+    totals_rows: int = 0
     as_of: date | None = None
     window_end: date | None = None
     after_as_of: int = 0
@@ -1254,6 +1257,7 @@ def load_transactions(
     report.duplicate_lines = [r + offset for r in repeated.head(_SHOWN_DUPLICATES).to_list()]
     report.duplicates_dropped = duplicates_dropped
     report.float_ids_rewritten = int(float_ids)
+    report.empty_rows, report.totals_rows = info.empty_rows, info.totals_count
     report.header_lines = int(header_lines)
     report.as_of, report.window_end = as_of, window_end
     for key, value in after.items():

@@ -70,6 +70,9 @@ class DataReport:
     # Customers with lines before the as-of date but no purchase (only orders netting to zero
     # or less: CDNOW's 70 zero-dollar buyers): no features, no scores.
     customers_without_purchase: int = 0
+    # Rows of the source that were no data, left out: empty rows and a report's totals rows.
+    empty_rows: int = 0
+    totals_rows: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -258,6 +261,8 @@ def data_report(transactions: pl.DataFrame, load_report: Any, as_of: date,
         median_days_between_orders=_median(counts.day_gaps),
         horizon_days=config.horizon_days,
         customers_without_purchase=max(counts.customers_seen - customers, 0),
+        empty_rows=int(getattr(load_report, "empty_rows", 0) or 0),
+        totals_rows=int(getattr(load_report, "totals_rows", 0) or 0),
     )
     _plan(report, config)
     return report
@@ -323,6 +328,9 @@ def report_lines(report: DataReport) -> list[tuple[str, str]]:
         ("source", report.source),
         ("encoding", report.encoding),
         ("lines read", f"{report.rows_read:,}"),
+        *([("empty rows and totals rows (no data; left out)",
+            f"{report.empty_rows:,} / {report.totals_rows:,}")]
+          if report.empty_rows or report.totals_rows else []),
         ("lines rejected", f"{report.rows_rejected:,}" + (
             " (" + "; ".join(f"{n:,} {why}" for why, n in report.rejected.items()) + ")"
             if report.rejected else "")),

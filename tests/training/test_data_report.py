@@ -124,3 +124,16 @@ def test_customers_without_a_purchase_are_counted_and_add_up_across_batches():
     assert HistoryCounts.merge(halves).customers_seen == HistoryCounts.of(tx, as_of).customers_seen == 4
     assert "customers without one (orders netting to zero or less; not scored)" not in dict(
         report_lines(data_report(_long_shop(50, repeat=True), None, date(2026, 2, 10))))
+
+
+def test_a_reports_empty_rows_and_totals_row_are_counted_apart_from_its_lines(tmp_path):
+    from retain.features.contract import load_transactions
+
+    path = tmp_path / "tx.csv"
+    path.write_text("customer_id,ts,amount\na,2026-01-01,10\n\nb,2026-01-02,5\na,2026-02-01,7\n"
+                    "\nИтого,,22\n")
+    loaded = load_transactions(path)
+    report = data_report(loaded.frame.drop("_row"), loaded.report, date(2026, 3, 1))
+    assert (report.rows_read, report.empty_rows, report.totals_rows) == (3, 2, 1)
+    assert report.to_dict()["totals_rows"] == 1
+    assert ("empty rows and totals rows (no data; left out)", "2 / 1") in report_lines(report)
