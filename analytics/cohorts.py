@@ -51,6 +51,7 @@ from retain.features.contract import (
     DataError,
     Loaded,
     OnBadRows,
+    ReadInfo,
     ReadOptions,
     _apply_map,
     _blank,
@@ -61,6 +62,7 @@ from retain.features.contract import (
     _require,
     _text,
     _validate,
+    _with_read_info,
     read_table,
 )
 from retain.features.orders import orders as net_orders
@@ -428,10 +430,10 @@ def load_costs(source: str | Path, *, column_map: Mapping[str, str] | None = Non
     ``spend`` a number >= 0 (``1 234,50`` reads). Bad rows get the contract's one error naming
     the file, the column and the lines; ``on_bad_rows="skip"`` writes them to ``rejects_path``.
     Returns ``_row, acquisition_channel, month (Date, first of the month), spend``."""
-    name = str(source)
+    name, info = str(source), ReadInfo()
     read = ReadOptions(encoding=options.encoding) if options else None
-    raw = _apply_map(read_table(source, query or "SELECT * FROM costs", read), column_map or {},
-                     name)
+    raw = _apply_map(read_table(source, query or "SELECT * FROM costs", read, info),
+                     column_map or {}, name)
     _require(raw, COSTS_REQUIRED, name, "costs")
     parsed: dict[str, pl.Expr] = {
         "acquisition_channel": _text("acquisition_channel"),
@@ -444,8 +446,11 @@ def load_costs(source: str | Path, *, column_map: Mapping[str, str] | None = Non
         _Check("spend", "not a number", pl.col("__spend").is_null()),
         _Check("spend", "negative spend", pl.col("__spend") < 0),
     ]
-    loaded = _validate(raw, parsed, checks, source=name, on_bad_rows=on_bad_rows,
-                       rejects_path=rejects_path, line_offset=_line_offset(name))
+    # What reading found (a title, empty rows, a totals row, the encoding) is said, as for
+    # the other tables.
+    loaded = _with_read_info(
+        _validate(raw, parsed, checks, source=name, on_bad_rows=on_bad_rows,
+                  rejects_path=rejects_path, line_offset=_line_offset(name)), info, name)
     if loaded.frame.height == 0:
         raise DataError(f"{name}: no costs rows" + (" left after rejecting bad rows"
                                                     if loaded.report.rows_rejected else ""))

@@ -169,15 +169,25 @@ class ReadInfo:
     # first cell (the reader starts there; Excel numbers rows from 1).
     sheet: str | None = None
     sheets: list[str] = field(default_factory=list)
+    sheet_named: bool = False  # FILE#SHEET chose it
     blank_rows_above: int = 0
+    # The header's rows: 2 for a report's header drawn over two rows with merged cells.
+    header_rows: int = 1
+    # Rows that are no data, left out (CSV and workbooks): rows with no value (the first
+    # ones' 0-based row indexes) and a report's totals rows (index, first filled cell).
+    empty_rows: int = 0
+    empty_rows_first: list[int] = field(default_factory=list)
+    totals_count: int = 0
+    totals_rows: list[tuple[int, str]] = field(default_factory=list)
 
     def notes(self, source: str) -> list[str]:
         out = []
         if len(self.sheets) > 1:
             others = [s for s in self.sheets if s != self.sheet]
-            out.append(f"{source}: sheet {self.sheet!r} read, the workbook's first (also "
+            first = "first" if self.sheet == self.sheets[0] else "first visible"
+            out.append(f"{source}: sheet {self.sheet!r} read, the workbook's {first} (also "
                        f"there: {', '.join(map(repr, others))}; {source}#{others[0]} reads "
-                       "another)" if self.sheet == self.sheets[0] else
+                       "another)" if not self.sheet_named else
                        f"{source}: sheet {self.sheet!r} read")
         if self.title_lines:
             what = "rows" if self.sheet is not None else "lines"
@@ -185,6 +195,22 @@ class ReadInfo:
             above = self.blank_rows_above + self.title_lines
             out.append(f"{source}: {above} {what[:-1]}(s) above the header skipped "
                        f"(a report's title: {self.title!r}); {what} are numbered as in {where}")
+        if self.header_rows == 2:
+            first = self.blank_rows_above + self.title_lines + 1
+            out.append(f"{source}: sheet rows {first} and {first + 1} read as one header "
+                       "(merged cells over two rows: the lower row's names, the upper where "
+                       "there is none below)")
+        unit = "sheet row" if self.sheet is not None else "line"
+        offset = 2 if self.sheet is not None or self.separator is not None else 1
+        if self.empty_rows:
+            more = ", ..." if self.empty_rows > len(self.empty_rows_first) else ""
+            out.append(f"{source}: {self.empty_rows:,} empty {unit}(s) skipped ({unit}s "
+                       f"{', '.join(str(r + offset) for r in self.empty_rows_first)}{more})")
+        if self.totals_count:
+            shown = ", ".join(f"{unit} {r + offset}: {text[:30]!r}" for r, text in self.totals_rows)
+            more = ", ..." if self.totals_count > len(self.totals_rows) else ""
+            out.append(f"{source}: {self.totals_count:,} totals row(s) skipped ({shown}{more}): "
+                       "a report's totals, not data (no customer, purchase or spend)")
         return out
 
 
@@ -205,6 +231,9 @@ class LoadReport:
     duplicates_dropped: int = 0
     float_ids_rewritten: int = 0
     header_lines: int = 0
+    # Rows left out as no data: empty rows, and a report's totals rows (Итого).
+    empty_rows: int = 0
+    totals_rows: int = 0
     as_of: date | None = None
     window_end: date | None = None
     after_as_of: int = 0
@@ -348,7 +377,58 @@ def read_table(source: str | Path | _InMemory, query: str | None = None,
         raise DataError(f"{name}: no rows (only a header or an empty result)")
     # Rows are numbered from the header's line, so errors name the file's own lines (a
     # sheet's rows as Excel shows them).
-    return frame.with_row_index(_ROW, offset=info.blank_rows_above + info.title_lines)
+    frame = frame.with_row_index(_ROW, offset=info.blank_rows_above + info.title_lines
+                                 + info.header_rows - 1)
+    if not is_database_url(name) and not suffixes.endswith((".parquet", ".pq")):
+        frame = _without_blank_and_totals_rows(frame, info)
+        if frame.height == 0:
+            raise DataError(f"{name}: no rows (only a header, empty rows and totals)")
+    return frame
+
+
+# A report's totals row (1C, Wildberries, Ozon, Excel's own "Total Row"): its first filled cell
+# says so, alone or as "Итого по контрагенту:", "Итого: 2 клиента" or "Всего клиентов: 1500".
+# Matched whole, so an id "Total Gym" is no totals row.
+_TOTALS_WORDS = (r"(?i)^\s*(итого|всего|итог|итоги|total|totals|grand total|subtotal|sub-total)"
+                 r"((\s+[^\s:]+){0,2}\s*:.*|\s+(по|за|for|of)(\s.*)?|\s*\.?)\s*$")
+
+
+_MAYBE_BLANK_OR_TOTAL = r"(?i)^\s*(?:$|итог|всег|total|grand|sub)"
+
+
+def _without_blank_and_totals_rows(frame: pl.DataFrame, info: ReadInfo) -> pl.DataFrame:
+    """Leave out the rows that are not data: a row with no value in any cell (an empty line,
+    or the blank rows a report puts between groups and above its totals) and a totals row
+    (``Итого`` with the sum of the amounts: never a customer, a purchase or a bad row). Both
+    are counted in ``info`` for a note; the rows left keep their numbers. Only rows whose
+    first column is empty or a totals word are looked at further (a real log's rows are not)."""
+    columns = [c for c in frame.columns if c != _ROW and frame.schema[c] == pl.String]
+    if not columns or len(columns) < frame.width - 1:
+        return frame
+    first = pl.col(columns[0])
+    # One anchored pattern, failing at a real id's first letters (~35 ms per 2M rows; a strip
+    # and the whole rule cost twice that); the whole rule then reads the few candidates.
+    candidates = frame.filter(first.is_null() | first.str.contains(_MAYBE_BLANK_OR_TOTAL))
+    if candidates.height == 0:
+        return frame
+    cell = pl.coalesce([pl.when(pl.col(c).str.strip_chars() != "")
+                        .then(pl.col(c).str.strip_chars()) for c in columns]).alias("cell")
+    found = candidates.select(_ROW, cell)
+    empty = found.filter(pl.col("cell").is_null())
+    totals = found.filter(pl.col("cell").str.contains(_TOTALS_WORDS))
+    if empty.height == 0 and totals.height == 0:
+        return frame
+    info.empty_rows = empty.height
+    info.empty_rows_first = empty[_ROW].head(5).to_list()
+    # Shown by its word only: the rest of the cell may name someone ("Итого по клиенту
+    # Иванов И.И."), and notes name no customer.
+    word = pl.col("cell").str.extract(_TOTALS_WORDS, 1)
+    info.totals_rows = list(totals.head(5).select(
+        _ROW, pl.when(word.str.len_chars() < pl.col("cell").str.len_chars())
+        .then(word + " …").otherwise(word)).iter_rows())
+    info.totals_count = totals.height
+    drop = pl.concat([empty[_ROW], totals[_ROW]])
+    return frame.filter(~pl.col(_ROW).is_in(drop.implode()))
 
 
 _WORKBOOKS = (".xlsx", ".xlsm", ".xlsb", ".xls", ".ods")
@@ -383,26 +463,33 @@ def _read_workbook(path: Path, sheet: str | None, info: ReadInfo, name: str) -> 
         sheets = list(reader.sheet_names)
         if sheet is not None and sheet not in sheets:
             raise DataError(f"{name}: no sheet {sheet!r} (sheets: {', '.join(map(repr, sheets))})")
-        chosen = sheet if sheet is not None else sheets[0]
+        chosen = sheet if sheet is not None else _first_visible_sheet(path, reader, sheets)
         cells = reader.load_sheet(chosen, header_row=None, dtypes="string").to_polars()
     except DataError:
         raise
     except Exception as exc:  # noqa: BLE001 - calamine's errors for a broken file are many kinds
         raise DataError(f"{name}: {_unreadable_workbook(path, exc)}") from None
     info.sheet, info.sheets, info.encoding = chosen, sheets, "utf-8"
+    info.sheet_named = sheet is not None
     # Columns with no cell at all (a 1C report's margins) are not columns of the table.
     cells = cells.select(c for c in cells.columns if cells[c].null_count() < cells.height)
     if cells.height == 0 or cells.width == 0:
         raise DataError(f"{name}: sheet {chosen!r} is empty")
     head = [["" if v is None else str(v) for v in row]
             for row in cells.head(_MOST_TITLE_LINES + 6).iter_rows()]
-    at = _header_row(head, _MOST_TITLE_LINES) or 0
+    at = _header_row(head, _MOST_TITLE_LINES)
+    two_rows = _two_row_header(head) if at is None else None
+    if two_rows is not None:
+        at, names = two_rows
+        info.header_rows = 2
+    else:
+        at = at or 0
+        names = [v.strip() for v in head[at]]
     if path.suffix.lower() in (".xlsx", ".xlsm"):
         info.blank_rows_above = _blank_rows_above(path, chosen)
     if at:
         info.title_lines = at
         info.title = next((v.strip() for row in head[:at] for v in row if v.strip()), "")[:60]
-    names = [v.strip() for v in head[at]]
     repeated = sorted({c for c in names if c and names.count(c) > 1})
     if repeated:
         raise DataError(f"{name}: column name(s) {', '.join(map(repr, repeated))} appear more "
@@ -410,13 +497,68 @@ def _read_workbook(path: Path, sheet: str | None, info: ReadInfo, name: str) -> 
                         "rename one of them")
     # An unnamed column is named by its letter, as Excel shows it.
     names = [n or f"column {_column_letter(i)}" for i, n in enumerate(names)]
-    body = cells.slice(at + 1).rename(dict(zip(cells.columns, names, strict=True)))
+    body = cells.slice(at + info.header_rows).rename(dict(zip(cells.columns, names, strict=True)))
     # Blank rows below the table (a sheet's formatting reaches further than its data) are no
     # rows; a blank row inside the table stays, as a CSV's empty line, so that rows keep their
     # numbers.
     filled = body.select(pl.any_horizontal(pl.all().is_not_null()).alias("f"))["f"]
     last = filled.arg_true().max() if filled.any() else -1
     return body.head(int(last) + 1)  # type: ignore[arg-type]
+
+
+_NOT_A_NAME = re.compile(r"[\d\s.,:;/+\-]*")  # numbers, dates and times: a data row's cells
+
+
+def _two_row_header(head: list[list[str]]) -> tuple[int, list[str]] | None:
+    """A header over two rows, as 1C and Excel reports draw it with merged cells: ``Продажа``
+    over ``Сумма`` and ``Кол-во``, ``Код покупателя`` merged down over both rows (its second
+    row's cell empty). Returns the first row's index and one name per column: the lower name,
+    or the upper one where there is none below; a lower name used twice (``Сумма`` under both
+    ``Продажа`` and ``Возврат``) gets its group's name first (``Продажа Сумма``). None when no
+    two rows read so: every column named by one of them, the lower row partly empty and only
+    words in it (a data row holds numbers or dates), the rows above them titles."""
+    for at in range(min(_MOST_TITLE_LINES, len(head) - 2) + 1):
+        upper = [v.strip() for v in head[at]]
+        lower = [v.strip() for v in head[at + 1]]
+        if (not all(u or w for u, w in zip(upper, lower, strict=True)) or all(lower)
+                or not any(lower) or not any(upper)
+                or any(_NOT_A_NAME.fullmatch(w) for w in lower if w)
+                or any(sum(bool(v.strip()) for v in row) > len(upper) // 2 for row in head[:at])):
+            continue
+        group, groups = "", []
+        for u in upper:
+            group = u or group
+            groups.append(group)
+        names = [w or u for u, w in zip(upper, lower, strict=True)]
+        names = [f"{g} {n}" if lower[i] and names.count(n) > 1 else n
+                 for i, (g, n) in enumerate(zip(groups, names, strict=True))]
+        return at, names
+    return None
+
+
+def _first_visible_sheet(path: Path, reader: Any, sheets: list[str]) -> str:
+    """The sheet Excel shows first: the first one not hidden (a report's service sheet, or a
+    lookup list, is often the first and hidden). An .xlsx says which are hidden in its
+    workbook part, read here without loading a sheet; other formats ask the reader."""
+    if len(sheets) == 1:
+        return sheets[0]
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        import zipfile
+        from xml.etree import ElementTree
+
+        try:
+            with zipfile.ZipFile(path) as archive:
+                book = ElementTree.fromstring(archive.read("xl/workbook.xml"))
+            hidden = {el.get("name") for el in book.iter()
+                      if el.tag.rpartition("}")[2] == "sheet"
+                      and el.get("state") in ("hidden", "veryHidden")}
+            return next((name for name in sheets if name not in hidden), sheets[0])
+        except (KeyError, ValueError, ElementTree.ParseError, zipfile.BadZipFile):
+            return sheets[0]
+    for name in sheets:
+        if reader.load_sheet(name, n_rows=0, header_row=None).visible == "visible":
+            return name
+    return sheets[0]
 
 
 def _column_letter(index: int) -> str:
@@ -1238,6 +1380,7 @@ def load_transactions(
     report.duplicate_lines = [r + offset for r in repeated.head(_SHOWN_DUPLICATES).to_list()]
     report.duplicates_dropped = duplicates_dropped
     report.float_ids_rewritten = int(float_ids)
+    report.empty_rows, report.totals_rows = info.empty_rows, info.totals_count
     report.header_lines = int(header_lines)
     report.cancelled_lines, report.returned_lines = cancelled, returned
     report.as_of, report.window_end = as_of, window_end

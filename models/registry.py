@@ -194,8 +194,9 @@ def load_model_here(model_uri: str):
 
 
 def requirement_mismatches(requirements: Path) -> list[str]:
-    """``name version`` texts of the installed packages a requirements file's pins exclude,
-    e.g. ``lightgbm 4.8.0 (not <4.8,>=4.7.0)``, or ``name (not installed)``."""
+    """The pins of a requirements file this environment does not meet, one text each: e.g.
+    ``lightgbm <4.8,>=4.7.0 (4.8.0 installed)``, or ``name (not installed)``. A pin whose
+    environment marker excludes this machine (``; sys_platform == "win32"``) is not one."""
     from importlib.metadata import PackageNotFoundError, version
 
     from packaging.requirements import InvalidRequirement, Requirement
@@ -206,6 +207,8 @@ def requirement_mismatches(requirements: Path) -> list[str]:
             wanted = Requirement(line.strip())
         except InvalidRequirement:  # blank lines, comments, pip options
             continue
+        if wanted.marker is not None and not wanted.marker.evaluate():
+            continue  # pip would not install it here either
         try:
             installed = version(wanted.name)
         except PackageNotFoundError:

@@ -40,6 +40,15 @@ class _LazyConsole:
 console: Console = _LazyConsole()  # type: ignore[assignment]
 
 
+def print_note(text: str) -> None:
+    """``note: <text>`` in one line, the text printed as written: a note quotes a file's
+    path, a report's title or a sheet's name, where rich would read ``[old]`` as a style tag
+    and drop it, or fail on ``[/]`` (an internal error for a title)."""
+    from rich.markup import escape
+
+    console.print(f"[yellow]note:[/] {escape(text)}", soft_wrap=True)
+
+
 _exit_at_once = False
 
 
@@ -65,13 +74,16 @@ def elapsed(seconds: float) -> str:
 
 @contextmanager
 def step(title: str) -> Iterator[None]:
-    """Show a spinner while ``title`` runs, then a tick with the elapsed time."""
+    """Show a spinner while ``title`` runs, then a tick with the elapsed time. The title is
+    text, printed as written (a path's ``[old]`` is no style tag)."""
     started = time.perf_counter()
+    from rich.markup import escape
     from rich.text import Text
 
-    with console.status(Text.from_markup(f"{title}...", emoji=False)):
+    with console.status(Text(f"{title}...")):
         yield
-    console.print(f"[green]✓[/] {title} [dim]({elapsed(time.perf_counter() - started)})[/]")
+    console.print(f"[green]✓[/] {escape(title)} "
+                  f"[dim]({elapsed(time.perf_counter() - started)})[/]")
 
 
 class StepClock:

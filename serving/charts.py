@@ -10,7 +10,7 @@ elements, which browsers show on hover without any script.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, timedelta
 from html import escape
 from typing import Any, NamedTuple
@@ -110,16 +110,19 @@ def heatmap(cells: pl.DataFrame, rows: Sequence[str], columns: Sequence[str],
 
 def bars(frame: pl.DataFrame, key: str, measures: Sequence[tuple[str, str]],
          key_label: Callable[[str | None], str], number: Callable[[Any], str], title: str,
-         css_id: str, key_heading: str = "") -> str:
+         css_id: str, key_heading: str = "", scale_floor: Mapping[str, float] | None = None) -> str:
     """One row per value of ``key`` (largest first by the first measure), one panel of bars per
-    ``(column, heading)`` in ``measures``, each panel scaled to its own largest value."""
+    ``(column, heading)`` in ``measures``, each panel scaled to its own largest value, or to
+    ``scale_floor[column]`` when that is larger (PSI to 0.25, where "shifted" begins: a PSI of
+    0.0004 is no full-width bar)."""
     first = measures[0][0]
     frame = frame.sort(first, descending=True, nulls_last=True)
     left, head, row_h, panel_w, gap = 220, 26, 24, 230, 24
     width = left + (panel_w + gap) * len(measures)
     height = head + row_h * max(frame.height, 1) + 4
     body = [_text(left - 10, 16, key_heading, "end", font_weight="600")] if key_heading else []
-    tops = {column: max(float(frame[column].max() or 0), 0.0) or 1.0 for column, _ in measures}
+    tops = {column: max(float(frame[column].max() or 0), (scale_floor or {}).get(column, 0.0))
+            or 1.0 for column, _ in measures}
     for m, (column, heading) in enumerate(measures):
         x0 = left + (panel_w + gap) * m
         body.append(_text(x0, 16, _clip(heading, 32), fill=MUTED, font_weight="600",

@@ -409,6 +409,9 @@ def model_section(outcomes: pl.DataFrame | None, run: dict | None, images: dict[
 
 
 EFFECT_METRIC = "revenue"
+# Where PSI reads "shifted" (retain.analytics.drift.SHIFTED; analytics is not imported at
+# module level here): the drift bars are scaled to it at least.
+PSI_SHIFTED = 0.25
 
 
 def effect_section(effect: pl.DataFrame | None, lang: Language, confidence: float = 0.9) -> str:
@@ -429,17 +432,34 @@ def effect_section(effect: pl.DataFrame | None, lang: Language, confidence: floa
     shows: dict[str, Callable[[Any], str]] = {
         "relative_lift": _percent, "incremental_revenue": _number, "cost": _number,
         "romi": lambda v: _number(v, 2)}
+    # The difference as measured beside CUPED's estimate, as `retain effect` prints them (on a
+    # thin period they differ even in sign); a row too small for an interval shows a dash.
+    measured = ([("raw_difference", text("col.raw_difference", lang), lambda v: _number(v, 2))]
+                if {"treated_mean", "control_mean"} <= set(rows.columns) else [])
+    if measured and "raw_difference" not in rows.columns:
+        from retain.analytics.effect import with_raw_difference  # effect rows came from there
+
+        rows = with_raw_difference(rows)
     table = _table(
-        rows.with_columns(pl.format("{} … {}", pl.col("ci_low").round(2),
-                                    pl.col("ci_high").round(2)).alias("interval")),
+        rows.with_columns(pl.struct("ci_low", "ci_high").alias("interval")),
         [("period", text("col.period", lang), str), ("split", text("col.split", lang), str),
+         *measured,
          ("difference", text("col.difference", lang), lambda v: _number(v, 2)),
-         ("interval", text("col.interval", lang), str),
+         ("interval", text("col.interval", lang), _interval),
          *[(c, text(f"col.{c}", lang), shows[c]) for c in optional]])
     note = text("report.effect_note", lang, confidence=f"{confidence:.0%}")
+    what = (text(f"effect.metric.{metric}", lang)
+            if metric in ("revenue", "orders", "buyers") else metric)
     return _section("effect", lang, f'<div class="chart">{svg}</div><details><summary>'
-                    f'{_e(text("model.table", lang))} · {_e(metric)}'
+                    f'{_e(text("model.table", lang))} · {_e(what)}'
                     f'</summary>{table}</details>', note)
+
+
+def _interval(bounds: dict) -> str:
+    low, high = bounds["ci_low"], bounds["ci_high"]
+    if low is None or high is None:  # fewer customers than --min-group on a side
+        return "—"
+    return f"{_number(low, 2)} … {_number(high, 2)}"
 
 
 def drift_section(drift: pl.DataFrame | None, lang: Language, top: int = 15) -> str:
@@ -448,9 +468,14 @@ def drift_section(drift: pl.DataFrame | None, lang: Language, top: int = 15) -> 
     if drift is None or drift.filter(pl.col("psi").is_not_null()).height == 0:
         return _missing("drift", lang, "report.no_drift")
     shown = (drift.filter(pl.col("psi").is_not_null()).sort("psi", descending=True).head(top)
-             .with_columns(pl.format("{} ({})", pl.col("name"), pl.col("level")).alias("key")))
+             .with_columns(pl.format("{} ({})", pl.col("name"),
+                                     pl.col("level").replace_strict(
+                                         {k: text(f"drift.{k}", lang)
+                                          for k in ("stable", "moderate", "shifted")},
+                                         default=pl.col("level"))).alias("key")))
     svg = charts.bars(shown, "key", [("psi", "PSI")], lambda k: k or "", lambda v: f"{v:.3f}",
-                      text("report.drift_title", lang), "chart-drift")
+                      text("report.drift_title", lang), "chart-drift",
+                      scale_floor={"psi": PSI_SHIFTED})
     return _section("drift", lang, f'<div class="chart">{svg}</div>',
                     text("report.drift_note", lang))
 

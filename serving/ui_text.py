@@ -380,8 +380,13 @@ REPORT_TEXT: dict[str, tuple[str, str]] = {
                          "--split channel` (хранилище его сохранит).")),
     "col.period": ("Period", "Период"),
     "col.split": ("Channel", "Канал"),
-    "col.difference": ("Difference", "Разница"),
+    "col.raw_difference": ("Difference measured", "Разница: измерено"),
+    "col.difference": ("Difference estimate (CUPED)", "Разница: оценка (CUPED)"),
     "col.interval": ("Interval", "Интервал"),
+    # What the effect table's rows are per customer, by its metric.
+    "effect.metric.revenue": ("revenue per customer", "выручка на клиента"),
+    "effect.metric.orders": ("orders per customer", "заказы на клиента"),
+    "effect.metric.buyers": ("share of customers who bought", "доля купивших"),
     "col.relative_lift": ("Lift", "Прирост"),
     "col.incremental_revenue": ("Extra revenue", "Доп. выручка"),
     "col.cost": ("Cost", "Затраты"),
@@ -394,6 +399,9 @@ REPORT_TEXT: dict[str, tuple[str, str]] = {
                           ("Индекс стабильности (PSI) каждого признака и оценки против прошлого "
                           "запуска: ниже 0,1 — стабильно, 0,1–0,25 — умеренно, выше 0,25 — "
                           "сдвиг.")),
+    "drift.stable": ("stable", "стабильно"),
+    "drift.moderate": ("moderate", "умеренно"),
+    "drift.shifted": ("shifted", "сдвиг"),
     "report.no_drift": (("Not measured: drift is kept by `retain score` for each run against the "
                         "previous one; score at least twice."),
                         ("Не измерено: дрейф записывает `retain score` для каждого запуска "

@@ -74,6 +74,9 @@ class DataReport:
     # out before anything here counts, returned ones read as refunds (negative lines).
     cancelled_lines: int = 0
     returned_lines: int = 0
+    # Rows of the source that were no data, left out: empty rows and a report's totals rows.
+    empty_rows: int = 0
+    totals_rows: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -264,6 +267,9 @@ def data_report(transactions: pl.DataFrame, load_report: Any, as_of: date,
         customers_without_purchase=max(counts.customers_seen - customers, 0),
         cancelled_lines=int(getattr(load_report, "cancelled_lines", 0) or 0),
         returned_lines=int(getattr(load_report, "returned_lines", 0) or 0),
+
+        empty_rows=int(getattr(load_report, "empty_rows", 0) or 0),
+        totals_rows=int(getattr(load_report, "totals_rows", 0) or 0),
     )
     _plan(report, config)
     return report
@@ -329,6 +335,9 @@ def report_lines(report: DataReport) -> list[tuple[str, str]]:
         ("source", report.source),
         ("encoding", report.encoding),
         ("lines read", f"{report.rows_read:,}"),
+        *([("empty rows and totals rows (no data; left out)",
+            f"{report.empty_rows:,} / {report.totals_rows:,}")]
+          if report.empty_rows or report.totals_rows else []),
         ("lines rejected", f"{report.rows_rejected:,}" + (
             " (" + "; ".join(f"{n:,} {why}" for why, n in report.rejected.items()) + ")"
             if report.rejected else "")),

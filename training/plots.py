@@ -30,6 +30,10 @@ SERIES_NAMES = {"retain": "retain", "bgnbd_gg": "BG/NBD x GG",
                 "formula": "AOV x frequency x lifetime", "random": "random",
                 "perfect": "perfect"}
 GAINS_POINTS = 100
+# A reliability bin of a handful of customers reads 0% or 100% by chance, and drew a zigzag a
+# marketer takes for a broken model (a 1,500-customer shop: bins of 2-3 customers at 0%
+# between 27% and 55%); bins with fewer customers are left out of the curve.
+RELIABILITY_MIN_CUSTOMERS = 20
 
 
 def backtest_points(frame: pl.DataFrame, points: int = GAINS_POINTS) -> pl.DataFrame:
@@ -37,7 +41,8 @@ def backtest_points(frame: pl.DataFrame, points: int = GAINS_POINTS) -> pl.DataF
     horizon's revenue, refunds counted as none, captured by the top ``x`` of customers by each
     prediction, ``points`` + 1 steps, and the ``random`` diagonal) and the reliability curve
     (``chart`` "reliability": the predicted churn probability against the observed churn rate
-    per decile bin, and the ``perfect`` diagonal). ``series`` are keys, not words: the PNGs
+    per decile bin holding at least ``RELIABILITY_MIN_CUSTOMERS`` customers, and the
+    ``perfect`` diagonal). ``series`` are keys, not words: the PNGs
     and the report (``serving.report``, in the reader's language) name them."""
     revenue = np.clip(frame["revenue_h"].to_numpy(), 0, None)
     total = max(float(revenue.sum()), 1e-9)
@@ -51,7 +56,8 @@ def backtest_points(frame: pl.DataFrame, points: int = GAINS_POINTS) -> pl.DataF
             rows.append(pl.DataFrame({"chart": "gains", "series": key, "x": share,
                                       "y": captured[at]}))
     churned = (~frame["ordered_again"]).to_numpy()
-    curve = reliability_curve(churned, frame["churn_probability"].to_numpy())
+    curve = [point for point in reliability_curve(churned, frame["churn_probability"].to_numpy())
+             if point[2] >= RELIABILITY_MIN_CUSTOMERS]
     rows += [
         pl.DataFrame({"chart": "gains", "series": "random", "x": [0.0, 1.0], "y": [0.0, 1.0]}),
         pl.DataFrame({"chart": "reliability", "series": "retain",

@@ -30,7 +30,7 @@ from retain.commands.common import (
     transaction_settings,
     write_frame,
 )
-from retain.progress import console, step
+from retain.progress import console, print_note, step
 
 if TYPE_CHECKING:  # imported where the commands run: help stays instant
     import polars as pl
@@ -106,6 +106,8 @@ def load_costs_or_fail(source: str | None, config: TransactionSettings,
     except DataError as exc:
         raise fail(str(exc)) from None
     report_rejects(loaded.report)
+    for note in loaded.report.notes():
+        print_note(note)
     return loaded.frame.drop("_row")
 
 
@@ -205,7 +207,7 @@ def cohorts(
     from retain.analytics.cohorts import costs_notes
 
     for note in costs_notes(result.unmatched_costs):
-        console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
+        print_note(note)
     if result.channel_source:
         console.print(f"acquisition channel: {result.channel_source}")
     console.print(f"predicted CLV: scoring run of {run['as_of']} (model version "

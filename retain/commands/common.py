@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
-from retain.progress import console, step
+from retain.progress import console, print_note, step
 
 # polars, pydantic and the contract are imported where a command runs: `retain --help` and every
 # command's help import none of them and answer at once (tests/retain/test_help.py).
@@ -258,16 +258,18 @@ def _attempt(frame: pl.DataFrame | io.BytesIO | Exception, path: Path) -> Except
 
 
 def report_rejects(report: LoadReport) -> None:
+    from rich.markup import escape
+
     from retain.features.contract import GUEST_HINT
 
     if not report.rows_rejected:
         return
     console.print(
         f"[yellow]{report.rows_rejected} of {report.rows_read} rows rejected[/] "
-        f"(written with reasons to {report.rejects_path}):"
+        f"(written with reasons to {escape(str(report.rejects_path))}):"
     )
     for reason, count in report.rejected.items():
-        console.print(f"  {count:>8}  {reason}")
+        console.print(f"  {count:>8}  {escape(reason)}")
     if any(reason.startswith("customer_id: missing") for reason in report.rejected):
         console.print(f"  {GUEST_HINT}", soft_wrap=True)
 
@@ -408,7 +410,7 @@ def load(config: TransactionSettings, rejects: Path, horizon_days: int | None = 
     if not quiet:
         report_rejects(report)
         for note in report.notes():
-            console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
+            print_note(note)
     tx = loaded.frame.drop("_row")
     as_of = config.as_of or (tx["ts"].max().date() + timedelta(days=1))  # type: ignore[union-attr]
     if report.as_of is None:
@@ -418,7 +420,7 @@ def load(config: TransactionSettings, rejects: Path, horizon_days: int | None = 
         # Lines after the horizon show that the log goes on past it: a quiet end is then real.
         note = horizon_coverage(last, as_of, horizon_days, later_lines=report.after_as_of > 0)
         if note and not quiet:
-            console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
+            print_note(note)
     return tx, as_of, report
 
 
@@ -516,7 +518,7 @@ def load_side_table(kind: str, source: str | None, config: TransactionSettings,
         raise fail(str(exc)) from None
     report_rejects(loaded.report)
     for note in loaded.report.notes():
-        console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
+        print_note(note)
     return loaded.frame.drop("_row", strict=False)
 
 

@@ -80,7 +80,9 @@ def effect_table(rows: pl.DataFrame, title: str, confidence: float, limit: int =
         interval = (f"{number(row['difference'], digits)} [{number(row['ci_low'], digits)}, "
                     f"{number(row['ci_high'], digits)}]")
         if row["ci_low"] is None and row["difference"] is not None:
-            interval = f"{number(row['difference'], digits)} [too few]"  # below --min-group
+            # Below --min-group. Escaped: rich reads a bare "[too few]" as a style tag and
+            # printed the estimate with neither interval nor reason.
+            interval = f"{number(row['difference'], digits)} \\[too few]"
         lift = "-" if row["relative_lift"] is None else f"{row['relative_lift']:+.0%}"
         romi = "-" if row["romi"] is None else f"{row['romi']:.1f}"
         table.add_row(row["period"], row["split"], row["metric"],

@@ -18,7 +18,7 @@ from retain.commands.common import (
     report_rejects,
     say_no_purchase,
 )
-from retain.progress import console, step
+from retain.progress import console, print_note, step
 
 if TYPE_CHECKING:
     from retain.commands.common import TransactionSettings
@@ -84,7 +84,7 @@ def spark_load(spark, config: TransactionSettings, rejects: Path, partitions: in
         raise fail(str(exc)) from None
     report_rejects(loaded.report)
     for note in loaded.report.notes():
-        console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
+        print_note(note)
     return loaded
 
 
@@ -108,7 +108,7 @@ def spark_features(config: TransactionSettings,
         note = last is not None and horizon_coverage(
             last.date(), cutoff, config.horizon_days, later_lines=loaded.report.after_as_of > 0)
         if note:
-            console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
+            print_note(note)
     try:
         with step(f"Building customer features as of {cutoff} (Spark, {partitions} partitions)"), \
                 spark_errors(str(out)):

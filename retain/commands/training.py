@@ -39,7 +39,7 @@ from retain.commands.engine import (
     spark_score,
     spark_training_data,
 )
-from retain.progress import StepClock, console
+from retain.progress import StepClock, console, print_note
 
 if TYPE_CHECKING:
     import polars as pl
@@ -98,7 +98,7 @@ def registered_model(version: str | None):
     except LookupError as exc:
         raise fail(str(exc)) from None
     for note in registered.environment_notes:
-        console.print(f"[yellow]note:[/] {note}")
+        print_note(note)
     return registered
 
 
@@ -228,7 +228,7 @@ def train(
     for line in choice_lines(result.metrics, result.pipeline):
         console.print(f"  {line}", highlight=False, markup=False)
     for note in result.pipeline.notes:
-        console.print(f"[yellow]note:[/] {note}", highlight=False)
+        print_note(note)
     console.print(f"MLflow run {result.run_id}; model 'retain' version {result.version or '-'} "
                   f"-> {result.alias or 'not registered'} ({result.reason})")
     console.print(f"Time per step: {clock.summary()}", highlight=False)

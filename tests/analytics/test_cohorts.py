@@ -322,3 +322,15 @@ def test_retain_cohorts_says_one_cohort_in_the_singular(tmp_path, monkeypatch):
                                     "2025-04-01", "--by", "channel"], env={"COLUMNS": "200"})
     assert done.exit_code == 0, done.output
     assert "1 customer in 1 cohort;" in done.output
+
+
+def test_a_costs_reports_title_and_totals_row_are_left_out_and_said(tmp_path):
+    path = tmp_path / "costs.csv"
+    path.write_text("Затраты на привлечение за 2025 год;;\n"
+                    "acquisition_channel;month;spend\nseo;2025-01;100\nads;2025-01;50\n\n"
+                    "Итого;;150\n")
+    loaded = load_costs(path)
+    assert loaded.frame["spend"].sum() == 150.0 and loaded.frame.height == 2
+    notes = loaded.report.notes()
+    assert any("1 line(s) above the header skipped" in n for n in notes), notes
+    assert any("1 totals row(s) skipped (line 6: 'Итого')" in n for n in notes), notes

@@ -533,3 +533,111 @@ def test_side_tables_read_float_ids_as_the_transactions_do(tmp_path):
     contacts.write_text("customer_id,ts,channel\n17850.0,2024-01-01T09:00:00Z,Email\n")
     assert load_customers(customers).frame["customer_id"].to_list() == ["17850", "12346"]
     assert load_contacts(contacts).frame["customer_id"].to_list() == ["17850"]
+
+
+@pytest.mark.parametrize("totals", [
+    [None, "Итого", 4240.5, 6, None],        # Wildberries: the word beside the sums, no id
+    ["Итого по отчету:", None, 4240.5, 6, None],  # 1C: the word in the id column
+    ["Итого по клиенту Иванов И.И.:", None, 4240.5, 6, None],
+    ["Всего", None, 4240.5, None, None],
+])
+def test_a_reports_empty_rows_and_totals_row_are_no_customer_purchase_or_bad_row(tmp_path, totals):
+    import openpyxl
+
+    path = write_wb_report(tmp_path / "wb.xlsx")
+    book = openpyxl.load_workbook(path)
+    sheet = book.active
+    sheet.insert_rows(6)  # a blank row between groups, inside the table (sheet row 6)
+    sheet.append([])
+    sheet.append(totals)
+    book.save(path)
+    loaded = load_transactions(path, column_map=WB_MAP)  # the default: fail on any bad row
+    plain = load_transactions(write_wb_report(tmp_path / "plain.xlsx"), column_map=WB_MAP)
+    assert loaded.frame["customer_id"].to_list() == plain.frame["customer_id"].to_list()
+    assert loaded.frame["amount"].sum() == plain.frame["amount"].sum() == 4240.5
+    notes = loaded.report.notes()
+    assert any("2 empty sheet row(s) skipped (sheet rows 6, 11)" in n for n in notes), notes
+    # Shown by its word: what follows may name someone.
+    shown = "Итого …" if totals[0] and totals[0].startswith("Итого по") else totals[0] or totals[1]
+    assert any(f"1 totals row(s) skipped (sheet row 12: {shown!r})" in n for n in notes), notes
+    assert not any("Иванов" in n for n in notes)
+    assert not any("duplicated" in n for n in notes)
+
+
+def test_a_csvs_empty_lines_and_totals_line_are_left_out_with_a_note(tmp_path):
+    path = tmp_path / "tx.csv"
+    path.write_text("customer_id,ts,amount\nc1,2024-01-01,5\n\nc2,2024-01-02,7\n,,\n"
+                    "Total,,12\nTotal Gym,2024-01-03,3\n")
+    loaded = load_transactions(path)
+    # "Total Gym" is an id like any other: only a cell that is the word alone is a total.
+    assert loaded.frame["customer_id"].to_list() == ["c1", "c2", "Total Gym"]
+    notes = loaded.report.notes()
+    assert any("2 empty line(s) skipped (lines 3, 5)" in n for n in notes), notes
+    assert any("1 totals row(s) skipped (line 6: 'Total')" in n for n in notes), notes
+    customers = tmp_path / "customers.csv"
+    customers.write_text("customer_id,consent_email\nc1,да\nc2,нет\nИтого: 2,\n"
+                         "Всего клиентов: 2,\n")
+    assert load_customers(customers).frame["customer_id"].to_list() == ["c1", "c2"]
+
+
+def test_a_header_drawn_over_two_rows_with_merged_cells_names_every_column(tmp_path):
+    # 1C's layout: "Код покупателя" and "Дата" merged down over two rows, "Продажа" and
+    # "Возврат" each merged across their "Сумма" and "Кол-во".
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet["A1"] = "Продажи по клиентам за март 2026"
+    sheet.merge_cells("A1:F1")
+    for cell, value in (("A3", "Код покупателя"), ("B3", "Дата"), ("C3", "Продажа"),
+                        ("E3", "Возврат"), ("C4", "Сумма"), ("D4", "Кол-во"), ("E4", "Сумма"),
+                        ("F4", "Кол-во")):
+        sheet[cell] = value
+    for cells in ("A3:A4", "B3:B4", "C3:D3", "E3:F3"):
+        sheet.merge_cells(cells)
+    sheet.append([17850, datetime(2026, 3, 1), 1200, 2, None, None])
+    sheet.append([17851, "вчера", 990, 1, None, None])  # sheet row 6
+    sheet.append(["Итого", None, 2190, 3, None, None])
+    book.save(tmp_path / "1c.xlsx")
+    wanted = {"customer_id": "Код покупателя", "ts": "Дата", "amount": "Продажа Сумма",
+              "quantity": "Продажа Кол-во"}
+    with pytest.raises(DataError, match=r"unparseable date at sheet rows 6 "):
+        load_transactions(tmp_path / "1c.xlsx", column_map=wanted)
+    loaded = load_transactions(tmp_path / "1c.xlsx", column_map=wanted, on_bad_rows="skip",
+                               rejects_path=tmp_path / "r.csv")
+    assert loaded.frame["amount"].to_list() == [1200.0]
+    assert any("sheet rows 3 and 4 read as one header" in n for n in loaded.report.notes())
+    assert any("totals row(s) skipped (sheet row 7" in n for n in loaded.report.notes())
+
+
+def test_a_first_data_row_with_a_gap_is_data_not_a_second_header_row(tmp_path):
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["customer_id", "ts", "amount", None])  # an unnamed fourth column
+    sheet.append(["c1", datetime(2026, 3, 1), 10, None])
+    sheet.append(["c2", datetime(2026, 3, 2), 20, "x"])
+    book.save(tmp_path / "plain.xlsx")
+    assert load_transactions(tmp_path / "plain.xlsx").frame["customer_id"].to_list() == ["c1", "c2"]
+
+
+def test_a_hidden_first_sheet_is_passed_over_for_the_sheet_excel_shows(tmp_path):
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    service = book.active
+    service.title = "Служебный"
+    service.append(["x", "y"])
+    service.sheet_state = "hidden"
+    sales = book.create_sheet("Продажи")
+    sales.append(["customer_id", "ts", "amount"])
+    sales.append(["c1", datetime(2026, 1, 1), 10])
+    book.active = 1
+    book.save(tmp_path / "wb.xlsx")
+    loaded = load_transactions(tmp_path / "wb.xlsx")
+    assert loaded.frame["customer_id"].to_list() == ["c1"]
+    assert any("sheet 'Продажи' read, the workbook's first visible" in n
+               for n in loaded.report.notes())
+    with pytest.raises(DataError, match="Служебный: no rows"):  # asked for by name, it is read
+        load_transactions(f"{tmp_path / 'wb.xlsx'}#Служебный")

@@ -99,6 +99,7 @@ def test_a_model_logged_for_other_package_versions_is_named_per_package(tmp_path
         f"numpy=={numpy.__version__}\n"
         "lightgbm<0.1\n"
         "retain-no-such-package==1.0\n"
+        "retain-elsewhere-only==1.0 ; sys_platform == 'no-such-platform'\n"
         "--extra-index-url https://example.org\n\n", encoding="utf-8")
     mismatches = requirement_mismatches(requirements)
     assert len(mismatches) == 2

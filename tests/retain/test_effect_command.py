@@ -350,3 +350,18 @@ def test_a_placebo_logs_effect_shows_the_measured_difference_beside_cupeds_estim
     assert plain.exit_code == 0, plain.output
     unadjusted = pl.read_csv(env / "plain.csv")
     assert ((unadjusted[RAW_DIFFERENCE] - unadjusted["difference"]).abs() < 1e-9).all()
+
+
+def test_a_row_below_min_group_says_too_few_beside_its_estimate():
+    # rich read a bare "[too few]" as a style tag: the estimate showed alone, no reason.
+    from rich.console import Console
+
+    from retain.commands.effect import effect_table
+
+    row = dict.fromkeys(EFFECT_COLUMNS) | {
+        "period": "2026-Q2", "split": "push", "metric": "revenue", "treated_customers": 342,
+        "control_customers": 28, "difference": 39.77, "relative_lift": 0.02, "cost": 25.0,
+        "raw_difference": 957.89}
+    console = Console(width=200, record=True)
+    console.print(effect_table(pl.DataFrame([row]), "t", 0.9))
+    assert "39.77 [too few]" in console.export_text()

@@ -98,3 +98,23 @@ def test_a_message_into_a_log_stays_one_line_and_a_table_keeps_its_layout(monkey
     # A terminal wraps at its own edge; an explicit choice is kept.
     progress.console.print(message, soft_wrap=False)
     assert len(log.getvalue().splitlines()) > len(lines) + 1
+
+
+def test_a_note_prints_a_path_or_title_with_brackets_as_written(monkeypatch):
+    """rich read "[old]" in a path as a style tag (the note said "/wbt.csv") and a title's
+    "[/]" as a closing tag: an internal error for `retain features`."""
+    import io
+
+    from rich.console import Console
+
+    log = io.StringIO()
+    monkeypatch.setattr(progress._LazyConsole, "_console",
+                        Console(file=log, width=80, highlight=False, emoji=False))
+    progress.print_note("[old]/wbt.csv: 1 line(s) above the header skipped (a report's title: "
+                        "'Отчет [/] за март [итоги]')")
+    assert log.getvalue().splitlines() == [
+        ("note: [old]/wbt.csv: 1 line(s) above the header skipped (a report's title: "
+         "'Отчет [/] за март [итоги]')")]
+    with progress.step("Writing [old]/b.parquet"):
+        pass
+    assert log.getvalue().splitlines()[-1].startswith("✓ Writing [old]/b.parquet (")

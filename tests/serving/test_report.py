@@ -438,3 +438,39 @@ def test_a_model_trained_before_the_points_were_kept_shows_its_pngs_and_says_why
     assert _model_plots(russian).count("<img") == 2
     assert text("report.backtest_images_en", "ru") in russian
     assert text("report.backtest_images_en", "en") not in render_report(parts, "en")
+
+
+def test_the_effect_table_reads_as_the_cli_measured_beside_estimate_and_a_dash_for_no_interval():
+    frame = effect_frame().with_columns(
+        pl.when(pl.col("split") == "sms").then(None).otherwise(pl.col("ci_low")).alias("ci_low"),
+        pl.when(pl.col("split") == "sms").then(None).otherwise(pl.col("ci_high")).alias("ci_high"),
+        # CUPED's estimate moved off the measured difference (treated_mean - control_mean)
+        (pl.col("difference") + 1.5).alias("difference"))
+    html = effect_section(frame, "ru")
+    table = html[html.index("<table"):]
+    cells = [re.findall(r"<td>([^<]*)</td>", row)
+             for row in re.findall(r"<tr>(.*?)</tr>", table[table.index("<tbody>"):])]
+    heads = re.findall(r"<th>([^<]*)</th>", table)
+    assert heads[:5] == ["Период", "Канал", "Разница: измерено", "Разница: оценка (CUPED)",
+                         "Интервал"]
+    assert cells[0][:5] == ["2025-02", "email", "40.00", "41.50", "10.00 … 70.00"]
+    assert cells[2][:5] == ["2025-02", "sms", "5.00", "6.50", "—"]
+    assert "None" not in html and "выручка на клиента" in html
+    keys = re.findall(r'class="bar" data-key="([^"]+)"', drift_section(drift_frame(), "ru"))
+    assert keys == ["clv_12m (сдвиг)", "orders (стабильно)"]
+
+
+def test_stable_drift_draws_short_bars_scaled_to_where_shifted_begins():
+    from retain.analytics.drift import SHIFTED
+    from retain.serving.report import PSI_SHIFTED
+
+    frame = pl.DataFrame({"name": ["segment", "orders"], "kind": ["decision", "feature"],
+                          "psi": [0.0004, 0.0001], "level": ["stable", "stable"]})
+    widths = [float(w) for w in re.findall(r'<g class="bar".*?<rect [^>]*width="([\d.]+)"',
+                                             drift_section(frame, "en"))]
+    # A PSI of 0.0004 is 0.16% of the way to "shifted": the thinnest bar, not a full one.
+    assert widths == [1.0, 1.0] and PSI_SHIFTED == SHIFTED
+    shifted = frame.with_columns(pl.Series("psi", [0.5, 0.125]))
+    wide = [float(w) for w in re.findall(r'<g class="bar".*?<rect [^>]*width="([\d.]+)"',
+                                           drift_section(shifted, "en"))]
+    assert wide[0] == pytest.approx(4 * wide[1], rel=0.01)

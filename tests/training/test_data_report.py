@@ -145,3 +145,16 @@ def test_lines_a_status_column_marked_are_counted_never_their_ids_or_amounts(tmp
     assert report.to_dict()["cancelled_lines"] == 2
     plain = data_report(loaded.frame.drop("_row"), None, date(2026, 3, 1))
     assert not any(label.startswith("cancelled lines") for label, _ in report_lines(plain))
+
+
+def test_a_reports_empty_rows_and_totals_row_are_counted_apart_from_its_lines(tmp_path):
+    from retain.features.contract import load_transactions
+
+    path = tmp_path / "tx.csv"
+    path.write_text("customer_id,ts,amount\na,2026-01-01,10\n\nb,2026-01-02,5\na,2026-02-01,7\n"
+                    "\nИтого,,22\n")
+    loaded = load_transactions(path)
+    report = data_report(loaded.frame.drop("_row"), loaded.report, date(2026, 3, 1))
+    assert (report.rows_read, report.empty_rows, report.totals_rows) == (3, 2, 1)
+    assert report.to_dict()["totals_rows"] == 1
+    assert ("empty rows and totals rows (no data; left out)", "2 / 1") in report_lines(report)

@@ -36,3 +36,17 @@ def test_the_points_hold_each_gains_curve_and_the_reliability_bins(tmp_path):
     assert bins.height == 10 and ((bins["y"] - bins["x"]).abs() < 0.2).all()
     for draw, name in ((gains, "gains.png"), (reliability, "reliability.png")):
         assert draw(backtest_frame(), tmp_path / name, points).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_reliability_bin_of_a_few_customers_is_left_out_of_the_curve():
+    from retain.training.plots import RELIABILITY_MIN_CUSTOMERS
+
+    frame = backtest_frame()
+    # Three customers predicted around 0.25, none of whom left: a bin that reads 0% by chance.
+    thin = frame.head(3).with_columns(pl.lit(0.25).alias("churn_probability"),
+                                      pl.lit(True).alias("ordered_again"))
+    rest = frame.filter((pl.col("churn_probability") < 0.2) | (pl.col("churn_probability") >= 0.3))
+    points = backtest_points(pl.concat([rest, thin]))
+    bins = points.filter((pl.col("chart") == "reliability") & (pl.col("series") == "retain"))
+    assert bins.height == 9 and not ((bins["x"] > 0.2) & (bins["x"] < 0.3)).any()
+    assert 3 < RELIABILITY_MIN_CUSTOMERS <= 40  # the 40-customer bins of the frame stay
