@@ -54,6 +54,12 @@ CATEGORIES: dict[str, dict[str, tuple[str, str]]] = {
         "vk": ("VK", "ВКонтакте"),
         "max": ("MAX", "MAX"),
     },
+    # A channel's status in the plan (decisions.channels): what `retain channels` prints.
+    "channel_status": {
+        "active": ("active", "активен"),
+        "maintenance": ("maintenance", "поддержка"),
+        "unmeasured": ("unmeasured", "не измерен"),
+    },
     "offer": {
         "none": ("No offer", "Без предложения"),
     },

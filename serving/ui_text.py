@@ -420,7 +420,85 @@ REPORT_TEXT: dict[str, tuple[str, str]] = {
                            ("Нет данных: в хранилище нет запуска оценки на эту дату "
                            "(`retain score`).")),
 }
+# `retain effect` and `retain channels` in the terminal (--lang): the report's words where it
+# has them (col.*, effect.metric.*), these for the rest.
+CLI_TEXT: dict[str, tuple[str, str]] = {
+    "cli.split": ("split", "разрез"),
+    "cli.metric": ("metric", "показатель"),
+    "cli.treated_control": ("treated/control", "контакт/контроль"),
+    "cli.difference_estimate": ("difference estimate [{confidence} CI]",
+                                "Разница: оценка [{confidence} интервал]"),
+    "cli.too_few": ("too few", "мало клиентов"),
+    "cli.all": ("all", "все"),
+    "cli.effect_title": ("Effect against the global control group, {start} to {end}",
+                         "Эффект против глобальной контрольной группы, {start} – {end}"),
+    "cli.effect_by.channel": (", by channel", ", по каналам"),
+    "cli.effect_by.goal": (", by goal", ", по целям"),
+    "cli.effect_by.segment": (", by segment", ", по сегментам"),
+    "cli.effect_caption": (("difference measured: contacted minus control per customer, as it "
+                            "came. difference estimate: {estimate}; lift, extra revenue and ROMI "
+                            "use the estimate"),
+                           ("Разница: измерено — получившие сообщение минус контроль, на "
+                            "клиента, как есть. Разница: оценка — {estimate}; прирост, доп. "
+                            "выручка и ROMI считаются по оценке")),
+    "cli.effect_cuped": (("adjusted by CUPED for each customer's past spend: the same difference "
+                          "with a narrower interval, which can differ from the measured one, "
+                          "even in sign, where the interval is wide"),
+                         ("поправлена CUPED на прошлые траты каждого клиента: та же разница с "
+                          "более узким интервалом; где интервал широк, она может отличаться от "
+                          "измеренной, даже знаком")),
+    "cli.effect_no_cuped": ("the measured difference itself (--no-cuped)",
+                            "сама измеренная разница (--no-cuped)"),
+    "cli.first_rows": (". The first {limit} of {rows} rows; all are in the file",
+                       ". Первые {limit} из {rows} строк; все — в файле"),
+    "cli.unmatched": (("{t_unknown} of {t_all} contacted and {c_unknown} of {c_all} control "
+                       "customers have no transaction before {end}; they are counted with zero "
+                       "revenue on both sides (many of them: do both files use the same ids?)"),
+                      ("у {t_unknown} из {t_all} получивших сообщение и {c_unknown} из {c_all} "
+                       "клиентов контрольной группы нет покупок до {end}; их выручка считается "
+                       "нулевой с обеих сторон (если их много: одинаковы ли id в обоих "
+                       "файлах?)")),
+    "cli.too_few_note": (("{small} of {all} comparisons have fewer than {min_group} contacted or "
+                          "control customers: too few to judge, their intervals are left empty "
+                          "(--min-group)"),
+                         ("в {small} из {all} сравнений меньше {min_group} клиентов с одной из "
+                          "сторон: слишком мало для вывода, их интервалы пусты (--min-group)")),
+    "cli.effect_done": ("{rows} rows ({percent}% intervals, margin {margin} for ROMI{assumed})",
+                        "{rows} строк ({percent}% интервалы, маржа {margin} для ROMI{assumed})"),
+    "cli.margin_assumed": ((": the built-in rules' assumption, not measured; give your shop's as "
+                            "offers.margin in --rules"),
+                           (": допущение встроенных правил, не измерено; задайте маржу своего "
+                            "магазина как offers.margin в --rules")),
+    "cli.saved": ("saved to {out}", "сохранено в {out}"),
+    "cli.channels_title": ("Channels by {period}, {start} to {end}",
+                           "Каналы по {period}, {start} – {end}"),
+    "cli.period.month": ("month", "месяцам"),
+    "cli.period.quarter": ("quarter", "кварталам"),
+    "cli.split_title": ("Split of the messages after {period}",
+                        "Распределение сообщений после {period}"),
+    "cli.reach": ("reach", "охват"),
+    "cli.response": ("response", "отклик"),
+    "cli.control": ("control", "контроль"),
+    "cli.uplift_measured": ("uplift measured", "аплифт: измерено"),
+    "cli.uplift_estimate": ("uplift estimate", "аплифт: оценка"),
+    "cli.revenue_per_contact": ("extra revenue / contact", "доп. выручка / контакт"),
+    "cli.return_per_cost": ("return / cost", "отдача / затраты"),
+    "cli.status": ("status", "статус"),
+    "cli.last_period": ("last period", "прошлый период"),
+    "cli.next_period": ("next period", "следующий период"),
+    "cli.uplift_caption": (("uplift measured: response minus control, as it came. uplift "
+                            "estimate: shrunk toward {toward}{weight}; the decisions and the "
+                            "money columns use the estimate (docs/effect.md says why)"),
+                           ("аплифт: измерено — отклик минус контроль, как есть. аплифт: оценка "
+                            "— сжат к {toward}{weight}; решения и денежные столбцы используют "
+                            "оценку (почему — в docs/effect.md)")),
+    "cli.toward": ("the default", "значению по умолчанию"),
+    "cli.toward_value": ("the default {value}", "значению по умолчанию {value}"),
+    "cli.weight": (" as if {messages} more messages had shown it",
+                   " как если бы ещё {messages} сообщений показали его"),
+}
 TEXT.update(REPORT_TEXT)
+TEXT.update(CLI_TEXT)
 _INDEX = {"en": 0, "ru": 1}
 
 

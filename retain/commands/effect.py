@@ -38,37 +38,68 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from retain.decisions.rules import Rules
+    from retain.serving.labels import Language
 
 app = typer.Typer()
+# Declared like `retain report --lang`: the tables' words only; --out keeps its column names
+# and codes, which CRM scripts read.
+TableLangOpt = Annotated[str, typer.Option(
+    "--lang", metavar="<en|ru>", help="Language of the tables and notes printed; --out keeps "
+    "its column names and codes.")]
 # Both commands read the transactions up to --to: every line later means the span is too early.
 _SPAN_HINT = "choose --from and --to within the transactions' dates"
 
 
-def effect_caption(cuped: bool) -> str:
+def _say(key: str, lang: Language, **values) -> str:
+    """The sentence ``key`` of the shared table (serving.ui_text) in ``lang``."""
+    from retain.serving.ui_text import text
+
+    return text(key, lang, **values)
+
+
+def _report_word(english: str, key: str, lang: Language) -> str:
+    """``english`` as the terminal always printed it, or the report's Russian word for the
+    same figure (serving.ui_text ``key``), so the two never name it differently."""
+    return english if lang == "en" else _say(key, lang)
+
+
+def _check_lang(lang: str) -> Language:
+    from retain.serving.labels import LANGUAGES
+
+    if lang not in LANGUAGES:
+        raise fail(f"--lang: expected {' or '.join(LANGUAGES)}, got {lang!r}")
+    return lang  # type: ignore[return-value]
+
+
+def effect_caption(cuped: bool, lang: Language = "en") -> str:
     """What the two difference columns are: what was measured, and the estimate the lift and
     money columns use."""
-    estimate = ("adjusted by CUPED for each customer's past spend: the same difference with a "
-                "narrower interval, which can differ from the measured one, even in sign, "
-                "where the interval is wide" if cuped
-                else "the measured difference itself (--no-cuped)")
-    return ("difference measured: contacted minus control per customer, as it came. "
-            f"difference estimate: {estimate}; lift, extra revenue and ROMI use the estimate")
+    estimate = _say("cli.effect_cuped" if cuped else "cli.effect_no_cuped", lang)
+    return _say("cli.effect_caption", lang, estimate=estimate)
 
 
 def effect_table(rows: pl.DataFrame, title: str, confidence: float, limit: int = 60,
-                 cuped: bool = True) -> Table:
+                 cuped: bool = True, lang: Language = "en", split: str | None = None) -> Table:
     """The rows as people read them: group sizes, the difference measured and the estimate
-    with its interval, lift and money (the means are in the file)."""
+    with its interval, lift and money (the means are in the file). In Russian the split's
+    codes (``split``: channel, goal or segment) and the metrics are shown as labels."""
     from rich.table import Table
 
+    from retain.analytics.effect import ALL
+
     table = Table(title=title)
-    for column in ("period", "split", "metric"):
+    for column in (_report_word("period", "col.period", lang), _say("cli.split", lang),
+                   _say("cli.metric", lang)):
         table.add_column(column, no_wrap=True)
     # Figures fold onto a second line in a narrow terminal: cut to "1,23…" they misread.
-    for column in ("treated/control", "difference measured",
-                   f"difference estimate [{confidence:.0%} CI]", "lift", "extra revenue", "cost",
-                   "ROMI"):
+    for column in (_say("cli.treated_control", lang),
+                   _report_word("difference measured", "col.raw_difference", lang),
+                   _say("cli.difference_estimate", lang, confidence=f"{confidence:.0%}"),
+                   _report_word("lift", "col.relative_lift", lang),
+                   _report_word("extra revenue", "col.incremental_revenue", lang),
+                   _report_word("cost", "col.cost", lang), "ROMI"):
         table.add_column(column, justify="right", overflow="fold")
+    too_few = _say("cli.too_few", lang)
 
     def number(value: float | None, digits: int) -> str:
         return "-" if value is None else f"{value:,.{digits}f}"
@@ -82,16 +113,21 @@ def effect_table(rows: pl.DataFrame, title: str, confidence: float, limit: int =
         if row["ci_low"] is None and row["difference"] is not None:
             # Below --min-group. Escaped: rich reads a bare "[too few]" as a style tag and
             # printed the estimate with neither interval nor reason.
-            interval = f"{number(row['difference'], digits)} \\[too few]"
+            interval = f"{number(row['difference'], digits)} \\[{too_few}]"
         lift = "-" if row["relative_lift"] is None else f"{row['relative_lift']:+.0%}"
         romi = "-" if row["romi"] is None else f"{row['romi']:.1f}"
-        table.add_row(row["period"], row["split"], row["metric"],
+        metric = (row["metric"] if lang == "en"
+                  else _say(f"effect.metric.{row['metric']}", lang))
+        # Without --split every row is the whole log's ("all").
+        key = (_code(lang, split, row["split"]) if split
+               else _say("cli.all", lang) if row["split"] == ALL else row["split"])
+        table.add_row(row["period"], key, metric,
                       f"{row['treated_customers']:,}/{row['control_customers']:,}",
                       number(row.get("raw_difference"), digits), interval,
                       lift, number(row["incremental_revenue"], 0), number(row["cost"], 0), romi)
-    table.caption = effect_caption(cuped)
+    table.caption = effect_caption(cuped, lang)
     if rows.height > limit:
-        table.caption += f". The first {limit} of {rows.height:,} rows; all are in the file"
+        table.caption += _say("cli.first_rows", lang, limit=limit, rows=f"{rows.height:,}")
     return table
 
 
@@ -183,6 +219,7 @@ def effect(
     drop_duplicates: DropDuplicatesOpt = None,
     cancelled_status: CancelledStatusOpt = None,
     returned_status: ReturnedStatusOpt = None,
+    lang: TableLangOpt = "en",
 ) -> None:
     """Measure what the messages earned against the control group.
 
@@ -204,6 +241,7 @@ def effect(
     from retain.serving.effect_store import write_effect
     from retain.serving.store import ScoreStore
 
+    language = _check_lang(lang)
     start, end = measured_span(date_from, date_to, by, example="--from 2026-01-01 --to 2026-07-01")
     if split is not None and split not in SPLITS:
         raise fail(f"--split: expected goal, channel or segment, got {split!r}")
@@ -235,22 +273,22 @@ def effect(
                 kept = f"kept in {kept_in.url} for GET /v1/effect"
     except (ValueError, ConnectionError, RuntimeError, OSError) as exc:
         effect_id, kept = None, f"not kept in the score store ({exc})"
-    title = (f"Effect against the global control group, {start} to {end}"
-             + (f", by {split}" if split else ""))
-    console.print(effect_table(rows, title, confidence, cuped=cuped))
+    title = (_say("cli.effect_title", language, start=start, end=end)
+             + (_say(f"cli.effect_by.{split}", language) if split else ""))
+    console.print(effect_table(rows, title, confidence, cuped=cuped, lang=language, split=split))
     unmatched = unmatched_customers(tx, log, start, end)
     if any(unknown for unknown, _ in unmatched.values()):
         (t_unknown, t_all), (c_unknown, c_all) = unmatched["treated"], unmatched["control"]
         console.print(
-            f"[yellow]note:[/] {t_unknown:,} of {t_all:,} contacted and {c_unknown:,} of "
-            f"{c_all:,} control customers have no transaction before {end}; they are counted "
-            "with zero revenue on both sides (many of them: do both files use the same ids?)",
+            "[yellow]note:[/] " + _say("cli.unmatched", language, t_unknown=f"{t_unknown:,}",
+                                       t_all=f"{t_all:,}", c_unknown=f"{c_unknown:,}",
+                                       c_all=f"{c_all:,}", end=end),
             soft_wrap=True)
     small = too_small(rows, min_group)
     if small:
-        console.print(f"[yellow]note:[/] {small:,} of {rows.select('period', 'split').unique().height:,}"
-                      f" comparisons have fewer than {min_group} contacted or control customers:"
-                      " too few to judge, their intervals are left empty (--min-group)",
+        compared = rows.select("period", "split").unique().height
+        console.print("[yellow]note:[/] " + _say("cli.too_few_note", language, small=f"{small:,}",
+                                                 all=f"{compared:,}", min_group=min_group),
                       soft_wrap=True)
     if out is not None:
         if out.suffix.lower() == ".json":
@@ -260,36 +298,39 @@ def effect(
         else:
             write_frame(rows, out)
     # The margin is the rules' figure, not measured: say so when nobody set it.
-    assumed = "" if settings(rules=rules).rules else (
-        ": the built-in rules' assumption, not measured; give your shop's as offers.margin "
-        "in --rules")
-    console.print(f"{rows.height:,} rows ({int(confidence * 100)}% intervals, margin "
-                  f"{decision_rules.offers.margin:g} for ROMI{assumed}); {kept}"
-                  + (f"; saved to {out}" if out else ""), soft_wrap=True)
+    assumed = "" if settings(rules=rules).rules else _say("cli.margin_assumed", language)
+    console.print(_say("cli.effect_done", language, rows=f"{rows.height:,}",
+                       percent=int(confidence * 100), margin=f"{decision_rules.offers.margin:g}",
+                       assumed=assumed)
+                  + f"; {kept}" + (f"; {_say('cli.saved', language, out=out)}" if out else ""),
+                  soft_wrap=True)
 
 
-def uplift_caption(default_uplift: float | None, prior_messages: float | None = None) -> str:
+def uplift_caption(default_uplift: float | None, prior_messages: float | None = None,
+                   lang: Language = "en") -> str:
     """What the two uplift columns are: what was measured, and the estimate the decisions
     use (shrunk toward the rules' default, so it stays positive where nothing worked)."""
-    toward = "the default" if default_uplift is None else f"the default {default_uplift:.1%}"
-    weight = "" if prior_messages is None else f" as if {prior_messages:,.0f} more messages had shown it"
-    return ("uplift measured: response minus control, as it came. uplift estimate: "
-            f"shrunk toward {toward}{weight}; the decisions and the money columns use the "
-            "estimate (docs/effect.md says why)")
+    toward = (_say("cli.toward", lang) if default_uplift is None
+              else _say("cli.toward_value", lang, value=f"{default_uplift:.1%}"))
+    weight = ("" if prior_messages is None
+              else _say("cli.weight", lang, messages=f"{prior_messages:,.0f}"))
+    return _say("cli.uplift_caption", lang, toward=toward, weight=weight)
 
 
 def channels_table(over_time: pl.DataFrame, title: str, default_uplift: float | None = None,
-                   prior_messages: float | None = None) -> Table:
+                   prior_messages: float | None = None, lang: Language = "en") -> Table:
     """One row per channel and period; ``default_uplift`` and ``prior_messages`` (the
     rules') say in the caption what the estimate is shrunk toward."""
     from rich.table import Table
 
     table = Table(title=title)
-    table.add_column("period", no_wrap=True)
-    table.add_column("channel", no_wrap=True)
+    table.add_column(_report_word("period", "col.period", lang), no_wrap=True)
+    table.add_column(_report_word("channel", "col.split", lang), no_wrap=True)
     # Figures fold onto a second line in a narrow terminal: cut to "1,1…" they misread.
-    for column in ("reach", "response", "control", "uplift measured", "uplift estimate",
-                   "extra revenue / contact", "cost", "return / cost", "status"):
+    for column in (_say("cli.reach", lang), _say("cli.response", lang), _say("cli.control", lang),
+                   _say("cli.uplift_measured", lang), _say("cli.uplift_estimate", lang),
+                   _say("cli.revenue_per_contact", lang), _report_word("cost", "col.cost", lang),
+                   _say("cli.return_per_cost", lang), _say("cli.status", lang)):
         table.add_column(column, justify="right", overflow="fold")
 
     def share(value: float | None) -> str:
@@ -301,26 +342,34 @@ def channels_table(over_time: pl.DataFrame, title: str, default_uplift: float | 
 
     for row in over_time.iter_rows(named=True):
         table.add_row(
-            str(row["period"]), str(row["channel"]), number(row["reach"], 0),
+            str(row["period"]), _code(lang, "channel", row["channel"]), number(row["reach"], 0),
             share(row["response_rate"]), share(row["control_rate"]),
             share(row.get("raw_uplift")), share(row["uplift"]),
             number(row["incremental_revenue_per_contact"], 1), number(row["cost"], 0),
-            number(row["return_per_cost"], 1), str(row["status"]))
-    table.caption = uplift_caption(default_uplift, prior_messages)
+            number(row["return_per_cost"], 1), _code(lang, "channel_status", row["status"]))
+    table.caption = uplift_caption(default_uplift, prior_messages, lang)
     return table
 
 
-def split_table(split: pl.DataFrame, title: str) -> Table:
+def _code(lang: Language, kind: str, code) -> str:
+    """A code as printed: itself in English (as always), its label in Russian."""
+    from retain.serving.labels import label
+
+    return str(code) if lang == "en" or code is None else label(kind, str(code), lang)
+
+
+def split_table(split: pl.DataFrame, title: str, lang: Language = "en") -> Table:
     from rich.table import Table
 
     table = Table(title=title)
-    table.add_column("channel", no_wrap=True)
-    table.add_column("status")
-    table.add_column("last period", justify="right")
-    table.add_column("next period", justify="right")
+    table.add_column(_report_word("channel", "col.split", lang), no_wrap=True)
+    table.add_column(_say("cli.status", lang))
+    table.add_column(_say("cli.last_period", lang), justify="right")
+    table.add_column(_say("cli.next_period", lang), justify="right")
     for row in split.iter_rows(named=True):
-        table.add_row(row["channel"], row["status"], f"{row['current_share']:.0%}",
-                      f"{row['recommended_share']:.0%}")
+        table.add_row(_code(lang, "channel", row["channel"]),
+                      _code(lang, "channel_status", row["status"]),
+                      f"{row['current_share']:.0%}", f"{row['recommended_share']:.0%}")
     return table
 
 
@@ -353,6 +402,7 @@ def channels(
     drop_duplicates: DropDuplicatesOpt = None,
     cancelled_status: CancelledStatusOpt = None,
     returned_status: ReturnedStatusOpt = None,
+    lang: TableLangOpt = "en",
 ) -> None:
     """Each channel per month or quarter, and the next split.
 
@@ -367,6 +417,7 @@ def channels(
     )
     from retain.commands.common import write_frame, write_json
 
+    language = _check_lang(lang)
     start, end = measured_span(date_from, date_to, by, example="--from 2025-07-01 --to 2026-07-01")
     decision_rules, tx, log = measured_inputs(
         "channels", end, transactions, contacts, out, rules, rejects, on_bad_rows, column_map,
@@ -402,10 +453,13 @@ def channels(
                               maintenance_share=decision_rules.channels.maintenance_share)
     period = by or decision_rules.channels.period
     over_time = period_labels(over_time, start, period)
-    console.print(channels_table(over_time, f"Channels by {period}, {start} to {end}",
-                                 decision_rules.channels.default_uplift,
-                                 decision_rules.channels.prior_messages))
-    console.print(split_table(split, f"Split of the messages after {over_time['period'].max()}"))
+    console.print(channels_table(
+        over_time, _say("cli.channels_title", language, period=_say(f"cli.period.{period}", language),
+                        start=start, end=end),
+        decision_rules.channels.default_uplift, decision_rules.channels.prior_messages,
+        language))
+    console.print(split_table(split, _say("cli.split_title", language,
+                                          period=over_time["period"].max()), language))
     if out is not None:
         if out.suffix.lower() == ".json":
             write_json(out, {"date_from": start, "date_to": end,
@@ -415,7 +469,7 @@ def channels(
                              "rows": over_time.to_dicts(), "split": split.to_dicts()})
         else:
             write_frame(over_time, out)
-        console.print(f"saved to {out}")
+        console.print(_say("cli.saved", language, out=out))
 
 
 def measured_span(date_from: str | None, date_to: str | None, by: str | None, *,
