@@ -423,9 +423,9 @@ REPORT_TEXT: dict[str, tuple[str, str]] = {
 # `retain effect` and `retain channels` in the terminal (--lang): the report's words where it
 # has them (col.*, effect.metric.*), these for the rest.
 CLI_TEXT: dict[str, tuple[str, str]] = {
-    "cli.split": ("split", "разрез"),
-    "cli.metric": ("metric", "показатель"),
-    "cli.treated_control": ("treated/control", "контакт/контроль"),
+    "cli.split": ("split", "Разрез"),
+    "cli.metric": ("metric", "Показатель"),
+    "cli.treated_control": ("treated/control", "Контакт/контроль"),
     "cli.difference_estimate": ("difference estimate [{confidence} CI]",
                                 "Разница: оценка [{confidence} интервал]"),
     "cli.too_few": ("too few", "мало клиентов"),
@@ -470,26 +470,31 @@ CLI_TEXT: dict[str, tuple[str, str]] = {
                            (": допущение встроенных правил, не измерено; задайте маржу своего "
                             "магазина как offers.margin в --rules")),
     "cli.saved": ("saved to {out}", "сохранено в {out}"),
+    "cli.kept": ("kept in {url} for GET /v1/effect", "сохранено в {url} для GET /v1/effect"),
+    "cli.not_kept_trial": ("not kept for GET /v1/effect (--no-store)",
+                           "не сохранено для GET /v1/effect (--no-store)"),
+    "cli.not_kept": ("not kept in the score store ({error})",
+                     "не сохранено в хранилище оценок ({error})"),
     "cli.channels_title": ("Channels by {period}, {start} to {end}",
                            "Каналы по {period}, {start} – {end}"),
     "cli.period.month": ("month", "месяцам"),
     "cli.period.quarter": ("quarter", "кварталам"),
     "cli.split_title": ("Split of the messages after {period}",
                         "Распределение сообщений после {period}"),
-    "cli.reach": ("reach", "охват"),
-    "cli.response": ("response", "отклик"),
-    "cli.control": ("control", "контроль"),
-    "cli.uplift_measured": ("uplift measured", "аплифт: измерено"),
-    "cli.uplift_estimate": ("uplift estimate", "аплифт: оценка"),
-    "cli.revenue_per_contact": ("extra revenue / contact", "доп. выручка / контакт"),
-    "cli.return_per_cost": ("return / cost", "отдача / затраты"),
-    "cli.status": ("status", "статус"),
-    "cli.last_period": ("last period", "прошлый период"),
-    "cli.next_period": ("next period", "следующий период"),
+    "cli.reach": ("reach", "Охват"),
+    "cli.response": ("response", "Отклик"),
+    "cli.control": ("control", "Контроль"),
+    "cli.uplift_measured": ("uplift measured", "Аплифт: измерено"),
+    "cli.uplift_estimate": ("uplift estimate", "Аплифт: оценка"),
+    "cli.revenue_per_contact": ("extra revenue / contact", "Доп. выручка / контакт"),
+    "cli.return_per_cost": ("return / cost", "Отдача / затраты"),
+    "cli.status": ("status", "Статус"),
+    "cli.last_period": ("last period", "Прошлый период"),
+    "cli.next_period": ("next period", "Следующий период"),
     "cli.uplift_caption": (("uplift measured: response minus control, as it came. uplift "
                             "estimate: shrunk toward {toward}{weight}; the decisions and the "
                             "money columns use the estimate (docs/effect.md says why)"),
-                           ("аплифт: измерено — отклик минус контроль, как есть. аплифт: оценка "
+                           ("Аплифт: измерено — отклик минус контроль, как есть. Аплифт: оценка "
                             "— сжат к {toward}{weight}; решения и денежные столбцы используют "
                             "оценку (почему — в docs/effect.md)")),
     "cli.toward": ("the default", "значению по умолчанию"),

@@ -264,15 +264,15 @@ def effect(
                 n_boot=resamples, confidence=confidence, seed=seed, min_group=min_group)
     except EffectError as exc:
         raise fail(str(exc)) from None
-    effect_id, kept = None, "not kept for GET /v1/effect (--no-store)"
+    effect_id, kept = None, _say("cli.not_kept_trial", language)
     try:
         if store:
             with ScoreStore(settings(store_url=store_url).store_url).open() as kept_in:
                 effect_id = write_effect(kept_in, rows, date_from=start, date_to=end, by=by,
                                          split=split)
-                kept = f"kept in {kept_in.url} for GET /v1/effect"
+                kept = _say("cli.kept", language, url=kept_in.url)
     except (ValueError, ConnectionError, RuntimeError, OSError) as exc:
-        effect_id, kept = None, f"not kept in the score store ({exc})"
+        effect_id, kept = None, _say("cli.not_kept", language, error=exc)
     title = (_say("cli.effect_title", language, start=start, end=end)
              + (_say(f"cli.effect_by.{split}", language) if split else ""))
     console.print(effect_table(rows, title, confidence, cuped=cuped, lang=language, split=split))

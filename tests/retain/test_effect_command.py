@@ -7,6 +7,7 @@ from datetime import date
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 from typer.testing import CliRunner
 
 from retain.analytics.effect import EFFECT_COLUMNS, PERIOD_DATES, RAW_DIFFERENCE
@@ -365,3 +366,70 @@ def test_a_row_below_min_group_says_too_few_beside_its_estimate():
     console = Console(width=200, record=True)
     console.print(effect_table(pl.DataFrame([row]), "t", 0.9))
     assert "39.77 [too few]" in console.export_text()
+
+
+def _header_cells(output: str) -> list[str]:
+    """The tables' header cells as printed (the lines between ┏ and ┡)."""
+    return [cell.strip() for line in output.splitlines() if line.startswith("┃")
+            for cell in line.strip("┃").split("┃") if cell.strip()]
+
+
+def _body_cells(output: str) -> list[str]:
+    return [cell.strip() for line in output.splitlines() if line.startswith("│")
+            for cell in line.strip("│").split("│") if cell.strip()]
+
+
+def test_channels_in_russian_prints_russian_words_and_writes_the_same_file(env):
+    def channels(*args: str):
+        return runner.invoke(app, ["channels", "--transactions", "shop/transactions.parquet",
+                                   "--contacts", "shop/contacts.parquet", "--from", "2025-10-01",
+                                   "--to", "2026-07-01", "--by", "quarter", *args])
+
+    english = channels("--out", "channels_en.csv")
+    russian = channels("--lang", "ru", "--out", "channels_ru.csv")
+    assert english.exit_code == 0 and russian.exit_code == 0, russian.output
+    headers = _header_cells(russian.output)
+    for word in ("Период", "Канал", "Охват", "Отклик", "Аплифт: измерено", "Аплифт: оценка",
+                 "Затраты", "Отдача / затраты", "Статус", "Прошлый период", "Следующий период"):
+        assert word in headers, (word, headers)
+    # Not one English word in a header, nor a status or channel code in a cell.
+    assert not [h for h in headers if any("a" <= c.lower() <= "z" for c in h)], headers
+    cells = _body_cells(russian.output)
+    assert "активен" in cells and "Push-уведомление" in cells
+    assert not {"active", "maintenance", "unmeasured", "push"} & set(cells)
+    assert "Каналы по кварталам" in russian.output
+    assert "Распределение сообщений после 2026-Q2" in russian.output
+    assert "uplift measured" not in russian.output and "Channels by" not in russian.output
+    # CRM scripts read the file: the same columns and codes in both languages.
+    assert (env / "channels_ru.csv").read_bytes() == (env / "channels_en.csv").read_bytes()
+    assert "reach" in _header_cells(english.output)
+
+
+def test_effect_in_russian_prints_russian_words_and_writes_the_same_file(env):
+    english = effect(*SPAN, "--by", "quarter", "--split", "channel", "--no-store",
+                     "--min-group", "200", "--out", "effect_en.csv")
+    russian = effect(*SPAN, "--by", "quarter", "--split", "channel", "--no-store",
+                     "--min-group", "200", "--lang", "ru", "--out", "effect_ru.csv")
+    assert english.exit_code == 0 and russian.exit_code == 0, russian.output
+    headers = _header_cells(russian.output)
+    for word in ("Период", "Разрез", "Показатель", "Контакт/контроль", "Разница: измерено",
+                 "Разница: оценка [90% интервал]", "Прирост", "Доп. выручка", "Затраты"):
+        assert word in headers, (word, headers)
+    # ROMI is the report's Russian word too.
+    assert not [h for h in headers if h != "ROMI" and any("a" <= c.lower() <= "z" for c in h)]
+    cells = _body_cells(russian.output)
+    assert "выручка на клиента" in cells and "Push-уведомление" in cells
+    assert any(cell.endswith("[мало клиентов]") for cell in cells), cells
+    assert "too few" not in russian.output and "[too few]" in english.output
+    assert "Эффект против глобальной контрольной группы" in russian.output
+    assert "difference measured" not in russian.output
+    # The same columns, codes and figures in both languages. Figures to 1e-9 only: a float sum
+    # of the costs can differ in its last bits between two runs in one process, --lang or not.
+    written = [pl.read_csv(env / name) for name in ("effect_en.csv", "effect_ru.csv")]
+    assert written[0].columns == written[1].columns
+    assert_frame_equal(written[0], written[1], check_exact=False, rtol=1e-9)
+
+
+def test_lang_other_than_en_or_ru_is_refused_in_one_line(env):
+    result = effect(*SPAN, "--lang", "de")
+    assert result.exit_code == 1 and "--lang: expected en or ru, got 'de'" in result.output
