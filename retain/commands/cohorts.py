@@ -24,6 +24,7 @@ from retain.commands.common import (
     TransactionsOpt,
     example,
     fail,
+    language_or_fail,
     load,
     load_side_table,
     rules_or_fail,
@@ -300,8 +301,7 @@ def report(
     from retain.errors import write_failure
     from retain.serving.report import build_report, registered_backtest, render_report
 
-    if lang not in ("en", "ru"):
-        raise fail(f"--lang: expected en or ru, got {lang!r}")
+    language_or_fail(lang)
     if out.suffix.lower() not in (".html", ".htm"):
         raise fail(f"--out {out}: the report is HTML; name it .html")
     tx = table = spend = log = None

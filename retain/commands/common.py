@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from retain.decisions.rules import Rules
     from retain.features.contract import LoadReport, ReadOptions
+    from retain.serving.labels import Language
 
 TransactionsOpt = Annotated[
     str | None,
@@ -140,6 +141,15 @@ LangOpt = Annotated[
     typer.Option("--lang", help="Language of the reasons. Default en. Env: RETAIN_LANG.",
                  show_default=False),
 ]
+
+
+def language_or_fail(lang: str) -> Language:
+    """``lang`` when retain speaks it (``serving.labels.LANGUAGES``), else one error line."""
+    from retain.serving.labels import LANGUAGES
+
+    if lang not in LANGUAGES:
+        raise fail(f"--lang: expected {' or '.join(LANGUAGES)}, got {lang!r}")
+    return lang  # type: ignore[return-value]
 
 
 def fail(message: str) -> typer.Exit:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from retain.commands.common import example, fail, parse_date
+from retain.commands.common import example, fail, language_or_fail, parse_date
 from retain.progress import console, step
 
 if TYPE_CHECKING:
@@ -143,14 +143,13 @@ def export(
     From the score store, filtered by segment, goal and/or channel, in a stable column order."""
     from retain.decisions.decide import GOALS
     from retain.serving.export import FORMATS, SEGMENT_NAMES, export_scores
-    from retain.serving.labels import LANGUAGES
 
     if fmt not in FORMATS:
         raise fail(f"--format: expected csv, xlsx or parquet, got {fmt!r}")
     if excel and fmt != "csv":
         raise fail(f"--excel shapes a CSV; --format {fmt} is already read by Excel as it is")
-    if lang is not None and lang not in LANGUAGES:
-        raise fail(f"--lang: expected {' or '.join(LANGUAGES)}, got {lang!r}")
+    if lang is not None:
+        language_or_fail(lang)
     if excel:
         separator, bom = ";", True
     if separator not in (",", ";"):

@@ -23,6 +23,7 @@ from retain.commands.common import (
     TransactionsOpt,
     example,
     fail,
+    language_or_fail,
     load,
     load_side_table,
     parse_date,
@@ -61,14 +62,6 @@ def _report_word(english: str, key: str, lang: Language) -> str:
     """``english`` as the terminal always printed it, or the report's Russian word for the
     same figure (serving.ui_text ``key``), so the two never name it differently."""
     return english if lang == "en" else _say(key, lang)
-
-
-def _check_lang(lang: str) -> Language:
-    from retain.serving.labels import LANGUAGES
-
-    if lang not in LANGUAGES:
-        raise fail(f"--lang: expected {' or '.join(LANGUAGES)}, got {lang!r}")
-    return lang  # type: ignore[return-value]
 
 
 def effect_caption(cuped: bool, lang: Language = "en") -> str:
@@ -241,7 +234,7 @@ def effect(
     from retain.serving.effect_store import write_effect
     from retain.serving.store import ScoreStore
 
-    language = _check_lang(lang)
+    language = language_or_fail(lang)
     start, end = measured_span(date_from, date_to, by, example="--from 2026-01-01 --to 2026-07-01")
     if split is not None and split not in SPLITS:
         raise fail(f"--split: expected goal, channel or segment, got {split!r}")
@@ -417,7 +410,7 @@ def channels(
     )
     from retain.commands.common import write_frame, write_json
 
-    language = _check_lang(lang)
+    language = language_or_fail(lang)
     start, end = measured_span(date_from, date_to, by, example="--from 2025-07-01 --to 2026-07-01")
     decision_rules, tx, log = measured_inputs(
         "channels", end, transactions, contacts, out, rules, rejects, on_bad_rows, column_map,
